@@ -1,0 +1,134 @@
+"""A thin adapter: WorkflowService protos in, FrontendService call, protos out.
+
+RPCs not listed in ``_RPCS`` keep the generated servicer's default and answer UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+import grpc
+from google.protobuf.any_pb2 import Any as AnyProto
+from google.rpc import status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+from temporalio.api.workflowservice.v1 import service_pb2_grpc
+
+from odin.errors import OdinError
+from odin.frontend import FrontendService
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "temporal.api.workflowservice.v1.WorkflowService"
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+# Without a client deadline, answer long polls well inside the SDK's own 70 s.
+DEFAULT_TIMEOUT = 65.0
+
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
+
+Call = Callable[[FrontendService, Any, float], Awaitable[Any]]
+
+
+async def _system_info(f: FrontendService, req, timeout: float):
+    return f.system_info()
+
+
+def _plain(method: str) -> Call:
+    async def call(f: FrontendService, req, timeout: float):
+        return await getattr(f, method)(req)
+
+    return call
+
+
+def _timed(method: str) -> Call:
+    async def call(f: FrontendService, req, timeout: float):
+        return await getattr(f, method)(req, timeout)
+
+    return call
+
+
+_RPCS: dict[str, Call] = {
+    "GetSystemInfo": _system_info,
+    "RegisterNamespace": _plain("register_namespace"),
+    "DescribeNamespace": _plain("describe_namespace"),
+    "ListNamespaces": _plain("list_namespaces"),
+    "StartWorkflowExecution": _plain("start_workflow_execution"),
+    "GetWorkflowExecutionHistory": _timed("get_workflow_execution_history"),
+    "PollWorkflowTaskQueue": _timed("poll_workflow_task_queue"),
+    "RespondWorkflowTaskCompleted": _plain("respond_workflow_task_completed"),
+    "RespondWorkflowTaskFailed": _plain("respond_workflow_task_failed"),
+    "PollActivityTaskQueue": _timed("poll_activity_task_queue"),
+    "RecordActivityTaskHeartbeat": _plain("record_activity_task_heartbeat"),
+    "RespondActivityTaskCompleted": _plain("respond_activity_task_completed"),
+    "RespondActivityTaskFailed": _plain("respond_activity_task_failed"),
+    "RespondActivityTaskCanceled": _plain("respond_activity_task_canceled"),
+    "SignalWorkflowExecution": _plain("signal_workflow_execution"),
+    "QueryWorkflow": _timed("query_workflow"),
+    "RespondQueryTaskCompleted": _plain("respond_query_task_completed"),
+    "DescribeWorkflowExecution": _plain("describe_workflow_execution"),
+    "RequestCancelWorkflowExecution": _plain("request_cancel_workflow_execution"),
+    "TerminateWorkflowExecution": _plain("terminate_workflow_execution"),
+    "ShutdownWorker": _plain("shutdown_worker"),
+}
+
+
+def to_status(err: OdinError) -> grpc.Status:
+    status = status_pb2.Status(code=grpc.StatusCode[err.code].value[0], message=err.message)
+    if err.detail is not None:
+        detail = AnyProto()
+        detail.Pack(err.detail)
+        status.details.append(detail)
+    return rpc_status.to_status(status)
+
+
+def _method(name: str, call: Call):
+    async def handler(self, request, context: grpc.aio.ServicerContext):
+        remaining = context.time_remaining()
+        timeout = DEFAULT_TIMEOUT if remaining is None else remaining
+        try:
+            return await call(self.frontend, request, timeout)
+        except OdinError as err:
+            await context.abort_with_status(to_status(err))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("%s failed", name)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name}")
+
+    handler.__name__ = name
+    return handler
+
+
+class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
+    def __init__(self, frontend: FrontendService):
+        self.frontend = frontend
+
+
+for _name, _call in _RPCS.items():
+    setattr(WorkflowService, _name, _method(_name, _call))
+
+
+def build_grpc_server(frontend: FrontendService, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server with the WorkflowService and health; returns it and the bound port."""
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowService(frontend), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC port {host}:{port}")
+    server.health_servicer = health_servicer  # type: ignore[attr-defined]
+    return server, bound
+
+
+async def mark_serving(server: grpc.aio.Server) -> None:
+    hs = server.health_servicer  # type: ignore[attr-defined]
+    for name in ("", SERVICE_NAME):
+        await hs.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -1,0 +1,104 @@
+"""The ``odin`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+from odin.config import DEFAULT_NUM_SHARDS, Settings, database_url_from_env, normalize_database_url, sqlite_url_for_path
+
+
+@click.group()
+@click.option("--log-level", default="WARNING", show_default=True, help="Python logging level.")
+def main(log_level: str) -> None:
+    """Odin: durable workflows speaking Temporal's WorkflowService API."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+async def _serve(settings: Settings, banner: str, auto_migrate: bool) -> None:
+    from odin.server import NotMigrated, OdinServer
+
+    server = OdinServer(settings, auto_migrate=auto_migrate)
+    try:
+        endpoints = await server.start()
+    except NotMigrated as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(banner.format(grpc=f"{endpoints.grpc_host}:{endpoints.grpc_port}"), err=False)
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    click.echo("odin: shutting down")
+    await server.stop()
+
+
+@main.command()
+@click.option("--db", "db_path", default="./odin.db", show_default=True, help="SQLite file; ':memory:' for throw-away.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--grpc-port", default=7233, show_default=True, type=int, help="gRPC (WorkflowService) port; 0 picks one.")
+@click.option("--http-port", default=8080, show_default=True, type=int, help="HTTP port (REST API and web UI).")
+@click.option("--namespace", default="default", show_default=True, help="Namespace created on start.")
+def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str) -> None:
+    """Run every role in one process on SQLite with in-memory queues."""
+    settings = Settings(
+        database_url=sqlite_url_for_path(db_path),
+        grpc_host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        default_namespace=namespace,
+    )
+    banner = f"Odin dev server: gRPC on {{grpc}}, HTTP port {http_port} reserved, database {db_path}, namespace '{namespace}'"
+    asyncio.run(_serve(settings, banner, auto_migrate=True))
+
+
+@main.command()
+@click.option("--database-url", envvar=["ODIN_DATABASE_URL", "DATABASE_URL"], required=True, help="SQL database URL.")
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--grpc-port", default=7233, show_default=True, type=int)
+@click.option("--num-shards", default=DEFAULT_NUM_SHARDS, show_default=True, type=int)
+def server(database_url: str, host: str, grpc_port: int, num_shards: int) -> None:
+    """Run the gRPC front door against a migrated database."""
+    settings = Settings(
+        database_url=normalize_database_url(database_url, asynchronous=True),
+        grpc_host=host,
+        grpc_port=grpc_port,
+        num_shards=num_shards,
+    )
+    asyncio.run(_serve(settings, "Odin server: gRPC on {grpc}", auto_migrate=False))
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command()
+@click.option("--database-url", envvar=["ODIN_DATABASE_URL", "DATABASE_URL"], default=None, help="SQL database URL.")
+def upgrade(database_url: str | None) -> None:
+    """Migrate the database to the newest schema (alembic upgrade head)."""
+    from odin.persistence import migrate
+    from odin.persistence.store import make_engine
+
+    url = database_url or database_url_from_env()
+    if not url:
+        raise click.ClickException("set ODIN_DATABASE_URL or DATABASE_URL, or pass --database-url")
+
+    async def run() -> None:
+        engine = make_engine(normalize_database_url(url, asynchronous=True))
+        try:
+            await migrate.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    click.echo("database is at the newest schema")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,61 @@
+"""One error hierarchy for every door; each adapter maps it to its wire format in one place."""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+
+class OdinError(Exception):
+    """Base error. ``code`` is a gRPC status name; ``detail`` an optional errordetails proto."""
+
+    code = "INTERNAL"
+    http_status = 500
+
+    def __init__(self, message: str, detail: Message | None = None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class InvalidArgument(OdinError):
+    code = "INVALID_ARGUMENT"
+    http_status = 400
+
+
+class NotFound(OdinError):
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class AlreadyExists(OdinError):
+    code = "ALREADY_EXISTS"
+    http_status = 409
+
+
+class FailedPrecondition(OdinError):
+    code = "FAILED_PRECONDITION"
+    http_status = 400
+
+
+class ResourceExhausted(OdinError):
+    code = "RESOURCE_EXHAUSTED"
+    http_status = 429
+
+
+class DeadlineExceeded(OdinError):
+    code = "DEADLINE_EXCEEDED"
+    http_status = 504
+
+
+class Unavailable(OdinError):
+    code = "UNAVAILABLE"
+    http_status = 503
+
+
+class Unimplemented(OdinError):
+    code = "UNIMPLEMENTED"
+    http_status = 501
+
+
+class ConcurrentUpdate(Exception):
+    """A compare-and-swap on a workflow's ``db_version`` lost; the engine reloads and retries."""

@@ -1,0 +1,474 @@
+"""FrontendService: the one place requests are validated and namespaces resolved.
+
+Both doors (gRPC, and the REST app later) call this with WorkflowService request protos and get
+response protos back; errors are ``odin.errors`` exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.common.v1 import Memo, SearchAttributes, WorkflowExecution, WorkflowType
+from temporalio.api.enums.v1 import EventType, HistoryEventFilterType, NamespaceState, PendingActivityState
+from temporalio.api.enums.v1 import QueryRejectCondition
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
+from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
+from temporalio.api.history.v1 import History
+from temporalio.api.namespace.v1 import NamespaceConfig, NamespaceInfo
+from temporalio.api.query.v1 import QueryRejected
+from temporalio.api.replication.v1 import NamespaceReplicationConfig
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflow.v1 import (
+    PendingActivityInfo,
+    PendingWorkflowTaskInfo,
+    WorkflowExecutionConfig,
+    WorkflowExecutionInfo,
+)
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from odin import __version__
+from odin.clock import Clock, monotonic
+from odin.errors import InvalidArgument, NotFound
+from odin.history import activities, tokens
+from odin.history.engine import HistoryEngine
+from odin.history.events import duration, timestamp
+from odin.history.notifier import run_key
+from odin.history.state import MutableState, unpack
+from odin.history.worker_tasks import WorkerTasks
+from odin.persistence.store import ExecutionStore, NamespaceRecord
+
+MAX_ID_LENGTH = 1000
+NAMESPACE_CACHE_TTL = 300.0
+DEFAULT_RETENTION = 72 * 3600.0
+DEFAULT_HISTORY_PAGE = 256
+# Longest a history long poll waits before answering "nothing yet" (Temporal: 20 s).
+HISTORY_LONG_POLL = 20.0
+
+
+def _check_id(value: str, what: str) -> None:
+    if not value:
+        raise InvalidArgument(f"{what} is not set on request.")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"{what} exceeds length limit of {MAX_ID_LENGTH}.")
+
+
+@dataclass
+class _Cached:
+    record: NamespaceRecord
+    at: float
+
+
+class FrontendService:
+    def __init__(self, store: ExecutionStore, engine: HistoryEngine, clock: Clock, long_poll_seconds: float = 60.0):
+        self.store = store
+        self.engine = engine
+        self.tasks = WorkerTasks(engine)
+        self.clock = clock
+        self.long_poll_seconds = long_poll_seconds
+        self._ns_cache: dict[str, _Cached] = {}
+
+    # -- namespaces ------------------------------------------------------------------------
+
+    async def namespace(self, name: str) -> NamespaceRecord:
+        if not name:
+            raise InvalidArgument("Namespace is not set on request.")
+        cached = self._ns_cache.get(name)
+        if cached is not None and monotonic() - cached.at < NAMESPACE_CACHE_TTL:
+            return cached.record
+        record = await self.store.get_namespace(name=name)
+        if record is None:
+            raise NotFound(f"Namespace {name} is not found.", NamespaceNotFoundFailure(namespace=name))
+        self._ns_cache[name] = _Cached(record, monotonic())
+        return record
+
+    async def ensure_namespace(self, name: str, retention_seconds: float = DEFAULT_RETENTION) -> NamespaceRecord:
+        try:
+            return await self.namespace(name)
+        except NotFound:
+            pass
+        req = ws.RegisterNamespaceRequest(namespace=name, workflow_execution_retention_period=duration(retention_seconds))
+        try:
+            await self.register_namespace(req)
+        except Exception:
+            pass  # registered concurrently
+        return await self.namespace(name)
+
+    async def register_namespace(self, req: ws.RegisterNamespaceRequest) -> ws.RegisterNamespaceResponse:
+        _check_id(req.namespace, "Namespace")
+        retention = req.workflow_execution_retention_period.ToTimedelta().total_seconds() or DEFAULT_RETENTION
+        if retention < 0:
+            raise InvalidArgument("WorkflowExecutionRetentionPeriod cannot be negative.")
+        await self.store.create_namespace(
+            NamespaceRecord(
+                id=str(uuid.uuid4()),
+                name=req.namespace,
+                state=NamespaceState.NAMESPACE_STATE_REGISTERED,
+                data={
+                    "description": req.description,
+                    "owner_email": req.owner_email,
+                    "retention_seconds": retention,
+                    "data": dict(req.data),
+                },
+                created_at=self.clock.now(),
+            )
+        )
+        return ws.RegisterNamespaceResponse()
+
+    def _describe_ns(self, ns: NamespaceRecord) -> ws.DescribeNamespaceResponse:
+        return ws.DescribeNamespaceResponse(
+            namespace_info=NamespaceInfo(
+                name=ns.name,
+                id=ns.id,
+                state=ns.state,
+                description=ns.data.get("description", ""),
+                owner_email=ns.data.get("owner_email", ""),
+                data=ns.data.get("data", {}),
+            ),
+            config=NamespaceConfig(workflow_execution_retention_ttl=duration(ns.data.get("retention_seconds", DEFAULT_RETENTION))),
+            replication_config=NamespaceReplicationConfig(active_cluster_name="active"),
+            is_global_namespace=False,
+        )
+
+    async def describe_namespace(self, req: ws.DescribeNamespaceRequest) -> ws.DescribeNamespaceResponse:
+        if req.id:
+            ns = await self.store.get_namespace(id=req.id)
+            if ns is None:
+                raise NotFound(f"Namespace {req.id} is not found.")
+        else:
+            ns = await self.namespace(req.namespace)
+        return self._describe_ns(ns)
+
+    async def list_namespaces(self, req: ws.ListNamespacesRequest) -> ws.ListNamespacesResponse:
+        all_ns = await self.store.list_namespaces()
+        start = int(req.next_page_token or b"0")
+        size = req.page_size or 100
+        page = all_ns[start : start + size]
+        token = str(start + size).encode() if start + size < len(all_ns) else b""
+        return ws.ListNamespacesResponse(namespaces=[self._describe_ns(ns) for ns in page], next_page_token=token)
+
+    # -- starting and addressing runs ------------------------------------------------------
+
+    async def start_workflow_execution(self, req: ws.StartWorkflowExecutionRequest) -> ws.StartWorkflowExecutionResponse:
+        ns = await self.namespace(req.namespace)
+        _check_id(req.workflow_id, "WorkflowId")
+        _check_id(req.workflow_type.name, "WorkflowType")
+        _check_id(req.task_queue.name, "TaskQueue")
+        if len(req.request_id) > MAX_ID_LENGTH:
+            raise InvalidArgument("RequestId exceeds length limit.")
+        for name, value in (
+            ("WorkflowExecutionTimeout", req.workflow_execution_timeout),
+            ("WorkflowRunTimeout", req.workflow_run_timeout),
+            ("WorkflowTaskTimeout", req.workflow_task_timeout),
+            ("WorkflowStartDelay", req.workflow_start_delay),
+        ):
+            if value.seconds < 0 or value.nanos < 0:
+                raise InvalidArgument(f"Invalid {name}: it cannot be negative.")
+        if req.cron_schedule:
+            raise InvalidArgument("CronSchedule is not supported by this server yet.")
+        if req.HasField("workflow_start_delay") and req.cron_schedule:
+            raise InvalidArgument("CronSchedule and WorkflowStartDelay may not be used together.")
+        if req.HasField("retry_policy"):
+            from odin.history import retry
+
+            try:
+                retry.normalize(req.retry_policy)
+            except retry.InvalidRetryPolicy as exc:
+                raise InvalidArgument(str(exc)) from exc
+        if not req.request_id:
+            req.request_id = str(uuid.uuid4())
+        run_id, started = await self.engine.start_workflow(ns.id, ns.name, req)
+        return ws.StartWorkflowExecutionResponse(
+            run_id=run_id, started=started, status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+        )
+
+    async def _target(self, namespace: str, execution: WorkflowExecution, first_execution_run_id: str = ""):
+        ns = await self.namespace(namespace)
+        _check_id(execution.workflow_id, "WorkflowId")
+        run_id = execution.run_id
+        if first_execution_run_id:
+            current = await self.engine.current_run_id(ns.id, execution.workflow_id)
+            if current.first_execution_run_id != first_execution_run_id:
+                raise NotFound("workflow execution not found for the given first execution run id")
+            run_id = current.run_id
+        elif run_id:
+            try:
+                uuid.UUID(run_id)
+            except ValueError:
+                raise InvalidArgument("Invalid RunId.") from None
+        return ns, execution.workflow_id, run_id
+
+    async def signal_workflow_execution(self, req: ws.SignalWorkflowExecutionRequest) -> ws.SignalWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
+        _check_id(req.signal_name, "SignalName")
+        await self.engine.update(
+            ns.id, wid, rid, lambda t: t.signal(req.signal_name, req.input, req.identity, req.header, req.request_id)
+        )
+        return ws.SignalWorkflowExecutionResponse()
+
+    async def request_cancel_workflow_execution(
+        self, req: ws.RequestCancelWorkflowExecutionRequest
+    ) -> ws.RequestCancelWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
+        await self.engine.update(ns.id, wid, rid, lambda t: t.request_cancel(req.reason, req.identity))
+        return ws.RequestCancelWorkflowExecutionResponse()
+
+    async def terminate_workflow_execution(
+        self, req: ws.TerminateWorkflowExecutionRequest
+    ) -> ws.TerminateWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
+        await self.engine.update(ns.id, wid, rid, lambda t: t.terminate(req.reason, req.details, req.identity))
+        return ws.TerminateWorkflowExecutionResponse()
+
+    # -- history ---------------------------------------------------------------------------
+
+    async def get_workflow_execution_history(
+        self, req: ws.GetWorkflowExecutionHistoryRequest, timeout: float
+    ) -> ws.GetWorkflowExecutionHistoryResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+        page = _HistoryToken.parse(req.next_page_token)
+        if page and rid and page.run_id != rid:
+            raise InvalidArgument("Next page token does not match the requested run.")
+        loaded = await self.engine.load(ns.id, wid, page.run_id if page else rid)
+        s = loaded.state
+        budget = min(HISTORY_LONG_POLL, max(timeout - 1.0, 0.0))
+        deadline = monotonic() + budget
+        close_only = req.history_event_filter_type == HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT
+        first = page.next_event_id if page else 1
+        async with self.engine.notifier.subscribe(run_key(ns.id, wid, s.run_id)) as sub:
+            while True:
+                if close_only:
+                    if not s.running:
+                        events = await self.store.read_events(s.run_id, s.close_event_id, s.close_event_id + 1)
+                        return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events))
+                elif first < s.next_event_id:
+                    size = req.maximum_page_size or DEFAULT_HISTORY_PAGE
+                    events = await self.store.read_events(s.run_id, first, s.next_event_id, size)
+                    after = events[-1].event_id + 1 if events else first
+                    more = after < s.next_event_id or (req.wait_new_event and s.running)
+                    token = _HistoryToken(s.run_id, after).encode() if more else b""
+                    return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events), next_page_token=token)
+                if not req.wait_new_event or not s.running:
+                    return ws.GetWorkflowExecutionHistoryResponse(history=History())
+                remaining = deadline - monotonic()
+                if remaining <= 0 or not await sub.wait(remaining):
+                    # Nothing new in time: an empty page with a token tells the client to ask again.
+                    return ws.GetWorkflowExecutionHistoryResponse(
+                        history=History(), next_page_token=_HistoryToken(s.run_id, first).encode()
+                    )
+                s = (await self.engine.load(ns.id, wid, s.run_id)).state
+
+    # -- describe and query ----------------------------------------------------------------
+
+    async def describe_workflow_execution(
+        self, req: ws.DescribeWorkflowExecutionRequest
+    ) -> ws.DescribeWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+        s = (await self.engine.load(ns.id, wid, rid)).state
+        info = execution_info(s)
+        pending = [pending_activity(s, a) for a in s.activities.values()]
+        response = ws.DescribeWorkflowExecutionResponse(
+            execution_config=WorkflowExecutionConfig(
+                task_queue=TaskQueue(name=s.task_queue),
+                workflow_execution_timeout=duration(s.execution_timeout),
+                workflow_run_timeout=duration(s.run_timeout),
+                default_workflow_task_timeout=duration(s.workflow_task_timeout),
+            ),
+            workflow_execution_info=info,
+            pending_activities=pending,
+        )
+        if s.wft is not None:
+            w = s.wft
+            response.pending_workflow_task.CopyFrom(
+                PendingWorkflowTaskInfo(
+                    state=2 if w.started_event_id else 1,
+                    scheduled_time=timestamp(w.scheduled_time),
+                    original_scheduled_time=timestamp(w.scheduled_time),
+                    started_time=timestamp(w.started_time) if w.started_time else None,
+                    attempt=w.attempt,
+                )
+            )
+        return response
+
+    async def query_workflow(self, req: ws.QueryWorkflowRequest, timeout: float) -> ws.QueryWorkflowResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+        _check_id(req.query.query_type, "QueryType")
+        s = (await self.engine.load(ns.id, wid, rid)).state
+        cond = req.query_reject_condition
+        if not s.running and (
+            cond == QueryRejectCondition.QUERY_REJECT_CONDITION_NOT_OPEN
+            or (cond == QueryRejectCondition.QUERY_REJECT_CONDITION_NOT_COMPLETED_CLEANLY and s.status != Status.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+        ):
+            return ws.QueryWorkflowResponse(query_rejected=QueryRejected(status=s.status))
+        answer = await self.tasks.query(ns.id, wid, s.run_id, req.query, max(timeout - 0.5, 0.0))
+        return ws.QueryWorkflowResponse(query_result=answer)
+
+    # -- worker calls ----------------------------------------------------------------------
+
+    def _poll_timeout(self, timeout: float) -> float:
+        return max(min(self.long_poll_seconds, timeout - 1.0), 0.0)
+
+    async def poll_workflow_task_queue(
+        self, req: ws.PollWorkflowTaskQueueRequest, timeout: float
+    ) -> ws.PollWorkflowTaskQueueResponse:
+        ns = await self.namespace(req.namespace)
+        _check_id(req.task_queue.name, "TaskQueue")
+        return await self.tasks.poll_workflow_task(ns.id, ns.name, req.task_queue, req.identity, self._poll_timeout(timeout))
+
+    async def poll_activity_task_queue(
+        self, req: ws.PollActivityTaskQueueRequest, timeout: float
+    ) -> ws.PollActivityTaskQueueResponse:
+        ns = await self.namespace(req.namespace)
+        _check_id(req.task_queue.name, "TaskQueue")
+        return await self.tasks.poll_activity_task(
+            ns.id, ns.name, req.task_queue.name, req.identity, self._poll_timeout(timeout)
+        )
+
+    async def respond_workflow_task_completed(
+        self, req: ws.RespondWorkflowTaskCompletedRequest
+    ) -> ws.RespondWorkflowTaskCompletedResponse:
+        await self.tasks.respond_workflow_task_completed(req)
+        return ws.RespondWorkflowTaskCompletedResponse()
+
+    async def respond_workflow_task_failed(
+        self, req: ws.RespondWorkflowTaskFailedRequest
+    ) -> ws.RespondWorkflowTaskFailedResponse:
+        await self.tasks.respond_workflow_task_failed(req.task_token, req.cause, req.failure, req.identity)
+        return ws.RespondWorkflowTaskFailedResponse()
+
+    async def respond_query_task_completed(
+        self, req: ws.RespondQueryTaskCompletedRequest
+    ) -> ws.RespondQueryTaskCompletedResponse:
+        from temporalio.api.query.v1 import WorkflowQueryResult
+
+        self.tasks.respond_query_task_completed(
+            req.task_token,
+            WorkflowQueryResult(
+                result_type=req.completed_type, answer=req.query_result, error_message=req.error_message, failure=req.failure
+            ),
+        )
+        return ws.RespondQueryTaskCompletedResponse()
+
+    async def record_activity_task_heartbeat(
+        self, req: ws.RecordActivityTaskHeartbeatRequest
+    ) -> ws.RecordActivityTaskHeartbeatResponse:
+        cancel = await self.tasks.activity_update(req.task_token, lambda t, a: activities.heartbeat(t, a, req.details))
+        return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=bool(cancel))
+
+    async def respond_activity_task_completed(
+        self, req: ws.RespondActivityTaskCompletedRequest
+    ) -> ws.RespondActivityTaskCompletedResponse:
+        await self.tasks.activity_update(req.task_token, lambda t, a: activities.completed(t, a, req.result, req.identity))
+        return ws.RespondActivityTaskCompletedResponse()
+
+    async def respond_activity_task_failed(
+        self, req: ws.RespondActivityTaskFailedRequest
+    ) -> ws.RespondActivityTaskFailedResponse:
+        await self.tasks.activity_update(
+            req.task_token, lambda t, a: activities.failed(t, a, req.failure, req.identity, req.last_heartbeat_details)
+        )
+        return ws.RespondActivityTaskFailedResponse()
+
+    async def respond_activity_task_canceled(
+        self, req: ws.RespondActivityTaskCanceledRequest
+    ) -> ws.RespondActivityTaskCanceledResponse:
+        await self.tasks.activity_update(req.task_token, lambda t, a: activities.canceled(t, a, req.details, req.identity))
+        return ws.RespondActivityTaskCanceledResponse()
+
+    async def shutdown_worker(self, req: ws.ShutdownWorkerRequest) -> ws.ShutdownWorkerResponse:
+        ns = await self.namespace(req.namespace)
+        if req.sticky_task_queue:
+            from odin.matching import WORKFLOW
+
+            # The worker's cache is gone: its sticky tasks go back to their normal queue.
+            for entry in await self.engine.queues.drain(ns.id, req.sticky_task_queue, WORKFLOW):
+                if not entry.is_query:
+                    loaded = await self.engine.load(ns.id, entry.workflow_id, entry.run_id)
+                    await self.engine.queues.add(ns.id, loaded.state.task_queue, WORKFLOW, entry)
+        return ws.ShutdownWorkerResponse()
+
+    def system_info(self) -> ws.GetSystemInfoResponse:
+        return ws.GetSystemInfoResponse(
+            server_version=f"odin-{__version__}",
+            capabilities=ws.GetSystemInfoResponse.Capabilities(
+                signal_and_query_header=True,
+                internal_error_differentiation=True,
+                activity_failure_include_heartbeat=True,
+                sdk_metadata=True,
+                upsert_memo=True,
+            ),
+        )
+
+
+@dataclass
+class _HistoryToken:
+    run_id: str
+    next_event_id: int
+
+    def encode(self) -> bytes:
+        return json.dumps({"r": self.run_id, "n": self.next_event_id}).encode()
+
+    @classmethod
+    def parse(cls, data: bytes) -> "_HistoryToken | None":
+        if not data:
+            return None
+        try:
+            raw = json.loads(data)
+            return cls(str(raw["r"]), int(raw["n"]))
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument("Invalid NextPageToken.") from None
+
+
+def execution_info(s: MutableState) -> WorkflowExecutionInfo:
+    info = WorkflowExecutionInfo(
+        execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+        type=WorkflowType(name=s.workflow_type),
+        start_time=timestamp(s.start_time),
+        status=s.status,
+        history_length=s.next_event_id - 1,
+        execution_time=timestamp(s.start_time),
+        memo=unpack(Memo, s.memo),
+        search_attributes=unpack(SearchAttributes, s.search_attributes),
+        task_queue=s.task_queue,
+        history_size_bytes=s.history_size_bytes,
+        first_run_id=s.first_execution_run_id,
+    )
+    if s.close_time:
+        info.close_time.CopyFrom(timestamp(s.close_time))
+        info.execution_duration.CopyFrom(duration(s.close_time - s.start_time))
+    return info
+
+
+def pending_activity(s: MutableState, a) -> PendingActivityInfo:
+    from temporalio.api.common.v1 import ActivityType, Payloads
+    from temporalio.api.failure.v1 import Failure
+
+    if a.cancel_requested:
+        state = PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
+    elif a.started:
+        state = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    else:
+        state = PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+    info = PendingActivityInfo(
+        activity_id=a.activity_id,
+        activity_type=ActivityType(name=a.activity_type),
+        state=state,
+        heartbeat_details=unpack(Payloads, a.heartbeat_details),
+        attempt=a.attempt,
+        maximum_attempts=a.retry.maximum_attempts,
+        scheduled_time=timestamp(a.scheduled_time),
+        last_failure=unpack(Failure, a.last_failure),
+        last_worker_identity=a.last_worker_identity,
+    )
+    if a.last_heartbeat_time:
+        info.last_heartbeat_time.CopyFrom(timestamp(a.last_heartbeat_time))
+    if a.started_time:
+        info.last_started_time.CopyFrom(timestamp(a.started_time))
+    if a.schedule_to_close:
+        info.expiration_time.CopyFrom(timestamp(a.first_scheduled_time + a.schedule_to_close))
+    if not a.started and a.attempt > 1:
+        info.next_attempt_schedule_time.CopyFrom(timestamp(a.scheduled_time))
+    return info

@@ -1,0 +1,216 @@
+"""Activity lifecycle transitions: dispatch, completion, failure with retries, timeouts, heartbeats."""
+
+from __future__ import annotations
+
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.enums.v1 import EventType as E
+from temporalio.api.enums.v1 import RetryState, TimeoutType
+from temporalio.api.failure.v1 import Failure, TimeoutFailureInfo
+from temporalio.api.history.v1 import message_pb2 as h
+
+from odin.errors import NotFound
+from odin.history import retry
+from odin.history.machine import StaleTask, TransferSpec, Transition
+from odin.history.state import ActivityInfo, pack, unpack
+from odin.history.tokens import ActivityTaskToken
+
+_TIMEOUT_LABEL = {
+    TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE: "StartToClose",
+    TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START: "ScheduleToStart",
+    TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE: "ScheduleToClose",
+    TimeoutType.TIMEOUT_TYPE_HEARTBEAT: "Heartbeat",
+}
+
+
+def dispatch(t: Transition, a: ActivityInfo) -> None:
+    """Queue the current attempt and arm its schedule-to-start timeout."""
+    t.transfers.append(
+        TransferSpec(
+            "activity_task", {"scheduled_event_id": a.scheduled_event_id, "attempt": a.attempt, "queue": a.task_queue}
+        )
+    )
+    if a.schedule_to_start:
+        t.timer(
+            "activity_timeout",
+            a.scheduled_time + a.schedule_to_start,
+            scheduled_event_id=a.scheduled_event_id,
+            attempt=a.attempt,
+            timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
+        )
+
+
+def record_started(t: Transition, scheduled_event_id: int, attempt: int, identity: str, request_id: str) -> ActivityInfo:
+    s = t.state
+    a = s.activities.get(scheduled_event_id)
+    if not s.running or a is None or a.attempt != attempt or a.started:
+        raise StaleTask("activity attempt is not pending")
+    a.started_time = t.ts
+    a.started_identity = identity
+    a.last_worker_identity = identity
+    a.request_id = request_id
+    a.last_heartbeat_time = 0.0
+    if a.start_to_close:
+        t.timer(
+            "activity_timeout",
+            t.ts + a.start_to_close,
+            scheduled_event_id=a.scheduled_event_id,
+            attempt=a.attempt,
+            timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+        )
+    if a.heartbeat:
+        t.timer(
+            "activity_timeout",
+            t.ts + a.heartbeat,
+            scheduled_event_id=a.scheduled_event_id,
+            attempt=a.attempt,
+            timeout_type=TimeoutType.TIMEOUT_TYPE_HEARTBEAT,
+        )
+    return a
+
+
+def for_token(t: Transition, token: ActivityTaskToken) -> ActivityInfo:
+    s = t.state
+    a = s.activities.get(token.scheduled_event_id)
+    if not s.running or a is None or a.attempt != token.attempt or not a.started:
+        raise NotFound("Activity task not found.")
+    return a
+
+
+def _close(t: Transition, a: ActivityInfo, event_type: int, attributes) -> None:
+    if a.started:
+        t.append(
+            E.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+            h.ActivityTaskStartedEventAttributes(
+                scheduled_event_id=a.scheduled_event_id,
+                identity=a.started_identity,
+                request_id=a.request_id,
+                attempt=a.attempt,
+                last_failure=unpack(Failure, a.last_failure),
+            ),
+            bufferable=True,
+        )
+    t.append(event_type, attributes, bufferable=True)
+    del t.state.activities[a.scheduled_event_id]
+    t.wft_needed = True
+    t.finish()
+
+
+def completed(t: Transition, a: ActivityInfo, result: Payloads, identity: str) -> None:
+    _close(
+        t,
+        a,
+        E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        h.ActivityTaskCompletedEventAttributes(result=result, scheduled_event_id=a.scheduled_event_id, identity=identity),
+    )
+
+
+def canceled(t: Transition, a: ActivityInfo, details: Payloads, identity: str) -> None:
+    _close(
+        t,
+        a,
+        E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+        h.ActivityTaskCanceledEventAttributes(
+            details=details,
+            latest_cancel_requested_event_id=a.cancel_requested_event_id,
+            scheduled_event_id=a.scheduled_event_id,
+            identity=identity,
+        ),
+    )
+
+
+def failed(t: Transition, a: ActivityInfo, failure: Failure, identity: str, last_heartbeat_details: Payloads) -> None:
+    if last_heartbeat_details.payloads:
+        a.heartbeat_details = pack(last_heartbeat_details)
+    _retry_or_close(t, a, failure, identity, timed_out=False)
+
+
+def heartbeat(t: Transition, a: ActivityInfo, details: Payloads) -> bool:
+    """Record a heartbeat; returns whether cancellation was requested."""
+    if details.payloads:
+        a.heartbeat_details = pack(details)
+    a.last_heartbeat_time = t.ts
+    return a.cancel_requested
+
+
+def retry_due(t: Transition, scheduled_event_id: int, attempt: int) -> None:
+    a = t.state.activities.get(scheduled_event_id)
+    if not t.state.running or a is None or a.attempt != attempt or a.started:
+        raise StaleTask("activity retry no longer pending")
+    dispatch(t, a)
+
+
+def timed_out(t: Transition, scheduled_event_id: int, attempt: int, timeout_type: int) -> None:
+    s = t.state
+    a = s.activities.get(scheduled_event_id)
+    if not s.running or a is None:
+        raise StaleTask("activity closed")
+    if timeout_type != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE and a.attempt != attempt:
+        raise StaleTask("timer of an older attempt")
+    if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and a.started:
+        raise StaleTask("activity started in time")
+    if timeout_type in (TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE, TimeoutType.TIMEOUT_TYPE_HEARTBEAT) and not a.started:
+        raise StaleTask("attempt not running")
+    if timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT:
+        deadline = (a.last_heartbeat_time or a.started_time) + a.heartbeat
+        if deadline > t.ts + 0.001:
+            # A heartbeat arrived since this timer was armed: wait for the new deadline.
+            t.timer(
+                "activity_timeout", deadline, scheduled_event_id=scheduled_event_id, attempt=attempt, timeout_type=timeout_type
+            )
+            return
+    failure = timeout_failure(a, timeout_type)
+    _retry_or_close(t, a, failure, a.started_identity, timed_out=True)
+
+
+def timeout_failure(a: ActivityInfo, timeout_type: int) -> Failure:
+    failure = Failure(
+        message=f"activity {_TIMEOUT_LABEL[timeout_type]} timeout",
+        timeout_failure_info=TimeoutFailureInfo(
+            timeout_type=timeout_type, last_heartbeat_details=unpack(Payloads, a.heartbeat_details)
+        ),
+    )
+    last = unpack(Failure, a.last_failure)
+    if last is not None:
+        failure.cause.CopyFrom(last)
+    return failure
+
+
+def _retry_or_close(t: Transition, a: ActivityInfo, failure: Failure, identity: str, timed_out: bool) -> None:
+    expiration = a.first_scheduled_time + a.schedule_to_close if a.schedule_to_close else 0.0
+    state, delay = retry.decide(a.retry, a.attempt, failure, t.ts, expiration, a.cancel_requested)
+    if state == RetryState.RETRY_STATE_IN_PROGRESS:
+        a.attempt += 1
+        a.scheduled_time = t.ts + delay
+        a.started_time = 0.0
+        a.started_identity = ""
+        a.request_id = ""
+        a.last_failure = pack(failure)
+        t.timer("activity_retry", a.scheduled_time, scheduled_event_id=a.scheduled_event_id, attempt=a.attempt)
+        return
+    if timed_out:
+        if state == RetryState.RETRY_STATE_TIMEOUT and failure.timeout_failure_info.timeout_type not in (
+            TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
+            TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+        ):
+            cause = Failure()
+            cause.CopyFrom(failure)
+            failure = timeout_failure(a, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE)
+            failure.message = "Not enough time to schedule next retry before activity ScheduleToClose timeout, giving up retrying"
+            failure.cause.CopyFrom(cause)
+        _close(
+            t,
+            a,
+            E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+            h.ActivityTaskTimedOutEventAttributes(
+                failure=failure, scheduled_event_id=a.scheduled_event_id, retry_state=state
+            ),
+        )
+    else:
+        _close(
+            t,
+            a,
+            E.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+            h.ActivityTaskFailedEventAttributes(
+                failure=failure, scheduled_event_id=a.scheduled_event_id, identity=identity, retry_state=state
+            ),
+        )

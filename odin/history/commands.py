@@ -1,0 +1,404 @@
+"""Workflow task completion: validate the worker's commands and turn each into its event (pure)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from temporalio.api.command.v1 import Command
+from temporalio.api.common.v1 import Memo, SearchAttributes
+from temporalio.api.enums.v1 import CommandType as C
+from temporalio.api.enums.v1 import EventType as E
+from temporalio.api.enums.v1 import RetryState, TaskQueueKind, TimeoutType
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
+from temporalio.api.failure.v1 import Failure, ServerFailureInfo
+from temporalio.api.history.v1 import message_pb2 as h
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import RespondWorkflowTaskCompletedRequest
+
+from odin.errors import InvalidArgument
+from odin.history import activities, retry
+from odin.history.events import duration, seconds
+from odin.history.machine import DEFAULT_STICKY_SCHEDULE_TO_START, Transition, restore, snapshot
+from odin.history.state import ActivityInfo, TimerInfo, pack, unpack
+from odin.history.tokens import WorkflowTaskToken
+
+MAX_ID_LENGTH = 1000
+
+CLOSE_COMMANDS = {
+    C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+    C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION,
+    C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION,
+    C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
+}
+
+
+class BadCommand(Exception):
+    def __init__(self, cause: int, message: str):
+        super().__init__(message)
+        self.cause = cause
+        self.message = message
+
+
+def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: RespondWorkflowTaskCompletedRequest) -> None:
+    """Apply a completion. Invalid commands fail the task instead; the caller then gets
+    ``InvalidArgument`` (raised by the engine after the failure is committed)."""
+    t.check_workflow_task(token)
+    s = t.state
+    if s.buffered_events and any(c.command_type in CLOSE_COMMANDS for c in req.commands):
+        # New events arrived while the worker decided to close: it must see them first.
+        t.fail_workflow_task(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+            Failure(
+                message="UnhandledCommand",
+                server_failure_info=ServerFailureInfo(non_retryable=False),
+            ),
+            req.identity,
+        )
+        t.deferred_error = InvalidArgument("UnhandledCommand")
+        return
+    snap = snapshot(t)
+    try:
+        _apply(t, req)
+    except BadCommand as bad:
+        restore(t, snap)
+        t.fail_workflow_task(
+            bad.cause, Failure(message=bad.message, server_failure_info=ServerFailureInfo()), req.identity
+        )
+        t.deferred_error = InvalidArgument(bad.message)
+
+
+def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
+    s = t.state
+    w = s.wft
+    completed = t.append(
+        E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+        h.WorkflowTaskCompletedEventAttributes(
+            scheduled_event_id=w.scheduled_event_id,
+            started_event_id=w.started_event_id,
+            identity=req.identity,
+            binary_checksum=req.binary_checksum,
+            sdk_metadata=req.sdk_metadata,
+            metering_metadata=req.metering_metadata,
+        ),
+    )
+    s.wft = None
+    s.last_completed_wft_started_event_id = w.started_event_id
+    s.completed_wft_count += 1
+    s.next_wft_attempt = 1
+    sticky = req.sticky_attributes
+    if sticky.worker_task_queue.name:
+        s.sticky_queue = sticky.worker_task_queue.name
+        s.sticky_schedule_to_start = seconds(sticky.schedule_to_start_timeout) or DEFAULT_STICKY_SCHEDULE_TO_START
+    else:
+        s.sticky_queue = ""
+    for command in req.commands:
+        if not s.running:
+            raise BadCommand(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES,
+                f"Command {C.Name(command.command_type)} follows a command that closed the workflow.",
+            )
+        handler = _HANDLERS.get(command.command_type)
+        if handler is None:
+            raise BadCommand(
+                _UNSUPPORTED_CAUSE.get(command.command_type, Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND),
+                f"Command {C.Name(command.command_type) if command.command_type in C.values() else command.command_type}"
+                " is not supported by this server.",
+            )
+        field, cause = handler[1], handler[2]
+        if command.WhichOneof("attributes") != field:
+            raise BadCommand(cause, f"{C.Name(command.command_type)} requires {field}.")
+        handler[0](t, getattr(command, field), completed.event_id)
+    if s.running:
+        if t.flush_buffer() or req.force_create_new_workflow_task:
+            t.wft_needed = True
+        t.finish()
+
+
+# -- command handlers ---------------------------------------------------------------------
+
+
+def _check_id(value: str, what: str, cause: int) -> None:
+    if not value:
+        raise BadCommand(cause, f"{what} is not set on command.")
+    if len(value) > MAX_ID_LENGTH:
+        raise BadCommand(cause, f"{what} exceeds length limit.")
+
+
+def _schedule_activity(t: Transition, a, completed_id: int) -> None:
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
+    s = t.state
+    _check_id(a.activity_id, "ActivityId", bad)
+    _check_id(a.activity_type.name, "ActivityType", bad)
+    if s.activity_by_id(a.activity_id) is not None:
+        raise BadCommand(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
+            f"Activity with id {a.activity_id} is already pending.",
+        )
+    queue = a.task_queue.name or s.task_queue
+    if len(queue) > MAX_ID_LENGTH:
+        raise BadCommand(bad, "TaskQueue exceeds length limit.")
+    s2c, s2s = seconds(a.schedule_to_close_timeout), seconds(a.schedule_to_start_timeout)
+    stc, hb = seconds(a.start_to_close_timeout), seconds(a.heartbeat_timeout)
+    if min(s2c, s2s, stc, hb) < 0:
+        raise BadCommand(bad, "A timeout on ScheduleActivityTaskCommand is negative.")
+    run = s.run_timeout
+    if s2c > 0:
+        s2s = min(s2s or s2c, s2c)
+        stc = min(stc or s2c, s2c)
+    elif stc > 0:
+        s2c = run
+        s2s = s2s or run
+    else:
+        raise BadCommand(bad, "A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand.")
+    if run > 0:
+        s2c, s2s, stc = (min(x or run, run) for x in (s2c, s2s, stc))
+    if stc and hb > stc:
+        hb = stc
+    try:
+        policy = retry.normalize(a.retry_policy if a.HasField("retry_policy") else None)
+    except retry.InvalidRetryPolicy as exc:
+        raise BadCommand(bad, str(exc)) from exc
+    event = t.append(
+        E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
+        h.ActivityTaskScheduledEventAttributes(
+            activity_id=a.activity_id,
+            activity_type=a.activity_type,
+            task_queue=TaskQueue(name=queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+            header=a.header,
+            input=a.input,
+            schedule_to_close_timeout=duration(s2c),
+            schedule_to_start_timeout=duration(s2s),
+            start_to_close_timeout=duration(stc),
+            heartbeat_timeout=duration(hb),
+            workflow_task_completed_event_id=completed_id,
+            retry_policy=policy,
+            priority=a.priority,
+        ),
+    )
+    info = ActivityInfo(
+        scheduled_event_id=event.event_id,
+        activity_id=a.activity_id,
+        activity_type=a.activity_type.name,
+        task_queue=queue,
+        attempt=1,
+        first_scheduled_time=t.ts,
+        scheduled_time=t.ts,
+        schedule_to_close=s2c,
+        schedule_to_start=s2s,
+        start_to_close=stc,
+        heartbeat=hb,
+        retry=retry.info_of(policy),
+    )
+    s.activities[event.event_id] = info
+    activities.dispatch(t, info)
+    if s2c:
+        t.timer(
+            "activity_timeout",
+            t.ts + s2c,
+            scheduled_event_id=event.event_id,
+            attempt=1,
+            timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
+        )
+
+
+def _request_cancel_activity(t: Transition, a, completed_id: int) -> None:
+    s = t.state
+    info = s.activities.get(a.scheduled_event_id)
+    if info is None:
+        raise BadCommand(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
+            f"No pending activity with scheduled event id {a.scheduled_event_id}.",
+        )
+    requested = t.append(
+        E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
+        h.ActivityTaskCancelRequestedEventAttributes(
+            scheduled_event_id=a.scheduled_event_id, workflow_task_completed_event_id=completed_id
+        ),
+    )
+    info.cancel_requested = True
+    info.cancel_requested_event_id = requested.event_id
+    if not info.started:
+        # Not running anywhere (queued, or waiting for a retry): cancelled at once.
+        activities.canceled(t, info, None, "")
+
+
+def _start_timer(t: Transition, a, completed_id: int) -> None:
+    s = t.state
+    _check_id(a.timer_id, "TimerId", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES)
+    if a.timer_id in s.timers:
+        raise BadCommand(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID, f"Timer with id {a.timer_id} is already pending."
+        )
+    fire_in = seconds(a.start_to_fire_timeout)
+    if fire_in <= 0:
+        raise BadCommand(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES, "A valid StartToFireTimeout is not set on command."
+        )
+    event = t.append(
+        E.EVENT_TYPE_TIMER_STARTED,
+        h.TimerStartedEventAttributes(
+            timer_id=a.timer_id, start_to_fire_timeout=a.start_to_fire_timeout, workflow_task_completed_event_id=completed_id
+        ),
+    )
+    s.timers[a.timer_id] = TimerInfo(a.timer_id, event.event_id, t.ts + fire_in)
+    t.timer("user_timer", t.ts + fire_in, timer_id=a.timer_id, started_event_id=event.event_id)
+
+
+def _cancel_timer(t: Transition, a, completed_id: int) -> None:
+    s = t.state
+    timer = s.timers.get(a.timer_id)
+    if timer is None:
+        raise BadCommand(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES, f"No pending timer with id {a.timer_id}."
+        )
+    del s.timers[a.timer_id]
+    t.append(
+        E.EVENT_TYPE_TIMER_CANCELED,
+        h.TimerCanceledEventAttributes(
+            timer_id=a.timer_id, started_event_id=timer.started_event_id, workflow_task_completed_event_id=completed_id
+        ),
+    )
+
+
+def _complete(t: Transition, a, completed_id: int) -> None:
+    t.close(
+        Status.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+        h.WorkflowExecutionCompletedEventAttributes(result=a.result, workflow_task_completed_event_id=completed_id),
+    )
+
+
+def _fail(t: Transition, a, completed_id: int) -> None:
+    t.close(
+        Status.WORKFLOW_EXECUTION_STATUS_FAILED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
+        h.WorkflowExecutionFailedEventAttributes(
+            failure=a.failure,
+            retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET,
+            workflow_task_completed_event_id=completed_id,
+        ),
+    )
+
+
+def _cancel(t: Transition, a, completed_id: int) -> None:
+    t.close(
+        Status.WORKFLOW_EXECUTION_STATUS_CANCELED,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
+        h.WorkflowExecutionCanceledEventAttributes(details=a.details, workflow_task_completed_event_id=completed_id),
+    )
+
+
+def _record_marker(t: Transition, a, completed_id: int) -> None:
+    _check_id(a.marker_name, "MarkerName", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES)
+    t.append(
+        E.EVENT_TYPE_MARKER_RECORDED,
+        h.MarkerRecordedEventAttributes(
+            marker_name=a.marker_name,
+            details=a.details,
+            header=a.header,
+            failure=a.failure,
+            workflow_task_completed_event_id=completed_id,
+        ),
+    )
+
+
+def _upsert_search_attributes(t: Transition, a, completed_id: int) -> None:
+    s = t.state
+    merged = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
+    for name, payload in a.search_attributes.indexed_fields.items():
+        if payload.data in (b"null", b"[]") or not payload.data:
+            merged.indexed_fields.pop(name, None)
+        else:
+            merged.indexed_fields[name].CopyFrom(payload)
+    s.search_attributes = pack(merged)
+    t.append(
+        E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+        h.UpsertWorkflowSearchAttributesEventAttributes(
+            search_attributes=a.search_attributes, workflow_task_completed_event_id=completed_id
+        ),
+    )
+
+
+def _modify_properties(t: Transition, a, completed_id: int) -> None:
+    s = t.state
+    merged = unpack(Memo, s.memo) or Memo()
+    for name, payload in a.upserted_memo.fields.items():
+        if payload.data in (b"null",) or not payload.data:
+            merged.fields.pop(name, None)
+        else:
+            merged.fields[name].CopyFrom(payload)
+    s.memo = pack(merged)
+    t.append(
+        E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+        h.WorkflowPropertiesModifiedEventAttributes(
+            upserted_memo=a.upserted_memo, workflow_task_completed_event_id=completed_id
+        ),
+    )
+
+
+Handler = tuple[Callable[[Transition, object, int], None], str, int]
+
+_HANDLERS: dict[int, Handler] = {
+    C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: (
+        _schedule_activity,
+        "schedule_activity_task_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+    ),
+    C.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK: (
+        _request_cancel_activity,
+        "request_cancel_activity_task_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
+    ),
+    C.COMMAND_TYPE_START_TIMER: (
+        _start_timer,
+        "start_timer_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+    ),
+    C.COMMAND_TYPE_CANCEL_TIMER: (
+        _cancel_timer,
+        "cancel_timer_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
+    ),
+    C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION: (
+        _complete,
+        "complete_workflow_execution_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES,
+    ),
+    C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION: (
+        _fail,
+        "fail_workflow_execution_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
+    ),
+    C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION: (
+        _cancel,
+        "cancel_workflow_execution_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES,
+    ),
+    C.COMMAND_TYPE_RECORD_MARKER: (
+        _record_marker,
+        "record_marker_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
+    ),
+    C.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: (
+        _upsert_search_attributes,
+        "upsert_workflow_search_attributes_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES,
+    ),
+    C.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES: (
+        _modify_properties,
+        "modify_workflow_properties_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES,
+    ),
+}
+
+# Commands this server does not carry out yet fail the task with the cause naming them.
+_UNSUPPORTED_CAUSE = {
+    C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES,
+    C.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES,
+    C.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
+    C.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
+    C.COMMAND_TYPE_PROTOCOL_MESSAGE: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
+    C.COMMAND_TYPE_SCHEDULE_NEXUS_OPERATION: Cause.WORKFLOW_TASK_FAILED_CAUSE_FEATURE_DISABLED,
+    C.COMMAND_TYPE_REQUEST_CANCEL_NEXUS_OPERATION: Cause.WORKFLOW_TASK_FAILED_CAUSE_FEATURE_DISABLED,
+}

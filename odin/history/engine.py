@@ -1,0 +1,322 @@
+"""The history engine: load mutable state, apply a pure transition, commit it in one transaction,
+then hand the new outbox tasks to matching and the timer scheduler."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+import zlib
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
+from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as Conflict
+from temporalio.api.enums.v1 import WorkflowIdReusePolicy as Reuse
+from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
+from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
+
+from odin.clock import Clock
+from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted
+from odin.history import activities
+from odin.history.machine import StaleTask, Transition
+from odin.history.notifier import Notifier, run_key
+from odin.history.start import new_run
+from odin.history.state import MutableState
+from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
+from odin.persistence.store import (
+    Batch,
+    CurrentExecution,
+    CurrentWrite,
+    ExecutionRecord,
+    ExecutionStore,
+    OutboxTask,
+    WorkflowWrite,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_CONFLICT_RETRIES = 20
+# A sticky queue nobody polled for this long is treated as dead (Temporal uses 10 s).
+STICKY_POLLER_WINDOW = 10.0
+
+_FAILED_STATES = {
+    Status.WORKFLOW_EXECUTION_STATUS_FAILED,
+    Status.WORKFLOW_EXECUTION_STATUS_CANCELED,
+    Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+    Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+}
+
+
+def shard_for(namespace_id: str, workflow_id: str, num_shards: int) -> int:
+    return zlib.crc32(f"{namespace_id}\x00{workflow_id}".encode()) % num_shards
+
+
+@dataclass
+class Loaded:
+    record: ExecutionRecord
+    state: MutableState
+
+
+class HistoryEngine:
+    def __init__(self, store: ExecutionStore, queues: TaskQueues, notifier: Notifier, clock: Clock, num_shards: int):
+        self.store = store
+        self.queues = queues
+        self.notifier = notifier
+        self.clock = clock
+        self.num_shards = num_shards
+        self.timer_wakeup: Callable = lambda fire_at: None
+
+    # -- loading ---------------------------------------------------------------------------
+
+    async def current_run_id(self, namespace_id: str, workflow_id: str) -> CurrentExecution:
+        current = await self.store.get_current(namespace_id, workflow_id)
+        if current is None:
+            raise NotFound(f"workflow not found for ID: {workflow_id}")
+        return current
+
+    async def load(self, namespace_id: str, workflow_id: str, run_id: str = "") -> Loaded:
+        if not run_id:
+            run_id = (await self.current_run_id(namespace_id, workflow_id)).run_id
+        record = await self.store.get_execution(namespace_id, workflow_id, run_id)
+        if record is None:
+            raise NotFound(f"workflow execution not found for ID: {workflow_id} run ID: {run_id}")
+        return Loaded(record, MutableState.from_bytes(record.state))
+
+    # -- the update loop -------------------------------------------------------------------
+
+    async def update(
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        op: Callable[[Transition], T],
+        *,
+        delete_transfer_ids: tuple[str, ...] = (),
+        delete_timer_ids: tuple[str, ...] = (),
+    ) -> tuple[T, Transition]:
+        """Apply ``op`` to the run's state and commit; retried from a fresh load on CAS conflicts."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            loaded = await self.load(namespace_id, workflow_id, run_id)
+            before = loaded.record.state
+            t = Transition(loaded.state, self.clock.now())
+            result = op(t)
+            batch = Batch(delete_transfer_ids=list(delete_transfer_ids), delete_timer_ids=list(delete_timer_ids))
+            after = t.state.to_bytes()
+            if after == before and not (t.events or t.transfers or t.timers or batch.delete_transfer_ids or batch.delete_timer_ids):
+                if t.deferred_error:
+                    raise t.deferred_error
+                return result, t
+            self._add_write(batch, t, loaded.record, after)
+            try:
+                await self.store.commit(batch)
+            except ConcurrentUpdate:
+                continue
+            await self._after_commit(batch, [t])
+            if t.deferred_error:
+                raise t.deferred_error
+            return result, t
+        raise ResourceExhausted("Workflow is busy: too many concurrent updates, try again.")
+
+    def _add_write(self, batch: Batch, t: Transition, record: ExecutionRecord | None, state_bytes: bytes) -> None:
+        s = t.state
+        new_record = ExecutionRecord(
+            namespace_id=s.namespace_id,
+            workflow_id=s.workflow_id,
+            run_id=s.run_id,
+            shard_id=record.shard_id if record else shard_for(s.namespace_id, s.workflow_id, self.num_shards),
+            status=s.status,
+            next_event_id=s.next_event_id,
+            db_version=(record.db_version + 1) if record else 1,
+            state=state_bytes,
+        )
+        batch.workflows.append(
+            WorkflowWrite(
+                record=new_record,
+                expected_db_version=record.db_version if record else None,
+                events=t.events,
+                visibility=visibility_row(s) if (t.events or record is None) else None,
+                closed=t.closed,
+            )
+        )
+        if t.closed and record is not None:
+            batch.current.append(
+                CurrentWrite(
+                    CurrentExecution(
+                        namespace_id=s.namespace_id,
+                        workflow_id=s.workflow_id,
+                        run_id=s.run_id,
+                        first_execution_run_id=s.first_execution_run_id,
+                        create_request_id=s.start_request_id,
+                        status=s.status,
+                    ),
+                    expected_run_id=s.run_id,
+                )
+            )
+        now = t.now
+        for spec in t.transfers:
+            batch.transfer_tasks.append(
+                OutboxTask(uuid.uuid4().hex, new_record.shard_id, s.namespace_id, s.workflow_id, s.run_id, spec.kind, spec.data, now)
+            )
+        for spec in t.timers:
+            from datetime import datetime, timezone
+
+            fire_at = datetime.fromtimestamp(spec.fire_at, timezone.utc)
+            batch.timer_tasks.append(
+                OutboxTask(
+                    uuid.uuid4().hex, new_record.shard_id, s.namespace_id, s.workflow_id, s.run_id, spec.kind, spec.data, now, fire_at
+                )
+            )
+
+    async def _after_commit(self, batch: Batch, transitions: list[Transition]) -> None:
+        for task in batch.transfer_tasks:
+            try:
+                await self.dispatch_transfer(task)
+            except Exception:  # the row stays in SQL; the transfer sweep queues it again
+                log.exception("could not queue transfer task %s", task.task_id)
+        if batch.timer_tasks:
+            self.timer_wakeup(min(task.fire_at for task in batch.timer_tasks))
+        for t in transitions:
+            if t.events:
+                s = t.state
+                await self.notifier.notify(run_key(s.namespace_id, s.workflow_id, s.run_id))
+
+    # -- outbox processing -----------------------------------------------------------------
+
+    async def dispatch_transfer(self, task: OutboxTask) -> None:
+        """Put a transfer task's entry on its queue (idempotent: the queue de-duplicates by id)."""
+        d = task.data
+        entry = TaskEntry(
+            task_id=task.task_id,
+            namespace_id=task.namespace_id,
+            workflow_id=task.workflow_id,
+            run_id=task.run_id,
+            scheduled_event_id=d["scheduled_event_id"],
+            attempt=d.get("attempt", 0),
+        )
+        if task.kind == "workflow_task":
+            queue = d["queue"]
+            if d["sticky"] and not await self.queues.has_recent_poller(
+                task.namespace_id, queue, WORKFLOW, STICKY_POLLER_WINDOW
+            ):
+                queue = await self._normal_queue_of(task)
+            await self.queues.add(task.namespace_id, queue, WORKFLOW, entry)
+        elif task.kind == "activity_task":
+            await self.queues.add(task.namespace_id, d["queue"], ACTIVITY, entry)
+        else:
+            log.error("unknown transfer task kind %s", task.kind)
+
+    async def _normal_queue_of(self, task: OutboxTask) -> str:
+        loaded = await self.load(task.namespace_id, task.workflow_id, task.run_id)
+        return loaded.state.task_queue
+
+    async def requeue_transfer_tasks(self, limit: int = 100_000) -> int:
+        """Queue every transfer task still in SQL (after a restart or a queue-store loss)."""
+        tasks = await self.store.list_transfer_tasks(limit)
+        for task in tasks:
+            await self.dispatch_transfer(task)
+        return len(tasks)
+
+    async def fire_timer(self, task: OutboxTask) -> None:
+        d = task.data
+        ops: dict[str, Callable[[Transition], None]] = {
+            "user_timer": lambda t: t.fire_timer(d["timer_id"], d["started_event_id"]),
+            "activity_timeout": lambda t: activities.timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"]),
+            "activity_retry": lambda t: activities.retry_due(t, d["scheduled_event_id"], d["attempt"]),
+            "wft_timeout": lambda t: t.time_out_workflow_task(d["scheduled_event_id"], d["started_event_id"], d["timeout_type"]),
+            "run_timeout": lambda t: t.run_timed_out(),
+            "first_wft": lambda t: t.first_workflow_task_due(),
+        }
+        op = ops.get(task.kind)
+        try:
+            if op is None:
+                raise StaleTask(f"unknown timer kind {task.kind}")
+            await self.update(task.namespace_id, task.workflow_id, task.run_id, op, delete_timer_ids=(task.task_id,))
+        except (StaleTask, NotFound):
+            await self.store.delete_timer_task(task.task_id)
+
+    # -- starting runs ---------------------------------------------------------------------
+
+    async def start_workflow(self, namespace_id: str, namespace: str, req: StartWorkflowExecutionRequest) -> tuple[str, bool]:
+        """Start a run, honouring request-id idempotency and the id reuse/conflict policies.
+        Returns ``(run_id, started)``."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            current = await self.store.get_current(namespace_id, req.workflow_id)
+            batch = Batch()
+            terminated: Transition | None = None
+            if current is not None:
+                if current.create_request_id == req.request_id:
+                    return current.run_id, True
+                if current.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
+                    policy = req.workflow_id_conflict_policy
+                    if req.workflow_id_reuse_policy == Reuse.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING:
+                        policy = Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+                    if policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING:
+                        return current.run_id, False
+                    if policy != Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING:
+                        raise _already_started(req.workflow_id, current)
+                    loaded = await self.load(namespace_id, req.workflow_id, current.run_id)
+                    terminated = Transition(loaded.state, self.clock.now())
+                    terminated.terminate("TerminateIfRunning WorkflowIdReusePolicy", None, req.identity)
+                    self._add_write(batch, terminated, loaded.record, terminated.state.to_bytes())
+                    batch.current.clear()
+                else:
+                    reuse = req.workflow_id_reuse_policy
+                    if reuse == Reuse.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE or (
+                        reuse == Reuse.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
+                        and current.status not in _FAILED_STATES
+                    ):
+                        raise _already_started(req.workflow_id, current)
+            run_id = str(uuid.uuid4())
+            t = new_run(namespace_id=namespace_id, namespace=namespace, run_id=run_id, request=req, now=self.clock.now())
+            self._add_write(batch, t, None, t.state.to_bytes())
+            batch.current.append(
+                CurrentWrite(
+                    CurrentExecution(namespace_id, req.workflow_id, run_id, run_id, req.request_id, t.state.status),
+                    expected_run_id=current.run_id if current else None,
+                )
+            )
+            try:
+                await self.store.commit(batch)
+            except ConcurrentUpdate:
+                continue
+            await self._after_commit(batch, [t] + ([terminated] if terminated else []))
+            return run_id, True
+        raise ResourceExhausted("Workflow id is busy: too many concurrent starts, try again.")
+
+
+def _already_started(workflow_id: str, current: CurrentExecution) -> AlreadyExists:
+    return AlreadyExists(
+        f"Workflow execution is already running. WorkflowId: {workflow_id}, RunId: {current.run_id}.",
+        WorkflowExecutionAlreadyStartedFailure(start_request_id=current.create_request_id, run_id=current.run_id),
+    )
+
+
+def visibility_row(s: MutableState) -> dict:
+    from datetime import datetime, timezone
+
+    def at(ts: float):
+        return datetime.fromtimestamp(ts, timezone.utc) if ts else None
+
+    from odin.history.state import unpack
+    from temporalio.api.common.v1 import Memo, SearchAttributes
+
+    memo = unpack(Memo, s.memo)
+    sa = unpack(SearchAttributes, s.search_attributes)
+    return {
+        "workflow_id": s.workflow_id,
+        "workflow_type": s.workflow_type,
+        "status": s.status,
+        "start_time": at(s.start_time),
+        "execution_time": at(s.start_time),
+        "close_time": at(s.close_time),
+        "history_length": s.next_event_id - 1,
+        "history_size_bytes": s.history_size_bytes,
+        "task_queue": s.task_queue,
+        "first_execution_run_id": s.first_execution_run_id,
+        "parent_workflow_id": s.parent_workflow_id or None,
+        "parent_run_id": s.parent_run_id or None,
+        "memo": memo.SerializeToString() if memo else None,
+        "search_attributes": sa.SerializeToString() if sa else None,
+    }

@@ -1,0 +1,46 @@
+"""Building ``temporal.api.history.v1.HistoryEvent`` values (pure helpers)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+
+_PREFIX = len("EVENT_TYPE_")
+
+
+def attributes_field(event_type: int) -> str:
+    """``EVENT_TYPE_TIMER_FIRED`` -> ``timer_fired_event_attributes``."""
+    return EventType.Name(event_type)[_PREFIX:].lower() + "_event_attributes"
+
+
+def make_event(event_type: int, attributes: Message, at: datetime) -> HistoryEvent:
+    event = HistoryEvent(event_type=event_type, event_time=timestamp(at))
+    getattr(event, attributes_field(event_type)).CopyFrom(attributes)
+    return event
+
+
+def attributes_of(event: HistoryEvent) -> Message:
+    return getattr(event, attributes_field(event.event_type))
+
+
+def timestamp(at: datetime | float) -> Timestamp:
+    ts = Timestamp()
+    if isinstance(at, (int, float)):
+        at = datetime.fromtimestamp(at, timezone.utc)
+    ts.FromDatetime(at)
+    return ts
+
+
+def duration(seconds: float) -> Duration:
+    d = Duration()
+    d.FromTimedelta(timedelta(seconds=seconds))
+    return d
+
+
+def seconds(d: Duration) -> float:
+    return d.seconds + d.nanos / 1e9

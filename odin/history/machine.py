@@ -1,0 +1,373 @@
+"""The workflow state machine: pure transitions of one run's mutable state.
+
+A ``Transition`` wraps a ``MutableState`` and the current time. Operations append history events
+(assigning contiguous ids, or buffering them while a workflow task is in flight), change the state
+and collect the outbox tasks the change implies. The engine persists all of it in one transaction.
+No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.protobuf.message import Message
+from temporalio.api.enums.v1 import EventType as E
+from temporalio.api.enums.v1 import RetryState, TaskQueueKind, TimeoutType, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
+from temporalio.api.failure.v1 import Failure
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.history.v1 import message_pb2 as h
+from temporalio.api.taskqueue.v1 import TaskQueue
+
+from odin.errors import NotFound
+from odin.history.events import attributes_of, duration, make_event
+from odin.history.state import MutableState, WorkflowTaskInfo
+from odin.history.tokens import WorkflowTaskToken
+
+# How many signal request ids a run remembers for de-duplication.
+SIGNAL_REQUEST_ID_WINDOW = 1000
+DEFAULT_STICKY_SCHEDULE_TO_START = 10.0
+
+_ACTIVITY_OUTCOMES = {
+    E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+    E.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+    E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+    E.EVENT_TYPE_ACTIVITY_TASK_CANCELED,
+}
+
+
+class StaleTask(Exception):
+    """An outbox task or queue entry that no longer matches the state; dropped without effect."""
+
+
+@dataclass
+class TransferSpec:
+    kind: str  # "workflow_task" | "activity_task"
+    data: dict
+
+
+@dataclass
+class TimerSpec:
+    kind: str  # "user_timer" | "activity_timeout" | "activity_retry" | "wft_timeout" | "run_timeout" | "first_wft"
+    fire_at: float
+    data: dict
+
+
+class Transition:
+    def __init__(self, state: MutableState, now: datetime):
+        self.state = state
+        self.now = now
+        self.ts = now.timestamp()
+        self.events: list[HistoryEvent] = []
+        self.transfers: list[TransferSpec] = []
+        self.timers: list[TimerSpec] = []
+        self.closed = False
+        self.wft_needed = False
+        # An error for the caller that must not roll the transition back (e.g. UnhandledCommand).
+        self.deferred_error: Exception | None = None
+        self._started_ids: dict[int, int] = {}
+
+    # -- events ----------------------------------------------------------------------------
+
+    def append(self, event_type: int, attributes: Message, *, bufferable: bool = False) -> HistoryEvent | None:
+        """Add an event. Bufferable events wait (no id) while a workflow task is started."""
+        event = make_event(event_type, attributes, self.now)
+        wft = self.state.wft
+        if bufferable and wft is not None and wft.started_event_id:
+            self.state.buffered_events.append(base64.b64encode(event.SerializeToString()).decode())
+            return None
+        self._assign_id(event)
+        return event
+
+    def _assign_id(self, event: HistoryEvent) -> None:
+        s = self.state
+        event.event_id = s.next_event_id
+        s.next_event_id += 1
+        if event.event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            a = event.activity_task_started_event_attributes
+            self._started_ids[a.scheduled_event_id] = event.event_id
+        elif event.event_type in _ACTIVITY_OUTCOMES:
+            a = attributes_of(event)
+            if a.scheduled_event_id in self._started_ids:
+                a.started_event_id = self._started_ids[a.scheduled_event_id]
+        s.history_size_bytes += event.ByteSize()
+        self.events.append(event)
+
+    def flush_buffer(self) -> bool:
+        buffered = self.state.buffered_events
+        if not buffered:
+            return False
+        self.state.buffered_events = []
+        for raw in buffered:
+            self._assign_id(HistoryEvent.FromString(base64.b64decode(raw)))
+        return True
+
+    def timer(self, kind: str, fire_at: float, **data) -> None:
+        self.timers.append(TimerSpec(kind, fire_at, data))
+
+    # -- workflow tasks --------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Schedule a workflow task if new events wait for one and none is pending."""
+        s = self.state
+        if s.running and self.wft_needed and s.wft is None and not s.first_wft_backoff:
+            self.schedule_workflow_task()
+        self.wft_needed = False
+
+    def schedule_workflow_task(self) -> None:
+        s = self.state
+        sticky = bool(s.sticky_queue)
+        queue = s.sticky_queue if sticky else s.task_queue
+        tq = TaskQueue(
+            name=queue,
+            kind=TaskQueueKind.TASK_QUEUE_KIND_STICKY if sticky else TaskQueueKind.TASK_QUEUE_KIND_NORMAL,
+            normal_name=s.task_queue if sticky else "",
+        )
+        event = self.append(
+            E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+            h.WorkflowTaskScheduledEventAttributes(
+                task_queue=tq, start_to_close_timeout=duration(s.workflow_task_timeout), attempt=s.next_wft_attempt
+            ),
+        )
+        s.wft = WorkflowTaskInfo(
+            scheduled_event_id=event.event_id,
+            attempt=s.next_wft_attempt,
+            queue=queue,
+            sticky=sticky,
+            scheduled_time=self.ts,
+            timeout=s.workflow_task_timeout,
+        )
+        self.transfers.append(
+            TransferSpec("workflow_task", {"scheduled_event_id": event.event_id, "queue": queue, "sticky": sticky})
+        )
+        if sticky:
+            self.timer(
+                "wft_timeout",
+                self.ts + (s.sticky_schedule_to_start or DEFAULT_STICKY_SCHEDULE_TO_START),
+                scheduled_event_id=event.event_id,
+                started_event_id=0,
+                timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
+            )
+
+    def record_workflow_task_started(
+        self, scheduled_event_id: int, from_sticky: bool, identity: str, request_id: str
+    ) -> WorkflowTaskInfo:
+        s = self.state
+        w = s.wft
+        if not s.running or w is None or w.scheduled_event_id != scheduled_event_id or w.started_event_id:
+            raise StaleTask("workflow task is not pending")
+        if from_sticky and not s.sticky_queue:
+            raise StaleTask("stickiness was cleared")
+        if not from_sticky:
+            # A normal-queue poller takes over: it gets full history and the run is no longer sticky.
+            s.sticky_queue = ""
+        event = self.append(
+            E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            h.WorkflowTaskStartedEventAttributes(
+                scheduled_event_id=w.scheduled_event_id,
+                identity=identity,
+                request_id=request_id,
+                history_size_bytes=s.history_size_bytes,
+            ),
+        )
+        w.started_event_id = event.event_id
+        w.started_time = self.ts
+        w.identity = identity
+        w.request_id = request_id
+        self.timer(
+            "wft_timeout",
+            self.ts + w.timeout,
+            scheduled_event_id=w.scheduled_event_id,
+            started_event_id=w.started_event_id,
+            timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+        )
+        return w
+
+    def check_workflow_task(self, token: WorkflowTaskToken) -> WorkflowTaskInfo:
+        s = self.state
+        w = s.wft
+        if (
+            not s.running
+            or w is None
+            or w.scheduled_event_id != token.scheduled_event_id
+            or w.started_event_id != token.started_event_id
+            or w.attempt != token.attempt
+            or not w.started_event_id
+        ):
+            raise NotFound("Workflow task not found.")
+        return w
+
+    def fail_workflow_task(self, cause: int, failure: Failure | None = None, identity: str = "") -> None:
+        s = self.state
+        w = s.wft
+        self.append(
+            E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+            h.WorkflowTaskFailedEventAttributes(
+                scheduled_event_id=w.scheduled_event_id,
+                started_event_id=w.started_event_id,
+                cause=cause,
+                failure=failure,
+                identity=identity,
+            ),
+        )
+        self._retry_workflow_task(w, keep_attempt=w.sticky)
+
+    def time_out_workflow_task(self, scheduled_event_id: int, started_event_id: int, timeout_type: int) -> None:
+        s = self.state
+        w = s.wft
+        if not s.running or w is None or w.scheduled_event_id != scheduled_event_id:
+            raise StaleTask("workflow task already closed")
+        if w.started_event_id != started_event_id:
+            raise StaleTask("workflow task moved on")
+        if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and not w.sticky:
+            raise StaleTask("only sticky workflow tasks time out before start")
+        self.append(
+            E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+            h.WorkflowTaskTimedOutEventAttributes(
+                scheduled_event_id=w.scheduled_event_id, started_event_id=started_event_id, timeout_type=timeout_type
+            ),
+        )
+        self._retry_workflow_task(w, keep_attempt=timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)
+
+    def _retry_workflow_task(self, w: WorkflowTaskInfo, keep_attempt: bool) -> None:
+        s = self.state
+        s.wft = None
+        s.sticky_queue = ""
+        s.next_wft_attempt = w.attempt if keep_attempt else w.attempt + 1
+        if self.flush_buffer():
+            s.next_wft_attempt = 1
+        self.schedule_workflow_task()
+
+    def first_workflow_task_due(self) -> None:
+        s = self.state
+        if not s.running or not s.first_wft_backoff:
+            raise StaleTask("first workflow task already scheduled")
+        s.first_wft_backoff = False
+        self.schedule_workflow_task()
+
+    # -- workflow-level operations ---------------------------------------------------------
+
+    def signal(self, signal_name: str, payloads, identity: str, header, request_id: str) -> None:
+        s = self.state
+        if not s.running:
+            raise NotFound("workflow execution already completed")
+        if request_id and request_id in s.signal_request_ids:
+            return
+        if request_id:
+            s.signal_request_ids = (s.signal_request_ids + [request_id])[-SIGNAL_REQUEST_ID_WINDOW:]
+        self.append(
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+            h.WorkflowExecutionSignaledEventAttributes(
+                signal_name=signal_name, input=payloads, identity=identity, header=header, request_id=request_id
+            ),
+            bufferable=True,
+        )
+        self.wft_needed = True
+        self.finish()
+
+    def request_cancel(self, reason: str, identity: str) -> None:
+        s = self.state
+        if not s.running or s.cancel_requested:
+            return
+        s.cancel_requested = True
+        self.append(
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            h.WorkflowExecutionCancelRequestedEventAttributes(cause=reason, identity=identity),
+            bufferable=True,
+        )
+        self.wft_needed = True
+        self.finish()
+
+    def terminate(self, reason: str, details, identity: str) -> None:
+        s = self.state
+        if not s.running:
+            raise NotFound("workflow execution already completed")
+        w = s.wft
+        if w is not None and w.started_event_id:
+            self.append(
+                E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+                h.WorkflowTaskFailedEventAttributes(
+                    scheduled_event_id=w.scheduled_event_id,
+                    started_event_id=w.started_event_id,
+                    cause=WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND,
+                    identity=identity,
+                ),
+            )
+            s.wft = None
+        self.flush_buffer()
+        self.close(
+            Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+            h.WorkflowExecutionTerminatedEventAttributes(reason=reason, details=details, identity=identity),
+        )
+
+    def run_timed_out(self) -> None:
+        if not self.state.running:
+            raise StaleTask("run already closed")
+        self.close(
+            Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+            h.WorkflowExecutionTimedOutEventAttributes(retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET),
+        )
+
+    def close(self, status: int, event_type: int, attributes: Message) -> HistoryEvent:
+        s = self.state
+        s.status = status
+        s.close_time = self.ts
+        event = self.append(event_type, attributes)
+        s.close_event_id = event.event_id
+        s.wft = None
+        s.activities.clear()
+        s.timers.clear()
+        s.buffered_events = []
+        s.sticky_queue = ""
+        self.closed = True
+        return event
+
+    # -- user timers -----------------------------------------------------------------------
+
+    def fire_timer(self, timer_id: str, started_event_id: int) -> None:
+        s = self.state
+        t = s.timers.get(timer_id)
+        if not s.running or t is None or t.started_event_id != started_event_id:
+            raise StaleTask("timer no longer pending")
+        del s.timers[timer_id]
+        self.append(
+            E.EVENT_TYPE_TIMER_FIRED,
+            h.TimerFiredEventAttributes(timer_id=timer_id, started_event_id=started_event_id),
+            bufferable=True,
+        )
+        self.wft_needed = True
+        self.finish()
+
+
+def snapshot(t: Transition) -> tuple:
+    """Everything needed to roll a transition back to this point."""
+    return (copy.deepcopy(t.state), len(t.events), len(t.transfers), len(t.timers), dict(t._started_ids))
+
+
+def restore(t: Transition, snap: tuple) -> None:
+    state, n_events, n_transfers, n_timers, started = snap
+    t.state = state
+    del t.events[n_events:]
+    del t.transfers[n_transfers:]
+    del t.timers[n_timers:]
+    t._started_ids = started
+    t.closed = False
+    t.wft_needed = False
+
+
+def wft_token(state: MutableState, w: WorkflowTaskInfo) -> WorkflowTaskToken:
+    return WorkflowTaskToken(
+        namespace_id=state.namespace_id,
+        workflow_id=state.workflow_id,
+        run_id=state.run_id,
+        scheduled_event_id=w.scheduled_event_id,
+        started_event_id=w.started_event_id,
+        attempt=w.attempt,
+    )
+
+

@@ -1,0 +1,88 @@
+"""Creating a new run: its mutable state and first events (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio.api.enums.v1 import EventType as E
+from temporalio.api.enums.v1 import TaskQueueKind
+from temporalio.api.history.v1 import message_pb2 as h
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
+
+from odin.history.events import duration, seconds, timestamp
+from odin.history.machine import Transition
+from odin.history.state import MutableState, pack
+
+DEFAULT_WORKFLOW_TASK_TIMEOUT = 10.0
+MAX_WORKFLOW_TASK_TIMEOUT = 120.0
+
+
+def new_run(
+    *,
+    namespace_id: str,
+    namespace: str,
+    run_id: str,
+    request: StartWorkflowExecutionRequest,
+    now: datetime,
+) -> Transition:
+    """The transition that creates a run from a (validated) start request."""
+    ts = now.timestamp()
+    execution_timeout = seconds(request.workflow_execution_timeout)
+    run_timeout = seconds(request.workflow_run_timeout) or execution_timeout
+    if execution_timeout:
+        run_timeout = min(run_timeout, execution_timeout)
+    task_timeout = seconds(request.workflow_task_timeout) or DEFAULT_WORKFLOW_TASK_TIMEOUT
+    task_timeout = min(task_timeout, MAX_WORKFLOW_TASK_TIMEOUT)
+    if run_timeout:
+        task_timeout = min(task_timeout, run_timeout)
+    delay = seconds(request.workflow_start_delay)
+    state = MutableState(
+        namespace_id=namespace_id,
+        namespace=namespace,
+        workflow_id=request.workflow_id,
+        run_id=run_id,
+        first_execution_run_id=run_id,
+        workflow_type=request.workflow_type.name,
+        task_queue=request.task_queue.name,
+        start_time=ts,
+        start_request_id=request.request_id,
+        workflow_task_timeout=task_timeout,
+        run_timeout=run_timeout,
+        execution_timeout=execution_timeout,
+        memo=pack(request.memo),
+        search_attributes=pack(request.search_attributes),
+    )
+    t = Transition(state, now)
+    attrs = h.WorkflowExecutionStartedEventAttributes(
+        workflow_type=request.workflow_type,
+        task_queue=TaskQueue(name=request.task_queue.name, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+        input=request.input,
+        workflow_execution_timeout=duration(execution_timeout),
+        workflow_run_timeout=duration(run_timeout),
+        workflow_task_timeout=duration(task_timeout),
+        identity=request.identity,
+        header=request.header,
+        memo=request.memo,
+        search_attributes=request.search_attributes,
+        retry_policy=request.retry_policy if request.HasField("retry_policy") else None,
+        cron_schedule=request.cron_schedule,
+        attempt=1,
+        original_execution_run_id=run_id,
+        first_execution_run_id=run_id,
+        workflow_id=request.workflow_id,
+        priority=request.priority,
+    )
+    if execution_timeout:
+        attrs.workflow_execution_expiration_time.CopyFrom(timestamp(ts + execution_timeout))
+    if delay:
+        attrs.first_workflow_task_backoff.CopyFrom(duration(delay))
+    t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
+    if run_timeout:
+        t.timer("run_timeout", ts + run_timeout)
+    if delay:
+        state.first_wft_backoff = True
+        t.timer("first_wft", ts + delay)
+    else:
+        t.schedule_workflow_task()
+    return t

@@ -1,0 +1,156 @@
+"""Mutable state of one workflow run: what the engine must know beyond the history events.
+
+Plain dataclasses, serialised to JSON for the ``workflow_executions.state`` column. Protobuf values
+(failures, payloads) are kept as base64 of their serialized bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+
+RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+
+M = TypeVar("M", bound=Message)
+
+
+def pack(msg: Message | None) -> str | None:
+    if msg is None or msg.ByteSize() == 0:
+        return None
+    return base64.b64encode(msg.SerializeToString()).decode()
+
+
+def unpack(cls: type[M], data: str | None) -> M | None:
+    return None if data is None else cls.FromString(base64.b64decode(data))
+
+
+@dataclass
+class RetryPolicyInfo:
+    initial_interval: float = 1.0
+    backoff_coefficient: float = 2.0
+    maximum_interval: float = 100.0
+    maximum_attempts: int = 0
+    non_retryable_error_types: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WorkflowTaskInfo:
+    scheduled_event_id: int
+    attempt: int
+    # Where the task was dispatched; sticky tasks fall back to ``task_queue`` of the run.
+    queue: str
+    sticky: bool
+    scheduled_time: float
+    timeout: float
+    started_event_id: int = 0
+    started_time: float = 0.0
+    request_id: str = ""
+    identity: str = ""
+
+
+@dataclass
+class ActivityInfo:
+    scheduled_event_id: int
+    activity_id: str
+    activity_type: str
+    task_queue: str
+    attempt: int
+    first_scheduled_time: float
+    scheduled_time: float  # of the current attempt
+    schedule_to_close: float
+    schedule_to_start: float
+    start_to_close: float
+    heartbeat: float
+    retry: RetryPolicyInfo
+    started_time: float = 0.0
+    started_identity: str = ""
+    request_id: str = ""
+    last_heartbeat_time: float = 0.0
+    heartbeat_details: str | None = None  # Payloads
+    last_failure: str | None = None  # Failure
+    last_worker_identity: str = ""
+    cancel_requested: bool = False
+    cancel_requested_event_id: int = 0
+
+    @property
+    def started(self) -> bool:
+        return self.started_time > 0
+
+
+@dataclass
+class TimerInfo:
+    timer_id: str
+    started_event_id: int
+    fire_time: float
+
+
+@dataclass
+class MutableState:
+    namespace_id: str
+    namespace: str
+    workflow_id: str
+    run_id: str
+    first_execution_run_id: str
+    workflow_type: str
+    task_queue: str
+    start_time: float
+    start_request_id: str
+    workflow_task_timeout: float
+    run_timeout: float = 0.0
+    execution_timeout: float = 0.0
+    status: int = RUNNING
+    close_time: float = 0.0
+    next_event_id: int = 1
+    history_size_bytes: int = 0
+    wft: WorkflowTaskInfo | None = None
+    # ``previous_started_event_id`` of the next poll: the started id of the last completed WFT.
+    last_completed_wft_started_event_id: int = 0
+    completed_wft_count: int = 0
+    # Attempt number the next scheduled WFT gets (grows on failures/timeouts, back to 1 on success).
+    next_wft_attempt: int = 1
+    sticky_queue: str = ""
+    sticky_schedule_to_start: float = 0.0
+    buffered_events: list[str] = field(default_factory=list)  # HistoryEvent, no id yet
+    activities: dict[int, ActivityInfo] = field(default_factory=dict)
+    timers: dict[str, TimerInfo] = field(default_factory=dict)
+    signal_request_ids: list[str] = field(default_factory=list)
+    cancel_requested: bool = False
+    # True while a start delay holds back the first workflow task.
+    first_wft_backoff: bool = False
+    memo: str | None = None  # Memo
+    search_attributes: str | None = None  # SearchAttributes
+    parent_workflow_id: str = ""
+    parent_run_id: str = ""
+    close_event_id: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.status == RUNNING
+
+    def activity_by_id(self, activity_id: str) -> ActivityInfo | None:
+        return next((a for a in self.activities.values() if a.activity_id == activity_id), None)
+
+    # -- serialization ---------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "MutableState":
+        raw: dict[str, Any] = json.loads(data)
+        wft = raw.pop("wft")
+        activities = raw.pop("activities")
+        timers = raw.pop("timers")
+        state = cls(**raw)
+        state.wft = WorkflowTaskInfo(**wft) if wft else None
+        state.activities = {
+            int(k): ActivityInfo(**{**v, "retry": RetryPolicyInfo(**v["retry"])}) for k, v in activities.items()
+        }
+        state.timers = {k: TimerInfo(**v) for k, v in timers.items()}
+        return state

@@ -1,0 +1,263 @@
+"""What workers talk to: polls that start workflow, activity and query tasks, and the replies to them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from temporalio.api.common.v1 import Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.enums.v1 import QueryResultType, TaskQueueKind
+from temporalio.api.errordetails.v1 import QueryFailedFailure
+from temporalio.api.failure.v1 import Failure
+from temporalio.api.history.v1 import History
+from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    PollActivityTaskQueueResponse,
+    PollWorkflowTaskQueueResponse,
+    RespondWorkflowTaskCompletedRequest,
+)
+
+from odin.clock import monotonic
+from odin.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
+from odin.history import activities, commands, tokens
+from odin.history.engine import STICKY_POLLER_WINDOW, HistoryEngine
+from odin.history.events import duration, timestamp
+from odin.history.machine import StaleTask, Transition, wft_token
+from odin.history.notifier import run_key
+from odin.history.state import unpack
+from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingQuery:
+    query: WorkflowQuery
+    future: asyncio.Future
+
+
+class WorkerTasks:
+    def __init__(self, engine: HistoryEngine):
+        self.engine = engine
+        self._queries: dict[str, PendingQuery] = {}
+
+    # -- workflow tasks --------------------------------------------------------------------
+
+    async def poll_workflow_task(
+        self, namespace_id: str, namespace: str, task_queue: TaskQueue, identity: str, timeout: float
+    ) -> PollWorkflowTaskQueueResponse:
+        sticky = task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
+        deadline = monotonic() + timeout
+        while (remaining := deadline - monotonic()) > 0:
+            entry = await self.engine.queues.poll(namespace_id, task_queue.name, WORKFLOW, remaining, identity)
+            if entry is None:
+                break
+            try:
+                if entry.is_query:
+                    response = await self._query_task(entry, sticky)
+                else:
+                    response = await asyncio.shield(self._start_workflow_task(entry, sticky, identity))
+            except StaleTask:
+                continue
+            except asyncio.CancelledError:
+                if entry.is_query:
+                    await self.engine.queues.requeue(namespace_id, task_queue.name, WORKFLOW, entry)
+                raise
+            if response is not None:
+                return response
+        return PollWorkflowTaskQueueResponse()
+
+    async def _start_workflow_task(self, entry: TaskEntry, sticky: bool, identity: str) -> PollWorkflowTaskQueueResponse:
+        engine = self.engine
+        request_id = str(uuid.uuid4())
+        try:
+            w, t = await engine.update(
+                entry.namespace_id,
+                entry.workflow_id,
+                entry.run_id,
+                lambda t: t.record_workflow_task_started(entry.scheduled_event_id, sticky, identity, request_id),
+                delete_transfer_ids=(entry.task_id,),
+            )
+        except (StaleTask, NotFound):
+            await engine.store.delete_transfer_task(entry.task_id)
+            raise StaleTask("stale workflow task entry")
+        s = t.state
+        first = s.last_completed_wft_started_event_id + 1 if sticky else 1
+        events = await engine.store.read_events(s.run_id, first, s.next_event_id)
+        return PollWorkflowTaskQueueResponse(
+            task_token=tokens.encode(wft_token(s, w)),
+            workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+            workflow_type=WorkflowType(name=s.workflow_type),
+            previous_started_event_id=s.last_completed_wft_started_event_id,
+            started_event_id=w.started_event_id,
+            attempt=w.attempt,
+            history=History(events=events),
+            workflow_execution_task_queue=TaskQueue(name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+            scheduled_time=timestamp(w.scheduled_time),
+            started_time=timestamp(w.started_time),
+        )
+
+    async def respond_workflow_task_completed(self, req: RespondWorkflowTaskCompletedRequest) -> None:
+        token = tokens.decode(req.task_token, tokens.WorkflowTaskToken)
+        for query_id, result in req.query_results.items():
+            self._resolve_query(query_id, result)
+        await self.engine.update(
+            token.namespace_id,
+            token.workflow_id,
+            token.run_id,
+            lambda t: commands.complete_workflow_task(t, token, req),
+        )
+
+    async def respond_workflow_task_failed(self, task_token: bytes, cause: int, failure: Failure, identity: str) -> None:
+        token = tokens.decode(task_token, tokens.WorkflowTaskToken)
+
+        def op(t: Transition) -> None:
+            t.check_workflow_task(token)
+            t.fail_workflow_task(cause, failure, identity)
+
+        await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+
+    # -- activity tasks --------------------------------------------------------------------
+
+    async def poll_activity_task(
+        self, namespace_id: str, namespace: str, queue: str, identity: str, timeout: float
+    ) -> PollActivityTaskQueueResponse:
+        deadline = monotonic() + timeout
+        while (remaining := deadline - monotonic()) > 0:
+            entry = await self.engine.queues.poll(namespace_id, queue, ACTIVITY, remaining, identity)
+            if entry is None:
+                break
+            try:
+                return await asyncio.shield(self._start_activity_task(entry, namespace, identity))
+            except StaleTask:
+                continue
+        return PollActivityTaskQueueResponse()
+
+    async def _start_activity_task(self, entry: TaskEntry, namespace: str, identity: str) -> PollActivityTaskQueueResponse:
+        engine = self.engine
+        request_id = str(uuid.uuid4())
+        try:
+            a, t = await engine.update(
+                entry.namespace_id,
+                entry.workflow_id,
+                entry.run_id,
+                lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id),
+                delete_transfer_ids=(entry.task_id,),
+            )
+        except (StaleTask, NotFound):
+            await engine.store.delete_transfer_task(entry.task_id)
+            raise StaleTask("stale activity task entry")
+        s = t.state
+        [scheduled] = await engine.store.read_events(s.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
+        attrs = scheduled.activity_task_scheduled_event_attributes
+        token = tokens.ActivityTaskToken(
+            namespace_id=s.namespace_id,
+            workflow_id=s.workflow_id,
+            run_id=s.run_id,
+            scheduled_event_id=a.scheduled_event_id,
+            activity_id=a.activity_id,
+            attempt=a.attempt,
+        )
+        return PollActivityTaskQueueResponse(
+            task_token=tokens.encode(token),
+            workflow_namespace=namespace,
+            workflow_type=WorkflowType(name=s.workflow_type),
+            workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+            activity_type=attrs.activity_type,
+            activity_id=a.activity_id,
+            header=attrs.header,
+            input=attrs.input,
+            heartbeat_details=unpack(Payloads, a.heartbeat_details),
+            scheduled_time=scheduled.event_time,
+            current_attempt_scheduled_time=timestamp(a.scheduled_time),
+            started_time=timestamp(a.started_time),
+            attempt=a.attempt,
+            schedule_to_close_timeout=duration(a.schedule_to_close),
+            start_to_close_timeout=duration(a.start_to_close),
+            heartbeat_timeout=duration(a.heartbeat),
+            retry_policy=attrs.retry_policy,
+            priority=attrs.priority,
+        )
+
+    async def activity_update(self, task_token: bytes, apply) -> object:
+        """Run ``apply(transition, activity_info)`` for the attempt a token names."""
+        token = tokens.decode(task_token, tokens.ActivityTaskToken)
+        result, _ = await self.engine.update(
+            token.namespace_id,
+            token.workflow_id,
+            token.run_id,
+            lambda t: apply(t, activities.for_token(t, token)),
+        )
+        return result
+
+    # -- queries ---------------------------------------------------------------------------
+
+    async def query(self, namespace_id: str, workflow_id: str, run_id: str, query: WorkflowQuery, timeout: float) -> Payloads:
+        """Run a query on a worker as a query task once the run has no workflow task in flight."""
+        engine = self.engine
+        deadline = monotonic() + timeout
+        loaded = await engine.load(namespace_id, workflow_id, run_id)
+        key = run_key(namespace_id, workflow_id, loaded.state.run_id)
+        async with engine.notifier.subscribe(key) as sub:
+            while True:
+                s = (await engine.load(namespace_id, workflow_id, loaded.state.run_id)).state
+                if s.completed_wft_count == 0 and not s.running:
+                    raise FailedPrecondition("Cannot query workflow: it closed before any workflow task completed.")
+                if s.completed_wft_count > 0 and (s.wft is None or not s.running):
+                    break
+                if not await sub.wait(deadline - monotonic()) and monotonic() >= deadline:
+                    raise DeadlineExceeded("query timed out before the workflow was ready to answer")
+        queue = s.task_queue
+        if s.running and s.sticky_queue and await engine.queues.has_recent_poller(
+            namespace_id, s.sticky_queue, WORKFLOW, STICKY_POLLER_WINDOW
+        ):
+            queue = s.sticky_queue
+        query_id = str(uuid.uuid4())
+        pending = PendingQuery(query, asyncio.get_running_loop().create_future())
+        self._queries[query_id] = pending
+        try:
+            entry = TaskEntry(query_id, namespace_id, workflow_id, s.run_id, query_id=query_id)
+            await engine.queues.add(namespace_id, queue, WORKFLOW, entry)
+            try:
+                result: WorkflowQueryResult = await asyncio.wait_for(pending.future, max(deadline - monotonic(), 0))
+            except asyncio.TimeoutError:
+                raise DeadlineExceeded("query was not answered in time") from None
+        finally:
+            self._queries.pop(query_id, None)
+        if result.result_type == QueryResultType.QUERY_RESULT_TYPE_ANSWERED:
+            return result.answer
+        raise InvalidArgument(result.error_message, QueryFailedFailure(failure=result.failure))
+
+    async def _query_task(self, entry: TaskEntry, sticky: bool) -> PollWorkflowTaskQueueResponse | None:
+        pending = self._queries.get(entry.query_id)
+        if pending is None or pending.future.done():
+            return None  # the caller gave up
+        loaded = await self.engine.load(entry.namespace_id, entry.workflow_id, entry.run_id)
+        s = loaded.state
+        events = [] if sticky else await self.engine.store.read_events(s.run_id, 1, s.next_event_id)
+        return PollWorkflowTaskQueueResponse(
+            task_token=tokens.encode(tokens.QueryTaskToken(entry.namespace_id, entry.query_id)),
+            workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+            workflow_type=WorkflowType(name=s.workflow_type),
+            previous_started_event_id=s.last_completed_wft_started_event_id,
+            started_event_id=0,
+            attempt=1,
+            history=History(events=events),
+            query=pending.query,
+            workflow_execution_task_queue=TaskQueue(name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+        )
+
+    def respond_query_task_completed(self, task_token: bytes, result: WorkflowQueryResult) -> None:
+        token = tokens.decode(task_token, tokens.QueryTaskToken)
+        if not self._resolve_query(token.query_id, result):
+            raise NotFound("Query task not found: it was answered already or its caller gave up.")
+
+    def _resolve_query(self, query_id: str, result: WorkflowQueryResult) -> bool:
+        pending = self._queries.get(query_id)
+        if pending is None or pending.future.done():
+            return False
+        pending.future.set_result(result)
+        return True

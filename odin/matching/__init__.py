@@ -1,0 +1,56 @@
+"""Matching: task queues that carry workflow, activity and query tasks to polling workers.
+
+Queue entries are hints, not truth (DESIGN invariant 1): the history engine decides whether an
+entry still names a pending task when a poller takes it, and stale entries are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+WORKFLOW = "workflow"
+ACTIVITY = "activity"
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One queued task. ``task_id`` is the transfer task's id (or the query id for queries)."""
+
+    task_id: str
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    scheduled_event_id: int = 0
+    attempt: int = 0
+    query_id: str = ""
+
+    @property
+    def is_query(self) -> bool:
+        return bool(self.query_id)
+
+
+@dataclass
+class PollerInfo:
+    identity: str
+    last_access_time: float  # wall-clock seconds
+
+
+class TaskQueues(Protocol):
+    async def add(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
+        """Queue an entry. Adding an entry whose ``task_id`` is already queued is a no-op."""
+
+    async def poll(self, namespace_id: str, queue: str, task_type: str, timeout: float, identity: str) -> TaskEntry | None:
+        """Wait up to ``timeout`` seconds for an entry; None when none came."""
+
+    async def requeue(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
+        """Give back an entry a poller took but could not deliver."""
+
+    async def has_recent_poller(self, namespace_id: str, queue: str, task_type: str, within: float) -> bool: ...
+
+    async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]: ...
+
+    async def backlog(self, namespace_id: str, queue: str, task_type: str) -> int: ...
+
+    async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
+        """Remove and return every queued entry (used to move a dead sticky queue's tasks)."""

@@ -1,0 +1,104 @@
+"""In-memory task queues for ``odin dev`` and tests: asyncio, one process."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass, field
+
+from odin.matching import PollerInfo, TaskEntry
+
+
+@dataclass
+class _Queue:
+    entries: collections.deque = field(default_factory=collections.deque)
+    ids: set = field(default_factory=set)
+    waiters: collections.deque = field(default_factory=collections.deque)
+    pollers: dict = field(default_factory=dict)
+
+
+class InMemoryTaskQueues:
+    def __init__(self) -> None:
+        self._queues: dict[tuple[str, str, str], _Queue] = collections.defaultdict(_Queue)
+
+    def _q(self, namespace_id: str, queue: str, task_type: str) -> _Queue:
+        return self._queues[(namespace_id, queue, task_type)]
+
+    async def add(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
+        q = self._q(namespace_id, queue, task_type)
+        if entry.task_id in q.ids:
+            return
+        self._put(q, entry, front=False)
+
+    async def requeue(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
+        q = self._q(namespace_id, queue, task_type)
+        if entry.task_id not in q.ids:
+            self._put(q, entry, front=True)
+
+    def _put(self, q: _Queue, entry: TaskEntry, front: bool) -> None:
+        while q.waiters:
+            waiter = q.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(entry)
+                return
+        q.ids.add(entry.task_id)
+        if front:
+            q.entries.appendleft(entry)
+        else:
+            q.entries.append(entry)
+
+    async def poll(self, namespace_id: str, queue: str, task_type: str, timeout: float, identity: str) -> TaskEntry | None:
+        q = self._q(namespace_id, queue, task_type)
+        q.pollers[identity] = time.time()
+        if q.entries:
+            entry = q.entries.popleft()
+            q.ids.discard(entry.task_id)
+            return entry
+        waiter = asyncio.get_running_loop().create_future()
+        q.waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:
+            return self._abandon(q, waiter)
+        except asyncio.CancelledError:
+            entry = self._abandon(q, waiter)
+            if entry is not None:
+                self._put(q, entry, front=True)
+            raise
+        finally:
+            q.pollers[identity] = time.time()
+
+    @staticmethod
+    def _abandon(q: _Queue, waiter: asyncio.Future) -> TaskEntry | None:
+        """Withdraw a waiter; if an entry was handed to it meanwhile, return that entry."""
+        if waiter.done():
+            return waiter.result()
+        waiter.cancel()
+        try:
+            q.waiters.remove(waiter)
+        except ValueError:
+            pass
+        return None
+
+    async def has_recent_poller(self, namespace_id: str, queue: str, task_type: str, within: float) -> bool:
+        q = self._queues.get((namespace_id, queue, task_type))
+        if q is None:
+            return False
+        return bool(q.waiters) or any(time.time() - t <= within for t in q.pollers.values())
+
+    async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]:
+        q = self._queues.get((namespace_id, queue, task_type))
+        return [PollerInfo(identity, t) for identity, t in q.pollers.items()] if q else []
+
+    async def backlog(self, namespace_id: str, queue: str, task_type: str) -> int:
+        q = self._queues.get((namespace_id, queue, task_type))
+        return len(q.entries) if q else 0
+
+    async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
+        q = self._queues.pop((namespace_id, queue, task_type), None)
+        if q is None:
+            return []
+        for waiter in q.waiters:
+            waiter.cancel()
+        return list(q.entries)

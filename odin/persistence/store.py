@@ -1,0 +1,420 @@
+"""The SQL ``ExecutionStore``: one implementation for PostgreSQL (psycopg 3) and SQLite (aiosqlite).
+
+Every workflow update is one transaction (DESIGN invariant 2): new history events, the mutable
+state row guarded by a compare-and-swap on ``db_version``, the current-run pointer, outbox rows
+and the visibility record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, AsyncIterator, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+from temporalio.api.history.v1 import HistoryEvent
+
+from odin.errors import AlreadyExists, ConcurrentUpdate
+from odin.persistence import tables as t
+
+
+@dataclass
+class NamespaceRecord:
+    id: str
+    name: str
+    state: int
+    data: dict
+    created_at: datetime
+
+
+@dataclass
+class ExecutionRecord:
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    shard_id: int
+    status: int
+    next_event_id: int
+    db_version: int
+    state: bytes
+
+
+@dataclass
+class CurrentExecution:
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    first_execution_run_id: str
+    create_request_id: str
+    status: int
+
+
+@dataclass
+class OutboxTask:
+    """A transfer task or a timer task (``fire_at`` set), written with its workflow update."""
+
+    task_id: str
+    shard_id: int
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    kind: str
+    data: dict
+    created_at: datetime
+    fire_at: datetime | None = None
+
+
+@dataclass
+class WorkflowWrite:
+    record: ExecutionRecord
+    # None creates the row; otherwise the row must still carry this db_version.
+    expected_db_version: int | None
+    events: list[HistoryEvent] = field(default_factory=list)
+    visibility: dict | None = None
+    # A closed run's outstanding outbox tasks are deleted with the write that closes it.
+    closed: bool = False
+
+
+@dataclass
+class CurrentWrite:
+    record: CurrentExecution
+    # None inserts (the workflow id must be free); otherwise the pointer must still name this run.
+    expected_run_id: str | None
+
+
+@dataclass
+class Batch:
+    workflows: list[WorkflowWrite] = field(default_factory=list)
+    current: list[CurrentWrite] = field(default_factory=list)
+    transfer_tasks: list[OutboxTask] = field(default_factory=list)
+    timer_tasks: list[OutboxTask] = field(default_factory=list)
+    delete_transfer_ids: list[str] = field(default_factory=list)
+    delete_timer_ids: list[str] = field(default_factory=list)
+
+
+class ExecutionStore(Protocol):
+    """What the history engine needs from durable storage."""
+
+    async def init_cluster(self, num_shards: int) -> int: ...
+    async def create_namespace(self, ns: NamespaceRecord) -> None: ...
+    async def update_namespace(self, ns: NamespaceRecord) -> None: ...
+    async def get_namespace(self, *, name: str | None = None, id: str | None = None) -> NamespaceRecord | None: ...
+    async def list_namespaces(self) -> list[NamespaceRecord]: ...
+    async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentExecution | None: ...
+    async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRecord | None: ...
+    async def commit(self, batch: Batch) -> None: ...
+    async def read_events(self, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None) -> list[HistoryEvent]: ...
+    async def get_visibility(self, namespace_id: str, run_id: str) -> dict | None: ...
+    async def list_transfer_tasks(self, limit: int) -> list[OutboxTask]: ...
+    async def delete_transfer_task(self, task_id: str) -> None: ...
+    async def due_timer_tasks(self, now: datetime, limit: int) -> list[OutboxTask]: ...
+    async def next_timer_time(self) -> datetime | None: ...
+    async def delete_timer_task(self, task_id: str) -> None: ...
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine for a normalized URL; SQLite gets WAL and a single shared pool for ``:memory:``."""
+    if url.startswith("sqlite"):
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}
+        if ":memory:" in url:
+            kwargs["poolclass"] = StaticPool
+        engine = create_async_engine(url, **kwargs)
+
+        @sa.event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process crash (SIGKILL); only power loss can drop the tail.
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class SqlExecutionStore:
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time; serialising here avoids "database is locked" retries
+        # and keeps ``:memory:`` (one shared connection) consistent.
+        self._lock = asyncio.Lock() if self.is_sqlite else None
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        if self._lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._lock:
+            async with self.engine.begin() as conn:
+                yield conn
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- cluster and namespaces ------------------------------------------------------------
+
+    async def init_cluster(self, num_shards: int) -> int:
+        """Fix the shard count on first use; later calls return the stored count."""
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(sa.select(t.cluster_metadata.c.value).where(t.cluster_metadata.c.key == "num_shards"))
+            ).first()
+            if row is not None:
+                return int(row[0])
+            await conn.execute(t.cluster_metadata.insert().values(key="num_shards", value=str(num_shards)))
+            await conn.execute(
+                t.history_shards.insert(), [{"shard_id": i, "range_id": 0} for i in range(num_shards)]
+            )
+            return num_shards
+
+    async def create_namespace(self, ns: NamespaceRecord) -> None:
+        try:
+            async with self._tx() as conn:
+                await conn.execute(
+                    t.namespaces.insert().values(
+                        id=ns.id, name=ns.name, state=ns.state, data=json.dumps(ns.data), created_at=ns.created_at
+                    )
+                )
+        except IntegrityError as exc:
+            raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
+
+    async def update_namespace(self, ns: NamespaceRecord) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                t.namespaces.update()
+                .where(t.namespaces.c.id == ns.id)
+                .values(state=ns.state, data=json.dumps(ns.data))
+            )
+
+    async def get_namespace(self, *, name: str | None = None, id: str | None = None) -> NamespaceRecord | None:
+        cond = t.namespaces.c.name == name if name is not None else t.namespaces.c.id == id
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.namespaces).where(cond))).first()
+        return _namespace(row) if row else None
+
+    async def list_namespaces(self) -> list[NamespaceRecord]:
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(t.namespaces).order_by(t.namespaces.c.name))).all()
+        return [_namespace(r) for r in rows]
+
+    # -- executions ------------------------------------------------------------------------
+
+    async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentExecution | None:
+        c = t.current_executions.c
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.current_executions).where(c.namespace_id == namespace_id, c.workflow_id == workflow_id)
+                )
+            ).first()
+        return CurrentExecution(**row._mapping) if row else None
+
+    async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRecord | None:
+        c = t.workflow_executions.c
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(t.workflow_executions).where(
+                        c.namespace_id == namespace_id, c.workflow_id == workflow_id, c.run_id == run_id
+                    )
+                )
+            ).first()
+        return ExecutionRecord(**row._mapping) if row else None
+
+    async def commit(self, batch: Batch) -> None:
+        """Apply a batch atomically; raise ``ConcurrentUpdate`` if any guard no longer holds."""
+        try:
+            async with self._tx() as conn:
+                for w in batch.workflows:
+                    await self._write_workflow(conn, w)
+                for cw in batch.current:
+                    await self._write_current(conn, cw)
+                if batch.delete_transfer_ids:
+                    await conn.execute(
+                        t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id.in_(batch.delete_transfer_ids))
+                    )
+                if batch.delete_timer_ids:
+                    await conn.execute(
+                        t.timer_tasks.delete().where(t.timer_tasks.c.task_id.in_(batch.delete_timer_ids))
+                    )
+                for w in batch.workflows:
+                    if w.closed:
+                        run_id = w.record.run_id
+                        await conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.run_id == run_id))
+                        await conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.run_id == run_id))
+                if batch.transfer_tasks:
+                    await conn.execute(t.transfer_tasks.insert(), [_transfer_row(x) for x in batch.transfer_tasks])
+                if batch.timer_tasks:
+                    await conn.execute(t.timer_tasks.insert(), [_timer_row(x) for x in batch.timer_tasks])
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(str(exc)) from exc
+
+    async def _write_workflow(self, conn: AsyncConnection, w: WorkflowWrite) -> None:
+        r = w.record
+        c = t.workflow_executions.c
+        values = dict(status=r.status, next_event_id=r.next_event_id, db_version=r.db_version, state=r.state)
+        if w.expected_db_version is None:
+            await conn.execute(
+                t.workflow_executions.insert().values(
+                    namespace_id=r.namespace_id, workflow_id=r.workflow_id, run_id=r.run_id, shard_id=r.shard_id, **values
+                )
+            )
+        else:
+            result = await conn.execute(
+                t.workflow_executions.update()
+                .where(
+                    c.namespace_id == r.namespace_id,
+                    c.workflow_id == r.workflow_id,
+                    c.run_id == r.run_id,
+                    c.db_version == w.expected_db_version,
+                )
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
+        if w.events:
+            await conn.execute(
+                t.history_events.insert(),
+                [
+                    {
+                        "run_id": r.run_id,
+                        "event_id": e.event_id,
+                        "namespace_id": r.namespace_id,
+                        "event_type": e.event_type,
+                        "data": e.SerializeToString(),
+                    }
+                    for e in w.events
+                ],
+            )
+        if w.visibility is not None:
+            v = t.visibility_records.c
+            result = await conn.execute(
+                t.visibility_records.update()
+                .where(v.namespace_id == r.namespace_id, v.run_id == r.run_id)
+                .values(**w.visibility)
+            )
+            if result.rowcount == 0:
+                await conn.execute(
+                    t.visibility_records.insert().values(namespace_id=r.namespace_id, run_id=r.run_id, **w.visibility)
+                )
+
+    async def _write_current(self, conn: AsyncConnection, cw: CurrentWrite) -> None:
+        r = cw.record
+        c = t.current_executions.c
+        if cw.expected_run_id is None:
+            await conn.execute(t.current_executions.insert().values(**r.__dict__))
+            return
+        result = await conn.execute(
+            t.current_executions.update()
+            .where(c.namespace_id == r.namespace_id, c.workflow_id == r.workflow_id, c.run_id == cw.expected_run_id)
+            .values(
+                run_id=r.run_id,
+                first_execution_run_id=r.first_execution_run_id,
+                create_request_id=r.create_request_id,
+                status=r.status,
+            )
+        )
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"current run of {r.workflow_id} changed concurrently")
+
+    # -- history ---------------------------------------------------------------------------
+
+    async def read_events(
+        self, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None
+    ) -> list[HistoryEvent]:
+        c = t.history_events.c
+        q = (
+            sa.select(c.data)
+            .where(c.run_id == run_id, c.event_id >= first_event_id, c.event_id < next_event_id)
+            .order_by(c.event_id)
+        )
+        if limit:
+            q = q.limit(limit)
+        async with self._tx() as conn:
+            rows = (await conn.execute(q)).all()
+        return [HistoryEvent.FromString(r[0]) for r in rows]
+
+    async def get_visibility(self, namespace_id: str, run_id: str) -> dict | None:
+        v = t.visibility_records.c
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(sa.select(t.visibility_records).where(v.namespace_id == namespace_id, v.run_id == run_id))
+            ).first()
+        return dict(row._mapping) if row else None
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def list_transfer_tasks(self, limit: int) -> list[OutboxTask]:
+        c = t.transfer_tasks.c
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(t.transfer_tasks).order_by(c.created_at).limit(limit))).all()
+        return [_outbox(r) for r in rows]
+
+    async def delete_transfer_task(self, task_id: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id == task_id))
+
+    async def due_timer_tasks(self, now: datetime, limit: int) -> list[OutboxTask]:
+        c = t.timer_tasks.c
+        async with self._tx() as conn:
+            rows = (
+                await conn.execute(sa.select(t.timer_tasks).where(c.fire_at <= now).order_by(c.fire_at).limit(limit))
+            ).all()
+        return [_outbox(r) for r in rows]
+
+    async def next_timer_time(self) -> datetime | None:
+        async with self._tx() as conn:
+            return (await conn.execute(sa.select(sa.func.min(t.timer_tasks.c.fire_at)))).scalar()
+
+    async def delete_timer_task(self, task_id: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.task_id == task_id))
+
+
+def _namespace(row) -> NamespaceRecord:
+    m = row._mapping
+    return NamespaceRecord(id=m["id"], name=m["name"], state=m["state"], data=json.loads(m["data"]), created_at=m["created_at"])
+
+
+def _common_row(x: OutboxTask) -> dict:
+    return {
+        "task_id": x.task_id,
+        "shard_id": x.shard_id,
+        "namespace_id": x.namespace_id,
+        "workflow_id": x.workflow_id,
+        "run_id": x.run_id,
+        "kind": x.kind,
+        "data": json.dumps(x.data),
+    }
+
+
+def _transfer_row(x: OutboxTask) -> dict:
+    return {**_common_row(x), "created_at": x.created_at}
+
+
+def _timer_row(x: OutboxTask) -> dict:
+    return {**_common_row(x), "fire_at": x.fire_at}
+
+
+def _outbox(row) -> OutboxTask:
+    m = row._mapping
+    return OutboxTask(
+        task_id=m["task_id"],
+        shard_id=m["shard_id"],
+        namespace_id=m["namespace_id"],
+        workflow_id=m["workflow_id"],
+        run_id=m["run_id"],
+        kind=m["kind"],
+        data=json.loads(m["data"]),
+        created_at=m.get("created_at") or m["fire_at"],
+        fire_at=m.get("fire_at"),
+    )

@@ -1,0 +1,154 @@
+"""SQLAlchemy Core tables (DESIGN §4). The schema itself is created only by Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator):
+    """Timestamps stored as naive UTC on every backend, returned timezone-aware."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UtcDateTime column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+metadata = sa.MetaData()
+
+namespaces = sa.Table(
+    "namespaces",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("state", sa.Integer, nullable=False),
+    # JSON document: description, owner_email, retention_seconds, data.
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+cluster_metadata = sa.Table(
+    "cluster_metadata",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+history_shards = sa.Table(
+    "history_shards",
+    metadata,
+    sa.Column("shard_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("range_id", sa.BigInteger, nullable=False),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("lease_expires_at", UtcDateTime),
+)
+
+workflow_executions = sa.Table(
+    "workflow_executions",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("workflow_id", sa.String(1000), primary_key=True),
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("shard_id", sa.Integer, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("next_event_id", sa.BigInteger, nullable=False),
+    sa.Column("db_version", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.LargeBinary, nullable=False),
+)
+
+current_executions = sa.Table(
+    "current_executions",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("workflow_id", sa.String(1000), primary_key=True),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("first_execution_run_id", sa.String(36), nullable=False),
+    sa.Column("create_request_id", sa.String(255), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+)
+
+history_events = sa.Table(
+    "history_events",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("namespace_id", sa.String(36), nullable=False),
+    sa.Column("event_type", sa.Integer, nullable=False),
+    # Serialized temporal.api.history.v1.HistoryEvent.
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+transfer_tasks = sa.Table(
+    "transfer_tasks",
+    metadata,
+    sa.Column("task_id", sa.String(32), primary_key=True),
+    sa.Column("shard_id", sa.Integer, nullable=False, index=True),
+    sa.Column("namespace_id", sa.String(36), nullable=False),
+    sa.Column("workflow_id", sa.String(1000), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+timer_tasks = sa.Table(
+    "timer_tasks",
+    metadata,
+    sa.Column("task_id", sa.String(32), primary_key=True),
+    sa.Column("shard_id", sa.Integer, nullable=False),
+    sa.Column("fire_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("namespace_id", sa.String(36), nullable=False),
+    sa.Column("workflow_id", sa.String(1000), nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+visibility_records = sa.Table(
+    "visibility_records",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("workflow_id", sa.String(1000), nullable=False),
+    sa.Column("workflow_type", sa.String(1000), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("start_time", UtcDateTime, nullable=False),
+    sa.Column("execution_time", UtcDateTime, nullable=False),
+    sa.Column("close_time", UtcDateTime),
+    sa.Column("history_length", sa.BigInteger, nullable=False),
+    sa.Column("history_size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("task_queue", sa.String(1000), nullable=False),
+    sa.Column("first_execution_run_id", sa.String(36), nullable=False),
+    sa.Column("parent_workflow_id", sa.String(1000)),
+    sa.Column("parent_run_id", sa.String(36)),
+    # Serialized temporal.api.common.v1.Memo / SearchAttributes.
+    sa.Column("memo", sa.LargeBinary),
+    sa.Column("search_attributes", sa.LargeBinary),
+    sa.Index("ix_visibility_ns_status", "namespace_id", "status"),
+    sa.Index("ix_visibility_ns_type", "namespace_id", "workflow_type"),
+    sa.Index("ix_visibility_ns_start", "namespace_id", "start_time"),
+    sa.Index("ix_visibility_ns_close", "namespace_id", "close_time"),
+    sa.Index("ix_visibility_ns_wid", "namespace_id", "workflow_id"),
+)
+
+task_queues = sa.Table(
+    "task_queues",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(1000), primary_key=True),
+    sa.Column("kind", sa.Integer, primary_key=True),
+    # JSON document: partitions and other queue metadata.
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
