@@ -1,0 +1,219 @@
+"""End-to-end behaviour through the real temporalio SDK (client + worker) against Odin."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TerminatedError
+from temporalio.worker import Worker
+
+from odin.history.events import attributes_of
+
+_attempts: dict[str, list[int]] = {}
+
+
+@activity.defn
+async def flaky(key: str) -> str:
+    info = activity.info()
+    _attempts.setdefault(key, []).append(info.attempt)
+    if info.attempt < 3:
+        raise ApplicationError(f"attempt {info.attempt} failed")
+    return f"ok after {info.attempt}"
+
+
+@activity.defn
+async def always_fails(key: str) -> str:
+    raise ApplicationError("boom", type="PaymentDeclined")
+
+
+@activity.defn
+async def wait_for_cancel() -> str:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(0.2)
+
+
+@workflow.defn
+class RetryWorkflow:
+    @workflow.run
+    async def run(self, key: str) -> str:
+        return await workflow.execute_activity(
+            flaky,
+            key,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=5),
+        )
+
+
+@workflow.defn
+class NonRetryableWorkflow:
+    @workflow.run
+    async def run(self, key: str) -> str:
+        return await workflow.execute_activity(
+            always_fails,
+            key,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(non_retryable_error_types=["PaymentDeclined"]),
+        )
+
+
+@workflow.defn
+class TimerWorkflow:
+    @workflow.run
+    async def run(self, seconds: float) -> float:
+        start = workflow.now()
+        await workflow.sleep(seconds)
+        return (workflow.now() - start).total_seconds()
+
+
+@workflow.defn
+class FailingWorkflow:
+    @workflow.run
+    async def run(self) -> None:
+        raise ApplicationError("workflow gave up", "detail", type="Business", non_retryable=True)
+
+
+@workflow.defn
+class WaitForeverWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.execute_activity(
+                wait_for_cancel,
+                start_to_close_timeout=timedelta(seconds=60),
+                heartbeat_timeout=timedelta(seconds=5),
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError:
+            # Cancellation of the workflow cancels the activity; report that the cleanup ran.
+            raise
+        return "unreachable"
+
+
+def _names(history) -> list[str]:
+    return [EventType.Name(e.event_type)[len("EVENT_TYPE_") :] for e in history.events]
+
+
+def _worker(client, task_queue, **kwargs) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[RetryWorkflow, NonRetryableWorkflow, TimerWorkflow, FailingWorkflow, WaitForeverWorkflow],
+        activities=[flaky, always_fails, wait_for_cancel],
+        **kwargs,
+    )
+
+
+async def test_activity_fails_twice_then_succeeds_with_server_side_retries(client, task_queue):
+    key = uuid.uuid4().hex
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(RetryWorkflow.run, key, id=f"retry-{key}", task_queue=task_queue)
+        assert await handle.result() == "ok after 3"
+        history = await handle.fetch_history()
+    assert _attempts[key] == [1, 2, 3]
+    names = _names(history)
+    # Retries write no events: one scheduled, one started (attempt 3), one completed.
+    assert names.count("ACTIVITY_TASK_SCHEDULED") == 1
+    assert names.count("ACTIVITY_TASK_STARTED") == 1
+    started = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+    attrs = started.activity_task_started_event_attributes
+    assert attrs.attempt == 3
+    assert attrs.last_failure.message == "attempt 2 failed"
+    completed = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+    assert completed.activity_task_completed_event_attributes.started_event_id == started.event_id
+
+
+async def test_non_retryable_activity_failure_fails_workflow(client, task_queue):
+    key = uuid.uuid4().hex
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(NonRetryableWorkflow.run, key, id=f"nr-{key}", task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()
+        history = await handle.fetch_history()
+    assert isinstance(err.value.cause, ActivityError)
+    assert isinstance(err.value.cause.cause, ApplicationError)
+    assert err.value.cause.cause.type == "PaymentDeclined"
+    failed = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED)
+    assert attributes_of(failed).retry_state == 2  # RETRY_STATE_NON_RETRYABLE_FAILURE
+
+
+async def test_durable_timer(client, task_queue):
+    async with _worker(client, task_queue):
+        elapsed = await client.execute_workflow(
+            TimerWorkflow.run, 1.5, id=f"timer-{uuid.uuid4()}", task_queue=task_queue
+        )
+    assert elapsed >= 1.5
+
+
+async def test_duplicate_start_rejected(client, task_queue):
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    wid = f"dup-{uuid.uuid4()}"
+    first = await client.start_workflow(TimerWorkflow.run, 30.0, id=wid, task_queue=task_queue)
+    with pytest.raises(WorkflowAlreadyStartedError) as err:
+        await client.start_workflow(TimerWorkflow.run, 30.0, id=wid, task_queue=task_queue)
+    assert err.value.run_id == first.result_run_id
+    await first.terminate("cleanup")
+
+
+async def test_workflow_failure_surfaces_to_client(client, task_queue):
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(FailingWorkflow.run, id=f"fail-{uuid.uuid4()}", task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()
+        desc = await handle.describe()
+    assert isinstance(err.value.cause, ApplicationError)
+    assert err.value.cause.message == "workflow gave up"
+    assert err.value.cause.type == "Business"
+    assert err.value.cause.details == ("detail",)
+    assert desc.status == WorkflowExecutionStatus.FAILED
+
+
+async def test_cancellation_reaches_activity_and_client(client, task_queue):
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(WaitForeverWorkflow.run, id=f"cancel-{uuid.uuid4()}", task_queue=task_queue)
+        for _ in range(100):
+            desc = await handle.describe()
+            if desc.raw_description.pending_activities and desc.raw_description.pending_activities[0].state == 2:
+                break
+            await asyncio.sleep(0.1)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()
+        history = await handle.fetch_history()
+    assert isinstance(err.value.cause, CancelledError)
+    names = _names(history)
+    assert "WORKFLOW_EXECUTION_CANCEL_REQUESTED" in names
+    assert "ACTIVITY_TASK_CANCEL_REQUESTED" in names
+    assert "ACTIVITY_TASK_CANCELED" in names
+    assert names[-1] == "WORKFLOW_EXECUTION_CANCELED"
+
+
+async def test_terminate_and_describe(client, task_queue):
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(TimerWorkflow.run, 300.0, id=f"term-{uuid.uuid4()}", task_queue=task_queue)
+        for _ in range(100):
+            desc = await handle.describe()
+            if desc.history_length >= 5:  # timer started
+                break
+            await asyncio.sleep(0.1)
+        assert desc.status == WorkflowExecutionStatus.RUNNING
+        assert desc.workflow_type == "TimerWorkflow"
+        assert desc.task_queue == task_queue
+        await handle.terminate("why", reason="enough")
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()
+        desc = await handle.describe()
+    assert isinstance(err.value.cause, TerminatedError)
+    assert desc.status == WorkflowExecutionStatus.TERMINATED
+    assert desc.close_time is not None
+    history = await handle.fetch_history()
+    assert _names(history)[-1] == "WORKFLOW_EXECUTION_TERMINATED"
+    assert history.events[-1].workflow_execution_terminated_event_attributes.reason == "enough"
