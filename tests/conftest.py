@@ -21,9 +21,34 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL database for this test run, dropped at the end."""
+    import psycopg
+
+    name = f"odin_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        skip_or_fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url_for_path(str(tmp_path / "odin.db"))
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-async def odin_server(tmp_path):
-    server = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0))
+async def odin_server(database_url):
+    server = OdinServer(Settings(database_url=database_url, grpc_port=0))
     await server.start()
     yield server
     await server.stop(grace=0.5)
