@@ -23,16 +23,16 @@ async def _serve(settings: Settings, banner: str, auto_migrate: bool) -> None:
     from odin.server import NotMigrated, OdinServer
 
     server = OdinServer(settings, auto_migrate=auto_migrate)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
         endpoints = await server.start()
     except NotMigrated as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(banner.format(grpc=f"{endpoints.grpc_host}:{endpoints.grpc_port}"), err=False)
     sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     click.echo("odin: shutting down")
     await server.stop()
