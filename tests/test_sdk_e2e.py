@@ -97,6 +97,36 @@ class WaitForeverWorkflow:
         return "unreachable"
 
 
+_task_failures: dict[str, int] = {}
+
+
+@workflow.defn
+class FailsFirstTaskWorkflow:
+    @workflow.run
+    async def run(self, key: str) -> str:
+        if _task_failures.get(key, 0) < 1:
+            _task_failures[key] = _task_failures.get(key, 0) + 1
+            raise RuntimeError("a bug in the workflow code")  # fails the workflow task, not the workflow
+        return "recovered"
+
+
+@activity.defn
+async def silent() -> None:
+    await asyncio.sleep(5)
+
+
+@workflow.defn
+class HeartbeatTimeoutWorkflow:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.execute_activity(
+            silent,
+            start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=1),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )
+
+
 def _names(history) -> list[str]:
     return [EventType.Name(e.event_type)[len("EVENT_TYPE_") :] for e in history.events]
 
@@ -105,8 +135,16 @@ def _worker(client, task_queue, **kwargs) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[RetryWorkflow, NonRetryableWorkflow, TimerWorkflow, FailingWorkflow, WaitForeverWorkflow],
-        activities=[flaky, always_fails, wait_for_cancel],
+        workflows=[
+            RetryWorkflow,
+            NonRetryableWorkflow,
+            TimerWorkflow,
+            FailingWorkflow,
+            WaitForeverWorkflow,
+            FailsFirstTaskWorkflow,
+            HeartbeatTimeoutWorkflow,
+        ],
+        activities=[flaky, always_fails, wait_for_cancel, silent],
         **kwargs,
     )
 
@@ -217,3 +255,36 @@ async def test_terminate_and_describe(client, task_queue):
     history = await handle.fetch_history()
     assert _names(history)[-1] == "WORKFLOW_EXECUTION_TERMINATED"
     assert history.events[-1].workflow_execution_terminated_event_attributes.reason == "enough"
+
+
+async def test_failed_workflow_task_is_retried(client, task_queue):
+    from temporalio.worker import UnsandboxedWorkflowRunner
+
+    key = uuid.uuid4().hex
+    # Unsandboxed, so the module-level counter survives between task attempts.
+    async with _worker(client, task_queue, workflow_runner=UnsandboxedWorkflowRunner()):
+        handle = await client.start_workflow(FailsFirstTaskWorkflow.run, key, id=f"wft-{key}", task_queue=task_queue)
+        assert await handle.result() == "recovered"
+        history = await handle.fetch_history()
+    names = _names(history)
+    assert names[:4] == ["WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_FAILED"]
+    failed = history.events[3].workflow_task_failed_event_attributes
+    assert "a bug in the workflow code" in failed.failure.message
+    rescheduled = history.events[4].workflow_task_scheduled_event_attributes
+    assert rescheduled.attempt == 2
+    assert names[-1] == "WORKFLOW_EXECUTION_COMPLETED"
+
+
+async def test_activity_heartbeat_timeout(client, task_queue):
+    from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+    from temporalio.exceptions import TimeoutType
+
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(HeartbeatTimeoutWorkflow.run, id=f"hb-{uuid.uuid4()}", task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError) as err:
+            await handle.result()
+        history = await handle.fetch_history()
+    timeout = err.value.cause.cause
+    assert isinstance(timeout, TemporalTimeoutError)
+    assert timeout.type == TimeoutType.HEARTBEAT
+    assert "ACTIVITY_TASK_TIMED_OUT" in _names(history)
