@@ -127,6 +127,25 @@ class HeartbeatTimeoutWorkflow:
         )
 
 
+@workflow.defn
+class CancelUnstartedActivityWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        handle = workflow.start_activity(
+            "nobody_runs_this",
+            task_queue="no-workers-here",
+            start_to_close_timeout=timedelta(seconds=5),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        await workflow.sleep(0.2)
+        handle.cancel()
+        try:
+            await handle
+        except ActivityError as err:
+            return type(err.cause).__name__
+        return "completed?"
+
+
 def _names(history) -> list[str]:
     return [EventType.Name(e.event_type)[len("EVENT_TYPE_") :] for e in history.events]
 
@@ -143,6 +162,7 @@ def _worker(client, task_queue, **kwargs) -> Worker:
             WaitForeverWorkflow,
             FailsFirstTaskWorkflow,
             HeartbeatTimeoutWorkflow,
+            CancelUnstartedActivityWorkflow,
         ],
         activities=[flaky, always_fails, wait_for_cancel, silent],
         **kwargs,
@@ -288,3 +308,17 @@ async def test_activity_heartbeat_timeout(client, task_queue):
     assert isinstance(timeout, TemporalTimeoutError)
     assert timeout.type == TimeoutType.HEARTBEAT
     assert "ACTIVITY_TASK_TIMED_OUT" in _names(history)
+
+
+async def test_cancel_activity_that_never_started(client, task_queue):
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(
+            CancelUnstartedActivityWorkflow.run, id=f"cu-{uuid.uuid4()}", task_queue=task_queue
+        )
+        assert await handle.result() == "CancelledError"
+        history = await handle.fetch_history()
+    names = _names(history)
+    i = names.index("ACTIVITY_TASK_CANCEL_REQUESTED")
+    assert names[i + 1] == "ACTIVITY_TASK_CANCELED"
+    assert names[i + 2] == "WORKFLOW_TASK_SCHEDULED"
+    assert "ACTIVITY_TASK_STARTED" not in names

@@ -92,6 +92,7 @@ def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
         s.sticky_schedule_to_start = seconds(sticky.schedule_to_start_timeout) or DEFAULT_STICKY_SCHEDULE_TO_START
     else:
         s.sticky_queue = ""
+    t.hold_workflow_task = True
     for command in req.commands:
         if not s.running:
             raise BadCommand(
@@ -109,6 +110,7 @@ def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
         if command.WhichOneof("attributes") != field:
             raise BadCommand(cause, f"{C.Name(command.command_type)} requires {field}.")
         handler[0](t, getattr(command, field), completed.event_id)
+    t.hold_workflow_task = False
     if s.running:
         if t.flush_buffer() or req.force_create_new_workflow_task:
             t.wft_needed = True

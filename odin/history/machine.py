@@ -66,6 +66,8 @@ class Transition:
         self.timers: list[TimerSpec] = []
         self.closed = False
         self.wft_needed = False
+        # While a completion's commands are applied, new workflow tasks wait until all are done.
+        self.hold_workflow_task = False
         # An error for the caller that must not roll the transition back (e.g. UnhandledCommand).
         self.deferred_error: Exception | None = None
         self._started_ids: dict[int, int] = {}
@@ -113,6 +115,8 @@ class Transition:
     def finish(self) -> None:
         """Schedule a workflow task if new events wait for one and none is pending."""
         s = self.state
+        if self.hold_workflow_task:
+            return
         if s.running and self.wft_needed and s.wft is None and not s.first_wft_backoff:
             self.schedule_workflow_task()
         self.wft_needed = False
@@ -358,6 +362,7 @@ def restore(t: Transition, snap: tuple) -> None:
     t._started_ids = started
     t.closed = False
     t.wft_needed = False
+    t.hold_workflow_task = False
 
 
 def wft_token(state: MutableState, w: WorkflowTaskInfo) -> WorkflowTaskToken:
