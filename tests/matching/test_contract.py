@@ -1,0 +1,83 @@
+"""Contract of the ``TaskQueues`` Protocol; every backend must pass the same tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
+from odin.matching.memory import InMemoryTaskQueues
+
+
+@pytest.fixture(params=["memory"])
+def queues(request):
+    return InMemoryTaskQueues()
+
+
+def _entry(n: int) -> TaskEntry:
+    return TaskEntry(task_id=f"t{n}", namespace_id="ns", workflow_id=f"wf{n}", run_id=f"r{n}", scheduled_event_id=n)
+
+
+async def test_fifo_and_dedupe(queues):
+    for n in (1, 2, 1, 3):
+        await queues.add("ns", "q", WORKFLOW, _entry(n))
+    assert await queues.backlog("ns", "q", WORKFLOW) == 3
+    got = [await queues.poll("ns", "q", WORKFLOW, 1.0, "w") for _ in range(3)]
+    assert [e.task_id for e in got] == ["t1", "t2", "t3"]
+    assert await queues.backlog("ns", "q", WORKFLOW) == 0
+
+
+async def test_queues_are_separate_by_namespace_name_and_type(queues):
+    await queues.add("ns", "q", ACTIVITY, _entry(1))
+    assert await queues.poll("ns", "q", WORKFLOW, 0.05, "w") is None
+    assert await queues.poll("other", "q", ACTIVITY, 0.05, "w") is None
+    assert await queues.poll("ns", "q2", ACTIVITY, 0.05, "w") is None
+    assert (await queues.poll("ns", "q", ACTIVITY, 0.05, "w")).task_id == "t1"
+
+
+async def test_long_poll_returns_empty_at_deadline(queues):
+    start = time.monotonic()
+    assert await queues.poll("ns", "q", WORKFLOW, 0.3, "w") is None
+    assert 0.25 <= time.monotonic() - start < 2.0
+
+
+async def test_waiting_poller_gets_entry_added_later(queues):
+    poll = asyncio.create_task(queues.poll("ns", "q", WORKFLOW, 5.0, "w"))
+    await asyncio.sleep(0.05)
+    await queues.add("ns", "q", WORKFLOW, _entry(7))
+    assert (await asyncio.wait_for(poll, 2)).task_id == "t7"
+
+
+async def test_cancelled_poll_loses_no_entry(queues):
+    poll = asyncio.create_task(queues.poll("ns", "q", WORKFLOW, 5.0, "w"))
+    await asyncio.sleep(0.05)
+    poll.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await poll
+    await queues.add("ns", "q", WORKFLOW, _entry(8))
+    assert (await queues.poll("ns", "q", WORKFLOW, 1.0, "w")).task_id == "t8"
+
+
+async def test_requeue_goes_first(queues):
+    await queues.add("ns", "q", WORKFLOW, _entry(1))
+    await queues.add("ns", "q", WORKFLOW, _entry(2))
+    first = await queues.poll("ns", "q", WORKFLOW, 1.0, "w")
+    await queues.requeue("ns", "q", WORKFLOW, first)
+    assert (await queues.poll("ns", "q", WORKFLOW, 1.0, "w")).task_id == "t1"
+
+
+async def test_pollers_tracked(queues):
+    assert not await queues.has_recent_poller("ns", "q", WORKFLOW, 10)
+    await queues.poll("ns", "q", WORKFLOW, 0.01, "worker-a")
+    assert await queues.has_recent_poller("ns", "q", WORKFLOW, 10)
+    assert [p.identity for p in await queues.pollers("ns", "q", WORKFLOW)] == ["worker-a"]
+
+
+async def test_drain_returns_queued_entries(queues):
+    await queues.add("ns", "sticky", WORKFLOW, _entry(1))
+    await queues.add("ns", "sticky", WORKFLOW, _entry(2))
+    drained = await queues.drain("ns", "sticky", WORKFLOW)
+    assert [e.task_id for e in drained] == ["t1", "t2"]
+    assert await queues.backlog("ns", "sticky", WORKFLOW) == 0
