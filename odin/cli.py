@@ -9,7 +9,13 @@ import sys
 
 import click
 
-from odin.config import DEFAULT_NUM_SHARDS, Settings, database_url_from_env, normalize_database_url, sqlite_url_for_path
+from odin.config import (
+    DEFAULT_NUM_SHARDS,
+    Settings,
+    database_url_from_env,
+    normalize_database_url,
+    sqlite_url_for_path,
+)
 
 
 @click.group()

@@ -7,19 +7,29 @@ response protos back; errors are ``odin.errors`` exceptions.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 
-from google.protobuf.duration_pb2 import Duration
-from temporalio.api.common.v1 import Memo, SearchAttributes, WorkflowExecution, WorkflowType
-from temporalio.api.enums.v1 import EventType, HistoryEventFilterType, NamespaceState, PendingActivityState
-from temporalio.api.enums.v1 import QueryRejectCondition
+from temporalio.api.common.v1 import (
+    ActivityType,
+    Memo,
+    Payloads,
+    SearchAttributes,
+    WorkflowExecution,
+    WorkflowType,
+)
+from temporalio.api.enums.v1 import (
+    HistoryEventFilterType,
+    NamespaceState,
+    PendingActivityState,
+    QueryRejectCondition,
+)
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import History
 from temporalio.api.namespace.v1 import NamespaceConfig, NamespaceInfo
-from temporalio.api.query.v1 import QueryRejected
+from temporalio.api.query.v1 import QueryRejected, WorkflowQueryResult
 from temporalio.api.replication.v1 import NamespaceReplicationConfig
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflow.v1 import (
@@ -33,12 +43,13 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from odin import __version__
 from odin.clock import Clock, monotonic
 from odin.errors import InvalidArgument, NotFound
-from odin.history import activities, tokens
+from odin.history import activities, retry
 from odin.history.engine import HistoryEngine
 from odin.history.events import duration, timestamp
 from odin.history.notifier import run_key
-from odin.history.state import MutableState, unpack
+from odin.history.state import ActivityInfo, MutableState, unpack
 from odin.history.worker_tasks import WorkerTasks
+from odin.matching import WORKFLOW
 from odin.persistence.store import ExecutionStore, NamespaceRecord
 
 MAX_ID_LENGTH = 1000
@@ -172,8 +183,6 @@ class FrontendService:
         if req.HasField("workflow_start_delay") and req.cron_schedule:
             raise InvalidArgument("CronSchedule and WorkflowStartDelay may not be used together.")
         if req.HasField("retry_policy"):
-            from odin.history import retry
-
             try:
                 retry.normalize(req.retry_policy)
             except retry.InvalidRetryPolicy as exc:
@@ -342,8 +351,6 @@ class FrontendService:
     async def respond_query_task_completed(
         self, req: ws.RespondQueryTaskCompletedRequest
     ) -> ws.RespondQueryTaskCompletedResponse:
-        from temporalio.api.query.v1 import WorkflowQueryResult
-
         self.tasks.respond_query_task_completed(
             req.task_token,
             WorkflowQueryResult(
@@ -381,8 +388,6 @@ class FrontendService:
     async def shutdown_worker(self, req: ws.ShutdownWorkerRequest) -> ws.ShutdownWorkerResponse:
         ns = await self.namespace(req.namespace)
         if req.sticky_task_queue:
-            from odin.matching import WORKFLOW
-
             # The worker's cache is gone: its sticky tasks go back to their normal queue.
             for entry in await self.engine.queues.drain(ns.id, req.sticky_task_queue, WORKFLOW):
                 if not entry.is_query:
@@ -442,10 +447,7 @@ def execution_info(s: MutableState) -> WorkflowExecutionInfo:
     return info
 
 
-def pending_activity(s: MutableState, a) -> PendingActivityInfo:
-    from temporalio.api.common.v1 import ActivityType, Payloads
-    from temporalio.api.failure.v1 import Failure
-
+def pending_activity(s: MutableState, a: ActivityInfo) -> PendingActivityInfo:
     if a.cancel_requested:
         state = PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
     elif a.started:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-from temporalio.api.command.v1 import Command
 from temporalio.api.common.v1 import Memo, SearchAttributes
 from temporalio.api.enums.v1 import CommandType as C
 from temporalio.api.enums.v1 import EventType as E
@@ -19,7 +18,12 @@ from temporalio.api.workflowservice.v1 import RespondWorkflowTaskCompletedReques
 from odin.errors import InvalidArgument
 from odin.history import activities, retry
 from odin.history.events import duration, seconds
-from odin.history.machine import DEFAULT_STICKY_SCHEDULE_TO_START, Transition, restore, snapshot
+from odin.history.machine import (
+    DEFAULT_STICKY_SCHEDULE_TO_START,
+    Transition,
+    restore,
+    snapshot,
+)
 from odin.history.state import ActivityInfo, TimerInfo, pack, unpack
 from odin.history.tokens import WorkflowTaskToken
 

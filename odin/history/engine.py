@@ -7,8 +7,10 @@ import logging
 import uuid
 import zlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable, TypeVar
 
+from temporalio.api.common.v1 import Memo, SearchAttributes
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as Conflict
 from temporalio.api.enums.v1 import WorkflowIdReusePolicy as Reuse
@@ -21,7 +23,7 @@ from odin.history import activities
 from odin.history.machine import StaleTask, Transition
 from odin.history.notifier import Notifier, run_key
 from odin.history.start import new_run
-from odin.history.state import MutableState
+from odin.history.state import MutableState, unpack
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
 from odin.persistence.store import (
     Batch,
@@ -160,8 +162,6 @@ class HistoryEngine:
                 OutboxTask(uuid.uuid4().hex, new_record.shard_id, s.namespace_id, s.workflow_id, s.run_id, spec.kind, spec.data, now)
             )
         for spec in t.timers:
-            from datetime import datetime, timezone
-
             fire_at = datetime.fromtimestamp(spec.fire_at, timezone.utc)
             batch.timer_tasks.append(
                 OutboxTask(
@@ -294,13 +294,8 @@ def _already_started(workflow_id: str, current: CurrentExecution) -> AlreadyExis
 
 
 def visibility_row(s: MutableState) -> dict:
-    from datetime import datetime, timezone
-
-    def at(ts: float):
+    def at(ts: float) -> datetime | None:
         return datetime.fromtimestamp(ts, timezone.utc) if ts else None
-
-    from odin.history.state import unpack
-    from temporalio.api.common.v1 import Memo, SearchAttributes
 
     memo = unpack(Memo, s.memo)
     sa = unpack(SearchAttributes, s.search_attributes)

@@ -15,7 +15,12 @@ from datetime import datetime
 
 from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType as E
-from temporalio.api.enums.v1 import RetryState, TaskQueueKind, TimeoutType, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import (
+    RetryState,
+    TaskQueueKind,
+    TimeoutType,
+    WorkflowTaskFailedCause,
+)
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
