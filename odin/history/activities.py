@@ -22,6 +22,12 @@ _TIMEOUT_LABEL = {
 }
 
 
+def arm_timeout(t: Transition, a: ActivityInfo, fire_at: float, timeout_type: int) -> None:
+    t.timer(
+        "activity_timeout", fire_at, scheduled_event_id=a.scheduled_event_id, attempt=a.attempt, timeout_type=timeout_type
+    )
+
+
 def dispatch(t: Transition, a: ActivityInfo) -> None:
     """Queue the current attempt and arm its schedule-to-start timeout."""
     t.transfers.append(
@@ -30,13 +36,7 @@ def dispatch(t: Transition, a: ActivityInfo) -> None:
         )
     )
     if a.schedule_to_start:
-        t.timer(
-            "activity_timeout",
-            a.scheduled_time + a.schedule_to_start,
-            scheduled_event_id=a.scheduled_event_id,
-            attempt=a.attempt,
-            timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
-        )
+        arm_timeout(t, a, a.scheduled_time + a.schedule_to_start, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)
 
 
 def record_started(t: Transition, scheduled_event_id: int, attempt: int, identity: str, request_id: str) -> ActivityInfo:
@@ -50,21 +50,9 @@ def record_started(t: Transition, scheduled_event_id: int, attempt: int, identit
     a.request_id = request_id
     a.last_heartbeat_time = 0.0
     if a.start_to_close:
-        t.timer(
-            "activity_timeout",
-            t.ts + a.start_to_close,
-            scheduled_event_id=a.scheduled_event_id,
-            attempt=a.attempt,
-            timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
-        )
+        arm_timeout(t, a, t.ts + a.start_to_close, TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE)
     if a.heartbeat:
-        t.timer(
-            "activity_timeout",
-            t.ts + a.heartbeat,
-            scheduled_event_id=a.scheduled_event_id,
-            attempt=a.attempt,
-            timeout_type=TimeoutType.TIMEOUT_TYPE_HEARTBEAT,
-        )
+        arm_timeout(t, a, t.ts + a.heartbeat, TimeoutType.TIMEOUT_TYPE_HEARTBEAT)
     return a
 
 
@@ -154,9 +142,7 @@ def timed_out(t: Transition, scheduled_event_id: int, attempt: int, timeout_type
         deadline = (a.last_heartbeat_time or a.started_time) + a.heartbeat
         if deadline > t.ts + 0.001:
             # A heartbeat arrived since this timer was armed: wait for the new deadline.
-            t.timer(
-                "activity_timeout", deadline, scheduled_event_id=scheduled_event_id, attempt=attempt, timeout_type=timeout_type
-            )
+            arm_timeout(t, a, deadline, timeout_type)
             return
     failure = timeout_failure(a, timeout_type)
     _retry_or_close(t, a, failure, a.started_identity, timed_out=True)

@@ -199,13 +199,7 @@ def _schedule_activity(t: Transition, a, completed_id: int) -> None:
     s.activities[event.event_id] = info
     activities.dispatch(t, info)
     if s2c:
-        t.timer(
-            "activity_timeout",
-            t.ts + s2c,
-            scheduled_event_id=event.event_id,
-            attempt=1,
-            timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE,
-        )
+        activities.arm_timeout(t, info, t.ts + s2c, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE)
 
 
 def _request_cancel_activity(t: Transition, a, completed_id: int) -> None:
@@ -309,14 +303,19 @@ def _record_marker(t: Transition, a, completed_id: int) -> None:
     )
 
 
+def _merge(target, updates) -> None:
+    """Merge a payload map; an empty, ``null`` or ``[]`` payload removes the key."""
+    for name, payload in updates.items():
+        if payload.data in (b"", b"null", b"[]"):
+            target.pop(name, None)
+        else:
+            target[name].CopyFrom(payload)
+
+
 def _upsert_search_attributes(t: Transition, a, completed_id: int) -> None:
     s = t.state
     merged = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
-    for name, payload in a.search_attributes.indexed_fields.items():
-        if payload.data in (b"null", b"[]") or not payload.data:
-            merged.indexed_fields.pop(name, None)
-        else:
-            merged.indexed_fields[name].CopyFrom(payload)
+    _merge(merged.indexed_fields, a.search_attributes.indexed_fields)
     s.search_attributes = pack(merged)
     t.append(
         E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
@@ -329,11 +328,7 @@ def _upsert_search_attributes(t: Transition, a, completed_id: int) -> None:
 def _modify_properties(t: Transition, a, completed_id: int) -> None:
     s = t.state
     merged = unpack(Memo, s.memo) or Memo()
-    for name, payload in a.upserted_memo.fields.items():
-        if payload.data in (b"null",) or not payload.data:
-            merged.fields.pop(name, None)
-        else:
-            merged.fields[name].CopyFrom(payload)
+    _merge(merged.fields, a.upserted_memo.fields)
     s.memo = pack(merged)
     t.append(
         E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,

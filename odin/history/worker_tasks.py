@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 from temporalio.api.common.v1 import Payloads, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import QueryResultType, TaskQueueKind
@@ -31,6 +32,8 @@ from odin.history.state import unpack
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -70,23 +73,25 @@ class WorkerTasks:
                 return response
         return PollWorkflowTaskQueueResponse()
 
-    async def _start_workflow_task(self, entry: TaskEntry, sticky: bool, identity: str) -> PollWorkflowTaskQueueResponse:
-        engine = self.engine
-        request_id = str(uuid.uuid4())
+    async def _take(self, entry: TaskEntry, op: Callable[[Transition], T]) -> tuple[T, Transition]:
+        """Start the task an entry names, deleting its transfer row in the same transaction.
+        A stale entry's row is deleted and ``StaleTask`` raised, so the poll moves on."""
         try:
-            w, t = await engine.update(
-                entry.namespace_id,
-                entry.workflow_id,
-                entry.run_id,
-                lambda t: t.record_workflow_task_started(entry.scheduled_event_id, sticky, identity, request_id),
-                delete_transfer_ids=(entry.task_id,),
+            return await self.engine.update(
+                entry.namespace_id, entry.workflow_id, entry.run_id, op, delete_transfer_ids=(entry.task_id,)
             )
         except (StaleTask, NotFound):
-            await engine.store.delete_transfer_task(entry.task_id)
-            raise StaleTask("stale workflow task entry")
+            await self.engine.store.delete_transfer_task(entry.task_id)
+            raise StaleTask("stale task entry") from None
+
+    async def _start_workflow_task(self, entry: TaskEntry, sticky: bool, identity: str) -> PollWorkflowTaskQueueResponse:
+        request_id = str(uuid.uuid4())
+        w, t = await self._take(
+            entry, lambda t: t.record_workflow_task_started(entry.scheduled_event_id, sticky, identity, request_id)
+        )
         s = t.state
         first = s.last_completed_wft_started_event_id + 1 if sticky else 1
-        events = await engine.store.read_events(s.run_id, first, s.next_event_id)
+        events = await self.engine.store.read_events(s.run_id, first, s.next_event_id)
         return PollWorkflowTaskQueueResponse(
             task_token=tokens.encode(wft_token(s, w)),
             workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
@@ -137,21 +142,12 @@ class WorkerTasks:
         return PollActivityTaskQueueResponse()
 
     async def _start_activity_task(self, entry: TaskEntry, namespace: str, identity: str) -> PollActivityTaskQueueResponse:
-        engine = self.engine
         request_id = str(uuid.uuid4())
-        try:
-            a, t = await engine.update(
-                entry.namespace_id,
-                entry.workflow_id,
-                entry.run_id,
-                lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id),
-                delete_transfer_ids=(entry.task_id,),
-            )
-        except (StaleTask, NotFound):
-            await engine.store.delete_transfer_task(entry.task_id)
-            raise StaleTask("stale activity task entry")
+        a, t = await self._take(
+            entry, lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id)
+        )
         s = t.state
-        [scheduled] = await engine.store.read_events(s.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
+        [scheduled] = await self.engine.store.read_events(s.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
         attrs = scheduled.activity_task_scheduled_event_attributes
         token = tokens.ActivityTaskToken(
             namespace_id=s.namespace_id,
