@@ -53,6 +53,7 @@ from odin.matching import WORKFLOW
 from odin.persistence.store import ExecutionStore, NamespaceRecord
 
 MAX_ID_LENGTH = 1000
+MAX_NAMESPACE_LENGTH = 255
 NAMESPACE_CACHE_TTL = 300.0
 DEFAULT_RETENTION = 72 * 3600.0
 DEFAULT_HISTORY_PAGE = 256
@@ -60,11 +61,11 @@ DEFAULT_HISTORY_PAGE = 256
 HISTORY_LONG_POLL = 20.0
 
 
-def _check_id(value: str, what: str) -> None:
+def _check_id(value: str, what: str, limit: int = MAX_ID_LENGTH) -> None:
     if not value:
         raise InvalidArgument(f"{what} is not set on request.")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidArgument(f"{what} exceeds length limit of {MAX_ID_LENGTH}.")
+    if len(value) > limit:
+        raise InvalidArgument(f"{what} exceeds length limit of {limit}.")
 
 
 @dataclass
@@ -109,7 +110,7 @@ class FrontendService:
         return await self.namespace(name)
 
     async def register_namespace(self, req: ws.RegisterNamespaceRequest) -> ws.RegisterNamespaceResponse:
-        _check_id(req.namespace, "Namespace")
+        _check_id(req.namespace, "Namespace", MAX_NAMESPACE_LENGTH)
         retention = req.workflow_execution_retention_period.ToTimedelta().total_seconds() or DEFAULT_RETENTION
         if retention < 0:
             raise InvalidArgument("WorkflowExecutionRetentionPeriod cannot be negative.")
@@ -148,14 +149,19 @@ class FrontendService:
         if req.id:
             ns = await self.store.get_namespace(id=req.id)
             if ns is None:
-                raise NotFound(f"Namespace {req.id} is not found.")
+                raise NotFound(f"Namespace {req.id} is not found.", NamespaceNotFoundFailure(namespace=req.id))
         else:
             ns = await self.namespace(req.namespace)
         return self._describe_ns(ns)
 
     async def list_namespaces(self, req: ws.ListNamespacesRequest) -> ws.ListNamespacesResponse:
         all_ns = await self.store.list_namespaces()
-        start = int(req.next_page_token or b"0")
+        try:
+            start = int(req.next_page_token or b"0")
+            if start < 0:
+                raise ValueError
+        except ValueError:
+            raise InvalidArgument("Invalid NextPageToken.") from None
         size = req.page_size or 100
         page = all_ns[start : start + size]
         token = str(start + size).encode() if start + size < len(all_ns) else b""

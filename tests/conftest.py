@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from typing import Iterator
 
 import pytest
 from temporalio.client import Client
@@ -21,10 +23,11 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A throw-away PostgreSQL database for this test run, dropped at the end."""
+@contextlib.contextmanager
+def throwaway_postgres_database() -> Iterator[str]:
+    """Create a PostgreSQL database for one test (run), yield its SQLAlchemy URL, drop it after."""
     import psycopg
+    from sqlalchemy.engine import make_url
 
     name = f"odin_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -33,10 +36,19 @@ def postgres_url():
         skip_or_fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One throw-away PostgreSQL database shared by this test run's servers."""
+    with throwaway_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

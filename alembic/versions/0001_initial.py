@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.Column("workflow_id", sa.String(1000), primary_key=True),
         sa.Column("run_id", sa.String(36), nullable=False),
         sa.Column("first_execution_run_id", sa.String(36), nullable=False),
-        sa.Column("create_request_id", sa.String(255), nullable=False),
+        sa.Column("create_request_id", sa.String(1000), nullable=False),
         sa.Column("status", sa.Integer, nullable=False),
     )
     op.create_table(

@@ -17,8 +17,9 @@ from temporalio.api.workflowservice.v1 import RespondWorkflowTaskCompletedReques
 
 from odin.errors import InvalidArgument
 from odin.history import activities, retry
-from odin.history.events import duration, seconds
+from odin.history.events import attributes_of, duration, seconds
 from odin.history.machine import (
+    ACTIVITY_OUTCOMES,
     DEFAULT_STICKY_SCHEDULE_TO_START,
     Transition,
     restore,
@@ -205,6 +206,17 @@ def _schedule_activity(t: Transition, a, completed_id: int) -> None:
 def _request_cancel_activity(t: Transition, a, completed_id: int) -> None:
     s = t.state
     info = s.activities.get(a.scheduled_event_id)
+    if info is None and t.has_buffered(
+        lambda e: e.event_type in ACTIVITY_OUTCOMES and attributes_of(e).scheduled_event_id == a.scheduled_event_id
+    ):
+        # The activity finished while this task ran; its buffered outcome is delivered next.
+        t.append(
+            E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED,
+            h.ActivityTaskCancelRequestedEventAttributes(
+                scheduled_event_id=a.scheduled_event_id, workflow_task_completed_event_id=completed_id
+            ),
+        )
+        return
     if info is None:
         raise BadCommand(
             Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
@@ -247,16 +259,23 @@ def _start_timer(t: Transition, a, completed_id: int) -> None:
 
 def _cancel_timer(t: Transition, a, completed_id: int) -> None:
     s = t.state
-    timer = s.timers.get(a.timer_id)
-    if timer is None:
-        raise BadCommand(
-            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES, f"No pending timer with id {a.timer_id}."
+    timer = s.timers.pop(a.timer_id, None)
+    if timer is not None:
+        started_event_id = timer.started_event_id
+    else:
+        # A timer that fired while this task ran is still cancellable: its TimerFired is dropped.
+        fired = t.take_buffered(
+            lambda e: e.event_type == E.EVENT_TYPE_TIMER_FIRED and e.timer_fired_event_attributes.timer_id == a.timer_id
         )
-    del s.timers[a.timer_id]
+        if fired is None:
+            raise BadCommand(
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES, f"No pending timer with id {a.timer_id}."
+            )
+        started_event_id = fired.timer_fired_event_attributes.started_event_id
     t.append(
         E.EVENT_TYPE_TIMER_CANCELED,
         h.TimerCanceledEventAttributes(
-            timer_id=a.timer_id, started_event_id=timer.started_event_id, workflow_task_completed_event_id=completed_id
+            timer_id=a.timer_id, started_event_id=started_event_id, workflow_task_completed_event_id=completed_id
         ),
     )
 

@@ -156,6 +156,8 @@ class HistoryEngine:
                     expected_run_id=s.run_id,
                 )
             )
+        if t.closed:
+            return  # a closed run needs none of the tasks its last transition produced
         now = t.now
         for spec in t.transfers:
             batch.transfer_tasks.append(
@@ -289,7 +291,11 @@ class HistoryEngine:
 def _already_started(workflow_id: str, current: CurrentExecution) -> AlreadyExists:
     return AlreadyExists(
         f"Workflow execution is already running. WorkflowId: {workflow_id}, RunId: {current.run_id}.",
-        WorkflowExecutionAlreadyStartedFailure(start_request_id=current.create_request_id, run_id=current.run_id),
+        WorkflowExecutionAlreadyStartedFailure(
+            start_request_id=current.create_request_id,
+            run_id=current.run_id,
+            first_execution_run_id=current.first_execution_run_id,
+        ),
     )
 
 

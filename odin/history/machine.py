@@ -36,7 +36,7 @@ from odin.history.tokens import WorkflowTaskToken
 SIGNAL_REQUEST_ID_WINDOW = 1000
 DEFAULT_STICKY_SCHEDULE_TO_START = 10.0
 
-_ACTIVITY_OUTCOMES = {
+ACTIVITY_OUTCOMES = {
     E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
     E.EVENT_TYPE_ACTIVITY_TASK_FAILED,
     E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
@@ -96,12 +96,24 @@ class Transition:
         if event.event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             a = event.activity_task_started_event_attributes
             self._started_ids[a.scheduled_event_id] = event.event_id
-        elif event.event_type in _ACTIVITY_OUTCOMES:
+        elif event.event_type in ACTIVITY_OUTCOMES:
             a = attributes_of(event)
             if a.scheduled_event_id in self._started_ids:
                 a.started_event_id = self._started_ids[a.scheduled_event_id]
         s.history_size_bytes += event.ByteSize()
         self.events.append(event)
+
+    def take_buffered(self, match) -> HistoryEvent | None:
+        """Remove and return the first buffered event for which ``match(event)`` is true."""
+        for i, raw in enumerate(self.state.buffered_events):
+            event = HistoryEvent.FromString(base64.b64decode(raw))
+            if match(event):
+                del self.state.buffered_events[i]
+                return event
+        return None
+
+    def has_buffered(self, match) -> bool:
+        return any(match(HistoryEvent.FromString(base64.b64decode(raw))) for raw in self.state.buffered_events)
 
     def flush_buffer(self) -> bool:
         buffered = self.state.buffered_events
@@ -291,9 +303,29 @@ class Transition:
         self.finish()
 
     def terminate(self, reason: str, details, identity: str) -> None:
-        s = self.state
-        if not s.running:
+        if not self.state.running:
             raise NotFound("workflow execution already completed")
+        self._end_started_task(identity)
+        self.close(
+            Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
+            h.WorkflowExecutionTerminatedEventAttributes(reason=reason, details=details, identity=identity),
+        )
+
+    def run_timed_out(self) -> None:
+        if not self.state.running:
+            raise StaleTask("run already closed")
+        self._end_started_task()
+        self.close(
+            Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
+            h.WorkflowExecutionTimedOutEventAttributes(retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET),
+        )
+
+    def _end_started_task(self, identity: str = "") -> None:
+        """Before the server closes a run: fail a started workflow task, then flush what it buffered,
+        so nothing accepted is lost and no event lands between the task's start and its end."""
+        s = self.state
         w = s.wft
         if w is not None and w.started_event_id:
             self.append(
@@ -307,20 +339,6 @@ class Transition:
             )
             s.wft = None
         self.flush_buffer()
-        self.close(
-            Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
-            E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
-            h.WorkflowExecutionTerminatedEventAttributes(reason=reason, details=details, identity=identity),
-        )
-
-    def run_timed_out(self) -> None:
-        if not self.state.running:
-            raise StaleTask("run already closed")
-        self.close(
-            Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
-            E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
-            h.WorkflowExecutionTimedOutEventAttributes(retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET),
-        )
 
     def close(self, status: int, event_type: int, attributes: Message) -> HistoryEvent:
         s = self.state

@@ -53,7 +53,10 @@ def info_of(policy: RetryPolicy) -> RetryPolicyInfo:
 
 def backoff(info: RetryPolicyInfo, attempt: int) -> float:
     """Delay before attempt ``attempt + 1`` after attempt ``attempt`` failed."""
-    delay = info.initial_interval * info.backoff_coefficient ** max(attempt - 1, 0)
+    try:
+        delay = info.initial_interval * info.backoff_coefficient ** max(attempt - 1, 0)
+    except OverflowError:  # long retry chains: the cap below applies
+        delay = float("inf")
     if info.maximum_interval > 0:
         delay = min(delay, info.maximum_interval)
     return delay

@@ -54,6 +54,8 @@ def decode(data: bytes, expected: type | tuple[type, ...]) -> Token:
         if data[:1] != _VERSION:
             raise ValueError("unknown token version")
         raw = json.loads(data[1:])
+        if not isinstance(raw, dict):
+            raise ValueError("token body is not an object")
         token = _KINDS[raw.pop("k")](**raw)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidArgument("Error deserializing task token.") from exc

@@ -74,7 +74,7 @@ current_executions = sa.Table(
     sa.Column("workflow_id", sa.String(1000), primary_key=True),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("first_execution_run_id", sa.String(36), nullable=False),
-    sa.Column("create_request_id", sa.String(255), nullable=False),
+    sa.Column("create_request_id", sa.String(1000), nullable=False),
     sa.Column("status", sa.Integer, nullable=False),
 )
 

@@ -1,0 +1,484 @@
+"""Contract of the SQL ``ExecutionStore``, run against SQLite and PostgreSQL alike.
+
+Every test gets an empty database: a SQLite file in ``tmp_path``, or a throw-away PostgreSQL database
+``odin_test_<hex>`` created for the test and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from temporalio.api.common.v1 import Memo, Payload, WorkflowType
+from temporalio.api.enums.v1 import EventType as E
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
+
+from conftest import throwaway_postgres_database
+from odin.config import sqlite_url_for_path
+from odin.errors import AlreadyExists, ConcurrentUpdate
+from odin.history.engine import visibility_row
+from odin.history.machine import Transition
+from odin.history.start import new_run
+from odin.persistence import migrate
+from odin.persistence import tables as t
+from odin.persistence.store import (
+    Batch,
+    CurrentExecution,
+    CurrentWrite,
+    ExecutionRecord,
+    NamespaceRecord,
+    OutboxTask,
+    SqlExecutionStore,
+    WorkflowWrite,
+    make_engine,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+NS = "8d5cbb39-6e0f-4a4e-9d7e-5d8f0c3f0a11"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def engine(request, tmp_path):
+    if request.param == "sqlite":
+        eng = make_engine(sqlite_url_for_path(str(tmp_path / "odin.db")))
+        yield eng
+        await eng.dispose()
+        return
+    with throwaway_postgres_database() as url:
+        eng = make_engine(url)
+        try:
+            yield eng
+        finally:
+            await eng.dispose()
+
+
+@pytest.fixture
+async def store(engine) -> SqlExecutionStore:
+    await migrate.upgrade(engine)
+    return SqlExecutionStore(engine)
+
+
+async def count(engine, table: sa.Table, *where) -> int:
+    async with engine.connect() as conn:
+        return (await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))).scalar_one()
+
+
+# -- building writes ---------------------------------------------------------------------------
+
+
+class Run:
+    """A run created by the real state machine, and the writes the engine would make for it."""
+
+    def __init__(self, workflow_id: str = "wf-1", shard_id: int = 3):
+        self.run_id = str(uuid.uuid4())
+        req = StartWorkflowExecutionRequest(
+            namespace="default",
+            workflow_id=workflow_id,
+            workflow_type=WorkflowType(name="Greeter"),
+            task_queue=TaskQueue(name="tq"),
+            request_id=f"req-{self.run_id}",
+            memo=Memo(fields={"k": Payload(data=b'"v"')}),
+        )
+        self.t = new_run(namespace_id=NS, namespace="default", run_id=self.run_id, request=req, now=T0)
+        self.workflow_id = workflow_id
+        self.shard_id = shard_id
+        self.db_version = 0
+
+    @property
+    def state(self):
+        return self.t.state
+
+    def record(self, db_version: int) -> ExecutionRecord:
+        s = self.state
+        return ExecutionRecord(
+            NS, s.workflow_id, s.run_id, self.shard_id, s.status, s.next_event_id, db_version, s.to_bytes()
+        )
+
+    def current(self) -> CurrentExecution:
+        s = self.state
+        return CurrentExecution(NS, s.workflow_id, s.run_id, s.first_execution_run_id, s.start_request_id, s.status)
+
+    def task(
+        self, kind: str = "workflow_task", fire_in: float | None = None, created: float = 0.0, **data
+    ) -> OutboxTask:
+        return OutboxTask(
+            task_id=uuid.uuid4().hex,
+            shard_id=self.shard_id,
+            namespace_id=NS,
+            workflow_id=self.workflow_id,
+            run_id=self.run_id,
+            kind=kind,
+            data=data or {"scheduled_event_id": 2, "queue": "tq", "sticky": False},
+            created_at=T0 + timedelta(seconds=created),
+            fire_at=None if fire_in is None else T0 + timedelta(seconds=fire_in),
+        )
+
+    def create_batch(self, transfers=(), timers=()) -> Batch:
+        """The batch that creates the run (expected_db_version None, current pointer inserted)."""
+        return Batch(
+            workflows=[
+                WorkflowWrite(self.record(1), None, events=list(self.t.events), visibility=visibility_row(self.state))
+            ],
+            current=[CurrentWrite(self.current(), expected_run_id=None)],
+            transfer_tasks=list(transfers),
+            timer_tasks=list(timers),
+        )
+
+    def advance(self, op, now_s: float = 1.0) -> Transition:
+        """Apply ``op`` on a new transition (like the engine) and return it; ``self.t`` becomes it."""
+        self.t = Transition(self.state, T0 + timedelta(seconds=now_s))
+        op(self.t)
+        return self.t
+
+    def update_write(self, expected: int, closed: bool = False) -> WorkflowWrite:
+        return WorkflowWrite(
+            self.record(expected + 1),
+            expected,
+            events=list(self.t.events),
+            visibility=visibility_row(self.state),
+            closed=closed,
+        )
+
+
+def same_events(a: list[HistoryEvent], b: list[HistoryEvent]) -> bool:
+    return [e.SerializeToString() for e in a] == [e.SerializeToString() for e in b]
+
+
+# == migrations ==============================================================================
+
+
+async def test_migrations_bring_an_empty_database_up_to_date(engine):
+    assert not await migrate.is_up_to_date(engine)
+    await migrate.upgrade(engine)
+    assert await migrate.is_up_to_date(engine)
+    await migrate.upgrade(engine)  # a second upgrade is a no-op
+    assert await migrate.is_up_to_date(engine)
+
+    def table_names(sync_conn):
+        return set(sa.inspect(sync_conn).get_table_names())
+
+    async with engine.connect() as conn:
+        names = await conn.run_sync(table_names)
+    assert set(t.metadata.tables) <= names
+
+
+# == cluster and namespaces ===================================================================
+
+
+async def test_init_cluster_fixes_the_shard_count(store, engine):
+    assert await store.init_cluster(4) == 4
+    assert await store.init_cluster(8) == 4  # later calls get the stored count
+    assert await store.init_cluster(4) == 4
+    assert await count(engine, t.history_shards) == 4
+
+
+async def test_namespaces_create_get_list_update(store):
+    alpha = NamespaceRecord(str(uuid.uuid4()), "alpha", 1, {"description": "first", "retention_seconds": 86400}, T0)
+    beta = NamespaceRecord(str(uuid.uuid4()), "beta", 1, {"owner_email": "b@example.com"}, T0 + timedelta(seconds=5))
+    await store.create_namespace(beta)
+    await store.create_namespace(alpha)
+
+    assert await store.get_namespace(name="alpha") == alpha
+    assert await store.get_namespace(id=beta.id) == beta
+    got = await store.get_namespace(name="beta")
+    assert got.created_at == beta.created_at and got.created_at.tzinfo is not None
+    assert await store.get_namespace(name="nope") is None
+    assert await store.get_namespace(id=str(uuid.uuid4())) is None
+    assert [ns.name for ns in await store.list_namespaces()] == ["alpha", "beta"]
+
+    with pytest.raises(AlreadyExists):  # same name, new id
+        await store.create_namespace(NamespaceRecord(str(uuid.uuid4()), "alpha", 1, {}, T0))
+    with pytest.raises(AlreadyExists):  # same id, new name
+        await store.create_namespace(NamespaceRecord(alpha.id, "gamma", 1, {}, T0))
+    assert [ns.name for ns in await store.list_namespaces()] == ["alpha", "beta"]
+
+    alpha.state = 2
+    alpha.data = {"description": "changed"}
+    await store.update_namespace(alpha)
+    assert await store.get_namespace(name="alpha") == alpha
+
+
+# == workflow writes ==========================================================================
+
+
+async def test_commit_of_a_new_workflow(store):
+    run = Run()
+    transfer = run.task("workflow_task", created=0)
+    timer = run.task("run_timeout", fire_in=3600)
+    await store.commit(run.create_batch([transfer], [timer]))
+
+    record = await store.get_execution(NS, "wf-1", run.run_id)
+    assert record == run.record(1)
+    assert record.next_event_id == 3 and record.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+    assert await store.get_current(NS, "wf-1") == run.current()
+    assert await store.get_current(NS, "other") is None
+    assert await store.get_execution(NS, "wf-1", str(uuid.uuid4())) is None
+
+    events = await store.read_events(run.run_id, 1, record.next_event_id)
+    assert same_events(events, run.t.events)
+    assert [e.event_type for e in events] == [
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    ]
+
+    [got_transfer] = await store.list_transfer_tasks(10)
+    assert got_transfer == transfer
+    assert await store.due_timer_tasks(T0, 10) == []
+    [got_timer] = await store.due_timer_tasks(T0 + timedelta(hours=2), 10)
+    assert got_timer.task_id == timer.task_id and got_timer.fire_at == timer.fire_at
+    assert got_timer.kind == "run_timeout" and got_timer.data == timer.data and got_timer.run_id == run.run_id
+
+    vis = await store.get_visibility(NS, run.run_id)
+    assert vis["workflow_id"] == "wf-1" and vis["workflow_type"] == "Greeter"
+    assert vis["status"] == Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+    assert vis["start_time"] == T0 and vis["close_time"] is None
+    assert vis["history_length"] == 2
+    assert Memo.FromString(vis["memo"]).fields["k"].data == b'"v"'
+
+
+async def test_update_with_the_expected_db_version(store):
+    run = Run()
+    await store.commit(run.create_batch())
+    run.advance(lambda t: t.signal("hello", None, "client", None, ""))
+    await store.commit(Batch(workflows=[run.update_write(1)]))
+
+    record = await store.get_execution(NS, "wf-1", run.run_id)
+    assert record.db_version == 2
+    assert record.next_event_id == run.state.next_event_id == 4
+    events = await store.read_events(run.run_id, 1, record.next_event_id)
+    assert [e.event_id for e in events] == [1, 2, 3]
+    assert events[2].event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+
+
+async def test_stale_db_version_raises_and_writes_nothing(store, engine):
+    run = Run()
+    await store.commit(run.create_batch([run.task()], [run.task("run_timeout", fire_in=60)]))
+    run.advance(lambda t: t.signal("one", None, "client", None, ""))
+    await store.commit(Batch(workflows=[run.update_write(1)]))
+    before = await store.get_execution(NS, "wf-1", run.run_id)
+    vis_before = await store.get_visibility(NS, run.run_id)
+
+    # A writer that loaded version 1 tries to commit its own transition.
+    run.advance(lambda t: t.terminate("late", None, "admin"))
+    stale = Batch(
+        workflows=[run.update_write(1, closed=True)],
+        transfer_tasks=[run.task(created=1)],
+        timer_tasks=[run.task("user_timer", fire_in=5, timer_id="t", started_event_id=9)],
+    )
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(stale)
+
+    assert await store.get_execution(NS, "wf-1", run.run_id) == before
+    assert await count(engine, t.history_events, t.history_events.c.run_id == run.run_id) == 3
+    assert await count(engine, t.transfer_tasks) == 1
+    assert await count(engine, t.timer_tasks) == 1
+    assert await store.get_visibility(NS, run.run_id) == vis_before
+    assert (await store.get_current(NS, "wf-1")).status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+
+
+async def test_a_batch_is_atomic_across_workflows(store, engine):
+    a = Run("wf-a")
+    await store.commit(a.create_batch())
+    b = Run("wf-b")
+    a.advance(lambda t: t.signal("x", None, "c", None, ""))
+    batch = b.create_batch([b.task()], [b.task("run_timeout", fire_in=1)])
+    batch.workflows.append(a.update_write(7))  # wrong version for wf-a
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(batch)
+    assert await store.get_execution(NS, "wf-b", b.run_id) is None
+    assert await store.get_current(NS, "wf-b") is None
+    assert await count(engine, t.history_events, t.history_events.c.run_id == b.run_id) == 0
+    assert await store.get_visibility(NS, b.run_id) is None
+    assert await count(engine, t.transfer_tasks) == 0 and await count(engine, t.timer_tasks) == 0
+    assert (await store.get_execution(NS, "wf-a", a.run_id)).db_version == 1
+
+
+async def test_creating_an_existing_execution_row_is_a_conflict(store):
+    run = Run()
+    await store.commit(run.create_batch())
+    again = Batch(workflows=[WorkflowWrite(run.record(1), None)])
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(again)
+
+
+async def test_current_pointer_insert_for_an_existing_workflow_id_is_a_conflict(store, engine):
+    first = Run("wf-1")
+    await store.commit(first.create_batch())
+    second = Run("wf-1")  # a new run of the same workflow id, racing the first start
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(second.create_batch([second.task()], [second.task("run_timeout", fire_in=1)]))
+    assert (await store.get_current(NS, "wf-1")).run_id == first.run_id
+    assert await store.get_execution(NS, "wf-1", second.run_id) is None
+    assert await count(engine, t.history_events, t.history_events.c.run_id == second.run_id) == 0
+    assert await count(engine, t.transfer_tasks) == 0 and await count(engine, t.timer_tasks) == 0
+
+
+async def test_current_pointer_swap_requires_the_expected_run(store):
+    first = Run("wf-1")
+    await store.commit(first.create_batch())
+    second = Run("wf-1")
+    wrong = second.create_batch()
+    wrong.current = [CurrentWrite(second.current(), expected_run_id=str(uuid.uuid4()))]
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(wrong)
+    assert await store.get_execution(NS, "wf-1", second.run_id) is None
+
+    right = second.create_batch()
+    right.current = [CurrentWrite(second.current(), expected_run_id=first.run_id)]
+    await store.commit(right)
+    current = await store.get_current(NS, "wf-1")
+    assert current.run_id == second.run_id and current.create_request_id == f"req-{second.run_id}"
+
+
+# == history ==================================================================================
+
+
+def _events(n: int, first: int = 1) -> list[HistoryEvent]:
+    return [
+        HistoryEvent(event_id=i, event_type=E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) for i in range(first, first + n)
+    ]
+
+
+async def test_read_events_paging(store):
+    run = Run("wf-1")
+    other = Run("wf-2")
+    await store.commit(
+        Batch(
+            workflows=[
+                WorkflowWrite(run.record(1), None, events=_events(10)),
+                WorkflowWrite(other.record(1), None, events=_events(3)),
+            ]
+        )
+    )
+    pages, first = [], 1
+    while True:
+        page = await store.read_events(run.run_id, first, 11, limit=4)
+        if not page:
+            break
+        pages.append([e.event_id for e in page])
+        first = page[-1].event_id + 1
+    assert pages == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]
+    assert [e.event_id for e in await store.read_events(run.run_id, 3, 6)] == [3, 4, 5]
+    assert [e.event_id for e in await store.read_events(run.run_id, 1, 11)] == list(range(1, 11))
+    assert await store.read_events(run.run_id, 11, 20) == []
+    assert [e.event_id for e in await store.read_events(other.run_id, 1, 100)] == [1, 2, 3]
+
+
+async def test_duplicate_event_ids_are_a_conflict(store, engine):
+    run = Run()
+    await store.commit(Batch(workflows=[WorkflowWrite(run.record(1), None, events=_events(3))]))
+    overlap = Batch(workflows=[WorkflowWrite(run.record(2), 1, events=_events(2, first=3))])
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(overlap)
+    assert (await store.get_execution(NS, "wf-1", run.run_id)).db_version == 1
+    assert await count(engine, t.history_events) == 3
+
+
+# == outbox ===================================================================================
+
+
+async def test_due_timer_tasks_in_fire_order_and_next_timer_time(store):
+    a, b = Run("wf-a"), Run("wf-b")
+    t30, t10 = a.task("user_timer", fire_in=30, n=30), a.task("user_timer", fire_in=10, n=10)
+    t20, t100 = b.task("user_timer", fire_in=20, n=20), b.task("user_timer", fire_in=100, n=100)
+    await store.commit(a.create_batch(timers=[t30, t10]))
+    await store.commit(b.create_batch(timers=[t20, t100]))
+
+    def fire_order(tasks):
+        return [x.data["n"] for x in tasks]
+
+    assert await store.due_timer_tasks(T0 + timedelta(seconds=5), 10) == []
+    assert fire_order(await store.due_timer_tasks(T0 + timedelta(seconds=25), 10)) == [10, 20]
+    assert fire_order(await store.due_timer_tasks(T0 + timedelta(seconds=20), 10)) == [10, 20]  # inclusive
+    assert fire_order(await store.due_timer_tasks(T0 + timedelta(hours=1), 2)) == [10, 20]
+    due = await store.due_timer_tasks(T0 + timedelta(hours=1), 10)
+    assert fire_order(due) == [10, 20, 30, 100]
+    assert all(x.fire_at.tzinfo is not None for x in due)
+    assert [x.fire_at for x in due] == [T0 + timedelta(seconds=s) for s in (10, 20, 30, 100)]
+    # The same instant in another time zone selects the same tasks.
+    plus2 = timezone(timedelta(hours=2))
+    assert fire_order(await store.due_timer_tasks((T0 + timedelta(seconds=25)).astimezone(plus2), 10)) == [10, 20]
+
+    nxt = await store.next_timer_time()
+    assert nxt == T0 + timedelta(seconds=10)
+    assert nxt.tzinfo is not None
+    await store.delete_timer_task(t10.task_id)
+    assert await store.next_timer_time() == T0 + timedelta(seconds=20)
+    for x in (t20, t30, t100):
+        await store.delete_timer_task(x.task_id)
+    assert await store.next_timer_time() is None
+    assert await store.due_timer_tasks(T0 + timedelta(days=1), 10) == []
+
+
+async def test_transfer_tasks_listed_oldest_first_and_deleted(store):
+    run = Run()
+    late, early, mid = run.task(created=30, n=3), run.task(created=10, n=1), run.task(created=20, n=2)
+    await store.commit(run.create_batch([late, early, mid]))
+    listed = await store.list_transfer_tasks(10)
+    assert [x.data["n"] for x in listed] == [1, 2, 3]
+    assert [x.data["n"] for x in await store.list_transfer_tasks(2)] == [1, 2]
+    assert listed[0].created_at == early.created_at and listed[0].fire_at is None
+    await store.delete_transfer_task(early.task_id)
+    await store.delete_transfer_task(early.task_id)  # idempotent
+    assert [x.data["n"] for x in await store.list_transfer_tasks(10)] == [2, 3]
+
+
+async def test_batch_deletes_handled_outbox_rows(store, engine):
+    run = Run()
+    transfer, timer = run.task(), run.task("user_timer", fire_in=5)
+    await store.commit(run.create_batch([transfer], [timer]))
+    run.advance(lambda t: t.signal("s", None, "c", None, ""))
+    batch = Batch(
+        workflows=[run.update_write(1)], delete_transfer_ids=[transfer.task_id], delete_timer_ids=[timer.task_id]
+    )
+    await store.commit(batch)
+    assert await count(engine, t.transfer_tasks) == 0 and await count(engine, t.timer_tasks) == 0
+
+
+async def test_closing_write_deletes_the_runs_outstanding_outbox_rows(store, engine):
+    a, b = Run("wf-a"), Run("wf-b")
+    await store.commit(
+        a.create_batch([a.task(), a.task()], [a.task("run_timeout", fire_in=60), a.task("user_timer", fire_in=5)])
+    )
+    await store.commit(b.create_batch([b.task()], [b.task("run_timeout", fire_in=60)]))
+    a.advance(lambda t: t.terminate("done", None, "admin"))
+    assert a.t.closed
+    await store.commit(Batch(workflows=[a.update_write(1, closed=True)]))
+
+    assert await count(engine, t.transfer_tasks, t.transfer_tasks.c.run_id == a.run_id) == 0
+    assert await count(engine, t.timer_tasks, t.timer_tasks.c.run_id == a.run_id) == 0
+    assert await count(engine, t.transfer_tasks, t.transfer_tasks.c.run_id == b.run_id) == 1
+    assert await count(engine, t.timer_tasks, t.timer_tasks.c.run_id == b.run_id) == 1
+    record = await store.get_execution(NS, "wf-a", a.run_id)
+    assert record.status == Status.WORKFLOW_EXECUTION_STATUS_TERMINATED and record.db_version == 2
+
+
+# == visibility ===============================================================================
+
+
+async def test_visibility_is_upserted(store, engine):
+    run = Run()
+    await store.commit(run.create_batch())
+    first = await store.get_visibility(NS, run.run_id)
+    assert first["status"] == Status.WORKFLOW_EXECUTION_STATUS_RUNNING and first["close_time"] is None
+
+    # A write without visibility leaves the row alone.
+    run.advance(lambda t: None)
+    await store.commit(Batch(workflows=[WorkflowWrite(run.record(2), 1, visibility=None)]))
+    assert await store.get_visibility(NS, run.run_id) == first
+
+    run.advance(lambda t: t.terminate("bye", None, "admin"), now_s=90)
+    await store.commit(Batch(workflows=[run.update_write(2, closed=True)]))
+    closed = await store.get_visibility(NS, run.run_id)
+    assert closed["status"] == Status.WORKFLOW_EXECUTION_STATUS_TERMINATED
+    assert closed["close_time"] == T0 + timedelta(seconds=90)
+    assert closed["start_time"] == T0
+    assert closed["history_length"] == 3
+    assert await count(engine, t.visibility_records) == 1
+    assert await store.get_visibility(NS, str(uuid.uuid4())) is None
+    assert await store.get_visibility(str(uuid.uuid4()), run.run_id) is None
