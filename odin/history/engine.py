@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import OrderedDict
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_CONFLICT_RETRIES = 20
+STATE_CACHE_SIZE = 10_000
 # A sticky queue nobody polled for this long is treated as dead (Temporal uses 10 s).
 STICKY_POLLER_WINDOW = 10.0
 
@@ -69,6 +71,8 @@ class HistoryEngine:
         self.clock = clock
         self.num_shards = num_shards
         self.timer_wakeup: Callable = lambda fire_at: None
+        # Last committed row of recently updated runs (LRU), the starting point of the next update.
+        self._state_cache: OrderedDict[str, ExecutionRecord] = OrderedDict()
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -98,30 +102,67 @@ class HistoryEngine:
         delete_transfer_ids: tuple[str, ...] = (),
         delete_timer_ids: tuple[str, ...] = (),
     ) -> tuple[T, Transition]:
-        """Apply ``op`` to the run's state and commit; retried from a fresh load on CAS conflicts."""
+        """Apply ``op`` to the run's state and commit; retried from a fresh load on CAS conflicts.
+
+        The first attempt may start from this process's cached copy of the run (the CAS catches a
+        stale copy); an error computed from a cached copy is re-checked against the database."""
         for _ in range(MAX_CONFLICT_RETRIES):
-            loaded = await self.load(namespace_id, workflow_id, run_id)
-            before = loaded.record.state
-            t = Transition(loaded.state, self.clock.now())
-            result = op(t)
+            record = self._cached(namespace_id, workflow_id, run_id)
+            cached = record is not None
+            if record is None:
+                record = (await self.load(namespace_id, workflow_id, run_id)).record
+            state = MutableState.from_bytes(record.state)
+            memo, search_attributes = state.memo, state.search_attributes
+            t = Transition(state, self.clock.now())
+            try:
+                result = op(t)
+            except Exception:
+                if cached:
+                    self._state_cache.pop(record.run_id, None)
+                    continue
+                raise
             batch = Batch(delete_transfer_ids=list(delete_transfer_ids), delete_timer_ids=list(delete_timer_ids))
             after = t.state.to_bytes()
-            if after == before and not (t.events or t.transfers or t.timers or batch.delete_transfer_ids or batch.delete_timer_ids):
+            if after == record.state and not (t.events or t.transfers or t.timers or batch.delete_transfer_ids or batch.delete_timer_ids):
+                if cached:  # "nothing to do" must hold for the stored state, not just for the copy
+                    self._state_cache.pop(record.run_id, None)
+                    continue
                 if t.deferred_error:
                     raise t.deferred_error
                 return result, t
-            self._add_write(batch, t, loaded.record, after)
+            visibility = t.closed or (t.state.memo, t.state.search_attributes) != (memo, search_attributes)
+            self._add_write(batch, t, record, after, visibility)
             try:
                 await self.store.commit(batch)
             except ConcurrentUpdate:
+                self._state_cache.pop(record.run_id, None)
                 continue
+            self._remember(batch)
             await self._after_commit(batch, [t])
             if t.deferred_error:
                 raise t.deferred_error
             return result, t
         raise ResourceExhausted("Workflow is busy: too many concurrent updates, try again.")
 
-    def _add_write(self, batch: Batch, t: Transition, record: ExecutionRecord | None, state_bytes: bytes) -> None:
+    def _cached(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRecord | None:
+        record = self._state_cache.get(run_id) if run_id else None
+        if record is None or record.namespace_id != namespace_id or record.workflow_id != workflow_id:
+            return None
+        self._state_cache.move_to_end(run_id)
+        return record
+
+    def _remember(self, batch: Batch) -> None:
+        for write in batch.workflows:
+            self._state_cache[write.record.run_id] = write.record
+            self._state_cache.move_to_end(write.record.run_id)
+        while len(self._state_cache) > STATE_CACHE_SIZE:
+            self._state_cache.popitem(last=False)
+
+    def _add_write(
+        self, batch: Batch, t: Transition, record: ExecutionRecord | None, state_bytes: bytes, visibility: bool
+    ) -> None:
+        """Add a transition's writes; the visibility record changes only on start, close, memo or
+        search-attribute changes (as in Temporal)."""
         s = t.state
         new_record = ExecutionRecord(
             namespace_id=s.namespace_id,
@@ -138,7 +179,7 @@ class HistoryEngine:
                 record=new_record,
                 expected_db_version=record.db_version if record else None,
                 events=t.events,
-                visibility=visibility_row(s) if (t.events or record is None) else None,
+                visibility=visibility_row(s) if (visibility or record is None) else None,
                 closed=t.closed,
             )
         )
@@ -261,7 +302,7 @@ class HistoryEngine:
                     loaded = await self.load(namespace_id, req.workflow_id, current.run_id)
                     terminated = Transition(loaded.state, self.clock.now())
                     terminated.terminate("TerminateIfRunning WorkflowIdReusePolicy", None, req.identity)
-                    self._add_write(batch, terminated, loaded.record, terminated.state.to_bytes())
+                    self._add_write(batch, terminated, loaded.record, terminated.state.to_bytes(), True)
                     batch.current.clear()
                 else:
                     reuse = req.workflow_id_reuse_policy
@@ -272,7 +313,7 @@ class HistoryEngine:
                         raise _already_started(req.workflow_id, current)
             run_id = str(uuid.uuid4())
             t = new_run(namespace_id=namespace_id, namespace=namespace, run_id=run_id, request=req, now=self.clock.now())
-            self._add_write(batch, t, None, t.state.to_bytes())
+            self._add_write(batch, t, None, t.state.to_bytes(), True)
             batch.current.append(
                 CurrentWrite(
                     CurrentExecution(namespace_id, req.workflow_id, run_id, run_id, req.request_id, t.state.status),
@@ -283,6 +324,7 @@ class HistoryEngine:
                 await self.store.commit(batch)
             except ConcurrentUpdate:
                 continue
+            self._remember(batch)
             await self._after_commit(batch, [t] + ([terminated] if terminated else []))
             return run_id, True
         raise ResourceExhausted("Workflow id is busy: too many concurrent starts, try again.")

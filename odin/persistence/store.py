@@ -143,9 +143,10 @@ class SqlExecutionStore:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        # SQLite has one writer at a time; serialising here avoids "database is locked" retries
-        # and keeps ``:memory:`` (one shared connection) consistent.
+        # SQLite has one writer at a time; serialising writes here avoids "database is locked"
+        # retries. ``:memory:`` shares one connection, so there reads are serialised too.
         self._lock = asyncio.Lock() if self.is_sqlite else None
+        self._read_lock = self._lock if self.is_sqlite and ":memory:" in str(engine.url) else None
 
     @contextlib.asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
@@ -155,6 +156,16 @@ class SqlExecutionStore:
             return
         async with self._lock:
             async with self.engine.begin() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        if self._read_lock is None:
+            async with self.engine.connect() as conn:
+                yield conn
+            return
+        async with self._read_lock:
+            async with self.engine.connect() as conn:
                 yield conn
 
     async def close(self) -> None:
@@ -197,12 +208,12 @@ class SqlExecutionStore:
 
     async def get_namespace(self, *, name: str | None = None, id: str | None = None) -> NamespaceRecord | None:
         cond = t.namespaces.c.name == name if name is not None else t.namespaces.c.id == id
-        async with self._tx() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(sa.select(t.namespaces).where(cond))).first()
         return _namespace(row) if row else None
 
     async def list_namespaces(self) -> list[NamespaceRecord]:
-        async with self._tx() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(sa.select(t.namespaces).order_by(t.namespaces.c.name))).all()
         return [_namespace(r) for r in rows]
 
@@ -210,7 +221,7 @@ class SqlExecutionStore:
 
     async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentExecution | None:
         c = t.current_executions.c
-        async with self._tx() as conn:
+        async with self._read() as conn:
             row = (
                 await conn.execute(
                     sa.select(t.current_executions).where(c.namespace_id == namespace_id, c.workflow_id == workflow_id)
@@ -220,7 +231,7 @@ class SqlExecutionStore:
 
     async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRecord | None:
         c = t.workflow_executions.c
-        async with self._tx() as conn:
+        async with self._read() as conn:
             row = (
                 await conn.execute(
                     sa.select(t.workflow_executions).where(
@@ -339,13 +350,13 @@ class SqlExecutionStore:
         )
         if limit:
             q = q.limit(limit)
-        async with self._tx() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(q)).all()
         return [HistoryEvent.FromString(r[0]) for r in rows]
 
     async def get_visibility(self, namespace_id: str, run_id: str) -> dict | None:
         v = t.visibility_records.c
-        async with self._tx() as conn:
+        async with self._read() as conn:
             row = (
                 await conn.execute(sa.select(t.visibility_records).where(v.namespace_id == namespace_id, v.run_id == run_id))
             ).first()
@@ -355,7 +366,7 @@ class SqlExecutionStore:
 
     async def list_transfer_tasks(self, limit: int) -> list[OutboxTask]:
         c = t.transfer_tasks.c
-        async with self._tx() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(sa.select(t.transfer_tasks).order_by(c.created_at).limit(limit))).all()
         return [_outbox(r) for r in rows]
 
@@ -365,14 +376,14 @@ class SqlExecutionStore:
 
     async def due_timer_tasks(self, now: datetime, limit: int) -> list[OutboxTask]:
         c = t.timer_tasks.c
-        async with self._tx() as conn:
+        async with self._read() as conn:
             rows = (
                 await conn.execute(sa.select(t.timer_tasks).where(c.fire_at <= now).order_by(c.fire_at).limit(limit))
             ).all()
         return [_outbox(r) for r in rows]
 
     async def next_timer_time(self) -> datetime | None:
-        async with self._tx() as conn:
+        async with self._read() as conn:
             return (await conn.execute(sa.select(sa.func.min(t.timer_tasks.c.fire_at)))).scalar()
 
     async def delete_timer_task(self, task_id: str) -> None:
