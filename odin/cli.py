@@ -71,7 +71,7 @@ def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str)
 def server(database_url: str, host: str, grpc_port: int, num_shards: int) -> None:
     """Run the gRPC front door against a migrated database."""
     settings = Settings(
-        database_url=normalize_database_url(database_url, asynchronous=True),
+        database_url=normalize_database_url(database_url),
         grpc_host=host,
         grpc_port=grpc_port,
         num_shards=num_shards,
@@ -89,18 +89,18 @@ def db() -> None:
 def upgrade(database_url: str | None) -> None:
     """Migrate the database to the newest schema (alembic upgrade head)."""
     from odin.persistence import migrate
-    from odin.persistence.store import make_engine
+    from odin.persistence.store import open_database
 
     url = database_url or database_url_from_env()
     if not url:
         raise click.ClickException("set ODIN_DATABASE_URL or DATABASE_URL, or pass --database-url")
 
     async def run() -> None:
-        engine = make_engine(normalize_database_url(url, asynchronous=True))
+        db = open_database(normalize_database_url(url))
         try:
-            await migrate.upgrade(engine)
+            await migrate.upgrade(db)
         finally:
-            await engine.dispose()
+            await db.dispose()
 
     asyncio.run(run())
     click.echo("database is at the newest schema")

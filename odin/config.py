@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 DEFAULT_NUM_SHARDS = 512
 
 
-def normalize_database_url(url: str, *, asynchronous: bool) -> str:
-    """Accept Heroku-style ``postgres://`` and plain paths; pick the psycopg 3 / aiosqlite driver."""
+def normalize_database_url(url: str) -> str:
+    """Accept Heroku-style ``postgres://`` and plain paths; pick the psycopg 3 driver for PostgreSQL."""
     if "://" not in url:
         url = "sqlite:///" + url
     scheme, rest = url.split("://", 1)
@@ -17,12 +17,12 @@ def normalize_database_url(url: str, *, asynchronous: bool) -> str:
     if base in ("postgres", "postgresql"):
         return "postgresql+psycopg://" + rest
     if base == "sqlite":
-        return ("sqlite+aiosqlite://" if asynchronous else "sqlite://") + rest
+        return "sqlite://" + rest
     raise ValueError(f"unsupported database URL scheme {scheme!r}: use postgresql:// or sqlite://")
 
 
 def sqlite_url_for_path(path: str) -> str:
-    return "sqlite+aiosqlite://" + ("/:memory:" if path == ":memory:" else "/" + os.path.abspath(path))
+    return "sqlite://" + ("/:memory:" if path == ":memory:" else "/" + os.path.abspath(path))
 
 
 def database_url_from_env() -> str | None:
@@ -33,7 +33,7 @@ def sync_database_url() -> str:
     url = database_url_from_env()
     if not url:
         raise RuntimeError("set ODIN_DATABASE_URL (or DATABASE_URL)")
-    return normalize_database_url(url, asynchronous=False)
+    return normalize_database_url(url)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from odin.history.engine import HistoryEngine
 from odin.history.notifier import InMemoryNotifier
 from odin.matching.memory import InMemoryTaskQueues
 from odin.persistence import migrate
-from odin.persistence.store import SqlExecutionStore, make_engine
+from odin.persistence.store import SqlExecutionStore, open_database
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class OdinServer:
 
     async def start(self) -> Endpoints:
         s = self.settings
-        db = make_engine(s.database_url)
+        db = open_database(s.database_url)
         if self.auto_migrate:
             await migrate.upgrade(db)
         elif not await migrate.is_up_to_date(db):

@@ -7,7 +7,8 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from odin.persistence.store import Database
 
 from alembic import command
 
@@ -20,21 +21,21 @@ def alembic_config() -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    def run(sync_conn) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, revision)
+async def upgrade(db: Database, revision: str = "head") -> None:
+    def run() -> None:
+        with db.engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    await db.run(run)
 
 
-async def is_up_to_date(engine: AsyncEngine) -> bool:
+async def is_up_to_date(db: Database) -> bool:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
-    def current(sync_conn) -> str | None:
-        return MigrationContext.configure(sync_conn).get_current_revision()
+    def current() -> str | None:
+        with db.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
 
-    async with engine.connect() as conn:
-        return (await conn.run_sync(current)) == head
+    return (await db.run(current)) == head

@@ -1,27 +1,33 @@
-"""The SQL ``ExecutionStore``: one implementation for PostgreSQL (psycopg 3) and SQLite (aiosqlite).
+"""The SQL ``ExecutionStore``: one implementation for PostgreSQL (psycopg 3) and SQLite.
 
 Every workflow update is one transaction (DESIGN invariant 2): new history events, the mutable
 state row guarded by a compare-and-swap on ``db_version``, the current-run pointer, outbox rows
 and the visibility record.
+
+Each store call runs as one function on a worker thread (``Database.run``): a whole transaction
+costs one hand-off from the event loop instead of one per statement, and SQLite gets a single
+thread, which is also its single writer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from temporalio.api.history.v1 import HistoryEvent
 
 from odin.errors import AlreadyExists, ConcurrentUpdate
 from odin.persistence import tables as t
+
+R = TypeVar("R")
+POSTGRES_THREADS = 16
 
 
 @dataclass
@@ -118,169 +124,161 @@ class ExecutionStore(Protocol):
     async def delete_timer_task(self, task_id: str) -> None: ...
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An async engine for a normalized URL; SQLite gets WAL and a single shared pool for ``:memory:``."""
-    if url.startswith("sqlite"):
-        kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}
-        if ":memory:" in url:
-            kwargs["poolclass"] = StaticPool
-        engine = create_async_engine(url, **kwargs)
+class Database:
+    """A SQLAlchemy engine plus the threads that run its calls."""
 
-        @sa.event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a process crash (SIGKILL); only power loss can drop the tail.
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
+    def __init__(self, url: str):
+        if url.startswith("sqlite"):
+            kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+            if ":memory:" in url:
+                kwargs["poolclass"] = StaticPool
+            self.engine = sa.create_engine(url, **kwargs)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            threads = 1
+        else:
+            self.engine = sa.create_engine(
+                url, pool_size=POSTGRES_THREADS, max_overflow=4, pool_pre_ping=True
+            )
+            threads = POSTGRES_THREADS
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")
 
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    async def run(self, fn: Callable[..., R], *args: Any) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def dispose(self) -> None:
+        await self.run(self.engine.dispose)
+        self._executor.shutdown(wait=False)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a process crash (SIGKILL); only power loss can drop the tail.
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def open_database(url: str) -> Database:
+    return Database(url)
 
 
 class SqlExecutionStore:
-    def __init__(self, engine: AsyncEngine):
-        self.engine = engine
-        self.is_sqlite = engine.dialect.name == "sqlite"
-        # SQLite has one writer at a time; serialising writes here avoids "database is locked"
-        # retries. ``:memory:`` shares one connection, so there reads are serialised too.
-        self._lock = asyncio.Lock() if self.is_sqlite else None
-        self._read_lock = self._lock if self.is_sqlite and ":memory:" in str(engine.url) else None
-
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        if self._lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._lock:
-            async with self.engine.begin() as conn:
-                yield conn
-
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        if self._read_lock is None:
-            async with self.engine.connect() as conn:
-                yield conn
-            return
-        async with self._read_lock:
-            async with self.engine.connect() as conn:
-                yield conn
+    def __init__(self, db: Database):
+        self.db = db
+        self.engine = db.engine
+        self.is_sqlite = db.is_sqlite
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.db.dispose()
+
+    async def _read(self, fn: Callable[[sa.Connection], R]) -> R:
+        def call() -> R:
+            with self.engine.connect() as conn:
+                return fn(conn)
+
+        return await self.db.run(call)
+
+    async def _write(self, fn: Callable[[sa.Connection], R]) -> R:
+        def call() -> R:
+            with self.engine.begin() as conn:
+                return fn(conn)
+
+        return await self.db.run(call)
 
     # -- cluster and namespaces ------------------------------------------------------------
 
     async def init_cluster(self, num_shards: int) -> int:
         """Fix the shard count on first use; later calls return the stored count."""
-        async with self._tx() as conn:
-            row = (
-                await conn.execute(sa.select(t.cluster_metadata.c.value).where(t.cluster_metadata.c.key == "num_shards"))
-            ).first()
+        m = t.cluster_metadata
+
+        def run(conn: sa.Connection) -> int:
+            row = conn.execute(sa.select(m.c.value).where(m.c.key == "num_shards")).first()
             if row is not None:
                 return int(row[0])
-            await conn.execute(t.cluster_metadata.insert().values(key="num_shards", value=str(num_shards)))
-            await conn.execute(
-                t.history_shards.insert(), [{"shard_id": i, "range_id": 0} for i in range(num_shards)]
-            )
+            conn.execute(m.insert().values(key="num_shards", value=str(num_shards)))
+            conn.execute(t.history_shards.insert(), [{"shard_id": i, "range_id": 0} for i in range(num_shards)])
             return num_shards
 
+        return await self._write(run)
+
     async def create_namespace(self, ns: NamespaceRecord) -> None:
+        insert = t.namespaces.insert().values(
+            id=ns.id, name=ns.name, state=ns.state, data=json.dumps(ns.data), created_at=ns.created_at
+        )
         try:
-            async with self._tx() as conn:
-                await conn.execute(
-                    t.namespaces.insert().values(
-                        id=ns.id, name=ns.name, state=ns.state, data=json.dumps(ns.data), created_at=ns.created_at
-                    )
-                )
+            await self._write(lambda conn: conn.execute(insert))
         except IntegrityError as exc:
             raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
 
     async def update_namespace(self, ns: NamespaceRecord) -> None:
-        async with self._tx() as conn:
-            await conn.execute(
-                t.namespaces.update()
-                .where(t.namespaces.c.id == ns.id)
-                .values(state=ns.state, data=json.dumps(ns.data))
-            )
+        update = t.namespaces.update().where(t.namespaces.c.id == ns.id).values(state=ns.state, data=json.dumps(ns.data))
+        await self._write(lambda conn: conn.execute(update))
 
     async def get_namespace(self, *, name: str | None = None, id: str | None = None) -> NamespaceRecord | None:
         cond = t.namespaces.c.name == name if name is not None else t.namespaces.c.id == id
-        async with self._read() as conn:
-            row = (await conn.execute(sa.select(t.namespaces).where(cond))).first()
+        row = await self._read(lambda conn: conn.execute(sa.select(t.namespaces).where(cond)).first())
         return _namespace(row) if row else None
 
     async def list_namespaces(self) -> list[NamespaceRecord]:
-        async with self._read() as conn:
-            rows = (await conn.execute(sa.select(t.namespaces).order_by(t.namespaces.c.name))).all()
+        rows = await self._read(lambda conn: conn.execute(sa.select(t.namespaces).order_by(t.namespaces.c.name)).all())
         return [_namespace(r) for r in rows]
 
     # -- executions ------------------------------------------------------------------------
 
     async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentExecution | None:
         c = t.current_executions.c
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(t.current_executions).where(c.namespace_id == namespace_id, c.workflow_id == workflow_id)
-                )
-            ).first()
+        query = sa.select(t.current_executions).where(c.namespace_id == namespace_id, c.workflow_id == workflow_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
         return CurrentExecution(**row._mapping) if row else None
 
     async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRecord | None:
         c = t.workflow_executions.c
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(t.workflow_executions).where(
-                        c.namespace_id == namespace_id, c.workflow_id == workflow_id, c.run_id == run_id
-                    )
-                )
-            ).first()
+        query = sa.select(t.workflow_executions).where(
+            c.namespace_id == namespace_id, c.workflow_id == workflow_id, c.run_id == run_id
+        )
+        row = await self._read(lambda conn: conn.execute(query).first())
         return ExecutionRecord(**row._mapping) if row else None
 
     async def commit(self, batch: Batch) -> None:
         """Apply a batch atomically; raise ``ConcurrentUpdate`` if any guard no longer holds."""
         try:
-            async with self._tx() as conn:
-                for w in batch.workflows:
-                    await self._write_workflow(conn, w)
-                for cw in batch.current:
-                    await self._write_current(conn, cw)
-                if batch.delete_transfer_ids:
-                    await conn.execute(
-                        t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id.in_(batch.delete_transfer_ids))
-                    )
-                if batch.delete_timer_ids:
-                    await conn.execute(
-                        t.timer_tasks.delete().where(t.timer_tasks.c.task_id.in_(batch.delete_timer_ids))
-                    )
-                for w in batch.workflows:
-                    if w.closed:
-                        run_id = w.record.run_id
-                        await conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.run_id == run_id))
-                        await conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.run_id == run_id))
-                if batch.transfer_tasks:
-                    await conn.execute(t.transfer_tasks.insert(), [_transfer_row(x) for x in batch.transfer_tasks])
-                if batch.timer_tasks:
-                    await conn.execute(t.timer_tasks.insert(), [_timer_row(x) for x in batch.timer_tasks])
+            await self._write(lambda conn: self._commit(conn, batch))
         except IntegrityError as exc:
             raise ConcurrentUpdate(str(exc)) from exc
 
-    async def _write_workflow(self, conn: AsyncConnection, w: WorkflowWrite) -> None:
+    def _commit(self, conn: sa.Connection, batch: Batch) -> None:
+        for w in batch.workflows:
+            self._write_workflow(conn, w)
+        for cw in batch.current:
+            self._write_current(conn, cw)
+        if batch.delete_transfer_ids:
+            conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id.in_(batch.delete_transfer_ids)))
+        if batch.delete_timer_ids:
+            conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.task_id.in_(batch.delete_timer_ids)))
+        for w in batch.workflows:
+            if w.closed:
+                run_id = w.record.run_id
+                conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.run_id == run_id))
+                conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.run_id == run_id))
+        if batch.transfer_tasks:
+            conn.execute(t.transfer_tasks.insert(), [_transfer_row(x) for x in batch.transfer_tasks])
+        if batch.timer_tasks:
+            conn.execute(t.timer_tasks.insert(), [_timer_row(x) for x in batch.timer_tasks])
+
+    def _write_workflow(self, conn: sa.Connection, w: WorkflowWrite) -> None:
         r = w.record
         c = t.workflow_executions.c
         values = dict(status=r.status, next_event_id=r.next_event_id, db_version=r.db_version, state=r.state)
         if w.expected_db_version is None:
-            await conn.execute(
+            conn.execute(
                 t.workflow_executions.insert().values(
                     namespace_id=r.namespace_id, workflow_id=r.workflow_id, run_id=r.run_id, shard_id=r.shard_id, **values
                 )
             )
         else:
-            result = await conn.execute(
+            result = conn.execute(
                 t.workflow_executions.update()
                 .where(
                     c.namespace_id == r.namespace_id,
@@ -293,7 +291,7 @@ class SqlExecutionStore:
             if result.rowcount != 1:
                 raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
         if w.events:
-            await conn.execute(
+            conn.execute(
                 t.history_events.insert(),
                 [
                     {
@@ -308,23 +306,23 @@ class SqlExecutionStore:
             )
         if w.visibility is not None:
             v = t.visibility_records.c
-            result = await conn.execute(
+            result = conn.execute(
                 t.visibility_records.update()
                 .where(v.namespace_id == r.namespace_id, v.run_id == r.run_id)
                 .values(**w.visibility)
             )
             if result.rowcount == 0:
-                await conn.execute(
+                conn.execute(
                     t.visibility_records.insert().values(namespace_id=r.namespace_id, run_id=r.run_id, **w.visibility)
                 )
 
-    async def _write_current(self, conn: AsyncConnection, cw: CurrentWrite) -> None:
+    def _write_current(self, conn: sa.Connection, cw: CurrentWrite) -> None:
         r = cw.record
         c = t.current_executions.c
         if cw.expected_run_id is None:
-            await conn.execute(t.current_executions.insert().values(**r.__dict__))
+            conn.execute(t.current_executions.insert().values(**r.__dict__))
             return
-        result = await conn.execute(
+        result = conn.execute(
             t.current_executions.update()
             .where(c.namespace_id == r.namespace_id, c.workflow_id == r.workflow_id, c.run_id == cw.expected_run_id)
             .values(
@@ -343,52 +341,45 @@ class SqlExecutionStore:
         self, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None
     ) -> list[HistoryEvent]:
         c = t.history_events.c
-        q = (
+        query = (
             sa.select(c.data)
             .where(c.run_id == run_id, c.event_id >= first_event_id, c.event_id < next_event_id)
             .order_by(c.event_id)
         )
         if limit:
-            q = q.limit(limit)
-        async with self._read() as conn:
-            rows = (await conn.execute(q)).all()
+            query = query.limit(limit)
+        rows = await self._read(lambda conn: conn.execute(query).all())
         return [HistoryEvent.FromString(r[0]) for r in rows]
 
     async def get_visibility(self, namespace_id: str, run_id: str) -> dict | None:
         v = t.visibility_records.c
-        async with self._read() as conn:
-            row = (
-                await conn.execute(sa.select(t.visibility_records).where(v.namespace_id == namespace_id, v.run_id == run_id))
-            ).first()
+        query = sa.select(t.visibility_records).where(v.namespace_id == namespace_id, v.run_id == run_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
         return dict(row._mapping) if row else None
 
     # -- outbox ----------------------------------------------------------------------------
 
     async def list_transfer_tasks(self, limit: int) -> list[OutboxTask]:
-        c = t.transfer_tasks.c
-        async with self._read() as conn:
-            rows = (await conn.execute(sa.select(t.transfer_tasks).order_by(c.created_at).limit(limit))).all()
+        query = sa.select(t.transfer_tasks).order_by(t.transfer_tasks.c.created_at).limit(limit)
+        rows = await self._read(lambda conn: conn.execute(query).all())
         return [_outbox(r) for r in rows]
 
     async def delete_transfer_task(self, task_id: str) -> None:
-        async with self._tx() as conn:
-            await conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id == task_id))
+        delete = t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id == task_id)
+        await self._write(lambda conn: conn.execute(delete))
 
     async def due_timer_tasks(self, now: datetime, limit: int) -> list[OutboxTask]:
         c = t.timer_tasks.c
-        async with self._read() as conn:
-            rows = (
-                await conn.execute(sa.select(t.timer_tasks).where(c.fire_at <= now).order_by(c.fire_at).limit(limit))
-            ).all()
+        query = sa.select(t.timer_tasks).where(c.fire_at <= now).order_by(c.fire_at).limit(limit)
+        rows = await self._read(lambda conn: conn.execute(query).all())
         return [_outbox(r) for r in rows]
 
     async def next_timer_time(self) -> datetime | None:
-        async with self._read() as conn:
-            return (await conn.execute(sa.select(sa.func.min(t.timer_tasks.c.fire_at)))).scalar()
+        return await self._read(lambda conn: conn.execute(sa.select(sa.func.min(t.timer_tasks.c.fire_at))).scalar())
 
     async def delete_timer_task(self, task_id: str) -> None:
-        async with self._tx() as conn:
-            await conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.task_id == task_id))
+        delete = t.timer_tasks.delete().where(t.timer_tasks.c.task_id == task_id)
+        await self._write(lambda conn: conn.execute(delete))
 
 
 def _namespace(row) -> NamespaceRecord:

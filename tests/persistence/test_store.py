@@ -35,7 +35,7 @@ from odin.persistence.store import (
     OutboxTask,
     SqlExecutionStore,
     WorkflowWrite,
-    make_engine,
+    open_database,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -45,12 +45,12 @@ NS = "8d5cbb39-6e0f-4a4e-9d7e-5d8f0c3f0a11"
 @pytest.fixture(params=["sqlite", "postgres"])
 async def engine(request, tmp_path):
     if request.param == "sqlite":
-        eng = make_engine(sqlite_url_for_path(str(tmp_path / "odin.db")))
+        eng = open_database(sqlite_url_for_path(str(tmp_path / "odin.db")))
         yield eng
         await eng.dispose()
         return
     with throwaway_postgres_database() as url:
-        eng = make_engine(url)
+        eng = open_database(url)
         try:
             yield eng
         finally:
@@ -63,9 +63,12 @@ async def store(engine) -> SqlExecutionStore:
     return SqlExecutionStore(engine)
 
 
-async def count(engine, table: sa.Table, *where) -> int:
-    async with engine.connect() as conn:
-        return (await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))).scalar_one()
+async def count(db, table: sa.Table, *where) -> int:
+    def run() -> int:
+        with db.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+
+    return await db.run(run)
 
 
 # -- building writes ---------------------------------------------------------------------------
@@ -159,11 +162,7 @@ async def test_migrations_bring_an_empty_database_up_to_date(engine):
     await migrate.upgrade(engine)  # a second upgrade is a no-op
     assert await migrate.is_up_to_date(engine)
 
-    def table_names(sync_conn):
-        return set(sa.inspect(sync_conn).get_table_names())
-
-    async with engine.connect() as conn:
-        names = await conn.run_sync(table_names)
+    names = await engine.run(lambda: set(sa.inspect(engine.engine).get_table_names()))
     assert set(t.metadata.tables) <= names
 
 
