@@ -29,6 +29,40 @@ from odin.persistence import tables as t
 R = TypeVar("R")
 POSTGRES_THREADS = 16
 
+# Hot statements are built once: SQLAlchemy then reuses their compiled form and cache key.
+_we = t.workflow_executions.c
+_GET_EXECUTION = sa.select(t.workflow_executions).where(
+    _we.namespace_id == sa.bindparam("ns"), _we.workflow_id == sa.bindparam("wf"), _we.run_id == sa.bindparam("run")
+)
+_CAS_EXECUTION = (
+    t.workflow_executions.update()
+    .where(
+        _we.namespace_id == sa.bindparam("ns"),
+        _we.workflow_id == sa.bindparam("wf"),
+        _we.run_id == sa.bindparam("run"),
+        _we.db_version == sa.bindparam("expected"),
+    )
+    .values(
+        status=sa.bindparam("status"),
+        next_event_id=sa.bindparam("next_event_id"),
+        db_version=sa.bindparam("db_version"),
+        state=sa.bindparam("state"),
+    )
+)
+_ce = t.current_executions.c
+_GET_CURRENT = sa.select(t.current_executions).where(_ce.namespace_id == sa.bindparam("ns"), _ce.workflow_id == sa.bindparam("wf"))
+_he = t.history_events.c
+_READ_EVENTS = (
+    sa.select(_he.data)
+    .where(_he.run_id == sa.bindparam("run"), _he.event_id >= sa.bindparam("first"), _he.event_id < sa.bindparam("next"))
+    .order_by(_he.event_id)
+)
+_INSERT_EVENTS = t.history_events.insert()
+_INSERT_TRANSFER = t.transfer_tasks.insert()
+_INSERT_TIMER = t.timer_tasks.insert()
+_DELETE_TRANSFER = t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id == sa.bindparam("id"))
+_DELETE_TIMER = t.timer_tasks.delete().where(t.timer_tasks.c.task_id == sa.bindparam("id"))
+
 
 @dataclass
 class NamespaceRecord:
@@ -228,17 +262,13 @@ class SqlExecutionStore:
     # -- executions ------------------------------------------------------------------------
 
     async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentExecution | None:
-        c = t.current_executions.c
-        query = sa.select(t.current_executions).where(c.namespace_id == namespace_id, c.workflow_id == workflow_id)
-        row = await self._read(lambda conn: conn.execute(query).first())
+        params = {"ns": namespace_id, "wf": workflow_id}
+        row = await self._read(lambda conn: conn.execute(_GET_CURRENT, params).first())
         return CurrentExecution(**row._mapping) if row else None
 
     async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRecord | None:
-        c = t.workflow_executions.c
-        query = sa.select(t.workflow_executions).where(
-            c.namespace_id == namespace_id, c.workflow_id == workflow_id, c.run_id == run_id
-        )
-        row = await self._read(lambda conn: conn.execute(query).first())
+        params = {"ns": namespace_id, "wf": workflow_id, "run": run_id}
+        row = await self._read(lambda conn: conn.execute(_GET_EXECUTION, params).first())
         return ExecutionRecord(**row._mapping) if row else None
 
     async def commit(self, batch: Batch) -> None:
@@ -254,22 +284,21 @@ class SqlExecutionStore:
         for cw in batch.current:
             self._write_current(conn, cw)
         if batch.delete_transfer_ids:
-            conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id.in_(batch.delete_transfer_ids)))
+            conn.execute(_DELETE_TRANSFER, [{"id": i} for i in batch.delete_transfer_ids])
         if batch.delete_timer_ids:
-            conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.task_id.in_(batch.delete_timer_ids)))
+            conn.execute(_DELETE_TIMER, [{"id": i} for i in batch.delete_timer_ids])
         for w in batch.workflows:
             if w.closed:
                 run_id = w.record.run_id
                 conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.run_id == run_id))
                 conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.run_id == run_id))
         if batch.transfer_tasks:
-            conn.execute(t.transfer_tasks.insert(), [_transfer_row(x) for x in batch.transfer_tasks])
+            conn.execute(_INSERT_TRANSFER, [_transfer_row(x) for x in batch.transfer_tasks])
         if batch.timer_tasks:
-            conn.execute(t.timer_tasks.insert(), [_timer_row(x) for x in batch.timer_tasks])
+            conn.execute(_INSERT_TIMER, [_timer_row(x) for x in batch.timer_tasks])
 
     def _write_workflow(self, conn: sa.Connection, w: WorkflowWrite) -> None:
         r = w.record
-        c = t.workflow_executions.c
         values = dict(status=r.status, next_event_id=r.next_event_id, db_version=r.db_version, state=r.state)
         if w.expected_db_version is None:
             conn.execute(
@@ -279,20 +308,14 @@ class SqlExecutionStore:
             )
         else:
             result = conn.execute(
-                t.workflow_executions.update()
-                .where(
-                    c.namespace_id == r.namespace_id,
-                    c.workflow_id == r.workflow_id,
-                    c.run_id == r.run_id,
-                    c.db_version == w.expected_db_version,
-                )
-                .values(**values)
+                _CAS_EXECUTION,
+                {"ns": r.namespace_id, "wf": r.workflow_id, "run": r.run_id, "expected": w.expected_db_version, **values},
             )
             if result.rowcount != 1:
                 raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
         if w.events:
             conn.execute(
-                t.history_events.insert(),
+                _INSERT_EVENTS,
                 [
                     {
                         "run_id": r.run_id,
@@ -340,15 +363,9 @@ class SqlExecutionStore:
     async def read_events(
         self, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None
     ) -> list[HistoryEvent]:
-        c = t.history_events.c
-        query = (
-            sa.select(c.data)
-            .where(c.run_id == run_id, c.event_id >= first_event_id, c.event_id < next_event_id)
-            .order_by(c.event_id)
-        )
-        if limit:
-            query = query.limit(limit)
-        rows = await self._read(lambda conn: conn.execute(query).all())
+        query = _READ_EVENTS.limit(limit) if limit else _READ_EVENTS
+        params = {"run": run_id, "first": first_event_id, "next": next_event_id}
+        rows = await self._read(lambda conn: conn.execute(query, params).all())
         return [HistoryEvent.FromString(r[0]) for r in rows]
 
     async def get_visibility(self, namespace_id: str, run_id: str) -> dict | None:
@@ -365,8 +382,7 @@ class SqlExecutionStore:
         return [_outbox(r) for r in rows]
 
     async def delete_transfer_task(self, task_id: str) -> None:
-        delete = t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id == task_id)
-        await self._write(lambda conn: conn.execute(delete))
+        await self._write(lambda conn: conn.execute(_DELETE_TRANSFER, {"id": task_id}))
 
     async def due_timer_tasks(self, now: datetime, limit: int) -> list[OutboxTask]:
         c = t.timer_tasks.c
@@ -378,8 +394,7 @@ class SqlExecutionStore:
         return await self._read(lambda conn: conn.execute(sa.select(sa.func.min(t.timer_tasks.c.fire_at))).scalar())
 
     async def delete_timer_task(self, task_id: str) -> None:
-        delete = t.timer_tasks.delete().where(t.timer_tasks.c.task_id == task_id)
-        await self._write(lambda conn: conn.execute(delete))
+        await self._write(lambda conn: conn.execute(_DELETE_TIMER, {"id": task_id}))
 
 
 def _namespace(row) -> NamespaceRecord:
