@@ -322,3 +322,33 @@ async def test_cancel_activity_that_never_started(client, task_queue):
     assert names[i + 1] == "ACTIVITY_TASK_CANCELED"
     assert names[i + 2] == "WORKFLOW_TASK_SCHEDULED"
     assert "ACTIVITY_TASK_STARTED" not in names
+
+
+@workflow.defn
+class WaitForSignalWorkflow:
+    def __init__(self) -> None:
+        self._value: str | None = None
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self._value is not None)
+        return self._value
+
+    @workflow.signal
+    def deliver(self, value: str) -> None:
+        self._value = value
+
+
+async def test_workflow_moves_to_another_worker_after_shutdown(client, task_queue):
+    """The first worker caches the run on its sticky queue; after it shuts down, the signal's task
+    must reach a new worker through the normal queue."""
+    handle = None
+    async with Worker(client, task_queue=task_queue, workflows=[WaitForSignalWorkflow]):
+        handle = await client.start_workflow(WaitForSignalWorkflow.run, id=f"move-{uuid.uuid4()}", task_queue=task_queue)
+        for _ in range(100):
+            if (await handle.describe()).history_length >= 4:  # first task completed
+                break
+            await asyncio.sleep(0.1)
+    await handle.signal(WaitForSignalWorkflow.deliver, "hello")
+    async with Worker(client, task_queue=task_queue, workflows=[WaitForSignalWorkflow]):
+        assert await asyncio.wait_for(handle.result(), timeout=30) == "hello"
