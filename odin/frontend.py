@@ -46,6 +46,7 @@ from odin.errors import InvalidArgument, NotFound
 from odin.history import activities, retry
 from odin.history.engine import HistoryEngine
 from odin.history.events import duration, timestamp
+from odin.history.machine import transient_events
 from odin.history.notifier import run_key
 from odin.history.state import ActivityInfo, MutableState, unpack
 from odin.history.worker_tasks import WorkerTasks
@@ -263,6 +264,9 @@ class FrontendService:
                     size = req.maximum_page_size or DEFAULT_HISTORY_PAGE
                     events = await self.store.read_events(s.run_id, first, s.next_event_id, size)
                     after = events[-1].event_id + 1 if events else first
+                    if after >= s.next_event_id and s.wft is not None:
+                        # A worker refetching history must also see the transient task it works on.
+                        events += transient_events(s, s.wft)
                     more = after < s.next_event_id or (req.wait_new_event and s.running)
                     token = _HistoryToken(s.run_id, after).encode() if more else b""
                     return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events), next_page_token=token)

@@ -76,6 +76,7 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
 def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
     s = t.state
     w = s.wft
+    t.persist_transient_task(w)
     completed = t.append(
         E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
         h.WorkflowTaskCompletedEventAttributes(

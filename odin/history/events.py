@@ -18,7 +18,7 @@ def attributes_field(event_type: int) -> str:
     return EventType.Name(event_type)[_PREFIX:].lower() + "_event_attributes"
 
 
-def make_event(event_type: int, attributes: Message, at: datetime) -> HistoryEvent:
+def make_event(event_type: int, attributes: Message, at: datetime | float) -> HistoryEvent:
     event = HistoryEvent(event_type=event_type, event_time=timestamp(at))
     getattr(event, attributes_field(event_type)).CopyFrom(attributes)
     return event

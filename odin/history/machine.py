@@ -82,10 +82,16 @@ class Transition:
     def append(self, event_type: int, attributes: Message, *, bufferable: bool = False) -> HistoryEvent | None:
         """Add an event. Bufferable events wait (no id) while a workflow task is started."""
         event = make_event(event_type, attributes, self.now)
-        wft = self.state.wft
+        s = self.state
+        wft = s.wft
         if bufferable and wft is not None and wft.started_event_id:
-            self.state.buffered_events.append(base64.b64encode(event.SerializeToString()).decode())
+            s.buffered_events.append(base64.b64encode(event.SerializeToString()).decode())
             return None
+        if wft is not None and wft.transient and not wft.started_event_id:
+            # New input: the retry becomes a fresh, stored task (attempt 1) after this event.
+            s.wft = None
+            s.next_wft_attempt = 1
+            self.wft_needed = True
         self._assign_id(event)
         return event
 
@@ -142,33 +148,26 @@ class Transition:
         s = self.state
         sticky = bool(s.sticky_queue)
         queue = s.sticky_queue if sticky else s.task_queue
-        tq = TaskQueue(
-            name=queue,
-            kind=TaskQueueKind.TASK_QUEUE_KIND_STICKY if sticky else TaskQueueKind.TASK_QUEUE_KIND_NORMAL,
-            normal_name=s.task_queue if sticky else "",
-        )
-        event = self.append(
-            E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-            h.WorkflowTaskScheduledEventAttributes(
-                task_queue=tq, start_to_close_timeout=duration(s.workflow_task_timeout), attempt=s.next_wft_attempt
-            ),
-        )
-        s.wft = WorkflowTaskInfo(
-            scheduled_event_id=event.event_id,
+        w = WorkflowTaskInfo(
+            scheduled_event_id=s.next_event_id,
             attempt=s.next_wft_attempt,
             queue=queue,
             sticky=sticky,
             scheduled_time=self.ts,
             timeout=s.workflow_task_timeout,
+            transient=s.next_wft_attempt > 1,
         )
+        if not w.transient:
+            self._assign_id(scheduled_event(s, w))
+        s.wft = w
         self.transfers.append(
-            TransferSpec("workflow_task", {"scheduled_event_id": event.event_id, "queue": queue, "sticky": sticky})
+            TransferSpec("workflow_task", {"scheduled_event_id": w.scheduled_event_id, "queue": queue, "sticky": sticky})
         )
         if sticky:
             self.timer(
                 "wft_timeout",
                 self.ts + (s.sticky_schedule_to_start or DEFAULT_STICKY_SCHEDULE_TO_START),
-                scheduled_event_id=event.event_id,
+                scheduled_event_id=w.scheduled_event_id,
                 started_event_id=0,
                 timeout_type=TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START,
             )
@@ -185,19 +184,13 @@ class Transition:
         if not from_sticky:
             # A normal-queue poller takes over: it gets full history and the run is no longer sticky.
             s.sticky_queue = ""
-        event = self.append(
-            E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-            h.WorkflowTaskStartedEventAttributes(
-                scheduled_event_id=w.scheduled_event_id,
-                identity=identity,
-                request_id=request_id,
-                history_size_bytes=s.history_size_bytes,
-            ),
-        )
-        w.started_event_id = event.event_id
+        # Events may have arrived since a stored task was scheduled; a transient one converts instead.
+        w.started_event_id = w.scheduled_event_id + 1 if w.transient else s.next_event_id
         w.started_time = self.ts
         w.identity = identity
         w.request_id = request_id
+        if not w.transient:
+            self._assign_id(started_event(s, w))
         self.timer(
             "wft_timeout",
             self.ts + w.timeout,
@@ -206,6 +199,13 @@ class Transition:
             timeout_type=TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
         )
         return w
+
+    def persist_transient_task(self, w: WorkflowTaskInfo) -> None:
+        """Write a completing transient attempt's Scheduled/Started events under the promised ids."""
+        if w.transient:
+            for event in transient_events(self.state, w):
+                self._assign_id(event)
+            w.transient = False
 
     def check_workflow_task(self, token: WorkflowTaskToken) -> WorkflowTaskInfo:
         s = self.state
@@ -224,6 +224,9 @@ class Transition:
     def fail_workflow_task(self, cause: int, failure: Failure | None = None, identity: str = "") -> None:
         s = self.state
         w = s.wft
+        if w.transient:  # a failed retry leaves no trace; the attempt count lives in the state
+            self._retry_workflow_task(w, keep_attempt=False)
+            return
         self.append(
             E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
             h.WorkflowTaskFailedEventAttributes(
@@ -245,13 +248,17 @@ class Transition:
             raise StaleTask("workflow task moved on")
         if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and not w.sticky:
             raise StaleTask("only sticky workflow tasks time out before start")
+        keep_attempt = timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START
+        if w.transient:
+            self._retry_workflow_task(w, keep_attempt=keep_attempt)
+            return
         self.append(
             E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
             h.WorkflowTaskTimedOutEventAttributes(
                 scheduled_event_id=w.scheduled_event_id, started_event_id=started_event_id, timeout_type=timeout_type
             ),
         )
-        self._retry_workflow_task(w, keep_attempt=timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)
+        self._retry_workflow_task(w, keep_attempt=keep_attempt)
 
     def _retry_workflow_task(self, w: WorkflowTaskInfo, keep_attempt: bool) -> None:
         s = self.state
@@ -327,7 +334,9 @@ class Transition:
         so nothing accepted is lost and no event lands between the task's start and its end."""
         s = self.state
         w = s.wft
-        if w is not None and w.started_event_id:
+        if w is not None and w.transient:
+            s.wft = None
+        elif w is not None and w.started_event_id:
             self.append(
                 E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
                 h.WorkflowTaskFailedEventAttributes(
@@ -369,6 +378,43 @@ class Transition:
         )
         self.wft_needed = True
         self.finish()
+
+
+def scheduled_event(s: MutableState, w: WorkflowTaskInfo) -> HistoryEvent:
+    tq = TaskQueue(
+        name=w.queue,
+        kind=TaskQueueKind.TASK_QUEUE_KIND_STICKY if w.sticky else TaskQueueKind.TASK_QUEUE_KIND_NORMAL,
+        normal_name=s.task_queue if w.sticky else "",
+    )
+    return make_event(
+        E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+        h.WorkflowTaskScheduledEventAttributes(
+            task_queue=tq, start_to_close_timeout=duration(w.timeout), attempt=w.attempt
+        ),
+        w.scheduled_time,
+    )
+
+
+def started_event(s: MutableState, w: WorkflowTaskInfo) -> HistoryEvent:
+    return make_event(
+        E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+        h.WorkflowTaskStartedEventAttributes(
+            scheduled_event_id=w.scheduled_event_id,
+            identity=w.identity,
+            request_id=w.request_id,
+            history_size_bytes=s.history_size_bytes,
+        ),
+        w.started_time,
+    )
+
+
+def transient_events(s: MutableState, w: WorkflowTaskInfo) -> list[HistoryEvent]:
+    """The not-yet-stored Scheduled/Started events of a started transient task, with their ids."""
+    if not w.transient or not w.started_event_id:
+        return []
+    events = [scheduled_event(s, w), started_event(s, w)]
+    events[0].event_id, events[1].event_id = w.scheduled_event_id, w.started_event_id
+    return events
 
 
 def snapshot(t: Transition) -> tuple:

@@ -52,6 +52,9 @@ class WorkflowTaskInfo:
     started_time: float = 0.0
     request_id: str = ""
     identity: str = ""
+    # A retry (attempt >= 2) with no new events is transient: its Scheduled/Started events are not
+    # stored, only shown to the worker, and written for real only if the attempt completes.
+    transient: bool = False
 
 
 @dataclass

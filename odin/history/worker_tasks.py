@@ -26,7 +26,7 @@ from odin.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, N
 from odin.history import activities, commands, tokens
 from odin.history.engine import STICKY_POLLER_WINDOW, HistoryEngine
 from odin.history.events import duration, timestamp
-from odin.history.machine import StaleTask, Transition, wft_token
+from odin.history.machine import StaleTask, Transition, transient_events, wft_token
 from odin.history.notifier import run_key
 from odin.history.state import unpack
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
@@ -92,6 +92,7 @@ class WorkerTasks:
         s = t.state
         first = s.last_completed_wft_started_event_id + 1 if sticky else 1
         events = await self.engine.store.read_events(s.run_id, first, s.next_event_id)
+        events += transient_events(s, w)
         return PollWorkflowTaskQueueResponse(
             task_token=tokens.encode(wft_token(s, w)),
             workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),

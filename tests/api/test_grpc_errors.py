@@ -684,19 +684,18 @@ async def test_command_with_mismatched_attributes_fails_the_workflow_task(stub, 
     )
 
     events = await history(stub, workflow_id, run_id)
+    # The retry (attempt 2) is transient, as in Temporal: not stored until it completes.
     assert types(events) == [
         "WORKFLOW_EXECUTION_STARTED",
         "WORKFLOW_TASK_SCHEDULED",
         "WORKFLOW_TASK_STARTED",
         "WORKFLOW_TASK_FAILED",
-        "WORKFLOW_TASK_SCHEDULED",
     ]
-    assert [e.event_id for e in events] == [1, 2, 3, 4, 5]
+    assert [e.event_id for e in events] == [1, 2, 3, 4]
     failed = events[3].workflow_task_failed_event_attributes
     assert failed.cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
     assert failed.scheduled_event_id == 2 and failed.started_event_id == 3
     assert failed.failure.message
-    assert events[4].workflow_task_scheduled_event_attributes.attempt == 2
 
     # The failed completion's token is spent; the new task can be polled and carries attempt 2.
     await expect_error(
@@ -707,9 +706,14 @@ async def test_command_with_mismatched_attributes_fails_the_workflow_task(stub, 
     assert retry.task_token and retry.workflow_execution.run_id == run_id
     assert retry.attempt == 2
     assert retry.started_event_id == 6
+    # The poll shows the transient attempt's Scheduled/Started after the stored events.
+    assert types(retry.history.events) == types(events) + ["WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED"]
+    assert [e.event_id for e in retry.history.events] == [1, 2, 3, 4, 5, 6]
+    assert retry.history.events[4].workflow_task_scheduled_event_attributes.attempt == 2
     # The rolled-back timer never fires (it would have after 1 s) and nothing else was queued.
     await assert_queue_empty(stub, task_queue)
-    assert types(await history(stub, workflow_id, run_id)) == types(events) + ["WORKFLOW_TASK_STARTED"]
+    # A worker refetching history (GetWorkflowExecutionHistory) sees the transient events too.
+    assert types(await history(stub, workflow_id, run_id)) == types(retry.history.events)
     assert not (await describe(stub, workflow_id)).pending_activities
 
 

@@ -43,7 +43,14 @@ from temporalio.api.workflowservice.v1 import (
 
 from odin.errors import InvalidArgument, NotFound
 from odin.history import activities, commands
-from odin.history.machine import StaleTask, TimerSpec, TransferSpec, Transition, wft_token
+from odin.history.machine import (
+    StaleTask,
+    TimerSpec,
+    TransferSpec,
+    Transition,
+    transient_events,
+    wft_token,
+)
 from odin.history.start import new_run
 from odin.history.state import MutableState, unpack
 from odin.history.tokens import ActivityTaskToken
@@ -662,8 +669,9 @@ def test_bad_command_fails_the_task_and_keeps_nothing_of_the_completion(cmds, ca
     sticky = StickyExecutionAttributes(worker_task_queue=TaskQueue(name="sticky-1"))
     t = run.complete(*cmds, now=2, sticky_attributes=sticky)
 
-    assert names(t.events) == ["WORKFLOW_TASK_FAILED", "WORKFLOW_TASK_SCHEDULED"]
-    assert ids(t.events) == [4, 5]
+    # The retry (attempt 2) is transient: nothing of it is stored until it completes.
+    assert names(t.events) == ["WORKFLOW_TASK_FAILED"]
+    assert ids(t.events) == [4]
     failed = t.events[0].workflow_task_failed_event_attributes
     assert failed.cause == cause, Cause.Name(failed.cause)
     assert (failed.scheduled_event_id, failed.started_event_id) == (2, 3)
@@ -679,7 +687,7 @@ def test_bad_command_fails_the_task_and_keeps_nothing_of_the_completion(cmds, ca
     assert s.last_completed_wft_started_event_id == 0
     assert s.sticky_queue == ""
     assert s.wft.scheduled_event_id == 5 and s.wft.attempt == 2 and s.wft.started_event_id == 0
-    assert t.events[1].workflow_task_scheduled_event_attributes.attempt == 2
+    assert s.wft.transient
     assert t.transfers == [TransferSpec("workflow_task", {"scheduled_event_id": 5, "queue": "tq", "sticky": False})]
     assert t.timers == []
     assert_contiguous(run)
@@ -689,7 +697,7 @@ def test_command_after_the_close_command_fails_the_task():
     run = Run()
     run.start_wft()
     t = run.complete(complete_workflow(), start_timer("t1", 5))
-    assert names(t.events) == ["WORKFLOW_TASK_FAILED", "WORKFLOW_TASK_SCHEDULED"]
+    assert names(t.events) == ["WORKFLOW_TASK_FAILED"]
     assert isinstance(t.deferred_error, InvalidArgument)
     assert run.state.running and not t.closed
     assert run.state.close_event_id == 0
@@ -1073,25 +1081,58 @@ def test_workflow_task_start_to_close_timeout_increments_the_attempt():
     stc = TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE
     run.start_wft(now=0)
     t = run.step(lambda t: t.time_out_workflow_task(2, 3, stc), now=10)
-    assert names(t.events) == ["WORKFLOW_TASK_TIMED_OUT", "WORKFLOW_TASK_SCHEDULED"]
+    assert names(t.events) == ["WORKFLOW_TASK_TIMED_OUT"]
     to = t.events[0].workflow_task_timed_out_event_attributes
     assert (to.scheduled_event_id, to.started_event_id, to.timeout_type) == (2, 3, stc)
-    assert t.events[1].workflow_task_scheduled_event_attributes.attempt == 2
-    assert run.state.wft.attempt == 2 and run.state.wft.scheduled_event_id == 5
+    assert run.state.wft.attempt == 2 and run.state.wft.scheduled_event_id == 5 and run.state.wft.transient
     assert [x.kind for x in t.transfers] == ["workflow_task"]
     with pytest.raises(StaleTask):  # the same timer delivered again
         run.step(lambda t: t.time_out_workflow_task(2, 3, stc))
     with pytest.raises(StaleTask):  # non-sticky tasks have no schedule-to-start timeout
         run.step(lambda t: t.time_out_workflow_task(5, 0, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START))
 
-    run.start_wft(now=11)
-    assert run.token().attempt == 2
+    # Transient attempts time out without adding events; the attempt still counts up.
+    t = run.start_wft(now=11)
+    assert t.events == [] and run.token().attempt == 2 and run.token().started_event_id == 6
+    shown = transient_events(run.state, run.state.wft)
+    assert names(shown) == ["WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED"] and ids(shown) == [5, 6]
+    assert shown[0].workflow_task_scheduled_event_attributes.attempt == 2
     t = run.step(lambda t: t.time_out_workflow_task(5, 6, stc), now=21)
-    assert t.events[1].workflow_task_scheduled_event_attributes.attempt == 3
+    assert t.events == [] and run.state.wft.attempt == 3
     run.start_wft(now=22)
     t = run.complete(now=23)
-    assert names(t.events) == ["WORKFLOW_TASK_COMPLETED"]
+    # The completing attempt's Scheduled/Started are stored under the ids the worker saw.
+    assert names(t.events) == ["WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED"]
+    assert ids(t.events) == [5, 6, 7]
+    assert t.events[0].workflow_task_scheduled_event_attributes.attempt == 3
     assert run.state.next_wft_attempt == 1
+    assert_contiguous(run)
+
+
+def test_new_event_turns_a_waiting_transient_task_into_a_stored_one():
+    run = Run()
+    run.start_wft(now=0)
+    run.step(lambda t: t.fail_workflow_task(Cause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE), now=1)
+    assert run.state.wft.transient and run.state.wft.scheduled_event_id == 5
+    t = run.signal(now=2)
+    assert names(t.events) == ["WORKFLOW_EXECUTION_SIGNALED", "WORKFLOW_TASK_SCHEDULED"]
+    assert ids(t.events) == [5, 6]
+    assert t.events[1].workflow_task_scheduled_event_attributes.attempt == 1
+    assert not run.state.wft.transient
+    with pytest.raises(StaleTask):  # the transient task's queue entry is stale now
+        run.step(lambda t: t.record_workflow_task_started(5, False, "w", "r"))
+    assert_contiguous(run)
+
+
+def test_terminate_during_a_started_transient_task_stores_none_of_it():
+    run = Run()
+    run.start_wft(now=0)
+    run.step(lambda t: t.fail_workflow_task(Cause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE), now=1)
+    run.start_wft(now=2)
+    run.signal(now=3)  # buffered behind the transient task
+    t = run.step(lambda t: t.terminate("stop", None, "admin"), now=4)
+    assert names(t.events) == ["WORKFLOW_EXECUTION_SIGNALED", "WORKFLOW_EXECUTION_TERMINATED"]
+    assert ids(t.events) == [5, 6]
     assert_contiguous(run)
 
 

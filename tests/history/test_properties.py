@@ -20,15 +20,28 @@ from temporalio.api.command.v1 import (
     ScheduleActivityTaskCommandAttributes,
     StartTimerCommandAttributes,
 )
-from temporalio.api.common.v1 import ActivityType, Payload, Payloads, RetryPolicy, WorkflowType
+from temporalio.api.common.v1 import (
+    ActivityType,
+    Payload,
+    Payloads,
+    RetryPolicy,
+    WorkflowType,
+)
 from temporalio.api.enums.v1 import CommandType as C
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import RetryState, TimeoutType
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
-from temporalio.api.failure.v1 import ApplicationFailureInfo, CanceledFailureInfo, Failure
+from temporalio.api.failure.v1 import (
+    ApplicationFailureInfo,
+    CanceledFailureInfo,
+    Failure,
+)
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.taskqueue.v1 import StickyExecutionAttributes, TaskQueue
-from temporalio.api.workflowservice.v1 import RespondWorkflowTaskCompletedRequest, StartWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import (
+    RespondWorkflowTaskCompletedRequest,
+    StartWorkflowExecutionRequest,
+)
 
 from odin.errors import NotFound
 from odin.history import activities, commands, retry

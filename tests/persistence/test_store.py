@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from conftest import throwaway_postgres_database
 from temporalio.api.common.v1 import Memo, Payload, WorkflowType
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
@@ -18,7 +19,6 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
-from conftest import throwaway_postgres_database
 from odin.config import sqlite_url_for_path
 from odin.errors import AlreadyExists, ConcurrentUpdate
 from odin.history.engine import visibility_row
