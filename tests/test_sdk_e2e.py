@@ -369,3 +369,36 @@ async def test_workflow_moves_to_another_worker_after_shutdown(client, task_queu
     await handle.signal(WaitForSignalWorkflow.deliver, "hello")
     async with Worker(client, task_queue=task_queue, workflows=[WaitForSignalWorkflow]):
         assert await asyncio.wait_for(handle.result(), timeout=30) == "hello"
+
+
+@workflow.defn
+class CountdownWorkflow:
+    @workflow.run
+    async def run(self, n: int, total: int) -> str:
+        await workflow.sleep(0.05)
+        if n > 0:
+            workflow.continue_as_new(args=[n - 1, total + n])
+        return f"total={total} run={workflow.info().run_id} first={workflow.info().first_execution_run_id}"
+
+
+async def test_continue_as_new_chain_reaches_the_final_result(client, task_queue):
+    async with Worker(client, task_queue=task_queue, workflows=[CountdownWorkflow]):
+        handle = await client.start_workflow(
+            CountdownWorkflow.run, args=[3, 0], id=f"can-{uuid.uuid4()}", task_queue=task_queue
+        )
+        result = await handle.result()
+        first_history = await client.get_workflow_handle(handle.id, run_id=handle.result_run_id).fetch_history()
+        latest = client.get_workflow_handle(handle.id)
+        desc = await latest.describe()
+        last_history = await latest.fetch_history()
+    total, run, first = (part.split("=")[1] for part in result.split())
+    assert total == "6"  # 3 + 2 + 1
+    assert first == handle.first_execution_run_id == handle.result_run_id
+    assert run == desc.run_id != handle.result_run_id
+    assert desc.status == WorkflowExecutionStatus.COMPLETED
+    close = first_history.events[-1]
+    assert close.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    started = last_history.events[0].workflow_execution_started_event_attributes
+    assert started.first_execution_run_id == handle.first_execution_run_id
+    assert started.continued_execution_run_id and started.continued_execution_run_id != run
+    assert started.original_execution_run_id == run

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Callable
 
-from temporalio.api.common.v1 import Memo, SearchAttributes
+from temporalio.api.common.v1 import Memo, SearchAttributes, WorkflowType
 from temporalio.api.enums.v1 import CommandType as C
+from temporalio.api.enums.v1 import (
+    ContinueAsNewInitiator,
+    RetryState,
+    TaskQueueKind,
+    TimeoutType,
+)
 from temporalio.api.enums.v1 import EventType as E
-from temporalio.api.enums.v1 import RetryState, TaskQueueKind, TimeoutType
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
 from temporalio.api.failure.v1 import Failure, ServerFailureInfo
 from temporalio.api.history.v1 import message_pb2 as h
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import RespondWorkflowTaskCompletedRequest
+from temporalio.api.workflowservice.v1 import (
+    RespondWorkflowTaskCompletedRequest,
+    StartWorkflowExecutionRequest,
+)
 
 from odin.errors import InvalidArgument
 from odin.history import activities, retry
@@ -25,6 +34,7 @@ from odin.history.machine import (
     restore,
     snapshot,
 )
+from odin.history.start import Continuation, new_run
 from odin.history.state import ActivityInfo, TimerInfo, pack, unpack
 from odin.history.tokens import WorkflowTaskToken
 
@@ -358,6 +368,81 @@ def _modify_properties(t: Transition, a, completed_id: int) -> None:
     )
 
 
+def _continue_as_new(t: Transition, a, completed_id: int) -> None:
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES
+    s = t.state
+    workflow_type = a.workflow_type.name or s.workflow_type
+    task_queue = a.task_queue.name or s.task_queue
+    for value, what in ((workflow_type, "WorkflowType"), (task_queue, "TaskQueue")):
+        if len(value) > MAX_ID_LENGTH:
+            raise BadCommand(bad, f"{what} exceeds length limit.")
+    for value in (a.workflow_run_timeout, a.workflow_task_timeout, a.backoff_start_interval):
+        if seconds(value) < 0:
+            raise BadCommand(bad, "A timeout on ContinueAsNewWorkflowExecutionCommand is negative.")
+    if a.HasField("retry_policy"):
+        try:
+            retry.normalize(a.retry_policy)
+        except retry.InvalidRetryPolicy as exc:
+            raise BadCommand(bad, str(exc)) from exc
+    run_timeout = seconds(a.workflow_run_timeout) or s.run_timeout
+    task_timeout = seconds(a.workflow_task_timeout) or s.workflow_task_timeout
+    new_run_id = str(uuid.uuid4())
+    request = StartWorkflowExecutionRequest(
+        namespace=s.namespace,
+        workflow_id=s.workflow_id,
+        workflow_type=WorkflowType(name=workflow_type),
+        task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+        input=a.input,
+        workflow_execution_timeout=duration(s.execution_timeout),
+        workflow_run_timeout=duration(run_timeout),
+        workflow_task_timeout=duration(task_timeout),
+        workflow_start_delay=a.backoff_start_interval,
+        header=a.header,
+        memo=a.memo if a.HasField("memo") else unpack(Memo, s.memo),
+        search_attributes=a.search_attributes if a.HasField("search_attributes") else unpack(SearchAttributes, s.search_attributes),
+        retry_policy=a.retry_policy if a.HasField("retry_policy") else None,
+        request_id=f"continue-as-new:{new_run_id}",
+    )
+    initiator = a.initiator or ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW
+    t.close(
+        Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
+        E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+        h.WorkflowExecutionContinuedAsNewEventAttributes(
+            new_execution_run_id=new_run_id,
+            workflow_type=request.workflow_type,
+            task_queue=request.task_queue,
+            input=a.input,
+            workflow_run_timeout=duration(run_timeout),
+            workflow_task_timeout=duration(task_timeout),
+            workflow_task_completed_event_id=completed_id,
+            backoff_start_interval=a.backoff_start_interval,
+            initiator=initiator,
+            failure=a.failure if a.HasField("failure") else None,
+            last_completion_result=a.last_completion_result if a.HasField("last_completion_result") else None,
+            header=a.header,
+            memo=request.memo,
+            search_attributes=request.search_attributes,
+        ),
+    )
+    t.new_runs.append(
+        new_run(
+            namespace_id=s.namespace_id,
+            namespace=s.namespace,
+            run_id=new_run_id,
+            request=request,
+            now=t.now,
+            continuation=Continuation(
+                previous_run_id=s.run_id,
+                first_execution_run_id=s.first_execution_run_id,
+                initiator=initiator,
+                execution_expiration=s.execution_expiration,
+                last_completion_result=a.last_completion_result if a.HasField("last_completion_result") else None,
+                failure=a.failure if a.HasField("failure") else None,
+            ),
+        )
+    )
+
+
 Handler = tuple[Callable[[Transition, object, int], None], str, int]
 
 _HANDLERS: dict[int, Handler] = {
@@ -406,6 +491,11 @@ _HANDLERS: dict[int, Handler] = {
         "upsert_workflow_search_attributes_command_attributes",
         Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES,
     ),
+    C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: (
+        _continue_as_new,
+        "continue_as_new_workflow_execution_command_attributes",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES,
+    ),
     C.COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES: (
         _modify_properties,
         "modify_workflow_properties_command_attributes",
@@ -415,7 +505,6 @@ _HANDLERS: dict[int, Handler] = {
 
 # Commands this server does not carry out yet fail the task with the cause naming them.
 _UNSUPPORTED_CAUSE = {
-    C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES,
     C.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES,
     C.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
     C.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import OrderedDict
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, TypeVar
@@ -132,13 +132,15 @@ class HistoryEngine:
                 return result, t
             visibility = t.closed or (t.state.memo, t.state.search_attributes) != (memo, search_attributes)
             self._add_write(batch, t, record, after, visibility)
+            for successor in t.new_runs:
+                self._add_write(batch, successor, None, successor.state.to_bytes(), True)
             try:
                 await self.store.commit(batch)
             except ConcurrentUpdate:
                 self._state_cache.pop(record.run_id, None)
                 continue
             self._remember(batch)
-            await self._after_commit(batch, [t])
+            await self._after_commit(batch, [t, *t.new_runs])
             if t.deferred_error:
                 raise t.deferred_error
             return result, t
@@ -184,21 +186,21 @@ class HistoryEngine:
             )
         )
         if t.closed and record is not None:
+            # The workflow id's current run becomes the successor (continue-as-new) or stays, closed.
+            current = t.new_runs[0].state if t.new_runs else s
             batch.current.append(
                 CurrentWrite(
                     CurrentExecution(
                         namespace_id=s.namespace_id,
                         workflow_id=s.workflow_id,
-                        run_id=s.run_id,
-                        first_execution_run_id=s.first_execution_run_id,
-                        create_request_id=s.start_request_id,
-                        status=s.status,
+                        run_id=current.run_id,
+                        first_execution_run_id=current.first_execution_run_id,
+                        create_request_id=current.start_request_id,
+                        status=current.status,
                     ),
                     expected_run_id=s.run_id,
                 )
             )
-        if t.closed:
-            return  # a closed run needs none of the tasks its last transition produced
         now = t.now
         for spec in t.transfers:
             batch.transfer_tasks.append(

@@ -75,6 +75,8 @@ class Transition:
         self.hold_workflow_task = False
         # An error for the caller that must not roll the transition back (e.g. UnhandledCommand).
         self.deferred_error: Exception | None = None
+        # Runs this transition creates (continue-as-new), committed with it in one transaction.
+        self.new_runs: list[Transition] = []
         self._started_ids: dict[int, int] = {}
 
     # -- events ----------------------------------------------------------------------------
@@ -360,6 +362,9 @@ class Transition:
         s.timers.clear()
         s.buffered_events = []
         s.sticky_queue = ""
+        # Tasks this transition made for the run are moot now that it is closed.
+        self.transfers.clear()
+        self.timers.clear()
         self.closed = True
         return event
 
@@ -429,6 +434,7 @@ def restore(t: Transition, snap: tuple) -> None:
     del t.transfers[n_transfers:]
     del t.timers[n_timers:]
     t._started_ids = started
+    t.new_runs = []
     t.closed = False
     t.wft_needed = False
     t.hold_workflow_task = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from temporalio.api.enums.v1 import EventType as E
@@ -18,6 +19,18 @@ DEFAULT_WORKFLOW_TASK_TIMEOUT = 10.0
 MAX_WORKFLOW_TASK_TIMEOUT = 120.0
 
 
+@dataclass
+class Continuation:
+    """How a run continues an earlier one of its chain (continue-as-new)."""
+
+    previous_run_id: str
+    first_execution_run_id: str
+    initiator: int
+    execution_expiration: float  # 0 when the chain has no execution timeout
+    last_completion_result: object = None  # Payloads
+    failure: object = None  # Failure
+
+
 def new_run(
     *,
     namespace_id: str,
@@ -25,13 +38,17 @@ def new_run(
     run_id: str,
     request: StartWorkflowExecutionRequest,
     now: datetime,
+    continuation: Continuation | None = None,
 ) -> Transition:
     """The transition that creates a run from a (validated) start request."""
     ts = now.timestamp()
     execution_timeout = seconds(request.workflow_execution_timeout)
+    expiration = ts + execution_timeout if execution_timeout else 0.0
+    if continuation is not None:
+        expiration = continuation.execution_expiration
     run_timeout = seconds(request.workflow_run_timeout) or execution_timeout
-    if execution_timeout:
-        run_timeout = min(run_timeout, execution_timeout)
+    if expiration:
+        run_timeout = min(run_timeout or expiration - ts, max(expiration - ts, 0.001))
     task_timeout = seconds(request.workflow_task_timeout) or DEFAULT_WORKFLOW_TASK_TIMEOUT
     task_timeout = min(task_timeout, MAX_WORKFLOW_TASK_TIMEOUT)
     if run_timeout:
@@ -42,7 +59,7 @@ def new_run(
         namespace=namespace,
         workflow_id=request.workflow_id,
         run_id=run_id,
-        first_execution_run_id=run_id,
+        first_execution_run_id=continuation.first_execution_run_id if continuation else run_id,
         workflow_type=request.workflow_type.name,
         task_queue=request.task_queue.name,
         start_time=ts,
@@ -50,6 +67,7 @@ def new_run(
         workflow_task_timeout=task_timeout,
         run_timeout=run_timeout,
         execution_timeout=execution_timeout,
+        execution_expiration=expiration,
         memo=pack(request.memo),
         search_attributes=pack(request.search_attributes),
     )
@@ -69,12 +87,19 @@ def new_run(
         cron_schedule=request.cron_schedule,
         attempt=1,
         original_execution_run_id=run_id,
-        first_execution_run_id=run_id,
+        first_execution_run_id=state.first_execution_run_id,
         workflow_id=request.workflow_id,
         priority=request.priority,
     )
-    if execution_timeout:
-        attrs.workflow_execution_expiration_time.CopyFrom(timestamp(ts + execution_timeout))
+    if continuation is not None:
+        attrs.continued_execution_run_id = continuation.previous_run_id
+        attrs.initiator = continuation.initiator
+        if continuation.last_completion_result is not None:
+            attrs.last_completion_result.CopyFrom(continuation.last_completion_result)
+        if continuation.failure is not None:
+            attrs.continued_failure.CopyFrom(continuation.failure)
+    if expiration:
+        attrs.workflow_execution_expiration_time.CopyFrom(timestamp(expiration))
     if delay:
         attrs.first_workflow_task_backoff.CopyFrom(duration(delay))
     t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)

@@ -107,6 +107,7 @@ class MutableState:
     workflow_task_timeout: float
     run_timeout: float = 0.0
     execution_timeout: float = 0.0
+    execution_expiration: float = 0.0  # absolute; carried over by continue-as-new
     status: int = RUNNING
     close_time: float = 0.0
     next_event_id: int = 1

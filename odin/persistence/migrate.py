@@ -8,9 +8,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from odin.persistence.store import Database
-
 from alembic import command
+from odin.persistence.store import Database
 
 SCRIPT_LOCATION = Path(__file__).resolve().parents[2] / "alembic"
 

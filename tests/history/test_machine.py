@@ -1302,3 +1302,38 @@ def test_round_trip_of_a_closed_run():
     back = MutableState.from_bytes(run.state.to_bytes())
     assert back == run.state
     assert back.wft is None and not back.running
+
+
+# == continue-as-new ==========================================================================
+
+
+def test_continue_as_new_closes_the_run_and_creates_its_successor():
+    from temporalio.api.command.v1 import ContinueAsNewWorkflowExecutionCommandAttributes
+
+    run = Run(start_request(workflow_execution_timeout=dur(3600)))
+    cmd = Command(
+        command_type=C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
+        continue_as_new_workflow_execution_command_attributes=ContinueAsNewWorkflowExecutionCommandAttributes(
+            input=payloads("next"), backoff_start_interval=dur(5)
+        ),
+    )
+    t = run.task(start_timer("t1", 30), cmd, now=10)
+    assert names(t.events)[-1] == "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+    assert t.closed and run.state.status == Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
+    assert t.timers == [] and t.transfers == []  # a closed run keeps no tasks of its last transition
+    can = t.events[-1].workflow_execution_continued_as_new_event_attributes
+    [successor] = t.new_runs
+    s2 = successor.state
+    assert can.new_execution_run_id == s2.run_id != run.state.run_id
+    assert s2.first_execution_run_id == run.state.first_execution_run_id == run.state.run_id
+    assert s2.workflow_type == run.state.workflow_type and s2.task_queue == run.state.task_queue
+    assert s2.execution_expiration == run.state.execution_expiration == TS0 + 3600
+    assert names(successor.events) == ["WORKFLOW_EXECUTION_STARTED"]  # the first task waits for the backoff
+    assert ids(successor.events) == [1]
+    started = successor.events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id == run.state.run_id
+    assert started.original_execution_run_id == s2.run_id
+    assert started.first_workflow_task_backoff.seconds == 5
+    assert started.input == payloads("next")
+    assert [x.kind for x in successor.timers] == ["run_timeout", "first_wft"]
+    assert_contiguous(run)
