@@ -77,10 +77,8 @@ def _close(t: Transition, a: ActivityInfo, event_type: int, attributes) -> None:
             ),
             bufferable=True,
         )
-    t.append(event_type, attributes, bufferable=True)
     del t.state.activities[a.scheduled_event_id]
-    t.wft_needed = True
-    t.finish()
+    t.deliver(event_type, attributes)
 
 
 def completed(t: Transition, a: ActivityInfo, result: Payloads, identity: str) -> None:

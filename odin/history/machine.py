@@ -123,6 +123,13 @@ class Transition:
     def has_buffered(self, match) -> bool:
         return any(match(HistoryEvent.FromString(base64.b64decode(raw))) for raw in self.state.buffered_events)
 
+    def deliver(self, event_type: int, attributes: Message) -> None:
+        """Add an event from outside the workflow code (signal, timer, activity outcome...): it is
+        buffered while a task runs, and a workflow task is scheduled to deliver it."""
+        self.append(event_type, attributes, bufferable=True)
+        self.wft_needed = True
+        self.finish()
+
     def flush_buffer(self) -> bool:
         buffered = self.state.buffered_events
         if not buffered:
@@ -288,28 +295,22 @@ class Transition:
             return
         if request_id:
             s.signal_request_ids = (s.signal_request_ids + [request_id])[-SIGNAL_REQUEST_ID_WINDOW:]
-        self.append(
+        self.deliver(
             E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
             h.WorkflowExecutionSignaledEventAttributes(
                 signal_name=signal_name, input=payloads, identity=identity, header=header, request_id=request_id
             ),
-            bufferable=True,
         )
-        self.wft_needed = True
-        self.finish()
 
     def request_cancel(self, reason: str, identity: str) -> None:
         s = self.state
         if not s.running or s.cancel_requested:
             return
         s.cancel_requested = True
-        self.append(
+        self.deliver(
             E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
             h.WorkflowExecutionCancelRequestedEventAttributes(cause=reason, identity=identity),
-            bufferable=True,
         )
-        self.wft_needed = True
-        self.finish()
 
     def terminate(self, reason: str, details, identity: str) -> None:
         if not self.state.running:
@@ -376,13 +377,10 @@ class Transition:
         if not s.running or t is None or t.started_event_id != started_event_id:
             raise StaleTask("timer no longer pending")
         del s.timers[timer_id]
-        self.append(
+        self.deliver(
             E.EVENT_TYPE_TIMER_FIRED,
             h.TimerFiredEventAttributes(timer_id=timer_id, started_event_id=started_event_id),
-            bufferable=True,
         )
-        self.wft_needed = True
-        self.finish()
 
 
 def scheduled_event(s: MutableState, w: WorkflowTaskInfo) -> HistoryEvent:
