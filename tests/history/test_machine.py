@@ -10,15 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from google.protobuf.duration_pb2 import Duration
+from builders import cancel_timer, dur, request_cancel_activity, start_timer
 from temporalio.api.command.v1 import (
-    CancelTimerCommandAttributes,
     Command,
     CompleteWorkflowExecutionCommandAttributes,
     RecordMarkerCommandAttributes,
-    RequestCancelActivityTaskCommandAttributes,
     ScheduleActivityTaskCommandAttributes,
-    StartTimerCommandAttributes,
 )
 from temporalio.api.common.v1 import (
     ActivityType,
@@ -61,12 +58,6 @@ TS0 = T0.timestamp()
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-def dur(seconds: float) -> Duration:
-    d = Duration()
-    d.FromTimedelta(timedelta(seconds=seconds))
-    return d
 
 
 def payloads(text: str) -> Payloads:
@@ -125,29 +116,6 @@ def schedule_activity(
     if retry_policy is not None:
         a.retry_policy.CopyFrom(retry_policy)
     return Command(command_type=C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK, schedule_activity_task_command_attributes=a)
-
-
-def start_timer(timer_id: str = "t1", seconds: float = 30.0) -> Command:
-    a = StartTimerCommandAttributes(timer_id=timer_id)
-    if seconds:
-        a.start_to_fire_timeout.CopyFrom(dur(seconds))
-    return Command(command_type=C.COMMAND_TYPE_START_TIMER, start_timer_command_attributes=a)
-
-
-def cancel_timer(timer_id: str = "t1") -> Command:
-    return Command(
-        command_type=C.COMMAND_TYPE_CANCEL_TIMER,
-        cancel_timer_command_attributes=CancelTimerCommandAttributes(timer_id=timer_id),
-    )
-
-
-def request_cancel_activity(scheduled_event_id: int) -> Command:
-    return Command(
-        command_type=C.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK,
-        request_cancel_activity_task_command_attributes=RequestCancelActivityTaskCommandAttributes(
-            scheduled_event_id=scheduled_event_id
-        ),
-    )
 
 
 def record_marker(name: str = "m1") -> Command:
@@ -1308,7 +1276,9 @@ def test_round_trip_of_a_closed_run():
 
 
 def test_continue_as_new_closes_the_run_and_creates_its_successor():
-    from temporalio.api.command.v1 import ContinueAsNewWorkflowExecutionCommandAttributes
+    from temporalio.api.command.v1 import (
+        ContinueAsNewWorkflowExecutionCommandAttributes,
+    )
 
     run = Run(start_request(workflow_execution_timeout=dur(3600)))
     cmd = Command(

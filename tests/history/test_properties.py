@@ -8,17 +8,15 @@ import math
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from builders import cancel_timer, dur, request_cancel_activity, start_timer
 from google.protobuf.duration_pb2 import Duration
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from temporalio.api.command.v1 import (
-    CancelTimerCommandAttributes,
     Command,
     CompleteWorkflowExecutionCommandAttributes,
     RecordMarkerCommandAttributes,
-    RequestCancelActivityTaskCommandAttributes,
     ScheduleActivityTaskCommandAttributes,
-    StartTimerCommandAttributes,
 )
 from temporalio.api.common.v1 import (
     ActivityType,
@@ -54,12 +52,6 @@ from odin.history.tokens import ActivityTaskToken
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 # No "explain" phase: it is slow and adds nothing to the printed minimal example.
 FAST_PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
-
-
-def dur(seconds: float) -> Duration:
-    d = Duration()
-    d.FromTimedelta(timedelta(seconds=seconds))
-    return d
 
 
 def dur_ms(ms: int) -> Duration:
@@ -176,29 +168,6 @@ def _schedule(draw, activity_id: str) -> Command:
     return Command(command_type=C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK, schedule_activity_task_command_attributes=a)
 
 
-def _timer(timer_id: str, seconds: float) -> Command:
-    a = StartTimerCommandAttributes(timer_id=timer_id)
-    if seconds:
-        a.start_to_fire_timeout.CopyFrom(dur(seconds))
-    return Command(command_type=C.COMMAND_TYPE_START_TIMER, start_timer_command_attributes=a)
-
-
-def _cancel_timer(timer_id: str) -> Command:
-    return Command(
-        command_type=C.COMMAND_TYPE_CANCEL_TIMER,
-        cancel_timer_command_attributes=CancelTimerCommandAttributes(timer_id=timer_id),
-    )
-
-
-def _cancel_activity(scheduled_event_id: int) -> Command:
-    return Command(
-        command_type=C.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK,
-        request_cancel_activity_task_command_attributes=RequestCancelActivityTaskCommandAttributes(
-            scheduled_event_id=scheduled_event_id
-        ),
-    )
-
-
 def _marker(name: str) -> Command:
     return Command(
         command_type=C.COMMAND_TYPE_RECORD_MARKER,
@@ -237,17 +206,17 @@ def completion_commands(draw, state: MutableState) -> list[Command]:
             if free:
                 timer_id = draw(st.sampled_from(free))
                 timers.add(timer_id)
-                cmds.append(_timer(timer_id, draw(st.sampled_from([1, 30]))))
+                cmds.append(start_timer(timer_id, draw(st.sampled_from([1, 30]))))
         elif kind == "marker":
             cmds.append(_marker("m"))
         elif kind == "cancel_timer":
             timer_id = draw(st.sampled_from(sorted(timers)))
             timers.discard(timer_id)
-            cmds.append(_cancel_timer(timer_id))
+            cmds.append(cancel_timer(timer_id))
         elif kind == "cancel_activity":
             scheduled = draw(st.sampled_from(pending))
             pending.remove(scheduled)
-            cmds.append(_cancel_activity(scheduled))
+            cmds.append(request_cancel_activity(scheduled))
         elif kind == "complete":
             cmds.append(COMPLETE)
         else:
@@ -255,10 +224,10 @@ def completion_commands(draw, state: MutableState) -> list[Command]:
                 draw(
                     st.sampled_from(
                         [
-                            _timer("", 5),
-                            _timer("t9", 0),
-                            _cancel_timer("unknown"),
-                            _cancel_activity(9999),
+                            start_timer("", 5),
+                            start_timer("t9", 0),
+                            cancel_timer("unknown"),
+                            request_cancel_activity(9999),
                             _marker(""),
                             Command(
                                 command_type=C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
