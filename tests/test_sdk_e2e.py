@@ -20,6 +20,7 @@ from temporalio.exceptions import (
 from temporalio.worker import Worker
 
 from odin.history.events import attributes_of
+from tests.replay import assert_chain_replays, assert_replays
 
 _attempts: dict[str, list[int]] = {}
 
@@ -191,6 +192,7 @@ async def test_activity_fails_twice_then_succeeds_with_server_side_retries(clien
     assert attrs.last_failure.message == "attempt 2 failed"
     completed = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
     assert completed.activity_task_completed_event_attributes.started_event_id == started.event_id
+    assert await assert_replays(handle, *WORKFLOWS) > 3
 
 
 async def test_non_retryable_activity_failure_fails_workflow(client, task_queue):
@@ -205,14 +207,15 @@ async def test_non_retryable_activity_failure_fails_workflow(client, task_queue)
     assert err.value.cause.cause.type == "PaymentDeclined"
     failed = next(e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED)
     assert attributes_of(failed).retry_state == 2  # RETRY_STATE_NON_RETRYABLE_FAILURE
+    assert await assert_replays(handle, *WORKFLOWS) > 3
 
 
 async def test_durable_timer(client, task_queue):
     async with _worker(client, task_queue):
-        elapsed = await client.execute_workflow(
-            TimerWorkflow.run, 1.5, id=f"timer-{uuid.uuid4()}", task_queue=task_queue
-        )
+        handle = await client.start_workflow(TimerWorkflow.run, 1.5, id=f"timer-{uuid.uuid4()}", task_queue=task_queue)
+        elapsed = await handle.result()
     assert elapsed >= 1.5
+    assert await assert_replays(handle, *WORKFLOWS) > 3
 
 
 async def test_duplicate_start_rejected(client, task_queue):
@@ -237,6 +240,7 @@ async def test_workflow_failure_surfaces_to_client(client, task_queue):
     assert err.value.cause.type == "Business"
     assert err.value.cause.details == ("detail",)
     assert desc.status == WorkflowExecutionStatus.FAILED
+    assert await assert_replays(handle, *WORKFLOWS) > 3
 
 
 async def test_cancellation_reaches_activity_and_client(client, task_queue):
@@ -257,6 +261,7 @@ async def test_cancellation_reaches_activity_and_client(client, task_queue):
     assert "ACTIVITY_TASK_CANCEL_REQUESTED" in names
     assert "ACTIVITY_TASK_CANCELED" in names
     assert names[-1] == "WORKFLOW_EXECUTION_CANCELED"
+    assert await assert_replays(handle, *WORKFLOWS) > 3
 
 
 async def test_terminate_and_describe(client, task_queue):
@@ -280,6 +285,7 @@ async def test_terminate_and_describe(client, task_queue):
     history = await handle.fetch_history()
     assert _names(history)[-1] == "WORKFLOW_EXECUTION_TERMINATED"
     assert history.events[-1].workflow_execution_terminated_event_attributes.reason == "enough"
+    assert await assert_replays(handle, *WORKFLOWS) > 3
 
 
 async def test_failed_workflow_task_is_retried(client, task_queue):
@@ -310,6 +316,7 @@ async def test_failed_workflow_task_is_retried(client, task_queue):
     assert history.events[4].workflow_task_scheduled_event_attributes.attempt == 3
     assert names[-1] == "WORKFLOW_EXECUTION_COMPLETED"
     assert _task_failures[key] == 2
+    assert await assert_replays(handle, *WORKFLOWS, workflow_runner=UnsandboxedWorkflowRunner()) > 3
 
 
 async def test_activity_heartbeat_timeout(client, task_queue):
@@ -325,6 +332,7 @@ async def test_activity_heartbeat_timeout(client, task_queue):
     assert isinstance(timeout, TemporalTimeoutError)
     assert timeout.type == TimeoutType.HEARTBEAT
     assert "ACTIVITY_TASK_TIMED_OUT" in _names(history)
+    assert await assert_replays(handle, *WORKFLOWS) > 3
 
 
 async def test_cancel_activity_that_never_started(client, task_queue):
@@ -339,6 +347,7 @@ async def test_cancel_activity_that_never_started(client, task_queue):
     assert names[i + 1] == "ACTIVITY_TASK_CANCELED"
     assert names[i + 2] == "WORKFLOW_TASK_SCHEDULED"
     assert "ACTIVITY_TASK_STARTED" not in names
+    assert await assert_replays(handle, *WORKFLOWS) > 3
 
 
 @workflow.defn
@@ -369,6 +378,7 @@ async def test_workflow_moves_to_another_worker_after_shutdown(client, task_queu
     await handle.signal(WaitForSignalWorkflow.deliver, "hello")
     async with Worker(client, task_queue=task_queue, workflows=[WaitForSignalWorkflow]):
         assert await asyncio.wait_for(handle.result(), timeout=30) == "hello"
+    assert await assert_replays(handle, *WORKFLOWS) > 3
 
 
 @workflow.defn
@@ -402,3 +412,19 @@ async def test_continue_as_new_chain_reaches_the_final_result(client, task_queue
     assert started.first_execution_run_id == handle.first_execution_run_id
     assert started.continued_execution_run_id and started.continued_execution_run_id != run
     assert started.original_execution_run_id == run
+    runs = await assert_chain_replays(client, handle.id, handle.result_run_id, CountdownWorkflow)
+    assert runs[-1] == run and len(runs) == 4
+
+
+WORKFLOWS = [
+    RetryWorkflow,
+    NonRetryableWorkflow,
+    TimerWorkflow,
+    FailingWorkflow,
+    WaitForeverWorkflow,
+    FailsFirstTaskWorkflow,
+    HeartbeatTimeoutWorkflow,
+    CancelUnstartedActivityWorkflow,
+    WaitForSignalWorkflow,
+    CountdownWorkflow,
+]
