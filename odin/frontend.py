@@ -43,11 +43,12 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from odin import __version__
 from odin.clock import Clock, monotonic
 from odin.errors import InvalidArgument, NotFound
-from odin.history import activities, retry
+from odin.history import activities, cron, retry
 from odin.history.engine import HistoryEngine
-from odin.history.events import duration, timestamp
+from odin.history.events import duration, seconds, timestamp
 from odin.history.machine import transient_events
 from odin.history.notifier import run_key
+from odin.history.start import SignalInput
 from odin.history.state import ActivityInfo, MutableState, unpack
 from odin.history.worker_tasks import WorkerTasks
 from odin.matching import WORKFLOW
@@ -171,6 +172,43 @@ class FrontendService:
     # -- starting and addressing runs ------------------------------------------------------
 
     async def start_workflow_execution(self, req: ws.StartWorkflowExecutionRequest) -> ws.StartWorkflowExecutionResponse:
+        ns = await self._validate_start(req)
+        run_id, started = await self.engine.start_workflow(ns.id, ns.name, req)
+        return ws.StartWorkflowExecutionResponse(
+            run_id=run_id, started=started, status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+        )
+
+    async def signal_with_start_workflow_execution(
+        self, req: ws.SignalWithStartWorkflowExecutionRequest
+    ) -> ws.SignalWithStartWorkflowExecutionResponse:
+        _check_id(req.signal_name, "SignalName")
+        start = ws.StartWorkflowExecutionRequest(
+            namespace=req.namespace,
+            workflow_id=req.workflow_id,
+            workflow_type=req.workflow_type,
+            task_queue=req.task_queue,
+            input=req.input,
+            workflow_execution_timeout=req.workflow_execution_timeout,
+            workflow_run_timeout=req.workflow_run_timeout,
+            workflow_task_timeout=req.workflow_task_timeout,
+            identity=req.identity,
+            request_id=req.request_id,
+            workflow_id_reuse_policy=req.workflow_id_reuse_policy,
+            workflow_id_conflict_policy=req.workflow_id_conflict_policy,
+            retry_policy=req.retry_policy if req.HasField("retry_policy") else None,
+            cron_schedule=req.cron_schedule,
+            memo=req.memo,
+            search_attributes=req.search_attributes,
+            header=req.header,
+            workflow_start_delay=req.workflow_start_delay if req.HasField("workflow_start_delay") else None,
+            priority=req.priority,
+        )
+        ns = await self._validate_start(start)
+        signal = SignalInput(req.signal_name, req.signal_input, req.identity, req.header, f"signal-with-start:{start.request_id}")
+        run_id, started = await self.engine.start_workflow(ns.id, ns.name, start, signal=signal)
+        return ws.SignalWithStartWorkflowExecutionResponse(run_id=run_id, started=started)
+
+    async def _validate_start(self, req: ws.StartWorkflowExecutionRequest) -> NamespaceRecord:
         ns = await self.namespace(req.namespace)
         _check_id(req.workflow_id, "WorkflowId")
         _check_id(req.workflow_type.name, "WorkflowType")
@@ -186,9 +224,12 @@ class FrontendService:
             if value.seconds < 0 or value.nanos < 0:
                 raise InvalidArgument(f"Invalid {name}: it cannot be negative.")
         if req.cron_schedule:
-            raise InvalidArgument("CronSchedule is not supported by this server yet.")
-        if req.HasField("workflow_start_delay") and req.cron_schedule:
-            raise InvalidArgument("CronSchedule and WorkflowStartDelay may not be used together.")
+            try:
+                cron.validate(req.cron_schedule)
+            except cron.InvalidCronSchedule as exc:
+                raise InvalidArgument(str(exc)) from exc
+            if seconds(req.workflow_start_delay) > 0:
+                raise InvalidArgument("CronSchedule and WorkflowStartDelay may not be used together.")
         if req.HasField("retry_policy"):
             try:
                 retry.normalize(req.retry_policy)
@@ -196,10 +237,7 @@ class FrontendService:
                 raise InvalidArgument(str(exc)) from exc
         if not req.request_id:
             req.request_id = str(uuid.uuid4())
-        run_id, started = await self.engine.start_workflow(ns.id, ns.name, req)
-        return ws.StartWorkflowExecutionResponse(
-            run_id=run_id, started=started, status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING
-        )
+        return ns
 
     async def _target(self, namespace: str, execution: WorkflowExecution, first_execution_run_id: str = ""):
         ns = await self.namespace(namespace)
@@ -444,13 +482,18 @@ def execution_info(s: MutableState) -> WorkflowExecutionInfo:
         start_time=timestamp(s.start_time),
         status=s.status,
         history_length=s.next_event_id - 1,
-        execution_time=timestamp(s.start_time),
+        execution_time=timestamp(s.execution_time or s.start_time),
         memo=unpack(Memo, s.memo),
         search_attributes=unpack(SearchAttributes, s.search_attributes),
         task_queue=s.task_queue,
         history_size_bytes=s.history_size_bytes,
         first_run_id=s.first_execution_run_id,
     )
+    if s.parent_workflow_id:
+        info.parent_namespace_id = s.parent_namespace_id
+        info.parent_execution.CopyFrom(WorkflowExecution(workflow_id=s.parent_workflow_id, run_id=s.parent_run_id))
+    if s.root_workflow_id:
+        info.root_execution.CopyFrom(WorkflowExecution(workflow_id=s.root_workflow_id, run_id=s.root_run_id))
     if s.close_time:
         info.close_time.CopyFrom(timestamp(s.close_time))
         info.execution_duration.CopyFrom(duration(s.close_time - s.start_time))

@@ -72,6 +72,8 @@ class OdinServer:
         if self._timers is not None:
             await self._timers.stop()
             self._timers = None
+        if self.frontend is not None:
+            await self.frontend.engine.transfers.close()
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Callable
 
-from temporalio.api.common.v1 import Memo, SearchAttributes, WorkflowType
+from temporalio.api.common.v1 import Memo, RetryPolicy, SearchAttributes, WorkflowType
 from temporalio.api.enums.v1 import CommandType as C
 from temporalio.api.enums.v1 import (
     ContinueAsNewInitiator,
@@ -25,7 +25,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 
 from odin.errors import InvalidArgument
-from odin.history import activities, retry
+from odin.history import activities, chains, children, cron, retry
 from odin.history.events import attributes_of, duration, seconds
 from odin.history.machine import (
     ACTIVITY_OUTCOMES,
@@ -37,8 +37,7 @@ from odin.history.machine import (
 from odin.history.start import Continuation, new_run
 from odin.history.state import ActivityInfo, TimerInfo, pack, unpack
 from odin.history.tokens import WorkflowTaskToken
-
-MAX_ID_LENGTH = 1000
+from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id
 
 CLOSE_COMMANDS = {
     C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
@@ -46,13 +45,6 @@ CLOSE_COMMANDS = {
     C.COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION,
     C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
 }
-
-
-class BadCommand(Exception):
-    def __init__(self, cause: int, message: str):
-        super().__init__(message)
-        self.cause = cause
-        self.message = message
 
 
 def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: RespondWorkflowTaskCompletedRequest) -> None:
@@ -136,18 +128,11 @@ def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
 # -- command handlers ---------------------------------------------------------------------
 
 
-def _check_id(value: str, what: str, cause: int) -> None:
-    if not value:
-        raise BadCommand(cause, f"{what} is not set on command.")
-    if len(value) > MAX_ID_LENGTH:
-        raise BadCommand(cause, f"{what} exceeds length limit.")
-
-
 def _schedule_activity(t: Transition, a, completed_id: int) -> None:
     bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
     s = t.state
-    _check_id(a.activity_id, "ActivityId", bad)
-    _check_id(a.activity_type.name, "ActivityType", bad)
+    check_id(a.activity_id, "ActivityId", bad)
+    check_id(a.activity_type.name, "ActivityType", bad)
     if s.activity_by_id(a.activity_id) is not None:
         raise BadCommand(
             Cause.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
@@ -248,7 +233,7 @@ def _request_cancel_activity(t: Transition, a, completed_id: int) -> None:
 
 def _start_timer(t: Transition, a, completed_id: int) -> None:
     s = t.state
-    _check_id(a.timer_id, "TimerId", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES)
+    check_id(a.timer_id, "TimerId", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES)
     if a.timer_id in s.timers:
         raise BadCommand(
             Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID, f"Timer with id {a.timer_id} is already pending."
@@ -292,23 +277,32 @@ def _cancel_timer(t: Transition, a, completed_id: int) -> None:
 
 
 def _complete(t: Transition, a, completed_id: int) -> None:
+    nxt = chains.after_completion(t, a.result)
     t.close(
         Status.WORKFLOW_EXECUTION_STATUS_COMPLETED,
         E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
-        h.WorkflowExecutionCompletedEventAttributes(result=a.result, workflow_task_completed_event_id=completed_id),
+        h.WorkflowExecutionCompletedEventAttributes(
+            result=a.result, workflow_task_completed_event_id=completed_id, new_execution_run_id=nxt.run_id if nxt else ""
+        ),
+        continued=nxt is not None,
     )
+    t.successor = nxt
 
 
 def _fail(t: Transition, a, completed_id: int) -> None:
+    retry_state, nxt = chains.after_failure(t, a.failure)
     t.close(
         Status.WORKFLOW_EXECUTION_STATUS_FAILED,
         E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED,
         h.WorkflowExecutionFailedEventAttributes(
             failure=a.failure,
-            retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET,
+            retry_state=retry_state,
             workflow_task_completed_event_id=completed_id,
+            new_execution_run_id=nxt.run_id if nxt else "",
         ),
+        continued=nxt is not None,
     )
+    t.successor = nxt
 
 
 def _cancel(t: Transition, a, completed_id: int) -> None:
@@ -320,7 +314,7 @@ def _cancel(t: Transition, a, completed_id: int) -> None:
 
 
 def _record_marker(t: Transition, a, completed_id: int) -> None:
-    _check_id(a.marker_name, "MarkerName", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES)
+    check_id(a.marker_name, "MarkerName", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES)
     t.append(
         E.EVENT_TYPE_MARKER_RECORDED,
         h.MarkerRecordedEventAttributes(
@@ -400,7 +394,8 @@ def _continue_as_new(t: Transition, a, completed_id: int) -> None:
         header=a.header,
         memo=a.memo if a.HasField("memo") else unpack(Memo, s.memo),
         search_attributes=a.search_attributes if a.HasField("search_attributes") else unpack(SearchAttributes, s.search_attributes),
-        retry_policy=a.retry_policy if a.HasField("retry_policy") else None,
+        retry_policy=a.retry_policy if a.HasField("retry_policy") else unpack(RetryPolicy, s.retry_policy),
+        cron_schedule=a.cron_schedule or s.cron_schedule,
         request_id=f"continue-as-new:{new_run_id}",
     )
     initiator = a.initiator or ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW
@@ -423,6 +418,7 @@ def _continue_as_new(t: Transition, a, completed_id: int) -> None:
             memo=request.memo,
             search_attributes=request.search_attributes,
         ),
+        continued=True,
     )
     t.new_runs.append(
         new_run(
@@ -438,6 +434,7 @@ def _continue_as_new(t: Transition, a, completed_id: int) -> None:
                 execution_expiration=s.execution_expiration,
                 last_completion_result=a.last_completion_result if a.HasField("last_completion_result") else None,
                 failure=a.failure if a.HasField("failure") else None,
+                parent=chains.parent_of(s),
             ),
         )
     )
@@ -503,11 +500,28 @@ _HANDLERS: dict[int, Handler] = {
     ),
 }
 
+_HANDLERS.update(
+    {
+        C.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: (
+            children.start_child,
+            "start_child_workflow_execution_command_attributes",
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES,
+        ),
+        C.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: (
+            children.signal_external,
+            "signal_external_workflow_execution_command_attributes",
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
+        ),
+        C.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: (
+            children.request_cancel_external,
+            "request_cancel_external_workflow_execution_command_attributes",
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
+        ),
+    }
+)
+
 # Commands this server does not carry out yet fail the task with the cause naming them.
 _UNSUPPORTED_CAUSE = {
-    C.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES,
-    C.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
-    C.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
     C.COMMAND_TYPE_PROTOCOL_MESSAGE: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
     C.COMMAND_TYPE_SCHEDULE_NEXUS_OPERATION: Cause.WORKFLOW_TASK_FAILED_CAUSE_FEATURE_DISABLED,
     C.COMMAND_TYPE_REQUEST_CANCEL_NEXUS_OPERATION: Cause.WORKFLOW_TASK_FAILED_CAUSE_FEATURE_DISABLED,

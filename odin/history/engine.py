@@ -20,10 +20,11 @@ from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from odin.clock import Clock
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted
-from odin.history import activities
+from odin.history import activities, chains
 from odin.history.machine import StaleTask, Transition
 from odin.history.notifier import Notifier, run_key
-from odin.history.start import new_run
+from odin.history.start import ParentInfo, SignalInput, new_run
+from odin.history.transfers import SYSTEM_TRANSFERS, TransferProcessor
 from odin.history.state import MutableState, unpack
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
 from odin.persistence.store import (
@@ -73,6 +74,8 @@ class HistoryEngine:
         self.timer_wakeup: Callable = lambda fire_at: None
         # Last committed row of recently updated runs (LRU), the starting point of the next update.
         self._state_cache: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        # Carries out transfer tasks that act on other runs (children, external signals/cancels).
+        self.transfers = TransferProcessor(self)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -121,6 +124,11 @@ class HistoryEngine:
                     self._state_cache.pop(record.run_id, None)
                     continue
                 raise
+            if t.successor is not None:
+                # A retry/cron successor repeats this run's start, which lives in its history.
+                [first] = await self.store.read_events(t.state.run_id, 1, 2)
+                t.new_runs.append(chains.successor_run(t, first.workflow_execution_started_event_attributes, t.successor))
+                t.successor = None
             batch = Batch(delete_transfer_ids=list(delete_transfer_ids), delete_timer_ids=list(delete_timer_ids))
             after = t.state.to_bytes()
             if after == record.state and not (t.events or t.transfers or t.timers or batch.delete_transfer_ids or batch.delete_timer_ids):
@@ -231,6 +239,9 @@ class HistoryEngine:
 
     async def dispatch_transfer(self, task: OutboxTask) -> None:
         """Put a transfer task's entry on its queue (idempotent: the queue de-duplicates by id)."""
+        if task.kind in SYSTEM_TRANSFERS:
+            self.transfers.submit(task)
+            return
         d = task.data
         entry = TaskEntry(
             task_id=task.task_id,
@@ -283,9 +294,18 @@ class HistoryEngine:
 
     # -- starting runs ---------------------------------------------------------------------
 
-    async def start_workflow(self, namespace_id: str, namespace: str, req: StartWorkflowExecutionRequest) -> tuple[str, bool]:
+    async def start_workflow(
+        self,
+        namespace_id: str,
+        namespace: str,
+        req: StartWorkflowExecutionRequest,
+        *,
+        parent: ParentInfo | None = None,
+        signal: SignalInput | None = None,
+    ) -> tuple[str, bool]:
         """Start a run, honouring request-id idempotency and the id reuse/conflict policies.
-        Returns ``(run_id, started)``."""
+        With ``signal`` (signal-with-start) a running run is signalled instead unless the conflict
+        policy says otherwise. Returns ``(run_id, started)``."""
         for _ in range(MAX_CONFLICT_RETRIES):
             current = await self.store.get_current(namespace_id, req.workflow_id)
             batch = Batch()
@@ -295,9 +315,19 @@ class HistoryEngine:
                     return current.run_id, True
                 if current.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
                     policy = req.workflow_id_conflict_policy
+                    if signal is not None and policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED:
+                        policy = Conflict.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
                     if req.workflow_id_reuse_policy == Reuse.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING:
                         policy = Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
                     if policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING:
+                        if signal is None:
+                            return current.run_id, False
+                        try:
+                            await self.update(
+                                namespace_id, req.workflow_id, current.run_id, lambda t: _signal_existing(t, signal)
+                            )
+                        except NotFound:
+                            continue  # it closed meanwhile: start a new run instead
                         return current.run_id, False
                     if policy != Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING:
                         raise _already_started(req.workflow_id, current)
@@ -314,7 +344,15 @@ class HistoryEngine:
                     ):
                         raise _already_started(req.workflow_id, current)
             run_id = str(uuid.uuid4())
-            t = new_run(namespace_id=namespace_id, namespace=namespace, run_id=run_id, request=req, now=self.clock.now())
+            t = new_run(
+                namespace_id=namespace_id,
+                namespace=namespace,
+                run_id=run_id,
+                request=req,
+                now=self.clock.now(),
+                parent=parent,
+                signal=signal,
+            )
             self._add_write(batch, t, None, t.state.to_bytes(), True)
             batch.current.append(
                 CurrentWrite(
@@ -330,6 +368,14 @@ class HistoryEngine:
             await self._after_commit(batch, [t] + ([terminated] if terminated else []))
             return run_id, True
         raise ResourceExhausted("Workflow id is busy: too many concurrent starts, try again.")
+
+
+def _signal_existing(t: Transition, signal: SignalInput) -> None:
+    t.signal(signal.name, signal.input, signal.identity, signal.header, signal.request_id)
+    if t.state.first_wft_backoff:
+        # Signal-with-start does not wait for a start delay: the run starts work now.
+        t.state.first_wft_backoff = False
+        t.schedule_workflow_task()
 
 
 def _already_started(workflow_id: str, current: CurrentExecution) -> AlreadyExists:
@@ -354,7 +400,7 @@ def visibility_row(s: MutableState) -> dict:
         "workflow_type": s.workflow_type,
         "status": s.status,
         "start_time": at(s.start_time),
-        "execution_time": at(s.start_time),
+        "execution_time": at(s.execution_time or s.start_time),
         "close_time": at(s.close_time),
         "history_length": s.next_event_id - 1,
         "history_size_bytes": s.history_size_bytes,

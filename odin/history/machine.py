@@ -16,6 +16,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import (
+    ParentClosePolicy,
     RetryState,
     TaskQueueKind,
     TimeoutType,
@@ -35,6 +36,14 @@ from odin.history.tokens import WorkflowTaskToken
 # How many signal request ids a run remembers for de-duplication.
 SIGNAL_REQUEST_ID_WINDOW = 1000
 DEFAULT_STICKY_SCHEDULE_TO_START = 10.0
+
+CHILD_OUTCOMES = {
+    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
+    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
+    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
+    E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED,
+}
 
 ACTIVITY_OUTCOMES = {
     E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
@@ -77,7 +86,10 @@ class Transition:
         self.deferred_error: Exception | None = None
         # Runs this transition creates (continue-as-new), committed with it in one transaction.
         self.new_runs: list[Transition] = []
+        # A retry/cron successor the engine must create (it needs the run's start event).
+        self.successor = None
         self._started_ids: dict[int, int] = {}
+        self._child_started_ids: dict[int, int] = {}
 
     # -- events ----------------------------------------------------------------------------
 
@@ -108,6 +120,15 @@ class Transition:
             a = attributes_of(event)
             if a.scheduled_event_id in self._started_ids:
                 a.started_event_id = self._started_ids[a.scheduled_event_id]
+        elif event.event_type == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+            initiated = event.child_workflow_execution_started_event_attributes.initiated_event_id
+            self._child_started_ids[initiated] = event.event_id
+            if initiated in s.children:
+                s.children[initiated].started_event_id = event.event_id
+        elif event.event_type in CHILD_OUTCOMES:
+            a = attributes_of(event)
+            if not a.started_event_id and a.initiated_event_id in self._child_started_ids:
+                a.started_event_id = self._child_started_ids[a.initiated_event_id]
         s.history_size_bytes += event.ByteSize()
         self.events.append(event)
 
@@ -287,7 +308,7 @@ class Transition:
 
     # -- workflow-level operations ---------------------------------------------------------
 
-    def signal(self, signal_name: str, payloads, identity: str, header, request_id: str) -> None:
+    def signal(self, signal_name: str, payloads, identity: str, header, request_id: str, external=None) -> None:
         s = self.state
         if not s.running:
             raise NotFound("workflow execution already completed")
@@ -298,18 +319,28 @@ class Transition:
         self.deliver(
             E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
             h.WorkflowExecutionSignaledEventAttributes(
-                signal_name=signal_name, input=payloads, identity=identity, header=header, request_id=request_id
+                signal_name=signal_name,
+                input=payloads,
+                identity=identity,
+                header=header,
+                request_id=request_id,
+                external_workflow_execution=external,
             ),
         )
 
-    def request_cancel(self, reason: str, identity: str) -> None:
+    def request_cancel(self, reason: str, identity: str, external_initiated_event_id: int = 0, external=None) -> None:
         s = self.state
         if not s.running or s.cancel_requested:
             return
         s.cancel_requested = True
         self.deliver(
             E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
-            h.WorkflowExecutionCancelRequestedEventAttributes(cause=reason, identity=identity),
+            h.WorkflowExecutionCancelRequestedEventAttributes(
+                cause=reason,
+                identity=identity,
+                external_initiated_event_id=external_initiated_event_id,
+                external_workflow_execution=external,
+            ),
         )
 
     def terminate(self, reason: str, details, identity: str) -> None:
@@ -323,14 +354,21 @@ class Transition:
         )
 
     def run_timed_out(self) -> None:
+        from odin.history import chains
+
         if not self.state.running:
             raise StaleTask("run already closed")
         self._end_started_task()
+        retry_state, nxt = chains.after_failure(self, chains.run_timeout_failure())
         self.close(
             Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
             E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT,
-            h.WorkflowExecutionTimedOutEventAttributes(retry_state=RetryState.RETRY_STATE_RETRY_POLICY_NOT_SET),
+            h.WorkflowExecutionTimedOutEventAttributes(
+                retry_state=retry_state, new_execution_run_id=nxt.run_id if nxt else ""
+            ),
+            continued=nxt is not None,
         )
+        self.successor = nxt
 
     def _end_started_task(self, identity: str = "") -> None:
         """Before the server closes a run: fail a started workflow task, then flush what it buffered,
@@ -352,7 +390,9 @@ class Transition:
             s.wft = None
         self.flush_buffer()
 
-    def close(self, status: int, event_type: int, attributes: Message) -> HistoryEvent:
+    def close(self, status: int, event_type: int, attributes: Message, continued: bool = False) -> HistoryEvent:
+        """Close the run. ``continued``: a successor run carries the chain on (continue-as-new,
+        retry, cron), so a parent hears nothing yet."""
         s = self.state
         s.status = status
         s.close_time = self.ts
@@ -367,6 +407,30 @@ class Transition:
         self.transfers.clear()
         self.timers.clear()
         self.closed = True
+        if s.parent_workflow_id and not continued:
+            self.transfers.append(
+                TransferSpec(
+                    "child_closed",
+                    {
+                        "parent_namespace_id": s.parent_namespace_id,
+                        "parent_workflow_id": s.parent_workflow_id,
+                        "parent_run_id": s.parent_run_id,
+                        "initiated_event_id": s.parent_initiated_event_id,
+                        "close_event_id": event.event_id,
+                        "first_run_id": s.first_execution_run_id,
+                    },
+                )
+            )
+        # Parent close policy: open children are terminated or asked to cancel, unless abandoned.
+        affected = [
+            {"namespace": c.namespace, "workflow_id": c.workflow_id, "run_id": c.run_id, "policy": c.parent_close_policy}
+            for c in s.children.values()
+            if c.run_id and c.parent_close_policy != ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON
+        ]
+        if affected:
+            self.transfers.append(TransferSpec("parent_close_policy", {"children": affected}))
+        s.children.clear()
+        s.external_requests.clear()
         return event
 
     # -- user timers -----------------------------------------------------------------------
@@ -422,17 +486,26 @@ def transient_events(s: MutableState, w: WorkflowTaskInfo) -> list[HistoryEvent]
 
 def snapshot(t: Transition) -> tuple:
     """Everything needed to roll a transition back to this point."""
-    return (copy.deepcopy(t.state), len(t.events), len(t.transfers), len(t.timers), dict(t._started_ids))
+    return (
+        copy.deepcopy(t.state),
+        len(t.events),
+        len(t.transfers),
+        len(t.timers),
+        dict(t._started_ids),
+        dict(t._child_started_ids),
+    )
 
 
 def restore(t: Transition, snap: tuple) -> None:
-    state, n_events, n_transfers, n_timers, started = snap
+    state, n_events, n_transfers, n_timers, started, child_started = snap
+    t._child_started_ids = child_started
     t.state = state
     del t.events[n_events:]
     del t.transfers[n_transfers:]
     del t.timers[n_timers:]
     t._started_ids = started
     t.new_runs = []
+    t.successor = None
     t.closed = False
     t.wft_needed = False
     t.hold_workflow_task = False

@@ -11,12 +11,39 @@ from temporalio.api.history.v1 import message_pb2 as h
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
+from temporalio.api.common.v1 import WorkflowExecution
+
+from odin.history import cron
 from odin.history.events import duration, seconds, timestamp
 from odin.history.machine import Transition
 from odin.history.state import MutableState, pack
 
 DEFAULT_WORKFLOW_TASK_TIMEOUT = 10.0
 MAX_WORKFLOW_TASK_TIMEOUT = 120.0
+
+
+@dataclass
+class ParentInfo:
+    """The run that started this one as a child (inherited along the child's run chain)."""
+
+    namespace: str
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    initiated_event_id: int
+    root_workflow_id: str
+    root_run_id: str
+
+
+@dataclass
+class SignalInput:
+    """The signal of SignalWithStartWorkflowExecution, delivered right after the start."""
+
+    name: str
+    input: object  # Payloads
+    identity: str
+    header: object  # Header
+    request_id: str
 
 
 @dataclass
@@ -29,6 +56,8 @@ class Continuation:
     execution_expiration: float  # 0 when the chain has no execution timeout
     last_completion_result: object = None  # Payloads
     failure: object = None  # Failure
+    attempt: int = 1
+    parent: ParentInfo | None = None
 
 
 def new_run(
@@ -39,6 +68,8 @@ def new_run(
     request: StartWorkflowExecutionRequest,
     now: datetime,
     continuation: Continuation | None = None,
+    parent: ParentInfo | None = None,
+    signal: SignalInput | None = None,
 ) -> Transition:
     """The transition that creates a run from a (validated) start request."""
     ts = now.timestamp()
@@ -54,6 +85,10 @@ def new_run(
     if run_timeout:
         task_timeout = min(task_timeout, run_timeout)
     delay = seconds(request.workflow_start_delay)
+    if request.cron_schedule and continuation is None:
+        delay = cron.backoff(request.cron_schedule, ts, ts)
+    if continuation is not None and continuation.parent is not None:
+        parent = continuation.parent
     state = MutableState(
         namespace_id=namespace_id,
         namespace=namespace,
@@ -70,7 +105,20 @@ def new_run(
         execution_expiration=expiration,
         memo=pack(request.memo),
         search_attributes=pack(request.search_attributes),
+        attempt=continuation.attempt if continuation else 1,
+        retry_policy=pack(request.retry_policy) if request.HasField("retry_policy") else None,
+        cron_schedule=request.cron_schedule,
+        execution_time=ts + delay,
     )
+    if parent is not None:
+        state.parent_namespace = parent.namespace
+        state.parent_namespace_id = parent.namespace_id
+        state.parent_workflow_id = parent.workflow_id
+        state.parent_run_id = parent.run_id
+        state.parent_initiated_event_id = parent.initiated_event_id
+        state.root_workflow_id, state.root_run_id = parent.root_workflow_id, parent.root_run_id
+    else:
+        state.root_workflow_id, state.root_run_id = request.workflow_id, state.first_execution_run_id
     t = Transition(state, now)
     attrs = h.WorkflowExecutionStartedEventAttributes(
         workflow_type=request.workflow_type,
@@ -85,12 +133,18 @@ def new_run(
         search_attributes=request.search_attributes,
         retry_policy=request.retry_policy if request.HasField("retry_policy") else None,
         cron_schedule=request.cron_schedule,
-        attempt=1,
+        attempt=state.attempt,
         original_execution_run_id=run_id,
         first_execution_run_id=state.first_execution_run_id,
         workflow_id=request.workflow_id,
         priority=request.priority,
+        root_workflow_execution=WorkflowExecution(workflow_id=state.root_workflow_id, run_id=state.root_run_id),
     )
+    if parent is not None:
+        attrs.parent_workflow_namespace = parent.namespace
+        attrs.parent_workflow_namespace_id = parent.namespace_id
+        attrs.parent_workflow_execution.CopyFrom(WorkflowExecution(workflow_id=parent.workflow_id, run_id=parent.run_id))
+        attrs.parent_initiated_event_id = parent.initiated_event_id
     if continuation is not None:
         attrs.continued_execution_run_id = continuation.previous_run_id
         attrs.initiator = continuation.initiator
@@ -104,10 +158,13 @@ def new_run(
         attrs.first_workflow_task_backoff.CopyFrom(duration(delay))
     t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
     if run_timeout:
-        t.timer("run_timeout", ts + run_timeout)
+        # The run's clock starts when its first workflow task is due.
+        t.timer("run_timeout", ts + delay + run_timeout)
     if delay:
         state.first_wft_backoff = True
         t.timer("first_wft", ts + delay)
-    else:
+    if signal is not None:
+        t.signal(signal.name, signal.input, signal.identity, signal.header, signal.request_id)
+    if not delay and state.wft is None:
         t.schedule_workflow_task()
     return t

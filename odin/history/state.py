@@ -94,6 +94,31 @@ class TimerInfo:
 
 
 @dataclass
+class ChildInfo:
+    """A child workflow this run started (StartChildWorkflowExecution), until its chain closes."""
+
+    initiated_event_id: int
+    workflow_id: str
+    workflow_type: str
+    namespace: str
+    parent_close_policy: int
+    run_id: str = ""  # set once the child run exists
+    started_event_id: int = 0  # id of ChildWorkflowExecutionStarted, once it has one
+
+
+@dataclass
+class ExternalRequest:
+    """A SignalExternal/RequestCancelExternal command waiting for its outcome."""
+
+    initiated_event_id: int
+    kind: str  # "signal" | "cancel"
+    namespace: str
+    workflow_id: str
+    run_id: str
+    child_workflow_only: bool
+
+
+@dataclass
 class MutableState:
     namespace_id: str
     namespace: str
@@ -132,6 +157,19 @@ class MutableState:
     parent_workflow_id: str = ""
     parent_run_id: str = ""
     close_event_id: int = 0
+    children: dict[int, ChildInfo] = field(default_factory=dict)
+    external_requests: dict[int, ExternalRequest] = field(default_factory=dict)
+    parent_namespace: str = ""
+    parent_namespace_id: str = ""
+    parent_initiated_event_id: int = 0
+    root_workflow_id: str = ""
+    root_run_id: str = ""
+    # Attempt of this run in a workflow-retry chain, and the chain's retry policy / cron schedule.
+    attempt: int = 1
+    retry_policy: str | None = None  # RetryPolicy
+    cron_schedule: str = ""
+    # When the first workflow task is due (start time plus any start delay / cron / retry backoff).
+    execution_time: float = 0.0
 
     @property
     def running(self) -> bool:
@@ -151,7 +189,11 @@ class MutableState:
         wft = raw.pop("wft")
         activities = raw.pop("activities")
         timers = raw.pop("timers")
+        children = raw.pop("children", {})
+        external = raw.pop("external_requests", {})
         state = cls(**raw)
+        state.children = {int(k): ChildInfo(**v) for k, v in children.items()}
+        state.external_requests = {int(k): ExternalRequest(**v) for k, v in external.items()}
         state.wft = WorkflowTaskInfo(**wft) if wft else None
         state.activities = {
             int(k): ActivityInfo(**{**v, "retry": RetryPolicyInfo(**v["retry"])}) for k, v in activities.items()

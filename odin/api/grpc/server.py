@@ -60,6 +60,7 @@ _RPCS: dict[str, Call] = {
     "DescribeNamespace": _plain("describe_namespace"),
     "ListNamespaces": _plain("list_namespaces"),
     "StartWorkflowExecution": _plain("start_workflow_execution"),
+    "SignalWithStartWorkflowExecution": _plain("signal_with_start_workflow_execution"),
     "GetWorkflowExecutionHistory": _timed("get_workflow_execution_history"),
     "PollWorkflowTaskQueue": _timed("poll_workflow_task_queue"),
     "RespondWorkflowTaskCompleted": _plain("respond_workflow_task_completed"),
