@@ -154,12 +154,18 @@ def pending_child(t: Transition, initiated_id: int) -> ChildInfo:
 
 
 def child_started(t: Transition, initiated_id: int, run_id: str, header=None) -> None:
+    _record_started(t, initiated_id, run_id, header)
+    t.wft_needed = True
+    t.finish()
+
+
+def _record_started(t: Transition, initiated_id: int, run_id: str, header=None) -> None:
     s = t.state
     c = pending_child(t, initiated_id)
     if c.run_id:
         raise StaleTask("child start already recorded")
     c.run_id = run_id
-    t.deliver(
+    t.append(
         E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED,
         h.ChildWorkflowExecutionStartedEventAttributes(
             namespace=c.namespace,
@@ -169,6 +175,7 @@ def child_started(t: Transition, initiated_id: int, run_id: str, header=None) ->
             workflow_type=WorkflowType(name=c.workflow_type),
             header=header,
         ),
+        bufferable=True,
     )
 
 
@@ -197,8 +204,7 @@ def child_closed(t: Transition, initiated_id: int, child_run_id: str, close_even
     s = t.state
     c = pending_child(t, initiated_id)
     if not c.run_id:
-        child_started(t, initiated_id, child_run_id)
-        c = s.children[initiated_id]
+        _record_started(t, initiated_id, child_run_id)
     event_type = _CLOSE_TO_PARENT_EVENT.get(close_event.event_type)
     if event_type is None:
         raise StaleTask("not a closing event")
