@@ -405,3 +405,75 @@ async def test_id_conflict_and_reuse_policies(client, task_queue):
         again = await client.start_workflow(Child.run, "ok", id=wid, task_queue=task_queue)
         assert await again.result() == "child:ok:-"
     assert await assert_replays(replacing, Child) > 3
+
+
+# -- child cancellation types -----------------------------------------------------------------
+
+
+@workflow.defn
+class CancellingParent:
+    @workflow.run
+    async def run(self, child_id: str, cancellation_type: int) -> str:
+        handle = await workflow.start_child_workflow(
+            Child.run,
+            "sleep",
+            id=child_id,
+            cancellation_type=workflow.ChildWorkflowCancellationType(cancellation_type),
+            # Abandoned on close, so what happens to the child shows the cancellation type alone.
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+        )
+        await workflow.sleep(0.2)
+        handle.cancel()
+        try:
+            await handle
+            outcome = "child completed"
+        except ChildWorkflowError as err:
+            outcome = type(err.cause).__name__
+        except asyncio.CancelledError:
+            outcome = "CancelledError"
+        # Stay open a little: requests a closed run made to other runs are dropped (as in Temporal).
+        await workflow.sleep(1)
+        return outcome
+
+
+@pytest.mark.parametrize(
+    "cancellation_type,child_status,parent_sees",
+    [
+        (workflow.ChildWorkflowCancellationType.ABANDON, WorkflowExecutionStatus.RUNNING, None),
+        (workflow.ChildWorkflowCancellationType.TRY_CANCEL, WorkflowExecutionStatus.CANCELED, "EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED"),
+        (
+            workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_REQUESTED,
+            WorkflowExecutionStatus.CANCELED,
+            "EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED",
+        ),
+        (
+            workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+            WorkflowExecutionStatus.CANCELED,
+            "CHILD_WORKFLOW_EXECUTION_CANCELED",
+        ),
+    ],
+)
+async def test_child_cancellation_types(client, task_queue, cancellation_type, child_status, parent_sees):
+    key = uuid.uuid4().hex[:8]
+    async with Worker(client, task_queue=task_queue, workflows=[CancellingParent, Child]):
+        handle = await client.start_workflow(
+            CancellingParent.run,
+            args=[f"child-{key}", int(cancellation_type)],
+            id=f"cparent-{key}",
+            task_queue=task_queue,
+        )
+        assert await handle.result() in ("CancelledError", "child completed")
+        history = await handle.fetch_history()
+        names = _names(history)
+        if parent_sees is None:
+            assert "REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED" not in names
+        else:
+            assert "REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED" in names
+            if cancellation_type != workflow.ChildWorkflowCancellationType.TRY_CANCEL:
+                assert parent_sees in names
+        # The parent completed; abandoned children keep running, cancelled ones end CANCELED.
+        desc = await _wait_status(client, f"child-{key}", child_status)
+        assert desc.status == child_status
+        if child_status == WorkflowExecutionStatus.RUNNING:
+            await client.get_workflow_handle(f"child-{key}").terminate("cleanup")
+    assert await assert_replays(handle, CancellingParent, Child) > 5
