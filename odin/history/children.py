@@ -17,11 +17,9 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.history.v1 import message_pb2 as h
 from temporalio.api.taskqueue.v1 import TaskQueue
 
-from odin.history import cron, retry
-from odin.history.events import seconds
 from odin.history.machine import StaleTask, TransferSpec, Transition
 from odin.history.state import ChildInfo, ExternalRequest
-from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id
+from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id, check_run_options
 
 # A child run's close event -> the event its parent records.
 _CLOSE_TO_PARENT_EVENT = {
@@ -44,19 +42,12 @@ def start_child(t: Transition, a, completed_id: int) -> None:
     queue = a.task_queue.name or s.task_queue
     if len(queue) > MAX_ID_LENGTH or len(a.namespace) > 255:
         raise BadCommand(bad, "TaskQueue or Namespace exceeds length limit.")
-    for value in (a.workflow_execution_timeout, a.workflow_run_timeout, a.workflow_task_timeout):
-        if seconds(value) < 0:
-            raise BadCommand(bad, "A timeout on StartChildWorkflowExecutionCommand is negative.")
-    if a.HasField("retry_policy"):
-        try:
-            retry.normalize(a.retry_policy)
-        except retry.InvalidRetryPolicy as exc:
-            raise BadCommand(bad, str(exc)) from exc
-    if a.cron_schedule:
-        try:
-            cron.validate(a.cron_schedule)
-        except cron.InvalidCronSchedule as exc:
-            raise BadCommand(bad, str(exc)) from exc
+    check_run_options(
+        a,
+        (a.workflow_execution_timeout, a.workflow_run_timeout, a.workflow_task_timeout),
+        bad,
+        "StartChildWorkflowExecutionCommand",
+    )
     if any(c.workflow_id == a.workflow_id and (a.namespace or s.namespace) == c.namespace for c in s.children.values()):
         raise BadCommand(bad, f"A child workflow with id {a.workflow_id} is already pending.")
     namespace = a.namespace or s.namespace

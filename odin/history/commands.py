@@ -9,7 +9,6 @@ from temporalio.api.common.v1 import Memo, RetryPolicy, SearchAttributes, Workfl
 from temporalio.api.enums.v1 import CommandType as C
 from temporalio.api.enums.v1 import (
     ContinueAsNewInitiator,
-    RetryState,
     TaskQueueKind,
     TimeoutType,
 )
@@ -25,7 +24,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 
 from odin.errors import InvalidArgument
-from odin.history import activities, chains, children, cron, retry
+from odin.history import activities, chains, children, retry
 from odin.history.events import attributes_of, duration, seconds
 from odin.history.machine import (
     ACTIVITY_OUTCOMES,
@@ -37,7 +36,7 @@ from odin.history.machine import (
 from odin.history.start import Continuation, new_run
 from odin.history.state import ActivityInfo, TimerInfo, pack, unpack
 from odin.history.tokens import WorkflowTaskToken
-from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id
+from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id, check_run_options
 
 CLOSE_COMMANDS = {
     C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
@@ -370,14 +369,12 @@ def _continue_as_new(t: Transition, a, completed_id: int) -> None:
     for value, what in ((workflow_type, "WorkflowType"), (task_queue, "TaskQueue")):
         if len(value) > MAX_ID_LENGTH:
             raise BadCommand(bad, f"{what} exceeds length limit.")
-    for value in (a.workflow_run_timeout, a.workflow_task_timeout, a.backoff_start_interval):
-        if seconds(value) < 0:
-            raise BadCommand(bad, "A timeout on ContinueAsNewWorkflowExecutionCommand is negative.")
-    if a.HasField("retry_policy"):
-        try:
-            retry.normalize(a.retry_policy)
-        except retry.InvalidRetryPolicy as exc:
-            raise BadCommand(bad, str(exc)) from exc
+    check_run_options(
+        a,
+        (a.workflow_run_timeout, a.workflow_task_timeout, a.backoff_start_interval),
+        bad,
+        "ContinueAsNewWorkflowExecutionCommand",
+    )
     run_timeout = seconds(a.workflow_run_timeout) or s.run_timeout
     task_timeout = seconds(a.workflow_task_timeout) or s.workflow_task_timeout
     new_run_id = str(uuid.uuid4())

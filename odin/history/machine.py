@@ -17,7 +17,6 @@ from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import (
     ParentClosePolicy,
-    RetryState,
     TaskQueueKind,
     TimeoutType,
     WorkflowTaskFailedCause,

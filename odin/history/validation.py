@@ -19,3 +19,23 @@ def check_id(value: str, what: str, cause: int) -> None:
         raise BadCommand(cause, f"{what} is not set on command.")
     if len(value) > MAX_ID_LENGTH:
         raise BadCommand(cause, f"{what} exceeds length limit.")
+
+
+def check_run_options(a, durations, cause: int, command: str) -> None:
+    """Options of a command that starts a run (child, continue-as-new): timeouts not negative, a
+    valid retry policy and cron schedule."""
+    from odin.history import cron, retry
+    from odin.history.events import seconds
+
+    if any(seconds(d) < 0 for d in durations):
+        raise BadCommand(cause, f"A timeout on {command} is negative.")
+    if a.HasField("retry_policy"):
+        try:
+            retry.normalize(a.retry_policy)
+        except retry.InvalidRetryPolicy as exc:
+            raise BadCommand(cause, str(exc)) from exc
+    if a.cron_schedule:
+        try:
+            cron.validate(a.cron_schedule)
+        except cron.InvalidCronSchedule as exc:
+            raise BadCommand(cause, str(exc)) from exc
