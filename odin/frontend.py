@@ -7,6 +7,7 @@ response protos back; errors are ``odin.errors`` exceptions.
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from temporalio.api.history.v1 import History
 from temporalio.api.namespace.v1 import NamespaceConfig, NamespaceInfo
 from temporalio.api.query.v1 import QueryRejected, WorkflowQueryResult
 from temporalio.api.replication.v1 import NamespaceReplicationConfig
-from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.taskqueue.v1 import TaskQueue, TaskQueuePartitionMetadata
 from temporalio.api.workflow.v1 import (
     PendingActivityInfo,
     PendingWorkflowTaskInfo,
@@ -55,6 +56,7 @@ from odin.matching import WORKFLOW
 from odin.persistence.store import ExecutionStore, NamespaceRecord
 
 MAX_ID_LENGTH = 1000
+CLUSTER_NAME = "active"
 MAX_NAMESPACE_LENGTH = 255
 NAMESPACE_CACHE_TTL = 300.0
 DEFAULT_RETENTION = 72 * 3600.0
@@ -143,7 +145,7 @@ class FrontendService:
                 data=ns.data.get("data", {}),
             ),
             config=NamespaceConfig(workflow_execution_retention_ttl=duration(ns.data.get("retention_seconds", DEFAULT_RETENTION))),
-            replication_config=NamespaceReplicationConfig(active_cluster_name="active"),
+            replication_config=NamespaceReplicationConfig(active_cluster_name=CLUSTER_NAME),
             is_global_namespace=False,
         )
 
@@ -442,6 +444,29 @@ class FrontendService:
                     loaded = await self.engine.load(ns.id, entry.workflow_id, entry.run_id)
                     await self.engine.queues.add(ns.id, loaded.state.task_queue, WORKFLOW, entry)
         return ws.ShutdownWorkerResponse()
+
+    async def get_cluster_info(self, req: ws.GetClusterInfoRequest) -> ws.GetClusterInfoResponse:
+        return ws.GetClusterInfoResponse(
+            server_version=__version__,
+            cluster_id=await self.store.cluster_id(),
+            cluster_name=CLUSTER_NAME,
+            history_shard_count=self.engine.num_shards,
+            persistence_store=self.store.engine.dialect.name,
+            visibility_store=self.store.engine.dialect.name,
+            initial_failover_version=1,
+            failover_version_increment=10,
+        )
+
+    async def list_task_queue_partitions(
+        self, req: ws.ListTaskQueuePartitionsRequest
+    ) -> ws.ListTaskQueuePartitionsResponse:
+        await self.namespace(req.namespace)
+        _check_id(req.task_queue.name, "TaskQueue")
+        # One partition per queue type, served by every frontend process.
+        partition = TaskQueuePartitionMetadata(key=req.task_queue.name, owner_host_name=socket.gethostname())
+        return ws.ListTaskQueuePartitionsResponse(
+            activity_task_queue_partitions=[partition], workflow_task_queue_partitions=[partition]
+        )
 
     def system_info(self) -> ws.GetSystemInfoResponse:
         return ws.GetSystemInfoResponse(

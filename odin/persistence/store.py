@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -142,6 +143,7 @@ class ExecutionStore(Protocol):
     """What the history engine needs from durable storage."""
 
     async def init_cluster(self, num_shards: int) -> int: ...
+    async def cluster_id(self) -> str: ...
     async def create_namespace(self, ns: NamespaceRecord) -> None: ...
     async def update_namespace(self, ns: NamespaceRecord) -> None: ...
     async def get_namespace(self, *, name: str | None = None, id: str | None = None) -> NamespaceRecord | None: ...
@@ -228,6 +230,8 @@ class SqlExecutionStore:
         m = t.cluster_metadata
 
         def run(conn: sa.Connection) -> int:
+            if conn.execute(sa.select(m.c.value).where(m.c.key == "cluster_id")).first() is None:
+                conn.execute(m.insert().values(key="cluster_id", value=str(uuid.uuid4())))
             row = conn.execute(sa.select(m.c.value).where(m.c.key == "num_shards")).first()
             if row is not None:
                 return int(row[0])
@@ -236,6 +240,11 @@ class SqlExecutionStore:
             return num_shards
 
         return await self._write(run)
+
+    async def cluster_id(self) -> str:
+        m = t.cluster_metadata
+        row = await self._read(lambda conn: conn.execute(sa.select(m.c.value).where(m.c.key == "cluster_id")).first())
+        return row[0] if row else ""
 
     async def create_namespace(self, ns: NamespaceRecord) -> None:
         insert = t.namespaces.insert().values(

@@ -56,6 +56,8 @@ def _timed(method: str) -> Call:
 
 _RPCS: dict[str, Call] = {
     "GetSystemInfo": _system_info,
+    "GetClusterInfo": _plain("get_cluster_info"),
+    "ListTaskQueuePartitions": _plain("list_task_queue_partitions"),
     "RegisterNamespace": _plain("register_namespace"),
     "DescribeNamespace": _plain("describe_namespace"),
     "ListNamespaces": _plain("list_namespaces"),
