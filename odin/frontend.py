@@ -24,6 +24,7 @@ from temporalio.api.enums.v1 import (
     NamespaceState,
     PendingActivityState,
     QueryRejectCondition,
+    TaskQueueType,
 )
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
@@ -32,7 +33,7 @@ from temporalio.api.history.v1 import History
 from temporalio.api.namespace.v1 import NamespaceConfig, NamespaceInfo
 from temporalio.api.query.v1 import QueryRejected, WorkflowQueryResult
 from temporalio.api.replication.v1 import NamespaceReplicationConfig
-from temporalio.api.taskqueue.v1 import TaskQueue, TaskQueuePartitionMetadata
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue, TaskQueuePartitionMetadata, TaskQueueStatus
 from temporalio.api.workflow.v1 import (
     PendingActivityInfo,
     PendingWorkflowTaskInfo,
@@ -52,7 +53,7 @@ from odin.history.notifier import run_key
 from odin.history.start import SignalInput
 from odin.history.state import ActivityInfo, MutableState, unpack
 from odin.history.worker_tasks import WorkerTasks
-from odin.matching import WORKFLOW
+from odin.matching import ACTIVITY, WORKFLOW
 from odin.persistence.store import ExecutionStore, NamespaceRecord
 
 MAX_ID_LENGTH = 1000
@@ -320,6 +321,22 @@ class FrontendService:
                     )
                 s = (await self.engine.load(ns.id, wid, s.run_id)).state
 
+    async def get_workflow_execution_history_reverse(
+        self, req: ws.GetWorkflowExecutionHistoryReverseRequest
+    ) -> ws.GetWorkflowExecutionHistoryReverseResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+        page = _HistoryToken.parse(req.next_page_token)
+        if page and rid and page.run_id != rid:
+            raise InvalidArgument("Next page token does not match the requested run.")
+        s = (await self.engine.load(ns.id, wid, page.run_id if page else rid)).state
+        upper = min(page.next_event_id, s.next_event_id) if page else s.next_event_id
+        size = req.maximum_page_size or DEFAULT_HISTORY_PAGE
+        first = max(1, upper - size)
+        events = await self.store.read_events(s.run_id, first, upper)
+        events.reverse()
+        token = _HistoryToken(s.run_id, first).encode() if first > 1 else b""
+        return ws.GetWorkflowExecutionHistoryReverseResponse(history=History(events=events), next_page_token=token)
+
     # -- describe and query ----------------------------------------------------------------
 
     async def describe_workflow_execution(
@@ -432,8 +449,102 @@ class FrontendService:
     async def respond_activity_task_canceled(
         self, req: ws.RespondActivityTaskCanceledRequest
     ) -> ws.RespondActivityTaskCanceledResponse:
-        await self.tasks.activity_update(req.task_token, lambda t, a: activities.canceled(t, a, req.details, req.identity))
+        await self.tasks.activity_update(req.task_token, lambda t, a: activities.report_canceled(t, a, req.details, req.identity))
         return ws.RespondActivityTaskCanceledResponse()
+
+    # -- activities addressed by id (async completion) ------------------------------------
+
+    async def _activity_by_id(self, req, apply) -> object:
+        ns = await self.namespace(req.namespace)
+        _check_id(req.workflow_id, "WorkflowId")
+        _check_id(req.activity_id, "ActivityId")
+        if req.run_id:
+            try:
+                uuid.UUID(req.run_id)
+            except ValueError:
+                raise InvalidArgument("Invalid RunId.") from None
+
+        def op(t):
+            a = t.state.activity_by_id(req.activity_id) if t.state.running else None
+            if a is None or not a.started:
+                raise NotFound(f"Activity task not found: no started activity with id {req.activity_id}.")
+            return apply(t, a)
+
+        result, _ = await self.engine.update(ns.id, req.workflow_id, req.run_id, op)
+        return result
+
+    async def record_activity_task_heartbeat_by_id(
+        self, req: ws.RecordActivityTaskHeartbeatByIdRequest
+    ) -> ws.RecordActivityTaskHeartbeatByIdResponse:
+        cancel = await self._activity_by_id(req, lambda t, a: activities.heartbeat(t, a, req.details))
+        return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=bool(cancel))
+
+    async def respond_activity_task_completed_by_id(
+        self, req: ws.RespondActivityTaskCompletedByIdRequest
+    ) -> ws.RespondActivityTaskCompletedByIdResponse:
+        await self._activity_by_id(req, lambda t, a: activities.completed(t, a, req.result, req.identity))
+        return ws.RespondActivityTaskCompletedByIdResponse()
+
+    async def respond_activity_task_failed_by_id(
+        self, req: ws.RespondActivityTaskFailedByIdRequest
+    ) -> ws.RespondActivityTaskFailedByIdResponse:
+        await self._activity_by_id(
+            req, lambda t, a: activities.failed(t, a, req.failure, req.identity, req.last_heartbeat_details)
+        )
+        return ws.RespondActivityTaskFailedByIdResponse()
+
+    async def respond_activity_task_canceled_by_id(
+        self, req: ws.RespondActivityTaskCanceledByIdRequest
+    ) -> ws.RespondActivityTaskCanceledByIdResponse:
+        await self._activity_by_id(req, lambda t, a: activities.report_canceled(t, a, req.details, req.identity))
+        return ws.RespondActivityTaskCanceledByIdResponse()
+
+    # -- task queues and stickiness --------------------------------------------------------
+
+    async def reset_sticky_task_queue(self, req: ws.ResetStickyTaskQueueRequest) -> ws.ResetStickyTaskQueueResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+
+        def op(t) -> None:
+            if not t.state.running:
+                raise NotFound("workflow execution already completed")
+            t.state.sticky_queue = ""
+
+        await self.engine.update(ns.id, wid, rid, op)
+        return ws.ResetStickyTaskQueueResponse()
+
+    async def describe_task_queue(self, req: ws.DescribeTaskQueueRequest) -> ws.DescribeTaskQueueResponse:
+        ns = await self.namespace(req.namespace)
+        _check_id(req.task_queue.name, "TaskQueue")
+        kind = ACTIVITY if req.task_queue_type == TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY else WORKFLOW
+        queues = self.engine.queues
+        pollers = await queues.pollers(ns.id, req.task_queue.name, kind)
+        backlog = await queues.backlog(ns.id, req.task_queue.name, kind)
+        return ws.DescribeTaskQueueResponse(
+            pollers=[
+                PollerInfo(identity=p.identity, last_access_time=timestamp(p.last_access_time), rate_per_second=100_000.0)
+                for p in sorted(pollers, key=lambda p: -p.last_access_time)
+            ],
+            task_queue_status=TaskQueueStatus(backlog_count_hint=backlog, rate_per_second=100_000.0)
+            if req.include_task_queue_status
+            else None,
+        )
+
+    # -- deleting runs ---------------------------------------------------------------------
+
+    async def delete_workflow_execution(
+        self, req: ws.DeleteWorkflowExecutionRequest
+    ) -> ws.DeleteWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
+        s = (await self.engine.load(ns.id, wid, rid)).state
+        if s.running:
+            try:
+                await self.engine.update(
+                    ns.id, wid, s.run_id, lambda t: t.terminate("Delete workflow execution", None, "odin-frontend")
+                )
+            except NotFound:
+                pass  # closed meanwhile
+        await self.engine.delete_run(ns.id, wid, s.run_id)
+        return ws.DeleteWorkflowExecutionResponse()
 
     async def shutdown_worker(self, req: ws.ShutdownWorkerRequest) -> ws.ShutdownWorkerResponse:
         ns = await self.namespace(req.namespace)

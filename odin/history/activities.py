@@ -8,7 +8,7 @@ from temporalio.api.enums.v1 import RetryState, TimeoutType
 from temporalio.api.failure.v1 import Failure, TimeoutFailureInfo
 from temporalio.api.history.v1 import message_pb2 as h
 
-from odin.errors import NotFound
+from odin.errors import InvalidArgument, NotFound
 from odin.history import retry
 from odin.history.machine import StaleTask, TransferSpec, Transition
 from odin.history.state import ActivityInfo, pack, unpack
@@ -102,6 +102,13 @@ def canceled(t: Transition, a: ActivityInfo, details: Payloads, identity: str) -
             identity=identity,
         ),
     )
+
+
+def report_canceled(t: Transition, a: ActivityInfo, details: Payloads, identity: str) -> None:
+    """A worker reports its activity canceled; only allowed once cancellation was requested."""
+    if not a.cancel_requested:
+        raise InvalidArgument("unable to mark activity as canceled without activity being request canceled first")
+    canceled(t, a, details, identity)
 
 
 def failed(t: Transition, a: ActivityInfo, failure: Failure, identity: str, last_heartbeat_details: Payloads) -> None:

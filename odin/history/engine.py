@@ -292,6 +292,12 @@ class HistoryEngine:
         except (StaleTask, NotFound):
             await self.store.delete_timer_task(task.task_id)
 
+    async def delete_run(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+        """Remove a closed run entirely: history, state, visibility, outbox rows and, if it is the
+        workflow id's current run, the current pointer."""
+        await self.store.delete_execution(namespace_id, workflow_id, run_id)
+        self._state_cache.pop(run_id, None)
+
     # -- starting runs ---------------------------------------------------------------------
 
     async def start_workflow(

@@ -157,7 +157,11 @@ class TransferProcessor:
 
     async def _child_closed(self, task: OutboxTask) -> None:
         d = task.data
-        [close] = await self.engine.store.read_events(task.run_id, d["close_event_id"], d["close_event_id"] + 1)
+        events = await self.engine.store.read_events(task.run_id, d["close_event_id"], d["close_event_id"] + 1)
+        if not events:  # the child run was deleted meanwhile
+            await self.engine.store.delete_transfer_task(task.task_id)
+            return
+        close = events[0]
         await self._record(
             task,
             d["parent_namespace_id"],

@@ -152,6 +152,7 @@ class ExecutionStore(Protocol):
     async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRecord | None: ...
     async def commit(self, batch: Batch) -> None: ...
     async def read_events(self, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None) -> list[HistoryEvent]: ...
+    async def delete_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> None: ...
     async def get_visibility(self, namespace_id: str, run_id: str) -> dict | None: ...
     async def list_transfer_tasks(self, limit: int) -> list[OutboxTask]: ...
     async def delete_transfer_task(self, task_id: str) -> None: ...
@@ -366,6 +367,28 @@ class SqlExecutionStore:
         )
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"current run of {r.workflow_id} changed concurrently")
+
+    async def delete_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+        def run(conn: sa.Connection) -> None:
+            conn.execute(t.history_events.delete().where(t.history_events.c.run_id == run_id))
+            conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.run_id == run_id))
+            conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.run_id == run_id))
+            v = t.visibility_records.c
+            conn.execute(t.visibility_records.delete().where(v.namespace_id == namespace_id, v.run_id == run_id))
+            c = t.current_executions.c
+            conn.execute(
+                t.current_executions.delete().where(
+                    c.namespace_id == namespace_id, c.workflow_id == workflow_id, c.run_id == run_id
+                )
+            )
+            w = t.workflow_executions.c
+            conn.execute(
+                t.workflow_executions.delete().where(
+                    w.namespace_id == namespace_id, w.workflow_id == workflow_id, w.run_id == run_id
+                )
+            )
+
+        await self._write(run)
 
     # -- history ---------------------------------------------------------------------------
 

@@ -79,6 +79,14 @@ _RPCS: dict[str, Call] = {
     "RequestCancelWorkflowExecution": _plain("request_cancel_workflow_execution"),
     "TerminateWorkflowExecution": _plain("terminate_workflow_execution"),
     "ShutdownWorker": _plain("shutdown_worker"),
+    "RecordActivityTaskHeartbeatById": _plain("record_activity_task_heartbeat_by_id"),
+    "RespondActivityTaskCompletedById": _plain("respond_activity_task_completed_by_id"),
+    "RespondActivityTaskFailedById": _plain("respond_activity_task_failed_by_id"),
+    "RespondActivityTaskCanceledById": _plain("respond_activity_task_canceled_by_id"),
+    "ResetStickyTaskQueue": _plain("reset_sticky_task_queue"),
+    "DescribeTaskQueue": _plain("describe_task_queue"),
+    "DeleteWorkflowExecution": _plain("delete_workflow_execution"),
+    "GetWorkflowExecutionHistoryReverse": _plain("get_workflow_execution_history_reverse"),
 }
 
 

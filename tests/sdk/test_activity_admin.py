@@ -1,0 +1,238 @@
+"""Async activity completion (by task token and by id), DescribeTaskQueue, ResetStickyTaskQueue,
+DeleteWorkflowExecution and GetWorkflowExecutionHistoryReverse through the temporalio SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import activity, workflow
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, TaskQueueKind, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from tests.replay import assert_replays
+
+_tokens: dict[str, bytes] = {}
+
+
+@activity.defn
+async def finish_later(key: str) -> str:
+    _tokens[key] = activity.info().task_token
+    activity.raise_complete_async()
+
+
+@workflow.defn
+class AsyncActivityWorkflow:
+    @workflow.run
+    async def run(self, key: str) -> str:
+        try:
+            return await workflow.execute_activity(
+                finish_later,
+                key,
+                activity_id=f"act-{key}",
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_attempts=1),
+            )
+        except ActivityError as err:
+            return f"{type(err.cause).__name__}: {err.cause}"
+
+
+@workflow.defn
+class Waiter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    @workflow.run
+    async def run(self, until: int) -> int:
+        await workflow.wait_condition(lambda: self.n >= until)
+        return self.n
+
+    @workflow.signal
+    def bump(self) -> None:
+        self.n += 1
+
+
+WORKFLOWS = [AsyncActivityWorkflow, Waiter]
+
+
+def _worker(client: Client, task_queue: str, **kwargs) -> Worker:
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=[finish_later], **kwargs)
+
+
+async def _token(key: str) -> bytes:
+    for _ in range(200):
+        if key in _tokens:
+            return _tokens[key]
+        await asyncio.sleep(0.05)
+    raise AssertionError("activity never ran")
+
+
+@pytest.mark.parametrize("how", ["complete", "fail", "cancel"])
+@pytest.mark.parametrize("address", ["token", "id"])
+async def test_async_activity_completion(client, task_queue, how, address):
+    key = uuid.uuid4().hex[:8]
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(AsyncActivityWorkflow.run, key, id=f"async-{key}", task_queue=task_queue)
+        token = await _token(key)
+        if address == "token":
+            act = client.get_async_activity_handle(task_token=token)
+        else:
+            act = client.get_async_activity_handle(workflow_id=f"async-{key}", run_id=None, activity_id=f"act-{key}")
+        await act.heartbeat("progress")
+        desc = await handle.describe()
+        assert desc.raw_description.pending_activities[0].heartbeat_details.payloads[0].data == b'"progress"'
+        if how == "complete":
+            await act.complete("done elsewhere")
+            expected = "done elsewhere"
+        elif how == "fail":
+            await act.fail(ApplicationError("failed elsewhere", non_retryable=True))
+            expected = "ApplicationError: failed elsewhere"
+        else:
+            # Cancellation may only be reported once it was requested: refused, nothing changes.
+            with pytest.raises(RPCError) as err:
+                await act.report_cancellation("gave up")
+            assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
+            await act.complete("completed after a refused cancel report")
+            expected = "completed after a refused cancel report"
+        assert await handle.result() == expected
+        # The activity is closed now: further reports are NOT_FOUND.
+        with pytest.raises(RPCError) as err:
+            await act.complete("twice")
+        assert err.value.status == RPCStatusCode.NOT_FOUND
+    assert await assert_replays(handle, *WORKFLOWS) > 5
+
+
+async def test_activity_by_id_bad_input(client, task_queue):
+    key = uuid.uuid4().hex[:8]
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(AsyncActivityWorkflow.run, key, id=f"async-{key}", task_queue=task_queue)
+        await _token(key)
+        for kwargs, code in [
+            (dict(workflow_id=f"async-{key}", run_id=None, activity_id="nope"), RPCStatusCode.NOT_FOUND),
+            (dict(workflow_id=f"missing-{key}", run_id=None, activity_id=f"act-{key}"), RPCStatusCode.NOT_FOUND),
+            (dict(workflow_id=f"async-{key}", run_id="not-a-uuid", activity_id=f"act-{key}"), RPCStatusCode.INVALID_ARGUMENT),
+        ]:
+            with pytest.raises(RPCError) as err:
+                await client.get_async_activity_handle(**kwargs).complete("x")
+            assert err.value.status == code
+        # Nothing above touched the activity: it still completes normally.
+        await client.get_async_activity_handle(task_token=_tokens[key]).complete("ok")
+        assert await handle.result() == "ok"
+
+
+async def test_describe_task_queue_lists_pollers(client, task_queue):
+    async with _worker(client, task_queue, identity="worker-under-test"):
+        await asyncio.sleep(0.5)  # let the worker's pollers arrive
+        for queue_type in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+            resp = await client.workflow_service.describe_task_queue(
+                ws.DescribeTaskQueueRequest(
+                    namespace="default",
+                    task_queue=TaskQueue(name=task_queue),
+                    task_queue_type=queue_type,
+                    include_task_queue_status=True,
+                )
+            )
+            assert "worker-under-test" in [p.identity for p in resp.pollers]
+            assert all(p.last_access_time.seconds > 0 for p in resp.pollers)
+            assert resp.task_queue_status.backlog_count_hint == 0
+    with pytest.raises(RPCError) as err:
+        await client.workflow_service.describe_task_queue(ws.DescribeTaskQueueRequest(namespace="default"))
+    assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
+
+
+async def test_reset_sticky_task_queue_sends_the_next_task_to_the_normal_queue(client, task_queue):
+    key = uuid.uuid4().hex[:8]
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(Waiter.run, 2, id=f"sticky-{key}", task_queue=task_queue)
+        await handle.signal(Waiter.bump)
+        for _ in range(100):
+            history = await handle.fetch_history()
+            if sum(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in history.events) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        scheduled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED]
+        assert scheduled[-1].workflow_task_scheduled_event_attributes.task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
+        await client.workflow_service.reset_sticky_task_queue(
+            ws.ResetStickyTaskQueueRequest(namespace="default", execution=WorkflowExecution(workflow_id=f"sticky-{key}"))
+        )
+        await handle.signal(Waiter.bump)
+        assert await handle.result() == 2
+        history = await handle.fetch_history()
+    scheduled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED]
+    last = scheduled[-1].workflow_task_scheduled_event_attributes.task_queue
+    assert last.kind == TaskQueueKind.TASK_QUEUE_KIND_NORMAL and last.name == task_queue
+    assert await assert_replays(handle, *WORKFLOWS) > 5
+
+
+async def test_delete_workflow_execution(client, task_queue):
+    key = uuid.uuid4().hex[:8]
+    async with _worker(client, task_queue):
+        done = await client.start_workflow(Waiter.run, 0, id=f"del-done-{key}", task_queue=task_queue)
+        assert await done.result() == 0
+        running = await client.start_workflow(Waiter.run, 5, id=f"del-run-{key}", task_queue=task_queue)
+        await running.describe()
+        for handle in (done, running):
+            await client.workflow_service.delete_workflow_execution(
+                ws.DeleteWorkflowExecutionRequest(
+                    namespace="default", workflow_execution=WorkflowExecution(workflow_id=handle.id)
+                )
+            )
+            for call in (handle.describe, handle.fetch_history):
+                with pytest.raises(RPCError) as err:
+                    await call()
+                assert err.value.status == RPCStatusCode.NOT_FOUND
+        with pytest.raises(RPCError) as err:
+            await client.workflow_service.delete_workflow_execution(
+                ws.DeleteWorkflowExecutionRequest(namespace="default", workflow_execution=WorkflowExecution(workflow_id=done.id))
+            )
+        assert err.value.status == RPCStatusCode.NOT_FOUND
+        # The id is free again.
+        again = await client.start_workflow(Waiter.run, 0, id=f"del-done-{key}", task_queue=task_queue)
+        assert await again.result() == 0
+    with pytest.raises(RPCError) as err:
+        await running.result()
+    assert err.value.status == RPCStatusCode.NOT_FOUND
+    assert await assert_replays(again, *WORKFLOWS) > 3
+
+
+async def test_history_reverse_pages_from_the_end(client, task_queue):
+    key = uuid.uuid4().hex[:8]
+    async with _worker(client, task_queue):
+        handle = await client.start_workflow(Waiter.run, 3, id=f"rev-{key}", task_queue=task_queue)
+        for _ in range(3):
+            await handle.signal(Waiter.bump)
+        await handle.result()
+        forward = await handle.fetch_history()
+    collected, token = [], b""
+    while True:
+        page = await client.workflow_service.get_workflow_execution_history_reverse(
+            ws.GetWorkflowExecutionHistoryReverseRequest(
+                namespace="default",
+                execution=WorkflowExecution(workflow_id=handle.id),
+                maximum_page_size=4,
+                next_page_token=token,
+            )
+        )
+        assert 0 < len(page.history.events) <= 4
+        collected.extend(page.history.events)
+        token = page.next_page_token
+        if not token:
+            break
+    assert [e.event_id for e in collected] == [e.event_id for e in reversed(forward.events)]
+    assert collected[0].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    with pytest.raises(RPCError) as err:
+        await client.workflow_service.get_workflow_execution_history_reverse(
+            ws.GetWorkflowExecutionHistoryReverseRequest(
+                namespace="default", execution=WorkflowExecution(workflow_id=handle.id), next_page_token=b"garbage"
+            )
+        )
+    assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
