@@ -19,7 +19,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 
 from odin.history.machine import StaleTask, TransferSpec, Transition
 from odin.history.state import ChildInfo, ExternalRequest
-from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id, check_run_options
+from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id, check_run_options, checked_search_attributes
 
 # A child run's close event -> the event its parent records.
 _CLOSE_TO_PARENT_EVENT = {
@@ -72,7 +72,7 @@ def start_child(t: Transition, a, completed_id: int) -> None:
             cron_schedule=a.cron_schedule,
             header=a.header,
             memo=a.memo,
-            search_attributes=a.search_attributes,
+            search_attributes=checked_search_attributes(t, a.search_attributes if a.HasField("search_attributes") else None),
             priority=a.priority,
         ),
     )

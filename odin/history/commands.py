@@ -36,7 +36,13 @@ from odin.history.machine import (
 from odin.history.start import Continuation, new_run
 from odin.history.state import ActivityInfo, TimerInfo, pack, unpack
 from odin.history.tokens import WorkflowTaskToken
-from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id, check_run_options
+from odin.history.validation import (
+    MAX_ID_LENGTH,
+    BadCommand,
+    check_id,
+    check_run_options,
+    checked_search_attributes,
+)
 
 CLOSE_COMMANDS = {
     C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
@@ -337,13 +343,14 @@ def _merge(target, updates) -> None:
 
 def _upsert_search_attributes(t: Transition, a, completed_id: int) -> None:
     s = t.state
+    checked = checked_search_attributes(t, a.search_attributes)
     merged = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
-    _merge(merged.indexed_fields, a.search_attributes.indexed_fields)
+    _merge(merged.indexed_fields, checked.indexed_fields)
     s.search_attributes = pack(merged)
     t.append(
         E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
         h.UpsertWorkflowSearchAttributesEventAttributes(
-            search_attributes=a.search_attributes, workflow_task_completed_event_id=completed_id
+            search_attributes=checked, workflow_task_completed_event_id=completed_id
         ),
     )
 
@@ -390,7 +397,9 @@ def _continue_as_new(t: Transition, a, completed_id: int) -> None:
         workflow_start_delay=a.backoff_start_interval,
         header=a.header,
         memo=a.memo if a.HasField("memo") else unpack(Memo, s.memo),
-        search_attributes=a.search_attributes if a.HasField("search_attributes") else unpack(SearchAttributes, s.search_attributes),
+        search_attributes=checked_search_attributes(t, a.search_attributes)
+        if a.HasField("search_attributes")
+        else unpack(SearchAttributes, s.search_attributes),
         retry_policy=a.retry_policy if a.HasField("retry_policy") else unpack(RetryPolicy, s.retry_policy),
         cron_schedule=a.cron_schedule or s.cron_schedule,
         request_id=f"continue-as-new:{new_run_id}",

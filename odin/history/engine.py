@@ -27,6 +27,8 @@ from odin.history.start import ParentInfo, SignalInput, new_run
 from odin.history.transfers import SYSTEM_TRANSFERS, TransferProcessor
 from odin.history.state import MutableState, unpack
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
+from odin.visibility.registry import SearchAttributeRegistry
+from odin.visibility.search_attributes import typed_values
 from odin.persistence.store import (
     Batch,
     CurrentExecution,
@@ -76,6 +78,7 @@ class HistoryEngine:
         self._state_cache: OrderedDict[str, ExecutionRecord] = OrderedDict()
         # Carries out transfer tasks that act on other runs (children, external signals/cancels).
         self.transfers = TransferProcessor(self)
+        self.search_attributes = SearchAttributeRegistry(store)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -190,6 +193,9 @@ class HistoryEngine:
                 expected_db_version=record.db_version if record else None,
                 events=t.events,
                 visibility=visibility_row(s) if (visibility or record is None) else None,
+                search_values=typed_values(unpack(SearchAttributes, s.search_attributes))
+                if (visibility or record is None)
+                else [],
                 closed=t.closed,
             )
         )

@@ -87,6 +87,9 @@ class Transition:
         self.new_runs: list[Transition] = []
         # A retry/cron successor the engine must create (it needs the run's start event).
         self.successor = None
+        # The namespace's settable search attributes (name -> IndexedValueType), for commands
+        # that set them; None skips the type checks.
+        self.search_attribute_types: dict[str, int] | None = None
         self._started_ids: dict[int, int] = {}
         self._child_started_ids: dict[int, int] = {}
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+
+from odin.visibility import search_attributes
+
 MAX_ID_LENGTH = 1000
 
 
@@ -39,3 +43,13 @@ def check_run_options(a, durations, cause: int, command: str) -> None:
             cron.validate(a.cron_schedule)
         except cron.InvalidCronSchedule as exc:
             raise BadCommand(cause, str(exc)) from exc
+
+
+def checked_search_attributes(t, attributes):
+    """Search attributes of a command, type-checked and typed, or ``BadCommand``."""
+    if attributes is None or t.search_attribute_types is None:
+        return attributes
+    try:
+        return search_attributes.validate(attributes, t.search_attribute_types)
+    except search_attributes.InvalidSearchAttribute as exc:
+        raise BadCommand(WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, str(exc)) from exc

@@ -30,6 +30,7 @@ from odin.history.machine import StaleTask, Transition, transient_events, wft_to
 from odin.history.notifier import run_key
 from odin.history.state import unpack
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
+from odin.visibility.search_attributes import settable_types
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +111,13 @@ class WorkerTasks:
         token = tokens.decode(req.task_token, tokens.WorkflowTaskToken)
         for query_id, result in req.query_results.items():
             self._resolve_query(query_id, result)
-        await self.engine.update(
-            token.namespace_id,
-            token.workflow_id,
-            token.run_id,
-            lambda t: commands.complete_workflow_task(t, token, req),
-        )
+        types = settable_types(await self.engine.search_attributes.custom(token.namespace_id))
+
+        def op(t: Transition) -> None:
+            t.search_attribute_types = types
+            commands.complete_workflow_task(t, token, req)
+
+        await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
 
     async def respond_workflow_task_failed(self, task_token: bytes, cause: int, failure: Failure, identity: str) -> None:
         token = tokens.decode(task_token, tokens.WorkflowTaskToken)

@@ -118,6 +118,8 @@ class WorkflowWrite:
     expected_db_version: int | None
     events: list[HistoryEvent] = field(default_factory=list)
     visibility: dict | None = None
+    # Typed search-attribute values, rewritten whenever ``visibility`` is written.
+    search_values: list = field(default_factory=list)
     # A closed run's outstanding outbox tasks are deleted with the write that closes it.
     closed: bool = False
 
@@ -348,6 +350,27 @@ class SqlExecutionStore:
                 conn.execute(
                     t.visibility_records.insert().values(namespace_id=r.namespace_id, run_id=r.run_id, **w.visibility)
                 )
+            vsa = t.visibility_search_attributes
+            if result.rowcount != 0:
+                conn.execute(vsa.delete().where(vsa.c.namespace_id == r.namespace_id, vsa.c.run_id == r.run_id))
+            if w.search_values:
+                conn.execute(
+                    vsa.insert(),
+                    [
+                        {
+                            "namespace_id": r.namespace_id,
+                            "run_id": r.run_id,
+                            "name": v.name,
+                            "seq": i,
+                            "type": v.type,
+                            "value_text": v.text,
+                            "value_int": v.integer,
+                            "value_double": v.double,
+                            "value_time": v.time,
+                        }
+                        for i, v in enumerate(w.search_values)
+                    ],
+                )
 
     def _write_current(self, conn: sa.Connection, cw: CurrentWrite) -> None:
         r = cw.record
@@ -375,6 +398,8 @@ class SqlExecutionStore:
             conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.run_id == run_id))
             v = t.visibility_records.c
             conn.execute(t.visibility_records.delete().where(v.namespace_id == namespace_id, v.run_id == run_id))
+            x = t.visibility_search_attributes.c
+            conn.execute(t.visibility_search_attributes.delete().where(x.namespace_id == namespace_id, x.run_id == run_id))
             c = t.current_executions.c
             conn.execute(
                 t.current_executions.delete().where(
@@ -389,6 +414,55 @@ class SqlExecutionStore:
             )
 
         await self._write(run)
+
+    # -- visibility queries and the search-attribute registry -------------------------------
+
+    async def list_visibility(self, namespace_id: str, where, order_by: list, limit: int, offset: int) -> list[dict]:
+        v = t.visibility_records
+        stmt = sa.select(v).where(v.c.namespace_id == namespace_id, where).order_by(*order_by).limit(limit).offset(offset)
+        rows = await self._read(lambda conn: conn.execute(stmt).all())
+        return [dict(r._mapping) for r in rows]
+
+    async def count_visibility(self, namespace_id: str, where, group_by_status: bool) -> tuple[int, list[tuple[int, int]]]:
+        v = t.visibility_records
+        if not group_by_status:
+            stmt = sa.select(sa.func.count()).select_from(v).where(v.c.namespace_id == namespace_id, where)
+            return await self._read(lambda conn: conn.execute(stmt).scalar_one()), []
+        stmt = (
+            sa.select(v.c.status, sa.func.count())
+            .where(v.c.namespace_id == namespace_id, where)
+            .group_by(v.c.status)
+            .order_by(v.c.status)
+        )
+        rows = await self._read(lambda conn: conn.execute(stmt).all())
+        groups = [(int(status), int(n)) for status, n in rows]
+        return sum(n for _, n in groups), groups
+
+    async def get_search_attributes(self, namespace_id: str) -> dict[str, int]:
+        x = t.search_attributes
+        stmt = sa.select(x.c.name, x.c.type).where(x.c.namespace_id == namespace_id)
+        rows = await self._read(lambda conn: conn.execute(stmt).all())
+        return {name: int(type_) for name, type_ in rows}
+
+    async def add_search_attributes(self, namespace_id: str, attributes: dict[str, int]) -> None:
+        x = t.search_attributes
+
+        def run(conn: sa.Connection) -> None:
+            existing = dict(conn.execute(sa.select(x.c.name, x.c.type).where(x.c.namespace_id == namespace_id)).all())
+            new = [
+                {"namespace_id": namespace_id, "name": name, "type": type_}
+                for name, type_ in attributes.items()
+                if name not in existing
+            ]
+            if new:
+                conn.execute(x.insert(), new)
+
+        await self._write(run)
+
+    async def remove_search_attributes(self, namespace_id: str, names: list[str]) -> None:
+        x = t.search_attributes
+        stmt = x.delete().where(x.c.namespace_id == namespace_id, x.c.name.in_(names))
+        await self._write(lambda conn: conn.execute(stmt))
 
     # -- history ---------------------------------------------------------------------------
 

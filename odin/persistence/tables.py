@@ -152,3 +152,27 @@ task_queues = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
+
+search_attributes = sa.Table(
+    "search_attributes",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("type", sa.Integer, nullable=False),  # temporal.api.enums.v1.IndexedValueType
+)
+
+# One row per search attribute value of a run's visibility record (a KeywordList: one per element).
+visibility_search_attributes = sa.Table(
+    "visibility_search_attributes",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.Integer, nullable=False),
+    sa.Column("value_text", sa.Text),
+    sa.Column("value_int", sa.BigInteger),
+    sa.Column("value_double", sa.Float),
+    sa.Column("value_time", UtcDateTime),
+    sa.Index("ix_vsa_ns_name_text", "namespace_id", "name"),
+)

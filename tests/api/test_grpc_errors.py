@@ -49,7 +49,7 @@ from temporalio.api.workflowservice.v1 import (
     GetSystemInfoRequest,
     GetWorkflowExecutionHistoryRequest,
     ListNamespacesRequest,
-    ListWorkflowExecutionsRequest,
+    ResetWorkflowExecutionRequest,
     PollActivityTaskQueueRequest,
     PollWorkflowTaskQueueRequest,
     PollWorkflowTaskQueueResponse,
@@ -834,7 +834,7 @@ async def test_signal_without_a_name_is_invalid(stub, task_queue):
 
 async def test_unimplemented_rpcs_answer_unimplemented(stub):
     await expect_error(
-        stub.ListWorkflowExecutions(ListWorkflowExecutionsRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED
+        stub.ResetWorkflowExecution(ResetWorkflowExecutionRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED
     )
     await expect_error(
         stub.UpdateNamespace(UpdateNamespaceRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED

@@ -13,6 +13,7 @@ from google.protobuf.any_pb2 import Any as AnyProto
 from google.rpc import status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from odin.errors import OdinError
@@ -87,6 +88,10 @@ _RPCS: dict[str, Call] = {
     "DescribeTaskQueue": _plain("describe_task_queue"),
     "DeleteWorkflowExecution": _plain("delete_workflow_execution"),
     "GetWorkflowExecutionHistoryReverse": _plain("get_workflow_execution_history_reverse"),
+    "ListWorkflowExecutions": _plain("list_workflow_executions"),
+    "ScanWorkflowExecutions": _plain("scan_workflow_executions"),
+    "CountWorkflowExecutions": _plain("count_workflow_executions"),
+    "GetSearchAttributes": _plain("get_search_attributes"),
 }
 
 
@@ -117,19 +122,35 @@ def _method(name: str, call: Call):
     return handler
 
 
+# OperatorService: the search-attribute registry (the rest answers UNIMPLEMENTED).
+_OPERATOR_RPCS: dict[str, Call] = {
+    "AddSearchAttributes": _plain("add_search_attributes"),
+    "ListSearchAttributes": _plain("list_search_attributes"),
+    "RemoveSearchAttributes": _plain("remove_search_attributes"),
+}
+
+
 class WorkflowService(service_pb2_grpc.WorkflowServiceServicer):
+    def __init__(self, frontend: FrontendService):
+        self.frontend = frontend
+
+
+class OperatorService(operator_grpc.OperatorServiceServicer):
     def __init__(self, frontend: FrontendService):
         self.frontend = frontend
 
 
 for _name, _call in _RPCS.items():
     setattr(WorkflowService, _name, _method(_name, _call))
+for _name, _call in _OPERATOR_RPCS.items():
+    setattr(OperatorService, _name, _method(_name, _call))
 
 
 def build_grpc_server(frontend: FrontendService, host: str, port: int) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server with the WorkflowService and health; returns it and the bound port."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowService(frontend), server)
+    operator_grpc.add_OperatorServiceServicer_to_server(OperatorService(frontend), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     bound = server.add_insecure_port(f"{host}:{port}")
