@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
+
+import grpc
 import uuid
 from dataclasses import dataclass
 
@@ -28,7 +30,11 @@ from temporalio.api.enums.v1 import (
     TaskQueueType,
 )
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
-from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
+from google.protobuf.any_pb2 import Any as AnyProto
+from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure, NamespaceNotFoundFailure
+from temporalio.api.failure.v1 import MultiOperationExecutionAborted
+from temporalio.api.update.v1 import Outcome as UpdateOutcome
+from temporalio.api.update.v1 import UpdateRef
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import History
 from temporalio.api.namespace.v1 import NamespaceConfig, NamespaceInfo
@@ -46,8 +52,8 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin import __version__
 from odin.clock import Clock, monotonic
-from odin.errors import InvalidArgument, NotFound
-from odin.history import activities, cron, retry
+from odin.errors import InvalidArgument, NotFound, OdinError
+from odin.history import activities, cron, retry, updates
 from odin.history.engine import HistoryEngine
 from odin.history.events import duration, seconds, timestamp
 from odin.history.machine import transient_events
@@ -292,6 +298,88 @@ class FrontendService:
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
         await self.engine.update(ns.id, wid, rid, lambda t: t.terminate(req.reason, req.details, req.identity))
         return ws.TerminateWorkflowExecutionResponse()
+
+    # -- updates ---------------------------------------------------------------------------
+
+    async def update_workflow_execution(
+        self, req: ws.UpdateWorkflowExecutionRequest, timeout: float
+    ) -> ws.UpdateWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
+        _check_id(req.request.input.name, "Update name")
+        if len(req.request.meta.update_id) > MAX_ID_LENGTH:
+            raise InvalidArgument("UpdateId exceeds length limit.")
+        if not req.request.meta.update_id:
+            req.request.meta.update_id = str(uuid.uuid4())
+        u, t = await self.engine.update(ns.id, wid, rid, lambda t: updates.admit(t, req.request))
+        return await self._await_update(ns.id, wid, t.state.run_id, u.update_id, req.wait_policy.lifecycle_stage, timeout)
+
+    async def poll_workflow_execution_update(
+        self, req: ws.PollWorkflowExecutionUpdateRequest, timeout: float
+    ) -> ws.PollWorkflowExecutionUpdateResponse:
+        ref = req.update_ref
+        ns, wid, rid = await self._target(req.namespace, ref.workflow_execution)
+        _check_id(ref.update_id, "UpdateId")
+        s = (await self.engine.load(ns.id, wid, rid)).state
+        response = await self._await_update(ns.id, wid, s.run_id, ref.update_id, req.wait_policy.lifecycle_stage, timeout)
+        return ws.PollWorkflowExecutionUpdateResponse(
+            outcome=response.outcome if response.HasField("outcome") else None,
+            stage=response.stage,
+            update_ref=response.update_ref,
+        )
+
+    async def _await_update(
+        self, namespace_id: str, workflow_id: str, run_id: str, update_id: str, wait_for: int, timeout: float
+    ) -> ws.UpdateWorkflowExecutionResponse:
+        """Wait until the update reaches ``wait_for`` (or the call's budget runs out) and describe it."""
+        deadline = monotonic() + min(HISTORY_LONG_POLL, max(timeout - 1.0, 0.0))
+        ref = UpdateRef(workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id), update_id=update_id)
+        async with self.engine.notifier.subscribe(run_key(namespace_id, workflow_id, run_id)) as sub:
+            while True:
+                s = (await self.engine.load(namespace_id, workflow_id, run_id)).state
+                u = s.updates.get(update_id)
+                if u is None:
+                    if s.running:
+                        raise NotFound(f"update {update_id} not found")
+                    raise NotFound("workflow execution already completed before the update completed")
+                stage = updates.STAGES[u.stage]
+                if stage >= wait_for or monotonic() >= deadline:
+                    response = ws.UpdateWorkflowExecutionResponse(update_ref=ref, stage=stage)
+                    if u.outcome is not None:
+                        response.outcome.CopyFrom(unpack(UpdateOutcome, u.outcome))
+                    return response
+                await sub.wait(deadline - monotonic())
+
+    async def execute_multi_operation(
+        self, req: ws.ExecuteMultiOperationRequest, timeout: float
+    ) -> ws.ExecuteMultiOperationResponse:
+        """Update-with-start: a start (usually USE_EXISTING) and an update of that workflow."""
+        ops_ = list(req.operations)
+        if len(ops_) != 2 or not ops_[0].HasField("start_workflow") or not ops_[1].HasField("update_workflow"):
+            raise InvalidArgument("ExecuteMultiOperation supports exactly [start_workflow, update_workflow].")
+        start, update = ops_[0].start_workflow, ops_[1].update_workflow
+        start.namespace = start.namespace or req.namespace
+        update.namespace = update.namespace or req.namespace
+        try:
+            if start.namespace != req.namespace or update.namespace != req.namespace:
+                raise InvalidArgument("Operations must use the request's namespace.")
+            if update.workflow_execution.workflow_id != start.workflow_id or update.workflow_execution.run_id:
+                raise InvalidArgument("The update must target the started workflow id, without a run id.")
+            if start.cron_schedule or seconds(start.workflow_start_delay) > 0:
+                raise InvalidArgument("Update-with-start cannot use a cron schedule or a start delay.")
+            started = await self.start_workflow_execution(start)
+        except OdinError as err:
+            raise _multi_operation_failure(err, 0) from None
+        update.workflow_execution.run_id = started.run_id
+        try:
+            updated = await self.update_workflow_execution(update, timeout)
+        except OdinError as err:
+            raise _multi_operation_failure(err, 1) from None
+        return ws.ExecuteMultiOperationResponse(
+            responses=[
+                ws.ExecuteMultiOperationResponse.Response(start_workflow=started),
+                ws.ExecuteMultiOperationResponse.Response(update_workflow=updated),
+            ]
+        )
 
     # -- history ---------------------------------------------------------------------------
 
@@ -748,6 +836,29 @@ def execution_info(s: MutableState) -> WorkflowExecutionInfo:
         info.close_time.CopyFrom(timestamp(s.close_time))
         info.execution_duration.CopyFrom(duration(s.close_time - s.start_time))
     return info
+
+
+def _multi_operation_failure(err: OdinError, failed_index: int) -> OdinError:
+    """One operation failed: the other is reported aborted, as Temporal's frontend does."""
+    statuses = []
+    for i in range(2):
+        if i == failed_index:
+            status = MultiOperationExecutionFailure.OperationStatus(
+                code=grpc.StatusCode[err.code].value[0], message=err.message
+            )
+            if err.detail is not None:
+                detail = AnyProto()
+                detail.Pack(err.detail)
+                status.details.append(detail)
+        else:
+            aborted = AnyProto()
+            aborted.Pack(MultiOperationExecutionAborted())
+            status = MultiOperationExecutionFailure.OperationStatus(
+                code=grpc.StatusCode.ABORTED.value[0], message="Operation was aborted.", details=[aborted]
+            )
+        statuses.append(status)
+    wrapped = type(err)(f"MultiOperation could not be executed: {err.message}", MultiOperationExecutionFailure(statuses=statuses))
+    return wrapped
 
 
 def visibility_info(row: dict) -> WorkflowExecutionInfo:

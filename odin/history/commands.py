@@ -24,7 +24,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 
 from odin.errors import InvalidArgument
-from odin.history import activities, chains, children, retry
+from odin.history import activities, chains, children, retry, updates
 from odin.history.events import attributes_of, duration, seconds
 from odin.history.machine import (
     ACTIVITY_OUTCOMES,
@@ -106,6 +106,8 @@ def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
     else:
         s.sticky_queue = ""
     t.hold_workflow_task = True
+    t.protocol_messages = {m.id: m for m in req.messages}
+    t.used_messages = set()
     for command in req.commands:
         if not s.running:
             raise BadCommand(
@@ -123,9 +125,11 @@ def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
         if command.WhichOneof("attributes") != field:
             raise BadCommand(cause, f"{C.Name(command.command_type)} requires {field}.")
         handler[0](t, getattr(command, field), completed.event_id)
+    if s.running:
+        updates.finish_task_messages(t, w, t.protocol_messages, t.used_messages, completed.event_id)
     t.hold_workflow_task = False
     if s.running:
-        if t.flush_buffer() or req.force_create_new_workflow_task:
+        if t.flush_buffer() or req.force_create_new_workflow_task or updates.has_admitted(s):
             t.wft_needed = True
         t.finish()
 
@@ -446,6 +450,17 @@ def _continue_as_new(t: Transition, a, completed_id: int) -> None:
     )
 
 
+def _protocol_message(t: Transition, a, completed_id: int) -> None:
+    message = t.protocol_messages.get(a.message_id)
+    if message is None or a.message_id in t.used_messages:
+        raise BadCommand(
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
+            f"ProtocolMessageCommand names message {a.message_id!r}, which the completion does not carry (or names twice).",
+        )
+    t.used_messages.add(a.message_id)
+    updates.apply_message(t, message, completed_id)
+
+
 Handler = tuple[Callable[[Transition, object, int], None], str, int]
 
 _HANDLERS: dict[int, Handler] = {
@@ -518,6 +533,11 @@ _HANDLERS.update(
             "signal_external_workflow_execution_command_attributes",
             Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
         ),
+        C.COMMAND_TYPE_PROTOCOL_MESSAGE: (
+            _protocol_message,
+            "protocol_message_command_attributes",
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
+        ),
         C.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: (
             children.request_cancel_external,
             "request_cancel_external_workflow_execution_command_attributes",
@@ -528,7 +548,6 @@ _HANDLERS.update(
 
 # Commands this server does not carry out yet fail the task with the cause naming them.
 _UNSUPPORTED_CAUSE = {
-    C.COMMAND_TYPE_PROTOCOL_MESSAGE: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
     C.COMMAND_TYPE_SCHEDULE_NEXUS_OPERATION: Cause.WORKFLOW_TASK_FAILED_CAUSE_FEATURE_DISABLED,
     C.COMMAND_TYPE_REQUEST_CANCEL_NEXUS_OPERATION: Cause.WORKFLOW_TASK_FAILED_CAUSE_FEATURE_DISABLED,
 }

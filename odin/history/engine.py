@@ -237,9 +237,9 @@ class HistoryEngine:
         if batch.timer_tasks:
             self.timer_wakeup(min(task.fire_at for task in batch.timer_tasks))
         for t in transitions:
-            if t.events:
-                s = t.state
-                await self.notifier.notify(run_key(s.namespace_id, s.workflow_id, s.run_id))
+            # Every committed change wakes long polls on the run (history, queries, updates).
+            s = t.state
+            await self.notifier.notify(run_key(s.namespace_id, s.workflow_id, s.run_id))
 
     # -- outbox processing -----------------------------------------------------------------
 

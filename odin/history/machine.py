@@ -28,6 +28,7 @@ from temporalio.api.history.v1 import message_pb2 as h
 from temporalio.api.taskqueue.v1 import TaskQueue
 
 from odin.errors import NotFound
+from odin.history import updates
 from odin.history.events import attributes_of, duration, make_event
 from odin.history.state import MutableState, WorkflowTaskInfo
 from odin.history.tokens import WorkflowTaskToken
@@ -90,6 +91,9 @@ class Transition:
         # The namespace's settable search attributes (name -> IndexedValueType), for commands
         # that set them; None skips the type checks.
         self.search_attribute_types: dict[str, int] | None = None
+        # Protocol messages of the completion being applied (update acceptances, responses...).
+        self.protocol_messages: dict = {}
+        self.used_messages: set[str] = set()
         self._started_ids: dict[int, int] = {}
         self._child_started_ids: dict[int, int] = {}
 
@@ -223,6 +227,7 @@ class Transition:
         w.request_id = request_id
         if not w.transient:
             self._assign_id(started_event(s, w))
+        updates.send(s, w)
         self.timer(
             "wft_timeout",
             self.ts + w.timeout,
@@ -295,6 +300,7 @@ class Transition:
     def _retry_workflow_task(self, w: WorkflowTaskInfo, keep_attempt: bool) -> None:
         s = self.state
         s.wft = None
+        updates.unsend(s)
         s.sticky_queue = ""
         s.next_wft_attempt = w.attempt if keep_attempt else w.attempt + 1
         if self.flush_buffer():
@@ -433,6 +439,7 @@ class Transition:
             self.transfers.append(TransferSpec("parent_close_policy", {"children": affected}))
         s.children.clear()
         s.external_requests.clear()
+        updates.drop_open(s)
         return event
 
     # -- user timers -----------------------------------------------------------------------

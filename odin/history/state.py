@@ -119,6 +119,20 @@ class ExternalRequest:
 
 
 @dataclass
+class UpdateInfo:
+    """A workflow update from admission to outcome (kept a while after completion for lookups)."""
+
+    update_id: str
+    stage: str  # "admitted" | "sent" | "accepted" | "completed"
+    seq: int
+    request: str | None = None  # temporal.api.update.v1.Request
+    # The workflow task (scheduled event id) that carries the request to the worker.
+    sent_in: int = 0
+    accepted_event_id: int = 0
+    outcome: str | None = None  # temporal.api.update.v1.Outcome
+
+
+@dataclass
 class MutableState:
     namespace_id: str
     namespace: str
@@ -170,6 +184,8 @@ class MutableState:
     cron_schedule: str = ""
     # When the first workflow task is due (start time plus any start delay / cron / retry backoff).
     execution_time: float = 0.0
+    updates: dict[str, UpdateInfo] = field(default_factory=dict)
+    update_seq: int = 0
 
     @property
     def running(self) -> bool:
@@ -191,7 +207,9 @@ class MutableState:
         timers = raw.pop("timers")
         children = raw.pop("children", {})
         external = raw.pop("external_requests", {})
+        updates = raw.pop("updates", {})
         state = cls(**raw)
+        state.updates = {k: UpdateInfo(**v) for k, v in updates.items()}
         state.children = {int(k): ChildInfo(**v) for k, v in children.items()}
         state.external_requests = {int(k): ExternalRequest(**v) for k, v in external.items()}
         state.wft = WorkflowTaskInfo(**wft) if wft else None

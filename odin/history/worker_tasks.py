@@ -23,7 +23,7 @@ from temporalio.api.workflowservice.v1 import (
 
 from odin.clock import monotonic
 from odin.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
-from odin.history import activities, commands, tokens
+from odin.history import activities, commands, tokens, updates
 from odin.history.engine import STICKY_POLLER_WINDOW, HistoryEngine
 from odin.history.events import duration, timestamp
 from odin.history.machine import StaleTask, Transition, transient_events, wft_token
@@ -105,6 +105,7 @@ class WorkerTasks:
             workflow_execution_task_queue=TaskQueue(name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
             scheduled_time=timestamp(w.scheduled_time),
             started_time=timestamp(w.started_time),
+            messages=updates.messages_for(s, w),
         )
 
     async def respond_workflow_task_completed(self, req: RespondWorkflowTaskCompletedRequest) -> None:

@@ -1,0 +1,169 @@
+"""Workflow updates (pure): admission, delivery in a workflow task, and the worker's protocol
+messages (acceptance, rejection, response) turned into events.
+
+An update is admitted into mutable state (durable, so any server process can answer for it) and
+a workflow task is scheduled to carry it. The task's poll response holds the request as a
+protocol message; the completion's messages accept or reject it and later respond. Acceptance
+writes WorkflowExecutionUpdateAccepted, the response WorkflowExecutionUpdateCompleted; a rejection
+writes nothing. Updates still open when the run closes are dropped (their callers are told the
+run closed); completed outcomes are kept for late and repeated callers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from google.protobuf.any_pb2 import Any as AnyProto
+from temporalio.api.enums.v1 import EventType as E
+from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage as Stage
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.history.v1 import message_pb2 as h
+from temporalio.api.protocol.v1 import Message
+from temporalio.api.update.v1 import Acceptance, Outcome, Rejection, Request, Response
+
+from odin.errors import NotFound, ResourceExhausted
+from odin.history.state import MutableState, UpdateInfo, WorkflowTaskInfo, pack, unpack
+from odin.history.validation import BadCommand
+
+if TYPE_CHECKING:
+    from odin.history.machine import Transition
+
+ADMITTED, SENT, ACCEPTED, COMPLETED = "admitted", "sent", "accepted", "completed"
+STAGES = {
+    ADMITTED: Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED,
+    SENT: Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED,
+    ACCEPTED: Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED,
+    COMPLETED: Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED,
+}
+# Completed outcomes kept per run for repeated and late callers.
+MAX_COMPLETED = 500
+MAX_OPEN = 50
+BAD = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE
+NOT_HANDLED = "Workflow Update is rejected because it wasn't processed by worker. Probably, Workflow Update is not supported by the worker."
+
+
+def admit(t: Transition, request: Request) -> UpdateInfo:
+    """Admit an update, or return the one already known by that id (de-duplication)."""
+    s = t.state
+    uid = request.meta.update_id
+    known = s.updates.get(uid)
+    if known is not None:
+        return known
+    if not s.running:
+        raise NotFound("workflow execution already completed")
+    if sum(u.stage != COMPLETED for u in s.updates.values()) >= MAX_OPEN:
+        raise ResourceExhausted("Too many updates in flight for this workflow execution.")
+    s.update_seq += 1
+    u = UpdateInfo(update_id=uid, stage=ADMITTED, seq=s.update_seq, request=pack(request))
+    s.updates[uid] = u
+    t.wft_needed = True
+    t.finish()
+    return u
+
+
+def has_admitted(s: MutableState) -> bool:
+    return any(u.stage == ADMITTED for u in s.updates.values())
+
+
+def send(s: MutableState, w: WorkflowTaskInfo) -> None:
+    """A workflow task starts: it carries every admitted update."""
+    for u in s.updates.values():
+        if u.stage == ADMITTED:
+            u.stage, u.sent_in = SENT, w.scheduled_event_id
+
+
+def unsend(s: MutableState) -> None:
+    """The carrying task failed or timed out: its updates go out again with the next one."""
+    for u in s.updates.values():
+        if u.stage == SENT:
+            u.stage, u.sent_in = ADMITTED, 0
+
+
+def messages_for(s: MutableState, w: WorkflowTaskInfo) -> list[Message]:
+    out = []
+    for u in sorted(s.updates.values(), key=lambda u: u.seq):
+        if u.stage == SENT and u.sent_in == w.scheduled_event_id:
+            body = AnyProto()
+            body.Pack(unpack(Request, u.request))
+            out.append(
+                Message(
+                    id=f"{u.update_id}/request",
+                    protocol_instance_id=u.update_id,
+                    event_id=w.started_event_id - 1,
+                    body=body,
+                )
+            )
+    return out
+
+
+def _complete(s: MutableState, u: UpdateInfo, outcome: Outcome) -> None:
+    u.stage, u.outcome, u.request = COMPLETED, pack(outcome), None
+    done = sorted((x for x in s.updates.values() if x.stage == COMPLETED), key=lambda x: x.seq)
+    for old in done[:-MAX_COMPLETED]:
+        del s.updates[old.update_id]
+
+
+def apply_message(t: Transition, message: Message, completed_id: int) -> None:
+    s = t.state
+    u = s.updates.get(message.protocol_instance_id)
+    if u is None:
+        raise BadCommand(BAD, f"Protocol message {message.id} names an unknown update {message.protocol_instance_id!r}.")
+    body = message.body
+    if body.Is(Acceptance.DESCRIPTOR):
+        acceptance = Acceptance()
+        body.Unpack(acceptance)
+        if u.stage != SENT:
+            raise BadCommand(BAD, f"Update {u.update_id} cannot be accepted: it is {u.stage}.")
+        request = acceptance.accepted_request if acceptance.HasField("accepted_request") else unpack(Request, u.request)
+        event = t.append(
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+            h.WorkflowExecutionUpdateAcceptedEventAttributes(
+                protocol_instance_id=u.update_id,
+                accepted_request_message_id=acceptance.accepted_request_message_id,
+                accepted_request_sequencing_event_id=acceptance.accepted_request_sequencing_event_id,
+                accepted_request=request,
+            ),
+        )
+        u.stage, u.accepted_event_id = ACCEPTED, event.event_id
+    elif body.Is(Rejection.DESCRIPTOR):
+        rejection = Rejection()
+        body.Unpack(rejection)
+        if u.stage != SENT:
+            raise BadCommand(BAD, f"Update {u.update_id} cannot be rejected: it is {u.stage}.")
+        _complete(s, u, Outcome(failure=rejection.failure))
+    elif body.Is(Response.DESCRIPTOR):
+        response = Response()
+        body.Unpack(response)
+        if u.stage != ACCEPTED:
+            raise BadCommand(BAD, f"Update {u.update_id} cannot complete: it is {u.stage}.")
+        t.append(
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+            h.WorkflowExecutionUpdateCompletedEventAttributes(
+                meta=response.meta, accepted_event_id=u.accepted_event_id, outcome=response.outcome
+            ),
+        )
+        _complete(s, u, response.outcome)
+    else:
+        raise BadCommand(BAD, f"Protocol message {message.id} has an unknown body {body.type_url}.")
+
+
+def finish_task_messages(t: Transition, w: WorkflowTaskInfo, messages: dict[str, Message], used: set[str], completed_id: int) -> None:
+    """After a completion's commands: apply messages no command positioned (rejections), then
+    reject the updates this task carried that the worker neither accepted nor rejected."""
+    for message_id, message in messages.items():
+        if message_id not in used:
+            apply_message(t, message, completed_id)
+    for u in list(t.state.updates.values()):
+        if u.stage == SENT and u.sent_in == w.scheduled_event_id:
+            _complete(
+                t.state,
+                u,
+                Outcome(failure=Failure(message=NOT_HANDLED, application_failure_info=ApplicationFailureInfo(non_retryable=True))),
+            )
+
+
+def drop_open(s: MutableState) -> None:
+    """The run closed: updates without an outcome are abandoned."""
+    for uid in [u.update_id for u in s.updates.values() if u.stage != COMPLETED]:
+        del s.updates[uid]

@@ -1,0 +1,174 @@
+"""Workflow updates through the temporalio SDK: accept/complete, validators, failures, waiting
+for the accepted stage, de-duplication, closed runs and update-with-start."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from tests.replay import assert_replays
+
+
+@workflow.defn
+class Counter:
+    @workflow.init
+    def __init__(self, start: int) -> None:
+        # Set before any handler runs: with update-with-start the update may run before run().
+        self.total = start
+        self.done = False
+
+    @workflow.run
+    async def run(self, start: int) -> int:
+        await workflow.wait_condition(lambda: self.done)
+        return self.total
+
+    @workflow.update
+    async def add(self, n: int) -> int:
+        self.total += n
+        return self.total
+
+    @add.validator
+    def check_add(self, n: int) -> None:
+        if n < 0:
+            raise ValueError("negative amounts are refused")
+
+    @workflow.update
+    async def slow_add(self, n: int) -> int:
+        await workflow.sleep(0.5)
+        self.total += n
+        return self.total
+
+    @workflow.update
+    async def explode(self) -> None:
+        raise ApplicationError("update failed on purpose", type="Boom")
+
+    @workflow.update
+    def finish(self) -> int:
+        self.done = True
+        return self.total
+
+
+def _names(history) -> list[str]:
+    return [EventType.Name(e.event_type)[len("EVENT_TYPE_") :] for e in history.events]
+
+
+async def _start(client: Client, task_queue: str, start: int = 0):
+    return await client.start_workflow(Counter.run, start, id=f"upd-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+
+
+async def test_update_accepted_and_completed(client, task_queue):
+    async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+        handle = await _start(client, task_queue)
+        assert await handle.execute_update(Counter.add, 5) == 5
+        assert await handle.execute_update(Counter.add, 2) == 7
+        assert await handle.execute_update(Counter.finish) == 7
+        assert await handle.result() == 7
+        history = await handle.fetch_history()
+    names = _names(history)
+    assert names.count("WORKFLOW_EXECUTION_UPDATE_ACCEPTED") == 3
+    assert names.count("WORKFLOW_EXECUTION_UPDATE_COMPLETED") == 3
+    accepted = next(e for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes"))
+    completed = next(e for e in history.events if e.HasField("workflow_execution_update_completed_event_attributes"))
+    assert completed.workflow_execution_update_completed_event_attributes.accepted_event_id == accepted.event_id
+    assert accepted.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "add"
+    assert await assert_replays(handle, Counter) > 5
+
+
+async def test_validator_rejection_writes_no_events(client, task_queue):
+    async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+        handle = await _start(client, task_queue)
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(Counter.add, -1)
+        assert "negative amounts are refused" in str(err.value.cause)
+        assert await handle.execute_update(Counter.finish) == 0
+        await handle.result()
+        history = await handle.fetch_history()
+    names = _names(history)
+    assert names.count("WORKFLOW_EXECUTION_UPDATE_ACCEPTED") == 1  # only "finish"
+    assert await assert_replays(handle, Counter) > 5
+
+
+async def test_failing_update_handler(client, task_queue):
+    async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+        handle = await _start(client, task_queue)
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(Counter.explode)
+        assert isinstance(err.value.cause, ApplicationError) and err.value.cause.type == "Boom"
+        await handle.execute_update(Counter.finish)
+        await handle.result()
+        history = await handle.fetch_history()
+    failed = [
+        e.workflow_execution_update_completed_event_attributes.outcome
+        for e in history.events
+        if e.HasField("workflow_execution_update_completed_event_attributes")
+    ]
+    assert failed[0].failure.message == "update failed on purpose"
+    assert await assert_replays(handle, Counter) > 5
+
+
+async def test_start_update_waits_for_acceptance_then_result(client, task_queue):
+    async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+        handle = await _start(client, task_queue, 10)
+        update = await handle.start_update(Counter.slow_add, 1, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+        assert await update.result() == 11
+        # Many updates at once: they reach the worker in one or more tasks, none is lost.
+        results = await asyncio.gather(*(handle.execute_update(Counter.add, 1) for _ in range(8)))
+        assert sorted(results) == list(range(12, 20))
+        await handle.execute_update(Counter.finish)
+        assert await handle.result() == 19
+    assert await assert_replays(handle, Counter) > 5
+
+
+async def test_same_update_id_is_one_update_even_after_close(client, task_queue):
+    async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+        handle = await _start(client, task_queue)
+        assert await handle.execute_update(Counter.add, 3, id="only-once") == 3
+        assert await handle.execute_update(Counter.add, 3, id="only-once") == 3
+        await handle.execute_update(Counter.finish)
+        assert await handle.result() == 3
+        # The run is closed: a known update id still returns its outcome, a new one is refused.
+        assert await handle.execute_update(Counter.add, 3, id="only-once") == 3
+        with pytest.raises(RPCError) as err:
+            await handle.execute_update(Counter.add, 1, id="too-late")
+        assert err.value.status == RPCStatusCode.NOT_FOUND
+        with pytest.raises(RPCError) as err:
+            await handle.get_update_handle("never-sent").result()
+        assert err.value.status == RPCStatusCode.NOT_FOUND
+        history = await handle.fetch_history()
+    assert _names(history).count("WORKFLOW_EXECUTION_UPDATE_ACCEPTED") == 2
+    assert await assert_replays(handle, Counter) > 5
+
+
+async def test_update_with_start(client, task_queue):
+    wid = f"uws-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+        start_op = WithStartWorkflowOperation(
+            Counter.run, 100, id=wid, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
+        )
+        assert await client.execute_update_with_start_workflow(Counter.add, 1, start_workflow_operation=start_op) == 101
+        first = await start_op.workflow_handle()
+        again_op = WithStartWorkflowOperation(
+            Counter.run, 100, id=wid, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING
+        )
+        assert await client.execute_update_with_start_workflow(Counter.add, 1, start_workflow_operation=again_op) == 102
+        assert (await again_op.workflow_handle()).result_run_id == first.result_run_id
+        fail_op = WithStartWorkflowOperation(
+            Counter.run, 0, id=wid, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.FAIL
+        )
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await client.execute_update_with_start_workflow(Counter.add, 1, start_workflow_operation=fail_op)
+        handle = client.get_workflow_handle(wid)
+        await handle.execute_update(Counter.finish)
+        assert await handle.result() == 102
+    assert await assert_replays(handle, Counter) > 5
