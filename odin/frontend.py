@@ -516,6 +516,20 @@ class FrontendService:
         infos, token = await self._list(req.namespace, req.query, req.page_size, req.next_page_token)
         return ws.ScanWorkflowExecutionsResponse(executions=infos, next_page_token=token)
 
+    async def list_open_workflow_executions(
+        self, req: ws.ListOpenWorkflowExecutionsRequest
+    ) -> ws.ListOpenWorkflowExecutionsResponse:
+        text = _legacy_filter(req, open_runs=True)
+        infos, token = await self._list(req.namespace, text, req.maximum_page_size, req.next_page_token)
+        return ws.ListOpenWorkflowExecutionsResponse(executions=infos, next_page_token=token)
+
+    async def list_closed_workflow_executions(
+        self, req: ws.ListClosedWorkflowExecutionsRequest
+    ) -> ws.ListClosedWorkflowExecutionsResponse:
+        text = _legacy_filter(req, open_runs=False)
+        infos, token = await self._list(req.namespace, text, req.maximum_page_size, req.next_page_token)
+        return ws.ListClosedWorkflowExecutionsResponse(executions=infos, next_page_token=token)
+
     async def count_workflow_executions(
         self, req: ws.CountWorkflowExecutionsRequest
     ) -> ws.CountWorkflowExecutionsResponse:
@@ -836,6 +850,34 @@ def execution_info(s: MutableState) -> WorkflowExecutionInfo:
         info.close_time.CopyFrom(timestamp(s.close_time))
         info.execution_duration.CopyFrom(duration(s.close_time - s.start_time))
     return info
+
+
+def _legacy_filter(req, open_runs: bool) -> str:
+    """The list-filter text equivalent to a ListOpen/ListClosed request's structured filters."""
+    running = visibility_query.Comparison("ExecutionStatus", "=", "Running")
+    parts: list = [running if open_runs else visibility_query.Comparison("ExecutionStatus", "!=", "Running")]
+    if req.HasField("start_time_filter"):
+        f = req.start_time_filter
+        if f.HasField("earliest_time"):
+            parts.append(visibility_query.Comparison("StartTime", ">=", f.earliest_time.ToJsonString()))
+        if f.HasField("latest_time"):
+            parts.append(visibility_query.Comparison("StartTime", "<=", f.latest_time.ToJsonString()))
+    which = req.WhichOneof("filters")
+    if which == "execution_filter":
+        _check_id(req.execution_filter.workflow_id, "WorkflowId")
+        parts.append(visibility_query.Comparison("WorkflowId", "=", req.execution_filter.workflow_id))
+        if req.execution_filter.run_id:
+            parts.append(visibility_query.Comparison("RunId", "=", req.execution_filter.run_id))
+    elif which == "type_filter":
+        _check_id(req.type_filter.name, "WorkflowType")
+        parts.append(visibility_query.Comparison("WorkflowType", "=", req.type_filter.name))
+    elif which == "status_filter":
+        name = visibility_sql.STATUS_BY_VALUE.get(req.status_filter.status)
+        if name is None:
+            raise InvalidArgument("Invalid StatusFilter.")
+        parts.append(visibility_query.Comparison("ExecutionStatus", "=", name))
+    node = parts[0] if len(parts) == 1 else visibility_query.And(tuple(parts))
+    return visibility_query.render(visibility_query.Query(node))
 
 
 def _multi_operation_failure(err: OdinError, failed_index: int) -> OdinError:

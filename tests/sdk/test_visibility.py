@@ -197,6 +197,20 @@ async def test_typed_search_attributes_memo_and_list_queries(client, task_queue)
         )
         assert len(scanned.executions) == 3
 
+        open_runs = await client.workflow_service.list_open_workflow_executions(
+            ws.ListOpenWorkflowExecutionsRequest(namespace="default", type_filter={"name": "Tagged"}, maximum_page_size=1000)
+        )
+        assert {f"{prefix}-a", f"{prefix}-b"} <= {e.execution.workflow_id for e in open_runs.executions}
+        assert f"{prefix}-c" not in {e.execution.workflow_id for e in open_runs.executions}
+        closed = await client.workflow_service.list_closed_workflow_executions(
+            ws.ListClosedWorkflowExecutionsRequest(namespace="default", execution_filter={"workflow_id": f"{prefix}-c"})
+        )
+        assert [e.execution.workflow_id for e in closed.executions] == [f"{prefix}-c"]
+        closed = await client.workflow_service.list_closed_workflow_executions(
+            ws.ListClosedWorkflowExecutionsRequest(namespace="default", execution_filter={"workflow_id": f"{prefix}-a"})
+        )
+        assert list(closed.executions) == []
+
         history = await handles["c"].fetch_history()
         upsert = next(e for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes"))
         fields = upsert.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields

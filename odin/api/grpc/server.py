@@ -93,6 +93,8 @@ _RPCS: dict[str, Call] = {
     "PollWorkflowExecutionUpdate": _timed("poll_workflow_execution_update"),
     "ExecuteMultiOperation": _timed("execute_multi_operation"),
     "ScanWorkflowExecutions": _plain("scan_workflow_executions"),
+    "ListOpenWorkflowExecutions": _plain("list_open_workflow_executions"),
+    "ListClosedWorkflowExecutions": _plain("list_closed_workflow_executions"),
     "CountWorkflowExecutions": _plain("count_workflow_executions"),
     "GetSearchAttributes": _plain("get_search_attributes"),
 }
