@@ -172,3 +172,31 @@ async def test_update_with_start(client, task_queue):
         await handle.execute_update(Counter.finish)
         assert await handle.result() == 102
     assert await assert_replays(handle, Counter) > 5
+
+
+async def test_accepted_update_completes_after_a_server_restart(database_url, task_queue):
+    with workflow.unsafe.imports_passed_through():
+        from odin.config import Settings
+        from odin.server import OdinServer
+
+    first = OdinServer(Settings(database_url=database_url, grpc_port=0))
+    await first.start()
+    try:
+        client = await Client.connect(f"127.0.0.1:{first.endpoints.grpc_port}")
+        async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+            handle = await _start(client, task_queue, 1)
+            update = await handle.start_update(Counter.slow_add, 2, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+    finally:
+        await first.stop(grace=0.2)
+    second = OdinServer(Settings(database_url=database_url, grpc_port=0))
+    await second.start()
+    try:
+        client = await Client.connect(f"127.0.0.1:{second.endpoints.grpc_port}")
+        async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+            handle = client.get_workflow_handle(handle.id)
+            assert await asyncio.wait_for(handle.get_update_handle(update.id).result(), 30) == 3
+            await handle.execute_update(Counter.finish)
+            assert await handle.result() == 3
+            assert await assert_replays(handle, Counter) > 5
+    finally:
+        await second.stop(grace=0.2)
