@@ -329,8 +329,9 @@ def _record_marker(t: Transition, a, completed_id: int) -> None:
         h.MarkerRecordedEventAttributes(
             marker_name=a.marker_name,
             details=a.details,
-            header=a.header,
-            failure=a.failure,
+            header=a.header if a.HasField("header") else None,
+            # An absent failure must stay absent: a present one marks e.g. a failed local activity.
+            failure=a.failure if a.HasField("failure") else None,
             workflow_task_completed_event_id=completed_id,
         ),
     )
