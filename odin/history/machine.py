@@ -338,10 +338,8 @@ class Transition:
 
     def request_cancel(self, reason: str, identity: str, external_initiated_event_id: int = 0, external=None) -> None:
         s = self.state
-        if not s.running:
-            raise NotFound("workflow execution already completed")
-        if s.cancel_requested:
-            return  # already requested: a repeated request changes nothing
+        if not s.running or s.cancel_requested:
+            return  # a closed run, or one asked already: success, nothing changes (as in Temporal)
         s.cancel_requested = True
         self.deliver(
             E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,

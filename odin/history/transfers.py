@@ -225,7 +225,8 @@ class TransferProcessor:
             a = initiated.request_cancel_external_workflow_execution_initiated_event_attributes
 
             def deliver(t: Transition) -> None:
-                _check_target(t, r.child_workflow_only, s.run_id)
+                # Cancelling a run that already closed succeeds without effect, as for clients.
+                _check_target(t, r.child_workflow_only, s.run_id, require_running=False)
                 t.request_cancel(a.reason, SYSTEM_IDENTITY, iid, sender)
 
         ns = await self._namespace(r.namespace)
@@ -243,9 +244,9 @@ class TransferProcessor:
         )
 
 
-def _check_target(t: Transition, child_only: bool, sender_run_id: str) -> None:
+def _check_target(t: Transition, child_only: bool, sender_run_id: str, require_running: bool = True) -> None:
     s = t.state
-    if not s.running:
+    if require_running and not s.running:
         raise NotFound("workflow execution already completed")
     if child_only and s.parent_run_id != sender_run_id:
         raise NotFound("target is not a child of the requesting workflow")

@@ -175,15 +175,20 @@ async def test_update_with_start(client, task_queue):
 
 
 async def test_accepted_update_completes_after_a_server_restart(database_url, task_queue):
-    with workflow.unsafe.imports_passed_through():
-        from odin.config import Settings
-        from odin.server import OdinServer
+    from temporalio.worker import UnsandboxedWorkflowRunner
+
+    from odin.config import Settings
+    from odin.server import OdinServer
+
+    # Unsandboxed: this test builds workers while server threads are busy, and CPython 3.11.7's
+    # compiler can trip over concurrent AST validation when the sandbox re-imports the module.
+    runner = UnsandboxedWorkflowRunner()
 
     first = OdinServer(Settings(database_url=database_url, grpc_port=0))
     await first.start()
     try:
         client = await Client.connect(f"127.0.0.1:{first.endpoints.grpc_port}")
-        async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+        async with Worker(client, task_queue=task_queue, workflows=[Counter], workflow_runner=runner):
             handle = await _start(client, task_queue, 1)
             update = await handle.start_update(Counter.slow_add, 2, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
     finally:
@@ -192,7 +197,7 @@ async def test_accepted_update_completes_after_a_server_restart(database_url, ta
     await second.start()
     try:
         client = await Client.connect(f"127.0.0.1:{second.endpoints.grpc_port}")
-        async with Worker(client, task_queue=task_queue, workflows=[Counter]):
+        async with Worker(client, task_queue=task_queue, workflows=[Counter], workflow_runner=runner):
             handle = client.get_workflow_handle(handle.id)
             assert await asyncio.wait_for(handle.get_update_handle(update.id).result(), 30) == 3
             await handle.execute_update(Counter.finish)
