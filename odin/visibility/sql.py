@@ -165,7 +165,11 @@ class Compiler:
             cond = column.between(self._value(name, t, node.low), self._value(name, t, node.high))
             return sa.not_(cond) if node.negated else cond
         if isinstance(node, q.StartsWith):
-            cond = column.startswith(self._value(name, t, node.prefix), autoescape=True)
+            prefix = self._value(name, t, node.prefix)
+            # LIKE can use an index but ignores case on SQLite; the substring test makes it exact.
+            cond = sa.and_(
+                column.startswith(prefix, autoescape=True), sa.func.substr(column, 1, len(prefix)) == prefix
+            )
             return sa.not_(cond) if node.negated else cond
         raise AssertionError(node)
 
