@@ -59,20 +59,37 @@ class WorkerTasks:
             entry = await self.engine.queues.poll(namespace_id, task_queue.name, WORKFLOW, remaining, identity)
             if entry is None:
                 break
-            try:
-                if entry.is_query:
+            if entry.is_query:
+                try:
                     response = await self._query_task(entry, sticky)
-                else:
-                    response = await asyncio.shield(self._start_workflow_task(entry, sticky, identity))
-            except StaleTask:
-                continue
-            except asyncio.CancelledError:
-                if entry.is_query:
+                except asyncio.CancelledError:
                     await self.engine.queues.requeue(namespace_id, task_queue.name, WORKFLOW, entry)
-                raise
+                    raise
+                await self.engine.queues.ack(namespace_id, task_queue.name, WORKFLOW, entry)
+            else:
+                response = await self._decide(
+                    namespace_id, task_queue.name, WORKFLOW, entry, lambda: self._start_workflow_task(entry, sticky, identity)
+                )
             if response is not None:
                 return response
         return PollWorkflowTaskQueueResponse()
+
+    async def _decide(self, namespace_id: str, queue: str, kind: str, entry: TaskEntry, start: Callable) -> T | None:
+        """Start the task a polled entry names (None if it is stale), then acknowledge the entry.
+
+        Shielded: once taken, the task is started and acknowledged even if the poll is cancelled
+        meanwhile (a started task nobody receives times out). On any other error the entry stays
+        unacknowledged and is handed out again later."""
+
+        async def run():
+            try:
+                response = await start()
+            except StaleTask:
+                response = None
+            await self.engine.queues.ack(namespace_id, queue, kind, entry)
+            return response
+
+        return await asyncio.shield(run())
 
     async def _take(self, entry: TaskEntry, op: Callable[[Transition], T]) -> tuple[T, Transition]:
         """Start the task an entry names, deleting its transfer row in the same transaction.
@@ -139,10 +156,11 @@ class WorkerTasks:
             entry = await self.engine.queues.poll(namespace_id, queue, ACTIVITY, remaining, identity)
             if entry is None:
                 break
-            try:
-                return await asyncio.shield(self._start_activity_task(entry, namespace, identity))
-            except StaleTask:
-                continue
+            response = await self._decide(
+                namespace_id, queue, ACTIVITY, entry, lambda: self._start_activity_task(entry, namespace, identity)
+            )
+            if response is not None:
+                return response
         return PollActivityTaskQueueResponse()
 
     async def _start_activity_task(self, entry: TaskEntry, namespace: str, identity: str) -> PollActivityTaskQueueResponse:

@@ -46,6 +46,10 @@ class TaskQueues(Protocol):
     async def requeue(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
         """Give back an entry a poller took but could not deliver."""
 
+    async def ack(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
+        """The history engine has decided on an entry a poll returned (its task started, or it was
+        stale): forget it. An entry never acknowledged is handed out again later."""
+
     async def has_recent_poller(self, namespace_id: str, queue: str, task_type: str, within: float) -> bool: ...
 
     async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]: ...

@@ -36,6 +36,9 @@ class InMemoryTaskQueues:
         if entry.task_id not in q.ids:
             self._put(q, entry, front=True)
 
+    async def ack(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
+        """Nothing to do: a polled entry has already left the in-memory queue."""
+
     def _put(self, q: _Queue, entry: TaskEntry, front: bool) -> None:
         while q.waiters:
             waiter = q.waiters.popleft()
