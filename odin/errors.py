@@ -59,3 +59,7 @@ class Unimplemented(OdinError):
 
 class ConcurrentUpdate(Exception):
     """A compare-and-swap on a workflow's ``db_version`` lost; the engine reloads and retries."""
+
+
+class ShardOwnershipLost(Exception):
+    """A shard queue processor's write was fenced off: another process now holds the shard."""

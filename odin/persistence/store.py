@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 from temporalio.api.history.v1 import HistoryEvent
 
-from odin.errors import AlreadyExists, ConcurrentUpdate
+from odin.errors import AlreadyExists, ConcurrentUpdate, ShardOwnershipLost
 from odin.persistence import tables as t
 
 R = TypeVar("R")
@@ -139,6 +139,9 @@ class Batch:
     timer_tasks: list[OutboxTask] = field(default_factory=list)
     delete_transfer_ids: list[str] = field(default_factory=list)
     delete_timer_ids: list[str] = field(default_factory=list)
+    # (shard_id, range_id): written by a shard's queue processor, valid only while that shard's
+    # range_id is unchanged (no newer lease holder).
+    fence: tuple[int, int] | None = None
 
 
 class ExecutionStore(Protocol):
@@ -155,12 +158,34 @@ class ExecutionStore(Protocol):
     async def commit(self, batch: Batch) -> None: ...
     async def read_events(self, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None) -> list[HistoryEvent]: ...
     async def delete_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> None: ...
+    async def closed_runs_before(self, namespace_id: str, closed_before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(workflow_id, run_id) of runs of a namespace closed before the given time."""
+        v = t.visibility_records.c
+        query = (
+            sa.select(v.workflow_id, v.run_id)
+            .where(v.namespace_id == namespace_id, v.close_time.isnot(None), v.close_time < closed_before)
+            .order_by(v.close_time)
+            .limit(limit)
+        )
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [(r[0], r[1]) for r in rows]
+
     async def get_visibility(self, namespace_id: str, run_id: str) -> dict | None: ...
-    async def list_transfer_tasks(self, limit: int) -> list[OutboxTask]: ...
+    async def list_transfer_tasks(
+        self,
+        limit: int,
+        shard_ids: list[int] | None = None,
+        created_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[OutboxTask]: ...
+    async def closed_runs_before(self, namespace_id: str, closed_before: datetime, limit: int) -> list[tuple[str, str]]: ...
     async def delete_transfer_task(self, task_id: str) -> None: ...
-    async def due_timer_tasks(self, now: datetime, limit: int) -> list[OutboxTask]: ...
+    async def due_timer_tasks(self, now: datetime, limit: int, shard_ids: list[int] | None = None) -> list[OutboxTask]: ...
+    async def get_timer_task(self, task_id: str) -> OutboxTask | None: ...
     async def next_timer_time(self) -> datetime | None: ...
-    async def delete_timer_task(self, task_id: str) -> None: ...
+    async def delete_timer_task(self, task_id: str, fence: tuple[int, int] | None = None) -> None: ...
+    async def acquire_shards(self, shard_ids: list[int], owner: str, expires_at: datetime | None) -> dict[int, int]: ...
+    async def release_shards(self, shard_ids: list[int], owner: str) -> None: ...
 
 
 class Database:
@@ -291,6 +316,8 @@ class SqlExecutionStore:
             raise ConcurrentUpdate(str(exc)) from exc
 
     def _commit(self, conn: sa.Connection, batch: Batch) -> None:
+        if batch.fence is not None:
+            _check_fence(conn, batch.fence)
         for w in batch.workflows:
             self._write_workflow(conn, w)
         for cw in batch.current:
@@ -474,6 +501,18 @@ class SqlExecutionStore:
         rows = await self._read(lambda conn: conn.execute(query, params).all())
         return [HistoryEvent.FromString(r[0]) for r in rows]
 
+    async def closed_runs_before(self, namespace_id: str, closed_before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(workflow_id, run_id) of runs of a namespace closed before the given time."""
+        v = t.visibility_records.c
+        query = (
+            sa.select(v.workflow_id, v.run_id)
+            .where(v.namespace_id == namespace_id, v.close_time.isnot(None), v.close_time < closed_before)
+            .order_by(v.close_time)
+            .limit(limit)
+        )
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [(r[0], r[1]) for r in rows]
+
     async def get_visibility(self, namespace_id: str, run_id: str) -> dict | None:
         v = t.visibility_records.c
         query = sa.select(t.visibility_records).where(v.namespace_id == namespace_id, v.run_id == run_id)
@@ -482,25 +521,98 @@ class SqlExecutionStore:
 
     # -- outbox ----------------------------------------------------------------------------
 
-    async def list_transfer_tasks(self, limit: int) -> list[OutboxTask]:
-        query = sa.select(t.transfer_tasks).order_by(t.transfer_tasks.c.created_at).limit(limit)
+    async def list_transfer_tasks(
+        self,
+        limit: int,
+        shard_ids: list[int] | None = None,
+        created_before: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[OutboxTask]:
+        """Transfer tasks oldest first (``after``: continue past this (created_at, task_id))."""
+        c = t.transfer_tasks.c
+        query = sa.select(t.transfer_tasks).order_by(c.created_at, c.task_id).limit(limit)
+        if shard_ids is not None:
+            query = query.where(c.shard_id.in_(shard_ids))
+        if created_before is not None:
+            query = query.where(c.created_at < created_before)
+        if after is not None:
+            query = query.where(sa.tuple_(c.created_at, c.task_id) > sa.tuple_(*after))
         rows = await self._read(lambda conn: conn.execute(query).all())
         return [_outbox(r) for r in rows]
 
     async def delete_transfer_task(self, task_id: str) -> None:
         await self._write(lambda conn: conn.execute(_DELETE_TRANSFER, {"id": task_id}))
 
-    async def due_timer_tasks(self, now: datetime, limit: int) -> list[OutboxTask]:
+    async def due_timer_tasks(self, now: datetime, limit: int, shard_ids: list[int] | None = None) -> list[OutboxTask]:
         c = t.timer_tasks.c
         query = sa.select(t.timer_tasks).where(c.fire_at <= now).order_by(c.fire_at).limit(limit)
+        if shard_ids is not None:
+            query = query.where(c.shard_id.in_(shard_ids))
         rows = await self._read(lambda conn: conn.execute(query).all())
         return [_outbox(r) for r in rows]
+
+    async def get_timer_task(self, task_id: str) -> OutboxTask | None:
+        query = sa.select(t.timer_tasks).where(t.timer_tasks.c.task_id == task_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
+        return _outbox(row) if row else None
 
     async def next_timer_time(self) -> datetime | None:
         return await self._read(lambda conn: conn.execute(sa.select(sa.func.min(t.timer_tasks.c.fire_at))).scalar())
 
-    async def delete_timer_task(self, task_id: str) -> None:
-        await self._write(lambda conn: conn.execute(_DELETE_TIMER, {"id": task_id}))
+    async def delete_timer_task(self, task_id: str, fence: tuple[int, int] | None = None) -> None:
+        def run(conn: sa.Connection) -> None:
+            if fence is not None:
+                _check_fence(conn, fence)
+            conn.execute(_DELETE_TIMER, {"id": task_id})
+
+        await self._write(run)
+
+    # -- shard leases ----------------------------------------------------------------------
+
+    async def acquire_shards(self, shard_ids: list[int], owner: str, expires_at: datetime | None) -> dict[int, int]:
+        """Record a new holder of these shards: bump each ``range_id`` (fencing off writes made
+        under an older one) and return the new values."""
+        h = t.history_shards.c
+
+        def run(conn: sa.Connection) -> dict[int, int]:
+            conn.execute(
+                t.history_shards.update()
+                .where(h.shard_id.in_(shard_ids))
+                .values(range_id=h.range_id + 1, owner=owner, lease_expires_at=expires_at)
+            )
+            rows = conn.execute(sa.select(h.shard_id, h.range_id).where(h.shard_id.in_(shard_ids))).all()
+            return {int(shard): int(range_id) for shard, range_id in rows}
+
+        return await self._write(run)
+
+    async def release_shards(self, shard_ids: list[int], owner: str) -> None:
+        h = t.history_shards.c
+        stmt = (
+            t.history_shards.update()
+            .where(h.shard_id.in_(shard_ids), h.owner == owner)
+            .values(owner=None, lease_expires_at=None)
+        )
+        await self._write(lambda conn: conn.execute(stmt))
+
+    async def shard_range_ids(self) -> dict[int, int]:
+        h = t.history_shards.c
+        rows = await self._read(lambda conn: conn.execute(sa.select(h.shard_id, h.range_id)).all())
+        return {int(shard): int(range_id) for shard, range_id in rows}
+
+
+_FENCE = (
+    t.history_shards.update()
+    .where(t.history_shards.c.shard_id == sa.bindparam("shard"), t.history_shards.c.range_id == sa.bindparam("range"))
+    .values(range_id=t.history_shards.c.range_id)
+)
+
+
+def _check_fence(conn: sa.Connection, fence: tuple[int, int]) -> None:
+    """Refuse the transaction unless the shard still has the given range_id. The no-op update
+    also locks the shard row (PostgreSQL), so a new holder's bump waits for this commit."""
+    shard_id, range_id = fence
+    if conn.execute(_FENCE, {"shard": shard_id, "range": range_id}).rowcount != 1:
+        raise ShardOwnershipLost(f"shard {shard_id} has a newer owner than range {range_id}")
 
 
 def _namespace(row) -> NamespaceRecord:

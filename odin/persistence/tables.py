@@ -100,6 +100,7 @@ transfer_tasks = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_transfer_tasks_shard_created", "shard_id", "created_at"),
 )
 
 timer_tasks = sa.Table(
@@ -113,6 +114,7 @@ timer_tasks = sa.Table(
     sa.Column("run_id", sa.String(36), nullable=False, index=True),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("data", sa.Text, nullable=False),
+    sa.Index("ix_timer_tasks_shard_fire", "shard_id", "fire_at"),
 )
 
 visibility_records = sa.Table(

@@ -20,7 +20,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from odin.config import sqlite_url_for_path
-from odin.errors import AlreadyExists, ConcurrentUpdate
+from odin.errors import AlreadyExists, ConcurrentUpdate, ShardOwnershipLost
 from odin.history.engine import visibility_row
 from odin.history.machine import Transition
 from odin.history.start import new_run
@@ -164,6 +164,19 @@ async def test_migrations_bring_an_empty_database_up_to_date(engine):
 
     names = await engine.run(lambda: set(sa.inspect(engine.engine).get_table_names()))
     assert set(t.metadata.tables) <= names
+
+
+async def test_migrated_schema_matches_the_table_definitions(store, engine):
+    """The tables the code uses are exactly what the migrations built (columns and indexes)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    def diff():
+        with engine.engine.connect() as conn:
+            return compare_metadata(MigrationContext.configure(conn), t.metadata)
+
+    differences = [d for d in await engine.run(diff) if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "alembic_version")]
+    assert differences == []
 
 
 # == cluster and namespaces ===================================================================
@@ -481,3 +494,54 @@ async def test_visibility_is_upserted(store, engine):
     assert await count(engine, t.visibility_records) == 1
     assert await store.get_visibility(NS, str(uuid.uuid4())) is None
     assert await store.get_visibility(str(uuid.uuid4()), run.run_id) is None
+
+
+# == shards ===================================================================================
+
+
+async def test_acquiring_shards_bumps_their_range_ids(store):
+    await store.init_cluster(4)
+    first = await store.acquire_shards([0, 1], "owner-a", T0)
+    assert first == {0: 1, 1: 1}
+    again = await store.acquire_shards([1, 2], "owner-b", None)
+    assert again == {1: 2, 2: 1}
+    assert await store.shard_range_ids() == {0: 1, 1: 2, 2: 1, 3: 0}
+    await store.release_shards([0, 1], "owner-a")  # only rows this owner holds lose their owner
+
+
+async def test_a_fenced_write_is_refused_after_another_owner_took_the_shard(store, engine):
+    await store.init_cluster(4)
+    run = Run(shard_id=2)
+    timer = run.task("user_timer", fire_in=5)
+    await store.commit(run.create_batch(timers=[timer]))
+    [(_, old_range)] = (await store.acquire_shards([2], "owner-a", None)).items()
+    await store.acquire_shards([2], "owner-b", None)  # a new holder bumps the range
+
+    run.advance(lambda t: t.signal("s", None, "c", None, ""))
+    stale = Batch(workflows=[run.update_write(1)], delete_timer_ids=[timer.task_id], fence=(2, old_range))
+    with pytest.raises(ShardOwnershipLost):
+        await store.commit(stale)
+    with pytest.raises(ShardOwnershipLost):
+        await store.delete_timer_task(timer.task_id, fence=(2, old_range))
+    # Nothing of the refused writes landed.
+    assert (await store.get_execution(NS, run.workflow_id, run.run_id)).db_version == 1
+    assert await count(engine, t.timer_tasks) == 1
+
+    current = (await store.shard_range_ids())[2]
+    await store.commit(Batch(workflows=[run.update_write(1)], delete_timer_ids=[timer.task_id], fence=(2, current)))
+    assert await count(engine, t.timer_tasks) == 0
+
+
+async def test_outbox_queries_filter_by_shard_and_age(store):
+    a, b = Run("wf-a", shard_id=1), Run("wf-b", shard_id=2)
+    await store.commit(a.create_batch([a.task(created=10, n=1)], [a.task("user_timer", fire_in=5, n=1)]))
+    await store.commit(b.create_batch([b.task(created=30, n=2)], [b.task("user_timer", fire_in=5, n=2)]))
+    later = T0 + timedelta(hours=1)
+    assert [x.data["n"] for x in await store.due_timer_tasks(later, 10, [2])] == [2]
+    assert [x.data["n"] for x in await store.due_timer_tasks(later, 10, [1, 2])] == [1, 2]
+    assert await store.due_timer_tasks(later, 10, []) == []
+    assert [x.data["n"] for x in await store.list_transfer_tasks(10, [1])] == [1]
+    assert [x.data["n"] for x in await store.list_transfer_tasks(10, None, T0 + timedelta(seconds=20))] == [1]
+    timer = (await store.due_timer_tasks(later, 10, [1]))[0]
+    assert await store.get_timer_task(timer.task_id) == timer
+    assert await store.get_timer_task("missing") is None
