@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +22,8 @@ from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhau
 from odin.history import activities, chains
 from odin.history.machine import StaleTask, Transition
 from odin.history.notifier import Notifier, run_key
+from odin.history.queries import InMemoryQueryRouter, QueryRouter
+from odin.history.shards import shard_for
 from odin.history.start import ParentInfo, SignalInput, new_run
 from odin.history.transfers import SYSTEM_TRANSFERS, TransferProcessor
 from odin.history.state import MutableState, unpack
@@ -56,10 +57,6 @@ _FAILED_STATES = {
 }
 
 
-def shard_for(namespace_id: str, workflow_id: str, num_shards: int) -> int:
-    return zlib.crc32(f"{namespace_id}\x00{workflow_id}".encode()) % num_shards
-
-
 @dataclass
 class Loaded:
     record: ExecutionRecord
@@ -67,13 +64,23 @@ class Loaded:
 
 
 class HistoryEngine:
-    def __init__(self, store: ExecutionStore, queues: TaskQueues, notifier: Notifier, clock: Clock, num_shards: int):
+    def __init__(
+        self,
+        store: ExecutionStore,
+        queues: TaskQueues,
+        notifier: Notifier,
+        clock: Clock,
+        num_shards: int,
+        queries: QueryRouter | None = None,
+    ):
         self.store = store
         self.queues = queues
         self.notifier = notifier
+        self.queries = queries or InMemoryQueryRouter()
         self.clock = clock
         self.num_shards = num_shards
-        self.timer_wakeup: Callable = lambda fire_at: None
+        # Told about committed timer tasks (set by the process's composition; a no-op until then).
+        self.on_timers_committed: Callable[[list[OutboxTask]], None] = lambda tasks: None
         # Last committed row of recently updated runs (LRU), the starting point of the next update.
         self._state_cache: OrderedDict[str, ExecutionRecord] = OrderedDict()
         # Carries out transfer tasks that act on other runs (children, external signals/cancels).
@@ -107,6 +114,7 @@ class HistoryEngine:
         *,
         delete_transfer_ids: tuple[str, ...] = (),
         delete_timer_ids: tuple[str, ...] = (),
+        fence: tuple[int, int] | None = None,
     ) -> tuple[T, Transition]:
         """Apply ``op`` to the run's state and commit; retried from a fresh load on CAS conflicts.
 
@@ -132,7 +140,9 @@ class HistoryEngine:
                 [first] = await self.store.read_events(t.state.run_id, 1, 2)
                 t.new_runs.append(chains.successor_run(t, first.workflow_execution_started_event_attributes, t.successor))
                 t.successor = None
-            batch = Batch(delete_transfer_ids=list(delete_transfer_ids), delete_timer_ids=list(delete_timer_ids))
+            batch = Batch(
+                delete_transfer_ids=list(delete_transfer_ids), delete_timer_ids=list(delete_timer_ids), fence=fence
+            )
             after = t.state.to_bytes()
             if after == record.state and not (t.events or t.transfers or t.timers or batch.delete_transfer_ids or batch.delete_timer_ids):
                 if cached:  # "nothing to do" must hold for the stored state, not just for the copy
@@ -235,7 +245,7 @@ class HistoryEngine:
             except Exception:  # the row stays in SQL; the transfer sweep queues it again
                 log.exception("could not queue transfer task %s", task.task_id)
         if batch.timer_tasks:
-            self.timer_wakeup(min(task.fire_at for task in batch.timer_tasks))
+            self.on_timers_committed(batch.timer_tasks)
         for t in transitions:
             # Every committed change wakes long polls on the run (history, queries, updates).
             s = t.state
@@ -280,7 +290,8 @@ class HistoryEngine:
             await self.dispatch_transfer(task)
         return len(tasks)
 
-    async def fire_timer(self, task: OutboxTask) -> None:
+    async def fire_timer(self, task: OutboxTask, fence: tuple[int, int] | None = None) -> None:
+        """Carry out a due timer task; ``fence`` when a shard's queue processor fires it."""
         d = task.data
         ops: dict[str, Callable[[Transition], None]] = {
             "user_timer": lambda t: t.fire_timer(d["timer_id"], d["started_event_id"]),
@@ -294,9 +305,11 @@ class HistoryEngine:
         try:
             if op is None:
                 raise StaleTask(f"unknown timer kind {task.kind}")
-            await self.update(task.namespace_id, task.workflow_id, task.run_id, op, delete_timer_ids=(task.task_id,))
+            await self.update(
+                task.namespace_id, task.workflow_id, task.run_id, op, delete_timer_ids=(task.task_id,), fence=fence
+            )
         except (StaleTask, NotFound):
-            await self.store.delete_timer_task(task.task_id)
+            await self.store.delete_timer_task(task.task_id, fence)
 
     async def delete_run(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
         """Remove a closed run entirely: history, state, visibility, outbox rows and, if it is the
