@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 from typing import AsyncIterator, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Subscription(Protocol):
@@ -56,3 +59,101 @@ class InMemoryNotifier:
 
 def run_key(namespace_id: str, workflow_id: str, run_id: str) -> str:
     return f"{namespace_id}/{workflow_id}/{run_id}"
+
+
+class RedisNotifier:
+    """Wake-ups across processes: ``notify`` publishes on the key's channel, and each process keeps
+    one pub/sub connection subscribed to the keys its long polls wait on.
+
+    A subscription is confirmed by Redis before ``subscribe`` returns, so a change committed after
+    the waiter starts looking cannot be missed. If the connection drops, every local waiter is woken
+    (waiters re-check their state; a spurious wake-up is harmless) and redis-py resubscribes."""
+
+    def __init__(self, redis, prefix: str = "odin:"):
+        self._redis = redis
+        self._prefix = f"{prefix}wake:"
+        self._local = InMemoryNotifier()
+        self._refs: dict[str, int] = collections.Counter()
+        self._confirmed: dict[str, asyncio.Event] = {}
+        self._pubsub = None
+        self._reader: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure_reader(self) -> None:
+        if self._reader is None:
+            self._pubsub = self._redis.pubsub()
+            # A channel nobody publishes on: get_message needs a subscribed connection.
+            await self._pubsub.subscribe(self._prefix)
+            self._reader = asyncio.get_running_loop().create_task(self._read(), name="odin-notifier")
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Connection trouble: wake every waiter so none sleeps through a missed message.
+                for event in self._confirmed.values():
+                    event.set()
+                for key in list(self._local._subs):
+                    await self._local.notify(key)
+                await asyncio.sleep(0.5)
+                continue
+            if message is None:
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else channel
+            key = channel[len(self._prefix) :]
+            if message["type"] == "subscribe":
+                event = self._confirmed.get(key)
+                if event is not None:
+                    event.set()
+            elif message["type"] == "message":
+                await self._local.notify(key)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, key: str) -> AsyncIterator[Subscription]:
+        async with self._local.subscribe(key) as sub:
+            async with self._lock:
+                await self._ensure_reader()
+                self._refs[key] += 1
+                if self._refs[key] == 1:
+                    self._confirmed[key] = asyncio.Event()
+                    await self._pubsub.subscribe(self._prefix + key)
+                confirmed = self._confirmed[key]
+            try:
+                try:
+                    await asyncio.wait_for(confirmed.wait(), 2.0)
+                except asyncio.TimeoutError:
+                    pass  # the waiter's own deadline still bounds how long it sleeps
+                yield sub
+            finally:
+                async with self._lock:
+                    self._refs[key] -= 1
+                    if self._refs[key] <= 0:
+                        del self._refs[key]
+                        self._confirmed.pop(key, None)
+                        try:
+                            await self._pubsub.unsubscribe(self._prefix + key)
+                        except Exception:  # the connection is gone; nothing to undo
+                            pass
+
+    async def notify(self, key: str) -> None:
+        await self._local.notify(key)
+        try:
+            await self._redis.publish(self._prefix + key, b"")
+        except Exception:  # the change is committed; remote waiters will see it when they re-check
+            log.warning("could not publish a wake-up for %s", key, exc_info=True)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+            self._reader = None
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None

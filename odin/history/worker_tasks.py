@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from temporalio.api.common.v1 import Payloads, WorkflowExecution, WorkflowType
@@ -37,16 +36,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass
-class PendingQuery:
-    query: WorkflowQuery
-    future: asyncio.Future
-
-
 class WorkerTasks:
     def __init__(self, engine: HistoryEngine):
         self.engine = engine
-        self._queries: dict[str, PendingQuery] = {}
 
     # -- workflow tasks --------------------------------------------------------------------
 
@@ -128,7 +120,7 @@ class WorkerTasks:
     async def respond_workflow_task_completed(self, req: RespondWorkflowTaskCompletedRequest) -> None:
         token = tokens.decode(req.task_token, tokens.WorkflowTaskToken)
         for query_id, result in req.query_results.items():
-            self._resolve_query(query_id, result)
+            await self.engine.queries.resolve(query_id, result)
         types = settable_types(await self.engine.search_attributes.custom(token.namespace_id))
 
         def op(t: Transition) -> None:
@@ -234,24 +226,23 @@ class WorkerTasks:
         ):
             queue = s.sticky_queue
         query_id = str(uuid.uuid4())
-        pending = PendingQuery(query, asyncio.get_running_loop().create_future())
-        self._queries[query_id] = pending
+        router = engine.queries
+        await router.register(query_id, query, max(deadline - monotonic(), 0))
         try:
             entry = TaskEntry(query_id, namespace_id, workflow_id, s.run_id, query_id=query_id)
             await engine.queues.add(namespace_id, queue, WORKFLOW, entry)
-            try:
-                result: WorkflowQueryResult = await asyncio.wait_for(pending.future, max(deadline - monotonic(), 0))
-            except asyncio.TimeoutError:
-                raise DeadlineExceeded("query was not answered in time") from None
+            result = await router.wait(query_id, deadline - monotonic())
         finally:
-            self._queries.pop(query_id, None)
+            await router.discard(query_id)
+        if result is None:
+            raise DeadlineExceeded("query was not answered in time")
         if result.result_type == QueryResultType.QUERY_RESULT_TYPE_ANSWERED:
             return result.answer
         raise InvalidArgument(result.error_message, QueryFailedFailure(failure=result.failure))
 
     async def _query_task(self, entry: TaskEntry, sticky: bool) -> PollWorkflowTaskQueueResponse | None:
-        pending = self._queries.get(entry.query_id)
-        if pending is None or pending.future.done():
+        query = await self.engine.queries.fetch(entry.query_id)
+        if query is None:
             return None  # the caller gave up
         loaded = await self.engine.load(entry.namespace_id, entry.workflow_id, entry.run_id)
         s = loaded.state
@@ -264,18 +255,11 @@ class WorkerTasks:
             started_event_id=0,
             attempt=1,
             history=History(events=events),
-            query=pending.query,
+            query=query,
             workflow_execution_task_queue=TaskQueue(name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
         )
 
-    def respond_query_task_completed(self, task_token: bytes, result: WorkflowQueryResult) -> None:
+    async def respond_query_task_completed(self, task_token: bytes, result: WorkflowQueryResult) -> None:
         token = tokens.decode(task_token, tokens.QueryTaskToken)
-        if not self._resolve_query(token.query_id, result):
+        if not await self.engine.queries.resolve(token.query_id, result):
             raise NotFound("Query task not found: it was answered already or its caller gave up.")
-
-    def _resolve_query(self, query_id: str, result: WorkflowQueryResult) -> bool:
-        pending = self._queries.get(query_id)
-        if pending is None or pending.future.done():
-            return False
-        pending.future.set_result(result)
-        return True

@@ -1,0 +1,109 @@
+"""Where a query waits for its answer while a worker runs it.
+
+``QueryWorkflow`` arrives at one process, the worker polls the query task through any process and
+answers through any process. The router holds the query until a poller fetches it and carries the
+answer back to the caller: in memory for one process, through Redis across processes. Queries are
+never persisted: a query whose caller gave up is simply dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
+
+
+class QueryRouter(Protocol):
+    async def register(self, query_id: str, query: WorkflowQuery, ttl: float) -> None:
+        """A caller waits for ``query_id`` (for at most ``ttl`` seconds)."""
+
+    async def fetch(self, query_id: str) -> WorkflowQuery | None:
+        """The query for a polled query task; None if its caller gave up or was answered."""
+
+    async def wait(self, query_id: str, timeout: float) -> WorkflowQueryResult | None:
+        """The caller's side: the answer, or None when none came in time."""
+
+    async def resolve(self, query_id: str, result: WorkflowQueryResult) -> bool:
+        """Deliver an answer; False if nobody waits for it any more."""
+
+    async def discard(self, query_id: str) -> None: ...
+
+
+class InMemoryQueryRouter:
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[WorkflowQuery, asyncio.Future]] = {}
+
+    async def register(self, query_id: str, query: WorkflowQuery, ttl: float) -> None:
+        self._pending[query_id] = (query, asyncio.get_running_loop().create_future())
+
+    async def fetch(self, query_id: str) -> WorkflowQuery | None:
+        pending = self._pending.get(query_id)
+        return None if pending is None or pending[1].done() else pending[0]
+
+    async def wait(self, query_id: str, timeout: float) -> WorkflowQueryResult | None:
+        pending = self._pending.get(query_id)
+        if pending is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending[1]), max(timeout, 0))
+        except asyncio.TimeoutError:
+            return None
+
+    async def resolve(self, query_id: str, result: WorkflowQueryResult) -> bool:
+        pending = self._pending.get(query_id)
+        if pending is None or pending[1].done():
+            return False
+        pending[1].set_result(result)
+        return True
+
+    async def discard(self, query_id: str) -> None:
+        self._pending.pop(query_id, None)
+
+
+# Deliver an answer only while its query is still registered, and only once.
+_RESOLVE = """
+if redis.call('DEL', KEYS[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class RedisQueryRouter:
+    """The query lives in a key with the caller's deadline as its TTL; the answer is pushed on a
+    list the caller blocks on (BLPOP)."""
+
+    ANSWER_TTL_MS = 60_000
+
+    def __init__(self, redis, prefix: str = "odin:"):
+        self._redis = redis
+        self._prefix = f"{prefix}query:"
+        self._resolve = redis.register_script(_RESOLVE)
+
+    def _keys(self, query_id: str) -> tuple[str, str]:
+        return f"{self._prefix}{{{query_id}}}", f"{self._prefix}{{{query_id}}}:answer"
+
+    async def register(self, query_id: str, query: WorkflowQuery, ttl: float) -> None:
+        key, _ = self._keys(query_id)
+        await self._redis.set(key, query.SerializeToString(), px=max(int(ttl * 1000), 1))
+
+    async def fetch(self, query_id: str) -> WorkflowQuery | None:
+        key, _ = self._keys(query_id)
+        data = await self._redis.get(key)
+        return None if data is None else WorkflowQuery.FromString(data)
+
+    async def wait(self, query_id: str, timeout: float) -> WorkflowQueryResult | None:
+        _, answer = self._keys(query_id)
+        # BLPOP takes whole or fractional seconds; 0 would block forever.
+        got = await self._redis.blpop([answer], timeout=max(timeout, 0.01))
+        return None if got is None else WorkflowQueryResult.FromString(got[1])
+
+    async def resolve(self, query_id: str, result: WorkflowQueryResult) -> bool:
+        key, answer = self._keys(query_id)
+        return bool(await self._resolve(keys=[key, answer], args=[result.SerializeToString(), self.ANSWER_TTL_MS]))
+
+    async def discard(self, query_id: str) -> None:
+        await self._redis.delete(*self._keys(query_id))
