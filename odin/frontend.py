@@ -6,6 +6,7 @@ response protos back; errors are ``odin.errors`` exceptions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 
@@ -66,6 +67,7 @@ from odin.visibility import query as visibility_query
 from odin.visibility import search_attributes
 from odin.visibility import sql as visibility_sql
 from odin.visibility.search_attributes import settable_types
+from odin.persistence import archive
 from odin.persistence.store import ExecutionStore, NamespaceRecord
 
 MAX_ID_LENGTH = 1000
@@ -93,7 +95,15 @@ class _Cached:
 
 
 class FrontendService:
-    def __init__(self, store: ExecutionStore, engine: HistoryEngine, clock: Clock, long_poll_seconds: float = 60.0):
+    def __init__(
+        self,
+        store: ExecutionStore,
+        engine: HistoryEngine,
+        clock: Clock,
+        long_poll_seconds: float = 60.0,
+        archive_uri: str | None = None,
+    ):
+        self.archive_uri = archive_uri
         self.store = store
         self.engine = engine
         self.tasks = WorkerTasks(engine)
@@ -132,6 +142,12 @@ class FrontendService:
         retention = req.workflow_execution_retention_period.ToTimedelta().total_seconds() or DEFAULT_RETENTION
         if retention < 0:
             raise InvalidArgument("WorkflowExecutionRetentionPeriod cannot be negative.")
+        for uri in (req.history_archival_uri, req.visibility_archival_uri):
+            if uri:
+                try:
+                    archive.validate_uri(uri)
+                except archive.ArchiveError as exc:
+                    raise InvalidArgument(f"Invalid archival URI: {exc}") from None
         await self.store.create_namespace(
             NamespaceRecord(
                 id=str(uuid.uuid4()),
@@ -142,6 +158,10 @@ class FrontendService:
                     "owner_email": req.owner_email,
                     "retention_seconds": retention,
                     "data": dict(req.data),
+                    "history_archival_state": req.history_archival_state,
+                    "history_archival_uri": req.history_archival_uri,
+                    "visibility_archival_state": req.visibility_archival_state,
+                    "visibility_archival_uri": req.visibility_archival_uri,
                 },
                 created_at=self.clock.now(),
             )
@@ -158,7 +178,13 @@ class FrontendService:
                 owner_email=ns.data.get("owner_email", ""),
                 data=ns.data.get("data", {}),
             ),
-            config=NamespaceConfig(workflow_execution_retention_ttl=duration(ns.data.get("retention_seconds", DEFAULT_RETENTION))),
+            config=NamespaceConfig(
+                workflow_execution_retention_ttl=duration(ns.data.get("retention_seconds", DEFAULT_RETENTION)),
+                history_archival_state=ns.data.get("history_archival_state", 0),
+                history_archival_uri=ns.data.get("history_archival_uri", ""),
+                visibility_archival_state=ns.data.get("visibility_archival_state", 0),
+                visibility_archival_uri=ns.data.get("visibility_archival_uri", ""),
+            ),
             replication_config=NamespaceReplicationConfig(active_cluster_name=CLUSTER_NAME),
             is_global_namespace=False,
         )
@@ -390,7 +416,13 @@ class FrontendService:
         page = _HistoryToken.parse(req.next_page_token)
         if page and rid and page.run_id != rid:
             raise InvalidArgument("Next page token does not match the requested run.")
-        loaded = await self.engine.load(ns.id, wid, page.run_id if page else rid)
+        try:
+            loaded = await self.engine.load(ns.id, wid, page.run_id if page else rid)
+        except NotFound:
+            archived = await self._archived_history(ns, wid, rid, req.history_event_filter_type)
+            if archived is None:
+                raise
+            return archived
         s = loaded.state
         budget = min(HISTORY_LONG_POLL, max(timeout - 1.0, 0.0))
         deadline = monotonic() + budget
@@ -421,6 +453,20 @@ class FrontendService:
                         history=History(), next_page_token=_HistoryToken(s.run_id, first).encode()
                     )
                 s = (await self.engine.load(ns.id, wid, s.run_id)).state
+
+    async def _archived_history(
+        self, ns: NamespaceRecord, workflow_id: str, run_id: str, filter_type: int
+    ) -> ws.GetWorkflowExecutionHistoryResponse | None:
+        """A run deleted after retention, read back from its namespace's archive (run id needed)."""
+        uri = archive.archive_uri_for(ns.data, self.archive_uri)
+        if not uri or not run_id:
+            return None
+        events = await asyncio.to_thread(archive.archiver_for(uri).read_history, ns.id, workflow_id, run_id)
+        if events is None:
+            return None
+        if filter_type == HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT:
+            events = events[-1:]
+        return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events), archived=True)
 
     async def get_workflow_execution_history_reverse(
         self, req: ws.GetWorkflowExecutionHistoryReverseRequest
@@ -634,7 +680,7 @@ class FrontendService:
     async def respond_query_task_completed(
         self, req: ws.RespondQueryTaskCompletedRequest
     ) -> ws.RespondQueryTaskCompletedResponse:
-        self.tasks.respond_query_task_completed(
+        await self.tasks.respond_query_task_completed(
             req.task_token,
             WorkflowQueryResult(
                 result_type=req.completed_type, answer=req.query_result, error_message=req.error_message, failure=req.failure
