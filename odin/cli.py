@@ -65,18 +65,29 @@ def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str)
 
 @main.command()
 @click.option("--database-url", envvar=["ODIN_DATABASE_URL", "DATABASE_URL"], required=True, help="SQL database URL.")
-@click.option("--host", default="0.0.0.0", show_default=True)
-@click.option("--grpc-port", default=7233, show_default=True, type=int)
-@click.option("--num-shards", default=DEFAULT_NUM_SHARDS, show_default=True, type=int)
-def server(database_url: str, host: str, grpc_port: int, num_shards: int) -> None:
+@click.option(
+    "--redis-url",
+    envvar=["ODIN_REDIS_URL", "REDIS_URL"],
+    default=None,
+    help="Redis URL; with it the server runs in the distributed shape (Celery runs the timers).",
+)
+@click.option("--redis-prefix", envvar="ODIN_REDIS_PREFIX", default="odin:", show_default=True, help="Prefix of every Redis key.")
+@click.option("--host", envvar="ODIN_GRPC_HOST", default="0.0.0.0", show_default=True)
+@click.option("--grpc-port", envvar="ODIN_GRPC_PORT", default=7233, show_default=True, type=int)
+@click.option("--num-shards", envvar="ODIN_NUM_SHARDS", default=DEFAULT_NUM_SHARDS, show_default=True, type=int,
+              help="History shards; fixed when the database is first used.")
+def server(database_url: str, redis_url: str | None, redis_prefix: str, host: str, grpc_port: int, num_shards: int) -> None:
     """Run the gRPC front door against a migrated database."""
-    settings = Settings(
+    settings = Settings.from_env(
         database_url=normalize_database_url(database_url),
+        redis_url=redis_url or None,
+        redis_prefix=redis_prefix,
         grpc_host=host,
         grpc_port=grpc_port,
         num_shards=num_shards,
     )
-    asyncio.run(_serve(settings, "Odin server: gRPC on {grpc}", auto_migrate=False))
+    shape = "distributed (Redis queues, Celery timers)" if settings.redis_url else "single process"
+    asyncio.run(_serve(settings, "Odin server: gRPC on {grpc}, " + shape, auto_migrate=False))
 
 
 @main.group()

@@ -1,9 +1,14 @@
-"""Settings from the environment (ODIN_*, DATABASE_URL, REDIS_URL) and CLI flags."""
+"""Settings from the environment (ODIN_*, DATABASE_URL, REDIS_URL) and CLI flags.
+
+``Settings.from_env()`` is the one place the environment is read; CLI flags override its fields.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import socket
+import ssl
+from dataclasses import dataclass, field, fields, replace
 
 DEFAULT_NUM_SHARDS = 512
 
@@ -29,6 +34,10 @@ def database_url_from_env() -> str | None:
     return os.environ.get("ODIN_DATABASE_URL") or os.environ.get("DATABASE_URL")
 
 
+def redis_url_from_env() -> str | None:
+    return os.environ.get("ODIN_REDIS_URL") or os.environ.get("REDIS_URL")
+
+
 def sync_database_url() -> str:
     url = database_url_from_env()
     if not url:
@@ -36,9 +45,38 @@ def sync_database_url() -> str:
     return normalize_database_url(url)
 
 
+def redis_tls_options(url: str) -> dict:
+    """TLS options for a ``redis`` client or Celery broker on ``url``. Heroku's ``rediss://``
+    endpoints present self-signed certificates, so the certificate is not verified there unless
+    ODIN_REDIS_TLS_VERIFY=1."""
+    if url.startswith("rediss://") and os.environ.get("ODIN_REDIS_TLS_VERIFY") != "1":
+        return {"ssl_cert_reqs": ssl.CERT_NONE}
+    return {}
+
+
+def default_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
 @dataclass
 class Settings:
-    database_url: str
+    # SQLAlchemy URL of the database (None only for processes that need none, like Celery beat).
+    database_url: str | None
+    # Redis for task queues, wake-ups, shard leases and the Celery broker; None runs everything
+    # in-process (``odin dev``, or a single ``odin server`` without Redis).
+    redis_url: str | None = None
+    # Every Redis key Odin (and its Celery broker) writes starts with this.
+    redis_prefix: str = "odin:"
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 7233
     http_port: int = 8080
@@ -46,4 +84,50 @@ class Settings:
     default_namespace: str = "default"
     # Longest a worker long poll waits before answering empty (Temporal: one minute).
     long_poll_seconds: float = 60.0
+    # Task queue partitions (Redis streams) per queue.
+    queue_partitions: int = 4
+    # Entries handed to a poller that never confirmed them are handed out again after this long.
+    queue_reclaim_seconds: float = 30.0
+    # Shard leases: time to live, and how often a holder renews and rebalances.
+    shard_lease_seconds: float = 10.0
+    # Timers due within this horizon go to Celery with an ETA; later ones wait in SQL.
+    timer_horizon_seconds: float = 30.0
+    # How often the system jobs run (Celery beat, or the in-process scheduler).
+    sweep_timers_seconds: float = 1.0
+    sweep_transfers_seconds: float = 2.0
+    retention_sweep_seconds: float = 300.0
+    # Archive for closed runs past retention (``file://`` built in); None deletes without archiving
+    # unless the namespace names its own archive.
+    archive_uri: str | None = None
     extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        url = database_url_from_env()
+        env = dict(
+            database_url=normalize_database_url(url) if url else None,
+            redis_url=redis_url_from_env(),
+            redis_prefix=os.environ.get("ODIN_REDIS_PREFIX", cls.redis_prefix),
+            grpc_host=os.environ.get("ODIN_GRPC_HOST", "0.0.0.0"),
+            grpc_port=_int("ODIN_GRPC_PORT", cls.grpc_port),
+            http_port=_int("PORT", _int("ODIN_HTTP_PORT", cls.http_port)),
+            num_shards=_int("ODIN_NUM_SHARDS", cls.num_shards),
+            default_namespace=os.environ.get("ODIN_DEFAULT_NAMESPACE", cls.default_namespace),
+            queue_partitions=_int("ODIN_QUEUE_PARTITIONS", cls.queue_partitions),
+            queue_reclaim_seconds=_float("ODIN_QUEUE_RECLAIM_SECONDS", cls.queue_reclaim_seconds),
+            shard_lease_seconds=_float("ODIN_SHARD_LEASE_SECONDS", cls.shard_lease_seconds),
+            timer_horizon_seconds=_float("ODIN_TIMER_HORIZON_SECONDS", cls.timer_horizon_seconds),
+            sweep_timers_seconds=_float("ODIN_SWEEP_TIMERS_SECONDS", cls.sweep_timers_seconds),
+            sweep_transfers_seconds=_float("ODIN_SWEEP_TRANSFERS_SECONDS", cls.sweep_transfers_seconds),
+            retention_sweep_seconds=_float("ODIN_RETENTION_SWEEP_SECONDS", cls.retention_sweep_seconds),
+            archive_uri=os.environ.get("ODIN_ARCHIVE_URI") or None,
+        )
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**env)
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)

@@ -11,12 +11,18 @@ from alembic.script import ScriptDirectory
 from alembic import command
 from odin.persistence.store import Database
 
-SCRIPT_LOCATION = Path(__file__).resolve().parents[2] / "alembic"
+def script_location() -> Path:
+    """The ``alembic/`` folder beside the package (a checkout or editable install), or in the
+    working directory (an app deployed from its repository, e.g. on Heroku)."""
+    for candidate in (Path(__file__).resolve().parents[2] / "alembic", Path.cwd() / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise RuntimeError("cannot find Odin's alembic/ migrations: run from the project's directory")
 
 
 def alembic_config() -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
+    cfg.set_main_option("script_location", str(script_location()))
     return cfg
 
 

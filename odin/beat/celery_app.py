@@ -1,0 +1,150 @@
+"""Odin's system workers as a Celery app: ``celery -A odin worker`` and ``celery -A odin beat``.
+
+The app is configured from the environment alone (``ODIN_REDIS_URL``/``REDIS_URL`` for the broker,
+``ODIN_DATABASE_URL``/``DATABASE_URL`` for the worker's store). Jobs:
+
+- ``odin.fire_timer`` — sent with an ETA by whichever process committed a timer due soon;
+- ``odin.sweep_timers``, ``odin.sweep_transfers`` — sent by beat every second or two to every
+  worker (a broadcast queue); each worker sweeps the shards it holds leases on;
+- ``odin.retention_sweep`` — sent by beat; fans out one ``odin.archive_workflow`` per expired run.
+
+Workers use the threads pool: the jobs are I/O bound, and one process per worker keeps one event
+loop, one set of shard leases and one database pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Celery, signals
+from kombu import Queue
+from kombu.common import Broadcast
+
+from odin import bridge
+from odin.config import Settings, redis_tls_options
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = "odin"
+SWEEPS = "odin.sweeps"
+JOBS = ("odin.fire_timer", "odin.sweep_timers", "odin.sweep_transfers", "odin.retention_sweep", "odin.archive_workflow")
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or Settings.from_env()
+    if not settings.redis_url:
+        raise RuntimeError("Odin's system workers need Redis: set ODIN_REDIS_URL (or REDIS_URL)")
+    app = Celery("odin", set_as_current=False)
+    tls = redis_tls_options(settings.redis_url)
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_use_ssl=tls or None,
+        broker_transport_options={"global_keyprefix": f"{settings.redis_prefix}celery:"},
+        broker_connection_retry_on_startup=True,
+        task_default_queue=DEFAULT_QUEUE,
+        task_queues=(Queue(DEFAULT_QUEUE), Broadcast(SWEEPS)),
+        task_routes={name: {"queue": SWEEPS} for name in ("odin.sweep_timers", "odin.sweep_transfers")},
+        task_ignore_result=True,
+        worker_pool="threads",
+        worker_concurrency=8,
+        beat_schedule={
+            "odin-sweep-timers": {
+                "task": "odin.sweep_timers",
+                "schedule": settings.sweep_timers_seconds,
+                "options": {"expires": max(settings.sweep_timers_seconds * 5, 5)},
+            },
+            "odin-sweep-transfers": {
+                "task": "odin.sweep_transfers",
+                "schedule": settings.sweep_transfers_seconds,
+                "options": {"expires": max(settings.sweep_transfers_seconds * 5, 5)},
+            },
+            "odin-retention-sweep": {"task": "odin.retention_sweep", "schedule": settings.retention_sweep_seconds},
+        },
+    )
+    app.odin_settings = settings
+    _register_jobs(app)
+    _connect_lifecycle(app)
+    return app
+
+
+def _register_jobs(app: Celery) -> None:
+    @app.task(name="odin.fire_timer")
+    def fire_timer(task_id: str) -> bool:
+        return worker_runtime(app).run(lambda jobs: jobs.fire_timer(task_id))
+
+    @app.task(name="odin.sweep_timers")
+    def sweep_timers() -> int:
+        return worker_runtime(app).run(lambda jobs: jobs.sweep_timers())
+
+    @app.task(name="odin.sweep_transfers")
+    def sweep_transfers() -> int:
+        return worker_runtime(app).run(lambda jobs: jobs.sweep_transfers())
+
+    @app.task(name="odin.retention_sweep")
+    def retention_sweep() -> int:
+        runs = worker_runtime(app).run(lambda jobs: jobs.expired_runs())
+        for namespace_id, workflow_id, run_id in runs:
+            archive_workflow.delay(namespace_id, workflow_id, run_id)
+        return len(runs)
+
+    @app.task(name="odin.archive_workflow")
+    def archive_workflow(namespace_id: str, workflow_id: str, run_id: str) -> bool:
+        return worker_runtime(app).run(lambda jobs: jobs.archive_workflow(namespace_id, workflow_id, run_id))
+
+
+def _connect_lifecycle(app: Celery) -> None:
+    def ready(sender=None, **_):
+        if getattr(sender, "app", None) is app:
+            # Take shard leases as soon as the worker is up, not at its first job.
+            worker_runtime(app)
+
+    def shutdown(sender=None, **_):
+        runtime = _runtimes.pop(id(app), None)
+        if runtime is not None:
+            runtime.close()
+
+    signals.worker_ready.connect(ready, weak=False)
+    signals.worker_shutdown.connect(shutdown, weak=False)
+
+
+class WorkerRuntime:
+    """A Celery worker process's Odin runtime (shard leases included), on the bridge loop."""
+
+    def __init__(self, settings: Settings):
+        from odin.runtime import Runtime
+
+        self.loop = bridge.loop_thread()
+        self.runtime = self.loop.run(Runtime(settings, system_worker=True).start())
+
+    def run(self, job):
+        return self.loop.run(job(self.runtime.jobs))
+
+    def close(self) -> None:
+        try:
+            self.loop.run(self.runtime.stop(), timeout=30)
+        except Exception:
+            log.warning("the worker runtime did not stop cleanly", exc_info=True)
+
+
+_runtimes: dict[int, WorkerRuntime] = {}
+_lock = threading.Lock()
+
+
+def worker_runtime(app: Celery) -> WorkerRuntime:
+    with _lock:
+        runtime = _runtimes.get(id(app))
+        if runtime is None:
+            runtime = _runtimes[id(app)] = WorkerRuntime(app.odin_settings)
+        return runtime
+
+
+_default: Celery | None = None
+
+
+def default_app() -> Celery:
+    """The app ``celery -A odin`` finds (``odin.celery``), configured from the environment."""
+    global _default
+    if _default is None:
+        _default = create_celery()
+    return _default

@@ -1,0 +1,157 @@
+"""Composition root: the store, engine and adapters of one process, chosen by its settings.
+
+- Without Redis (``odin dev``, or one ``odin server``): in-memory task queues, wake-ups and query
+  routing; this process owns every shard and runs the jobs of time on its own loop.
+- With Redis (the distributed shape): Redis-stream task queues, pub/sub wake-ups and query
+  routing shared by every process; timers are handed to Celery. A Celery worker process
+  (``system_worker=True``) also holds shard leases and runs the sweeps the beat sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from odin.beat.jobs import SystemJobs
+from odin.beat.local import LocalSystemWorkers
+from odin.beat.timers import AsyncioTimerScheduler, CeleryTimerScheduler, TimerScheduler
+from odin.clock import Clock, SystemClock
+from odin.config import Settings, default_identity, redis_tls_options
+from odin.frontend import FrontendService
+from odin.history.engine import HistoryEngine
+from odin.history.notifier import InMemoryNotifier, RedisNotifier
+from odin.history.queries import InMemoryQueryRouter, RedisQueryRouter
+from odin.history.shards import RedisShardLeases, ShardOwnership, StaticShards
+from odin.matching.memory import InMemoryTaskQueues
+from odin.persistence import migrate
+from odin.persistence.store import SqlExecutionStore, open_database
+
+log = logging.getLogger(__name__)
+
+
+class NotMigrated(RuntimeError):
+    pass
+
+
+class NoShards:
+    """A process that runs no background work (an ``odin server`` in the distributed shape)."""
+
+    def owned(self) -> dict[int, int]:
+        return {}
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        *,
+        auto_migrate: bool = False,
+        system_worker: bool = False,
+    ):
+        if not settings.database_url:
+            raise ValueError("no database configured: set ODIN_DATABASE_URL (or DATABASE_URL)")
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.auto_migrate = auto_migrate
+        self.system_worker = system_worker
+        self.identity = default_identity()
+        self.redis = None
+        self.store: SqlExecutionStore | None = None
+        self.engine: HistoryEngine | None = None
+        self.frontend: FrontendService | None = None
+        self.jobs: SystemJobs | None = None
+        self.shards: ShardOwnership | None = None
+        self.timers: TimerScheduler | None = None
+        self._local: LocalSystemWorkers | None = None
+        self._closers: list = []
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.settings.redis_url)
+
+    async def start(self) -> "Runtime":
+        s = self.settings
+        db = open_database(s.database_url)
+        if self.auto_migrate:
+            await migrate.upgrade(db)
+        elif not await migrate.is_up_to_date(db):
+            await db.dispose()
+            raise NotMigrated("the database schema is not up to date: run `odin db upgrade` first")
+        self.store = store = SqlExecutionStore(db)
+        self._closers.append(store.close)
+        num_shards = await store.init_cluster(s.num_shards)
+
+        if self.distributed:
+            import redis.asyncio as aioredis
+
+            from odin.beat.celery_app import create_celery
+            from odin.matching.redis_streams import RedisTaskQueues
+
+            self.redis = aioredis.from_url(s.redis_url, **redis_tls_options(s.redis_url))
+            self._closers.append(self.redis.aclose)
+            queues = RedisTaskQueues(
+                self.redis, prefix=s.redis_prefix, partitions=s.queue_partitions, reclaim_idle=s.queue_reclaim_seconds
+            )
+            self._closers.insert(0, queues.close)
+            notifier = RedisNotifier(self.redis, s.redis_prefix)
+            self._closers.insert(0, notifier.close)
+            queries = RedisQueryRouter(self.redis, s.redis_prefix)
+            self.timers = CeleryTimerScheduler(
+                create_celery(s), self.redis, self.clock, prefix=s.redis_prefix, horizon=s.timer_horizon_seconds
+            )
+            if self.system_worker:
+                self.shards = RedisShardLeases(
+                    self.redis, store, num_shards, prefix=s.redis_prefix, owner=f"{self.identity}:{id(self):x}",
+                    ttl=s.shard_lease_seconds,
+                )
+            else:
+                self.shards = NoShards()
+        else:
+            queues, notifier, queries = InMemoryTaskQueues(), InMemoryNotifier(), InMemoryQueryRouter()
+            self.shards = StaticShards(store, num_shards, self.identity)
+            self.timers = AsyncioTimerScheduler(store, lambda: self.jobs.fire_due_timers(), self.clock)
+
+        self.engine = engine = HistoryEngine(store, queues, notifier, self.clock, num_shards, queries)
+        engine.on_timers_committed = self.timers.scheduled
+        self.frontend = FrontendService(store, engine, self.clock, s.long_poll_seconds, s.archive_uri)
+        self.jobs = SystemJobs(
+            engine, self.shards, self.timers, self.clock, timer_horizon=s.timer_horizon_seconds, archive_uri=s.archive_uri
+        )
+        await self.frontend.ensure_namespace(s.default_namespace)
+        await self.shards.start()
+        if not self.distributed:
+            # Whatever was queued in memory before a restart is rebuilt from SQL.
+            await engine.requeue_transfer_tasks()
+            self._local = LocalSystemWorkers(
+                self.jobs,
+                self.timers,
+                transfers_every=s.sweep_transfers_seconds * 5,
+                retention_every=s.retention_sweep_seconds,
+            )
+            await self._local.start()
+        else:
+            await self.timers.start()
+        return self
+
+    async def stop(self) -> None:
+        if self._local is not None:
+            await self._local.stop()
+            self._local = None
+        elif self.timers is not None:
+            await self.timers.stop()
+        if self.shards is not None:
+            await self.shards.stop()
+        if self.engine is not None:
+            await self.engine.transfers.close()
+        for close in self._closers:
+            try:
+                await close()
+            except Exception:
+                log.warning("error while closing", exc_info=True)
+        self._closers = []
