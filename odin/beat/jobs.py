@@ -50,6 +50,7 @@ class SystemJobs:
         *,
         timer_horizon: float = 30.0,
         archive_uri: str | None = None,
+        transfer_min_age: timedelta = TRANSFER_MIN_AGE,
     ):
         self.engine = engine
         self.store = engine.store
@@ -58,6 +59,7 @@ class SystemJobs:
         self.clock = clock
         self.timer_horizon = timedelta(seconds=timer_horizon)
         self.archive_uri = archive_uri
+        self.transfer_min_age = transfer_min_age
         # Where the next transfer sweep continues (created_at, task_id), so a long backlog is
         # covered over several sweeps instead of its oldest rows over and over.
         self._transfer_cursor: tuple[datetime, str] | None = None
@@ -123,7 +125,7 @@ class SystemJobs:
         owned = self.shards.owned()
         if not owned:
             return 0
-        before = self.clock.now() - TRANSFER_MIN_AGE
+        before = self.clock.now() - self.transfer_min_age
         tasks = await self.store.list_transfer_tasks(BATCH, list(owned), before, after=self._transfer_cursor)
         self._transfer_cursor = (tasks[-1].created_at, tasks[-1].task_id) if len(tasks) == BATCH else None
         for task in tasks:

@@ -1,0 +1,103 @@
+"""The jobs of time run in-process (``odin dev`` shape): transfer sweeps rebuild lost queue entries,
+retention archives closed runs to a file:// archive and deletes them, and the archive is read back."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import ArchivalState
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from odin.matching import WORKFLOW
+from odin.persistence.archive import FileArchiver
+
+
+@activity.defn
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+@workflow.defn
+class Shout:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return await workflow.execute_activity(shout, text, start_to_close_timeout=timedelta(seconds=10))
+
+
+async def test_transfer_sweep_rebuilds_lost_queue_entries(odin_server, client, task_queue):
+    runtime = odin_server.runtime
+    runtime.jobs.transfer_min_age = timedelta(0)
+    handle = await client.start_workflow(Shout.run, "hi", id=f"sweep-{uuid.uuid4()}", task_queue=task_queue)
+    ns = await runtime.frontend.namespace("default")
+    # The queue store loses the workflow task (as after a Redis flush); SQL still has it.
+    lost = await runtime.engine.queues.drain(ns.id, task_queue, WORKFLOW)
+    assert [e.workflow_id for e in lost] == [handle.id]
+    assert await runtime.engine.queues.backlog(ns.id, task_queue, WORKFLOW) == 0
+    assert await runtime.jobs.sweep_transfers() >= 1
+    assert await runtime.engine.queues.backlog(ns.id, task_queue, WORKFLOW) == 1
+    assert await runtime.jobs.sweep_transfers() >= 1  # sweeping again queues nothing twice
+    assert await runtime.engine.queues.backlog(ns.id, task_queue, WORKFLOW) == 1
+    async with Worker(client, task_queue=task_queue, workflows=[Shout], activities=[shout]):
+        assert await handle.result() == "HI"
+
+
+async def test_retention_archives_then_deletes_and_history_is_read_back(odin_server, task_queue, tmp_path):
+    runtime = odin_server.runtime
+    archive_dir = tmp_path / "archive"
+    namespace = f"ret-{uuid.uuid4().hex[:8]}"
+    client = await Client.connect(f"127.0.0.1:{odin_server.endpoints.grpc_port}", namespace=namespace)
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=namespace,
+            workflow_execution_retention_period=timedelta(seconds=1),
+            history_archival_state=ArchivalState.ARCHIVAL_STATE_ENABLED,
+            history_archival_uri=f"file://{archive_dir}",
+        )
+    )
+    described = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
+    assert described.config.history_archival_uri == f"file://{archive_dir}"
+    async with Worker(client, task_queue=task_queue, workflows=[Shout], activities=[shout]):
+        handle = await client.start_workflow(Shout.run, "bye", id=f"ret-{uuid.uuid4()}", task_queue=task_queue)
+        assert await handle.result() == "BYE"
+        running = await client.start_workflow(Shout.run, "x", id=f"open-{uuid.uuid4()}", task_queue=f"{task_queue}-idle")
+    before = [e async for e in client.get_workflow_handle(handle.id, run_id=handle.result_run_id).fetch_history_events()]
+
+    # Not yet past retention: nothing happens.
+    assert await runtime.jobs.retention_sweep() == 0
+    await asyncio.sleep(1.2)
+    assert await runtime.jobs.retention_sweep() == 1  # the running workflow is kept
+
+    with pytest.raises(RPCError) as err:
+        await handle.describe()
+    assert err.value.status == RPCStatusCode.NOT_FOUND
+    assert (await running.describe()).status.name == "RUNNING"
+    assert [w.id async for w in client.list_workflows()] == [running.id]
+
+    ns = await runtime.frontend.namespace(namespace)
+    archived = FileArchiver(str(archive_dir))
+    assert archived.read_visibility(ns.id, handle.id, handle.result_run_id)["workflow_type"] == "Shout"
+    # The history is served from the archive, event for event.
+    after = [e async for e in client.get_workflow_handle(handle.id, run_id=handle.result_run_id).fetch_history_events()]
+    assert [e.SerializeToString() for e in after] == [e.SerializeToString() for e in before]
+    assert after[-1].HasField("workflow_execution_completed_event_attributes")
+    # Without a run id there is no current run to read.
+    with pytest.raises(RPCError) as err:
+        await client.get_workflow_handle(handle.id).fetch_history()
+    assert err.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_bad_archival_uri_is_refused(odin_server):
+    client = await Client.connect(f"127.0.0.1:{odin_server.endpoints.grpc_port}")
+    for uri in ("s3://bucket/x", "file://some-host/path"):
+        with pytest.raises(RPCError) as err:
+            await client.workflow_service.register_namespace(
+                RegisterNamespaceRequest(namespace=f"bad-{uuid.uuid4().hex[:6]}", history_archival_uri=uri)
+            )
+        assert err.value.status == RPCStatusCode.INVALID_ARGUMENT

@@ -1,0 +1,131 @@
+"""Contract of the ``Notifier`` and ``QueryRouter`` Protocols, in memory and through Redis.
+
+The Redis variants use two clients, as two processes would: a wake-up or an answer sent through
+one reaches a waiter on the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from conftest import REDIS_URL
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.enums.v1 import QueryResultType
+from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
+
+from odin.history.notifier import InMemoryNotifier, RedisNotifier
+from odin.history.queries import InMemoryQueryRouter, RedisQueryRouter
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def notifiers(request):
+    """(waiting side, notifying side)."""
+    if request.param == "memory":
+        n = InMemoryNotifier()
+        yield n, n
+        return
+    prefix = request.getfixturevalue("redis_prefix")
+    a, b = aioredis.from_url(REDIS_URL), aioredis.from_url(REDIS_URL)
+    na, nb = RedisNotifier(a, prefix), RedisNotifier(b, prefix)
+    yield na, nb
+    await na.close()
+    await nb.close()
+    await a.aclose()
+    await b.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def routers(request):
+    """(caller's side, worker's side)."""
+    if request.param == "memory":
+        r = InMemoryQueryRouter()
+        yield r, r
+        return
+    prefix = request.getfixturevalue("redis_prefix")
+    a, b = aioredis.from_url(REDIS_URL), aioredis.from_url(REDIS_URL)
+    yield RedisQueryRouter(a, prefix), RedisQueryRouter(b, prefix)
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_notify_wakes_a_waiter_on_the_same_key_only(notifiers):
+    waiting, notifying = notifiers
+    async with waiting.subscribe("ns/wf/run-1") as sub, waiting.subscribe("ns/wf/run-2") as other:
+        await notifying.notify("ns/wf/run-1")
+        assert await sub.wait(5.0) is True
+        assert await other.wait(0.2) is False
+        # A wake-up is consumed by the wait that saw it.
+        assert await sub.wait(0.2) is False
+
+
+async def test_a_notify_between_subscribe_and_wait_is_not_lost(notifiers):
+    waiting, notifying = notifiers
+    async with waiting.subscribe("k") as sub:
+        await notifying.notify("k")
+        await asyncio.sleep(0.1)
+        assert await sub.wait(5.0) is True
+
+
+async def test_many_waiters_on_one_key(notifiers):
+    waiting, notifying = notifiers
+
+    async def waiter():
+        async with waiting.subscribe("shared") as sub:
+            ready.release()
+            return await sub.wait(5.0)
+
+    ready = asyncio.Semaphore(0)
+    tasks = [asyncio.create_task(waiter()) for _ in range(20)]
+    for _ in range(20):
+        await ready.acquire()
+    await notifying.notify("shared")
+    assert await asyncio.gather(*tasks) == [True] * 20
+
+
+async def test_unsubscribed_keys_get_no_wakeups(notifiers):
+    waiting, notifying = notifiers
+    async with waiting.subscribe("k") as sub:
+        pass
+    await notifying.notify("k")  # nobody listens: no error
+    async with waiting.subscribe("k") as sub:
+        assert await sub.wait(0.2) is False
+
+
+def _answer(text: str) -> WorkflowQueryResult:
+    return WorkflowQueryResult(
+        result_type=QueryResultType.QUERY_RESULT_TYPE_ANSWERED, answer=Payloads(payloads=[Payload(data=text.encode())])
+    )
+
+
+async def test_query_goes_to_the_worker_and_its_answer_back(routers):
+    caller, worker = routers
+    qid = str(uuid.uuid4())
+    await caller.register(qid, WorkflowQuery(query_type="state"), ttl=10)
+    assert (await worker.fetch(qid)).query_type == "state"
+    waiting = asyncio.create_task(caller.wait(qid, 5.0))
+    await asyncio.sleep(0.05)
+    assert await worker.resolve(qid, _answer("42")) is True
+    assert (await waiting).answer.payloads[0].data == b"42"
+    # Answered once: a second answer and a late fetch find nothing.
+    assert await worker.resolve(qid, _answer("43")) is False
+    assert await worker.fetch(qid) is None
+    await caller.discard(qid)
+
+
+async def test_unanswered_query_times_out_and_a_late_answer_is_refused(routers):
+    caller, worker = routers
+    qid = str(uuid.uuid4())
+    await caller.register(qid, WorkflowQuery(query_type="slow"), ttl=10)
+    assert await caller.wait(qid, 0.2) is None
+    await caller.discard(qid)
+    assert await worker.fetch(qid) is None
+    assert await worker.resolve(qid, _answer("late")) is False
+
+
+async def test_unknown_query_ids(routers):
+    caller, worker = routers
+    assert await worker.fetch("nope") is None
+    assert await worker.resolve("nope", _answer("x")) is False
