@@ -9,11 +9,14 @@ import pytest
 
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
 from odin.matching.memory import InMemoryTaskQueues
+from redis_fixtures import make_redis_queues, redis_client, redis_prefix  # noqa: F401
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 def queues(request):
-    return InMemoryTaskQueues()
+    if request.param == "memory":
+        return InMemoryTaskQueues()
+    return request.getfixturevalue("make_redis_queues")()
 
 
 def _entry(n: int) -> TaskEntry:
