@@ -22,19 +22,21 @@ kills the connection (CLIENT KILL ID: nothing more can reach it, even if the cle
 close on the way to Redis), then re-queues what the consumer holds and deletes it. Without permission
 for CLIENT KILL, only that narrow race is left to the reclaimer.
 
-Reclaim. Entries handed out and never acknowledged (the poller died, the engine failed) come back:
-every ``reclaim_idle / 2`` a background task takes, for each queue this instance polled in the last
-minute, the entries idle longer than ``reclaim_idle`` (XAUTOCLAIM) and re-adds them as fresh entries
-(blocked ``>`` readers see only new ids). It also deletes consumers dead processes left behind (none
-pending, idle longer than ``reclaim_idle``; deleting one a poll still waits on is harmless, Redis
+Reclaim. Entries handed out and never acknowledged (the poller died, the engine failed) come back: every
+``reclaim_idle / 2`` (at most 10 s) a background task takes, for each queue this instance polled in the
+last minute, the entries idle longer than ``reclaim_idle`` (XAUTOCLAIM) and re-adds them as fresh
+entries (blocked ``>`` readers see only new ids). It also deletes consumers dead processes left behind
+(none pending, idle longer than ``reclaim_idle``; deleting one a poll still waits on is harmless, Redis
 recreates it to serve that poll). An engine slower than ``reclaim_idle`` gets an entry twice; entries
-are hints, so it drops the second as stale. A requeued or reclaimed entry goes to the back of the queue.
+are hints, so it drops the second as stale. A requeued or reclaimed entry goes to the back of the
+queue (``requeue_first = False``).
 
 Connections. The client must use ``decode_responses=False``. Each poll holds one connection of its pool
 until it returns: size the pool for the concurrent polls plus the other traffic (redis-py's default
 pool allows 100 and raises MaxConnectionsError beyond; a BlockingConnectionPool waits instead). A short
 ``socket_timeout`` is fine: waits are cut into blocks shorter than it.
 """
+
 from __future__ import annotations
 
 import asyncio
