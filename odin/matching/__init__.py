@@ -6,7 +6,7 @@ entry still names a pending task when a poller takes it, and stale entries are d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 WORKFLOW = "workflow"
@@ -24,6 +24,9 @@ class TaskEntry:
     scheduled_event_id: int = 0
     attempt: int = 0
     query_id: str = ""
+    # Set by a backend on the entries its polls return: what ``ack``/``requeue`` need to find the
+    # delivery again (the in-memory backend needs nothing). Not part of the entry's identity.
+    receipt: str = field(default="", compare=False)
 
     @property
     def is_query(self) -> bool:
@@ -37,6 +40,9 @@ class PollerInfo:
 
 
 class TaskQueues(Protocol):
+    # Whether a requeued entry is handed out before the entries already queued (else it goes last).
+    requeue_first: bool
+
     async def add(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
         """Queue an entry. Adding an entry whose ``task_id`` is already queued is a no-op."""
 

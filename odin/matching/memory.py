@@ -19,6 +19,8 @@ class _Queue:
 
 
 class InMemoryTaskQueues:
+    requeue_first = True
+
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str, str], _Queue] = collections.defaultdict(_Queue)
 

@@ -9,11 +9,14 @@ import pytest
 
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
 from odin.matching.memory import InMemoryTaskQueues
+from redis_fixtures import make_redis_queues, redis_client, redis_prefix  # noqa: F401
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 def queues(request):
-    return InMemoryTaskQueues()
+    if request.param == "memory":
+        return InMemoryTaskQueues()
+    return request.getfixturevalue("make_redis_queues")()
 
 
 def _entry(n: int) -> TaskEntry:
@@ -60,12 +63,15 @@ async def test_cancelled_poll_loses_no_entry(queues):
     assert (await queues.poll("ns", "q", WORKFLOW, 1.0, "w")).task_id == "t8"
 
 
-async def test_requeue_goes_first(queues):
+async def test_requeued_entry_is_handed_out_again(queues):
     await queues.add("ns", "q", WORKFLOW, _entry(1))
     await queues.add("ns", "q", WORKFLOW, _entry(2))
     first = await queues.poll("ns", "q", WORKFLOW, 1.0, "w")
     await queues.requeue("ns", "q", WORKFLOW, first)
-    assert (await queues.poll("ns", "q", WORKFLOW, 1.0, "w")).task_id == "t1"
+    assert await queues.backlog("ns", "q", WORKFLOW) == 2
+    got = [(await queues.poll("ns", "q", WORKFLOW, 1.0, "w")).task_id for _ in range(2)]
+    assert got == (["t1", "t2"] if queues.requeue_first else ["t2", "t1"])
+    assert await queues.poll("ns", "q", WORKFLOW, 0.05, "w") is None
 
 
 async def test_pollers_tracked(queues):

@@ -1,0 +1,466 @@
+"""Task queues on Redis streams (DESIGN §6).
+
+Keys of a queue (namespace id, name, kind), all under one hash tag, so in one Redis Cluster slot:
+``<prefix>{<ns>:<queue>:<kind>}:<p>`` for each of ``partitions`` streams (one consumer group each);
+``:ids`` (task id -> ``<p>:<entry id>`` of its queued or handed-out entry: ``add`` is idempotent);
+``:seq`` (the last entry id given out: ids grow across partitions, so a poll takes the oldest head of
+all of them, FIFO by add time); ``:pollers`` (identity -> start or end of its last poll, wall clock);
+``:polling`` (consumer -> deadline of each poll waiting now). Every queue has the same partition count
+(sticky ones too: their names tell nothing) and all processes must agree on it. Each step touching
+several keys is one Lua script, hence atomic.
+
+Consumers. Each poll is its own consumer ``<instance>:<n>``. A script hands it the oldest queued entry,
+creating missing groups on the way (at id 0, not ``$``: after a FLUSHALL, entries re-added before a
+poll recreated the group must be seen); only if there is none does it block in XREADGROUP on all
+partitions. The entry stays pending under that consumer until ``ack`` (XACK + XDEL, drop it from
+``:ids``, delete the consumer) or ``requeue``. XGROUP DELCONSUMER silently drops pending entries,
+stranding them and their task ids, so every script deleting a consumer first re-queues what it holds.
+
+Cancellation. A poll runs on one pinned connection whose CLIENT ID it knows. Cancelled (or failed)
+mid-command, Redis may have handed its consumer an entry the caller never saw: a shielded clean-up
+kills the connection (CLIENT KILL ID: nothing more can reach it, even if the clean-up overtakes its
+close on the way to Redis), then re-queues what the consumer holds and deletes it. Without permission
+for CLIENT KILL, only that narrow race is left to the reclaimer.
+
+Reclaim. Entries handed out and never acknowledged (the poller died, the engine failed) come back: every
+``reclaim_idle / 2`` (at most 10 s) a background task takes, for each queue this instance polled in the
+last minute, the entries idle longer than ``reclaim_idle`` (XAUTOCLAIM) and re-adds them as fresh
+entries (blocked ``>`` readers see only new ids). It also deletes consumers dead processes left behind
+(none pending, idle longer than ``reclaim_idle``; deleting one a poll still waits on is harmless, Redis
+recreates it to serve that poll). An engine slower than ``reclaim_idle`` gets an entry twice; entries
+are hints, so it drops the second as stale. A requeued or reclaimed entry goes to the back of the
+queue (``requeue_first = False``).
+
+Connections. The client must use ``decode_responses=False``. Each poll holds one connection of its pool
+until it returns: size the pool for the concurrent polls plus the other traffic (redis-py's default
+pool allows 100 and raises MaxConnectionsError beyond; a BlockingConnectionPool waits instead). A short
+``socket_timeout`` is fine: waits are cut into blocks shorter than it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import logging
+import math
+import time
+import uuid
+import zlib
+from typing import Any, Coroutine, Iterator
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from odin.clock import monotonic
+from odin.matching import PollerInfo, TaskEntry
+
+log = logging.getLogger(__name__)
+
+GROUP = "odin"
+POLLER_TTL = 300  # seconds an identity stays listed after its last poll
+WATCH = 60.0  # an instance reclaims the entries of queues it polled this recently
+
+_FIELDS = {f.name for f in dataclasses.fields(TaskEntry)} - {"receipt"}
+
+# KEYS of every script: the partitions' streams, then :ids, :seq, :pollers, :polling.
+# Stream entries are {'t', task id, 'e', payload}, so e[2][2] is the task id and e[2][4] the payload.
+_PRELUDE = f"""
+local G, TTL = '{GROUP}', {POLLER_TTL}
+local P = #KEYS - 4
+local IDS, SEQ, POLLERS, POLLING = KEYS[P + 1], KEYS[P + 2], KEYS[P + 3], KEYS[P + 4]
+
+local function fields(flat)
+  local t = {{}}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+-- The group's XINFO fields; nil if the stream or the group is missing.
+local function group(key)
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', key)
+  if ok then
+    for _, g in ipairs(groups) do
+      local f = fields(g)
+      if f['name'] == G then return f end
+    end
+  end
+  return nil
+end
+
+local function ensure(key)
+  local g = group(key)
+  if g then return g['last-delivered-id'] end
+  redis.call('XGROUP', 'CREATE', key, G, '0', 'MKSTREAM')
+  return '0-0'
+end
+
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+local function push(p, task, payload)
+  local key = KEYS[p + 1]
+  if redis.call('EXISTS', key) == 0 then redis.call('XGROUP', 'CREATE', key, G, '0', 'MKSTREAM') end
+  local t = redis.call('TIME')
+  local ms, seq = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), 0
+  local last = redis.call('GET', SEQ)
+  if last then
+    local lms, lseq = parse(last)
+    if lms >= ms then ms, seq = lms, lseq + 1 end
+  end
+  local ok, id = pcall(redis.call, 'XADD', key, string.format('%d-%d', ms, seq), 't', task, 'e', payload)
+  if not ok then id = redis.call('XADD', key, '*', 't', task, 'e', payload) end -- :seq was lost alone
+  redis.call('SET', SEQ, id)
+  redis.call('HSET', IDS, task, p .. ':' .. id)
+end
+
+-- Take back delivery <p>:<id> of a task; queue the task afresh unless another copy is queued.
+local function requeue(p, id, task, payload)
+  redis.call('XACK', KEYS[p + 1], G, id)
+  redis.call('XDEL', KEYS[p + 1], id)
+  local loc = redis.call('HGET', IDS, task)
+  if not loc or loc == p .. ':' .. id then push(p, task, payload) end
+end
+
+local function give_back(p, id)
+  local e = redis.call('XRANGE', KEYS[p + 1], id, id)[1]
+  if e then requeue(p, id, e[2][2], e[2][4]) else redis.call('XACK', KEYS[p + 1], G, id) end
+end
+
+-- Re-queue what a consumer holds, then delete it.
+local function release(c)
+  for p = 0, P - 1 do
+    local ok, held = pcall(redis.call, 'XPENDING', KEYS[p + 1], G, '-', '+', 1000, c)
+    if ok then
+      for _, e in ipairs(held) do give_back(p, e[1]) end
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[p + 1], G, c)
+    end
+  end
+end
+
+local function seen(identity, now)
+  redis.call('HSET', POLLERS, identity, now)
+  redis.call('EXPIRE', POLLERS, TTL)
+end
+"""
+
+# ARGV: task id, payload, partition.
+_ADD = """
+local loc = redis.call('HGET', IDS, ARGV[1])
+if loc then
+  local p, id = string.match(loc, '^(%d+):(.+)$')
+  p = tonumber(p)
+  -- The index outlives its entry only if keys were lost piecemeal: then the add goes ahead.
+  if p == nil or p >= P or redis.call('XRANGE', KEYS[p + 1], id, id)[1] then return 0 end
+end
+push(tonumber(ARGV[3]), ARGV[1], ARGV[2])
+return 1
+"""
+
+# ARGV: consumer, identity, now, deadline. Hands the consumer the oldest head of all partitions, or
+# registers the poll as waiting and returns nil.
+_TAKE = """
+seen(ARGV[2], ARGV[3])
+local best, bms, bseq
+for p = 0, P - 1 do
+  local head = redis.call('XRANGE', KEYS[p + 1], '(' .. ensure(KEYS[p + 1]), '+', 'COUNT', 1)[1]
+  if head then
+    local ms, seq = parse(head[1])
+    if not best or ms < bms or (ms == bms and seq < bseq) then best, bms, bseq = p, ms, seq end
+  end
+end
+if not best then
+  redis.call('ZADD', POLLING, ARGV[4], ARGV[1])
+  redis.call('EXPIRE', POLLING, TTL + math.ceil(ARGV[4] - ARGV[3]))
+  return false
+end
+redis.call('ZREM', POLLING, ARGV[1])
+local e = redis.call('XREADGROUP', 'GROUP', G, ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[best + 1], '>')[1][2][1]
+return {best, e[1], e[2][4]}
+"""
+
+# ARGV: consumer, identity, now, release all ('1') or not ('0'), then <partition, id> pairs to give back.
+_FINISH = """
+if ARGV[4] == '1' then release(ARGV[1]) end
+for i = 5, #ARGV, 2 do give_back(tonumber(ARGV[i]), ARGV[i + 1]) end
+redis.call('ZREM', POLLING, ARGV[1])
+seen(ARGV[2], ARGV[3])
+"""
+
+# ARGV: consumer, task id, partition, entry id[, payload]. Acknowledges the delivery, or with a
+# payload gives it back; then the consumer goes.
+_SETTLE = """
+local p, id = tonumber(ARGV[3]), ARGV[4]
+if ARGV[5] then
+  requeue(p, id, ARGV[2], ARGV[5])
+else
+  redis.call('XACK', KEYS[p + 1], G, id)
+  redis.call('XDEL', KEYS[p + 1], id)
+  if redis.call('HGET', IDS, ARGV[2]) == p .. ':' .. id then redis.call('HDEL', IDS, ARGV[2]) end
+end
+release(ARGV[1])
+"""
+
+# ARGV: min idle ms, now.
+_RECLAIM = """
+for p = 0, P - 1 do
+  local key = KEYS[p + 1]
+  if group(key) then
+    for _, e in ipairs(redis.call('XAUTOCLAIM', key, G, 'odin-reclaim', ARGV[1], '0-0', 'COUNT', 100)[2]) do
+      if e[2] then requeue(p, e[1], e[2][2], e[2][4]) end
+    end
+    for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', key, G)) do
+      local f = fields(c)
+      if f['pending'] == 0 and (f['idle'] >= tonumber(ARGV[1]) or f['name'] == 'odin-reclaim') then
+        redis.call('XGROUP', 'DELCONSUMER', key, G, f['name'])
+      end
+    end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', POLLING, '-inf', '(' .. ARGV[2])
+local pollers = redis.call('HGETALL', POLLERS)
+for i = 1, #pollers, 2 do
+  if tonumber(pollers[i + 1]) < ARGV[2] - TTL then redis.call('HDEL', POLLERS, pollers[i]) end
+end
+"""
+
+# Queued and not handed out: with acked entries deleted, that is XLEN minus pending.
+_BACKLOG = """
+local n = 0
+for p = 0, P - 1 do
+  local g = group(KEYS[p + 1])
+  if g then n = n + redis.call('XLEN', KEYS[p + 1]) - g['pending'] end
+end
+return n
+"""
+
+# Returns <entry id, payload> pairs of every entry not handed out, deleted.
+_DRAIN = """
+local out, held = {}, 0
+for p = 0, P - 1 do
+  local key = KEYS[p + 1]
+  local g = group(key)
+  if g then held = held + g['pending'] end
+  for _, e in ipairs(redis.call('XRANGE', key, g and '(' .. g['last-delivered-id'] or '-', '+')) do
+    redis.call('XDEL', key, e[1])
+    if redis.call('HGET', IDS, e[2][2]) == p .. ':' .. e[1] then redis.call('HDEL', IDS, e[2][2]) end
+    table.insert(out, e[1])
+    table.insert(out, e[2][4])
+  end
+end
+-- Its pollers go too (as in memory); with nothing handed out either, a dead sticky queue leaves no keys.
+if held == 0 then redis.call('DEL', unpack(KEYS)) else redis.call('DEL', POLLERS, POLLING) end
+return out
+"""
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _id_order(entry_id: bytes | str) -> tuple[int, int]:
+    ms, seq = _s(entry_id).split("-")
+    return int(ms), int(seq)
+
+
+def _payload(entry: TaskEntry) -> str:
+    return json.dumps({name: getattr(entry, name) for name in sorted(_FIELDS)})
+
+
+def _entry(payload: bytes | str, receipt: str = "") -> TaskEntry:
+    data = json.loads(payload)
+    return TaskEntry(**{k: v for k, v in data.items() if k in _FIELDS}, receipt=receipt)
+
+
+class RedisTaskQueues:
+    requeue_first = False
+
+    def __init__(self, redis: Redis, prefix: str = "odin:", partitions: int = 4, reclaim_idle: float = 30.0) -> None:
+        if partitions < 1:
+            raise ValueError("partitions must be at least 1")
+        self._redis = redis
+        self._prefix = prefix
+        self.partitions = partitions
+        self._reclaim_idle = reclaim_idle
+        self._name = uuid.uuid4().hex[:12]
+        self._counter = itertools.count(1)
+        script = lambda body: redis.register_script(_PRELUDE + body)  # noqa: E731
+        self._add, self._take, self._finish = script(_ADD), script(_TAKE), script(_FINISH)
+        self._settle, self._reclaim = script(_SETTLE), script(_RECLAIM)
+        self._backlog, self._drain = script(_BACKLOG), script(_DRAIN)
+        socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+        # Redis notices a BLOCK's end only every 1000/hz ms (100 ms by default): keep a margin.
+        self._max_block = max(socket_timeout - 0.5, socket_timeout / 2) if socket_timeout else math.inf
+        self._watched: dict[tuple[str, ...], float] = {}
+        self._reclaimer: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def _keys(self, namespace_id: str, queue: str, kind: str) -> tuple[str, ...]:
+        base = f"{self._prefix}{{{namespace_id}:{queue}:{kind}}}:"
+        streams = (f"{base}{p}" for p in range(self.partitions))
+        return (*streams, base + "ids", base + "seq", base + "pollers", base + "polling")
+
+    def _receipt(self, entry: TaskEntry) -> tuple[int, str, str]:
+        p, entry_id, consumer = entry.receipt.split(":", 2)
+        if not 0 <= int(p) < self.partitions:
+            raise ValueError(f"receipt {entry.receipt!r} names a partition this queue does not have")
+        return int(p), entry_id, consumer
+
+    async def add(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
+        p = zlib.crc32(entry.task_id.encode()) % self.partitions
+        await self._add(keys=self._keys(namespace_id, queue, task_type), args=[entry.task_id, _payload(entry), p])
+
+    async def ack(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
+        if entry.receipt:  # else it came from no poll: nothing to acknowledge
+            p, entry_id, consumer = self._receipt(entry)
+            args = [consumer, entry.task_id, p, entry_id]
+            await self._settle(keys=self._keys(namespace_id, queue, task_type), args=args)
+
+    async def requeue(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
+        if not entry.receipt:
+            return await self.add(namespace_id, queue, task_type, entry)
+        p, entry_id, consumer = self._receipt(entry)
+        args = [consumer, entry.task_id, p, entry_id, _payload(entry)]
+        await self._settle(keys=self._keys(namespace_id, queue, task_type), args=args)
+
+    # -- polls -----------------------------------------------------------------------------
+
+    async def poll(
+        self, namespace_id: str, queue: str, task_type: str, timeout: float, identity: str
+    ) -> TaskEntry | None:
+        keys = self._keys(namespace_id, queue, task_type)
+        deadline = monotonic() + timeout
+        self._watch(keys, deadline)
+        consumer = f"{self._name}:{next(self._counter)}"
+        conn = self._redis.client()  # one connection for the whole poll, so a cancelled poll can be cut off
+        client_id = None
+        try:
+            client_id = await conn.client_id()
+            entry = await self._poll(conn, keys, consumer, identity, deadline)
+        except BaseException:
+            await asyncio.shield(self._spawn(self._abandon(conn, client_id, keys, consumer, identity)))
+            raise
+        if entry is None:
+            await asyncio.shield(self._spawn(self._abandon(conn, None, keys, consumer, identity)))
+        else:
+            self._spawn(conn.aclose())  # no await between taking an entry and returning it
+        return entry
+
+    async def _poll(
+        self, conn: Redis, keys: tuple[str, ...], consumer: str, identity: str, deadline: float
+    ) -> TaskEntry | None:
+        streams = keys[: self.partitions]
+        while True:
+            remaining, now = deadline - monotonic(), time.time()
+            got = await self._take(keys=keys, args=[consumer, identity, now, now + max(remaining, 0)], client=conn)
+            if got:
+                return _entry(got[2], f"{got[0]}:{_s(got[1])}:{consumer}")
+            if remaining <= 0:
+                return None
+            block = max(1, int(min(remaining, self._max_block) * 1000))
+            try:
+                reply = await conn.xreadgroup(GROUP, consumer, dict.fromkeys(streams, ">"), count=1, block=block)
+            except ResponseError as exc:
+                if str(exc).startswith(("NOGROUP", "UNBLOCKED")):
+                    continue  # the queue's keys vanished (a flush): the next take recreates them
+                raise
+            delivered = sorted(self._delivered(reply, streams), key=lambda d: _id_order(d[1]))
+            if delivered:
+                (p, entry_id, payload), *rest = delivered
+                # Entries that came to other partitions between take and block arrive together: give
+                # those back. In the background, like the rest of the clean-up: nothing may delay the return.
+                extra = [x for p2, id2, _ in rest for x in (p2, id2)]
+                self._spawn(self._finish(keys=keys, args=[consumer, identity, time.time(), 0, *extra]))
+                return _entry(payload, f"{p}:{_s(entry_id)}:{consumer}")
+            if monotonic() >= deadline:
+                return None
+
+    @staticmethod
+    def _delivered(reply: Any, streams: tuple[str, ...]) -> Iterator[tuple[int, bytes, bytes]]:
+        partition = {s: p for p, s in enumerate(streams)}
+        for name, entries in reply.items() if isinstance(reply, dict) else reply or []:
+            for entry_id, fields in entries:
+                yield partition[_s(name)], entry_id, {_s(k): v for k, v in fields.items()}["e"]
+
+    async def _abandon(
+        self, conn: Redis, client_id: int | None, keys: tuple[str, ...], consumer: str, identity: str
+    ) -> None:
+        """End a poll that returns nothing: give back whatever its consumer got, then delete it."""
+        try:
+            if client_id is not None:
+                if conn.connection is not None:
+                    await conn.connection.disconnect()
+                try:
+                    await self._redis.client_kill_filter(_id=str(client_id))
+                except ResponseError as exc:  # no permission: the reclaimer covers the race
+                    log.debug("CLIENT KILL refused: %s", exc)
+            await self._finish(keys=keys, args=[consumer, identity, time.time(), 1])
+        except (RedisError, OSError) as exc:
+            log.warning("could not release task queue consumer %s (the reclaimer will): %s", consumer, exc)
+        finally:
+            await conn.aclose()
+
+    def _spawn(self, coro: Coroutine) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("task queue clean-up failed: %r", task.exception())
+
+    # -- reclaiming ------------------------------------------------------------------------
+
+    def _watch(self, keys: tuple[str, ...], poll_deadline: float) -> None:
+        self._watched[keys] = max(poll_deadline, self._watched.get(keys, 0.0))
+        if self._reclaimer is None or self._reclaimer.done():
+            self._reclaimer = asyncio.create_task(self._reclaim_loop())
+
+    async def _reclaim_loop(self) -> None:
+        interval = min(max(self._reclaim_idle / 2, 0.05), 10.0)
+        while self._watched:
+            await asyncio.sleep(interval)
+            cutoff = monotonic() - max(WATCH, 2 * self._reclaim_idle)
+            for keys, polled_until in list(self._watched.items()):
+                if polled_until < cutoff:
+                    del self._watched[keys]
+                    continue
+                try:
+                    await self._reclaim(keys=keys, args=[int(self._reclaim_idle * 1000), time.time()])
+                except RedisError as exc:
+                    log.warning("could not reclaim entries of %s: %s", keys[0], exc)
+        self._reclaimer = None
+
+    async def close(self) -> None:
+        if self._reclaimer is not None:
+            self._reclaimer.cancel()
+        await asyncio.gather(*filter(None, [self._reclaimer, *self._tasks]), return_exceptions=True)
+        self._reclaimer = None
+
+    # -- pollers and inspection ------------------------------------------------------------
+
+    async def has_recent_poller(self, namespace_id: str, queue: str, task_type: str, within: float) -> bool:
+        *_, pollers, polling = self._keys(namespace_id, queue, task_type)
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            waiting, seen = await pipe.zcount(polling, now, "+inf").hvals(pollers).execute()
+        return waiting > 0 or any(float(t) >= now - within for t in seen)
+
+    async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]:
+        *_, pollers, _ = self._keys(namespace_id, queue, task_type)
+        now = time.time()
+        seen = await self._redis.hgetall(pollers)
+        return [PollerInfo(_s(i), min(float(t), now)) for i, t in seen.items() if float(t) >= now - POLLER_TTL]
+
+    async def backlog(self, namespace_id: str, queue: str, task_type: str) -> int:
+        return int(await self._backlog(keys=self._keys(namespace_id, queue, task_type)))
+
+    async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
+        flat = await self._drain(keys=self._keys(namespace_id, queue, task_type))
+        pairs = sorted(zip(flat[::2], flat[1::2]), key=lambda pair: _id_order(pair[0]))
+        return [_entry(payload) for _, payload in pairs]
