@@ -77,6 +77,8 @@ class Settings:
     redis_url: str | None = None
     # Every Redis key Odin (and its Celery broker) writes starts with this.
     redis_prefix: str = "odin:"
+    # Each worker long poll holds a Redis connection while it waits: size the pool for them.
+    redis_max_connections: int = 1000
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 7233
     http_port: int = 8080
@@ -108,6 +110,7 @@ class Settings:
             database_url=normalize_database_url(url) if url else None,
             redis_url=redis_url_from_env(),
             redis_prefix=os.environ.get("ODIN_REDIS_PREFIX", cls.redis_prefix),
+            redis_max_connections=_int("ODIN_REDIS_MAX_CONNECTIONS", cls.redis_max_connections),
             grpc_host=os.environ.get("ODIN_GRPC_HOST", "0.0.0.0"),
             grpc_port=_int("ODIN_GRPC_PORT", cls.grpc_port),
             http_port=_int("PORT", _int("ODIN_HTTP_PORT", cls.http_port)),

@@ -63,3 +63,18 @@ class ConcurrentUpdate(Exception):
 
 class ShardOwnershipLost(Exception):
     """A shard queue processor's write was fenced off: another process now holds the shard."""
+
+
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """A passing infrastructure fault (database or Redis connection lost, a timeout talking to
+    them) as UNAVAILABLE, which clients retry; None for anything else."""
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.OperationalError) or (
+        isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+    ):
+        return Unavailable("The database is temporarily unavailable; retry the call.")
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return Unavailable("Redis is temporarily unavailable; retry the call.")
+    return None

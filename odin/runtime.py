@@ -15,7 +15,8 @@ from odin.beat.jobs import SystemJobs
 from odin.beat.local import LocalSystemWorkers
 from odin.beat.timers import AsyncioTimerScheduler, CeleryTimerScheduler, TimerScheduler
 from odin.clock import Clock, SystemClock
-from odin.config import Settings, default_identity, redis_tls_options
+from odin import redisconn
+from odin.config import Settings, default_identity
 from odin.frontend import FrontendService
 from odin.history.engine import HistoryEngine
 from odin.history.notifier import InMemoryNotifier, RedisNotifier
@@ -53,6 +54,7 @@ class Runtime:
         *,
         auto_migrate: bool = False,
         system_worker: bool = False,
+        run_system_jobs: bool = True,
     ):
         if not settings.database_url:
             raise ValueError("no database configured: set ODIN_DATABASE_URL (or DATABASE_URL)")
@@ -60,6 +62,9 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.auto_migrate = auto_migrate
         self.system_worker = system_worker
+        # Without Redis, whether this process runs the jobs of time itself (the one server does;
+        # a web process does not).
+        self.run_system_jobs = run_system_jobs
         self.identity = default_identity()
         self.redis = None
         self.store: SqlExecutionStore | None = None
@@ -88,12 +93,10 @@ class Runtime:
         num_shards = await store.init_cluster(s.num_shards)
 
         if self.distributed:
-            import redis.asyncio as aioredis
-
             from odin.beat.celery_app import create_celery
             from odin.matching.redis_streams import RedisTaskQueues
 
-            self.redis = aioredis.from_url(s.redis_url, **redis_tls_options(s.redis_url))
+            self.redis = redisconn.connect(s)
             self._closers.append(self.redis.aclose)
             queues = RedisTaskQueues(
                 self.redis, prefix=s.redis_prefix, partitions=s.queue_partitions, reclaim_idle=s.queue_reclaim_seconds
@@ -114,7 +117,7 @@ class Runtime:
                 self.shards = NoShards()
         else:
             queues, notifier, queries = InMemoryTaskQueues(), InMemoryNotifier(), InMemoryQueryRouter()
-            self.shards = StaticShards(store, num_shards, self.identity)
+            self.shards = StaticShards(store, num_shards, self.identity) if self.run_system_jobs else NoShards()
             self.timers = AsyncioTimerScheduler(store, lambda: self.jobs.fire_due_timers(), self.clock)
 
         self.engine = engine = HistoryEngine(store, queues, notifier, self.clock, num_shards, queries)
@@ -125,7 +128,7 @@ class Runtime:
         )
         await self.frontend.ensure_namespace(s.default_namespace)
         await self.shards.start()
-        if not self.distributed:
+        if not self.distributed and self.run_system_jobs:
             # Whatever was queued in memory before a restart is rebuilt from SQL.
             await engine.requeue_transfer_tasks()
             self._local = LocalSystemWorkers(
@@ -135,7 +138,7 @@ class Runtime:
                 retention_every=s.retention_sweep_seconds,
             )
             await self._local.start()
-        else:
+        elif self.distributed:
             await self.timers.start()
         return self
 
@@ -143,7 +146,7 @@ class Runtime:
         if self._local is not None:
             await self._local.stop()
             self._local = None
-        elif self.timers is not None:
+        elif self.timers is not None and self.distributed:
             await self.timers.stop()
         if self.shards is not None:
             await self.shards.stop()

@@ -150,3 +150,11 @@ def private_redis_server(tmp_dir) -> Iterator[str]:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Keep each phase's report on the test item, so a fixture can tell whether its test failed.
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -18,7 +18,7 @@ import logging
 import threading
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu import Exchange, Queue
 from kombu.common import Broadcast
 
 from odin import bridge
@@ -44,7 +44,12 @@ def create_celery(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         task_default_queue=DEFAULT_QUEUE,
         task_queues=(Queue(DEFAULT_QUEUE), Broadcast(SWEEPS)),
-        task_routes={name: {"queue": SWEEPS} for name in ("odin.sweep_timers", "odin.sweep_transfers")},
+        # A publisher declares a Broadcast queue's fanout exchange only if told to (without it the
+        # Redis transport treats the exchange as direct and the message reaches no worker).
+        task_routes={
+            name: {"queue": SWEEPS, "declare": [Exchange(SWEEPS, type="fanout")]}
+            for name in ("odin.sweep_timers", "odin.sweep_transfers")
+        },
         task_ignore_result=True,
         worker_pool="threads",
         worker_concurrency=8,

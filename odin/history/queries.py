@@ -13,6 +13,9 @@ from typing import Protocol
 
 from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
 
+from odin.clock import monotonic
+from odin.redisconn import block_limit
+
 
 class QueryRouter(Protocol):
     async def register(self, query_id: str, query: WorkflowQuery, ttl: float) -> None:
@@ -82,6 +85,7 @@ class RedisQueryRouter:
         self._redis = redis
         self._prefix = f"{prefix}query:"
         self._resolve = redis.register_script(_RESOLVE)
+        self._block = block_limit(redis)
 
     def _keys(self, query_id: str) -> tuple[str, str]:
         return f"{self._prefix}{{{query_id}}}", f"{self._prefix}{{{query_id}}}:answer"
@@ -97,9 +101,15 @@ class RedisQueryRouter:
 
     async def wait(self, query_id: str, timeout: float) -> WorkflowQueryResult | None:
         _, answer = self._keys(query_id)
-        # BLPOP takes whole or fractional seconds; 0 would block forever.
-        got = await self._redis.blpop([answer], timeout=max(timeout, 0.01))
-        return None if got is None else WorkflowQueryResult.FromString(got[1])
+        deadline = monotonic() + timeout
+        while True:
+            remaining = deadline - monotonic()
+            # BLPOP takes fractional seconds (0 would block forever), each wait within the read timeout.
+            got = await self._redis.blpop([answer], timeout=max(min(remaining, self._block), 0.01))
+            if got is not None:
+                return WorkflowQueryResult.FromString(got[1])
+            if remaining <= self._block:
+                return None
 
     async def resolve(self, query_id: str, result: WorkflowQueryResult) -> bool:
         key, answer = self._keys(query_id)

@@ -54,6 +54,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from odin.clock import monotonic
+from odin.redisconn import block_limit
 from odin.matching import PollerInfo, TaskEntry
 
 log = logging.getLogger(__name__)
@@ -291,9 +292,7 @@ class RedisTaskQueues:
         self._add, self._take, self._finish = script(_ADD), script(_TAKE), script(_FINISH)
         self._settle, self._reclaim = script(_SETTLE), script(_RECLAIM)
         self._backlog, self._drain = script(_BACKLOG), script(_DRAIN)
-        socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
-        # Redis notices a BLOCK's end only every 1000/hz ms (100 ms by default): keep a margin.
-        self._max_block = max(socket_timeout - 0.5, socket_timeout / 2) if socket_timeout else math.inf
+        self._max_block = block_limit(redis)
         self._watched: dict[tuple[str, ...], float] = {}
         self._reclaimer: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()

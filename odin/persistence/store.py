@@ -237,6 +237,10 @@ class SqlExecutionStore:
     async def close(self) -> None:
         await self.db.dispose()
 
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        await self._read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
+
     async def _read(self, fn: Callable[[sa.Connection], R]) -> R:
         def call() -> R:
             with self.engine.connect() as conn:

@@ -858,3 +858,15 @@ async def test_health_check_reports_serving(health_stub):
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await health_stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_lost_database_connection_is_unavailable_so_clients_retry(stub, odin_server, monkeypatch):
+    # A connection dropped mid-call is simulated here by making the store raise the error SQLAlchemy
+    # raises for it; real dropped connections are exercised in tests/distributed.
+    import sqlalchemy.exc
+
+    def lost(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(odin_server.store, "get_current", lost)
+    await expect_error(describe(stub, uid("wf")), grpc.StatusCode.UNAVAILABLE, "temporarily unavailable")

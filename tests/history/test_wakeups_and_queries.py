@@ -129,3 +129,18 @@ async def test_unknown_query_ids(routers):
     caller, worker = routers
     assert await worker.fetch("nope") is None
     assert await worker.resolve("nope", _answer("x")) is False
+
+
+async def test_a_redis_wait_longer_than_the_read_timeout_is_cut_into_pieces(redis_prefix):
+    client = aioredis.from_url(REDIS_URL, socket_timeout=0.5)
+    router = RedisQueryRouter(client, redis_prefix)
+    try:
+        qid = str(uuid.uuid4())
+        await router.register(qid, WorkflowQuery(query_type="slow"), ttl=10)
+        answer = asyncio.create_task(router.wait(qid, 3.0))
+        await asyncio.sleep(1.2)  # longer than one read timeout
+        assert await RedisQueryRouter(client, redis_prefix).resolve(qid, _answer("late but fine"))
+        assert (await answer).answer.payloads[0].data == b"late but fine"
+        assert await router.wait("other", 1.0) is None  # a timeout, not an error
+    finally:
+        await client.aclose()

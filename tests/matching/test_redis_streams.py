@@ -287,6 +287,15 @@ async def test_waits_are_cut_to_the_socket_timeout(redis_prefix, make_redis_queu
         await client.aclose()
 
 
+def test_a_client_without_an_explicit_socket_timeout_still_gets_bounded_waits():
+    # redis-py reads with a default timeout (5 s) even when the caller names none.
+    from odin.redisconn import block_limit, socket_timeout
+
+    client = redis.Redis.from_url(REDIS_URL)
+    assert socket_timeout(client) is not None
+    assert block_limit(client) < socket_timeout(client)
+
+
 @pytest.mark.parametrize("partitions", [1, 3])
 async def test_partition_counts(make_redis_queues, partitions):
     queues = make_redis_queues(partitions=partitions)

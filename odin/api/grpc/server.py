@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
-from odin.errors import OdinError
+from odin.errors import OdinError, unavailable
 from odin.frontend import FrontendService
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,11 @@ def _method(name: str, call: Call):
             await context.abort_with_status(to_status(err))
         except grpc.aio.AbortError:
             raise
-        except Exception:
+        except Exception as exc:
+            transient = unavailable(exc)
+            if transient is not None:
+                log.warning("%s: %s (%r)", name, transient.message, exc)
+                await context.abort_with_status(to_status(transient))
             log.exception("%s failed", name)
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name}")
 

@@ -1,0 +1,204 @@
+"""The distributed shape end to end (DESIGN §1, §5-§7): two stateless ``odin server`` processes over
+one PostgreSQL database and one Redis, ``celery -A odin worker`` and ``celery -A odin beat`` running
+the jobs of time, and the temporalio SDK with one worker through each server.
+
+The chaos test flushes Redis, SIGKILLs a server, SIGKILLs and restarts the Celery worker and
+terminates every PostgreSQL connection while workflows with activities, timers and signals run;
+every workflow still completes once, with the right result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import timedelta
+
+import pytest
+import redis
+from conftest import private_redis_server, throwaway_postgres_database
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+from workflows import Durable, Nap, add_one
+
+from cluster import Cluster, free_port
+from odin.beat.celery_app import JOBS
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    with throwaway_postgres_database() as database_url, private_redis_server(tmp_path) as redis_url:
+        c = Cluster(database_url, redis_url, tmp_path)
+        upgrade = c.odin("db", "upgrade")
+        assert upgrade.returncode == 0, upgrade.stderr
+        try:
+            yield c
+        finally:
+            c.shutdown()
+            report = getattr(request.node, "rep_call", None)
+            if report is not None and report.failed:
+                print(c.dump())  # the processes' output, shown with the failure
+
+
+def test_celery_worker_registers_the_system_jobs(cluster):
+    cluster.start_worker()
+    inspected = cluster.celery("inspect", "registered", "--timeout", "10")
+    assert inspected.returncode == 0, inspected.stdout + inspected.stderr
+    for job in JOBS:
+        assert job in inspected.stdout, inspected.stdout
+
+
+def test_server_refuses_an_unmigrated_database(tmp_path):
+    with throwaway_postgres_database() as database_url:
+        c = Cluster(database_url, "redis://127.0.0.1:1/0", tmp_path)
+        result = c.odin("server", "--grpc-port", "0")
+        assert result.returncode != 0
+        assert "odin db upgrade" in result.stdout + result.stderr
+
+
+async def test_timers_fire_through_celery(cluster):
+    _, port = cluster.start_server()
+    worker = cluster.start_worker()
+    cluster.start_beat()
+    client = await Client.connect(f"127.0.0.1:{port}")
+    queue = f"nap-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[Nap]):
+        results = await asyncio.wait_for(
+            asyncio.gather(*(client.execute_workflow(Nap.run, 1.5, id=f"nap-{i}", task_queue=queue) for i in range(5))),
+            60,
+        )
+    assert results == ["rested"] * 5
+    assert "odin.fire_timer" in worker.output()
+
+
+async def test_workflows_survive_redis_flush_server_kill_worker_kill_and_dropped_connections(cluster):
+    s1, port1 = cluster.start_server()
+    _, port2 = cluster.start_server()
+    celery_worker = cluster.start_worker("w1")
+    cluster.start_beat()
+    c1 = await Client.connect(f"127.0.0.1:{port1}")
+    c2 = await Client.connect(f"127.0.0.1:{port2}")
+    queue = f"chaos-{uuid.uuid4().hex[:8]}"
+    n = 12
+    w1 = Worker(c1, task_queue=queue, workflows=[Durable], activities=[add_one])
+    w2 = Worker(c2, task_queue=queue, workflows=[Durable], activities=[add_one])
+    runs = [asyncio.create_task(w.run()) for w in (w1, w2)]
+    try:
+        handles = [
+            await (c1 if i % 2 else c2).start_workflow(Durable.run, i * 10, id=f"chaos-{i}-{uuid.uuid4().hex[:6]}", task_queue=queue)
+            for i in range(n)
+        ]
+        await asyncio.sleep(1.0)
+
+        # (a) Redis loses everything: queues, leases, wake-ups, Celery's broker.
+        redis.Redis.from_url(cluster.redis_url).flushall()
+        await asyncio.sleep(1.0)
+        for i, h in enumerate(handles):
+            await (c1 if i % 2 else c2).get_workflow_handle(h.id).signal(Durable.proceed)
+
+        # (b) one server dies; its worker's calls fail from now on.
+        s1.kill()
+        # (c) the Celery worker dies in the middle of its timers and comes back.
+        await asyncio.sleep(1.0)
+        celery_worker.kill()
+        await asyncio.sleep(1.0)
+        replacement = cluster.start_worker("w2")
+        # (d) every database connection is cut.
+        assert cluster.terminate_database_connections() > 0
+        # All of this happened while the workflows were still under way.
+        statuses = [(await c2.get_workflow_handle(h.id).describe()).status.name for h in handles]
+        assert statuses.count("RUNNING") >= n // 2, statuses
+
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(c2.get_workflow_handle(h.id).result() for h in handles)), 150
+            )
+        except TimeoutError:
+            for h in handles:
+                d = await c2.get_workflow_handle(h.id).describe()
+                history = await c2.get_workflow_handle(h.id).fetch_history()
+                raw = d.raw_description
+                print(h.id, d.status, [EventType.Name(e.event_type)[11:] for e in history.events],
+                      raw.pending_workflow_task, [(a.activity_id, a.state, a.attempt) for a in raw.pending_activities])
+            raise
+        assert results == [i * 10 + 2 for i in range(n)]
+        for h in handles:
+            history = await c2.get_workflow_handle(h.id).fetch_history()
+            types = [e.event_type for e in history.events]
+            assert types.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) == 1
+            assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) == 2
+            assert types.count(EventType.EVENT_TYPE_TIMER_FIRED) == 2
+            assert types.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) == 1
+        # The restarted Celery worker took over every shard lease of the killed one.
+        owners = cluster.shard_owners()
+        assert set(owners) == set(range(16))
+        assert {o.split(":")[1] for o in owners.values()} == {str(replacement.proc.pid)}, owners
+    finally:
+        await w2.shutdown()
+        for task in runs:
+            task.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+
+
+async def test_retention_through_celery_archives_and_deletes(cluster):
+    archive = cluster.workdir / "archive"
+    cluster.env.update({"ODIN_RETENTION_SWEEP_SECONDS": "1", "ODIN_ARCHIVE_URI": f"file://{archive}"})
+    _, port = cluster.start_server()
+    cluster.start_worker()
+    cluster.start_beat()
+    namespace = f"short-{uuid.uuid4().hex[:6]}"
+    client = await Client.connect(f"127.0.0.1:{port}", namespace=namespace)
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=timedelta(seconds=1))
+    )
+    queue = f"ret-{uuid.uuid4().hex[:6]}"
+    async with Worker(client, task_queue=queue, workflows=[Nap]):
+        handle = await client.start_workflow(Nap.run, 0.1, id=f"ret-{uuid.uuid4().hex[:6]}", task_queue=queue)
+        assert await handle.result() == "rested"
+    run_id = handle.result_run_id
+    events = (await handle.fetch_history()).events
+
+    async def deleted() -> bool:
+        try:
+            await handle.describe()
+            return False
+        except RPCError as err:
+            assert err.status == RPCStatusCode.NOT_FOUND
+            return True
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await deleted():
+        assert asyncio.get_running_loop().time() < deadline, "retention did not delete the run"
+        await asyncio.sleep(0.5)
+    archived = (await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()).events
+    assert [e.SerializeToString() for e in archived] == [e.SerializeToString() for e in events]
+    assert any(archive.rglob("*.history"))
+
+
+def test_the_web_process_starts_under_gunicorn_and_is_ready(cluster):
+    port = free_port()
+    cluster._spawn(
+        "gunicorn",
+        [sys.executable, "-m", "gunicorn", "odin.api.rest:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        ready="Booting worker",
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                assert json.load(r) == {"status": "ok"}
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as r:
+        body = json.load(r)
+    assert body == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}

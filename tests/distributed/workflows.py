@@ -1,0 +1,44 @@
+"""Workflows and activities run by the distributed tests (a module of their own, so the SDK's
+workflow sandbox imports nothing but these)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+
+
+@activity.defn
+async def add_one(n: int) -> int:
+    return n + 1
+
+
+@workflow.defn
+class Durable:
+    """An activity, a timer, a signal, another activity and another timer."""
+
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        retry = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=2))
+        a = await workflow.execute_activity(add_one, n, start_to_close_timeout=timedelta(seconds=5), retry_policy=retry)
+        await workflow.sleep(2)
+        await workflow.wait_condition(lambda: self.go)
+        b = await workflow.execute_activity(add_one, a, start_to_close_timeout=timedelta(seconds=5), retry_policy=retry)
+        await workflow.sleep(1)
+        return b
+
+
+@workflow.defn
+class Nap:
+    @workflow.run
+    async def run(self, seconds: float) -> str:
+        await workflow.sleep(seconds)
+        return "rested"
