@@ -86,8 +86,9 @@ class Settings:
     default_namespace: str = "default"
     # Longest a worker long poll waits before answering empty (Temporal: one minute).
     long_poll_seconds: float = 60.0
-    # Task queue partitions (Redis streams) per queue.
-    queue_partitions: int = 4
+    # Redis streams per task queue. They share one hash tag (one Redis Cluster slot), so more than
+    # one spreads nothing; the knob is kept for deployments that measure otherwise.
+    queue_partitions: int = 1
     # Entries handed to a poller that never confirmed them are handed out again after this long.
     queue_reclaim_seconds: float = 30.0
     # Shard leases: time to live, and how often a holder renews and rebalances.

@@ -452,6 +452,9 @@ class FrontendService:
                     return ws.GetWorkflowExecutionHistoryResponse(
                         history=History(), next_page_token=_HistoryToken(s.run_id, first).encode()
                     )
+                change = sub.change
+                if change is not None and change.running and (close_only or change.next_event_id <= first):
+                    continue  # the run moved on, but not in a way this caller waits for
                 s = (await self.engine.load(ns.id, wid, s.run_id)).state
 
     async def _archived_history(

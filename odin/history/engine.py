@@ -21,7 +21,7 @@ from odin.clock import Clock
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted
 from odin.history import activities, chains
 from odin.history.machine import StaleTask, Transition
-from odin.history.notifier import Notifier, run_key
+from odin.history.notifier import Notifier, RunChange, run_key
 from odin.history.queries import InMemoryQueryRouter, QueryRouter
 from odin.history.shards import shard_for
 from odin.history.start import ParentInfo, SignalInput, new_run
@@ -249,7 +249,9 @@ class HistoryEngine:
         for t in transitions:
             # Every committed change wakes long polls on the run (history, queries, updates).
             s = t.state
-            await self.notifier.notify(run_key(s.namespace_id, s.workflow_id, s.run_id))
+            await self.notifier.notify(
+                run_key(s.namespace_id, s.workflow_id, s.run_id), RunChange(s.next_event_id, s.running)
+            )
 
     # -- outbox processing -----------------------------------------------------------------
 

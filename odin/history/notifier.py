@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
+from dataclasses import dataclass
 from typing import AsyncIterator, Protocol
 
 log = logging.getLogger(__name__)
 
 
 class Subscription(Protocol):
+    # What the latest notification said about the change (see ``RunChange``); None if unknown.
+    change: "RunChange | None"
+
     async def wait(self, timeout: float) -> bool:
         """True if the key was notified since subscribing (or since the last wait), else False."""
 
@@ -19,12 +24,37 @@ class Subscription(Protocol):
 class Notifier(Protocol):
     def subscribe(self, key: str) -> contextlib.AbstractAsyncContextManager[Subscription]: ...
 
-    async def notify(self, key: str) -> None: ...
+    async def notify(self, key: str, change: "RunChange | None" = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """A summary of a committed change, so a waiter can tell whether reloading the run is worth it."""
+
+    next_event_id: int
+    running: bool
+
+    def encode(self) -> bytes:
+        return json.dumps([self.next_event_id, self.running]).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "RunChange | None":
+        try:
+            next_event_id, running = json.loads(data)
+            return cls(int(next_event_id), bool(running))
+        except (ValueError, TypeError):
+            return None
 
 
 class _EventSubscription:
     def __init__(self) -> None:
         self.event = asyncio.Event()
+        self.change: RunChange | None = None
+
+    def set(self, change: RunChange | None) -> None:
+        # Without a summary the waiter must assume anything changed.
+        self.change = change
+        self.event.set()
 
     async def wait(self, timeout: float) -> bool:
         try:
@@ -52,9 +82,9 @@ class InMemoryNotifier:
                 if not subs:
                     del self._subs[key]
 
-    async def notify(self, key: str) -> None:
+    async def notify(self, key: str, change: RunChange | None = None) -> None:
         for sub in self._subs.get(key, ()):
-            sub.event.set()
+            sub.set(change)
 
 
 def run_key(namespace_id: str, workflow_id: str, run_id: str) -> str:
@@ -110,7 +140,7 @@ class RedisNotifier:
                 if event is not None:
                     event.set()
             elif message["type"] == "message":
-                await self._local.notify(key)
+                await self._local.notify(key, RunChange.decode(message["data"]))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, key: str) -> AsyncIterator[Subscription]:
@@ -139,10 +169,10 @@ class RedisNotifier:
                         except Exception:  # the connection is gone; nothing to undo
                             pass
 
-    async def notify(self, key: str) -> None:
-        await self._local.notify(key)
+    async def notify(self, key: str, change: RunChange | None = None) -> None:
+        await self._local.notify(key, change)
         try:
-            await self._redis.publish(self._prefix + key, b"")
+            await self._redis.publish(self._prefix + key, change.encode() if change else b"")
         except Exception:  # the change is committed; remote waiters will see it when they re-check
             log.warning("could not publish a wake-up for %s", key, exc_info=True)
 

@@ -279,7 +279,7 @@ def _entry(payload: bytes | str, receipt: str = "") -> TaskEntry:
 class RedisTaskQueues:
     requeue_first = False
 
-    def __init__(self, redis: Redis, prefix: str = "odin:", partitions: int = 4, reclaim_idle: float = 30.0) -> None:
+    def __init__(self, redis: Redis, prefix: str = "odin:", partitions: int = 1, reclaim_idle: float = 30.0) -> None:
         if partitions < 1:
             raise ValueError("partitions must be at least 1")
         self._redis = redis
@@ -335,11 +335,11 @@ class RedisTaskQueues:
         self._watch(keys, deadline)
         consumer = f"{self._name}:{next(self._counter)}"
         conn = self._redis.client()  # one connection for the whole poll, so a cancelled poll can be cut off
-        client_id = None
+        blocking: dict[str, int] = {}  # the connection's CLIENT ID, once the poll blocks on it
         try:
-            client_id = await conn.client_id()
-            entry = await self._poll(conn, keys, consumer, identity, deadline)
+            entry = await self._poll(conn, keys, consumer, identity, deadline, blocking)
         except BaseException:
+            client_id = blocking.get("client_id")
             await asyncio.shield(self._spawn(self._abandon(conn, client_id, keys, consumer, identity)))
             raise
         if entry is None:
@@ -349,7 +349,7 @@ class RedisTaskQueues:
         return entry
 
     async def _poll(
-        self, conn: Redis, keys: tuple[str, ...], consumer: str, identity: str, deadline: float
+        self, conn: Redis, keys: tuple[str, ...], consumer: str, identity: str, deadline: float, blocking: dict
     ) -> TaskEntry | None:
         streams = keys[: self.partitions]
         while True:
@@ -360,6 +360,8 @@ class RedisTaskQueues:
             if remaining <= 0:
                 return None
             block = max(1, int(min(remaining, self._max_block) * 1000))
+            if "client_id" not in blocking:
+                blocking["client_id"] = await self._client_id(conn)
             try:
                 reply = await conn.xreadgroup(GROUP, consumer, dict.fromkeys(streams, ">"), count=1, block=block)
             except ResponseError as exc:
@@ -376,6 +378,18 @@ class RedisTaskQueues:
                 return _entry(payload, f"{p}:{_s(entry_id)}:{consumer}")
             if monotonic() >= deadline:
                 return None
+
+    @staticmethod
+    async def _client_id(conn: Redis) -> int:
+        """The poll connection's CLIENT ID, asked once per socket of a pooled connection (a
+        reconnect gets a new id, so the id is kept together with the stream it belongs to)."""
+        connection = conn.connection
+        known = getattr(connection, "_odin_client_id", None)
+        if known is not None and known[0] is getattr(connection, "_writer", None):
+            return known[1]
+        client_id = await conn.client_id()
+        connection._odin_client_id = (getattr(connection, "_writer", None), client_id)
+        return client_id
 
     @staticmethod
     def _delivered(reply: Any, streams: tuple[str, ...]) -> Iterator[tuple[int, bytes, bytes]]:

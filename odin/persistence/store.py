@@ -200,9 +200,8 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             threads = 1
         else:
-            self.engine = sa.create_engine(
-                url, pool_size=POSTGRES_THREADS, max_overflow=4, pool_pre_ping=True
-            )
+            # No pre-ping (a round trip per call): a connection found dead is retried once instead.
+            self.engine = sa.create_engine(url, pool_size=POSTGRES_THREADS, max_overflow=4)
             threads = POSTGRES_THREADS
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")
@@ -213,6 +212,19 @@ class Database:
     async def dispose(self) -> None:
         await self.run(self.engine.dispose)
         self._executor.shutdown(wait=False)
+
+
+def _retry_dead_connection(call: Callable[[], R]) -> R:
+    """Run ``call``; if it failed because its pooled connection had died (a database restart, a
+    terminated backend), run it once more on a fresh one. A transaction cut off before COMMIT
+    wrote nothing; one cut off during COMMIT may have landed, and then its retry meets the
+    compare-and-swap or a unique key and fails as a conflict instead of writing twice."""
+    try:
+        return call()
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return call()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -232,6 +244,7 @@ class SqlExecutionStore:
     def __init__(self, db: Database):
         self.db = db
         self.engine = db.engine
+        self._reader = db.engine if db.is_sqlite else db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.is_sqlite = db.is_sqlite
 
     async def close(self) -> None:
@@ -242,18 +255,22 @@ class SqlExecutionStore:
         await self._read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
 
     async def _read(self, fn: Callable[[sa.Connection], R]) -> R:
+        """Run ``fn`` on a connection in autocommit mode (a read needs no transaction to end)."""
+
         def call() -> R:
-            with self.engine.connect() as conn:
+            with self._reader.connect() as conn:
                 return fn(conn)
 
-        return await self.db.run(call)
+        return await self.db.run(_retry_dead_connection, call)
 
     async def _write(self, fn: Callable[[sa.Connection], R]) -> R:
+        """Run ``fn`` in one transaction."""
+
         def call() -> R:
             with self.engine.begin() as conn:
                 return fn(conn)
 
-        return await self.db.run(call)
+        return await self.db.run(_retry_dead_connection, call)
 
     # -- cluster and namespaces ------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import QueryResultType
 from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
 
-from odin.history.notifier import InMemoryNotifier, RedisNotifier
+from odin.history.notifier import InMemoryNotifier, RedisNotifier, RunChange
 from odin.history.queries import InMemoryQueryRouter, RedisQueryRouter
 
 
@@ -59,6 +59,18 @@ async def test_notify_wakes_a_waiter_on_the_same_key_only(notifiers):
         assert await other.wait(0.2) is False
         # A wake-up is consumed by the wait that saw it.
         assert await sub.wait(0.2) is False
+
+
+async def test_a_wakeup_carries_the_summary_of_the_change(notifiers):
+    waiting, notifying = notifiers
+    async with waiting.subscribe("ns/wf/run") as sub:
+        await notifying.notify("ns/wf/run", RunChange(next_event_id=7, running=True))
+        await notifying.notify("ns/wf/run", RunChange(next_event_id=9, running=False))
+        assert await sub.wait(5.0)
+        while sub.change != RunChange(9, False):  # the latest summary wins
+            assert await sub.wait(5.0)
+        await notifying.notify("ns/wf/run")  # a wake-up without a summary: anything may have changed
+        assert await sub.wait(5.0) and sub.change is None
 
 
 async def test_a_notify_between_subscribe_and_wait_is_not_lost(notifiers):
