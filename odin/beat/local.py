@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
+from odin.aio import cancel_and_wait
 from odin.beat.jobs import SystemJobs
 from odin.beat.timers import AsyncioTimerScheduler
 
@@ -29,9 +30,7 @@ class LocalSystemWorkers:
             self._tasks.append(asyncio.get_running_loop().create_task(self._every(name, every, job), name=f"odin-{name}"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         await self.timers.stop()
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Awaitable, Callable, Protocol
 
+from odin.aio import cancel_and_wait
 from odin.clock import Clock
 from odin.persistence.store import ExecutionStore, OutboxTask
 
@@ -64,13 +65,8 @@ class AsyncioTimerScheduler:
         self._task = asyncio.create_task(self._run(), name="odin-timers")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

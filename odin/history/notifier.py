@@ -8,6 +8,8 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
+
+from odin.aio import cancel_and_wait
 from typing import AsyncIterator, Protocol
 
 log = logging.getLogger(__name__)
@@ -177,13 +179,8 @@ class RedisNotifier:
             log.warning("could not publish a wake-up for %s", key, exc_info=True)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            try:
-                await self._reader
-            except asyncio.CancelledError:
-                pass
-            self._reader = None
+        await cancel_and_wait(self._reader)
+        self._reader = None
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None

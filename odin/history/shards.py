@@ -25,6 +25,7 @@ import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from odin.aio import cancel_and_wait
 from odin.persistence.store import ExecutionStore
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,8 @@ class RedisShardLeases:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="odin-shard-leases")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         held, self._held, self._valid_until = list(self._held), {}, 0.0
         try:
             if held:

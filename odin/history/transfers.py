@@ -19,6 +19,7 @@ from temporalio.api.enums.v1 import ParentClosePolicy, StartChildWorkflowExecuti
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as Conflict
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
+from odin.aio import cancel_and_wait
 from odin.errors import AlreadyExists, NotFound
 from odin.history import children
 from odin.history.machine import StaleTask, Transition
@@ -51,9 +52,7 @@ class TransferProcessor:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 
     async def close(self) -> None:
-        for job in list(self._running.values()):
-            job.cancel()
-        await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+        await cancel_and_wait(*self._running.values())
 
     async def _run(self, task: OutboxTask) -> None:
         handler = getattr(self, f"_{task.kind}")

@@ -158,18 +158,6 @@ class ExecutionStore(Protocol):
     async def commit(self, batch: Batch) -> None: ...
     async def read_events(self, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None) -> list[HistoryEvent]: ...
     async def delete_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> None: ...
-    async def closed_runs_before(self, namespace_id: str, closed_before: datetime, limit: int) -> list[tuple[str, str]]:
-        """(workflow_id, run_id) of runs of a namespace closed before the given time."""
-        v = t.visibility_records.c
-        query = (
-            sa.select(v.workflow_id, v.run_id)
-            .where(v.namespace_id == namespace_id, v.close_time.isnot(None), v.close_time < closed_before)
-            .order_by(v.close_time)
-            .limit(limit)
-        )
-        rows = await self._read(lambda conn: conn.execute(query).all())
-        return [(r[0], r[1]) for r in rows]
-
     async def get_visibility(self, namespace_id: str, run_id: str) -> dict | None: ...
     async def list_transfer_tasks(
         self,
