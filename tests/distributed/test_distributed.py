@@ -25,7 +25,7 @@ from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
-from workflows import Durable, Nap, add_one
+from workflows import Counter, Durable, Nap, add_one
 
 from cluster import Cluster, free_port
 from odin.beat.celery_app import JOBS
@@ -146,6 +146,25 @@ async def test_workflows_survive_redis_flush_server_kill_worker_kill_and_dropped
         for task in runs:
             task.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
+
+
+async def test_queries_updates_and_results_cross_servers(cluster):
+    """The client talks to one server, the worker to another: query tasks, update outcomes and the
+    result long poll all travel between the processes through Redis."""
+    _, port_a = cluster.start_server()
+    _, port_b = cluster.start_server()
+    cluster.start_worker()
+    client = await Client.connect(f"127.0.0.1:{port_a}")
+    worker_client = await Client.connect(f"127.0.0.1:{port_b}")
+    queue = f"cross-{uuid.uuid4().hex[:6]}"
+    async with Worker(worker_client, task_queue=queue, workflows=[Counter]):
+        handle = await client.start_workflow(Counter.run, id=f"cross-{uuid.uuid4().hex[:6]}", task_queue=queue)
+        result = asyncio.create_task(handle.result())  # a history long poll on server A
+        await handle.signal(Counter.bump)
+        assert await handle.execute_update(Counter.add, 10) == 11
+        assert await handle.query(Counter.value) == 11
+        await handle.signal(Counter.finish)
+        assert await asyncio.wait_for(result, 30) == 11
 
 
 async def test_retention_through_celery_archives_and_deletes(cluster):

@@ -42,3 +42,34 @@ class Nap:
     async def run(self, seconds: float) -> str:
         await workflow.sleep(seconds)
         return "rested"
+
+
+@workflow.defn
+class Counter:
+    """Counts signals and updates; answers queries; ends when told to."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.done = False
+
+    @workflow.signal
+    def bump(self) -> None:
+        self.count += 1
+
+    @workflow.update
+    def add(self, n: int) -> int:
+        self.count += n
+        return self.count
+
+    @workflow.query
+    def value(self) -> int:
+        return self.count
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.done)
+        return self.count
