@@ -11,15 +11,27 @@ class OdinError(Exception):
     code = "INTERNAL"
     http_status = 500
 
-    def __init__(self, message: str, detail: Message | None = None):
+    def __init__(self, message: str, detail: Message | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.detail = detail
+        # Seconds after which a retry may succeed (rate limits); doors pass it on as a hint.
+        self.retry_after = retry_after
 
 
 class InvalidArgument(OdinError):
     code = "INVALID_ARGUMENT"
     http_status = 400
+
+
+class Unauthenticated(OdinError):
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDenied(OdinError):
+    code = "PERMISSION_DENIED"
+    http_status = 403
 
 
 class NotFound(OdinError):

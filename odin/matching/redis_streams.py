@@ -44,7 +44,6 @@ import dataclasses
 import itertools
 import json
 import logging
-import math
 import time
 import uuid
 import zlib

@@ -1,0 +1,22 @@
+"""Limits and checks shared by the frontend's calls."""
+
+from __future__ import annotations
+
+from odin.errors import InvalidArgument
+
+MAX_ID_LENGTH = 1000
+CLUSTER_NAME = "active"
+MAX_NAMESPACE_LENGTH = 255
+NAMESPACE_CACHE_TTL = 300.0
+DEFAULT_RETENTION = 72 * 3600.0
+DEFAULT_HISTORY_PAGE = 256
+MAX_LIST_PAGE = 1000
+# Longest a history long poll waits before answering "nothing yet" (Temporal: 20 s).
+HISTORY_LONG_POLL = 20.0
+
+
+def check_id(value: str, what: str, limit: int = MAX_ID_LENGTH) -> None:
+    if not value:
+        raise InvalidArgument(f"{what} is not set on request.")
+    if len(value) > limit:
+        raise InvalidArgument(f"{what} exceeds length limit of {limit}.")

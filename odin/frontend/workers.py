@@ -1,0 +1,190 @@
+"""What SDK workers call: polls, task completions, heartbeats, task queues."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.query.v1 import WorkflowQueryResult
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueuePartitionMetadata, TaskQueueStatus
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from odin.errors import InvalidArgument, NotFound
+from odin.frontend.common import check_id
+from odin.history import activities
+from odin.history.events import timestamp
+from odin.matching import ACTIVITY, WORKFLOW
+
+
+class WorkerCalls:
+    # -- worker calls ----------------------------------------------------------------------
+
+    def _poll_timeout(self, timeout: float) -> float:
+        return max(min(self.long_poll_seconds, timeout - 1.0), 0.0)
+
+    async def poll_workflow_task_queue(
+        self, req: ws.PollWorkflowTaskQueueRequest, timeout: float
+    ) -> ws.PollWorkflowTaskQueueResponse:
+        ns = await self.namespace(req.namespace)
+        check_id(req.task_queue.name, "TaskQueue")
+        return await self.tasks.poll_workflow_task(ns.id, ns.name, req.task_queue, req.identity, self._poll_timeout(timeout))
+
+    async def poll_activity_task_queue(
+        self, req: ws.PollActivityTaskQueueRequest, timeout: float
+    ) -> ws.PollActivityTaskQueueResponse:
+        ns = await self.namespace(req.namespace)
+        check_id(req.task_queue.name, "TaskQueue")
+        return await self.tasks.poll_activity_task(
+            ns.id, ns.name, req.task_queue.name, req.identity, self._poll_timeout(timeout)
+        )
+
+    async def respond_workflow_task_completed(
+        self, req: ws.RespondWorkflowTaskCompletedRequest
+    ) -> ws.RespondWorkflowTaskCompletedResponse:
+        await self.tasks.respond_workflow_task_completed(req)
+        return ws.RespondWorkflowTaskCompletedResponse()
+
+    async def respond_workflow_task_failed(
+        self, req: ws.RespondWorkflowTaskFailedRequest
+    ) -> ws.RespondWorkflowTaskFailedResponse:
+        await self.tasks.respond_workflow_task_failed(req.task_token, req.cause, req.failure, req.identity)
+        return ws.RespondWorkflowTaskFailedResponse()
+
+    async def respond_query_task_completed(
+        self, req: ws.RespondQueryTaskCompletedRequest
+    ) -> ws.RespondQueryTaskCompletedResponse:
+        await self.tasks.respond_query_task_completed(
+            req.task_token,
+            WorkflowQueryResult(
+                result_type=req.completed_type, answer=req.query_result, error_message=req.error_message, failure=req.failure
+            ),
+        )
+        return ws.RespondQueryTaskCompletedResponse()
+
+    async def record_activity_task_heartbeat(
+        self, req: ws.RecordActivityTaskHeartbeatRequest
+    ) -> ws.RecordActivityTaskHeartbeatResponse:
+        cancel = await self.tasks.activity_update(req.task_token, lambda t, a: activities.heartbeat(t, a, req.details))
+        return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=bool(cancel))
+
+    async def respond_activity_task_completed(
+        self, req: ws.RespondActivityTaskCompletedRequest
+    ) -> ws.RespondActivityTaskCompletedResponse:
+        await self.tasks.activity_update(req.task_token, lambda t, a: activities.completed(t, a, req.result, req.identity))
+        return ws.RespondActivityTaskCompletedResponse()
+
+    async def respond_activity_task_failed(
+        self, req: ws.RespondActivityTaskFailedRequest
+    ) -> ws.RespondActivityTaskFailedResponse:
+        await self.tasks.activity_update(
+            req.task_token, lambda t, a: activities.failed(t, a, req.failure, req.identity, req.last_heartbeat_details)
+        )
+        return ws.RespondActivityTaskFailedResponse()
+
+    async def respond_activity_task_canceled(
+        self, req: ws.RespondActivityTaskCanceledRequest
+    ) -> ws.RespondActivityTaskCanceledResponse:
+        await self.tasks.activity_update(req.task_token, lambda t, a: activities.report_canceled(t, a, req.details, req.identity))
+        return ws.RespondActivityTaskCanceledResponse()
+
+    # -- activities addressed by id (async completion) ------------------------------------
+
+    async def _activity_by_id(self, req, apply) -> object:
+        ns = await self.namespace(req.namespace)
+        check_id(req.workflow_id, "WorkflowId")
+        check_id(req.activity_id, "ActivityId")
+        if req.run_id:
+            try:
+                uuid.UUID(req.run_id)
+            except ValueError:
+                raise InvalidArgument("Invalid RunId.") from None
+
+        def op(t):
+            a = t.state.activity_by_id(req.activity_id) if t.state.running else None
+            if a is None or not a.started:
+                raise NotFound(f"Activity task not found: no started activity with id {req.activity_id}.")
+            return apply(t, a)
+
+        result, _ = await self.engine.update(ns.id, req.workflow_id, req.run_id, op)
+        return result
+
+    async def record_activity_task_heartbeat_by_id(
+        self, req: ws.RecordActivityTaskHeartbeatByIdRequest
+    ) -> ws.RecordActivityTaskHeartbeatByIdResponse:
+        cancel = await self._activity_by_id(req, lambda t, a: activities.heartbeat(t, a, req.details))
+        return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=bool(cancel))
+
+    async def respond_activity_task_completed_by_id(
+        self, req: ws.RespondActivityTaskCompletedByIdRequest
+    ) -> ws.RespondActivityTaskCompletedByIdResponse:
+        await self._activity_by_id(req, lambda t, a: activities.completed(t, a, req.result, req.identity))
+        return ws.RespondActivityTaskCompletedByIdResponse()
+
+    async def respond_activity_task_failed_by_id(
+        self, req: ws.RespondActivityTaskFailedByIdRequest
+    ) -> ws.RespondActivityTaskFailedByIdResponse:
+        await self._activity_by_id(
+            req, lambda t, a: activities.failed(t, a, req.failure, req.identity, req.last_heartbeat_details)
+        )
+        return ws.RespondActivityTaskFailedByIdResponse()
+
+    async def respond_activity_task_canceled_by_id(
+        self, req: ws.RespondActivityTaskCanceledByIdRequest
+    ) -> ws.RespondActivityTaskCanceledByIdResponse:
+        await self._activity_by_id(req, lambda t, a: activities.report_canceled(t, a, req.details, req.identity))
+        return ws.RespondActivityTaskCanceledByIdResponse()
+
+    # -- task queues and stickiness --------------------------------------------------------
+
+    async def reset_sticky_task_queue(self, req: ws.ResetStickyTaskQueueRequest) -> ws.ResetStickyTaskQueueResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+
+        def op(t) -> None:
+            if not t.state.running:
+                raise NotFound("workflow execution already completed")
+            t.state.sticky_queue = ""
+
+        await self.engine.update(ns.id, wid, rid, op)
+        return ws.ResetStickyTaskQueueResponse()
+
+    async def describe_task_queue(self, req: ws.DescribeTaskQueueRequest) -> ws.DescribeTaskQueueResponse:
+        ns = await self.namespace(req.namespace)
+        check_id(req.task_queue.name, "TaskQueue")
+        kind = ACTIVITY if req.task_queue_type == TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY else WORKFLOW
+        queues = self.engine.queues
+        pollers = await queues.pollers(ns.id, req.task_queue.name, kind)
+        backlog = await queues.backlog(ns.id, req.task_queue.name, kind)
+        return ws.DescribeTaskQueueResponse(
+            pollers=[
+                PollerInfo(identity=p.identity, last_access_time=timestamp(p.last_access_time), rate_per_second=100_000.0)
+                for p in sorted(pollers, key=lambda p: -p.last_access_time)
+            ],
+            task_queue_status=TaskQueueStatus(backlog_count_hint=backlog, rate_per_second=100_000.0)
+            if req.include_task_queue_status
+            else None,
+        )
+
+    async def shutdown_worker(self, req: ws.ShutdownWorkerRequest) -> ws.ShutdownWorkerResponse:
+        ns = await self.namespace(req.namespace)
+        if req.sticky_task_queue:
+            # The worker's cache is gone: its sticky tasks go back to their normal queue.
+            for entry in await self.engine.queues.drain(ns.id, req.sticky_task_queue, WORKFLOW):
+                if not entry.is_query:
+                    loaded = await self.engine.load(ns.id, entry.workflow_id, entry.run_id)
+                    await self.engine.queues.add(ns.id, loaded.state.task_queue, WORKFLOW, entry)
+        return ws.ShutdownWorkerResponse()
+
+
+    async def list_task_queue_partitions(
+        self, req: ws.ListTaskQueuePartitionsRequest
+    ) -> ws.ListTaskQueuePartitionsResponse:
+        await self.namespace(req.namespace)
+        check_id(req.task_queue.name, "TaskQueue")
+        # One partition per queue type, served by every frontend process.
+        partition = TaskQueuePartitionMetadata(key=req.task_queue.name, owner_host_name=socket.gethostname())
+        return ws.ListTaskQueuePartitionsResponse(
+            activity_task_queue_partitions=[partition], workflow_task_queue_partitions=[partition]
+        )
+
+

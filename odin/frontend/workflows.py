@@ -1,0 +1,480 @@
+"""Starting, signalling, updating, cancelling, terminating, describing and querying workflows, and their histories."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.any_pb2 import Any as AnyProto
+from temporalio.api.common.v1 import ActivityType, Memo, Payloads, SearchAttributes, WorkflowExecution, WorkflowType
+from temporalio.api.enums.v1 import HistoryEventFilterType, PendingActivityState, QueryRejectCondition
+from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
+from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure
+from temporalio.api.failure.v1 import Failure, MultiOperationExecutionAborted
+from temporalio.api.history.v1 import History
+from temporalio.api.query.v1 import QueryRejected
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.update.v1 import Outcome as UpdateOutcome
+from temporalio.api.update.v1 import UpdateRef
+from temporalio.api.workflow.v1 import (
+    PendingActivityInfo,
+    PendingWorkflowTaskInfo,
+    WorkflowExecutionConfig,
+    WorkflowExecutionInfo,
+)
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from odin.clock import monotonic
+from odin.errors import InvalidArgument, NotFound, OdinError
+from odin.frontend.common import DEFAULT_HISTORY_PAGE, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id
+from odin.history import cron, retry, updates
+from odin.history.events import duration, seconds, timestamp
+from odin.history.machine import transient_events
+from odin.history.notifier import run_key
+from odin.history.start import SignalInput
+from odin.history.state import ActivityInfo, MutableState, unpack
+from odin.persistence import archive
+from odin.persistence.store import NamespaceRecord
+from odin.visibility import search_attributes
+from odin.visibility.search_attributes import settable_types
+
+
+class WorkflowCalls:
+    # -- starting and addressing runs ------------------------------------------------------
+
+    async def start_workflow_execution(self, req: ws.StartWorkflowExecutionRequest) -> ws.StartWorkflowExecutionResponse:
+        ns = await self._validate_start(req)
+        run_id, started = await self.engine.start_workflow(ns.id, ns.name, req)
+        return ws.StartWorkflowExecutionResponse(
+            run_id=run_id, started=started, status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+        )
+
+    async def signal_with_start_workflow_execution(
+        self, req: ws.SignalWithStartWorkflowExecutionRequest
+    ) -> ws.SignalWithStartWorkflowExecutionResponse:
+        check_id(req.signal_name, "SignalName")
+        start = ws.StartWorkflowExecutionRequest(
+            namespace=req.namespace,
+            workflow_id=req.workflow_id,
+            workflow_type=req.workflow_type,
+            task_queue=req.task_queue,
+            input=req.input,
+            workflow_execution_timeout=req.workflow_execution_timeout,
+            workflow_run_timeout=req.workflow_run_timeout,
+            workflow_task_timeout=req.workflow_task_timeout,
+            identity=req.identity,
+            request_id=req.request_id,
+            workflow_id_reuse_policy=req.workflow_id_reuse_policy,
+            workflow_id_conflict_policy=req.workflow_id_conflict_policy,
+            retry_policy=req.retry_policy if req.HasField("retry_policy") else None,
+            cron_schedule=req.cron_schedule,
+            memo=req.memo,
+            search_attributes=req.search_attributes,
+            header=req.header,
+            workflow_start_delay=req.workflow_start_delay if req.HasField("workflow_start_delay") else None,
+            priority=req.priority,
+        )
+        ns = await self._validate_start(start)
+        signal = SignalInput(req.signal_name, req.signal_input, req.identity, req.header, f"signal-with-start:{start.request_id}")
+        run_id, started = await self.engine.start_workflow(ns.id, ns.name, start, signal=signal)
+        return ws.SignalWithStartWorkflowExecutionResponse(run_id=run_id, started=started)
+
+    async def _validate_start(self, req: ws.StartWorkflowExecutionRequest) -> NamespaceRecord:
+        ns = await self.namespace(req.namespace)
+        check_id(req.workflow_id, "WorkflowId")
+        check_id(req.workflow_type.name, "WorkflowType")
+        check_id(req.task_queue.name, "TaskQueue")
+        if len(req.request_id) > MAX_ID_LENGTH:
+            raise InvalidArgument("RequestId exceeds length limit.")
+        for name, value in (
+            ("WorkflowExecutionTimeout", req.workflow_execution_timeout),
+            ("WorkflowRunTimeout", req.workflow_run_timeout),
+            ("WorkflowTaskTimeout", req.workflow_task_timeout),
+            ("WorkflowStartDelay", req.workflow_start_delay),
+        ):
+            if value.seconds < 0 or value.nanos < 0:
+                raise InvalidArgument(f"Invalid {name}: it cannot be negative.")
+        if req.cron_schedule:
+            try:
+                cron.validate(req.cron_schedule)
+            except cron.InvalidCronSchedule as exc:
+                raise InvalidArgument(str(exc)) from exc
+            if seconds(req.workflow_start_delay) > 0:
+                raise InvalidArgument("CronSchedule and WorkflowStartDelay may not be used together.")
+        if req.HasField("retry_policy"):
+            try:
+                retry.normalize(req.retry_policy)
+            except retry.InvalidRetryPolicy as exc:
+                raise InvalidArgument(str(exc)) from exc
+        if req.HasField("search_attributes"):
+            types = settable_types(await self.engine.search_attributes.custom(ns.id))
+            try:
+                req.search_attributes.CopyFrom(search_attributes.validate(req.search_attributes, types))
+            except search_attributes.InvalidSearchAttribute as exc:
+                raise InvalidArgument(str(exc)) from exc
+        if not req.request_id:
+            req.request_id = str(uuid.uuid4())
+        return ns
+
+    async def _target(self, namespace: str, execution: WorkflowExecution, first_execution_run_id: str = ""):
+        ns = await self.namespace(namespace)
+        check_id(execution.workflow_id, "WorkflowId")
+        run_id = execution.run_id
+        if first_execution_run_id:
+            current = await self.engine.current_run_id(ns.id, execution.workflow_id)
+            if current.first_execution_run_id != first_execution_run_id:
+                raise NotFound("workflow execution not found for the given first execution run id")
+            run_id = current.run_id
+        elif run_id:
+            try:
+                uuid.UUID(run_id)
+            except ValueError:
+                raise InvalidArgument("Invalid RunId.") from None
+        return ns, execution.workflow_id, run_id
+
+    async def signal_workflow_execution(self, req: ws.SignalWorkflowExecutionRequest) -> ws.SignalWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
+        check_id(req.signal_name, "SignalName")
+        await self.engine.update(
+            ns.id, wid, rid, lambda t: t.signal(req.signal_name, req.input, req.identity, req.header, req.request_id)
+        )
+        return ws.SignalWorkflowExecutionResponse()
+
+    async def request_cancel_workflow_execution(
+        self, req: ws.RequestCancelWorkflowExecutionRequest
+    ) -> ws.RequestCancelWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
+        await self.engine.update(ns.id, wid, rid, lambda t: t.request_cancel(req.reason, req.identity))
+        return ws.RequestCancelWorkflowExecutionResponse()
+
+    async def terminate_workflow_execution(
+        self, req: ws.TerminateWorkflowExecutionRequest
+    ) -> ws.TerminateWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
+        await self.engine.update(ns.id, wid, rid, lambda t: t.terminate(req.reason, req.details, req.identity))
+        return ws.TerminateWorkflowExecutionResponse()
+
+    # -- updates ---------------------------------------------------------------------------
+
+    async def update_workflow_execution(
+        self, req: ws.UpdateWorkflowExecutionRequest, timeout: float
+    ) -> ws.UpdateWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
+        check_id(req.request.input.name, "Update name")
+        if len(req.request.meta.update_id) > MAX_ID_LENGTH:
+            raise InvalidArgument("UpdateId exceeds length limit.")
+        if not req.request.meta.update_id:
+            req.request.meta.update_id = str(uuid.uuid4())
+        u, t = await self.engine.update(ns.id, wid, rid, lambda t: updates.admit(t, req.request))
+        return await self._await_update(ns.id, wid, t.state.run_id, u.update_id, req.wait_policy.lifecycle_stage, timeout)
+
+    async def poll_workflow_execution_update(
+        self, req: ws.PollWorkflowExecutionUpdateRequest, timeout: float
+    ) -> ws.PollWorkflowExecutionUpdateResponse:
+        ref = req.update_ref
+        ns, wid, rid = await self._target(req.namespace, ref.workflow_execution)
+        check_id(ref.update_id, "UpdateId")
+        s = (await self.engine.load(ns.id, wid, rid)).state
+        response = await self._await_update(ns.id, wid, s.run_id, ref.update_id, req.wait_policy.lifecycle_stage, timeout)
+        return ws.PollWorkflowExecutionUpdateResponse(
+            outcome=response.outcome if response.HasField("outcome") else None,
+            stage=response.stage,
+            update_ref=response.update_ref,
+        )
+
+    async def _await_update(
+        self, namespace_id: str, workflow_id: str, run_id: str, update_id: str, wait_for: int, timeout: float
+    ) -> ws.UpdateWorkflowExecutionResponse:
+        """Wait until the update reaches ``wait_for`` (or the call's budget runs out) and describe it."""
+        deadline = monotonic() + min(HISTORY_LONG_POLL, max(timeout - 1.0, 0.0))
+        ref = UpdateRef(workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id), update_id=update_id)
+        async with self.engine.notifier.subscribe(run_key(namespace_id, workflow_id, run_id)) as sub:
+            while True:
+                s = (await self.engine.load(namespace_id, workflow_id, run_id)).state
+                u = s.updates.get(update_id)
+                if u is None:
+                    if s.running:
+                        raise NotFound(f"update {update_id} not found")
+                    raise NotFound("workflow execution already completed before the update completed")
+                stage = updates.STAGES[u.stage]
+                if stage >= wait_for or monotonic() >= deadline:
+                    response = ws.UpdateWorkflowExecutionResponse(update_ref=ref, stage=stage)
+                    if u.outcome is not None:
+                        response.outcome.CopyFrom(unpack(UpdateOutcome, u.outcome))
+                    return response
+                await sub.wait(deadline - monotonic())
+
+    async def execute_multi_operation(
+        self, req: ws.ExecuteMultiOperationRequest, timeout: float
+    ) -> ws.ExecuteMultiOperationResponse:
+        """Update-with-start: a start (usually USE_EXISTING) and an update of that workflow."""
+        ops_ = list(req.operations)
+        if len(ops_) != 2 or not ops_[0].HasField("start_workflow") or not ops_[1].HasField("update_workflow"):
+            raise InvalidArgument("ExecuteMultiOperation supports exactly [start_workflow, update_workflow].")
+        start, update = ops_[0].start_workflow, ops_[1].update_workflow
+        start.namespace = start.namespace or req.namespace
+        update.namespace = update.namespace or req.namespace
+        try:
+            if start.namespace != req.namespace or update.namespace != req.namespace:
+                raise InvalidArgument("Operations must use the request's namespace.")
+            if update.workflow_execution.workflow_id != start.workflow_id or update.workflow_execution.run_id:
+                raise InvalidArgument("The update must target the started workflow id, without a run id.")
+            if start.cron_schedule or seconds(start.workflow_start_delay) > 0:
+                raise InvalidArgument("Update-with-start cannot use a cron schedule or a start delay.")
+            started = await self.start_workflow_execution(start)
+        except OdinError as err:
+            raise _multi_operation_failure(err, 0) from None
+        update.workflow_execution.run_id = started.run_id
+        try:
+            updated = await self.update_workflow_execution(update, timeout)
+        except OdinError as err:
+            raise _multi_operation_failure(err, 1) from None
+        return ws.ExecuteMultiOperationResponse(
+            responses=[
+                ws.ExecuteMultiOperationResponse.Response(start_workflow=started),
+                ws.ExecuteMultiOperationResponse.Response(update_workflow=updated),
+            ]
+        )
+
+    # -- history ---------------------------------------------------------------------------
+
+    async def get_workflow_execution_history(
+        self, req: ws.GetWorkflowExecutionHistoryRequest, timeout: float
+    ) -> ws.GetWorkflowExecutionHistoryResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+        page = _HistoryToken.parse(req.next_page_token)
+        if page and rid and page.run_id != rid:
+            raise InvalidArgument("Next page token does not match the requested run.")
+        try:
+            loaded = await self.engine.load(ns.id, wid, page.run_id if page else rid)
+        except NotFound:
+            archived = await self._archived_history(ns, wid, rid, req.history_event_filter_type)
+            if archived is None:
+                raise
+            return archived
+        s = loaded.state
+        budget = min(HISTORY_LONG_POLL, max(timeout - 1.0, 0.0))
+        deadline = monotonic() + budget
+        close_only = req.history_event_filter_type == HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT
+        first = page.next_event_id if page else 1
+        async with self.engine.notifier.subscribe(run_key(ns.id, wid, s.run_id)) as sub:
+            while True:
+                if close_only:
+                    if not s.running:
+                        events = await self.store.read_events(s.run_id, s.close_event_id, s.close_event_id + 1)
+                        return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events))
+                elif first < s.next_event_id:
+                    size = req.maximum_page_size or DEFAULT_HISTORY_PAGE
+                    events = await self.store.read_events(s.run_id, first, s.next_event_id, size)
+                    after = events[-1].event_id + 1 if events else first
+                    if after >= s.next_event_id and s.wft is not None:
+                        # A worker refetching history must also see the transient task it works on.
+                        events += transient_events(s, s.wft)
+                    more = after < s.next_event_id or (req.wait_new_event and s.running)
+                    token = _HistoryToken(s.run_id, after).encode() if more else b""
+                    return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events), next_page_token=token)
+                if not req.wait_new_event or not s.running:
+                    return ws.GetWorkflowExecutionHistoryResponse(history=History())
+                remaining = deadline - monotonic()
+                if remaining <= 0 or not await sub.wait(remaining):
+                    # Nothing new in time: an empty page with a token tells the client to ask again.
+                    return ws.GetWorkflowExecutionHistoryResponse(
+                        history=History(), next_page_token=_HistoryToken(s.run_id, first).encode()
+                    )
+                change = sub.change
+                if change is not None and change.running and (close_only or change.next_event_id <= first):
+                    continue  # the run moved on, but not in a way this caller waits for
+                s = (await self.engine.load(ns.id, wid, s.run_id)).state
+
+    async def _archived_history(
+        self, ns: NamespaceRecord, workflow_id: str, run_id: str, filter_type: int
+    ) -> ws.GetWorkflowExecutionHistoryResponse | None:
+        """A run deleted after retention, read back from its namespace's archive (run id needed)."""
+        uri = archive.archive_uri_for(ns.data, self.archive_uri)
+        if not uri or not run_id:
+            return None
+        events = await asyncio.to_thread(archive.archiver_for(uri).read_history, ns.id, workflow_id, run_id)
+        if events is None:
+            return None
+        if filter_type == HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT:
+            events = events[-1:]
+        return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events), archived=True)
+
+    async def get_workflow_execution_history_reverse(
+        self, req: ws.GetWorkflowExecutionHistoryReverseRequest
+    ) -> ws.GetWorkflowExecutionHistoryReverseResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+        page = _HistoryToken.parse(req.next_page_token)
+        if page and rid and page.run_id != rid:
+            raise InvalidArgument("Next page token does not match the requested run.")
+        s = (await self.engine.load(ns.id, wid, page.run_id if page else rid)).state
+        upper = min(page.next_event_id, s.next_event_id) if page else s.next_event_id
+        size = req.maximum_page_size or DEFAULT_HISTORY_PAGE
+        first = max(1, upper - size)
+        events = await self.store.read_events(s.run_id, first, upper)
+        events.reverse()
+        token = _HistoryToken(s.run_id, first).encode() if first > 1 else b""
+        return ws.GetWorkflowExecutionHistoryReverseResponse(history=History(events=events), next_page_token=token)
+
+    # -- describe and query ----------------------------------------------------------------
+
+    async def describe_workflow_execution(
+        self, req: ws.DescribeWorkflowExecutionRequest
+    ) -> ws.DescribeWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+        s = (await self.engine.load(ns.id, wid, rid)).state
+        info = execution_info(s)
+        pending = [pending_activity(s, a) for a in s.activities.values()]
+        response = ws.DescribeWorkflowExecutionResponse(
+            execution_config=WorkflowExecutionConfig(
+                task_queue=TaskQueue(name=s.task_queue),
+                workflow_execution_timeout=duration(s.execution_timeout),
+                workflow_run_timeout=duration(s.run_timeout),
+                default_workflow_task_timeout=duration(s.workflow_task_timeout),
+            ),
+            workflow_execution_info=info,
+            pending_activities=pending,
+        )
+        if s.wft is not None:
+            w = s.wft
+            response.pending_workflow_task.CopyFrom(
+                PendingWorkflowTaskInfo(
+                    state=2 if w.started_event_id else 1,
+                    scheduled_time=timestamp(w.scheduled_time),
+                    original_scheduled_time=timestamp(w.scheduled_time),
+                    started_time=timestamp(w.started_time) if w.started_time else None,
+                    attempt=w.attempt,
+                )
+            )
+        return response
+
+    async def query_workflow(self, req: ws.QueryWorkflowRequest, timeout: float) -> ws.QueryWorkflowResponse:
+        ns, wid, rid = await self._target(req.namespace, req.execution)
+        check_id(req.query.query_type, "QueryType")
+        s = (await self.engine.load(ns.id, wid, rid)).state
+        cond = req.query_reject_condition
+        if not s.running and (
+            cond == QueryRejectCondition.QUERY_REJECT_CONDITION_NOT_OPEN
+            or (cond == QueryRejectCondition.QUERY_REJECT_CONDITION_NOT_COMPLETED_CLEANLY and s.status != Status.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+        ):
+            return ws.QueryWorkflowResponse(query_rejected=QueryRejected(status=s.status))
+        answer = await self.tasks.query(ns.id, wid, s.run_id, req.query, max(timeout - 0.5, 0.0))
+        return ws.QueryWorkflowResponse(query_result=answer)
+
+
+    # -- deleting runs ---------------------------------------------------------------------
+
+    async def delete_workflow_execution(
+        self, req: ws.DeleteWorkflowExecutionRequest
+    ) -> ws.DeleteWorkflowExecutionResponse:
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
+        s = (await self.engine.load(ns.id, wid, rid)).state
+        if s.running:
+            try:
+                await self.engine.update(
+                    ns.id, wid, s.run_id, lambda t: t.terminate("Delete workflow execution", None, "odin-frontend")
+                )
+            except NotFound:
+                pass  # closed meanwhile
+        await self.engine.delete_run(ns.id, wid, s.run_id)
+        return ws.DeleteWorkflowExecutionResponse()
+
+
+@dataclass
+class _HistoryToken:
+    run_id: str
+    next_event_id: int
+
+    def encode(self) -> bytes:
+        return json.dumps({"r": self.run_id, "n": self.next_event_id}).encode()
+
+    @classmethod
+    def parse(cls, data: bytes) -> "_HistoryToken | None":
+        if not data:
+            return None
+        try:
+            raw = json.loads(data)
+            return cls(str(raw["r"]), int(raw["n"]))
+        except (ValueError, KeyError, TypeError):
+            raise InvalidArgument("Invalid NextPageToken.") from None
+
+
+def execution_info(s: MutableState) -> WorkflowExecutionInfo:
+    info = WorkflowExecutionInfo(
+        execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+        type=WorkflowType(name=s.workflow_type),
+        start_time=timestamp(s.start_time),
+        status=s.status,
+        history_length=s.next_event_id - 1,
+        execution_time=timestamp(s.execution_time or s.start_time),
+        memo=unpack(Memo, s.memo),
+        search_attributes=unpack(SearchAttributes, s.search_attributes),
+        task_queue=s.task_queue,
+        history_size_bytes=s.history_size_bytes,
+        first_run_id=s.first_execution_run_id,
+    )
+    if s.parent_workflow_id:
+        info.parent_namespace_id = s.parent_namespace_id
+        info.parent_execution.CopyFrom(WorkflowExecution(workflow_id=s.parent_workflow_id, run_id=s.parent_run_id))
+    if s.root_workflow_id:
+        info.root_execution.CopyFrom(WorkflowExecution(workflow_id=s.root_workflow_id, run_id=s.root_run_id))
+    if s.close_time:
+        info.close_time.CopyFrom(timestamp(s.close_time))
+        info.execution_duration.CopyFrom(duration(s.close_time - s.start_time))
+    return info
+
+
+def _multi_operation_failure(err: OdinError, failed_index: int) -> OdinError:
+    """One operation failed: the other is reported aborted, as Temporal's frontend does."""
+    statuses = []
+    for i in range(2):
+        if i == failed_index:
+            status = MultiOperationExecutionFailure.OperationStatus(
+                code=grpc.StatusCode[err.code].value[0], message=err.message
+            )
+            if err.detail is not None:
+                detail = AnyProto()
+                detail.Pack(err.detail)
+                status.details.append(detail)
+        else:
+            aborted = AnyProto()
+            aborted.Pack(MultiOperationExecutionAborted())
+            status = MultiOperationExecutionFailure.OperationStatus(
+                code=grpc.StatusCode.ABORTED.value[0], message="Operation was aborted.", details=[aborted]
+            )
+        statuses.append(status)
+    wrapped = type(err)(f"MultiOperation could not be executed: {err.message}", MultiOperationExecutionFailure(statuses=statuses))
+    return wrapped
+
+
+def pending_activity(s: MutableState, a: ActivityInfo) -> PendingActivityInfo:
+    if a.cancel_requested:
+        state = PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
+    elif a.started:
+        state = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    else:
+        state = PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+    info = PendingActivityInfo(
+        activity_id=a.activity_id,
+        activity_type=ActivityType(name=a.activity_type),
+        state=state,
+        heartbeat_details=unpack(Payloads, a.heartbeat_details),
+        attempt=a.attempt,
+        maximum_attempts=a.retry.maximum_attempts,
+        scheduled_time=timestamp(a.scheduled_time),
+        last_failure=unpack(Failure, a.last_failure),
+        last_worker_identity=a.last_worker_identity,
+    )
+    if a.last_heartbeat_time:
+        info.last_heartbeat_time.CopyFrom(timestamp(a.last_heartbeat_time))
+    if a.started_time:
+        info.last_started_time.CopyFrom(timestamp(a.started_time))
+    if a.schedule_to_close:
+        info.expiration_time.CopyFrom(timestamp(a.first_scheduled_time + a.schedule_to_close))
+    if not a.started and a.attempt > 1:
+        info.next_attempt_schedule_time.CopyFrom(timestamp(a.scheduled_time))
+    return info
+
