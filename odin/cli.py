@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -35,7 +36,8 @@ async def _serve(settings: Settings, banner: str, auto_migrate: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         endpoints = await server.start()
-    except NotMigrated as exc:
+    except (NotMigrated, ValueError) as exc:
+        await server.stop()
         raise click.ClickException(str(exc)) from None
     click.echo(banner.format(grpc=f"{endpoints.grpc_host}:{endpoints.grpc_port}"), err=False)
     sys.stdout.flush()
@@ -44,20 +46,33 @@ async def _serve(settings: Settings, banner: str, auto_migrate: bool) -> None:
     await server.stop()
 
 
+def _settings(make, *args, **kwargs):
+    """Build settings; a bad value is a usage error, not a traceback."""
+    try:
+        return make(*args, **kwargs)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(f"bad configuration: {exc}") from None
+
+
 @main.command()
 @click.option("--db", "db_path", default="./odin.db", show_default=True, help="SQLite file; ':memory:' for throw-away.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--grpc-port", default=7233, show_default=True, type=int, help="gRPC (WorkflowService) port; 0 picks one.")
 @click.option("--http-port", default=8080, show_default=True, type=int, help="HTTP port (REST API and web UI).")
 @click.option("--namespace", default="default", show_default=True, help="Namespace created on start.")
-def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str) -> None:
+@click.option("--auth", is_flag=True, help="Require bearer tokens, configured by ODIN_JWT_* / ODIN_API_KEYS (off by default).")
+def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str, auth: bool) -> None:
     """Run every role in one process on SQLite with in-memory queues."""
-    settings = Settings(
+    from odin.api.auth import AuthConfig
+
+    settings = _settings(
+        Settings,
         database_url=sqlite_url_for_path(db_path),
         grpc_host=host,
         grpc_port=grpc_port,
         http_port=http_port,
         default_namespace=namespace,
+        auth=_settings(AuthConfig.from_env, {**os.environ, "ODIN_AUTH": "on"}) if auth else AuthConfig(),
     )
     banner = f"Odin dev server: gRPC on {{grpc}}, HTTP port {http_port} reserved, database {db_path}, namespace '{namespace}'"
     asyncio.run(_serve(settings, banner, auto_migrate=True))
@@ -76,15 +91,33 @@ def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str)
 @click.option("--grpc-port", envvar="ODIN_GRPC_PORT", default=7233, show_default=True, type=int)
 @click.option("--num-shards", envvar="ODIN_NUM_SHARDS", default=DEFAULT_NUM_SHARDS, show_default=True, type=int,
               help="History shards; fixed when the database is first used.")
-def server(database_url: str, redis_url: str | None, redis_prefix: str, host: str, grpc_port: int, num_shards: int) -> None:
+@click.option("--tls-cert", envvar="ODIN_TLS_CERT_FILE", default=None, help="Server certificate (PEM) for TLS on gRPC.")
+@click.option("--tls-key", envvar="ODIN_TLS_KEY_FILE", default=None, help="Its private key (PEM).")
+@click.option("--tls-client-ca", envvar="ODIN_TLS_CLIENT_CA_FILE", default=None,
+              help="CA of accepted client certificates: clients must present one (mutual TLS).")
+def server(
+    database_url: str,
+    redis_url: str | None,
+    redis_prefix: str,
+    host: str,
+    grpc_port: int,
+    num_shards: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+) -> None:
     """Run the gRPC front door against a migrated database."""
-    settings = Settings.from_env(
+    settings = _settings(
+        Settings.from_env,
         database_url=normalize_database_url(database_url),
         redis_url=redis_url or None,
         redis_prefix=redis_prefix,
         grpc_host=host,
         grpc_port=grpc_port,
         num_shards=num_shards,
+        tls_cert_file=tls_cert,
+        tls_key_file=tls_key,
+        tls_client_ca_file=tls_client_ca,
     )
     shape = "distributed (Redis queues, Celery timers)" if settings.redis_url else "single process"
     asyncio.run(_serve(settings, "Odin server: gRPC on {grpc}, " + shape, auto_migrate=False))

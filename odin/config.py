@@ -9,6 +9,10 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from odin.api.auth import AuthConfig
 
 DEFAULT_NUM_SHARDS = 512
 
@@ -68,6 +72,12 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _auth_config(env=None):
+    from odin.api.auth import AuthConfig
+
+    return AuthConfig.from_env(env) if env is not None else AuthConfig()
+
+
 @dataclass
 class Settings:
     # SQLAlchemy URL of the database (None only for processes that need none, like Celery beat).
@@ -102,6 +112,16 @@ class Settings:
     # Archive for closed runs past retention (``file://`` built in); None deletes without archiving
     # unless the namespace names its own archive.
     archive_uri: str | None = None
+    # Who may call (off unless ODIN_AUTH is set; see odin/api/auth.py).
+    auth: "AuthConfig" = field(default_factory=lambda: _auth_config())
+    # Requests per second per namespace, for client calls and for worker polls (0 = unlimited).
+    namespace_rps: float = 0.0
+    namespace_worker_rps: float = 0.0
+    # TLS for the gRPC port: server certificate and key (PEM files); with a client CA, client
+    # certificates signed by it are required (mutual TLS). Rotated files are picked up live.
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -125,6 +145,12 @@ class Settings:
             sweep_transfers_seconds=_float("ODIN_SWEEP_TRANSFERS_SECONDS", cls.sweep_transfers_seconds),
             retention_sweep_seconds=_float("ODIN_RETENTION_SWEEP_SECONDS", cls.retention_sweep_seconds),
             archive_uri=os.environ.get("ODIN_ARCHIVE_URI") or None,
+            auth=_auth_config(os.environ),
+            namespace_rps=_float("ODIN_NAMESPACE_RPS", cls.namespace_rps),
+            namespace_worker_rps=_float("ODIN_NAMESPACE_WORKER_RPS", cls.namespace_worker_rps),
+            tls_cert_file=os.environ.get("ODIN_TLS_CERT_FILE") or None,
+            tls_key_file=os.environ.get("ODIN_TLS_KEY_FILE") or None,
+            tls_client_ca_file=os.environ.get("ODIN_TLS_CLIENT_CA_FILE") or None,
         )
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

@@ -16,6 +16,9 @@ from odin.beat.local import LocalSystemWorkers
 from odin.beat.timers import AsyncioTimerScheduler, CeleryTimerScheduler, TimerScheduler
 from odin.clock import Clock, SystemClock
 from odin import redisconn
+from odin.api.auth import Authenticator
+from odin.api.gate import Budgets, Gate
+from odin.api.ratelimit import InMemoryRateLimiter, RedisRateLimiter
 from odin.config import Settings, default_identity
 from odin.frontend import FrontendService
 from odin.history.engine import HistoryEngine
@@ -122,7 +125,11 @@ class Runtime:
 
         self.engine = engine = HistoryEngine(store, queues, notifier, self.clock, num_shards, queries)
         engine.on_timers_committed = self.timers.scheduled
+        limiter = RedisRateLimiter(self.redis, s.redis_prefix) if self.distributed else InMemoryRateLimiter()
         self.frontend = FrontendService(store, engine, self.clock, s.long_poll_seconds, s.archive_uri)
+        self.frontend.gate = Gate(
+            Authenticator(s.auth), limiter, Budgets(s.namespace_rps, s.namespace_worker_rps), self.frontend.namespace
+        )
         self.jobs = SystemJobs(
             engine, self.shards, self.timers, self.clock, timer_horizon=s.timer_horizon_seconds, archive_uri=s.archive_uri
         )

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from odin.api.grpc.server import build_grpc_server, mark_serving
+from odin.api.tls import TlsFiles
 from odin.clock import Clock
 from odin.config import Settings
 from odin.frontend import FrontendService
@@ -21,6 +22,17 @@ log = logging.getLogger(__name__)
 class Endpoints:
     grpc_host: str
     grpc_port: int
+
+
+def tls_files(s: Settings) -> TlsFiles | None:
+    """The gRPC port's TLS files from the settings (None: plaintext)."""
+    if s.tls_cert_file or s.tls_key_file:
+        if not (s.tls_cert_file and s.tls_key_file):
+            raise ValueError("TLS needs both a certificate file and a key file")
+        return TlsFiles(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+    if s.tls_client_ca_file:
+        raise ValueError("a client CA (mutual TLS) needs a server certificate and key too")
+    return None
 
 
 class OdinServer:
@@ -43,8 +55,9 @@ class OdinServer:
 
     async def start(self) -> Endpoints:
         s = self.settings
+        tls = tls_files(s)
         await self.runtime.start()
-        self._grpc, port = build_grpc_server(self.runtime.frontend, s.grpc_host, s.grpc_port)
+        self._grpc, port = build_grpc_server(self.runtime.frontend, s.grpc_host, s.grpc_port, tls)
         await self._grpc.start()
         await mark_serving(self._grpc)
         self.endpoints = Endpoints(s.grpc_host, port)

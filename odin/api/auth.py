@@ -115,6 +115,8 @@ class Principal:
 
 # What every call gets when authentication is off (``odin dev`` by default).
 UNRESTRICTED = Principal("anonymous", {"*": frozenset(ROLES)}, cluster_admin=True)
+# A caller without credentials, when authentication is on (may make public calls only).
+ANONYMOUS = Principal("anonymous")
 
 
 def parse_permissions(permissions) -> tuple[dict[str, frozenset[str]], bool]:

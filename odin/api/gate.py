@@ -77,7 +77,10 @@ class Gate:
         target: str = "",
     ) -> T:
         """Run ``call`` for whoever ``authorization`` names, if they may, within budget."""
-        principal = self.authenticator.authenticate(authorization)
+        if auth.Level.PUBLIC in auth.OPERATIONS.get(operation, frozenset()):
+            principal = self.authenticator.authenticate(None) if not self.authenticator.enabled else auth.ANONYMOUS
+        else:
+            principal = self.authenticator.authenticate(authorization)
         auth.authorize(principal, operation, namespace, identity if self.authenticator.enabled else None)
         await self._admit(operation, namespace)
         token = current_principal.set(principal)

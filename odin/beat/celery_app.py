@@ -88,6 +88,7 @@ def _register_jobs(app: Celery) -> None:
 
     @app.task(name="odin.retention_sweep")
     def retention_sweep() -> int:
+        worker_runtime(app).run(lambda jobs: jobs.purge_deleted_namespaces())
         runs = worker_runtime(app).run(lambda jobs: jobs.expired_runs())
         for namespace_id, workflow_id, run_id in runs:
             archive_workflow.delay(namespace_id, workflow_id, run_id)

@@ -20,6 +20,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from temporalio.api.enums.v1 import NamespaceState
+
 from odin.clock import Clock
 from odin.errors import NotFound, ShardOwnershipLost
 from odin.persistence import archive
@@ -150,8 +152,25 @@ class SystemJobs:
                 runs.append((ns.id, workflow_id, run_id))
         return runs
 
+    async def purge_deleted_namespaces(self) -> int:
+        """Delete the runs of deleted namespaces, then the namespaces themselves. Returns how
+        many runs went."""
+        purged = 0
+        for ns in await self.store.list_namespaces():
+            if ns.state != NamespaceState.NAMESPACE_STATE_DELETED:
+                continue
+            runs = await self.store.list_runs(ns.id, BATCH)
+            for workflow_id, run_id in runs:
+                await self.engine.delete_run(ns.id, workflow_id, run_id)
+            purged += len(runs)
+            if len(runs) < BATCH:
+                await self.store.delete_namespace(ns.id)
+        return purged
+
     async def retention_sweep(self) -> int:
-        """Archive and delete every expired run (the in-process form; Celery fans out instead)."""
+        """Archive and delete every expired run (the in-process form; Celery fans out instead),
+        and purge deleted namespaces."""
+        await self.purge_deleted_namespaces()
         done = 0
         for namespace_id, workflow_id, run_id in await self.expired_runs():
             try:

@@ -7,6 +7,11 @@ this package.
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable, TypeVar
+
+from odin.api.auth import AuthConfig, Authenticator
+from odin.api.gate import Budgets, Gate
+from odin.api.ratelimit import InMemoryRateLimiter
 from odin.clock import Clock
 from odin.frontend.common import DEFAULT_RETENTION, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id
 from odin.frontend.namespaces import NamespaceCalls, _Cached
@@ -30,6 +35,9 @@ __all__ = [
 ]
 
 
+T = TypeVar("T")
+
+
 class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls):
     def __init__(
         self,
@@ -38,7 +46,9 @@ class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCall
         clock: Clock,
         long_poll_seconds: float = 60.0,
         archive_uri: str | None = None,
+        gate: Gate | None = None,
     ):
+        self.gate = gate or Gate(Authenticator(AuthConfig()), InMemoryRateLimiter(), Budgets(), self.namespace)
         self.archive_uri = archive_uri
         self.store = store
         self.engine = engine
@@ -46,3 +56,17 @@ class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCall
         self.clock = clock
         self.long_poll_seconds = long_poll_seconds
         self._ns_cache: dict[str, _Cached] = {}
+
+    async def serve(
+        self,
+        operation: str,
+        authorization: str | None,
+        namespace: str | None,
+        call: Callable[[], Awaitable[T]],
+        *,
+        identity: str | None = None,
+        target: str = "",
+    ) -> T:
+        """Every door's way in: ``call`` runs only if the caller may make ``operation`` in
+        ``namespace`` (with this worker ``identity``) and the namespace is within its rate budget."""
+        return await self.gate.serve(operation, authorization, namespace, call, identity=identity, target=target)

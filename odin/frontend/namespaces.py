@@ -9,15 +9,31 @@ from temporalio.api.enums.v1 import NamespaceState
 from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
 from temporalio.api.namespace.v1 import NamespaceConfig, NamespaceInfo
 from temporalio.api.replication.v1 import NamespaceReplicationConfig
+from temporalio.api.operatorservice.v1 import request_response_pb2 as ops
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin import __version__
 from odin.clock import monotonic
-from odin.errors import InvalidArgument, NotFound
+from odin.api.auth import SYSTEM_NAMESPACE
+from odin.api.gate import current_principal
+from odin.errors import FailedPrecondition, InvalidArgument, NotFound
 from odin.frontend.common import CLUSTER_NAME, DEFAULT_RETENTION, MAX_NAMESPACE_LENGTH, NAMESPACE_CACHE_TTL, check_id
 from odin.history.events import duration
 from odin.persistence import archive
 from odin.persistence.store import NamespaceRecord
+
+
+# Running workflows terminated per round when a namespace is deleted with force.
+DELETE_TERMINATE_BATCH = 500
+
+
+def _check_archival_uris(*uris: str) -> None:
+    for uri in uris:
+        if uri:
+            try:
+                archive.validate_uri(uri)
+            except archive.ArchiveError as exc:
+                raise InvalidArgument(f"Invalid archival URI: {exc}") from None
 
 
 @dataclass
@@ -36,10 +52,14 @@ class NamespaceCalls:
         if cached is not None and monotonic() - cached.at < NAMESPACE_CACHE_TTL:
             return cached.record
         record = await self.store.get_namespace(name=name)
-        if record is None:
+        if record is None or record.state == NamespaceState.NAMESPACE_STATE_DELETED:
             raise NotFound(f"Namespace {name} is not found.", NamespaceNotFoundFailure(namespace=name))
         self._ns_cache[name] = _Cached(record, monotonic())
         return record
+
+    def forget_namespace(self, name: str) -> None:
+        """Drop this process's cached copy (other processes refresh within NAMESPACE_CACHE_TTL)."""
+        self._ns_cache.pop(name, None)
 
     async def ensure_namespace(self, name: str, retention_seconds: float = DEFAULT_RETENTION) -> NamespaceRecord:
         try:
@@ -55,15 +75,12 @@ class NamespaceCalls:
 
     async def register_namespace(self, req: ws.RegisterNamespaceRequest) -> ws.RegisterNamespaceResponse:
         check_id(req.namespace, "Namespace", MAX_NAMESPACE_LENGTH)
+        if req.namespace == SYSTEM_NAMESPACE:
+            raise InvalidArgument(f"Namespace name {SYSTEM_NAMESPACE} is reserved.")
         retention = req.workflow_execution_retention_period.ToTimedelta().total_seconds() or DEFAULT_RETENTION
         if retention < 0:
             raise InvalidArgument("WorkflowExecutionRetentionPeriod cannot be negative.")
-        for uri in (req.history_archival_uri, req.visibility_archival_uri):
-            if uri:
-                try:
-                    archive.validate_uri(uri)
-                except archive.ArchiveError as exc:
-                    raise InvalidArgument(f"Invalid archival URI: {exc}") from None
+        _check_archival_uris(req.history_archival_uri, req.visibility_archival_uri)
         await self.store.create_namespace(
             NamespaceRecord(
                 id=str(uuid.uuid4()),
@@ -111,11 +128,23 @@ class NamespaceCalls:
             if ns is None:
                 raise NotFound(f"Namespace {req.id} is not found.", NamespaceNotFoundFailure(namespace=req.id))
         else:
-            ns = await self.namespace(req.namespace)
+            try:
+                ns = await self.namespace(req.namespace)
+            except NotFound:
+                # A deleted namespace can still be described (its state says so) until purged.
+                ns = await self.store.get_namespace(name=req.namespace)
+                if ns is None:
+                    raise
         return self._describe_ns(ns)
 
     async def list_namespaces(self, req: ws.ListNamespacesRequest) -> ws.ListNamespacesResponse:
-        all_ns = await self.store.list_namespaces()
+        """The namespaces the caller has a role in (every one for a cluster admin)."""
+        principal = current_principal.get()
+        all_ns = [
+            ns
+            for ns in await self.store.list_namespaces()
+            if ns.state != NamespaceState.NAMESPACE_STATE_DELETED and principal.can_access(ns.name)
+        ]
         try:
             start = int(req.next_page_token or b"0")
             if start < 0:
@@ -128,6 +157,75 @@ class NamespaceCalls:
         return ws.ListNamespacesResponse(namespaces=[self._describe_ns(ns) for ns in page], next_page_token=token)
 
 
+
+    async def update_namespace(self, req: ws.UpdateNamespaceRequest) -> ws.UpdateNamespaceResponse:
+        """Change description, owner, data (merged key by key), retention or archival settings."""
+        ns = await self.namespace(req.namespace)
+        current = await self.store.get_namespace(id=ns.id) or ns  # not the cached copy: no lost update
+        data = dict(current.data)
+        if req.HasField("update_info"):
+            info = req.update_info
+            if info.description:
+                data["description"] = info.description
+            if info.owner_email:
+                data["owner_email"] = info.owner_email
+            data["data"] = {**data.get("data", {}), **dict(info.data)}
+        if req.HasField("config"):
+            config = req.config
+            if config.HasField("workflow_execution_retention_ttl"):
+                retention = config.workflow_execution_retention_ttl.ToTimedelta().total_seconds()
+                if retention <= 0:
+                    raise InvalidArgument("WorkflowExecutionRetentionTtl must be positive.")
+                data["retention_seconds"] = retention
+            _check_archival_uris(config.history_archival_uri, config.visibility_archival_uri)
+            for kind in ("history", "visibility"):
+                state = getattr(config, f"{kind}_archival_state")
+                uri = getattr(config, f"{kind}_archival_uri")
+                if state:
+                    data[f"{kind}_archival_state"] = state
+                if uri:
+                    data[f"{kind}_archival_uri"] = uri
+        updated = NamespaceRecord(current.id, current.name, current.state, data, current.created_at)
+        await self.store.update_namespace(updated)
+        self.forget_namespace(current.name)
+        described = self._describe_ns(updated)
+        return ws.UpdateNamespaceResponse(
+            namespace_info=described.namespace_info,
+            config=described.config,
+            replication_config=described.replication_config,
+            is_global_namespace=False,
+        )
+
+    async def delete_namespace(self, req: ops.DeleteNamespaceRequest, force: bool = False) -> ops.DeleteNamespaceResponse:
+        """Retire a namespace: refused while workflows run there unless ``force`` (then they are
+        terminated first). The name is freed at once; the runs are purged by the retention job."""
+        if req.namespace_id:
+            ns = await self.store.get_namespace(id=req.namespace_id)
+            if ns is None or ns.state == NamespaceState.NAMESPACE_STATE_DELETED:
+                raise NotFound(f"Namespace {req.namespace_id} is not found.", NamespaceNotFoundFailure(namespace=req.namespace_id))
+        else:
+            ns = await self.namespace(req.namespace)
+        running = await self.store.list_runs(ns.id, DELETE_TERMINATE_BATCH, running_only=True)
+        if running and not force:
+            raise FailedPrecondition(
+                f"Namespace {ns.name} still has running workflows; terminate them first or delete with force."
+            )
+        while running:
+            for workflow_id, run_id in running:
+                try:
+                    await self.engine.update(
+                        ns.id, workflow_id, run_id, lambda t: t.terminate("namespace deleted", None, "odin-namespace-delete")
+                    )
+                except NotFound:
+                    pass  # closed meanwhile
+            running = await self.store.list_runs(ns.id, DELETE_TERMINATE_BATCH, running_only=True)
+        deleted_name = f"{ns.name}-deleted-{ns.id[:8]}"
+        data = {**ns.data, "deleted_name": ns.name}
+        await self.store.update_namespace(
+            NamespaceRecord(ns.id, deleted_name, NamespaceState.NAMESPACE_STATE_DELETED, data, ns.created_at)
+        )
+        self.forget_namespace(ns.name)
+        return ops.DeleteNamespaceResponse(deleted_namespace=deleted_name)
     async def get_cluster_info(self, req: ws.GetClusterInfoRequest) -> ws.GetClusterInfoResponse:
         return ws.GetClusterInfoResponse(
             server_version=__version__,

@@ -12,7 +12,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.errors import InvalidArgument, NotFound
 from odin.frontend.common import check_id
-from odin.history import activities
+from odin.history import activities, tokens
 from odin.history.events import timestamp
 from odin.matching import ACTIVITY, WORKFLOW
 
@@ -42,18 +42,21 @@ class WorkerCalls:
     async def respond_workflow_task_completed(
         self, req: ws.RespondWorkflowTaskCompletedRequest
     ) -> ws.RespondWorkflowTaskCompletedResponse:
+        await self._token_in_namespace(req.namespace, req.task_token)
         await self.tasks.respond_workflow_task_completed(req)
         return ws.RespondWorkflowTaskCompletedResponse()
 
     async def respond_workflow_task_failed(
         self, req: ws.RespondWorkflowTaskFailedRequest
     ) -> ws.RespondWorkflowTaskFailedResponse:
+        await self._token_in_namespace(req.namespace, req.task_token)
         await self.tasks.respond_workflow_task_failed(req.task_token, req.cause, req.failure, req.identity)
         return ws.RespondWorkflowTaskFailedResponse()
 
     async def respond_query_task_completed(
         self, req: ws.RespondQueryTaskCompletedRequest
     ) -> ws.RespondQueryTaskCompletedResponse:
+        await self._token_in_namespace(req.namespace, req.task_token)
         await self.tasks.respond_query_task_completed(
             req.task_token,
             WorkflowQueryResult(
@@ -65,18 +68,21 @@ class WorkerCalls:
     async def record_activity_task_heartbeat(
         self, req: ws.RecordActivityTaskHeartbeatRequest
     ) -> ws.RecordActivityTaskHeartbeatResponse:
+        await self._token_in_namespace(req.namespace, req.task_token)
         cancel = await self.tasks.activity_update(req.task_token, lambda t, a: activities.heartbeat(t, a, req.details))
         return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=bool(cancel))
 
     async def respond_activity_task_completed(
         self, req: ws.RespondActivityTaskCompletedRequest
     ) -> ws.RespondActivityTaskCompletedResponse:
+        await self._token_in_namespace(req.namespace, req.task_token)
         await self.tasks.activity_update(req.task_token, lambda t, a: activities.completed(t, a, req.result, req.identity))
         return ws.RespondActivityTaskCompletedResponse()
 
     async def respond_activity_task_failed(
         self, req: ws.RespondActivityTaskFailedRequest
     ) -> ws.RespondActivityTaskFailedResponse:
+        await self._token_in_namespace(req.namespace, req.task_token)
         await self.tasks.activity_update(
             req.task_token, lambda t, a: activities.failed(t, a, req.failure, req.identity, req.last_heartbeat_details)
         )
@@ -85,8 +91,16 @@ class WorkerCalls:
     async def respond_activity_task_canceled(
         self, req: ws.RespondActivityTaskCanceledRequest
     ) -> ws.RespondActivityTaskCanceledResponse:
+        await self._token_in_namespace(req.namespace, req.task_token)
         await self.tasks.activity_update(req.task_token, lambda t, a: activities.report_canceled(t, a, req.details, req.identity))
         return ws.RespondActivityTaskCanceledResponse()
+
+    async def _token_in_namespace(self, namespace: str, task_token: bytes) -> None:
+        """A task token works only in the namespace named on the request (which the caller was
+        let into): a worker of one namespace cannot complete another's tasks."""
+        token = tokens.decode(task_token, (tokens.WorkflowTaskToken, tokens.ActivityTaskToken, tokens.QueryTaskToken))
+        if namespace and (await self.namespace(namespace)).id != token.namespace_id:
+            raise InvalidArgument(f"Task token does not belong to namespace {namespace}.")
 
     # -- activities addressed by id (async completion) ------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
 from odin.errors import AlreadyExists, ConcurrentUpdate, ShardOwnershipLost
@@ -151,6 +152,8 @@ class ExecutionStore(Protocol):
     async def cluster_id(self) -> str: ...
     async def create_namespace(self, ns: NamespaceRecord) -> None: ...
     async def update_namespace(self, ns: NamespaceRecord) -> None: ...
+    async def delete_namespace(self, namespace_id: str) -> None: ...
+    async def list_runs(self, namespace_id: str, limit: int, running_only: bool = False) -> list[tuple[str, str]]: ...
     async def get_namespace(self, *, name: str | None = None, id: str | None = None) -> NamespaceRecord | None: ...
     async def list_namespaces(self) -> list[NamespaceRecord]: ...
     async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentExecution | None: ...
@@ -293,8 +296,33 @@ class SqlExecutionStore:
             raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
 
     async def update_namespace(self, ns: NamespaceRecord) -> None:
-        update = t.namespaces.update().where(t.namespaces.c.id == ns.id).values(state=ns.state, data=json.dumps(ns.data))
-        await self._write(lambda conn: conn.execute(update))
+        update = (
+            t.namespaces.update()
+            .where(t.namespaces.c.id == ns.id)
+            .values(name=ns.name, state=ns.state, data=json.dumps(ns.data))
+        )
+        try:
+            await self._write(lambda conn: conn.execute(update))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
+
+    async def delete_namespace(self, namespace_id: str) -> None:
+        """Remove a namespace row and its search-attribute registry (its runs must be gone)."""
+
+        def run(conn: sa.Connection) -> None:
+            conn.execute(t.search_attributes.delete().where(t.search_attributes.c.namespace_id == namespace_id))
+            conn.execute(t.namespaces.delete().where(t.namespaces.c.id == namespace_id))
+
+        await self._write(run)
+
+    async def list_runs(self, namespace_id: str, limit: int, running_only: bool = False) -> list[tuple[str, str]]:
+        """(workflow_id, run_id) of a namespace's runs (only the running ones if asked)."""
+        w = t.workflow_executions.c
+        query = sa.select(w.workflow_id, w.run_id).where(w.namespace_id == namespace_id).limit(limit)
+        if running_only:
+            query = query.where(w.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING)
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [(r[0], r[1]) for r in rows]
 
     async def get_namespace(self, *, name: str | None = None, id: str | None = None) -> NamespaceRecord | None:
         cond = t.namespaces.c.name == name if name is not None else t.namespaces.c.id == id

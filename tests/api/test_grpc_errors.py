@@ -62,7 +62,7 @@ from temporalio.api.workflowservice.v1 import (
     SignalWorkflowExecutionRequest,
     StartWorkflowExecutionRequest,
     TerminateWorkflowExecutionRequest,
-    UpdateNamespaceRequest,
+    DeprecateNamespaceRequest,
 )
 from temporalio.api.workflowservice.v1.service_pb2_grpc import WorkflowServiceStub
 
@@ -837,7 +837,7 @@ async def test_unimplemented_rpcs_answer_unimplemented(stub):
         stub.ResetWorkflowExecution(ResetWorkflowExecutionRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED
     )
     await expect_error(
-        stub.UpdateNamespace(UpdateNamespaceRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED
+        stub.DeprecateNamespace(DeprecateNamespaceRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED
     )
     # The server is still fine afterwards.
     await stub.DescribeNamespace(DescribeNamespaceRequest(namespace=NS), timeout=10)

@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
+from odin.api.tls import ReloadingCredentials, TlsFiles
 from odin.errors import OdinError, unavailable
 from odin.frontend import FrontendService
 
@@ -62,6 +63,7 @@ _RPCS: dict[str, Call] = {
     "RegisterNamespace": _plain("register_namespace"),
     "DescribeNamespace": _plain("describe_namespace"),
     "ListNamespaces": _plain("list_namespaces"),
+    "UpdateNamespace": _plain("update_namespace"),
     "StartWorkflowExecution": _plain("start_workflow_execution"),
     "SignalWithStartWorkflowExecution": _plain("signal_with_start_workflow_execution"),
     "GetWorkflowExecutionHistory": _timed("get_workflow_execution_history"),
@@ -100,21 +102,50 @@ _RPCS: dict[str, Call] = {
 }
 
 
+class _Status(grpc.Status):
+    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple):
+        self.code, self.details, self.trailing_metadata = code, details, trailing_metadata
+
+
 def to_status(err: OdinError) -> grpc.Status:
     status = status_pb2.Status(code=grpc.StatusCode[err.code].value[0], message=err.message)
     if err.detail is not None:
         detail = AnyProto()
         detail.Pack(err.detail)
         status.details.append(detail)
-    return rpc_status.to_status(status)
+    converted = rpc_status.to_status(status)
+    if err.retry_after is None:
+        return converted
+    # A retry hint beside the details (seconds), like HTTP's Retry-After.
+    metadata = tuple(converted.trailing_metadata) + (("retry-after", f"{err.retry_after:.3f}"),)
+    return _Status(converted.code, converted.details, metadata)
+
+
+def _target(request) -> str:
+    """The workflow a request is about, for the audit log."""
+    for field in ("workflow_id", "execution", "workflow_execution"):
+        if request.DESCRIPTOR.fields_by_name.get(field) is None:
+            continue
+        value = getattr(request, field)
+        return value if isinstance(value, str) else value.workflow_id
+    return ""
 
 
 def _method(name: str, call: Call):
     async def handler(self, request, context: grpc.aio.ServicerContext):
         remaining = context.time_remaining()
         timeout = DEFAULT_TIMEOUT if remaining is None else remaining
+        metadata = dict(context.invocation_metadata() or ())
+        fields = request.DESCRIPTOR.fields_by_name
         try:
-            return await call(self.frontend, request, timeout)
+            return await self.frontend.serve(
+                name,
+                metadata.get("authorization"),
+                request.namespace if "namespace" in fields else None,
+                lambda: call(self.frontend, request, timeout),
+                identity=request.identity if "identity" in fields else None,
+                target=_target(request),
+            )
         except OdinError as err:
             await context.abort_with_status(to_status(err))
         except grpc.aio.AbortError:
@@ -136,6 +167,7 @@ _OPERATOR_RPCS: dict[str, Call] = {
     "AddSearchAttributes": _plain("add_search_attributes"),
     "ListSearchAttributes": _plain("list_search_attributes"),
     "RemoveSearchAttributes": _plain("remove_search_attributes"),
+    "DeleteNamespace": _plain("delete_namespace"),
 }
 
 
@@ -155,14 +187,21 @@ for _name, _call in _OPERATOR_RPCS.items():
     setattr(OperatorService, _name, _method(_name, _call))
 
 
-def build_grpc_server(frontend: FrontendService, host: str, port: int) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server with the WorkflowService and health; returns it and the bound port."""
+def build_grpc_server(
+    frontend: FrontendService, host: str, port: int, tls: TlsFiles | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server with the WorkflowService, OperatorService and health; returns it and the
+    bound port. With ``tls`` the port speaks TLS (mutual if a client CA is given)."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     service_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowService(frontend), server)
     operator_grpc.add_OperatorServiceServicer_to_server(OperatorService(frontend), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if tls is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, ReloadingCredentials(tls).server_credentials())
     if bound == 0:
         raise OSError(f"cannot bind gRPC port {host}:{port}")
     server.health_servicer = health_servicer  # type: ignore[attr-defined]
