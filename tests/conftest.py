@@ -158,3 +158,28 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def unsandboxed_workflows():
+    """Run test workflows outside the SDK's sandbox unless a test asks for one.
+
+    The sandbox guards user workflow code against non-determinism; these tests exercise the
+    server, and the sandbox costs 1-2 s per worker and per replay (it re-imports the test module
+    each time). Replays stay strict: a history that does not match the code still fails."""
+    from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
+
+    originals = {cls: cls.__init__ for cls in (Worker, Replayer)}
+
+    def patched(original):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
+            original(self, *args, **kwargs)
+
+        return __init__
+
+    for cls, original in originals.items():
+        cls.__init__ = patched(original)
+    yield
+    for cls, original in originals.items():
+        cls.__init__ = original
