@@ -9,6 +9,7 @@ child starts with no loop and makes its own on first use.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 from typing import Awaitable, TypeVar
@@ -29,11 +30,22 @@ class LoopThread:
     def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
         if threading.current_thread() is self._thread:
             raise RuntimeError("LoopThread.run called from its own loop: await the coroutine instead")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return run_on(self.loop, coro, timeout)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+
+
+def run_on(loop: asyncio.AbstractEventLoop, coro: Awaitable[T], timeout: float | None = None) -> T:
+    """Run ``coro`` on ``loop`` (owned by another thread) and wait for it. On timeout the
+    coroutine is cancelled too, so an abandoned call does not keep running on the loop."""
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise
 
 
 _lock = threading.Lock()
