@@ -138,7 +138,12 @@ def tokenize(text: str) -> list[Token]:
         kind = m.lastgroup
         raw = m.group()
         if kind == "number":
-            value: object = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            try:
+                value: object = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            except ValueError:  # more digits than Python converts
+                raise QueryError("number too long", pos) from None
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise QueryError("integer out of the 64-bit range", pos)
             tokens.append(Token("number", raw, pos, value))
         elif kind == "word":
             upper = raw.upper()

@@ -120,3 +120,9 @@ def test_values_are_bound_parameters_and_match_literally(sqlite_engine, value):
             assert {r[0] for r in rows} == expected, text
         # The table is intact whatever the value contained.
         assert conn.execute(sa.select(sa.func.count()).select_from(vr)).scalar_one() == 3
+
+
+@pytest.mark.parametrize("text", ["HistoryLength = " + "9" * 5000, "HistoryLength > 9223372036854775808", "x IN (-9223372036854775809)"])
+def test_numbers_beyond_64_bits_are_query_errors(text):
+    with pytest.raises(q.QueryError):
+        q.parse(text)
