@@ -1,0 +1,81 @@
+"""The JSON codec: proto3 JSON with payloads as plain JSON values, both ways."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.enums.v1 import WorkflowIdReusePolicy
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+from temporalio.converter import DataConverter
+
+from odin.api.rest.codec import from_json, payload_value, to_json, value_payload
+from odin.errors import InvalidArgument
+
+
+@pytest.mark.parametrize("value", [None, 0, -3.5, "héllo", [1, "two", None], {"nested": {"list": [True, False]}}])
+def test_values_round_trip_and_the_sdk_reads_them(value):
+    payload = value_payload(value)
+    assert payload.metadata["encoding"] == b"json/plain"
+    assert payload_value(payload) == value
+    assert DataConverter.default.payload_converter.from_payloads([payload])[0] == value
+
+
+def test_sdk_payloads_read_as_json_and_other_encodings_pass_through():
+    none, text = DataConverter.default.payload_converter.to_payloads([None, "text"])
+    assert payload_value(none) is None  # binary/null
+    assert payload_value(text) == "text"
+    raw = Payload(metadata={"encoding": b"binary/plain", "x": b"\x00\x01"}, data=b"\xff\xfe")
+    assert payload_value(raw) == {
+        "metadata": {"encoding": base64.b64encode(b"binary/plain").decode(), "x": "AAE="},
+        "data": "//4=",
+    }
+    broken = Payload(metadata={"encoding": b"json/plain"}, data=b"{not json")
+    assert payload_value(broken)["data"] == base64.b64encode(b"{not json").decode()
+
+
+def test_nested_payloads_in_messages_render_as_values():
+    event = HistoryEvent(event_id=5)
+    event.workflow_execution_failed_event_attributes.failure.CopyFrom(
+        Failure(
+            message="no",
+            application_failure_info=ApplicationFailureInfo(type="E", details=Payloads(payloads=[value_payload({"a": 1})])),
+        )
+    )
+    data = to_json(event)
+    assert data["eventId"] == "5"
+    assert data["workflowExecutionFailedEventAttributes"]["failure"]["applicationFailureInfo"]["details"] == [{"a": 1}]
+    started = HistoryEvent(event_id=1)
+    started.workflow_execution_started_event_attributes.memo.fields["note"].CopyFrom(value_payload("hi"))
+    assert to_json(started)["workflowExecutionStartedEventAttributes"]["memo"] == {"fields": {"note": "hi"}}
+
+
+def test_requests_parse_payload_fields_from_json_values():
+    req = from_json(
+        {
+            "workflowType": {"name": "W"},
+            "input": [1, {"b": [2]}],
+            "memo": {"fields": {"k": "v"}},
+            "header": {"fields": {"trace": {"id": 7}}},
+            "workflow_run_timeout": "30s",
+            "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE",
+        },
+        ws.StartWorkflowExecutionRequest,
+    )
+    assert [payload_value(p) for p in req.input.payloads] == [1, {"b": [2]}]
+    assert payload_value(req.memo.fields["k"]) == "v"
+    assert payload_value(req.header.fields["trace"]) == {"id": 7}
+    assert req.workflow_run_timeout.seconds == 30
+    assert req.workflow_id_reuse_policy == WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [[], {"input": "x"}, {"input": [float("nan")]}, {"unknown": 1}, {"workflowRunTimeout": 5}, {"workflowType": "W"}],
+)
+def test_bad_requests_are_invalid_argument(body):
+    with pytest.raises(InvalidArgument):
+        from_json(body, ws.StartWorkflowExecutionRequest)
