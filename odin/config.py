@@ -92,6 +92,8 @@ class Settings:
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 7233
     http_port: int = 8080
+    # Largest request body the REST app reads (larger ones answer 413).
+    http_max_request_bytes: int = 4 * 1024 * 1024
     num_shards: int = DEFAULT_NUM_SHARDS
     default_namespace: str = "default"
     # Longest a worker long poll waits before answering empty (Temporal: one minute).
@@ -135,6 +137,7 @@ class Settings:
             grpc_host=os.environ.get("ODIN_GRPC_HOST", "0.0.0.0"),
             grpc_port=_int("ODIN_GRPC_PORT", cls.grpc_port),
             http_port=_int("PORT", _int("ODIN_HTTP_PORT", cls.http_port)),
+            http_max_request_bytes=_int("ODIN_HTTP_MAX_REQUEST_BYTES", cls.http_max_request_bytes),
             num_shards=_int("ODIN_NUM_SHARDS", cls.num_shards),
             default_namespace=os.environ.get("ODIN_DEFAULT_NAMESPACE", cls.default_namespace),
             queue_partitions=_int("ODIN_QUEUE_PARTITIONS", cls.queue_partitions),

@@ -1,65 +1,47 @@
-"""The REST door: a Flask app (``create_app()``) served by gunicorn in production.
+"""The REST door: a Flask app serving the JSON API under ``/api/v1``, its OpenAPI document and
+the health probes.
 
-It runs Odin's runtime in-process on the bridge loop (no gRPC hop), against the same database and
-Redis as every other process, so it works on a Heroku web dyno.
+It runs Odin's runtime in-process (no gRPC hop): gunicorn workers start their own against the
+same database and Redis as every other process (``create_app()``, settings from the
+environment), and ``odin dev`` attaches the app to the runtime of its gRPC door.
 """
 
 from __future__ import annotations
 
-import threading
+from typing import Any, Mapping
 
-from flask import Flask, jsonify
+from flask import Flask
 
-from odin import bridge
+from odin.api.rest import csrf, errors, routes
+from odin.api.rest.invoke import invoke
+from odin.api.rest.runtime import RuntimeHandle
 from odin.config import Settings
 
+__all__ = ["RuntimeHandle", "create_app", "invoke"]
 
-class RuntimeHandle:
-    """This process's runtime, started on first use (after gunicorn has forked its workers)."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._runtime = None
-        self._lock = threading.Lock()
-
-    def get(self):
-        with self._lock:
-            if self._runtime is None:
-                from odin.runtime import Runtime
-
-                # A web process serves requests; the jobs of time belong to the system workers
-                # (or to the single-process server when there is no Redis).
-                self._runtime = bridge.run(Runtime(self.settings, run_system_jobs=False).start())
-            return self._runtime
-
-    def run(self, make_coro, timeout: float | None = 60.0):
-        runtime = self.get()
-        return bridge.run(make_coro(runtime), timeout)
+# Longest a request waits on a long poll (history waitNewEvent, result ?wait=, query, update),
+# inside gunicorn's default 30 s worker timeout. Temporal's history long poll is 20 s too.
+LONG_POLL_SECONDS = 20.0
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    app = Flask("odin")
-    handle = RuntimeHandle(settings or Settings.from_env())
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: RuntimeHandle | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Flask:
+    """The app. ``runtime`` attaches it to a running runtime (``odin dev``); without it the app
+    starts its own on first use, with ``settings`` (default: from the environment)."""
+    handle = runtime or RuntimeHandle(settings or Settings.from_env())
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=handle.settings.http_max_request_bytes,
+        ODIN_LONG_POLL_SECONDS=LONG_POLL_SECONDS,
+    )
+    app.config.update(config or {})
+    app.json.sort_keys = False  # keep the messages' field order
     app.extensions["odin"] = handle
-
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(status="ok")
-
-    @app.get("/readyz")
-    def readyz():
-        checks = {}
-        try:
-            checks["database"] = "ok" if handle.run(lambda rt: rt.store.ping(), timeout=10) is None else "failed"
-        except Exception as exc:  # report, do not crash: this is what the probe is for
-            checks["database"] = f"failed: {type(exc).__name__}"
-        if handle.settings.redis_url:
-            try:
-                handle.run(lambda rt: rt.redis.ping(), timeout=10)
-                checks["redis"] = "ok"
-            except Exception as exc:
-                checks["redis"] = f"failed: {type(exc).__name__}"
-        ready = all(v == "ok" for v in checks.values())
-        return jsonify(status="ready" if ready else "not ready", checks=checks), (200 if ready else 503)
-
+    errors.register(app)
+    csrf.protect(app)
+    routes.register(app)
     return app

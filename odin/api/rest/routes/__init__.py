@@ -1,0 +1,23 @@
+"""The REST API's routes, one module per resource, all under ``/api/v1``."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify
+from google.protobuf.message import Message
+
+from odin.api.rest.codec import to_json
+
+
+def reply(message: Message, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A WorkflowService response message as the JSON body of a response."""
+    response = jsonify(to_json(message))
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def register(app: Flask) -> None:
+    from odin.api.rest.routes import namespaces, system, task_queues, workflows
+
+    for module in (system, namespaces, workflows, task_queues):
+        app.register_blueprint(module.bp)

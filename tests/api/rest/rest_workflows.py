@@ -1,0 +1,77 @@
+"""Workflows the REST tests run on a temporalio worker (a module of their own, so the SDK's
+workflow sandbox imports nothing but these)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.exceptions import ApplicationError
+
+
+@activity.defn
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+@workflow.defn
+class Greet:
+    """Greets through an activity; input and result are plain JSON."""
+
+    @workflow.run
+    async def run(self, name: str, extra: dict) -> dict:
+        loud = await workflow.execute_activity(shout, f"hello, {name}", start_to_close_timeout=timedelta(seconds=10))
+        return {"greeting": loud, "extra": extra}
+
+
+@workflow.defn
+class Counter:
+    """Counts signals and updates, answers queries, ends when told to; a timer stays pending."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.done = False
+
+    @workflow.signal
+    def bump(self, by: int) -> None:
+        self.count += by
+
+    @workflow.update
+    def add(self, n: int) -> int:
+        if n < 0:
+            raise ApplicationError("cannot add a negative number")
+        self.count += n
+        return self.count
+
+    @workflow.query
+    def value(self) -> int:
+        return self.count
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.run
+    async def run(self) -> int:
+        try:
+            await workflow.wait_condition(lambda: self.done, timeout=timedelta(hours=1))
+        except asyncio.TimeoutError:
+            pass
+        return self.count
+
+
+@workflow.defn
+class Fails:
+    @workflow.run
+    async def run(self, message: str) -> None:
+        raise ApplicationError(message, {"order": 7}, type="OrderRejected", non_retryable=True)
+
+
+@workflow.defn
+class WaitForever:
+    """Runs until canceled (then ends canceled) or terminated."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
