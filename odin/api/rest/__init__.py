@@ -1,5 +1,5 @@
-"""The REST door: a Flask app serving the JSON API under ``/api/v1``, its OpenAPI document and
-the health probes.
+"""The REST door: a Flask app serving the JSON API under ``/api/v1``, its OpenAPI document, the
+web UI and the health probes.
 
 It runs Odin's runtime in-process (no gRPC hop): gunicorn workers start their own against the
 same database and Redis as every other process (``create_app()``, settings from the
@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from odin.api.rest import csrf, errors, routes
+from odin.api.rest import csrf, errors, routes, ui
 from odin.api.rest.invoke import invoke
 from odin.api.rest.runtime import RuntimeHandle
 from odin.config import Settings
@@ -44,4 +44,5 @@ def create_app(
     errors.register(app)
     csrf.protect(app)
     routes.register(app)
+    ui.register(app)
     return app

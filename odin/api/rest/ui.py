@@ -1,0 +1,293 @@
+"""The web UI: server-rendered pages over the same frontend calls as the API (through ``invoke``,
+so authentication and rate limits apply to it too). Its few mutations are POST forms carrying a
+CSRF token; each answers with a redirect back to the page (post/redirect/get)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+from odin.api.rest import csrf, timeline
+from odin.api.rest.codec import payloads_values, to_json, value_payload
+from odin.api.rest.invoke import invoke
+from odin.api.rest.openapi import FORM, HTML, Body, Doc, Reply, documented
+from odin.api.rest.outcome import is_close, outcome_json
+from odin.api.rest.params import NEXT_PAGE_TOKEN, RUN_ID, Param
+from odin.api.rest.routes.task_queues import QUEUE_TYPES
+from odin.api.rest.routes.task_queues import describe as describe_task_queue
+from odin.errors import InvalidArgument
+from odin.visibility import query as visibility_query
+from odin.visibility.sql import STATUS_NAMES
+
+bp = Blueprint("ui", __name__)
+STATIC = Path(__file__).parent / "static"
+TAG = "web UI"
+IDENTITY = "odin-ui"
+# A page shows at most this many events; longer histories are for the API's paging.
+MAX_EVENTS = 2000
+
+QUERY = Param("query", "query", {"type": "string", "maxLength": 10000}, "A list filter.", "")
+STATUS = Param("status", "query", {"type": "string", "enum": ["", *STATUS_NAMES]}, "Only runs in this status.", "")
+NAME = Param("name", "query", {"type": "string", "maxLength": 1000}, "A task queue name.", "")
+PAGE_SIZE = Param("pageSize", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Workflows per page.", 50)
+DONE = Param("done", "query", {"type": "string", "enum": ["signal", "cancel", "terminate"]}, "The action just taken.", "")
+_NOTICES = {"signal": "Signal sent.", "cancel": "Cancellation requested.", "terminate": "Workflow terminated."}
+
+_PAGE = {200: Reply("The page.", media=HTML)}
+_SEE_OTHER = {303: Reply("Done; back to the workflow page.", media=HTML, headers=("Location",))}
+
+
+def _form(fields: dict) -> Body:
+    properties = {csrf.FIELD: {"type": "string"}, "run_id": {"type": "string"}, **fields}
+    return Body(schema={"type": "object", "properties": properties, "required": [csrf.FIELD]}, media=FORM, required=True)
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+@bp.get("/")
+@documented(Doc("Home: the default namespace's workflows", TAG, responses={302: Reply("Redirect.", media=HTML)}))
+def home():
+    namespace = current_app.extensions["odin"].settings.default_namespace
+    return redirect(url_for(".workflows", namespace=namespace))
+
+
+@bp.get("/static/<path:filename>")
+@documented(Doc("Web UI assets (CSS, JavaScript)", TAG, responses={200: Reply("The file.", media="text/plain")}))
+def static(filename: str):
+    return send_from_directory(STATIC, filename, max_age=3600)
+
+
+@bp.get("/namespaces")
+@documented(Doc("Namespaces", TAG, "ListNamespaces", params=(NEXT_PAGE_TOKEN,), responses=_PAGE))
+def namespaces():
+    req = ws.ListNamespacesRequest(page_size=100, next_page_token=NEXT_PAGE_TOKEN.read())
+    response = invoke("ListNamespaces", None, lambda f: f.list_namespaces(req))
+    return render_template(
+        "namespaces.html",
+        namespaces=[to_json(n) for n in response.namespaces],
+        next_page_token=_token(response.next_page_token),
+    )
+
+
+@bp.get("/namespaces/<namespace>")
+@documented(Doc("A namespace", TAG, "DescribeNamespace", responses=_PAGE))
+def namespace(namespace: str):
+    described = invoke("DescribeNamespace", namespace, lambda f: f.describe_namespace(ws.DescribeNamespaceRequest(namespace=namespace)))
+    return render_template("namespace.html", namespace=namespace, ns=to_json(described))
+
+
+@bp.get("/namespaces/<namespace>/workflows")
+@documented(Doc(
+    "Workflows of a namespace", TAG, "ListWorkflowExecutions", params=(QUERY, STATUS, PAGE_SIZE, NEXT_PAGE_TOKEN),
+    responses={**_PAGE, 400: Reply("The page, with the query's error.", media=HTML)},
+))
+def workflows(namespace: str):
+    text, status, size = QUERY.read(), STATUS.read(), PAGE_SIZE.read()
+    context = dict(
+        namespace=namespace, query=text, status=status, statuses=list(STATUS_NAMES), rows=[], count=None, error=None,
+        page={"query": text or None, "status": status or None, "pageSize": size if size != PAGE_SIZE.default else None},
+    )
+    try:
+        effective = with_status(text, status)
+        req = ws.ListWorkflowExecutionsRequest(
+            namespace=namespace, query=effective, page_size=size, next_page_token=NEXT_PAGE_TOKEN.read()
+        )
+        listed = invoke("ListWorkflowExecutions", namespace, lambda f: f.list_workflow_executions(req))
+        counted = invoke(
+            "CountWorkflowExecutions", namespace,
+            lambda f: f.count_workflow_executions(ws.CountWorkflowExecutionsRequest(namespace=namespace, query=effective)),
+        )
+    except InvalidArgument as err:  # a query typo is shown by the query box, not on an error page
+        context["error"] = err.message
+        return render_template("workflows.html", **context), 400
+    context.update(
+        rows=[to_json(e) for e in listed.executions],
+        count=counted.count,
+        next_page_token=_token(listed.next_page_token),
+        first_page=bool(NEXT_PAGE_TOKEN.read()),
+    )
+    return render_template("workflows.html", **context)
+
+
+@bp.get("/namespaces/<namespace>/workflows/<workflow_id>")
+@documented(Doc("A workflow", TAG, "DescribeWorkflowExecution", params=(RUN_ID, DONE), responses=_PAGE))
+def workflow(namespace: str, workflow_id: str):
+    execution = WorkflowExecution(workflow_id=workflow_id, run_id=RUN_ID.read())
+    described = invoke(
+        "DescribeWorkflowExecution", namespace,
+        lambda f: f.describe_workflow_execution(ws.DescribeWorkflowExecutionRequest(namespace=namespace, execution=execution)),
+    )
+    info = described.workflow_execution_info
+    events = _history(namespace, info.execution)
+    running = info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+    started = events[0].workflow_execution_started_event_attributes if events else None
+    return render_template(
+        "workflow.html",
+        namespace=namespace,
+        workflow_id=workflow_id,
+        run_id=info.execution.run_id,
+        info=to_json(info),
+        config=to_json(described.execution_config),
+        running=running,
+        input=json.dumps(payloads_values(started.input), indent=2, ensure_ascii=False) if started else None,
+        outcome=outcome_json(workflow_id, events[-1]) if events and is_close(events[-1]) else None,
+        pending_activities=[to_json(a) for a in described.pending_activities],
+        pending_timers=timeline.pending_timers(events) if running else [],
+        rows=timeline.rows(events),
+        truncated=len(events) >= MAX_EVENTS,
+        notice=_NOTICES.get(DONE.read() or ""),
+    )
+
+
+@bp.get("/namespaces/<namespace>/task-queues")
+@documented(Doc("Find a task queue", TAG, params=(NAME,), responses={**_PAGE, 302: Reply("To the queue's page.", media=HTML)}))
+def task_queue_lookup(namespace: str):
+    name = NAME.read()
+    if name:
+        return redirect(url_for(".task_queue", namespace=namespace, task_queue=name))
+    return render_template("task_queue_lookup.html", namespace=namespace)
+
+
+@bp.get("/namespaces/<namespace>/task-queues/<task_queue>")
+@documented(Doc("A task queue: pollers and backlog", TAG, "DescribeTaskQueue", responses=_PAGE))
+def task_queue(namespace: str, task_queue: str):
+    kinds = {
+        kind.removeprefix("TASK_QUEUE_TYPE_").lower(): to_json(describe_task_queue(namespace, task_queue, kind))
+        for kind in QUEUE_TYPES
+    }
+    return render_template("task_queue.html", namespace=namespace, task_queue=task_queue, kinds=kinds)
+
+
+# -- actions --------------------------------------------------------------------------------
+
+
+@bp.post("/namespaces/<namespace>/workflows/<workflow_id>/signal")
+@documented(Doc(
+    "Signal a workflow (form)", TAG, "SignalWorkflowExecution",
+    body=_form({"signal_name": {"type": "string"}, "args": {"type": "string", "description": "A JSON array of arguments."}}),
+    responses=_SEE_OTHER,
+))
+def signal(namespace: str, workflow_id: str):
+    csrf.check_form()
+    name, raw = request.form.get("signal_name", ""), request.form.get("args", "").strip() or "[]"
+    try:
+        args = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgument(f"The signal's arguments are not JSON: {exc}") from None
+    if not isinstance(args, list):
+        raise InvalidArgument("The signal's arguments must be a JSON array, e.g. [1, \"two\"].")
+    req = ws.SignalWorkflowExecutionRequest(
+        namespace=namespace, workflow_execution=_form_execution(workflow_id), signal_name=name, identity=IDENTITY
+    )
+    req.input.payloads.extend(value_payload(a) for a in args)
+    invoke("SignalWorkflowExecution", namespace, lambda f: f.signal_workflow_execution(req))
+    return _back(namespace, workflow_id, "signal")
+
+
+@bp.post("/namespaces/<namespace>/workflows/<workflow_id>/cancel")
+@documented(Doc("Request cancellation (form)", TAG, "RequestCancelWorkflowExecution", body=_form({}), responses=_SEE_OTHER))
+def cancel(namespace: str, workflow_id: str):
+    csrf.check_form()
+    req = ws.RequestCancelWorkflowExecutionRequest(
+        namespace=namespace, workflow_execution=_form_execution(workflow_id), identity=IDENTITY, reason="Canceled from the web UI"
+    )
+    invoke("RequestCancelWorkflowExecution", namespace, lambda f: f.request_cancel_workflow_execution(req))
+    return _back(namespace, workflow_id, "cancel")
+
+
+@bp.post("/namespaces/<namespace>/workflows/<workflow_id>/terminate")
+@documented(Doc(
+    "Terminate a workflow (form)", TAG, "TerminateWorkflowExecution", body=_form({"reason": {"type": "string"}}), responses=_SEE_OTHER
+))
+def terminate(namespace: str, workflow_id: str):
+    csrf.check_form()
+    req = ws.TerminateWorkflowExecutionRequest(
+        namespace=namespace,
+        workflow_execution=_form_execution(workflow_id),
+        identity=IDENTITY,
+        reason=request.form.get("reason", "").strip() or "Terminated from the web UI",
+    )
+    invoke("TerminateWorkflowExecution", namespace, lambda f: f.terminate_workflow_execution(req))
+    return _back(namespace, workflow_id, "terminate")
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def with_status(text: str, status: str) -> str:
+    """The list filter ``text`` narrowed to runs in ``status`` (kept whole: ORDER BY stays last)."""
+    if not status:
+        return text
+    try:
+        parsed = visibility_query.parse(text)
+    except visibility_query.QueryError as exc:
+        raise InvalidArgument(f"Invalid query: {exc}") from None
+    only = visibility_query.Comparison("ExecutionStatus", "=", status)
+    where = only if parsed.where is None else visibility_query.And((parsed.where, only))
+    return visibility_query.render(visibility_query.Query(where, parsed.order_by, parsed.group_by))
+
+
+def _history(namespace: str, execution: WorkflowExecution) -> list[HistoryEvent]:
+    events: list[HistoryEvent] = []
+    token = b""
+    while len(events) < MAX_EVENTS:
+        req = ws.GetWorkflowExecutionHistoryRequest(
+            namespace=namespace, execution=execution, next_page_token=token, maximum_page_size=1000
+        )
+        page = invoke("GetWorkflowExecutionHistory", namespace, lambda f: f.get_workflow_execution_history(req, 5.0))
+        events.extend(page.history.events)
+        token = page.next_page_token
+        if not token or not page.history.events:
+            break
+    return events[:MAX_EVENTS]
+
+
+def _form_execution(workflow_id: str) -> WorkflowExecution:
+    return WorkflowExecution(workflow_id=workflow_id, run_id=request.form.get("run_id", ""))
+
+
+def _back(namespace: str, workflow_id: str, done: str):
+    run_id = request.form.get("run_id", "")
+    return redirect(url_for(".workflow", namespace=namespace, workflow_id=workflow_id, runId=run_id or None, done=done), 303)
+
+
+def _token(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _when(value: str | None) -> str:
+    """An RFC 3339 time as ``2024-05-01 12:00:03 UTC``."""
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return value
+
+
+def _status(value: str | None) -> str:
+    """``WORKFLOW_EXECUTION_STATUS_TIMED_OUT`` -> ``Timed Out``."""
+    return (value or "").removeprefix("WORKFLOW_EXECUTION_STATUS_").replace("_", " ").title()
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.jinja_env.filters.update(when=_when, status=_status, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False))

@@ -1,0 +1,117 @@
+"""The web UI's pages, through Flask's test client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from rest_support import (  # noqa: F401 (fixtures)
+    app,
+    http,
+    migrated_url,
+    sdk,
+    served_sqlite,
+    sqlite_server,
+    start_body,
+    wid,
+)
+from rest_workflows import Counter, Greet
+from temporalio.worker import Worker
+
+NS = "/api/v1/namespaces/default"
+UI = "/namespaces/default"
+
+
+def csrf_token(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_workflows_list_filters_by_status_and_pages(http):
+    ids = [wid("ui") for _ in range(3)]
+    for workflow_id in ids:
+        http.post(f"{NS}/workflows/{workflow_id}", json=start_body("Shown", "q"))
+    http.post(f"{NS}/workflows/{ids[0]}/terminate", json={"reason": "test"})
+
+    page = http.get(f"{UI}/workflows").get_data(as_text=True)
+    assert all(workflow_id in page for workflow_id in ids) and "3 workflows" in page
+    running = http.get(f"{UI}/workflows?status=Running").get_data(as_text=True)
+    assert ids[0] not in running and ids[1] in running and "2 workflows" in running
+    terminated = http.get(f"{UI}/workflows", query_string={"status": "Terminated", "query": "WorkflowType = 'Shown'"})
+    assert terminated.status_code == 200 and ids[0] in terminated.get_data(as_text=True)
+
+    first = http.get(f"{UI}/workflows?pageSize=2").get_data(as_text=True)
+    next_link = re.search(r'<a rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    second = http.get(next_link).get_data(as_text=True)
+    assert sum(workflow_id in first for workflow_id in ids) == 2 and sum(workflow_id in second for workflow_id in ids) == 1
+    assert "First page" in second
+
+
+def test_a_bad_query_is_shown_by_the_query_box(http):
+    response = http.get(f"{UI}/workflows", query_string={"query": "WorkflowType ="})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert 'class="error"' in page and "Invalid query" in page and 'value="WorkflowType ="' in page
+
+
+def test_error_pages_are_html(http):
+    response = http.get(f"{UI}/workflows/never-started")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert "NOT_FOUND" in response.get_data(as_text=True) and "Traceback" not in response.get_data(as_text=True)
+
+
+def test_forms_need_the_csrf_token(http):
+    workflow_id = wid("csrf")
+    http.post(f"{NS}/workflows/{workflow_id}", json=start_body("Held", "q"))
+    page = http.get(f"{UI}/workflows/{workflow_id}").get_data(as_text=True)
+    token = csrf_token(page)
+
+    forged = http.post(f"{UI}/workflows/{workflow_id}/terminate", data={"csrf_token": "guess" * 10})
+    assert forged.status_code == 403 and forged.mimetype == "text/html"
+    http.delete_cookie("odin_csrf")
+    no_cookie = http.post(f"{UI}/workflows/{workflow_id}/terminate", data={"csrf_token": token})
+    assert no_cookie.status_code == 403
+    assert http.get(f"{NS}/workflows/{workflow_id}").get_json()["workflowExecutionInfo"]["status"] == "WORKFLOW_EXECUTION_STATUS_RUNNING"
+
+    page = http.get(f"{UI}/workflows/{workflow_id}").get_data(as_text=True)  # a new cookie and token
+    form = {"csrf_token": csrf_token(page), "signal_name": "poke"}
+    signaled = http.post(f"{UI}/workflows/{workflow_id}/signal", data={**form, "args": '[1, "two"]'})
+    assert signaled.status_code == 303 and signaled.headers["Location"].endswith("done=signal")
+    bad_args = http.post(f"{UI}/workflows/{workflow_id}/signal", data={**form, "args": "{"})
+    assert bad_args.status_code == 400
+    done = http.post(f"{UI}/workflows/{workflow_id}/terminate", data={"csrf_token": csrf_token(page), "reason": "from a test"})
+    assert done.status_code == 303
+    page = http.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Workflow terminated." in page and "Terminated" in page and "from a test" in page
+    assert "Workflow Execution Signaled" in page and "[1, &#34;two&#34;]" in page
+
+
+def test_namespace_and_task_queue_pages(http):
+    http.post("/api/v1/namespaces", json={"namespace": "shop", "description": "The shop", "ownerEmail": "ops@example.com"})
+    listed = http.get("/namespaces").get_data(as_text=True)
+    assert "shop" in listed and "The shop" in listed
+    page = http.get("/namespaces/shop").get_data(as_text=True)
+    assert "ops@example.com" in page and "259200s" in page
+
+    http.post(f"{NS}/workflows/{wid()}", json=start_body("Queued", "orders"))
+    queue = http.get(f"{UI}/task-queues/orders").get_data(as_text=True)
+    assert re.search(r'id="workflow-tasks".*?class="backlog">1<', queue, re.S)
+    assert http.get(f"{UI}/task-queues?name=orders").headers["Location"] == f"{UI}/task-queues/orders"
+    assert http.get("/").headers["Location"] == f"{UI}/workflows"
+
+
+async def test_workflow_page_shows_input_pending_activity_and_timer(served_sqlite, sdk, task_queue):
+    api = served_sqlite
+    greet, counter = wid("greet"), wid("counter")
+    async with Worker(sdk, task_queue=task_queue, workflows=[Greet, Counter]):  # no activity worker: it stays pending
+        await api.post(f"{NS}/workflows/{greet}", json=start_body("Greet", task_queue, "Odin", {"vip": True}))
+        await api.post(f"{NS}/workflows/{counter}", json=start_body("Counter", task_queue))
+        for _ in range(50):
+            greet_page = (await api.get(f"{UI}/workflows/{greet}")).get_data(as_text=True)
+            counter_page = (await api.get(f"{UI}/workflows/{counter}")).get_data(as_text=True)
+            if "pending-activities" in greet_page and "pending-timers" in counter_page:
+                break
+            await asyncio.sleep(0.1)
+    assert 'id="pending-activities"' in greet_page and "shout" in greet_page
+    assert "Activity Task Scheduled" in greet_page and "Workflow Execution Started" in greet_page
+    assert "&#34;vip&#34;: true" in greet_page  # the input, as JSON
+    assert 'id="pending-timers"' in counter_page and "3600s" in counter_page
