@@ -26,10 +26,10 @@ def main(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-async def _serve(settings: Settings, banner: str, auto_migrate: bool) -> None:
+async def _serve(settings: Settings, banner: str, auto_migrate: bool, serve_http: bool = False) -> None:
     from odin.server import NotMigrated, OdinServer
 
-    server = OdinServer(settings, auto_migrate=auto_migrate)
+    server = OdinServer(settings, auto_migrate=auto_migrate, serve_http=serve_http)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -39,7 +39,10 @@ async def _serve(settings: Settings, banner: str, auto_migrate: bool) -> None:
     except (NotMigrated, ValueError) as exc:
         await server.stop()
         raise click.ClickException(str(exc)) from None
-    click.echo(banner.format(grpc=f"{endpoints.grpc_host}:{endpoints.grpc_port}"), err=False)
+    click.echo(
+        banner.format(grpc=f"{endpoints.grpc_host}:{endpoints.grpc_port}", http=f"{endpoints.grpc_host}:{endpoints.http_port}"),
+        err=False,
+    )
     sys.stdout.flush()
     await stop.wait()
     click.echo("odin: shutting down")
@@ -58,7 +61,7 @@ def _settings(make, *args, **kwargs):
 @click.option("--db", "db_path", default="./odin.db", show_default=True, help="SQLite file; ':memory:' for throw-away.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--grpc-port", default=7233, show_default=True, type=int, help="gRPC (WorkflowService) port; 0 picks one.")
-@click.option("--http-port", default=8080, show_default=True, type=int, help="HTTP port (REST API and web UI).")
+@click.option("--http-port", default=8080, show_default=True, type=int, help="HTTP port (REST API and web UI); 0 picks one.")
 @click.option("--namespace", default="default", show_default=True, help="Namespace created on start.")
 @click.option("--auth", is_flag=True, help="Require bearer tokens, configured by ODIN_JWT_* / ODIN_API_KEYS (off by default).")
 def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str, auth: bool) -> None:
@@ -74,8 +77,8 @@ def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str,
         default_namespace=namespace,
         auth=_settings(AuthConfig.from_env, {**os.environ, "ODIN_AUTH": "on"}) if auth else AuthConfig(),
     )
-    banner = f"Odin dev server: gRPC on {{grpc}}, HTTP port {http_port} reserved, database {db_path}, namespace '{namespace}'"
-    asyncio.run(_serve(settings, banner, auto_migrate=True))
+    banner = f"Odin dev server: gRPC on {{grpc}}, web UI and REST API on http://{{http}}/, database {db_path}, namespace '{namespace}'"
+    asyncio.run(_serve(settings, banner, auto_migrate=True, serve_http=True))
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 class Endpoints:
     grpc_host: str
     grpc_port: int
+    http_port: int | None = None  # the REST API and web UI, when this process serves them
 
 
 def tls_files(s: Settings) -> TlsFiles | None:
@@ -37,12 +39,15 @@ def tls_files(s: Settings) -> TlsFiles | None:
 
 class OdinServer:
     """``odin dev`` (SQLite, in-memory queues, in-process timers) or ``odin server`` (any database;
-    with Redis, the distributed shape of DESIGN.md)."""
+    with Redis, the distributed shape of DESIGN.md). With ``serve_http`` the REST API and web UI
+    are served on ``settings.http_port`` too, over the same runtime as the gRPC door."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None, auto_migrate: bool = True):
+    def __init__(self, settings: Settings, clock: Clock | None = None, auto_migrate: bool = True, serve_http: bool = False):
         self.settings = settings
         self.runtime = Runtime(settings, clock, auto_migrate=auto_migrate)
+        self.serve_http = serve_http
         self._grpc = None
+        self._http = None
         self.endpoints: Endpoints | None = None
 
     @property
@@ -61,9 +66,18 @@ class OdinServer:
         await self._grpc.start()
         await mark_serving(self._grpc)
         self.endpoints = Endpoints(s.grpc_host, port)
+        if self.serve_http:
+            from odin.api.rest.serve import ThreadedHttpServer
+
+            self._http = ThreadedHttpServer(self.runtime, asyncio.get_running_loop(), s.grpc_host, s.http_port)
+            self._http.start()
+            self.endpoints.http_port = self._http.port
         return self.endpoints
 
     async def stop(self, grace: float = 2.0) -> None:
+        if self._http is not None:
+            await asyncio.to_thread(self._http.stop)  # its requests call into this loop: do not block it
+            self._http = None
         if self._grpc is not None:
             await self._grpc.stop(grace)
             self._grpc = None

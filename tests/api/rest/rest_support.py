@@ -9,7 +9,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -129,3 +132,14 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     for key in ("DATABASE_URL", "REDIS_URL"):
         env.pop(key, None)
     return env
+
+
+def http_call(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    """A JSON call to a real HTTP server: (status, body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)

@@ -1,10 +1,18 @@
-"""The web UI's pages, through Flask's test client."""
+"""The web UI: pages through Flask's test client, and a real headless Chromium driving ``odin
+dev``'s HTTP door (in-process) while a temporalio worker runs the workflow."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import shutil
+import urllib.request
+import uuid
 
+import pytest
+from conftest import skip_or_fail
 from rest_support import (  # noqa: F401 (fixtures)
     app,
     http,
@@ -15,8 +23,12 @@ from rest_support import (  # noqa: F401 (fixtures)
     start_body,
     wid,
 )
-from rest_workflows import Counter, Greet
+from rest_workflows import Counter, Greet, WaitForever
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Worker
+
+from odin.config import Settings, sqlite_url_for_path
+from odin.server import OdinServer
 
 NS = "/api/v1/namespaces/default"
 UI = "/namespaces/default"
@@ -115,3 +127,95 @@ async def test_workflow_page_shows_input_pending_activity_and_timer(served_sqlit
     assert "Activity Task Scheduled" in greet_page and "Workflow Execution Started" in greet_page
     assert "&#34;vip&#34;: true" in greet_page  # the input, as JSON
     assert 'id="pending-timers"' in counter_page and "3600s" in counter_page
+
+
+# -- a real browser -------------------------------------------------------------------------
+
+CHROME_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1400",
+]
+
+
+def chrome(profile):
+    """A headless Chromium with a fresh profile, or a skip (a failure in CI) without one."""
+    chromium, chromedriver = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (os.path.exists(chromium) and os.path.exists(chromedriver)):
+        skip_or_fail("chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        skip_or_fail("selenium is not installed (pip install -e '.[dev]')")
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in [*CHROME_FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
+@pytest.fixture
+async def dev_server(tmp_path):
+    """``odin dev``'s shape: one runtime, gRPC and HTTP doors, on the test's loop."""
+    settings = Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0, http_port=0, num_shards=4)
+    server = OdinServer(settings, serve_http=True)
+    await server.start()
+    yield server
+    await server.stop(grace=0.5)
+
+
+async def test_the_ui_in_a_browser_lists_shows_and_cancels_a_workflow(dev_server, tmp_path, monkeypatch):
+    from temporalio.client import Client
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not fetch anything
+    base = f"http://127.0.0.1:{dev_server.endpoints.http_port}"
+    client = await Client.connect(f"127.0.0.1:{dev_server.endpoints.grpc_port}")
+    task_queue, workflow_id = f"tq-{uuid.uuid4().hex[:8]}", wid("browser")
+    screenshot = tmp_path / "workflow-page.png"
+
+    def start() -> None:
+        body = {"workflowType": {"name": "WaitForever"}, "taskQueue": {"name": task_queue}}
+        request = urllib.request.Request(f"{base}{NS}/workflows/{workflow_id}", data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+
+    def browse() -> None:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        driver = chrome(tmp_path / "chrome-profile")
+        try:
+            wait = WebDriverWait(driver, 15)
+            driver.get(f"{base}/")
+            link = wait.until(ec.presence_of_element_located((By.LINK_TEXT, workflow_id)))
+            assert "Running" in driver.find_element(By.ID, "workflows").text
+            link.click()
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#history li.event")) >= 3)
+            titles = driver.find_element(By.ID, "history").text
+            assert "Workflow Execution Started" in titles and "Workflow Task Completed" in titles
+            driver.find_element(By.ID, "cancel").click()
+            wait.until(ec.alert_is_present()).accept()
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
+            assert "Cancellation requested." in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+            driver.save_screenshot(str(screenshot))
+        finally:
+            driver.quit()
+
+    async with Worker(client, task_queue=task_queue, workflows=[WaitForever]):
+        await asyncio.to_thread(start)
+        handle = client.get_workflow_handle(workflow_id)
+        for _ in range(50):  # the first workflow task completes, so the page has three events
+            if (await handle.describe()).history_length >= 4:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(browse)
+        for _ in range(50):
+            status = (await handle.describe()).status
+            if status == WorkflowExecutionStatus.CANCELED:
+                break
+            await asyncio.sleep(0.1)
+    assert status == WorkflowExecutionStatus.CANCELED
+    assert screenshot.stat().st_size > 0
+    print(f"screenshot: {screenshot}")
