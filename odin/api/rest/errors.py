@@ -58,9 +58,8 @@ def _odin_error(err: OdinError) -> Response:
     if err.detail is not None:
         details.append({"@type": f"type.googleapis.com/{err.detail.DESCRIPTOR.full_name}", **to_json(err.detail)})
     headers = {}
-    retry_after = getattr(err, "retry_after", None)  # set by errors that know when to come back (429, 503)
-    if retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if err.retry_after is not None:  # whole seconds, rounded up: an early retry would only fail again
+        headers["Retry-After"] = str(max(1, math.ceil(err.retry_after)))
     return render_error(err.http_status, err.code, err.message, details, headers)
 
 

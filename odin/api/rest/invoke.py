@@ -1,10 +1,9 @@
 """``invoke``: the one way a REST route or a web UI page calls the frontend.
 
 Each call names the WorkflowService (or OperatorService) operation it stands for and the namespace
-it acts on, so request-level policy has one home: authentication of the request's credentials
-(``flask.request.headers``, e.g. ``Authorization: Bearer ...``), authorization of ``operation`` in
-``namespace``, and per-namespace rate limits belong at the top of ``invoke`` and apply to the API
-and the UI alike.
+it acts on, and goes through the frontend's gate like a gRPC call does: the request's
+``Authorization: Bearer ...`` header is authenticated, ``operation`` authorized in ``namespace``,
+the namespace's rate budget charged and mutating calls audited, for the API and the UI alike.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable, TypeVar
 
-from flask import current_app, g
+from flask import current_app, g, request
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service
 
@@ -37,19 +36,24 @@ def invoke(
     call: Callable[[FrontendService], Awaitable[T]],
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    target: str = "",
 ) -> T:
     """Run ``call(frontend)`` on the runtime's loop for ``operation`` in ``namespace`` (None for
-    cluster-wide operations) and return its result. Errors are ``odin.errors`` exceptions; lost
-    database or Redis connections become ``Unavailable``."""
+    cluster-wide operations) if the caller may, and return its result. ``target`` names the
+    workflow acted on, for the audit log. Errors are ``odin.errors`` exceptions (401, 403 and 429
+    from the gate); lost database or Redis connections become ``Unavailable``."""
     if operation not in OPERATIONS:
         raise ValueError(f"unknown operation {operation!r}")
     g.operation = operation
-    # Authentication, authorization and rate limits belong here: they see ``operation``,
-    # ``namespace`` and ``flask.request.headers`` and raise ``OdinError``s (401, 403, 429 with a
-    # ``retry_after``), which ``errors`` renders like every other error.
+    authorization = request.headers.get("Authorization")  # read here: the call runs on another thread
+
+    def run(runtime) -> Awaitable[T]:
+        frontend = runtime.frontend
+        return frontend.serve(operation, authorization, namespace, lambda: call(frontend), target=target)
+
     handle = current_app.extensions["odin"]
     try:
-        return handle.run(lambda runtime: call(runtime.frontend), timeout)
+        return handle.run(run, timeout)
     except OdinError:
         raise
     except TimeoutError:

@@ -198,7 +198,7 @@ def signal(namespace: str, workflow_id: str):
         namespace=namespace, workflow_execution=_form_execution(workflow_id), signal_name=name, identity=IDENTITY
     )
     req.input.payloads.extend(value_payload(a) for a in args)
-    invoke("SignalWorkflowExecution", namespace, lambda f: f.signal_workflow_execution(req))
+    invoke("SignalWorkflowExecution", namespace, lambda f: f.signal_workflow_execution(req), target=workflow_id)
     return _back(namespace, workflow_id, "signal")
 
 
@@ -209,7 +209,7 @@ def cancel(namespace: str, workflow_id: str):
     req = ws.RequestCancelWorkflowExecutionRequest(
         namespace=namespace, workflow_execution=_form_execution(workflow_id), identity=IDENTITY, reason="Canceled from the web UI"
     )
-    invoke("RequestCancelWorkflowExecution", namespace, lambda f: f.request_cancel_workflow_execution(req))
+    invoke("RequestCancelWorkflowExecution", namespace, lambda f: f.request_cancel_workflow_execution(req), target=workflow_id)
     return _back(namespace, workflow_id, "cancel")
 
 
@@ -225,7 +225,7 @@ def terminate(namespace: str, workflow_id: str):
         identity=IDENTITY,
         reason=request.form.get("reason", "").strip() or "Terminated from the web UI",
     )
-    invoke("TerminateWorkflowExecution", namespace, lambda f: f.terminate_workflow_execution(req))
+    invoke("TerminateWorkflowExecution", namespace, lambda f: f.terminate_workflow_execution(req), target=workflow_id)
     return _back(namespace, workflow_id, "terminate")
 
 

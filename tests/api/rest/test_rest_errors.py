@@ -121,13 +121,11 @@ def test_an_unexpected_exception_is_a_generic_500_and_logged(app, http, monkeypa
 
 
 def test_resource_exhausted_is_429_with_retry_after(app, http, monkeypatch):
-    # What a rate limiter in ``invoke`` raises: the status and Retry-After come from the error.
+    # The status and Retry-After come from the error (see test_rest_auth for the real rate limit).
     frontend = app.extensions["odin"].get().frontend
 
     async def limited(req):
-        err = ResourceExhausted("Namespace default is over its rate limit.")
-        err.retry_after = 1.2
-        raise err
+        raise ResourceExhausted("Namespace default is over its rate limit.", retry_after=1.2)
 
     monkeypatch.setattr(frontend, "list_workflow_executions", limited)
     response = http.get(f"{NS}/workflows")

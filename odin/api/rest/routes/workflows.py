@@ -103,7 +103,7 @@ def start_workflow(namespace: str, workflow_id: str):
     req.namespace, req.workflow_id = namespace, workflow_id
     req.request_id = _request_id(req.request_id)
     req.identity = req.identity or IDENTITY
-    response = invoke("StartWorkflowExecution", namespace, lambda f: f.start_workflow_execution(req))
+    response = invoke("StartWorkflowExecution", namespace, lambda f: f.start_workflow_execution(req), target=workflow_id)
     location = url_for(".describe_workflow", namespace=namespace, workflow_id=workflow_id, runId=response.run_id)
     return reply(response, 201 if response.started else 200, {"Location": location})
 
@@ -170,7 +170,7 @@ def signal_workflow(namespace: str, workflow_id: str, signal_name: str):
     req.workflow_execution.CopyFrom(_execution(workflow_id))
     req.request_id = _request_id(req.request_id)
     req.identity = req.identity or IDENTITY
-    return reply(invoke("SignalWorkflowExecution", namespace, lambda f: f.signal_workflow_execution(req)))
+    return reply(invoke("SignalWorkflowExecution", namespace, lambda f: f.signal_workflow_execution(req), target=workflow_id))
 
 
 @bp.post("/workflows/<workflow_id>/query/<query_type>")
@@ -217,7 +217,8 @@ def update_workflow(namespace: str, workflow_id: str, update_name: str):
         req.wait_policy.lifecycle_stage = Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
     limit = _poll_limit()
     response = invoke(
-        "UpdateWorkflowExecution", namespace, lambda f: f.update_workflow_execution(req, limit + 1.0), timeout=limit + 15
+        "UpdateWorkflowExecution", namespace, lambda f: f.update_workflow_execution(req, limit + 1.0),
+        timeout=limit + 15, target=workflow_id,
     )
     return reply(response, 200 if response.HasField("outcome") else 202)
 
@@ -234,7 +235,9 @@ def cancel_workflow(namespace: str, workflow_id: str):
     req.workflow_execution.CopyFrom(_execution(workflow_id))
     req.request_id = _request_id(req.request_id)
     req.identity = req.identity or IDENTITY
-    return reply(invoke("RequestCancelWorkflowExecution", namespace, lambda f: f.request_cancel_workflow_execution(req)))
+    return reply(
+        invoke("RequestCancelWorkflowExecution", namespace, lambda f: f.request_cancel_workflow_execution(req), target=workflow_id)
+    )
 
 
 @bp.post("/workflows/<workflow_id>/terminate")
@@ -249,4 +252,6 @@ def terminate_workflow(namespace: str, workflow_id: str):
     req.namespace = namespace
     req.workflow_execution.CopyFrom(_execution(workflow_id))
     req.identity = req.identity or IDENTITY
-    return reply(invoke("TerminateWorkflowExecution", namespace, lambda f: f.terminate_workflow_execution(req)))
+    return reply(
+        invoke("TerminateWorkflowExecution", namespace, lambda f: f.terminate_workflow_execution(req), target=workflow_id)
+    )
