@@ -48,7 +48,7 @@ def check_form() -> None:
 
 def _set_cookie(response: Response) -> Response:
     if g.get("csrf_new"):
-        response.set_cookie(COOKIE, g.csrf_token, httponly=True, samesite="Strict", secure=request.is_secure)
+        response.set_cookie(COOKIE, g.csrf_token, httponly=True, samesite="Lax", secure=request.is_secure)
     return response
 
 
