@@ -77,9 +77,10 @@ class ShardOwnershipLost(Exception):
     """A shard queue processor's write was fenced off: another process now holds the shard."""
 
 
-def unavailable(exc: BaseException) -> Unavailable | None:
-    """A passing infrastructure fault (database or Redis connection lost, a timeout talking to
-    them) as UNAVAILABLE, which clients retry; None for anything else."""
+def infrastructure_error(exc: BaseException) -> "OdinError | None":
+    """What a client should hear about a database or Redis exception: UNAVAILABLE (which clients
+    retry) for a passing fault (connection lost, timeout), INVALID_ARGUMENT for a value the
+    database refused to store (the transaction rolled back: nothing changed); None otherwise."""
     import redis.exceptions
     import sqlalchemy.exc
 
@@ -87,6 +88,8 @@ def unavailable(exc: BaseException) -> Unavailable | None:
         isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
     ):
         return Unavailable("The database is temporarily unavailable; retry the call.")
+    if isinstance(exc, sqlalchemy.exc.DataError):
+        return InvalidArgument("A value in the request cannot be stored (for example a NUL character or a number out of range).")
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return Unavailable("Redis is temporarily unavailable; retry the call.")
     return None

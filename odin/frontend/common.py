@@ -20,3 +20,10 @@ def check_id(value: str, what: str, limit: int = MAX_ID_LENGTH) -> None:
         raise InvalidArgument(f"{what} is not set on request.")
     if len(value) > limit:
         raise InvalidArgument(f"{what} exceeds length limit of {limit}.")
+    check_text(value, what)
+
+
+def check_text(value: str, what: str) -> None:
+    """Text that ends up in an indexed column may not hold NUL (PostgreSQL cannot store it)."""
+    if "\x00" in value:
+        raise InvalidArgument(f"{what} contains a NUL character.")

@@ -17,7 +17,7 @@ from odin.clock import monotonic
 from odin.api.auth import SYSTEM_NAMESPACE
 from odin.api.gate import current_principal
 from odin.errors import FailedPrecondition, InvalidArgument, NotFound
-from odin.frontend.common import CLUSTER_NAME, DEFAULT_RETENTION, MAX_NAMESPACE_LENGTH, NAMESPACE_CACHE_TTL, check_id
+from odin.frontend.common import CLUSTER_NAME, DEFAULT_RETENTION, MAX_NAMESPACE_LENGTH, NAMESPACE_CACHE_TTL, check_id, check_text
 from odin.history.events import duration
 from odin.persistence import archive
 from odin.persistence.store import NamespaceRecord
@@ -48,6 +48,7 @@ class NamespaceCalls:
     async def namespace(self, name: str) -> NamespaceRecord:
         if not name:
             raise InvalidArgument("Namespace is not set on request.")
+        check_text(name, "Namespace")
         cached = self._ns_cache.get(name)
         if cached is not None and monotonic() - cached.at < NAMESPACE_CACHE_TTL:
             return cached.record

@@ -29,7 +29,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.clock import monotonic
 from odin.errors import InvalidArgument, NotFound, OdinError
-from odin.frontend.common import DEFAULT_HISTORY_PAGE, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id
+from odin.frontend.common import DEFAULT_HISTORY_PAGE, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id, check_text
 from odin.history import cron, retry, updates
 from odin.history.events import duration, seconds, timestamp
 from odin.history.machine import transient_events
@@ -89,6 +89,7 @@ class WorkflowCalls:
         check_id(req.task_queue.name, "TaskQueue")
         if len(req.request_id) > MAX_ID_LENGTH:
             raise InvalidArgument("RequestId exceeds length limit.")
+        check_text(req.request_id, "RequestId")
         for name, value in (
             ("WorkflowExecutionTimeout", req.workflow_execution_timeout),
             ("WorkflowRunTimeout", req.workflow_run_timeout),

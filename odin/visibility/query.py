@@ -128,6 +128,8 @@ def _unquote(raw: str) -> str:
 
 
 def tokenize(text: str) -> list[Token]:
+    if "\x00" in text:  # no database stores it in text; refuse it here, with its position
+        raise QueryError("NUL character", text.index("\x00"))
     tokens, pos = [], 0
     while pos < len(text):
         m = _TOKEN.match(text, pos)

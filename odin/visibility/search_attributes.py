@@ -104,12 +104,12 @@ def values_of(name: str, type_: int, payload: Payload) -> list[TypedValue]:
         return InvalidSearchAttribute(f"search attribute {name} of type {label}: invalid value {payload.data.decode(errors='replace')[:100]}")
 
     if type_ in (T.INDEXED_VALUE_TYPE_KEYWORD, T.INDEXED_VALUE_TYPE_TEXT):
-        if not isinstance(value, str):
+        if not isinstance(value, str) or "\x00" in value:
             raise bad()
         return [TypedValue(name, type_, text=value)]
     if type_ == T.INDEXED_VALUE_TYPE_KEYWORD_LIST:
         items = value if isinstance(value, list) else [value]
-        if not all(isinstance(x, str) for x in items):
+        if not all(isinstance(x, str) and "\x00" not in x for x in items):
             raise bad()
         return [TypedValue(name, type_, text=x) for x in dict.fromkeys(items)]
     if type_ == T.INDEXED_VALUE_TYPE_INT:

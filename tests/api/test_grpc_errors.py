@@ -400,8 +400,13 @@ LONG = "x" * 1001
         ("workflow_type", LONG, "WorkflowType"),
         ("task_queue", "", "TaskQueue"),
         ("task_queue", LONG, "TaskQueue"),
+        ("workflow_id", "nul\x00id", "NUL"),
+        ("workflow_type", "Nul\x00Type", "NUL"),
+        ("task_queue", "nul\x00queue", "NUL"),
+        ("request_id", "nul\x00request", "NUL"),
     ],
-    ids=["empty-workflow-id", "long-workflow-id", "empty-type", "long-type", "empty-queue", "long-queue"],
+    ids=["empty-workflow-id", "long-workflow-id", "empty-type", "long-type", "empty-queue", "long-queue",
+         "nul-workflow-id", "nul-type", "nul-queue", "nul-request-id"],
 )
 async def test_start_rejects_bad_ids(stub, task_queue, field, value, fragment):
     workflow_id = uid("wf")
@@ -410,6 +415,8 @@ async def test_start_rejects_bad_ids(stub, task_queue, field, value, fragment):
         req.workflow_id = value
     elif field == "workflow_type":
         req.workflow_type.name = value
+    elif field == "request_id":
+        req.request_id = value
     else:
         req.task_queue.name = value
     await expect_error(stub.StartWorkflowExecution(req, timeout=10), grpc.StatusCode.INVALID_ARGUMENT, fragment)
@@ -870,3 +877,27 @@ async def test_a_lost_database_connection_is_unavailable_so_clients_retry(stub, 
 
     monkeypatch.setattr(odin_server.store, "get_current", lost)
     await expect_error(describe(stub, uid("wf")), grpc.StatusCode.UNAVAILABLE, "temporarily unavailable")
+
+
+async def test_nul_characters_elsewhere_are_invalid_arguments_too(stub, task_queue):
+    from temporalio.api.common.v1 import Payload, SearchAttributes
+    from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+
+    await expect_error(
+        stub.DescribeNamespace(DescribeNamespaceRequest(namespace="de\x00fault"), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT, "NUL",
+    )
+    err = await expect_error(
+        stub.ListWorkflowExecutions(ListWorkflowExecutionsRequest(namespace=NS, query="WorkflowId = 'a\x00b'"), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT, "NUL character (at position 15)",
+    )
+    assert err
+    workflow_id = uid("wf")
+    keyword = SearchAttributes(indexed_fields={"TemporalChangeVersion": Payload(
+        metadata={"encoding": b"json/plain"}, data=b'["a\\u0000b"]'
+    )})
+    await expect_error(
+        stub.StartWorkflowExecution(start_request(workflow_id, task_queue, search_attributes=keyword), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT, "TemporalChangeVersion",
+    )
+    await assert_no_workflow(stub, workflow_id)

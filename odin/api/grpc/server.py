@@ -17,7 +17,7 @@ from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 
 from odin.api.tls import ReloadingCredentials, TlsFiles
-from odin.errors import OdinError, unavailable
+from odin.errors import OdinError, infrastructure_error
 from odin.frontend import FrontendService
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def _method(name: str, call: Call):
         except grpc.aio.AbortError:
             raise
         except Exception as exc:
-            transient = unavailable(exc)
+            transient = infrastructure_error(exc)
             if transient is not None:
                 log.warning("%s: %s (%r)", name, transient.message, exc)
                 await context.abort_with_status(to_status(transient))

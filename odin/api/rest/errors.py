@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import math
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from odin.api.rest.codec import to_json
-from odin.errors import OdinError, unavailable
+from odin.errors import OdinError, infrastructure_error
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ def render_error(status: int, code: str, message: str, details: list[dict] | Non
 
 
 def _odin_error(err: OdinError) -> Response:
+    if err.http_status == 401 and request.blueprint == "ui" and request.method == "GET":
+        # A page that needs credentials: off to the sign-in page, and back here afterwards.
+        return redirect(url_for("ui.login", next=request.full_path))
     details = []
     if err.detail is not None:
         details.append({"@type": f"type.googleapis.com/{err.detail.DESCRIPTOR.full_name}", **to_json(err.detail)})
@@ -74,7 +77,7 @@ def _http_error(err: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    transient = unavailable(exc)
+    transient = infrastructure_error(exc)
     if transient is not None:
         log.warning("%s %s: %s (%r)", request.method, request.path, transient.message, exc)
         return _odin_error(transient)

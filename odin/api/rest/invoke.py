@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable, TypeVar
 
-from flask import current_app, g, request
+from flask import current_app, g
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service
 
-from odin.errors import DeadlineExceeded, OdinError, unavailable
+from odin.api.rest import session
+from odin.errors import DeadlineExceeded, OdinError, infrastructure_error
 from odin.frontend import FrontendService
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def invoke(
     if operation not in OPERATIONS:
         raise ValueError(f"unknown operation {operation!r}")
     g.operation = operation
-    authorization = request.headers.get("Authorization")  # read here: the call runs on another thread
+    authorization = session.authorization()  # read here: the call runs on another thread
 
     def run(runtime) -> Awaitable[T]:
         frontend = runtime.frontend
@@ -59,7 +60,7 @@ def invoke(
     except TimeoutError:
         raise DeadlineExceeded(f"{operation} did not finish within {timeout:g} s.") from None
     except Exception as exc:
-        transient = unavailable(exc)
+        transient = infrastructure_error(exc)
         if transient is None:
             raise
         log.warning("%s: %s (%r)", operation, transient.message, exc)

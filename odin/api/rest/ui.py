@@ -24,7 +24,7 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.api.rest import csrf, timeline
+from odin.api.rest import csrf, session, timeline
 from odin.api.rest.codec import payloads_values, to_json, value_payload
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import FORM, HTML, Body, Doc, Reply, documented
@@ -32,7 +32,7 @@ from odin.api.rest.outcome import is_close, outcome_json
 from odin.api.rest.params import NEXT_PAGE_TOKEN, RUN_ID, Param
 from odin.api.rest.routes.task_queues import QUEUE_TYPES
 from odin.api.rest.routes.task_queues import describe as describe_task_queue
-from odin.errors import InvalidArgument
+from odin.errors import InvalidArgument, OdinError
 from odin.visibility import query as visibility_query
 from odin.visibility.sql import STATUS_NAMES
 
@@ -154,6 +154,9 @@ def workflow(namespace: str, workflow_id: str):
         rows=timeline.rows(events),
         truncated=len(events) >= MAX_EVENTS,
         notice=_NOTICES.get(DONE.read() or ""),
+        can_signal=session.allowed("SignalWorkflowExecution", namespace),
+        can_cancel=session.allowed("RequestCancelWorkflowExecution", namespace),
+        can_terminate=session.allowed("TerminateWorkflowExecution", namespace),
     )
 
 
@@ -229,6 +232,54 @@ def terminate(namespace: str, workflow_id: str):
     return _back(namespace, workflow_id, "terminate")
 
 
+# -- signing in (when authentication is on) ------------------------------------------------
+
+NEXT = Param("next", "query", {"type": "string", "maxLength": 2000}, "Where to go after signing in.", "")
+
+
+def _local(target: str) -> str:
+    """Only paths on this site, so the sign-in page cannot be used to send people elsewhere."""
+    return target if target.startswith("/") and not target.startswith("//") else url_for(".home")
+
+
+@bp.get("/login")
+@documented(Doc("Sign in with a token", TAG, params=(NEXT,), responses=_PAGE))
+def login():
+    return render_template("login.html", next=_local(NEXT.read() or "/"), error=None)
+
+
+@bp.post("/login")
+@documented(Doc(
+    "Sign in (form): a JWT or API key, checked, then kept in an HttpOnly cookie", TAG,
+    body=Body(
+        schema={"type": "object", "properties": {csrf.FIELD: {"type": "string"}, "token": {"type": "string"},
+                                                 "next": {"type": "string"}}, "required": [csrf.FIELD, "token"]},
+        media=FORM, required=True,
+    ),
+    responses={**_SEE_OTHER, 401: Reply("The token was refused.", media=HTML)},
+))
+def login_submit():
+    csrf.check_form()
+    token, target = request.form.get("token", "").strip(), _local(request.form.get("next", "/"))
+    try:
+        session_gate = current_app.extensions["odin"].get().frontend.gate
+        session_gate.authenticator.authenticate(f"Bearer {token}")
+    except OdinError as err:
+        return render_template("login.html", next=target, error=err.message), 401
+    response = redirect(target, code=303)
+    response.set_cookie(session.COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure)
+    return response
+
+
+@bp.post("/logout")
+@documented(Doc("Sign out (form)", TAG, body=_form({}), responses=_SEE_OTHER))
+def logout():
+    csrf.check_form()
+    response = redirect(url_for(".login"), code=303)
+    response.delete_cookie(session.COOKIE)
+    return response
+
+
 # -- helpers --------------------------------------------------------------------------------
 
 
@@ -290,4 +341,5 @@ def _status(value: str | None) -> str:
 
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.jinja_env.globals.update(auth_enabled=session.auth_enabled, signed_in=lambda: session.principal())
     app.jinja_env.filters.update(when=_when, status=_status, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False))

@@ -73,6 +73,9 @@ class Api:
     async def post(self, path: str, **kwargs) -> TestResponse:
         return await asyncio.to_thread(self.client.post, path, **kwargs)
 
+    async def delete(self, path: str, **kwargs) -> TestResponse:
+        return await asyncio.to_thread(self.client.delete, path, **kwargs)
+
 
 def attach(server: OdinServer) -> Api:
     return Api(create_app(runtime=RuntimeHandle.attached(server.runtime, asyncio.get_running_loop()), config=CONFIG))

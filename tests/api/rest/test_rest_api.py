@@ -210,6 +210,33 @@ async def test_namespaces_are_registered_listed_and_described(served_sqlite):
     assert attributes["systemAttributes"]["WorkflowType"] == "INDEXED_VALUE_TYPE_KEYWORD"
 
 
+async def test_namespaces_are_updated_and_deleted(served_sqlite, task_queue):
+    api = served_sqlite
+    await api.post("/api/v1/namespaces", json={"namespace": "payroll", "data": {"team": "ops", "tier": "1"}})
+    updated = await api.post(
+        "/api/v1/namespaces/payroll/update",
+        json={"updateInfo": {"description": "Salaries", "data": {"tier": "2"}}, "config": {"workflowExecutionRetentionTtl": "604800s"}},
+    )
+    assert updated.status_code == 200, updated.get_json()
+    described = (await api.get("/api/v1/namespaces/payroll")).get_json()
+    assert described["namespaceInfo"]["description"] == "Salaries"
+    assert described["namespaceInfo"]["data"] == {"team": "ops", "tier": "2"}
+    assert described["config"]["workflowExecutionRetentionTtl"] == "604800s"
+    assert_error(await api.post("/api/v1/namespaces/nowhere/update", json={}), 404, "NOT_FOUND")
+
+    # A running workflow keeps the namespace unless the delete is forced.
+    started = await api.post(f"/api/v1/namespaces/payroll/workflows/{wid()}", json=start_body("Nobody", task_queue))
+    assert started.status_code == 201
+    refused = assert_error(await api.delete("/api/v1/namespaces/payroll"), 400, "FAILED_PRECONDITION")
+    assert "running workflows" in refused["message"]
+    assert (await api.get("/api/v1/namespaces/payroll")).status_code == 200
+    assert_error(await api.delete("/api/v1/namespaces/payroll?force=maybe"), 400, "INVALID_ARGUMENT")
+    deleted = await api.delete("/api/v1/namespaces/payroll?force=true")
+    assert deleted.status_code == 200 and deleted.get_json()["deletedNamespace"].startswith("payroll-deleted-")
+    assert_error(await api.get("/api/v1/namespaces/payroll/workflows"), 404, "NOT_FOUND")
+    assert (await api.post("/api/v1/namespaces", json={"namespace": "payroll"})).status_code == 201  # the name is free
+
+
 async def test_task_queue_shows_pollers_and_backlog(served_sqlite, sdk, task_queue):
     api = served_sqlite
     await api.post(f"{NS}/workflows/{wid()}", json=start_body("Nobody", task_queue))

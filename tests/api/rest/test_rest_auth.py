@@ -4,6 +4,7 @@ bearer tokens, per-namespace roles, rate budgets (429 with Retry-After) and audi
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import jwt
@@ -53,9 +54,63 @@ def test_calls_need_a_token_with_the_right_role(make_app, caplog):
     assert '"subject":"bob","operation":"StartWorkflowExecution","namespace":"default"' in caplog.text
     assert f'"target":"{workflow_id}","outcome":"OK"' in caplog.text
 
-    page = http.get("/namespaces/default/workflows")  # the web UI goes through the same gate
-    assert page.status_code == 401 and page.mimetype == "text/html"
+    page = http.get("/namespaces/default/workflows")  # the web UI goes through the same gate...
+    assert page.status_code == 302 and "/login?next=" in page.headers["Location"]  # ...and asks to sign in
     assert workflow_id in http.get("/namespaces/default/workflows", headers=reader).get_data(as_text=True)
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def _token(headers: dict) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def test_web_ui_sign_in_keeps_the_token_in_a_cookie_and_shows_only_allowed_buttons(make_app):
+    http = make_app(auth=auth.AuthConfig(enabled=True, hs256_secret=SECRET))
+    writer, reader = bearer("bob", "default:writer"), bearer("ann", "default:reader")
+    workflow_id = wid("ui-auth")
+    assert http.post(f"{NS}/workflows/{workflow_id}", json=start_body("X", "q"), headers=writer).status_code == 201
+    page_url = f"/namespaces/default/workflows/{workflow_id}"
+
+    login = http.get(f"/login?next={page_url}").get_data(as_text=True)
+    refused = http.post("/login", data={"csrf_token": _csrf(login), "token": "forged.jwt.token", "next": page_url})
+    assert refused.status_code == 401 and "Malformed token" in refused.get_data(as_text=True)
+    assert http.get_cookie("odin_session") is None
+
+    # A reader signs in: the page shows the workflow but no buttons that would be refused.
+    done = http.post("/login", data={"csrf_token": _csrf(login), "token": _token(reader), "next": page_url})
+    assert done.status_code == 303 and done.headers["Location"] == page_url
+    cookie = http.get_cookie("odin_session")
+    assert cookie.http_only and cookie.same_site == "Strict"
+    page = http.get(page_url).get_data(as_text=True)
+    assert workflow_id in page and "ann" in page
+    assert 'id="cancel"' not in page and 'id="terminate"' not in page
+    # Posting the form anyway is refused by the gate, and nothing changes.
+    denied = http.post(f"{page_url}/terminate", data={"csrf_token": _csrf(page)})
+    assert denied.status_code == 403
+    assert http.get(f"{NS}/workflows/{workflow_id}", headers=writer).get_json()["workflowExecutionInfo"]["status"] == (
+        "WORKFLOW_EXECUTION_STATUS_RUNNING"
+    )
+    # The cookie does not count for the JSON API (it has no CSRF protection of its own).
+    assert_error(http.get(f"{NS}/workflows"), 401, "UNAUTHENTICATED")
+
+    # A writer sees, and may use, the buttons; signing out forgets the token.
+    http.post("/logout", data={"csrf_token": _csrf(page)})
+    assert http.get_cookie("odin_session") is None
+    login = http.get("/login").get_data(as_text=True)
+    http.post("/login", data={"csrf_token": _csrf(login), "token": _token(writer), "next": page_url})
+    page = http.get(page_url).get_data(as_text=True)
+    assert 'id="cancel"' in page and 'id="terminate"' in page
+    assert http.post(f"{page_url}/terminate", data={"csrf_token": _csrf(page)}).status_code == 303
+    assert http.get(f"{NS}/workflows/{workflow_id}", headers=writer).get_json()["workflowExecutionInfo"]["status"] == (
+        "WORKFLOW_EXECUTION_STATUS_TERMINATED"
+    )
+    # Only local paths are followed after signing in.
+    login = http.get("/login").get_data(as_text=True)
+    away = http.post("/login", data={"csrf_token": _csrf(login), "token": _token(writer), "next": "https://evil.example/"})
+    assert away.headers["Location"] == "/"
 
 
 def test_a_namespace_over_its_rate_budget_gets_429_with_retry_after(make_app):

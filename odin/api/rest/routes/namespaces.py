@@ -1,5 +1,5 @@
-"""Namespaces: list, register, describe. (Update and delete take ``/{namespace}/update`` and
-``DELETE /{namespace}``, as in Temporal's HTTP API.)"""
+"""Namespaces: list, register, describe, update (``POST /{namespace}/update``, as in Temporal's
+HTTP API) and delete (``DELETE /{namespace}``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from odin.api.rest.codec import from_json
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import Body, Doc, Reply, documented
-from odin.api.rest.params import NEXT_PAGE_TOKEN, PAGE_SIZE, json_body
+from odin.api.rest.params import NEXT_PAGE_TOKEN, PAGE_SIZE, Param, json_body
 from odin.api.rest.routes import reply
 
 bp = Blueprint("namespaces", __name__, url_prefix="/api/v1/namespaces")
@@ -58,3 +58,34 @@ def describe_namespace(namespace: str):
 def list_search_attributes(namespace: str):
     req = ops.ListSearchAttributesRequest(namespace=namespace)
     return reply(invoke("ListSearchAttributes", namespace, lambda f: f.list_search_attributes(req)))
+
+
+FORCE = Param(
+    "force", "query", {"type": "boolean"},
+    "Also delete a namespace whose workflows are still running (they are terminated first).", False,
+)
+
+
+@bp.post("/<namespace>/update")
+@documented(Doc(
+    "Update a namespace", TAG, "UpdateNamespace",
+    body=Body(ws.UpdateNamespaceRequest, required=True),
+    responses={200: Reply("The namespace as it is now.", ws.UpdateNamespaceResponse)},
+    description="Description, owner and data (merged key by key) in updateInfo; retention and archival in config.",
+))
+def update_namespace(namespace: str):
+    req = from_json(json_body(), ws.UpdateNamespaceRequest)
+    req.namespace = namespace
+    return reply(invoke("UpdateNamespace", namespace, lambda f: f.update_namespace(req)))
+
+
+@bp.delete("/<namespace>")
+@documented(Doc(
+    "Delete a namespace", TAG, "DeleteNamespace", params=(FORCE,),
+    responses={200: Reply("Deleted: the name is free again; runs are purged in the background.", ops.DeleteNamespaceResponse)},
+    description="400 FAILED_PRECONDITION while workflows run there, unless force=true.",
+))
+def delete_namespace(namespace: str):
+    req = ops.DeleteNamespaceRequest(namespace=namespace)
+    force = bool(FORCE.read())
+    return reply(invoke("DeleteNamespace", namespace, lambda f: f.delete_namespace(req, force=force)))
