@@ -42,6 +42,15 @@ def test_calls_need_a_token_with_the_right_role(make_app, caplog):
     http = make_app(auth=auth.AuthConfig(enabled=True, hs256_secret=SECRET))
     assert_error(http.get(f"{NS}/workflows"), 401, "UNAUTHENTICATED")
     assert_error(http.get(f"{NS}/workflows", headers={"Authorization": "Bearer not-a-key"}), 401, "UNAUTHENTICATED")
+    expired = {"sub": "old", "permissions": ["default:writer"], "exp": int(time.time() - 5)}
+    forged = {"sub": "eve", "permissions": ["default:admin"], "exp": int(time.time() + 600)}
+    for claims, key, reason in ((expired, SECRET, "expired"), (forged, "some-other-secret-of-enough-length-here", "Invalid token")):
+        headers = {"Authorization": f"Bearer {jwt.encode(claims, key, 'HS256')}"}
+        body = assert_error(http.post(f"{NS}/workflows/{wid('nope')}", json=start_body("X", "q"), headers=headers),
+                            401, "UNAUTHENTICATED")
+        assert reason in body["message"]
+    listed = http.get(f"{NS}/workflows", headers=bearer("ann", "default:reader")).get_json()
+    assert listed.get("executions", []) == []  # the refused starts created nothing
     assert http.get("/api/v1/system-info").status_code == 200  # public
 
     reader, writer = bearer("ann", "default:reader"), bearer("bob", "default:writer")
