@@ -1,0 +1,52 @@
+"""Odin's Python SDK: durable workflows with Celery's feel.
+
+    from odin.sdk import App, Retry, workflow
+
+    app = App("shop")
+
+    @app.activity(retry=Retry(max_attempts=5), start_to_close_timeout=30)
+    def charge(order_id: str) -> str: ...
+
+    @app.workflow
+    async def checkout(order_id: str) -> str:
+        receipt = await charge(order_id)
+        await workflow.sleep(3600)
+        return receipt
+
+    checkout.delay("o-1").get(timeout=7200)
+
+Run the workers with ``odin worker -A shop:app``. The workflow API is ``odin.sdk.workflow``; code
+running in an activity uses ``odin.sdk.activity``; the seed's primitives (``go``, ``WaitGroup``,
+``ErrGroup``, ``Channel``, ``Result``, ``DeterministicEffectStore``, ``VersionGate``) are here.
+"""
+
+from odin.sdk import activity, workflow
+from odin.sdk.app import App
+from odin.sdk.defs import ActivityFunction, WorkflowFunction
+from odin.sdk.effects import DeterministicEffectStore, VersionGate
+from odin.sdk.handles import TimeoutError, WorkflowHandle
+from odin.sdk.options import Retry
+from odin.sdk.primitives import Channel, ChannelClosed, ErrGroup, Result, ResultError, WaitGroup, go
+from odin.sdk.worker import ReplayMismatch, WorkerHost
+
+__all__ = [
+    "ActivityFunction",
+    "App",
+    "Channel",
+    "ChannelClosed",
+    "DeterministicEffectStore",
+    "ErrGroup",
+    "ReplayMismatch",
+    "Result",
+    "ResultError",
+    "Retry",
+    "TimeoutError",
+    "VersionGate",
+    "WaitGroup",
+    "WorkerHost",
+    "WorkflowFunction",
+    "WorkflowHandle",
+    "activity",
+    "go",
+    "workflow",
+]

@@ -1,0 +1,121 @@
+"""``App``: where workflows and activities are declared, and how to reach the server.
+
+    app = App("billing")                      # ODIN_ADDRESS, ODIN_NAMESPACE, ODIN_TASK_QUEUE...
+
+    @app.activity(retry=Retry(max_attempts=3), start_to_close_timeout=30)
+    def charge(card: str, cents: int) -> str: ...
+
+    @app.workflow
+    async def checkout(card: str, cents: int) -> str:
+        return await charge(card, cents)
+
+    checkout.delay("4242", 1999).get(timeout=30)
+
+The app talks to the server through the WorkflowService API (gRPC), so it works against Odin or
+any Temporal-compatible server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+import weakref
+from typing import Any, Callable
+
+import temporalio.client
+
+from odin import bridge
+from odin.sdk.defs import ActivityFunction, WorkflowFunction
+from odin.sdk.handles import WorkflowHandle
+
+
+class App:
+    def __init__(
+        self,
+        name: str,
+        *,
+        address: str | None = None,
+        namespace: str | None = None,
+        task_queue: str | None = None,
+        api_key: str | None = None,
+        tls: bool | temporalio.client.TLSConfig | None = None,
+    ):
+        self.name = name
+        self.address = address or os.environ.get("ODIN_ADDRESS", "127.0.0.1:7233")
+        self.namespace = namespace or os.environ.get("ODIN_NAMESPACE", "default")
+        self.task_queue = task_queue or os.environ.get("ODIN_TASK_QUEUE") or name
+        self.api_key = api_key or os.environ.get("ODIN_API_KEY") or None
+        # An API key turns TLS on in the underlying client unless told otherwise.
+        self.tls = tls if tls is not None else (os.environ.get("ODIN_TLS", "0").lower() in ("1", "true", "on"))
+        self.workflows: dict[str, WorkflowFunction] = {}
+        self.activities: dict[str, ActivityFunction] = {}
+        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"<odin App {self.name} at {self.address}, namespace {self.namespace}>"
+
+    # -- declaring -----------------------------------------------------------------------------
+
+    def workflow(self, target: Callable | type | None = None, **options: Any):
+        """``@app.workflow`` or ``@app.workflow(name=..., queue=..., retry=..., execution_timeout=...)``
+        on an ``async def`` (or on a class with a ``@workflow.run`` method)."""
+
+        def register(t: Callable | type) -> WorkflowFunction:
+            wf = WorkflowFunction(self, t, **options)
+            self.workflows[wf.name] = wf
+            return wf
+
+        return register(target) if target is not None else register
+
+    def activity(self, fn: Callable | None = None, **options: Any):
+        """``@app.activity`` or ``@app.activity(retry=..., start_to_close_timeout=..., heartbeat_timeout=...,
+        queue=..., name=...)`` on a sync or async function."""
+
+        def register(f: Callable) -> ActivityFunction:
+            act = ActivityFunction(self, f, **options)
+            self.activities[act.name] = act
+            return act
+
+        return register(fn) if fn is not None else register
+
+    # -- reaching the server ---------------------------------------------------------------
+
+    async def client_async(self) -> temporalio.client.Client:
+        """A connected client for the running event loop (one per loop, made on first use)."""
+        loop = asyncio.get_running_loop()
+        target = (self.address, self.namespace, self.api_key, self.tls)
+        cached = self._clients.get(loop)
+        if cached is None or cached[0] != target:  # first use, or the app was pointed elsewhere
+            client = await temporalio.client.Client.connect(
+                self.address, namespace=self.namespace, api_key=self.api_key, tls=self.tls
+            )
+            cached = self._clients[loop] = (target, client)
+        return cached[1]
+
+    def client(self) -> temporalio.client.Client:
+        """The client of the loop the blocking API runs on."""
+        return bridge.run(self.client_async())
+
+    def new_id(self, name: str) -> str:
+        return f"{name}-{uuid.uuid4()}"
+
+    def get_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
+        return WorkflowHandle(self, workflow_id, run_id)
+
+    def workflows_on(self, queue: str) -> list[WorkflowFunction]:
+        return [w for w in self.workflows.values() if w.task_queue == queue]
+
+    def activities_on(self, queue: str) -> list[ActivityFunction]:
+        return [a for a in self.activities.values() if a.task_queue == queue]
+
+    def queues(self) -> list[str]:
+        """Every task queue this app's workflows and activities run on."""
+        found = {w.task_queue for w in self.workflows.values()} | {a.task_queue for a in self.activities.values()}
+        return sorted(found or {self.task_queue})
+
+    def worker(self, **options: Any):
+        """A worker host for this app (see ``odin.sdk.worker.WorkerHost``)."""
+        from odin.sdk.worker import WorkerHost
+
+        return WorkerHost(self, **options)

@@ -1,0 +1,283 @@
+"""What ``@app.workflow`` and ``@app.activity`` make of a function: objects with Celery's surface
+(``delay``, ``apply_async``, calling runs it) over Temporal workflow and activity definitions.
+
+A workflow function becomes a generated ``temporalio`` workflow class. The SDK's workflow sandbox
+re-imports the user's module and looks the class up by name, so the class is also kept in that
+module under a hidden name (``_odin_wf_<name>``); re-importing the module re-creates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import sys
+import threading
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+import temporalio.activity
+import temporalio.workflow
+
+from odin import bridge
+from odin.sdk.handles import WorkflowHandle
+from odin.sdk.options import Duration, Retry, as_timedelta, retry_policy
+
+if TYPE_CHECKING:
+    from odin.sdk.app import App
+
+# Keyword arguments travel as a trailing marked dict (workflow and activity inputs are positional).
+KWARGS = "__odin_kwargs__"
+
+
+def pack_args(args: tuple, kwargs: dict | None) -> list:
+    return [*args, {KWARGS: kwargs}] if kwargs else list(args)
+
+
+def unpack_args(args: tuple) -> tuple[tuple, dict]:
+    if args and isinstance(args[-1], dict) and set(args[-1]) == {KWARGS}:
+        return args[:-1], args[-1][KWARGS]
+    return args, {}
+
+
+def _hidden_name(kind: str, name: str) -> str:
+    return f"_odin_{kind}_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def _workflow_class(fn: Callable, name: str, sandboxed: bool) -> type:
+    """A temporalio workflow class whose run method calls ``fn``."""
+    hidden = _hidden_name("wf", name)
+
+    async def run(self, *args: Any) -> Any:
+        positional, keywords = unpack_args(args)
+        return await fn(*positional, **keywords)
+
+    run.__qualname__ = f"{hidden}.run"
+    run.__module__ = fn.__module__
+    cls = type(hidden, (), {"run": temporalio.workflow.run(run), "__module__": fn.__module__, "__qualname__": hidden})
+    return temporalio.workflow.defn(name=name, sandboxed=sandboxed)(cls)
+
+
+def _keep_in_module(cls: type, module_name: str) -> None:
+    module = sys.modules.get(module_name)
+    if module is not None:
+        setattr(module, cls.__name__, cls)
+
+
+class WorkflowFunction:
+    """A workflow. Outside a workflow: ``delay``/``start``/``apply_async`` start it and return a
+    ``WorkflowHandle``. Inside one: calling it runs it as a child workflow."""
+
+    def __init__(
+        self,
+        app: "App",
+        target: Callable | type,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        execution_timeout: Duration | None = None,
+        retry: Retry | int | None = None,
+        sandboxed: bool = True,
+    ):
+        self.app = app
+        self.queue = queue
+        self.execution_timeout = as_timedelta(execution_timeout)
+        self.retry = retry_policy(retry)
+        if inspect.isclass(target):
+            self.name = name or target.__name__
+            self.fn = None
+            hidden = _hidden_name("wf", self.name)
+            target.__name__ = target.__qualname__ = hidden
+            self.cls = temporalio.workflow.defn(name=self.name, sandboxed=sandboxed)(target)
+        else:
+            if not inspect.iscoroutinefunction(target):
+                raise TypeError(f"@app.workflow needs an async function (or a class), not {target!r}")
+            self.name = name or target.__name__
+            self.fn = target
+            self.cls = _workflow_class(target, self.name, sandboxed)
+            functools.update_wrapper(self, target)
+        _keep_in_module(self.cls, self.cls.__module__)
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name}>"
+
+    @property
+    def task_queue(self) -> str:
+        return self.queue or self.app.task_queue
+
+    # -- inside a workflow: a child ------------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        if not temporalio.workflow.in_workflow():
+            raise TypeError(f"{self.name} is a workflow: start it with .delay(...) or .start(...), or call it from a workflow")
+        # Without a queue of its own, a child runs on its parent's queue (Temporal's default).
+        return temporalio.workflow.execute_child_workflow(self.name, args=pack_args(args, kwargs), task_queue=self.queue)
+
+    # -- outside: starting it ------------------------------------------------------------------
+
+    async def start_async(
+        self,
+        *args: Any,
+        id: str | None = None,
+        queue: str | None = None,
+        kwargs: dict | None = None,
+        start_delay: Duration | None = None,
+        execution_timeout: Duration | None = None,
+        retry: Retry | int | None = None,
+        memo: dict | None = None,
+        id_reuse_policy: Any = None,
+        id_conflict_policy: Any = None,
+    ) -> WorkflowHandle:
+        client = await self.app.client_async()
+        options: dict[str, Any] = {}
+        if id_reuse_policy is not None:
+            options["id_reuse_policy"] = id_reuse_policy
+        if id_conflict_policy is not None:
+            options["id_conflict_policy"] = id_conflict_policy
+        handle = await client.start_workflow(
+            self.name,
+            args=pack_args(args, kwargs),
+            id=id or self.app.new_id(self.name),
+            task_queue=queue or self.task_queue,
+            start_delay=as_timedelta(start_delay),
+            execution_timeout=as_timedelta(execution_timeout) or self.execution_timeout,
+            retry_policy=retry_policy(retry) or self.retry,
+            memo=memo,
+            **options,
+        )
+        return WorkflowHandle(self.app, handle.id, handle.result_run_id, handle.first_execution_run_id)
+
+    def start(self, *args: Any, **options: Any) -> WorkflowHandle:
+        """Start the workflow with these arguments (options as for ``start_async``)."""
+        return bridge.run(self.start_async(*args, **options))
+
+    def delay(self, *args: Any, **kwargs: Any) -> WorkflowHandle:
+        """Start it with these arguments and keyword arguments (Celery's ``delay``)."""
+        return self.start(*args, kwargs=kwargs or None)
+
+    def apply_async(
+        self,
+        args: tuple | list = (),
+        kwargs: dict | None = None,
+        *,
+        id: str | None = None,
+        task_id: str | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+        **options: Any,
+    ) -> WorkflowHandle:
+        """Celery's ``apply_async``: ``countdown`` seconds or an ``eta`` delay the first step."""
+        delay = countdown
+        if eta is not None:
+            if eta.tzinfo is None:
+                eta = eta.replace(tzinfo=timezone.utc)
+            delay = max((eta - datetime.now(timezone.utc)).total_seconds(), 0.0)
+        return self.start(*args, id=id or task_id, queue=queue, kwargs=kwargs, start_delay=delay, **options)
+
+    def get_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
+        return WorkflowHandle(self.app, workflow_id, run_id)
+
+
+# Default when an activity names no timeout (Temporal requires one): five minutes per attempt.
+DEFAULT_START_TO_CLOSE = 300.0
+
+
+class ActivityFunction:
+    """An activity: a plain function (sync ones run in the worker's thread pool). Outside a
+    workflow, calling it runs the function here; inside one, calling it schedules it as an
+    activity with the options of its decorator and returns the awaitable result."""
+
+    def __init__(
+        self,
+        app: "App",
+        fn: Callable,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        retry: Retry | int | None = None,
+        start_to_close_timeout: Duration | None = None,
+        schedule_to_close_timeout: Duration | None = None,
+        heartbeat_timeout: Duration | None = None,
+        auto_heartbeat: bool = True,
+    ):
+        self.app = app
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.queue = queue
+        self.retry = retry_policy(retry)
+        self.start_to_close_timeout = as_timedelta(start_to_close_timeout)
+        self.schedule_to_close_timeout = as_timedelta(schedule_to_close_timeout)
+        if self.start_to_close_timeout is None and self.schedule_to_close_timeout is None:
+            self.start_to_close_timeout = as_timedelta(DEFAULT_START_TO_CLOSE)
+        self.heartbeat_timeout = as_timedelta(heartbeat_timeout)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        # While it runs, beat at a third of the heartbeat timeout unless the activity beats itself.
+        self.auto_heartbeat = auto_heartbeat and self.heartbeat_timeout is not None
+        self.definition = self._definition()
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<activity {self.name}>"
+
+    @property
+    def task_queue(self) -> str:
+        return self.queue or self.app.task_queue
+
+    def options(self) -> dict:
+        """Options for scheduling it from a workflow. Without a queue of its own it runs on the
+        workflow's queue (Temporal's default)."""
+        return {
+            "task_queue": self.queue,
+            "start_to_close_timeout": self.start_to_close_timeout,
+            "schedule_to_close_timeout": self.schedule_to_close_timeout,
+            "heartbeat_timeout": self.heartbeat_timeout,
+            "retry_policy": self.retry,
+        }
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        if temporalio.workflow.in_workflow():
+            return temporalio.workflow.execute_activity(self.name, args=pack_args(args, kwargs), **self.options())
+        return self.fn(*args, **kwargs)
+
+    def _definition(self) -> Callable:
+        fn, every = self.fn, (self.heartbeat_timeout.total_seconds() / 3 if self.auto_heartbeat else None)
+        if self.is_async:
+
+            async def run(*args: Any) -> Any:
+                positional, keywords = unpack_args(args)
+                beating = asyncio.ensure_future(_beat_async(every)) if every else None
+                try:
+                    return await fn(*positional, **keywords)
+                finally:
+                    if beating is not None:
+                        beating.cancel()
+
+        else:
+
+            def run(*args: Any) -> Any:
+                positional, keywords = unpack_args(args)
+                stop = threading.Event()
+                if every:
+                    beat = temporalio.activity._Context.current().heartbeat
+                    threading.Thread(target=_beat_thread, args=(beat, every, stop), daemon=True).start()
+                try:
+                    return fn(*positional, **keywords)
+                finally:
+                    stop.set()
+
+        run.__name__ = run.__qualname__ = self.name
+        return temporalio.activity.defn(name=self.name)(run)
+
+
+async def _beat_async(every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        temporalio.activity.heartbeat()
+
+
+def _beat_thread(beat: Callable[..., None], every: float, stop: threading.Event) -> None:
+    # Beside a sync activity: the activity's context lives in its own thread, so the heartbeat
+    # function is taken from there and handed over.
+    while not stop.wait(every):
+        beat()

@@ -1,0 +1,258 @@
+"""The worker host: ``odin worker -A package.module:app`` (or ``app.worker().run()``).
+
+It polls the app's task queues — one worker per queue, run together in an ``ErrGroup`` so the
+first fatal error stops the others — caches workflows on sticky queues, runs sync activities in a
+thread pool of ``concurrency`` threads, beats for long activities, and on SIGINT/SIGTERM stops
+polling and lets running activities finish for up to ``grace`` seconds. Before polling it can
+replay recent histories of each workflow through the current code (``replay_check``), refusing to
+start a deploy whose code would break runs in flight. A status line shows what it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import os
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TextIO
+
+import temporalio.worker
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    ExecuteWorkflowInput,
+    Interceptor,
+    Replayer,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from odin.sdk.effects import capture
+from odin.sdk.primitives import ErrGroup, WaitGroup
+
+if TYPE_CHECKING:
+    from odin.sdk.app import App
+
+log = logging.getLogger(__name__)
+
+
+class ReplayMismatch(Exception):
+    """Recorded histories do not replay through the current workflow code."""
+
+
+@dataclass
+class Counters:
+    activities_running: int = 0
+    activities_done: int = 0
+    activities_failed: int = 0
+    workflows_completed: int = 0
+    workflows_failed: int = 0
+
+
+# The counters of every host in this process, by id, reachable from inside the workflow sandbox
+# (this module passes through it).
+_COUNTERS: dict[int, Counters] = {}
+
+
+class _Counting(Interceptor):
+    def __init__(self, counters: Counters):
+        self.counters = counters
+        _COUNTERS[id(counters)] = counters
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        counters = self.counters
+
+        class Activity(ActivityInboundInterceptor):
+            async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+                counters.activities_running += 1
+                try:
+                    result = await super().execute_activity(input)
+                except BaseException:
+                    counters.activities_failed += 1
+                    raise
+                finally:
+                    counters.activities_running -= 1
+                counters.activities_done += 1
+                return result
+
+        return Activity(next)
+
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        key = id(self.counters)
+
+        class Workflow(WorkflowInboundInterceptor):
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+                from temporalio import workflow as tw
+
+                counters = _COUNTERS[key]
+                try:
+                    result = await super().execute_workflow(input)
+                except BaseException:
+                    if not tw.unsafe.is_replaying():
+                        counters.workflows_failed += 1
+                    raise
+                if not tw.unsafe.is_replaying():
+                    counters.workflows_completed += 1
+                return result
+
+        return Workflow
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox, with Odin's SDK shared rather than re-imported per run."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("odin"))
+
+
+@dataclass
+class WorkerHost:
+    app: "App"
+    queues: list[str] | None = None
+    concurrency: int = 10
+    grace: float = 30.0
+    replay_check: int = 0
+    status_every: float = 0.0
+    status_stream: TextIO = field(default=sys.stderr, repr=False)
+    identity: str | None = None
+    max_cached_workflows: int = 1000
+    sticky_schedule_to_start: float = 10.0
+
+    def __post_init__(self) -> None:
+        self.counters = Counters()
+        self.identity = self.identity or f"{os.getpid()}@{socket.gethostname()}"
+        self._workers: list[temporalio.worker.Worker] = []
+        self._running = WaitGroup()
+        self._stopping: asyncio.Event | None = None
+        self._stop_requested = False
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _queues(self) -> list[str]:
+        return self.queues or self.app.queues()
+
+    async def _build(self) -> None:
+        client = await self.app.client_async()
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="odin-activity")
+        interceptor = _Counting(self.counters)
+        for queue in self._queues():
+            workflows = [w.cls for w in self.app.workflows_on(queue)]
+            activities = [a.definition for a in self.app.activities_on(queue)]
+            # Local activities run on the workflow's own worker.
+            activities.append(capture)
+            self._workers.append(
+                temporalio.worker.Worker(
+                    client,
+                    task_queue=queue,
+                    workflows=workflows,
+                    activities=activities,
+                    activity_executor=self._executor,
+                    workflow_runner=sandbox_runner(),
+                    interceptors=[interceptor],
+                    identity=self.identity,
+                    max_concurrent_activities=self.concurrency,
+                    max_cached_workflows=self.max_cached_workflows,
+                    sticky_queue_schedule_to_start_timeout=timedelta(seconds=self.sticky_schedule_to_start),
+                    graceful_shutdown_timeout=timedelta(seconds=self.grace),
+                )
+            )
+
+    async def check_replay(self, limit: int | None = None) -> int:
+        """Replay up to ``limit`` recent runs of every workflow type through the current code;
+        ``ReplayMismatch`` names the runs that would no longer replay. Returns how many replayed."""
+        limit = limit if limit is not None else self.replay_check
+        client = await self.app.client_async()
+        replayer = Replayer(
+            workflows=[w.cls for w in self.app.workflows.values()], workflow_runner=sandbox_runner()
+        )
+        broken, checked = [], 0
+        for wf in self.app.workflows.values():
+            query = f"WorkflowType = '{wf.name}'"
+            async for execution in client.list_workflows(query, limit=limit):
+                history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
+                result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+                checked += 1
+                if result.replay_failure is not None:
+                    broken.append(f"{wf.name} {execution.id} ({execution.run_id}): {result.replay_failure}")
+        if broken:
+            raise ReplayMismatch(
+                "these runs do not replay through the current code (incompatible change: guard it with a "
+                "VersionGate):\n  " + "\n  ".join(broken)
+            )
+        return checked
+
+    async def run(self) -> None:
+        """Poll until stopped (SIGINT/SIGTERM, or ``stop()``), then shut down gracefully."""
+        self._stopping = asyncio.Event()
+        if self._stop_requested:
+            self._stopping.set()
+        if self.replay_check:
+            checked = await self.check_replay()
+            log.info("replayed %d recent runs through the current code: all consistent", checked)
+        await self._build()
+        self._install_signal_handlers()
+        group = ErrGroup()
+        for worker in self._workers:
+            group.go(self._run_one(worker))
+        status = asyncio.ensure_future(self._status_line()) if self.status_every else None
+        stopper = asyncio.ensure_future(self._stop_when_asked())
+        try:
+            await group.wait()
+        finally:
+            stopper.cancel()
+            if status is not None:
+                status.cancel()
+            await self._running.wait()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+
+    async def _run_one(self, worker: temporalio.worker.Worker) -> None:
+        self._running.add(1)
+        try:
+            await worker.run()
+        finally:
+            self._running.done()
+
+    async def _stop_when_asked(self) -> None:
+        await self._stopping.wait()
+        await asyncio.gather(*(w.shutdown() for w in self._workers), return_exceptions=True)
+
+    def stop(self) -> None:
+        """Stop polling; running activities get ``grace`` seconds to finish."""
+        self._stop_requested = True
+        if self._stopping is not None:
+            self._stopping.set()
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.stop)
+            except (NotImplementedError, RuntimeError, ValueError):
+                return  # not the main thread: whoever runs us stops us
+
+    async def _status_line(self) -> None:
+        while True:
+            await asyncio.sleep(self.status_every)
+            c = self.counters
+            print(
+                f"odin worker {self.identity} [{', '.join(self._queues())}]: "
+                f"workflows {c.workflows_completed} completed, {c.workflows_failed} failed | "
+                f"activities {c.activities_running} running, {c.activities_done} done, {c.activities_failed} failed",
+                file=self.status_stream,
+                flush=True,
+            )
+
+    async def __aenter__(self) -> "WorkerHost":
+        self._task = asyncio.ensure_future(self.run())
+        # Give the pollers a moment to register before the caller starts work.
+        while not self._workers and not self._task.done():
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.stop()
+        await self._task

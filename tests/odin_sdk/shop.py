@@ -1,0 +1,77 @@
+"""An Odin SDK app used by the SDK tests (a module of its own: the workflow sandbox re-imports it)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from odin.sdk import App, Retry, activity, workflow
+
+app = App("shop", task_queue="shop")
+
+ATTEMPTS: dict[str, int] = {}
+
+
+@app.activity(retry=Retry(max_attempts=5, initial_interval=0.1), start_to_close_timeout=10)
+def charge(order_id: str, cents: int) -> str:
+    """Fails twice per order, then succeeds (a sync activity: runs in the thread pool)."""
+    ATTEMPTS[order_id] = ATTEMPTS.get(order_id, 0) + 1
+    if ATTEMPTS[order_id] < 3:
+        raise RuntimeError("card network timeout")
+    return f"receipt-{order_id}-{cents}"
+
+
+@app.activity(start_to_close_timeout=10)
+async def ship(order_id: str, *, express: bool = False) -> str:
+    await asyncio.sleep(0)
+    return f"{'express' if express else 'ground'}:{order_id}"
+
+
+@app.activity(heartbeat_timeout=1, start_to_close_timeout=20)
+async def slow_pack(order_id: str) -> str:
+    await asyncio.sleep(2.5)  # longer than the heartbeat timeout: only auto-heartbeats keep it alive
+    return f"packed:{order_id}"
+
+
+@app.workflow
+async def checkout(order_id: str, cents: int, express: bool = False) -> dict:
+    state = {"status": "charging"}
+    workflow.on_query("status", lambda: state["status"])
+    receipt = await charge(order_id, cents)
+    state["status"] = "shipping"
+    tracking = await ship(order_id, express=express)
+    return {"receipt": receipt, "tracking": tracking}
+
+
+@app.workflow
+async def pack(order_id: str) -> str:
+    return await slow_pack(order_id)
+
+
+@app.workflow
+async def approval(order_id: str) -> str:
+    decision: dict = {}
+    workflow.on_signal("decide", lambda verdict: decision.update(verdict=verdict))
+    workflow.on_update("note", lambda text: decision.setdefault("notes", []).append(text) or len(decision["notes"]),
+                       validator=lambda text: _reject_empty(text))
+    if not await workflow.wait_condition(lambda: "verdict" in decision, timeout=timedelta(days=7)):
+        return "expired"
+    return f"{decision['verdict']} ({len(decision.get('notes', []))} notes)"
+
+
+def _reject_empty(text: str) -> None:
+    if not text:
+        raise ValueError("a note cannot be empty")
+
+
+@app.workflow
+async def parent(order_id: str) -> str:
+    result = await checkout(order_id, 100)  # calling a workflow from a workflow: a child
+    return f"child said {result['tracking']}"
+
+
+@app.workflow
+async def countdown(n: int) -> int:
+    if n > 0:
+        workflow.continue_as_new(n - 1)
+    return n

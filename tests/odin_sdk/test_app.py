@@ -1,0 +1,100 @@
+"""The Odin SDK against an in-process Odin: Celery's surface (delay, apply_async, get), sync and
+async activities with retries and heartbeats, signals, queries, updates, children and
+continue-as-new."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import shop
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowUpdateFailedError
+
+from odin.config import Settings, sqlite_url_for_path
+from odin.sdk import TimeoutError as OdinTimeout
+from odin.server import OdinServer
+
+
+@pytest.fixture
+async def server(tmp_path):
+    s = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0))
+    await s.start()
+    shop.app.address = f"127.0.0.1:{s.endpoints.grpc_port}"
+    shop.app.task_queue = f"shop-{uuid.uuid4().hex[:6]}"
+    yield s
+    await s.stop(grace=0.5)
+
+
+@pytest.fixture
+async def worker(server):
+    async with shop.app.worker(concurrency=4) as host:
+        yield host
+
+
+async def blocking(fn, *args, **kwargs):
+    """Run Celery-style blocking calls off the loop the in-process server runs on."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def test_delay_and_get_with_retried_sync_activity_and_keyword_arguments(worker):
+    order = f"o-{uuid.uuid4().hex[:6]}"
+    handle = await blocking(shop.checkout.delay, order, 1999, express=True)
+    assert handle.id.startswith("checkout-")
+    assert await blocking(handle.get, timeout=30) == {"receipt": f"receipt-{order}-1999", "tracking": f"express:{order}"}
+    assert shop.ATTEMPTS[order] == 3  # two failures retried by the server
+    assert await blocking(lambda: handle.successful())
+    assert worker.counters.activities_done >= 2 and worker.counters.activities_failed == 2
+
+
+async def test_apply_async_with_id_countdown_and_queries(worker):
+    order = f"o-{uuid.uuid4().hex[:6]}"
+    handle = await blocking(shop.checkout.apply_async, (order, 5), id=f"order-{order}", countdown=1)
+    assert handle.id == f"order-{order}"
+    info = await handle.describe_async()
+    assert info.status == WorkflowExecutionStatus.RUNNING
+    result = await handle.result_async(timeout=30)
+    assert result["tracking"] == f"ground:{order}"
+    assert await handle.query_async("status") == "shipping"
+    history = await (await handle._handle()).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert started.first_workflow_task_backoff.ToTimedelta().total_seconds() == pytest.approx(1, abs=0.2)
+
+
+async def test_signals_updates_validators_and_a_result_timeout(worker):
+    handle = await shop.approval.start_async(f"o-{uuid.uuid4().hex[:6]}")
+    with pytest.raises(OdinTimeout):
+        await handle.result_async(timeout=0.5)
+    assert await handle.update_async("note", "looks fine") == 1
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.update_async("note", "")  # rejected by the validator
+    await handle.signal_async("decide", "approved")
+    assert await handle.result_async(timeout=30) == "approved (1 notes)"
+
+
+async def test_child_workflows_continue_as_new_and_heartbeats(worker):
+    order = f"o-{uuid.uuid4().hex[:6]}"
+    parent = await shop.parent.start_async(order)
+    assert await parent.result_async(timeout=30) == f"child said ground:{order}"
+    assert await (await shop.countdown.start_async(3)).result_async(timeout=30) == 0
+    # slow_pack runs longer than its heartbeat timeout; the automatic heartbeat keeps it alive.
+    assert await (await shop.pack.start_async(order)).result_async(timeout=30) == f"packed:{order}"
+
+
+async def test_cancel_and_terminate(worker):
+    handle = await shop.approval.start_async("to-cancel")
+    await handle.cancel_async()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result_async(timeout=30)
+    assert await handle.status_async() == WorkflowExecutionStatus.CANCELED
+    other = await shop.approval.start_async("to-terminate")
+    await other.terminate_async("enough")
+    assert await other.status_async() == WorkflowExecutionStatus.TERMINATED
+
+
+async def test_calling_things_outside_a_workflow(server):
+    assert shop.charge.__name__ == "charge"
+    with pytest.raises(TypeError, match="delay"):
+        shop.checkout("x", 1)
+    shop.ATTEMPTS["local"] = 5
+    assert shop.charge("local", 3) == "receipt-local-3"  # an activity called directly: a plain function
