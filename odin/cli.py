@@ -126,6 +126,54 @@ def server(
     asyncio.run(_serve(settings, "Odin server: gRPC on {grpc}, " + shape, auto_migrate=False))
 
 
+def load_app(spec: str):
+    """``package.module:app`` (or ``package.module``, whose ``app`` is taken) -> the Odin SDK app."""
+    import importlib
+
+    from odin.sdk import App
+
+    module_name, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like celery -A: the app's package is found from here
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.ClickException(f"cannot import {module_name}: {exc}") from None
+    app = getattr(module, attribute or "app", None)
+    if not isinstance(app, App):
+        raise click.ClickException(f"{spec} is not an odin.sdk.App")
+    return app
+
+
+@main.command()
+@click.option("-A", "--app", "app_spec", required=True, help="The app: package.module:app.")
+@click.option("-Q", "--queues", default=None, help="Comma-separated task queues (default: every queue the app uses).")
+@click.option("-c", "--concurrency", default=10, show_default=True, type=int, help="Activities run at once (threads for sync ones).")
+@click.option("--grace", default=30.0, show_default=True, type=float, help="Seconds running activities get to finish on shutdown.")
+@click.option("--replay-check", default=0, show_default=True, type=int,
+              help="Before polling, replay this many recent runs of each workflow through the code; refuse to start on a mismatch.")
+@click.option("--status-every", default=10.0, show_default=True, type=float, help="Seconds between status lines (0: none).")
+def worker(app_spec: str, queues: str | None, concurrency: int, grace: float, replay_check: int, status_every: float) -> None:
+    """Run the workers of an Odin SDK app (its workflows and activities)."""
+    from odin.sdk import ReplayMismatch
+
+    app = load_app(app_spec)
+    host = app.worker(
+        queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
+        concurrency=concurrency,
+        grace=grace,
+        replay_check=replay_check,
+        status_every=status_every,
+    )
+    click.echo(f"odin worker for {app.name}: {app.address}, namespace {app.namespace}, queues {', '.join(host.queue_names())}")
+    sys.stdout.flush()
+    try:
+        asyncio.run(host.run())
+    except ReplayMismatch as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("odin worker: stopped")
+
+
 @main.group()
 def db() -> None:
     """Database schema commands."""

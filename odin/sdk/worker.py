@@ -131,14 +131,14 @@ class WorkerHost:
         self._stop_requested = False
         self._executor: ThreadPoolExecutor | None = None
 
-    def _queues(self) -> list[str]:
+    def queue_names(self) -> list[str]:
         return self.queues or self.app.queues()
 
     async def _build(self) -> None:
         client = await self.app.client_async()
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="odin-activity")
         interceptor = _Counting(self.counters)
-        for queue in self._queues():
+        for queue in self.queue_names():
             workflows = [w.cls for w in self.app.workflows_on(queue)]
             activities = [a.definition for a in self.app.activities_on(queue)]
             # Local activities run on the workflow's own worker.
@@ -239,7 +239,7 @@ class WorkerHost:
             await asyncio.sleep(self.status_every)
             c = self.counters
             print(
-                f"odin worker {self.identity} [{', '.join(self._queues())}]: "
+                f"odin worker {self.identity} [{', '.join(self.queue_names())}]: "
                 f"workflows {c.workflows_completed} completed, {c.workflows_failed} failed | "
                 f"activities {c.activities_running} running, {c.activities_done} done, {c.activities_failed} failed",
                 file=self.status_stream,

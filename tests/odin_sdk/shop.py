@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from odin.sdk import App, Retry, activity, workflow
 
-app = App("shop", task_queue="shop")
+app = App("shop")  # address, namespace and task queue from ODIN_* when set
 
 ATTEMPTS: dict[str, int] = {}
 

@@ -98,3 +98,29 @@ async def test_calling_things_outside_a_workflow(server):
         shop.checkout("x", 1)
     shop.ATTEMPTS["local"] = 5
     assert shop.charge("local", 3) == "receipt-local-3"  # an activity called directly: a plain function
+
+
+async def test_odin_worker_command_runs_the_app_and_stops_gracefully(server):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "ODIN_ADDRESS": shop.app.address, "ODIN_TASK_QUEUE": shop.app.task_queue}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odin.cli", "worker", "-A", "shop:app", "--status-every", "0.5", "-c", "2"],
+        cwd=Path(__file__).parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        banner = await asyncio.to_thread(proc.stdout.readline)
+        assert f"queues {shop.app.task_queue}" in banner, banner
+        handle = await shop.checkout.start_async(f"cli-{uuid.uuid4().hex[:6]}", 7)
+        assert (await handle.result_async(timeout=30))["tracking"].startswith("ground:")
+        await asyncio.sleep(0.7)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.to_thread(proc.communicate, timeout=30)
+    assert proc.returncode == 0, err
+    assert "odin worker: stopped" in out
+    assert "workflows 1 completed" in err and "activities 0 running" in err, err
