@@ -65,9 +65,12 @@ async def capture(token: str) -> Any:
     fn = _PENDING.get(token)
     if fn is None:
         raise RuntimeError(f"nothing to capture for {token}: the workflow task that asked for it is gone")
-    value = fn()
-    if inspect.isawaitable(value):
-        value = await value
+    # ``fn`` was defined in workflow code, so the modules it sees are the sandbox's guarded ones;
+    # here, outside the workflow, it may read the clock or draw random numbers.
+    with _tw.unsafe.sandbox_unrestricted():
+        value = fn()
+        if inspect.isawaitable(value):
+            value = await value
     return _encode(value)
 
 
