@@ -32,6 +32,25 @@ class ManualClock:
         self._now += timedelta(seconds=seconds)
 
 
+class SkippingClock:
+    """Real time plus an offset that only grows: a test environment moves it forward to skip
+    waits (the next timer, or ``advance``)."""
+
+    def __init__(self) -> None:
+        from datetime import timedelta
+
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        if seconds > 0:
+            self.offset += timedelta(seconds=seconds)
+
+
 def monotonic() -> float:
     """Monotonic seconds, for deadlines of in-process waits only (never persisted)."""
     return time.monotonic()

@@ -58,6 +58,10 @@ class AsyncioTimerScheduler:
         if tasks and (self._next is None or min(t.fire_at for t in tasks) < self._next):
             self._wakeup.set()
 
+    def wake(self) -> None:
+        """Look for due timers now (the clock moved)."""
+        self._wakeup.set()
+
     async def handed_off(self, task_ids: list[str]) -> set[str]:
         return set()
 

@@ -81,6 +81,8 @@ class HistoryEngine:
         self.num_shards = num_shards
         # Told about committed timer tasks (set by the process's composition; a no-op until then).
         self.on_timers_committed: Callable[[list[OutboxTask]], None] = lambda tasks: None
+        # Transactions this process committed (a test environment watches it to see quiet moments).
+        self.commits = 0
         # Last committed row of recently updated runs (LRU), the starting point of the next update.
         self._state_cache: OrderedDict[str, ExecutionRecord] = OrderedDict()
         # Carries out transfer tasks that act on other runs (children, external signals/cancels).
@@ -239,6 +241,7 @@ class HistoryEngine:
             )
 
     async def _after_commit(self, batch: Batch, transitions: list[Transition]) -> None:
+        self.commits += 1
         for task in batch.transfer_tasks:
             try:
                 await self.dispatch_transfer(task)
