@@ -86,9 +86,9 @@ class WorkflowFunction:
         if inspect.isclass(target):
             self.name = name or target.__name__
             self.fn = None
-            hidden = _hidden_name("wf", self.name)
-            target.__name__ = target.__qualname__ = hidden
             self.cls = temporalio.workflow.defn(name=self.name, sandboxed=sandboxed)(target)
+            # The module's own name now holds this object; the sandbox finds the class by this one.
+            self.cls.__name__ = _hidden_name("wf", self.name)
         else:
             if not inspect.iscoroutinefunction(target):
                 raise TypeError(f"@app.workflow needs an async function (or a class), not {target!r}")

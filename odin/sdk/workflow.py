@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, TypeVar
 
 import temporalio.workflow as _tw
+from temporalio.exceptions import is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType, ChildWorkflowCancellationType, ParentClosePolicy  # noqa: F401
 from temporalio.workflow import NondeterminismError, info, query, run, signal, update  # noqa: F401
 
@@ -213,7 +214,12 @@ class CancellationScope:
     async def __aexit__(self, exc_type, exc, tb) -> bool:
         if self._timer is not None:
             self._timer.cancel()
-        if self._requested and exc_type is asyncio.CancelledError and self._task.uncancel() == 0:
+        if not self._requested:
+            return False
+        # Our cancel() counted once on the task; a count left after taking it back is someone else's.
+        outside = self._task.uncancel() > 0
+        # A cancelled activity or child surfaces as its own error with a cancellation as the cause.
+        if exc is not None and is_cancelled_exception(exc) and not outside:
             self.cancelled = True
             return True  # our own cancellation stops here
         return False

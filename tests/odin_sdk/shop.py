@@ -75,3 +75,54 @@ async def countdown(n: int) -> int:
     if n > 0:
         workflow.continue_as_new(n - 1)
     return n
+
+
+@app.activity(start_to_close_timeout=30, heartbeat_timeout=2)
+async def long_export(order_id: str) -> str:
+    for step in range(activity.heartbeat_details()[0] if activity.heartbeat_details() else 0, 50):
+        activity.heartbeat(step)  # progress a retry could resume from
+        await asyncio.sleep(0.1)
+    return f"exported:{order_id}"
+
+
+@app.workflow
+async def scoped(timeout: float, cancel_by_hand: bool) -> str:
+    async with workflow.CancellationScope(timeout=timeout) as scope:
+        if cancel_by_hand:
+            scope.cancel()
+        await long_export("scoped")
+    return "cancelled" if scope.cancelled else "finished"
+
+
+@app.workflow
+async def outer_cancel_passes_through() -> str:
+    async with workflow.CancellationScope():
+        await workflow.sleep(3600)  # the workflow itself is cancelled: that is not the scope's own
+    return "unreachable"
+
+
+@app.workflow
+class Cart:
+    """A class-based workflow with signal, query and update handlers."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.closed = False
+
+    @workflow.run
+    async def run(self, owner: str) -> dict:
+        await workflow.wait_condition(lambda: self.closed)
+        return {"owner": owner, "items": self.items}
+
+    @workflow.signal
+    def add(self, item: str) -> None:
+        self.items.append(item)
+
+    @workflow.query
+    def count(self) -> int:
+        return len(self.items)
+
+    @workflow.update
+    def checkout(self) -> int:
+        self.closed = True
+        return len(self.items)

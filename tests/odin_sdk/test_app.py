@@ -124,3 +124,45 @@ async def test_odin_worker_command_runs_the_app_and_stops_gracefully(server):
     assert proc.returncode == 0, err
     assert "odin worker: stopped" in out
     assert "workflows 1 completed" in err and "activities 0 running" in err, err
+
+
+async def test_cancellation_scopes(worker):
+    # A scope's own timeout (workflow time) cancels what runs in it, the activity included...
+    assert await (await shop.scoped.start_async(1.0, False)).result_async(timeout=30) == "cancelled"
+    # ...as does cancelling it by hand; without either, the work finishes.
+    assert await (await shop.scoped.start_async(0, True)).result_async(timeout=30) == "cancelled"
+    assert await (await shop.scoped.start_async(60, False)).result_async(timeout=30) == "finished"
+    # Cancelling the workflow is not the scope's doing: it goes through.
+    handle = await shop.outer_cancel_passes_through.start_async()
+    await handle.describe_async()
+    await asyncio.sleep(0.3)
+    await handle.cancel_async()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result_async(timeout=30)
+    assert await handle.status_async() == WorkflowExecutionStatus.CANCELED
+
+
+async def test_class_based_workflows_with_handlers(worker):
+    handle = await shop.Cart.start_async("ann")
+    await handle.signal_async("add", "apple")
+    await handle.signal_async("add", "pear")
+    assert await handle.query_async("count") == 2
+    assert await handle.update_async("checkout") == 2
+    assert await handle.result_async(timeout=30) == {"owner": "ann", "items": ["apple", "pear"]}
+
+
+async def test_graceful_shutdown_lets_running_activities_finish(server):
+    host = shop.app.worker(grace=20)
+    task = asyncio.ensure_future(host.run())
+    handle = await shop.pack.start_async("graceful")  # an activity of ~2.5 s
+    for _ in range(100):
+        if host.counters.activities_running:
+            break
+        await asyncio.sleep(0.05)
+    assert host.counters.activities_running == 1
+    host.stop()  # what SIGTERM does
+    await asyncio.wait_for(task, 30)
+    assert host.counters.activities_done == 1 and host.counters.activities_failed == 0
+    # The activity's result reached the server before the worker stopped: a new worker finishes the run.
+    async with shop.app.worker():
+        assert await handle.result_async(timeout=30) == "packed:graceful"
