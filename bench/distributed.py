@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,19 +29,9 @@ from sqlalchemy.engine import make_url
 from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import OneActivity, connect, echo, free_port, percentile  # noqa: E402
+from run import OneActivity, connect, echo, figures, free_port, print_table  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-
-
-def figures(latencies: list[float], wall: float) -> dict:
-    return {
-        "throughput_per_s": round(len(latencies) / wall, 1),
-        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
-        "latency_mean_ms": round(statistics.fmean(latencies) * 1000, 1),
-        "wall_seconds": round(wall, 2),
-    }
 
 
 class Processes:
@@ -195,9 +184,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"{args.workflows} runs, concurrency {args.concurrency}, {args.servers} odin server(s), PostgreSQL + Redis")
-    print(f"{'':22}{'runs/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-    for name, f in (("odin (1 activity)", odin), ("celery chain(2 tasks)", celery)):
-        print(f"{name:22}{f['throughput_per_s']:>10}{f['latency_p50_ms']:>10}{f['latency_p99_ms']:>10}{f['latency_mean_ms']:>10}")
+    print_table({"odin (1 activity)": odin, "celery chain(2 tasks)": celery})
     print(f"odin/celery throughput: {result['throughput_ratio_odin_to_celery']}x, p50 latency: {result['p50_ratio_odin_to_celery']}x")
 
 

@@ -58,6 +58,25 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def figures(latencies: list[float], wall: float) -> dict:
+    """Throughput and start-to-result latency of one measured run."""
+    return {
+        "throughput_per_s": round(len(latencies) / wall, 1),
+        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "latency_mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+        "wall_seconds": round(wall, 2),
+    }
+
+
+def print_table(rows: dict[str, dict], unit: str = "runs/s") -> None:
+    """Side-by-side figures, one row per contender."""
+    width = max(len(name) for name in rows) + 2
+    print(f"{'':{width}}{unit:>10}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
+    for name, f in rows.items():
+        print(f"{name:{width}}{f['throughput_per_s']:>10}{f['latency_p50_ms']:>10}{f['latency_p99_ms']:>10}{f['latency_mean_ms']:>10}")
+
+
 async def run(workflows: int, concurrency: int, port: int) -> dict:
     client = await connect(port)
     task_queue = f"bench-{uuid.uuid4().hex[:8]}"

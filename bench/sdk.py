@@ -14,7 +14,6 @@ import asyncio
 import json
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,16 +25,7 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sdk_app  # noqa: E402
-from run import OneActivity, connect, echo, free_port, percentile  # noqa: E402
-
-
-def figures(latencies: list[float], wall: float) -> dict:
-    return {
-        "throughput_wps": round(len(latencies) / wall, 1),
-        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
-        "latency_mean_ms": round(statistics.fmean(latencies) * 1000, 1),
-    }
+from run import OneActivity, connect, echo, figures, free_port, print_table  # noqa: E402
 
 
 async def measure(one, workflows: int, concurrency: int) -> dict:
@@ -110,15 +100,13 @@ def main() -> None:
         "server": "odin dev (SQLite, in-memory queues)",
         "odin_sdk": odin,
         "temporalio_sdk": temporal,
-        "throughput_ratio_odin_to_temporalio": round(odin["throughput_wps"] / temporal["throughput_wps"], 2),
+        "throughput_ratio_odin_to_temporalio": round(odin["throughput_per_s"] / temporal["throughput_per_s"], 2),
     }
     if args.json:
         print(json.dumps(result))
         return
     print(f"{args.workflows} workflows (one activity each), concurrency {args.concurrency}, {result['server']}")
-    print(f"{'':16}{'wf/s':>8}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-    for name, f in (("odin SDK", odin), ("temporalio SDK", temporal)):
-        print(f"{name:16}{f['throughput_wps']:>8}{f['latency_p50_ms']:>10}{f['latency_p99_ms']:>10}{f['latency_mean_ms']:>10}")
+    print_table({"odin SDK": odin, "temporalio SDK": temporal}, unit="wf/s")
     print(f"odin/temporalio throughput: {result['throughput_ratio_odin_to_temporalio']}x")
 
 

@@ -7,8 +7,6 @@ this package.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, TypeVar
-
 from odin.api.auth import AuthConfig, Authenticator
 from odin.api.gate import Budgets, Gate
 from odin.api.ratelimit import InMemoryRateLimiter
@@ -35,9 +33,6 @@ __all__ = [
 ]
 
 
-T = TypeVar("T")
-
-
 class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls):
     def __init__(
         self,
@@ -56,17 +51,3 @@ class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCall
         self.clock = clock
         self.long_poll_seconds = long_poll_seconds
         self._ns_cache: dict[str, _Cached] = {}
-
-    async def serve(
-        self,
-        operation: str,
-        authorization: str | None,
-        namespace: str | None,
-        call: Callable[[], Awaitable[T]],
-        *,
-        identity: str | None = None,
-        target: str = "",
-    ) -> T:
-        """Every door's way in: ``call`` runs only if the caller may make ``operation`` in
-        ``namespace`` (with this worker ``identity``) and the namespace is within its rate budget."""
-        return await self.gate.serve(operation, authorization, namespace, call, identity=identity, target=target)

@@ -138,7 +138,7 @@ def _method(name: str, call: Call):
         metadata = dict(context.invocation_metadata() or ())
         fields = request.DESCRIPTOR.fields_by_name
         try:
-            return await self.frontend.serve(
+            return await self.frontend.gate.serve(
                 name,
                 metadata.get("authorization"),
                 request.namespace if "namespace" in fields else None,

@@ -50,7 +50,7 @@ def invoke(
 
     def run(runtime) -> Awaitable[T]:
         frontend = runtime.frontend
-        return frontend.serve(operation, authorization, namespace, lambda: call(frontend), target=target)
+        return frontend.gate.serve(operation, authorization, namespace, lambda: call(frontend), target=target)
 
     handle = current_app.extensions["odin"]
     try:
