@@ -29,6 +29,10 @@ def main(log_level: str) -> None:
 async def _serve(settings: Settings, banner: str, auto_migrate: bool, serve_http: bool = False) -> None:
     from odin.server import NotMigrated, OdinServer
 
+    from odin import metrics
+
+    if not serve_http:  # with the REST app in the process, /metrics is served there
+        metrics.serve_from_env()
     server = OdinServer(settings, auto_migrate=auto_migrate, serve_http=serve_http)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

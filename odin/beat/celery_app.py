@@ -21,7 +21,7 @@ from celery import Celery, signals
 from kombu import Exchange, Queue
 from kombu.common import Broadcast
 
-from odin import bridge
+from odin import bridge, metrics
 from odin.config import Settings, redis_tls_options
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ def _connect_lifecycle(app: Celery) -> None:
         if getattr(sender, "app", None) is app:
             # Take shard leases as soon as the worker is up, not at its first job.
             worker_runtime(app)
+            metrics.serve_from_env()
 
     def shutdown(sender=None, **_):
         runtime = _runtimes.pop(id(app), None)

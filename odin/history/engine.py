@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import WorkflowIdReusePolicy as Reuse
 from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
+from odin import metrics
 from odin.clock import Clock
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted
 from odin.history import activities, chains
@@ -249,6 +250,12 @@ class HistoryEngine:
                 log.exception("could not queue transfer task %s", task.task_id)
         if batch.timer_tasks:
             self.on_timers_committed(batch.timer_tasks)
+        for t in transitions:
+            if t.closed:
+                s = t.state
+                metrics.workflow_duration_seconds.labels(s.namespace, s.workflow_type, metrics.status_name(s.status)).observe(
+                    max(s.close_time - s.start_time, 0.0)
+                )
         for t in transitions:
             # Every committed change wakes long polls on the run (history, queries, updates).
             s = t.state

@@ -25,6 +25,7 @@ import zlib
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from odin import metrics
 from odin.aio import cancel_and_wait
 from odin.persistence.store import ExecutionStore
 
@@ -58,8 +59,10 @@ class StaticShards:
 
     async def start(self) -> None:
         self._owned = await self._store.acquire_shards(list(range(self._num_shards)), self._owner, None)
+        metrics.record_shards(self._owner, set(self._owned), set())
 
     async def stop(self) -> None:
+        metrics.record_shards(self._owner, set(), set(self._owned))
         self._owned = {}
 
 
@@ -124,6 +127,7 @@ class RedisShardLeases:
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
         self._held: dict[int, int] = {}
+        self._reported: set[int] = set()  # shards last reported to the ownership gauge
         # Leases are trusted only until this monotonic time (last confirmation + ttl - margin).
         self._valid_until = 0.0
         self._task: asyncio.Task | None = None
@@ -148,6 +152,8 @@ class RedisShardLeases:
         await cancel_and_wait(self._task)
         self._task = None
         held, self._held, self._valid_until = list(self._held), {}, 0.0
+        metrics.record_shards(self.owner, set(), self._reported)
+        self._reported = set()
         try:
             if held:
                 await self._release(keys=[self._lease_key(s) for s in held], args=[self.owner])
@@ -211,3 +217,5 @@ class RedisShardLeases:
                     raise
         # Stop trusting the leases a little before they could expire.
         self._valid_until = started + self._ttl * 0.9
+        metrics.record_shards(self.owner, set(self._held), self._reported)
+        self._reported = set(self._held)

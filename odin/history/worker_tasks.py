@@ -20,6 +20,7 @@ from temporalio.api.workflowservice.v1 import (
     RespondWorkflowTaskCompletedRequest,
 )
 
+from odin import metrics
 from odin.clock import monotonic
 from odin.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
 from odin.history import activities, commands, tokens, updates
@@ -100,6 +101,10 @@ class WorkerTasks:
             entry, lambda t: t.record_workflow_task_started(entry.scheduled_event_id, sticky, identity, request_id)
         )
         s = t.state
+        # Measured under the run's normal queue: sticky queues are per worker process.
+        metrics.task_queue_latency_seconds.labels(s.task_queue, "workflow").observe(max(w.started_time - w.scheduled_time, 0.0))
+        if not sticky and s.last_completed_wft_started_event_id:
+            metrics.workflow_replay_count.labels(s.namespace, s.workflow_type).inc()
         first = s.last_completed_wft_started_event_id + 1 if sticky else 1
         events = await self.engine.store.read_events(s.run_id, first, s.next_event_id)
         events += transient_events(s, w)
@@ -161,6 +166,7 @@ class WorkerTasks:
             entry, lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id)
         )
         s = t.state
+        metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(max(a.started_time - a.scheduled_time, 0.0))
         [scheduled] = await self.engine.store.read_events(s.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
         attrs = scheduled.activity_task_scheduled_event_attributes
         token = tokens.ActivityTaskToken(

@@ -48,12 +48,23 @@ def cluster(tmp_path, request):
                 print(c.dump())  # the processes' output, shown with the failure
 
 
-def test_celery_worker_registers_the_system_jobs(cluster):
+def test_celery_worker_registers_the_system_jobs_and_reports_its_shards(cluster):
+    metrics_port = free_port()
+    cluster.env["ODIN_METRICS_PORT"] = str(metrics_port)
     cluster.start_worker()
     inspected = cluster.celery("inspect", "registered", "--timeout", "10")
     assert inspected.returncode == 0, inspected.stdout + inspected.stderr
     for job in JOBS:
         assert job in inspected.stdout, inspected.stdout
+    # The worker holds every shard lease (it is alone) and says so on its metrics port.
+    deadline = time.monotonic() + 20
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            owned = [line for line in r.read().decode().splitlines() if line.startswith("history_shard_ownership{")]
+        if len(owned) == 16 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(owned) == 16, owned
 
 
 def test_server_refuses_an_unmigrated_database(tmp_path):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+import os
+
+import prometheus_client
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import multiprocess
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.api.rest import openapi
@@ -51,6 +55,20 @@ def readyz():
             checks["redis"] = f"failed: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return jsonify(status="ready" if ready else "not ready", checks=checks), (200 if ready else 503)
+
+
+@bp.get("/metrics")
+@documented(Doc(
+    "Prometheus metrics", TAG,
+    responses={200: Reply("The metrics in Prometheus' text format.", media="text/plain")},
+    description="workflow_duration_seconds, workflow_replay_count, task_queue_latency_seconds, history_shard_ownership.",
+))
+def metrics():
+    registry = prometheus_client.REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # gunicorn with several workers: add them all up
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return Response(prometheus_client.generate_latest(registry), mimetype=prometheus_client.CONTENT_TYPE_LATEST)
 
 
 @bp.get("/openapi.json")
