@@ -1,12 +1,13 @@
 """The migration guide's example, run: the same canvases give the same results under a real Celery
 worker (Redis broker and result backend) and under Odin, and under Odin a canvas outlives a worker
-killed in the middle of it."""
+killed in the middle of it. The guide's code quotes are checked against the example modules."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,3 +198,17 @@ async def test_a_canvas_outlives_a_worker_killed_in_the_middle_of_it(odin, tmp_p
     assert Counter(journal_steps(journal)) == {
         "price": 1, "charge": 1, "reserve": 1, "pack started": 2, "pack done": 1, "notify": 1, "summarize": 1,
     }
+
+
+QUOTE = re.compile(r"<!-- from (?P<path>\S+) -->\n```python\n(?P<code>.*?)```", re.S)
+
+
+def test_the_guide_quotes_the_example_modules_as_they_are():
+    guide = (ROOT / "docs" / "migrating-from-celery.md").read_text()
+    quotes = list(QUOTE.finditer(guide))
+    assert len(quotes) == guide.count("<!-- from "), "a quote marker not followed by a python block"
+    assert {q["path"] for q in quotes} >= {
+        "examples/celery_migration/tasks.py", "examples/celery_migration/durable.py", "examples/celery_migration/rewritten.py",
+    }
+    for quote in quotes:
+        assert quote["code"] in (ROOT / quote["path"]).read_text(), f"{quote['path']} no longer reads:\n{quote['code']}"
