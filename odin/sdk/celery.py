@@ -29,6 +29,7 @@ import temporalio.activity
 from billiard.einfo import ExceptionInfo
 from celery import states
 from celery.app.trace import task_has_custom
+from celery.canvas import Signature
 from celery.exceptions import Retry as CeleryRetry
 from temporalio.exceptions import ApplicationError
 
@@ -36,7 +37,7 @@ from odin.sdk import workflow
 from odin.sdk.app import App
 from odin.sdk.defs import ActivityFunction, WorkflowFunction
 from odin.sdk.handles import WorkflowHandle
-from odin.sdk.options import Duration, Retry, as_timedelta
+from odin.sdk.options import Duration, Retry
 
 __all__ = [
     "CANVAS_WORKFLOW",
@@ -217,7 +218,7 @@ _UNSUPPORTED_BUILTINS = {
 }
 
 
-def serialize(canvas: celery.canvas.Signature | dict) -> dict:
+def serialize(canvas: Signature | dict) -> dict:
     """A Celery canvas (a signature, chain, group or chord, nested as you like; or its dict form)
     as the JSON input of the canvas workflow. ``CanvasError`` for what Odin cannot run."""
     spec = {"format": SPEC_FORMAT, "canvas": _node(canvas, None)}
@@ -332,7 +333,7 @@ def _unroll_single(step: Any) -> Any:
 # -- binding a canvas to an app -----------------------------------------------------------------
 
 
-def prepare(canvas: celery.canvas.Signature | dict, app: App) -> dict:
+def prepare(canvas: Signature | dict, app: App) -> dict:
     """``serialize`` and check the canvas against ``app``: every task must be one of its
     activities, whose options (queue, timeouts, retries) are written into the spec."""
     spec = serialize(canvas)
@@ -345,7 +346,8 @@ def prepare(canvas: celery.canvas.Signature | dict, app: App) -> dict:
         node["activity"] = _activity_options(activity, node)
     if unknown:
         raise CanvasError(
-            f"unknown task {', '.join(sorted(set(unknown)))}: not an activity of {app.name} (register_tasks registers a Celery app's tasks)"
+            f"unknown task {', '.join(sorted(set(unknown)))}: not an activity of {app.name} "
+            "(register_tasks registers a Celery app's tasks)"
         )
     return spec
 
@@ -361,21 +363,24 @@ def _task_nodes(node: dict) -> Iterable[dict]:
         yield from _task_nodes(node["body"])
 
 
+def _seconds(duration: timedelta | None) -> float | None:
+    return duration.total_seconds() if duration is not None else None
+
+
 def _activity_options(activity: ActivityFunction, node: dict) -> dict:
-    seconds = lambda td: td.total_seconds() if td is not None else None  # noqa: E731
     options = {
         "queue": node.pop("queue", None) or activity.queue,
-        "start_to_close_timeout": node.pop("time_limit", None) or seconds(activity.start_to_close_timeout),
-        "schedule_to_close_timeout": seconds(activity.schedule_to_close_timeout),
-        "heartbeat_timeout": seconds(activity.heartbeat_timeout),
+        "start_to_close_timeout": node.pop("time_limit", None) or _seconds(activity.start_to_close_timeout),
+        "schedule_to_close_timeout": _seconds(activity.schedule_to_close_timeout),
+        "heartbeat_timeout": _seconds(activity.heartbeat_timeout),
     }
     policy = activity.retry
     if policy is not None:
         options["retry"] = {
             "max_attempts": policy.maximum_attempts,
-            "initial_interval": seconds(policy.initial_interval),
+            "initial_interval": _seconds(policy.initial_interval),
             "backoff": policy.backoff_coefficient,
-            "max_interval": seconds(policy.maximum_interval),
+            "max_interval": _seconds(policy.maximum_interval),
             "non_retryable": list(policy.non_retryable_error_types or ()),
         }
     return {k: v for k, v in options.items() if v is not None}
@@ -399,6 +404,8 @@ async def _run(node: dict, incoming: tuple) -> Any:
     await _wait(node)
     kind = node["type"]
     if kind == "task":
+        if "activity" not in node:
+            raise ApplicationError(f"{node['task']} has no activity options: prepare() the canvas", non_retryable=True)
         options = dict(node["activity"])
         if "retry" in options:
             options["retry"] = Retry(**options["retry"])
@@ -450,7 +457,7 @@ def register_canvas_workflow(app: App) -> WorkflowFunction:
 
 
 async def run_async(
-    canvas: celery.canvas.Signature | dict, app: App, *, id: str | None = None, queue: str | None = None
+    canvas: Signature | dict, app: App, *, id: str | None = None, queue: str | None = None
 ) -> WorkflowHandle:
     """Start ``canvas`` as one durable workflow run on ``app`` (on ``queue``, else the app's);
     returns its handle, whose result is the canvas's. ``CanvasError`` before anything starts
@@ -460,7 +467,7 @@ async def run_async(
 
 
 def run(
-    canvas: celery.canvas.Signature | dict, app: App, *, id: str | None = None, queue: str | None = None
+    canvas: Signature | dict, app: App, *, id: str | None = None, queue: str | None = None
 ) -> WorkflowHandle:
     """``run_async`` for blocking code: ``run(chain(...), app).get(timeout=60)``."""
     spec = prepare(canvas, app)

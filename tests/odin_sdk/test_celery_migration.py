@@ -155,17 +155,16 @@ def journal_steps(journal: Path) -> list[str]:
 async def test_a_canvas_outlives_a_worker_killed_in_the_middle_of_it(odin, tmp_path):
     journal = tmp_path / "journal.jsonl"
     env = child_env(ODIN_ADDRESS=durable.app.address, ODIN_TASK_QUEUE=durable.app.task_queue, ORDERS_JOURNAL=str(journal))
-    logs = []
 
-    def start_worker() -> subprocess.Popen:
-        logs.append(open(tmp_path / f"worker-{len(logs)}.log", "w"))
-        return subprocess.Popen(
-            [sys.executable, "-m", "odin.cli", "worker", "-A", "examples.celery_migration.durable:app"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=logs[-1], text=True,
-        )
+    def start_worker(name: str) -> subprocess.Popen:
+        with open(tmp_path / f"{name}.log", "w") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "odin.cli", "worker", "-A", "examples.celery_migration.durable:app"],
+                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+            )
 
     order = an_order()
-    first = start_worker()
+    first = start_worker("first")
     second = None
     try:
         banner = await asyncio.to_thread(first.stdout.readline)
@@ -177,16 +176,16 @@ async def test_a_canvas_outlives_a_worker_killed_in_the_middle_of_it(odin, tmp_p
             await asyncio.sleep(0.05)
         first.kill()  # SIGKILL while the parcel is being packed
         await asyncio.to_thread(first.wait)
-        second = start_worker()
+        second = start_worker("second")
         result = await handle.result_async(timeout=60)
     finally:
         # Waited for off the loop: the server they talk to runs on it.
         for worker in (first, second):
-            if worker is not None and worker.poll() is None:
-                worker.terminate()
-                await asyncio.to_thread(worker.wait, 30)
-        for log in logs:
-            log.close()
+            if worker is not None:
+                if worker.poll() is None:
+                    worker.terminate()
+                    await asyncio.to_thread(worker.wait, 30)
+                worker.stdout.close()
 
     oid = order["id"]
     assert result == {
@@ -200,7 +199,7 @@ async def test_a_canvas_outlives_a_worker_killed_in_the_middle_of_it(odin, tmp_p
     }
 
 
-QUOTE = re.compile(r"<!-- from (?P<path>\S+) -->\n```python\n(?P<code>.*?)```", re.S)
+QUOTE = re.compile(r"<!-- from (?P<path>\S+) -->\n```python\n(?P<code>.*?)```", re.DOTALL)
 
 
 def test_the_guide_quotes_the_example_modules_as_they_are():
