@@ -20,7 +20,8 @@ def test_register_tasks_registers_every_task_but_celerys_own_and_the_canvas_work
     # (Celery shares tasks between the apps of a process, so other test modules' tasks may be here too.)
     names = set(unreliable.app.activities)
     assert {n for n in names if n.startswith("unreliable.")} == {
-        "unreliable.add", "unreliable.broken", "unreliable.fetch", "unreliable.limits", "unreliable.poll", "unreliable.soft",
+        "unreliable.add", "unreliable.broken", "unreliable.fetch", "unreliable.limits", "unreliable.poll",
+        "unreliable.reroute", "unreliable.soft",
     }
     assert not {n for n in names if n.startswith("celery.")}
     assert list(unreliable.app.workflows) == [CANVAS_WORKFLOW]

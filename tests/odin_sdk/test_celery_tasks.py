@@ -79,6 +79,15 @@ async def test_retries_end_where_max_retries_says(worker):
     assert cause.type == "ConnectionError" and "upstream down" in cause.message
 
 
+async def test_a_retry_with_other_arguments_fails_the_step(worker):
+    key = _key()
+    handle = await run_async(unreliable.reroute.s(key), unreliable.app)
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result_async(timeout=10)
+    assert unreliable.ATTEMPTS["reroute", key] == 1
+    assert "other arguments" in str(failed.value.cause.cause)
+
+
 async def test_a_failing_member_fails_the_group_after_the_others_ran(worker):
     key = _key()
     later = unreliable.poll.s(key, failures=0).set(countdown=0.5)

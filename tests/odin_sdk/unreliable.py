@@ -58,6 +58,13 @@ def broken(key: str) -> str:
     raise ValueError(f"{key} is broken")
 
 
+@celery_app.task(bind=True, name="unreliable.reroute", max_retries=3)
+def reroute(self, key: str) -> str:
+    """Asks to be retried with other arguments, which Odin cannot do."""
+    ATTEMPTS["reroute", key] += 1
+    raise self.retry(args=(f"{key}-elsewhere",), countdown=0.1)
+
+
 @celery_app.task(name="unreliable.add")
 def add(x: int, y: int = 0) -> int:
     return x + y
