@@ -459,9 +459,10 @@ def register_canvas_workflow(app: App) -> WorkflowFunction:
 async def run_async(
     canvas: Signature | dict, app: App, *, id: str | None = None, queue: str | None = None
 ) -> WorkflowHandle:
-    """Start ``canvas`` as one durable workflow run on ``app`` (on ``queue``, else the app's);
-    returns its handle, whose result is the canvas's. ``CanvasError`` before anything starts
-    if a task is unknown or a part is not supported."""
+    """Start ``canvas`` as one durable workflow run on ``app``; returns its handle, whose result
+    is the canvas's. ``id`` is the workflow id; ``queue`` the task queue it runs on (else the
+    app's), where the tasks without a queue of their own run too. ``CanvasError`` before anything
+    starts if a task is unknown or a part is not supported."""
     spec = prepare(canvas, app)
     return await register_canvas_workflow(app).start_async(spec, id=id, queue=queue)
 
