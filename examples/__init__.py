@@ -1,0 +1,1 @@
+"""Runnable examples that the documentation quotes and the tests run."""

@@ -1,0 +1,475 @@
+"""Celery on Odin: a Celery app's tasks run as Odin activities, unchanged, and its canvases (chains,
+groups, chords) run as durable workflows.
+
+    from odin.sdk import App
+    from odin.sdk.celery import register_tasks, run
+    from proj.celery import app as celery_app, add, mul
+
+    app = App("proj")
+    register_tasks(app, celery_app)          # each task becomes an activity named like the task
+
+    run(add.s(2, 2) | mul.s(4), app).get(timeout=60)   # 16, as with Celery
+
+``odin worker -A proj.durable:app`` runs the tasks and the canvas interpreter. A canvas becomes one
+run of the workflow ``odin.celery.canvas``: its input is the canvas as plain JSON (``serialize``),
+each task is an activity, each ``countdown`` a durable timer, so a canvas survives worker restarts
+and deploys and no finished step runs twice. docs/migrating-from-celery.md has the option mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable
+
+import celery
+import temporalio.activity
+from billiard.einfo import ExceptionInfo
+from celery import states
+from celery.app.trace import task_has_custom
+from celery.canvas import Signature
+from celery.exceptions import Retry as CeleryRetry
+from temporalio.exceptions import ApplicationError
+
+from odin.sdk import workflow
+from odin.sdk.app import App
+from odin.sdk.defs import ActivityFunction, WorkflowFunction
+from odin.sdk.handles import WorkflowHandle
+from odin.sdk.options import Duration, Retry
+
+__all__ = [
+    "CANVAS_WORKFLOW",
+    "CanvasError",
+    "interpret",
+    "prepare",
+    "register_canvas_workflow",
+    "register_tasks",
+    "retry_for",
+    "run",
+    "run_async",
+    "serialize",
+]
+
+CANVAS_WORKFLOW = "odin.celery.canvas"
+SPEC_FORMAT = 1
+
+# Celery sets no time limit by default; an activity needs one. A lost attempt is noticed by its
+# missing heartbeats long before this.
+DEFAULT_TIME_LIMIT = 3600.0
+DEFAULT_HEARTBEAT_TIMEOUT = 30.0
+
+
+class CanvasError(ValueError):
+    """A canvas Odin cannot run: an unknown task, or a part or option it does not support."""
+
+
+# -- tasks as activities ----------------------------------------------------------------------
+
+
+def register_tasks(
+    app: App,
+    celery_app: celery.Celery,
+    names: Iterable[str] | None = None,
+    queue: str | None = None,
+    *,
+    heartbeat_timeout: Duration | None = DEFAULT_HEARTBEAT_TIMEOUT,
+    default_time_limit: Duration = DEFAULT_TIME_LIMIT,
+) -> dict[str, ActivityFunction]:
+    """Register the tasks of ``celery_app`` (all but Celery's own ``celery.*``, or those ``names``)
+    as activities of ``app`` named like the tasks, and the canvas workflow that ``run`` starts.
+
+    A task runs in the worker's thread pool as Celery's worker would run it (``self.request``,
+    ``self.retry()``, ``autoretry_for``, the ``on_*`` handlers), but nothing goes to a broker.
+    Its activity runs on ``queue``, else the task's own ``queue``, else the app's queue. Retries
+    and timeouts follow the task's options (``retry_for``, ``time_limit``); ``heartbeat_timeout``
+    is how soon an attempt lost with its worker is tried again."""
+    celery_app.loader.import_default_modules()  # what `celery worker` imports: include=, imports=
+    tasks = celery_app.tasks
+    if names is None:
+        wanted = [name for name in tasks if not name.startswith("celery.")]
+    else:
+        wanted = list(names)
+        missing = [name for name in wanted if name not in tasks or name.startswith("celery.")]
+        if missing:
+            raise KeyError(f"{celery_app.main or 'the Celery app'} has no task {', '.join(missing)}")
+    conf = celery_app.conf
+    registered = {}
+    for name in sorted(wanted):
+        task = tasks[name]
+        limit = task.time_limit or conf.task_time_limit or task.soft_time_limit or conf.task_soft_time_limit
+        registered[name] = app.activity(
+            _task_body(task),
+            name=name,
+            queue=queue or getattr(task, "queue", None),
+            retry=retry_for(task),
+            start_to_close_timeout=limit or default_time_limit,
+            heartbeat_timeout=heartbeat_timeout,
+        )
+    register_canvas_workflow(app)
+    return registered
+
+
+def retry_for(task: celery.Task) -> Retry:
+    """The Odin retry policy of a Celery task: ``max_retries`` + 1 attempts (None: no limit),
+    ``default_retry_delay`` between them, or ``retry_backoff``'s exponential back-off (capped at
+    ``retry_backoff_max``) for ``autoretry_for``. Celery's own retry code still picks each delay
+    (jitter, ``countdown=``); this policy bounds the attempts and times retries after a lost
+    worker or a time limit."""
+    retry_kwargs = getattr(task, "retry_kwargs", None) or {}
+    autoretry = bool(getattr(task, "autoretry_for", ()))
+    max_retries = task.max_retries
+    if autoretry and "max_retries" in retry_kwargs:
+        override = retry_kwargs["max_retries"]
+        max_retries = None if None in (override, max_retries) else max(override, max_retries)
+    attempts = 0 if max_retries is None else max_retries + 1
+    backoff = float(getattr(task, "retry_backoff", False))
+    if autoretry and backoff:
+        factor = int(max(1.0, backoff))  # as celery.app.autoretry computes it
+        return Retry(max_attempts=attempts, initial_interval=factor, backoff=2.0,
+                     max_interval=int(getattr(task, "retry_backoff_max", 600)))
+    delay = retry_kwargs.get("countdown", task.default_retry_delay) if autoretry else task.default_retry_delay
+    return Retry(max_attempts=attempts, initial_interval=delay, backoff=1.0)
+
+
+def _task_body(task: celery.Task) -> Callable[..., Any]:
+    """The activity's function: runs ``task`` like Celery's worker does — inside a request of
+    its own, calling ``run`` (or ``__call__`` when the task class overrides it)."""
+    call = task if task_has_custom(task, "__call__") else task.run
+
+    def run_task(*args: Any, **kwargs: Any) -> Any:
+        if not temporalio.activity.in_activity():
+            return task(*args, **kwargs)  # called directly, as a Celery task can be
+        info = temporalio.activity.info()
+        task_id = f"{info.workflow_id}:{info.activity_id}"  # kept across retries, like Celery's id
+        task.push_request(
+            id=task_id,
+            root_id=info.workflow_id,
+            task=task.name,
+            args=list(args),
+            kwargs=dict(kwargs),
+            retries=info.attempt - 1,
+            # Eager: executed here rather than delivered, so self.retry() raises Retry instead of
+            # sending the task to a broker again; Odin schedules the next attempt.
+            is_eager=True,
+            called_directly=False,
+            hostname=socket.gethostname(),
+            delivery_info={"routing_key": info.task_queue, "is_eager": True},
+        )
+        try:
+            task.before_start(task_id, args, kwargs)
+            result = call(*args, **kwargs)
+        except CeleryRetry as retry:
+            einfo = ExceptionInfo()
+            task.on_retry(retry.exc, task_id, args, kwargs, einfo)
+            task.after_return(states.RETRY, retry, task_id, args, kwargs, einfo)
+            raise _retry_error(task, retry, args, kwargs) from retry.exc
+        except Exception as exc:
+            einfo = ExceptionInfo()
+            task.on_failure(exc, task_id, args, kwargs, einfo)
+            task.after_return(states.FAILURE, exc, task_id, args, kwargs, einfo)
+            # Celery fails a task that raises without asking for a retry; so does Odin.
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
+        else:
+            task.on_success(result, task_id, args, kwargs)
+            task.after_return(states.SUCCESS, result, task_id, args, kwargs, None)
+            return result
+        finally:
+            task.pop_request()
+
+    run_task.__name__ = run_task.__qualname__ = task.name
+    run_task.__doc__ = task.__doc__
+    return run_task
+
+
+def _retry_error(task: celery.Task, retry: CeleryRetry, args: tuple, kwargs: dict) -> ApplicationError:
+    if retry.sig is not None and (list(retry.sig.args) != list(args) or dict(retry.sig.kwargs) != kwargs):
+        return ApplicationError(
+            f"{task.name} asked to be retried with other arguments, which Odin does not support "
+            "(an attempt always gets the step's arguments)",
+            type="Retry",
+            non_retryable=True,
+        )
+    if isinstance(retry.when, datetime):
+        when = retry.when if retry.when.tzinfo else retry.when.replace(tzinfo=timezone.utc)
+        delay = (when - datetime.now(timezone.utc)).total_seconds()
+    elif retry.when is not None:
+        delay = float(retry.when)
+    else:
+        delay = float(task.default_retry_delay)
+    # A zero delay on the wire means "use the policy's"; a millisecond is Celery's "now".
+    return ApplicationError(str(retry), type="Retry", next_retry_delay=timedelta(seconds=max(delay, 0.001)))
+
+
+# -- canvas -> JSON ---------------------------------------------------------------------------
+
+# How Celery delivers a message: nothing to do for an activity (ids, routing, serialization,
+# publish retries), so dropped. Any option not here nor understood below is refused.
+_DELIVERY_OPTIONS = frozenset({
+    "task_id", "reply_to", "group_id", "group_index", "root_id", "parent_id", "chord", "priority",
+    "routing_key", "exchange", "exchange_type", "serializer", "compression", "retry", "retry_policy",
+    "headers", "ignore_result", "add_to_parent", "shadow", "stamped_headers", "stamps", "delivery_mode",
+})
+_STEP_OPTIONS = frozenset({"countdown", "eta", "queue"})
+_TASK_OPTIONS = _STEP_OPTIONS | {"time_limit", "soft_time_limit"}
+_UNSUPPORTED_BUILTINS = {
+    "celery.map": "map()", "celery.starmap": "starmap()", "celery.chunks": "chunks()",
+}
+
+
+def serialize(canvas: Signature | dict) -> dict:
+    """A Celery canvas (a signature, chain, group or chord, nested as you like; or its dict form)
+    as the JSON input of the canvas workflow. ``CanvasError`` for what Odin cannot run."""
+    spec = {"format": SPEC_FORMAT, "canvas": _node(canvas, None)}
+    try:
+        json.dumps(spec)
+    except (TypeError, ValueError) as exc:
+        raise CanvasError(f"a canvas's arguments must be JSON values: {exc}") from None
+    return spec
+
+
+def _node(sig: Any, queue: str | None) -> dict:
+    """One step: ``{"type": "task" | "chain" | "group" | "chord", ...}``. A composite's ``queue``
+    is the default of the tasks in it."""
+    if not isinstance(sig, dict):
+        raise CanvasError(f"not a Celery signature: {sig!r}")
+    kind = sig.get("subtask_type")
+    node = _step_options(sig, _TASK_OPTIONS if kind is None else _STEP_OPTIONS)
+    queue = node.pop("queue", None) or queue
+    if kind is None:
+        return {"type": "task", **_task(sig), **node, **({"queue": queue} if queue else {})}
+    inner = sig.get("kwargs") or {}
+    if sig.get("args") or inner.get("kwargs"):
+        raise CanvasError(f"partial arguments on a {kind} are not supported: give them to its tasks")
+    if kind == "chain":
+        steps = [_node(_unroll_single(step), queue) for step in _listed(inner.get("tasks", ()))]
+        if not steps:
+            raise CanvasError("an empty chain does nothing: leave it out")
+        return {"type": "chain", "steps": steps, **node}
+    if kind == "group":
+        return {"type": "group", "tasks": _members(inner.get("tasks", ()), queue), **node}
+    if kind == "chord":
+        if inner.get("body") is None:
+            raise CanvasError("a chord needs a body")
+        header = _members(inner.get("header", ()), queue)
+        return {"type": "chord", "header": header, "body": _node(inner["body"], queue), **node}
+    raise CanvasError(f"{kind} canvases are not supported: use a group of signatures")
+
+
+def _task(sig: dict) -> dict:
+    name = sig.get("task")
+    if not isinstance(name, str) or not name:
+        raise CanvasError(f"a signature without a task name: {sig!r}")
+    if name in _UNSUPPORTED_BUILTINS:
+        raise CanvasError(f"{_UNSUPPORTED_BUILTINS[name]} ({name}) is not supported: use a group of signatures")
+    return {"task": name, "args": list(sig.get("args") or ()), "kwargs": dict(sig.get("kwargs") or {})}
+
+
+def _step_options(sig: dict, allowed: frozenset) -> dict:
+    """What a step's options ask for: ``immutable``, ``countdown``/``eta`` (a delay before it
+    starts), ``queue``, and for a task ``time_limit``/``soft_time_limit``."""
+    what = sig.get("task") if sig.get("subtask_type") is None else f"a {sig['subtask_type']}"
+    options = {k: v for k, v in (sig.get("options") or {}).items() if k not in _DELIVERY_OPTIONS}
+    refused = sorted(set(options) - allowed)
+    if refused:
+        hint = " (chain the next step instead of linking it)" if "link" in refused else ""
+        raise CanvasError(f"option {', '.join(refused)} on {what} is not supported{hint}")
+    node: dict[str, Any] = {"immutable": True} if sig.get("immutable") else {}
+    if options.get("countdown"):  # Celery's countdown wins over an eta given too
+        node["countdown"] = float(options["countdown"])
+    elif options.get("eta"):
+        node["eta"] = _utc_iso(options["eta"], what)
+    limit = options.get("time_limit") or options.get("soft_time_limit")
+    if limit:
+        node["time_limit"] = float(limit)
+    if options.get("queue"):
+        node["queue"] = str(options["queue"])
+    return node
+
+
+def _utc_iso(eta: datetime | str, what: str) -> str:
+    try:
+        when = datetime.fromisoformat(eta) if isinstance(eta, str) else eta
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
+    except (TypeError, ValueError, AttributeError):
+        raise CanvasError(f"eta of {what} is not a date and time: {eta!r}") from None
+
+
+def _listed(tasks: Any) -> list:
+    """The tasks of a chain or group, or a chord's header: a list, or in dict form maybe a group
+    or a single signature."""
+    if isinstance(tasks, dict):
+        return list(tasks["kwargs"]["tasks"]) if tasks.get("subtask_type") == "group" else [tasks]
+    return list(tasks)
+
+
+def _members(tasks: Any, queue: str | None) -> list[dict]:
+    """A group's members. A group inside a group adds its members to it, as Celery does."""
+    members = []
+    for member in _listed(tasks):
+        if isinstance(member, dict) and member.get("subtask_type") == "group":
+            if _step_options(member, _STEP_OPTIONS) or member.get("args"):
+                raise CanvasError("options on a group inside a group are not supported (Celery merges the two groups)")
+            members.extend(_members(_listed(member), queue))
+        else:
+            members.append(_node(member, queue))
+    return members
+
+
+def _unroll_single(step: Any) -> Any:
+    """A chain step that is a group: a one-member group is that member (Celery's
+    ``maybe_unroll_group``); an empty one is refused (Celery skips it or fails, by position)."""
+    if not (isinstance(step, dict) and step.get("subtask_type") == "group"):
+        return step
+    tasks = _listed(step)
+    if not tasks:
+        raise CanvasError("an empty group in a chain is not supported: leave it out")
+    if len(tasks) == 1 and not _step_options(step, _STEP_OPTIONS):
+        return tasks[0]
+    return step
+
+
+# -- binding a canvas to an app -----------------------------------------------------------------
+
+
+def prepare(canvas: Signature | dict, app: App) -> dict:
+    """``serialize`` and check the canvas against ``app``: every task must be one of its
+    activities, whose options (queue, timeouts, retries) are written into the spec."""
+    spec = serialize(canvas)
+    unknown: list[str] = []
+    for node in _task_nodes(spec["canvas"]):
+        activity = app.activities.get(node["task"])
+        if activity is None:
+            unknown.append(node["task"])
+            continue
+        node["activity"] = _activity_options(activity, node)
+    if unknown:
+        raise CanvasError(
+            f"unknown task {', '.join(sorted(set(unknown)))}: not an activity of {app.name} "
+            "(register_tasks registers a Celery app's tasks)"
+        )
+    return spec
+
+
+def _task_nodes(node: dict) -> Iterable[dict]:
+    if node["type"] == "task":
+        yield node
+        return
+    children = {"chain": "steps", "group": "tasks", "chord": "header"}[node["type"]]
+    for child in node[children]:
+        yield from _task_nodes(child)
+    if node["type"] == "chord":
+        yield from _task_nodes(node["body"])
+
+
+def _seconds(duration: timedelta | None) -> float | None:
+    return duration.total_seconds() if duration is not None else None
+
+
+def _activity_options(activity: ActivityFunction, node: dict) -> dict:
+    options = {
+        "queue": node.pop("queue", None) or activity.queue,
+        "start_to_close_timeout": node.pop("time_limit", None) or _seconds(activity.start_to_close_timeout),
+        "schedule_to_close_timeout": _seconds(activity.schedule_to_close_timeout),
+        "heartbeat_timeout": _seconds(activity.heartbeat_timeout),
+    }
+    policy = activity.retry
+    if policy is not None:
+        options["retry"] = {
+            "max_attempts": policy.maximum_attempts,
+            "initial_interval": _seconds(policy.initial_interval),
+            "backoff": policy.backoff_coefficient,
+            "max_interval": _seconds(policy.maximum_interval),
+            "non_retryable": list(policy.non_retryable_error_types or ()),
+        }
+    return {k: v for k, v in options.items() if v is not None}
+
+
+# -- the interpreter workflow -------------------------------------------------------------------
+
+
+async def interpret(spec: dict) -> Any:
+    """The canvas workflow: runs a ``serialize``d canvas. Only the workflow API is used, so it
+    replays deterministically; the canvas's result is its result."""
+    if spec.get("format") != SPEC_FORMAT:
+        raise ApplicationError(f"canvas format {spec.get('format')!r} is not {SPEC_FORMAT}", non_retryable=True)
+    return await _run(spec["canvas"], ())
+
+
+async def _run(node: dict, incoming: tuple) -> Any:
+    """Run one step; ``incoming`` is the previous step's result (as a 1-tuple) or nothing."""
+    if node.get("immutable"):
+        incoming = ()
+    await _wait(node)
+    kind = node["type"]
+    if kind == "task":
+        if "activity" not in node:
+            raise ApplicationError(f"{node['task']} has no activity options: prepare() the canvas", non_retryable=True)
+        options = dict(node["activity"])
+        if "retry" in options:
+            options["retry"] = Retry(**options["retry"])
+        return await workflow.execute_activity(
+            node["task"], *incoming, *node["args"], kwargs=node["kwargs"], **options
+        )
+    if kind == "chain":
+        result = None
+        for step in node["steps"]:
+            result = await _run(step, incoming)
+            incoming = (result,)
+        return result
+    if kind == "group":
+        return await _run_all(node["tasks"], incoming)
+    if kind == "chord":
+        return await _run(node["body"], (await _run_all(node["header"], incoming),))
+    raise ApplicationError(f"unknown canvas step {kind!r}", non_retryable=True)
+
+
+async def _wait(node: dict) -> None:
+    if "countdown" in node:
+        delay = node["countdown"]
+    elif "eta" in node:
+        delay = (datetime.fromisoformat(node["eta"]) - workflow.now()).total_seconds()
+    else:
+        return
+    if delay > 0:
+        await workflow.sleep(delay)
+
+
+async def _run_all(nodes: list[dict], incoming: tuple) -> list:
+    """Members side by side; like Celery's group, every member runs to its end and the first
+    failure in member order is the group's."""
+    results = await asyncio.gather(*(_run(n, incoming) for n in nodes), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return list(results)
+
+
+def register_canvas_workflow(app: App) -> WorkflowFunction:
+    """Register the canvas workflow on ``app`` (``register_tasks`` does it) so its workers run it."""
+    if CANVAS_WORKFLOW not in app.workflows:
+        app.workflow(interpret, name=CANVAS_WORKFLOW)
+    return app.workflows[CANVAS_WORKFLOW]
+
+
+# -- running a canvas -----------------------------------------------------------------------
+
+
+async def run_async(
+    canvas: Signature | dict, app: App, *, id: str | None = None, queue: str | None = None
+) -> WorkflowHandle:
+    """Start ``canvas`` as one durable workflow run on ``app``; returns its handle, whose result
+    is the canvas's. ``id`` is the workflow id; ``queue`` the task queue it runs on (else the
+    app's), where the tasks without a queue of their own run too. ``CanvasError`` before anything
+    starts if a task is unknown or a part is not supported."""
+    spec = prepare(canvas, app)
+    return await register_canvas_workflow(app).start_async(spec, id=id, queue=queue)
+
+
+def run(
+    canvas: Signature | dict, app: App, *, id: str | None = None, queue: str | None = None
+) -> WorkflowHandle:
+    """``run_async`` for blocking code: ``run(chain(...), app).get(timeout=60)``."""
+    spec = prepare(canvas, app)
+    return register_canvas_workflow(app).start(spec, id=id, queue=queue)
