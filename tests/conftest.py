@@ -162,11 +162,12 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session", autouse=True)
 def unsandboxed_workflows():
-    """Run test workflows outside the SDK's sandbox unless a test asks for one.
+    """Run temporalio workers and replayers outside the SDK's sandbox unless they ask for one.
 
-    The sandbox guards user workflow code against non-determinism; these tests exercise the
-    server, and the sandbox costs 1-2 s per worker and per replay (it re-imports the test module
-    each time). Replays stay strict: a history that does not match the code still fails."""
+    The sandbox guards user workflow code against non-determinism; the temporalio-SDK tests
+    exercise the server, and the sandbox costs 1-2 s per worker and per replay (it re-imports the
+    test module each time). Replays stay strict: a history that does not match the code still
+    fails. The Odin SDK's worker host names its runner explicitly, so its tests run sandboxed."""
     from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
     originals = {cls: cls.__init__ for cls in (Worker, Replayer)}
