@@ -157,7 +157,20 @@ def load_app(spec: str):
 @click.option("--replay-check", default=0, show_default=True, type=int,
               help="Before polling, replay this many recent runs of each workflow through the code; refuse to start on a mismatch.")
 @click.option("--status-every", default=10.0, show_default=True, type=float, help="Seconds between status lines (0: none).")
-def worker(app_spec: str, queues: str | None, concurrency: int, grace: float, replay_check: int, status_every: float) -> None:
+@click.option("--max-cached-workflows", default=1000, show_default=True, type=int,
+              help="Workflows kept in memory between tasks (0: replay every task from history).")
+@click.option("--sticky-timeout", default=10.0, show_default=True, type=float,
+              help="Seconds a cached workflow's task waits for this worker before any worker may take it.")
+def worker(
+    app_spec: str,
+    queues: str | None,
+    concurrency: int,
+    grace: float,
+    replay_check: int,
+    status_every: float,
+    max_cached_workflows: int,
+    sticky_timeout: float,
+) -> None:
     """Run the workers of an Odin SDK app (its workflows and activities)."""
     from odin.sdk import ReplayMismatch
 
@@ -168,6 +181,8 @@ def worker(app_spec: str, queues: str | None, concurrency: int, grace: float, re
         grace=grace,
         replay_check=replay_check,
         status_every=status_every,
+        max_cached_workflows=max_cached_workflows,
+        sticky_schedule_to_start=sticky_timeout,
     )
     click.echo(f"odin worker for {app.name}: {app.address}, namespace {app.namespace}, queues {', '.join(host.queue_names())}")
     sys.stdout.flush()

@@ -75,6 +75,10 @@ class WorkflowHandle:
     async def status_async(self) -> WorkflowExecutionStatus:
         return (await self.describe_async()).status
 
+    async def history_async(self) -> temporalio.client.WorkflowHistory:
+        """The run's event history (to inspect, export or replay)."""
+        return await (await self._handle()).fetch_history()
+
     # -- blocking forms ------------------------------------------------------------------------
 
     def result(self, timeout: float | None = None) -> Any:
@@ -101,6 +105,9 @@ class WorkflowHandle:
 
     def describe(self) -> temporalio.client.WorkflowExecutionDescription:
         return bridge.run(self.describe_async())
+
+    def history(self) -> temporalio.client.WorkflowHistory:
+        return bridge.run(self.history_async())
 
     @property
     def status(self) -> WorkflowExecutionStatus:

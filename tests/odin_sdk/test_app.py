@@ -56,7 +56,7 @@ async def test_apply_async_with_id_countdown_and_queries(worker):
     result = await handle.result_async(timeout=30)
     assert result["tracking"] == f"ground:{order}"
     assert await handle.query_async("status") == "shipping"
-    history = await (await handle._handle()).fetch_history()
+    history = await handle.history_async()
     started = history.events[0].workflow_execution_started_event_attributes
     assert started.first_workflow_task_backoff.ToTimedelta().total_seconds() == pytest.approx(1, abs=0.2)
 

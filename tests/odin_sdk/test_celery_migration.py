@@ -134,7 +134,7 @@ async def test_celery_and_odin_give_the_same_results(odin, celery_worker):
         )
     assert by_odin == by_celery
     # The countdown was a durable timer of the canvas's workflow.
-    history = await (await handles["checkout"]._handle()).fetch_history()
+    history = await handles["checkout"].history_async()
     timers = [e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
               for e in history.events if e.HasField("timer_started_event_attributes")]
     assert timers == [1.0]

@@ -107,7 +107,7 @@ async def test_a_steps_queue_picks_the_activitys_task_queue(worker):
         canvas = unreliable.add.s(1, 2).set(queue=fast_queue) | unreliable.add.s(y=4)
         handle = await run_async(canvas, unreliable.app)
         assert await handle.result_async(timeout=10) == 7
-    history = await (await handle._handle()).fetch_history()
+    history = await handle.history_async()
     queues = [e.activity_task_scheduled_event_attributes.task_queue.name for e in history.events
               if e.HasField("activity_task_scheduled_event_attributes")]
     assert queues == [fast_queue, unreliable.app.task_queue]

@@ -41,7 +41,7 @@ async def test_err_group_cancels_the_siblings_of_a_failed_job(seeded_app):
     async with seeded_app.worker():
         handle = await seeded.err_group_fails_fast.start_async(["s1", "s2"])
         assert await handle.result_async(timeout=30) == "failed: Activity task failed"
-        history = await (await handle._handle()).fetch_history()
+        history = await handle.history_async()
     types = [e.event_type for e in history.events]
     assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED) == 2
     assert sorted(seeded.CANCELLED) == ["s1", "s2"]  # and the running activities heard it
@@ -52,7 +52,7 @@ async def test_effect_store_returns_the_captured_value_after_a_worker_restart(se
     async with seeded_app.worker():
         handle = await seeded.effects.start_async(str(record))
         for _ in range(100):  # until the capture is recorded
-            history = await (await handle._handle()).fetch_history()
+            history = await handle.history_async()
             if any(e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED for e in history.events):
                 break
             await asyncio.sleep(0.05)
@@ -62,7 +62,7 @@ async def test_effect_store_returns_the_captured_value_after_a_worker_restart(se
         await handle.signal_async("release")
         captured = await handle.result_async(timeout=30)
     assert record.read_text() == "called\n"  # the replay took the value from the marker, not from the function
-    history = await (await handle._handle()).fetch_history()
+    history = await handle.history_async()
     markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
     assert len(markers) == 1
     assert datetime.fromisoformat(captured).tzinfo is not None
@@ -72,7 +72,7 @@ async def test_version_gate_takes_the_new_branch_for_new_runs(seeded_app):
     async with seeded_app.worker():
         handle = await seeded.versioned.start_async()
         assert await handle.result_async(timeout=30) == "v2"
-        history = await (await handle._handle()).fetch_history()
+        history = await handle.history_async()
     assert any(e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED for e in history.events)
 
 

@@ -22,7 +22,7 @@ from odin.sdk.worker import sandbox_runner
 
 async def _wait_for_event(handle, event_type: int, timeout_s: float = 15.0):
     for _ in range(int(timeout_s / 0.05)):
-        history = await (await handle._handle()).fetch_history()
+        history = await handle.history_async()
         for e in history.events:
             if e.event_type == event_type:
                 return e
@@ -53,7 +53,7 @@ async def test_version_gate_keeps_old_runs_on_the_old_branch_across_a_deploy(odi
     # Both histories replay through v2's code.
     replayer = Replayer(workflows=[payments_v2.payment.cls], workflow_runner=sandbox_runner())
     for handle in (old, new):
-        history = await (await handle._handle()).fetch_history()
+        history = await handle.history_async()
         assert (await replayer.replay_workflow(history)).replay_failure is None
 
 
