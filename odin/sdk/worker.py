@@ -93,7 +93,7 @@ class _Counting(Interceptor):
                 counters = _COUNTERS[key]
                 try:
                     result = await super().execute_workflow(input)
-                except BaseException:
+                except Exception:  # not GeneratorExit: an evicted run's coroutine is closed outside the workflow
                     if not tw.unsafe.is_replaying():
                         counters.workflows_failed += 1
                     raise
