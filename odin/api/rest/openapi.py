@@ -43,7 +43,7 @@ ERROR_SCHEMA = {
 
 PATH_PARAMS = {
     "namespace": "Namespace name.",
-    "workflow_id": "Workflow id.",
+    "workflow_id": "Workflow id; a \"/\" in it is sent as %2F.",
     "signal_name": "Signal name.",
     "query_type": "Query name.",
     "update_name": "Update name.",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from html import escape
+from urllib.parse import quote
 
 from rest_support import (  # noqa: F401 (fixtures)
     LONG_POLL,
@@ -102,6 +104,32 @@ async def test_signal_query_update_and_the_result(served_sqlite, sdk, task_queue
         assert (await api.post(f"{NS}/workflows/{workflow_id}/signal/finish")).status_code == 200
         result = await api.get(f"{NS}/workflows/{workflow_id}/result?wait={LONG_POLL}")
     assert result.status_code == 200 and result.get_json()["result"] == 5
+
+
+async def test_workflow_ids_with_slashes_percent_signs_and_spaces_are_one_path_segment(served_sqlite, sdk, task_queue):
+    api = served_sqlite
+    async with worker(sdk, task_queue):
+        for workflow_id in (f"orders/{wid()}/eu", f"50%2F off {wid()}", f"ünï/cödé {wid()}"):
+            path = f"{NS}/workflows/{quote(workflow_id, safe='')}"
+            started = await api.post(path, json=start_body("Counter", task_queue))
+            assert started.status_code == 201, started.get_json()
+            assert started.headers["Location"].startswith(path + "?runId=")
+            assert (await api.post(f"{path}/signal/bump", json={"input": [4]})).status_code == 200
+            described = await api.get(path)
+            assert described.get_json()["workflowExecutionInfo"]["execution"]["workflowId"] == workflow_id
+            assert (await api.post(f"{path}/signal/finish")).status_code == 200
+            result = await api.get(f"{path}/result?wait={LONG_POLL}")
+            assert result.status_code == 200 and result.get_json() == {
+                "workflowId": workflow_id,
+                "status": "WORKFLOW_EXECUTION_STATUS_COMPLETED",
+                "closeTime": result.get_json()["closeTime"],
+                "result": 4,
+            }
+            assert await sdk.get_workflow_handle(workflow_id).result() == 4
+            page = await api.get(f"/namespaces/default/workflows/{quote(workflow_id, safe='')}")
+            assert page.status_code == 200 and escape(workflow_id) in page.get_data(as_text=True)
+    # The unescaped form names another path: not a workflow route.
+    assert_error(await api.get(f"{NS}/workflows/orders/x/eu"), 404, "NOT_FOUND")
 
 
 async def test_failed_canceled_and_terminated_outcomes(served_sqlite, sdk, task_queue):

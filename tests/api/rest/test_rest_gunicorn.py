@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from urllib.parse import quote
 
 import pytest
 from conftest import REDIS_URL, throwaway_postgres_database
@@ -65,8 +66,8 @@ async def test_a_workflow_started_through_gunicorn_completes_on_a_worker_of_a_gr
     await server.start()
     try:
         client = await Client.connect(f"127.0.0.1:{server.endpoints.grpc_port}")
-        workflow_id = wid("gunicorn")
-        url = f"{web}/api/v1/namespaces/default/workflows/{workflow_id}"
+        workflow_id = wid("gunicorn/eu")  # a slash in the id: one path segment, sent as %2F
+        url = f"{web}/api/v1/namespaces/default/workflows/{quote(workflow_id, safe='')}"
         body = {"workflowType": {"name": "Greet"}, "taskQueue": {"name": task_queue}, "input": ["web", {"via": "gunicorn"}]}
         async with Worker(client, task_queue=task_queue, workflows=[Greet], activities=[shout]):
             # Retries with one key, likely answered by both gunicorn workers, start one run.
