@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -118,6 +119,10 @@ def run_celery(workflows: int, concurrency: int) -> dict:
     return figures(latencies, time.perf_counter() - began)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workflows", type=int, default=300)
@@ -125,6 +130,8 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1, help="odin server processes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    # A SIGTERM stops the bench like Ctrl-C: its processes, database and keys are cleaned up.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     admin = os.environ.get("ODIN_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("ODIN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
