@@ -24,6 +24,7 @@ from temporalio.api.enums.v1 import NamespaceState
 
 from odin.clock import Clock
 from odin.errors import NotFound, ShardOwnershipLost
+from odin.history.events import MAX_SECONDS
 from odin.persistence import archive
 from odin.persistence.store import OutboxTask
 
@@ -144,7 +145,7 @@ class SystemJobs:
         now = self.clock.now()
         runs: list[tuple[str, str, str]] = []
         for ns in await self.store.list_namespaces():
-            retention = float(ns.data.get("retention_seconds") or 0)
+            retention = min(float(ns.data.get("retention_seconds") or 0), MAX_SECONDS)
             if retention <= 0:
                 continue
             cutoff = now - timedelta(seconds=retention)

@@ -27,3 +27,29 @@ def check_text(value: str, what: str) -> None:
     """Text that ends up in an indexed column may not hold NUL (PostgreSQL cannot store it)."""
     if "\x00" in value:
         raise InvalidArgument(f"{what} contains a NUL character.")
+
+
+def check_enum(enum, value: int, what: str) -> None:
+    """A protobuf enum field holds one of its enum's numbers (protobuf keeps unknown ones)."""
+    if value not in enum.values():
+        raise InvalidArgument(f"Invalid {what}: {value}.")
+
+
+MAX_OFFSET = 2**62
+
+
+def page_size(requested: int, default: int, maximum: int | None = None) -> int:
+    """The page size to use: the default for zero or less (as Temporal), at most ``maximum``."""
+    size = requested if requested > 0 else default
+    return min(size, maximum) if maximum else size
+
+
+def offset_token(token: bytes) -> int:
+    """A page token holding a row offset (empty: the first page)."""
+    try:
+        offset = int(token or b"0")
+    except ValueError:
+        offset = -1
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidArgument("Invalid NextPageToken.")
+    return offset

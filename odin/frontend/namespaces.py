@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from temporalio.api.enums.v1 import NamespaceState
+from temporalio.api.enums.v1 import ArchivalState, NamespaceState
 from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
 from temporalio.api.namespace.v1 import NamespaceConfig, NamespaceInfo
 from temporalio.api.replication.v1 import NamespaceReplicationConfig
@@ -17,8 +17,18 @@ from odin.clock import monotonic
 from odin.api.auth import SYSTEM_NAMESPACE
 from odin.api.gate import current_principal
 from odin.errors import FailedPrecondition, InvalidArgument, NotFound
-from odin.frontend.common import CLUSTER_NAME, DEFAULT_RETENTION, MAX_NAMESPACE_LENGTH, NAMESPACE_CACHE_TTL, check_id, check_text
-from odin.history.events import duration
+from odin.frontend.common import (
+    CLUSTER_NAME,
+    DEFAULT_RETENTION,
+    MAX_NAMESPACE_LENGTH,
+    NAMESPACE_CACHE_TTL,
+    check_enum,
+    check_id,
+    check_text,
+    offset_token,
+    page_size,
+)
+from odin.history.events import duration, seconds
 from odin.persistence import archive
 from odin.persistence.store import NamespaceRecord
 
@@ -34,6 +44,11 @@ def _check_archival_uris(*uris: str) -> None:
                 archive.validate_uri(uri)
             except archive.ArchiveError as exc:
                 raise InvalidArgument(f"Invalid archival URI: {exc}") from None
+
+
+def _check_archival_states(*states: int) -> None:
+    for state in states:
+        check_enum(ArchivalState, state, "ArchivalState")
 
 
 @dataclass
@@ -78,10 +93,11 @@ class NamespaceCalls:
         check_id(req.namespace, "Namespace", MAX_NAMESPACE_LENGTH)
         if req.namespace == SYSTEM_NAMESPACE:
             raise InvalidArgument(f"Namespace name {SYSTEM_NAMESPACE} is reserved.")
-        retention = req.workflow_execution_retention_period.ToTimedelta().total_seconds() or DEFAULT_RETENTION
+        retention = seconds(req.workflow_execution_retention_period) or DEFAULT_RETENTION
         if retention < 0:
             raise InvalidArgument("WorkflowExecutionRetentionPeriod cannot be negative.")
         _check_archival_uris(req.history_archival_uri, req.visibility_archival_uri)
+        _check_archival_states(req.history_archival_state, req.visibility_archival_state)
         await self.store.create_namespace(
             NamespaceRecord(
                 id=str(uuid.uuid4()),
@@ -146,13 +162,8 @@ class NamespaceCalls:
             for ns in await self.store.list_namespaces()
             if ns.state != NamespaceState.NAMESPACE_STATE_DELETED and principal.can_access(ns.name)
         ]
-        try:
-            start = int(req.next_page_token or b"0")
-            if start < 0:
-                raise ValueError
-        except ValueError:
-            raise InvalidArgument("Invalid NextPageToken.") from None
-        size = req.page_size or 100
+        start = offset_token(req.next_page_token)
+        size = page_size(req.page_size, 100)
         page = all_ns[start : start + size]
         token = str(start + size).encode() if start + size < len(all_ns) else b""
         return ws.ListNamespacesResponse(namespaces=[self._describe_ns(ns) for ns in page], next_page_token=token)
@@ -174,11 +185,12 @@ class NamespaceCalls:
         if req.HasField("config"):
             config = req.config
             if config.HasField("workflow_execution_retention_ttl"):
-                retention = config.workflow_execution_retention_ttl.ToTimedelta().total_seconds()
+                retention = seconds(config.workflow_execution_retention_ttl)
                 if retention <= 0:
                     raise InvalidArgument("WorkflowExecutionRetentionTtl must be positive.")
                 data["retention_seconds"] = retention
             _check_archival_uris(config.history_archival_uri, config.visibility_archival_uri)
+            _check_archival_states(config.history_archival_state, config.visibility_archival_state)
             for kind in ("history", "visibility"):
                 state = getattr(config, f"{kind}_archival_state")
                 uri = getattr(config, f"{kind}_archival_uri")

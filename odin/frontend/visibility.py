@@ -10,7 +10,7 @@ from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.errors import InvalidArgument, NotFound
-from odin.frontend.common import MAX_LIST_PAGE, check_id
+from odin.frontend.common import MAX_LIST_PAGE, check_id, offset_token, page_size
 from odin.history.events import duration, timestamp
 from odin.persistence.store import NamespaceRecord
 from odin.visibility import query as visibility_query
@@ -27,18 +27,13 @@ class VisibilityCalls:
         except visibility_query.QueryError as exc:
             raise InvalidArgument(f"Invalid query: {exc}") from None
 
-    async def _list(self, namespace: str, text: str, page_size: int, token: bytes):
+    async def _list(self, namespace: str, text: str, requested_size: int, token: bytes):
         ns = await self.namespace(namespace)
         query, where, order = await self._compile(ns, text)
         if query.group_by:
             raise InvalidArgument("Invalid query: GROUP BY is only allowed in CountWorkflowExecutions.")
-        try:
-            offset = int(token or b"0")
-            if offset < 0:
-                raise ValueError
-        except ValueError:
-            raise InvalidArgument("Invalid NextPageToken.") from None
-        size = min(page_size or MAX_LIST_PAGE, MAX_LIST_PAGE)
+        offset = offset_token(token)
+        size = page_size(requested_size, MAX_LIST_PAGE, MAX_LIST_PAGE)
         rows = await self.store.list_visibility(ns.id, where, order, size + 1, offset)
         more = len(rows) > size
         infos = [visibility_info(row) for row in rows[:size]]

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto
 from temporalio.api.common.v1 import ActivityType, Memo, Payloads, SearchAttributes, WorkflowExecution, WorkflowType
-from temporalio.api.enums.v1 import HistoryEventFilterType, PendingActivityState, QueryRejectCondition
+from temporalio.api.enums.v1 import (
+    HistoryEventFilterType,
+    PendingActivityState,
+    QueryRejectCondition,
+    UpdateWorkflowExecutionLifecycleStage,
+    WorkflowIdConflictPolicy,
+    WorkflowIdReusePolicy,
+)
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure
 from temporalio.api.failure.v1 import Failure, MultiOperationExecutionAborted
@@ -29,7 +36,16 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.clock import monotonic
 from odin.errors import InvalidArgument, NotFound, OdinError
-from odin.frontend.common import DEFAULT_HISTORY_PAGE, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id, check_text
+from odin.frontend.common import (
+    DEFAULT_HISTORY_PAGE,
+    HISTORY_LONG_POLL,
+    MAX_ID_LENGTH,
+    MAX_OFFSET,
+    check_enum,
+    check_id,
+    check_text,
+    page_size,
+)
 from odin.history import cron, retry, updates
 from odin.history.events import duration, seconds, timestamp
 from odin.history.machine import transient_events
@@ -56,6 +72,8 @@ class WorkflowCalls:
         self, req: ws.SignalWithStartWorkflowExecutionRequest
     ) -> ws.SignalWithStartWorkflowExecutionResponse:
         check_id(req.signal_name, "SignalName")
+        if req.workflow_id_conflict_policy == WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_FAIL:
+            raise InvalidArgument("Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not supported for this operation.")
         start = ws.StartWorkflowExecutionRequest(
             namespace=req.namespace,
             workflow_id=req.workflow_id,
@@ -90,13 +108,16 @@ class WorkflowCalls:
         if len(req.request_id) > MAX_ID_LENGTH:
             raise InvalidArgument("RequestId exceeds length limit.")
         check_text(req.request_id, "RequestId")
+        _check_id_policies(req.workflow_id_reuse_policy, req.workflow_id_conflict_policy)
+        if req.HasField("priority") and req.priority.priority_key < 0:
+            raise InvalidArgument("PriorityKey cannot be negative.")
         for name, value in (
             ("WorkflowExecutionTimeout", req.workflow_execution_timeout),
             ("WorkflowRunTimeout", req.workflow_run_timeout),
             ("WorkflowTaskTimeout", req.workflow_task_timeout),
             ("WorkflowStartDelay", req.workflow_start_delay),
         ):
-            if value.seconds < 0 or value.nanos < 0:
+            if seconds(value) < 0:
                 raise InvalidArgument(f"Invalid {name}: it cannot be negative.")
         if req.cron_schedule:
             try:
@@ -163,10 +184,8 @@ class WorkflowCalls:
     async def update_workflow_execution(
         self, req: ws.UpdateWorkflowExecutionRequest, timeout: float
     ) -> ws.UpdateWorkflowExecutionResponse:
+        _check_update(req)
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
-        check_id(req.request.input.name, "Update name")
-        if len(req.request.meta.update_id) > MAX_ID_LENGTH:
-            raise InvalidArgument("UpdateId exceeds length limit.")
         if not req.request.meta.update_id:
             req.request.meta.update_id = str(uuid.uuid4())
         u, t = await self.engine.update(ns.id, wid, rid, lambda t: updates.admit(t, req.request))
@@ -178,6 +197,7 @@ class WorkflowCalls:
         ref = req.update_ref
         ns, wid, rid = await self._target(req.namespace, ref.workflow_execution)
         check_id(ref.update_id, "UpdateId")
+        check_enum(UpdateWorkflowExecutionLifecycleStage, req.wait_policy.lifecycle_stage, "WaitPolicy.LifecycleStage")
         s = (await self.engine.load(ns.id, wid, rid)).state
         response = await self._await_update(ns.id, wid, s.run_id, ref.update_id, req.wait_policy.lifecycle_stage, timeout)
         return ws.PollWorkflowExecutionUpdateResponse(
@@ -218,6 +238,10 @@ class WorkflowCalls:
         start, update = ops_[0].start_workflow, ops_[1].update_workflow
         start.namespace = start.namespace or req.namespace
         update.namespace = update.namespace or req.namespace
+        try:
+            _check_update(update)  # both operations are checked before either runs
+        except OdinError as err:
+            raise _multi_operation_failure(err, 1) from None
         try:
             if start.namespace != req.namespace or update.namespace != req.namespace:
                 raise InvalidArgument("Operations must use the request's namespace.")
@@ -268,7 +292,7 @@ class WorkflowCalls:
                         events = await self.store.read_events(s.run_id, s.close_event_id, s.close_event_id + 1)
                         return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events))
                 elif first < s.next_event_id:
-                    size = req.maximum_page_size or DEFAULT_HISTORY_PAGE
+                    size = page_size(req.maximum_page_size, DEFAULT_HISTORY_PAGE)
                     events = await self.store.read_events(s.run_id, first, s.next_event_id, size)
                     after = events[-1].event_id + 1 if events else first
                     if after >= s.next_event_id and s.wft is not None:
@@ -313,7 +337,7 @@ class WorkflowCalls:
             raise InvalidArgument("Next page token does not match the requested run.")
         s = (await self.engine.load(ns.id, wid, page.run_id if page else rid)).state
         upper = min(page.next_event_id, s.next_event_id) if page else s.next_event_id
-        size = req.maximum_page_size or DEFAULT_HISTORY_PAGE
+        size = page_size(req.maximum_page_size, DEFAULT_HISTORY_PAGE)
         first = max(1, upper - size)
         events = await self.store.read_events(s.run_id, first, upper)
         events.reverse()
@@ -384,6 +408,33 @@ class WorkflowCalls:
         return ws.DeleteWorkflowExecutionResponse()
 
 
+def _check_id_policies(reuse: int, conflict: int) -> None:
+    check_enum(WorkflowIdReusePolicy, reuse, "WorkflowIdReusePolicy")
+    check_enum(WorkflowIdConflictPolicy, conflict, "WorkflowIdConflictPolicy")
+    if reuse == WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING and conflict:
+        raise InvalidArgument(
+            "Invalid WorkflowIdReusePolicy: WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING cannot be used together "
+            "with a WorkflowIdConflictPolicy."
+        )
+    if (
+        reuse == WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+        and conflict == WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+    ):
+        raise InvalidArgument(
+            "Invalid WorkflowIdReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot be used together "
+            "with WorkflowIdConflictPolicy WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING."
+        )
+
+
+def _check_update(req: ws.UpdateWorkflowExecutionRequest) -> None:
+    """What an update request must hold before anything runs."""
+    check_id(req.request.input.name, "Update name")
+    if len(req.request.meta.update_id) > MAX_ID_LENGTH:
+        raise InvalidArgument("UpdateId exceeds length limit.")
+    check_text(req.request.meta.update_id, "UpdateId")
+    check_enum(UpdateWorkflowExecutionLifecycleStage, req.wait_policy.lifecycle_stage, "WaitPolicy.LifecycleStage")
+
+
 @dataclass
 class _HistoryToken:
     run_id: str
@@ -398,9 +449,12 @@ class _HistoryToken:
             return None
         try:
             raw = json.loads(data)
-            return cls(str(raw["r"]), int(raw["n"]))
-        except (ValueError, KeyError, TypeError):
+            token = cls(str(raw["r"]), int(raw["n"]))
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
             raise InvalidArgument("Invalid NextPageToken.") from None
+        if not 1 <= token.next_event_id <= MAX_OFFSET:
+            raise InvalidArgument("Invalid NextPageToken.")
+        return token
 
 
 def execution_info(s: MutableState) -> WorkflowExecutionInfo:

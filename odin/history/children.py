@@ -42,6 +42,8 @@ def start_child(t: Transition, a, completed_id: int) -> None:
     queue = a.task_queue.name or s.task_queue
     if len(queue) > MAX_ID_LENGTH or len(a.namespace) > 255:
         raise BadCommand(bad, "TaskQueue or Namespace exceeds length limit.")
+    if "\x00" in queue or "\x00" in a.namespace:
+        raise BadCommand(bad, "TaskQueue or Namespace contains a NUL character.")
     check_run_options(
         a,
         (a.workflow_execution_timeout, a.workflow_run_timeout, a.workflow_task_timeout),

@@ -11,10 +11,15 @@ import math
 import re
 from datetime import datetime, timezone
 
-from croniter import croniter
+from croniter import CroniterError, croniter
+
+from odin.history.events import MAX_SECONDS
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 class InvalidCronSchedule(ValueError):
@@ -35,6 +40,8 @@ def _every(schedule: str) -> float | None:
         raise InvalidCronSchedule(f"Invalid CronSchedule {schedule!r}: bad duration after @every.")
     if total < 1.0:
         raise InvalidCronSchedule(f"Invalid CronSchedule {schedule!r}: the interval must be at least 1s.")
+    if total > MAX_SECONDS:
+        raise InvalidCronSchedule(f"Invalid CronSchedule {schedule!r}: the interval is too long.")
     return total
 
 
@@ -45,6 +52,10 @@ def validate(schedule: str) -> None:
         raise InvalidCronSchedule(f"Invalid CronSchedule {schedule!r}: expected five fields.")
     if not croniter.is_valid(schedule):
         raise InvalidCronSchedule(f"Invalid CronSchedule {schedule!r}.")
+    try:  # a date that never comes (February 30th) is a schedule that never fires
+        croniter(schedule, _ANY_TIME).get_next(datetime)
+    except CroniterError:
+        raise InvalidCronSchedule(f"Invalid CronSchedule {schedule!r}: it never fires.") from None
 
 
 def backoff(schedule: str, chain_start: float, now: float) -> float:

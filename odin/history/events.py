@@ -42,5 +42,13 @@ def duration(seconds: float) -> Duration:
     return d
 
 
+# The longest duration Temporal's server honours: Go's time.Duration saturates at 2^63-1 ns
+# (about 292 years). Longer ones (protobuf allows 10,000 years) are read as this, which keeps
+# every deadline computed from them inside datetime's range.
+MAX_SECONDS = (2**63 - 1) / 1e9
+
+
 def seconds(d: Duration) -> float:
-    return d.seconds + d.nanos / 1e9
+    """A duration in seconds, at most ``MAX_SECONDS`` (negative ones stay negative: validation
+    rejects them)."""
+    return min(d.seconds + d.nanos / 1e9, MAX_SECONDS)

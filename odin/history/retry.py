@@ -7,6 +7,7 @@ from temporalio.api.enums.v1 import RetryState, TimeoutType
 from temporalio.api.failure.v1 import Failure
 
 from odin.history.state import RetryPolicyInfo
+from odin.history.events import MAX_SECONDS, seconds
 
 DEFAULT_INITIAL_INTERVAL = 1.0
 DEFAULT_BACKOFF_COEFFICIENT = 2.0
@@ -22,7 +23,7 @@ def normalize(policy: RetryPolicy | None) -> RetryPolicy:
     p = RetryPolicy()
     if policy is not None:
         p.CopyFrom(policy)
-    if p.initial_interval.ToTimedelta().total_seconds() < 0:
+    if seconds(p.initial_interval) < 0:
         raise InvalidRetryPolicy("InitialInterval cannot be negative on retry policy.")
     if p.initial_interval.ToNanoseconds() == 0:
         p.initial_interval.FromSeconds(int(DEFAULT_INITIAL_INTERVAL))
@@ -33,7 +34,9 @@ def normalize(policy: RetryPolicy | None) -> RetryPolicy:
     if p.maximum_interval.ToNanoseconds() < 0:
         raise InvalidRetryPolicy("MaximumInterval cannot be negative on retry policy.")
     if p.maximum_interval.ToNanoseconds() == 0:
-        p.maximum_interval.FromNanoseconds(p.initial_interval.ToNanoseconds() * DEFAULT_MAXIMUM_INTERVAL_FACTOR)
+        p.maximum_interval.FromNanoseconds(
+            min(p.initial_interval.ToNanoseconds() * DEFAULT_MAXIMUM_INTERVAL_FACTOR, int(MAX_SECONDS * 1e9))
+        )
     if p.maximum_interval.ToNanoseconds() < p.initial_interval.ToNanoseconds():
         raise InvalidRetryPolicy("MaximumInterval cannot be less than InitialInterval on retry policy.")
     if p.maximum_attempts < 0:
@@ -43,9 +46,9 @@ def normalize(policy: RetryPolicy | None) -> RetryPolicy:
 
 def info_of(policy: RetryPolicy) -> RetryPolicyInfo:
     return RetryPolicyInfo(
-        initial_interval=policy.initial_interval.ToTimedelta().total_seconds(),
+        initial_interval=seconds(policy.initial_interval),
         backoff_coefficient=policy.backoff_coefficient,
-        maximum_interval=policy.maximum_interval.ToTimedelta().total_seconds(),
+        maximum_interval=seconds(policy.maximum_interval),
         maximum_attempts=policy.maximum_attempts,
         non_retryable_error_types=list(policy.non_retryable_error_types),
     )
@@ -111,7 +114,7 @@ def decide(
     if failure.WhichOneof("failure_info") == "application_failure_info":
         explicit = failure.application_failure_info.next_retry_delay
         if explicit.ToNanoseconds() > 0:
-            delay = explicit.ToTimedelta().total_seconds()
+            delay = seconds(explicit)
     if expiration and now + delay >= expiration:
         return RetryState.RETRY_STATE_TIMEOUT, 0.0
     return RetryState.RETRY_STATE_IN_PROGRESS, delay

@@ -23,6 +23,8 @@ def check_id(value: str, what: str, cause: int) -> None:
         raise BadCommand(cause, f"{what} is not set on command.")
     if len(value) > MAX_ID_LENGTH:
         raise BadCommand(cause, f"{what} exceeds length limit.")
+    if "\x00" in value:  # no client could address it (and PostgreSQL cannot store it)
+        raise BadCommand(cause, f"{what} contains a NUL character.")
 
 
 def check_run_options(a, durations, cause: int, command: str) -> None:

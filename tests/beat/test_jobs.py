@@ -101,3 +101,26 @@ async def test_bad_archival_uri_is_refused(odin_server):
                 RegisterNamespaceRequest(namespace=f"bad-{uuid.uuid4().hex[:6]}", history_archival_uri=uri)
             )
         assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
+
+
+async def test_a_namespace_with_a_retention_of_millennia_does_not_stop_the_sweep(odin_server, task_queue):
+    runtime = odin_server.runtime
+    suffix = uuid.uuid4().hex[:8]
+    admin = await Client.connect(f"127.0.0.1:{odin_server.endpoints.grpc_port}")
+    # Protobuf's longest duration (10,000 years): read as Temporal's longest, ~292 years.
+    await admin.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=f"forever-{suffix}", workflow_execution_retention_period=timedelta(days=3_652_425))
+    )
+    namespace = f"brief-{suffix}"
+    await admin.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=timedelta(seconds=1))
+    )
+    client = await Client.connect(f"127.0.0.1:{odin_server.endpoints.grpc_port}", namespace=namespace)
+    async with Worker(client, task_queue=task_queue, workflows=[Shout], activities=[shout]):
+        handle = await client.start_workflow(Shout.run, "bye", id=f"ret-{uuid.uuid4()}", task_queue=task_queue)
+        assert await handle.result() == "BYE"
+    await asyncio.sleep(1.2)
+    assert await runtime.jobs.retention_sweep() == 1
+    with pytest.raises(RPCError) as err:
+        await handle.describe()
+    assert err.value.status == RPCStatusCode.NOT_FOUND

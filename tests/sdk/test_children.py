@@ -355,10 +355,11 @@ async def test_signal_with_start_starts_then_signals_the_running_run(client, tas
     assert await assert_replays(first, Target) > 5
 
 
-async def test_signal_with_start_with_fail_policy_on_running_run(client, task_queue):
+async def test_signal_with_start_refuses_the_fail_policy(client, task_queue):
+    # As Temporal: signal-with-start signals a running run, so FAIL makes no sense for it.
     key = uuid.uuid4().hex[:8]
     first = await client.start_workflow(Target.run, id=f"swsf-{key}", task_queue=task_queue)
-    with pytest.raises(WorkflowAlreadyStartedError):
+    with pytest.raises(RPCError) as err:
         await client.start_workflow(
             Target.run,
             id=f"swsf-{key}",
@@ -367,6 +368,7 @@ async def test_signal_with_start_with_fail_policy_on_running_run(client, task_qu
             start_signal_args=["x"],
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
+    assert err.value.status == RPCStatusCode.INVALID_ARGUMENT and "FAIL is not supported" in err.value.message
     history = await first.fetch_history()
     assert "WORKFLOW_EXECUTION_SIGNALED" not in _names(history)
     await first.terminate("cleanup")

@@ -12,8 +12,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
-from odin.api.rest import csrf, errors, routes, ui
-from odin.api.rest.paths import EncodedSlashes, SegmentConverter
+from odin.api.rest import csrf, errors, paths, routes, ui
 from odin.api.rest.invoke import invoke
 from odin.api.rest.runtime import RuntimeHandle
 from odin.config import Settings
@@ -35,8 +34,7 @@ def create_app(
     starts its own on first use, with ``settings`` (default: from the environment)."""
     handle = runtime or RuntimeHandle(settings or Settings.from_env())
     app = Flask(__name__, static_folder=None)
-    app.url_map.converters["default"] = SegmentConverter  # ids may hold "/" (sent as %2F)
-    app.wsgi_app = EncodedSlashes(app.wsgi_app)  # type: ignore[method-assign]
+    paths.register(app)  # ids may hold "/" (sent as %2F)
     app.config.update(
         MAX_CONTENT_LENGTH=handle.settings.http_max_request_bytes,
         ODIN_LONG_POLL_SECONDS=LONG_POLL_SECONDS,

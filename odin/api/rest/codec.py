@@ -54,15 +54,42 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+# Deeper payloads are shown as their base64 data: answers must stay renderable (and re-encodable
+# as JSON) whatever a worker stored.
+MAX_JSON_DEPTH = 100
+
+
+def loads_strict(raw: str | bytes) -> Any:
+    """JSON as the RFC has it: ``NaN`` and ``Infinity`` (which Python writes) are refused.
+    Raises ``ValueError``, or ``RecursionError`` for absurdly deep nesting."""
+    return json.loads(raw, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return False
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return True
+
+
 def _payload_dict_value(d: dict) -> Any:
     encoding = d.get("metadata", {}).get("encoding")
     if encoding is not None:
         raw = base64.b64decode(encoding)
         if raw == JSON_PLAIN:
             try:
-                return json.loads(base64.b64decode(d.get("data", "")))
-            except ValueError:
-                return d  # not JSON after all: show it as it is
+                value = loads_strict(base64.b64decode(d.get("data", "")))
+            except (ValueError, RecursionError):
+                return d  # not strict JSON after all: show it as it is
+            return value if _depth_within(value, MAX_JSON_DEPTH) else d
         if raw == BINARY_NULL:
             return None
     return d

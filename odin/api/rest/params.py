@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from odin.api.rest.codec import loads_strict
 from odin.errors import InvalidArgument
 
 
@@ -72,16 +73,16 @@ def json_body() -> dict:
     """The request's JSON object body (``{}`` when empty). The Content-Type is not insisted on,
     so ``curl -d`` works; cross-site browser posts are refused earlier (see ``csrf``)."""
     raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        raise RequestEntityTooLarge()  # a chunked body the size limit cut short
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        data = loads_strict(raw)
     except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"Malformed JSON body: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidArgument("The JSON body must be an object.")
     return data
 
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")

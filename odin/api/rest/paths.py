@@ -14,9 +14,23 @@ import re
 from typing import Any, Callable, Iterable
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
+from flask import Flask, request
 from werkzeug.routing import BaseConverter
 
+from odin.errors import InvalidArgument
+
 _ESCAPE = re.compile(r"%(2F|25)")
+INVALID_PATH = "odin.invalid_path"
+
+
+def register(app: Flask) -> None:
+    app.url_map.converters["default"] = SegmentConverter
+    app.wsgi_app = EncodedSlashes(app.wsgi_app)  # type: ignore[method-assign]
+
+    @app.before_request
+    def _refuse_invalid_path() -> None:
+        if request.environ.get(INVALID_PATH):
+            raise InvalidArgument("The URL path is not valid UTF-8.")
 
 
 def _escape_segment(raw: bytes) -> bytes:
@@ -40,7 +54,13 @@ class EncodedSlashes:
         self.app = app
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        environ["PATH_INFO"] = self.path_info(environ)
+        path = self.path_info(environ)
+        try:
+            path.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            # Werkzeug would read such bytes as U+FFFD, so that many URLs named one id.
+            environ[INVALID_PATH] = True
+        environ["PATH_INFO"] = path
         return self.app(environ, start_response)
 
     @staticmethod
@@ -55,7 +75,9 @@ class EncodedSlashes:
         if prefix and raw.startswith(prefix):
             raw = raw[len(prefix):]
         raw_bytes = raw.encode("latin-1", "replace")
-        if raw and unquote_to_bytes(raw_bytes).decode("latin-1") == decoded:
+        path = unquote_to_bytes(raw_bytes)
+        # werkzeug's server reads PATH_INFO as UTF-8 with replacement characters, gunicorn as bytes.
+        if raw and decoded in (path.decode("latin-1"), path.decode("utf-8", "replace").encode().decode("latin-1")):
             segments = [_escape_segment(unquote_to_bytes(s)) for s in raw_bytes.split(b"/")]
         else:
             # No raw URI, or one a proxy rewrote: the decoded path is all there is.

@@ -25,7 +25,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.api.rest import csrf, session, timeline
-from odin.api.rest.codec import payloads_values, to_json, value_payload
+from odin.api.rest.codec import loads_strict, payloads_values, to_json, value_payload
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import FORM, HTML, Body, Doc, Reply, documented
 from odin.api.rest.outcome import is_close, outcome_json
@@ -192,8 +192,8 @@ def signal(namespace: str, workflow_id: str):
     csrf.check_form()
     name, raw = request.form.get("signal_name", ""), request.form.get("args", "").strip() or "[]"
     try:
-        args = json.loads(raw)
-    except ValueError as exc:
+        args = loads_strict(raw)
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"The signal's arguments are not JSON: {exc}") from None
     if not isinstance(args, list):
         raise InvalidArgument("The signal's arguments must be a JSON array, e.g. [1, \"two\"].")
