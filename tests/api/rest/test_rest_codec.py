@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 from temporalio.api.common.v1 import Payload, Payloads
@@ -79,3 +80,17 @@ def test_requests_parse_payload_fields_from_json_values():
 def test_bad_requests_are_invalid_argument(body):
     with pytest.raises(InvalidArgument):
         from_json(body, ws.StartWorkflowExecutionRequest)
+
+
+@pytest.mark.parametrize(
+    "data", [b"NaN", b"[1, Infinity]", b"-Infinity", b"[" * 5000 + b"]" * 5000, b"[" * 101 + b"]" * 101],
+    ids=["nan", "infinity", "minus-infinity", "recursion-deep", "over-the-depth-limit"],
+)
+def test_payloads_that_are_not_strict_json_are_shown_as_they_are(data):
+    # Python's json writes NaN; a worker may store anything. Answers must stay valid JSON.
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=data)
+    shown = payload_value(payload)
+    assert shown == {"metadata": {"encoding": base64.b64encode(b"json/plain").decode()}, "data": base64.b64encode(data).decode()}
+    assert json.loads(json.dumps(shown, allow_nan=False)) == shown
+    deepest_shown = payload_value(Payload(metadata={"encoding": b"json/plain"}, data=b"[" * 100 + b"]" * 100))
+    assert deepest_shown == json.loads(b"[" * 100 + b"]" * 100)  # up to the limit it is a value

@@ -5,6 +5,8 @@ that one process's memory), and Ctrl-C still stops it cleanly."""
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import re
 import signal
 import sys
@@ -56,3 +58,46 @@ async def test_the_http_door_shares_the_server_runtime(tmp_path):
     finally:
         await server.stop(grace=0.5)
     assert server._http is None
+
+
+def _raw(port: int, method: str, path: str, body=None, headers: dict | None = None) -> tuple[int, dict]:
+    """One request as a client writes it on the wire (the path sent exactly as given)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {}, encode_chunked=bool(headers and "Transfer-Encoding" in headers))
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+async def test_raw_paths_and_chunked_bodies_on_the_dev_http_server(tmp_path):
+    settings = Settings(
+        database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0, http_port=0, http_max_request_bytes=64 * 1024
+    )
+    server = OdinServer(settings, serve_http=True)
+    await server.start()
+    port = server.endpoints.http_port
+    ns = "/api/v1/namespaces/default"
+    try:
+        def chunks():
+            yield b'{"workflowType": {"name": "X"}, "taskQueue": {"name": "q"}, "input": ["'
+            for _ in range(4):
+                yield b"x" * 32 * 1024
+            yield b'"]}'
+
+        status, body = await asyncio.to_thread(_raw, port, "POST", f"{ns}/workflows/big", chunks(), {"Transfer-Encoding": "chunked"})
+        assert (status, body["error"]["code"]) == (413, "RESOURCE_EXHAUSTED")
+        status, body = await asyncio.to_thread(_raw, port, "GET", f"{ns}/workflows/big")
+        assert status == 404  # nothing was started
+
+        status, body = await asyncio.to_thread(_raw, port, "POST", f"{ns}/workflows/%ff%fe", b"{}")
+        assert (status, body["error"]["code"]) == (400, "INVALID_ARGUMENT") and "UTF-8" in body["error"]["message"]
+
+        start = json.dumps({"workflowType": {"name": "X"}, "taskQueue": {"name": "q"}}).encode()
+        status, body = await asyncio.to_thread(_raw, port, "POST", f"{ns}/workflows/orders%2F42%20%C3%BC", start)
+        assert status == 201, body
+        status, body = await asyncio.to_thread(_raw, port, "GET", f"{ns}/workflows/orders%2F42%20%C3%BC")
+        assert status == 200 and body["workflowExecutionInfo"]["execution"]["workflowId"] == "orders/42 ü"
+    finally:
+        await server.stop(grace=0.5)
