@@ -69,18 +69,21 @@ def _settings(make, *args, **kwargs):
 @click.option("--namespace", default="default", show_default=True, help="Namespace created on start.")
 @click.option("--auth", is_flag=True, help="Require bearer tokens, configured by ODIN_JWT_* / ODIN_API_KEYS (off by default).")
 def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str, auth: bool) -> None:
-    """Run every role in one process on SQLite with in-memory queues."""
+    """Run every role in one process on SQLite with in-memory queues.
+
+    The other ODIN_* settings (auth, rate limits, request size, TLS...) come from the environment
+    as for ``odin server``; the database and Redis URLs do not: dev is self-contained."""
     from odin.api.auth import AuthConfig
 
     settings = _settings(
-        Settings,
+        Settings.from_env,
         database_url=sqlite_url_for_path(db_path),
         grpc_host=host,
         grpc_port=grpc_port,
         http_port=http_port,
         default_namespace=namespace,
-        auth=_settings(AuthConfig.from_env, {**os.environ, "ODIN_AUTH": "on"}) if auth else AuthConfig(),
-    )
+        auth=_settings(AuthConfig.from_env, {**os.environ, "ODIN_AUTH": "on"}) if auth else None,
+    ).with_(redis_url=None)
     banner = f"Odin dev server: gRPC on {{grpc}}, web UI and REST API on http://{{http}}/, database {db_path}, namespace '{namespace}'"
     asyncio.run(_serve(settings, banner, auto_migrate=True, serve_http=True))
 

@@ -7,10 +7,13 @@ The REST app serves them at ``/metrics``; ``odin server`` and Celery workers ser
 
 from __future__ import annotations
 
+import logging
 import os
 
 from prometheus_client import Counter, Gauge, Histogram
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
+
+log = logging.getLogger(__name__)
 
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400)
 
@@ -59,5 +62,11 @@ def serve_from_env() -> int | None:
         return None
     from prometheus_client import start_http_server
 
-    start_http_server(int(port), addr=os.environ.get("ODIN_METRICS_HOST", "0.0.0.0"))
+    try:
+        start_http_server(int(port), addr=os.environ.get("ODIN_METRICS_HOST", "0.0.0.0"))
+    except OSError as exc:
+        # Another process of this host serves it already (one shared environment file): this
+        # process carries on without its own metrics endpoint rather than not at all.
+        log.warning("metrics: not serving on port %s (%s)", port, exc)
+        return None
     return int(port)

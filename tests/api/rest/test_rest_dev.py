@@ -101,3 +101,30 @@ async def test_raw_paths_and_chunked_bodies_on_the_dev_http_server(tmp_path):
         assert status == 200 and body["workflowExecutionInfo"]["execution"]["workflowId"] == "orders/42 ü"
     finally:
         await server.stop(grace=0.5)
+
+
+async def test_odin_dev_reads_odin_settings_from_the_environment_but_stays_self_contained(tmp_path):
+    env = subprocess_env(
+        ODIN_HTTP_MAX_REQUEST_BYTES="1000",
+        ODIN_NAMESPACE_RPS="1",
+        # Ignored by dev: it runs on its own SQLite file and in-memory queues.
+        ODIN_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+        ODIN_REDIS_URL="redis://127.0.0.1:1/0",
+    )
+    dev = Process(
+        "odin dev",
+        [sys.executable, "-m", "odin.cli", "dev", "--db", str(tmp_path / "dev.db"), "--grpc-port", "0", "--http-port", "0"],
+        env, tmp_path, ready="Odin dev server:", timeout=30,
+    )
+    try:
+        banner = next(line for line in dev.lines if line.startswith("Odin dev server:"))
+        port = int(re.search(r"REST API on http://[^:]+:(\d+)/", banner).group(1))
+        status, body = await asyncio.to_thread(
+            _raw, port, "POST", "/api/v1/namespaces/default/workflows/big", json.dumps({"input": ["x" * 3000]}).encode()
+        )
+        assert (status, body["error"]["code"]) == (413, "RESOURCE_EXHAUSTED")
+        statuses = [(await asyncio.to_thread(_raw, port, "GET", "/api/v1/namespaces/default"))[0] for _ in range(5)]
+        assert statuses[0] == 200 and 429 in statuses
+    finally:
+        dev.proc.send_signal(signal.SIGINT)
+        dev.proc.wait(15)

@@ -5,8 +5,10 @@ Redis, where a temporalio worker runs the workflows the REST API starts."""
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -24,6 +26,11 @@ from tests.distributed.cluster import Process, free_port
 pytestmark = pytest.mark.timeout(120)
 
 
+def web_command() -> str:
+    procfile = (Path(__file__).resolve().parents[3] / "Procfile").read_text()
+    return next(line.split(":", 1)[1].strip() for line in procfile.splitlines() if line.startswith("web:"))
+
+
 @pytest.fixture
 def database_url():
     with throwaway_postgres_database() as url:
@@ -37,11 +44,10 @@ def web(database_url, redis_prefix, tmp_path):
     )
     Process("db upgrade", [sys.executable, "-m", "odin.cli", "db", "upgrade"], env, tmp_path, ready="newest schema")
     port = free_port()
-    gunicorn = Process(
-        "gunicorn",
-        [sys.executable, "-m", "gunicorn", "odin.api.rest:create_app()", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        env, tmp_path, ready="Booting worker",
-    )
+    # The Procfile's own web command, as a deploy runs it (two workers, to share one Redis).
+    command = shlex.split(web_command().replace("$PORT", str(port)).replace("0.0.0.0", "127.0.0.1"))
+    assert command[0] == "gunicorn"
+    gunicorn = Process("gunicorn", [sys.executable, "-m", *command, "--workers", "2"], env, tmp_path, ready="Booting worker")
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -84,5 +90,17 @@ async def test_a_workflow_started_through_gunicorn_completes_on_a_worker_of_a_gr
         assert status == 409 and error["error"]["details"][0]["runId"] == answers[0][1]["runId"]
         status, error = await asyncio.to_thread(call, "GET", f"{web}/api/v1/namespaces/nowhere/workflows")
         assert status == 404 and error["error"]["code"] == "NOT_FOUND"
+
+        # Long polls (one per worker process here) leave the probes answering at once.
+        body = {"workflowType": {"name": "Greet"}, "taskQueue": {"name": f"{task_queue}-nobody"}, "input": ["x", {}]}
+        waiting = [f"{web}/api/v1/namespaces/default/workflows/{wid('wait')}" for _ in range(4)]
+        for url in waiting:
+            assert (await asyncio.to_thread(call, "POST", url, body))[0] == 201
+        polls = [asyncio.create_task(asyncio.to_thread(call, "GET", f"{url}/result?wait=6")) for url in waiting]
+        await asyncio.sleep(0.5)
+        began = time.monotonic()
+        assert (await asyncio.to_thread(call, "GET", f"{web}/healthz"))[0] == 200
+        assert time.monotonic() - began < 3, "the probe waited behind the long polls"
+        assert [(await poll)[0] for poll in polls] == [202] * 4
     finally:
         await server.stop(grace=0.5)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
 
 from rest_support import sdk, served_sqlite, sqlite_server, wid  # noqa: F401 (fixtures)
 from rest_workflows import Greet, shout
@@ -38,3 +40,21 @@ async def test_metrics_count_workflows_replays_queue_latency_and_shards(served_s
     assert grew("task_queue_latency_seconds_count", queue_name=task_queue, task_type="activity") == 1
     # odin dev holds every shard (this server has 4).
     assert sum(1 for line in after.splitlines() if line.startswith("history_shard_ownership{")) >= 4
+
+
+def test_a_metrics_port_taken_by_another_process_is_a_warning_not_a_crash(monkeypatch, caplog):
+    from tests.distributed.cluster import free_port
+
+    from odin import metrics
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", free_port()))
+    taken.listen()
+    try:
+        monkeypatch.setenv("ODIN_METRICS_PORT", str(taken.getsockname()[1]))
+        monkeypatch.setenv("ODIN_METRICS_HOST", "127.0.0.1")
+        with caplog.at_level(logging.WARNING, logger="odin.metrics"):
+            assert metrics.serve_from_env() is None
+        assert "not serving on port" in caplog.text
+    finally:
+        taken.close()
