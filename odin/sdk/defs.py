@@ -145,7 +145,7 @@ class WorkflowFunction:
             memo=memo,
             **options,
         )
-        return WorkflowHandle(self.app, handle.id, handle.result_run_id, handle.first_execution_run_id)
+        return WorkflowHandle(self.app, handle.id, handle.result_run_id, handle.first_execution_run_id, follow_runs=True)
 
     def start(self, *args: Any, **options: Any) -> WorkflowHandle:
         """Start the workflow with these arguments (options as for ``start_async``)."""

@@ -23,19 +23,37 @@ class TimeoutError(Exception):  # noqa: A001 - the name Celery users know from A
 
 
 class WorkflowHandle:
-    def __init__(self, app: "App", workflow_id: str, run_id: str | None = None, first_execution_run_id: str | None = None):
+    """A workflow by id. A handle from ``start``/``delay`` follows its chain: signals, queries,
+    updates and status reach the chain's current run after a continue-as-new (or cron/retry),
+    cancel and terminate only while that chain is the id's current one, and ``result`` follows
+    it to its end. A handle made with an explicit ``run_id`` stays on that run."""
+
+    def __init__(
+        self,
+        app: "App",
+        workflow_id: str,
+        run_id: str | None = None,
+        first_execution_run_id: str | None = None,
+        *,
+        follow_runs: bool = False,
+    ):
         self.app = app
         self.id = workflow_id
-        self.run_id = run_id
+        self.run_id = run_id  # the run started (or asked for)
         self._first_execution_run_id = first_execution_run_id
+        self._follow_runs = follow_runs
 
     def __repr__(self) -> str:
         return f"<WorkflowHandle {self.id} run {self.run_id}>"
 
     async def _handle(self) -> temporalio.client.WorkflowHandle:
         client = await self.app.client_async()
-        return client.get_workflow_handle(
-            self.id, run_id=self.run_id, first_execution_run_id=self._first_execution_run_id
+        return temporalio.client.WorkflowHandle(
+            client,
+            self.id,
+            run_id=None if self._follow_runs else self.run_id,
+            result_run_id=self.run_id,
+            first_execution_run_id=self._first_execution_run_id,
         )
 
     # -- async forms ---------------------------------------------------------------------------

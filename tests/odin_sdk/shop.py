@@ -126,3 +126,21 @@ class Cart:
     def checkout(self) -> int:
         self.closed = True
         return len(self.items)
+
+
+@app.workflow
+async def ledger(total: int, runs: int) -> dict:
+    """Sums signalled amounts; every third amount the run continues as new with the sum so far."""
+    state = {"total": total, "seen": 0, "closed": False}
+
+    def add(amount: int) -> None:
+        state["total"] += amount
+        state["seen"] += 1
+
+    workflow.on_signal("add", add)
+    workflow.on_signal("close", lambda: state.update(closed=True))
+    workflow.on_query("total", lambda: state["total"])
+    await workflow.wait_condition(lambda: state["seen"] >= 3 or state["closed"])
+    if not state["closed"]:
+        workflow.continue_as_new(state["total"], runs + 1)
+    return {"total": state["total"], "runs": runs + 1}

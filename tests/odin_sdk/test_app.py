@@ -166,3 +166,25 @@ async def test_graceful_shutdown_lets_running_activities_finish(server):
     # The activity's result reached the server before the worker stopped: a new worker finishes the run.
     async with shop.app.worker():
         assert await handle.result_async(timeout=30) == "packed:graceful"
+
+
+async def test_a_started_handle_follows_its_chain_across_continue_as_new(worker):
+    handle = await shop.ledger.start_async(0, 0)
+    first_run = handle.run_id
+    for amount in (1, 2, 3):  # the third signal makes the run continue as new
+        await handle.signal_async("add", amount)
+    for _ in range(100):
+        described = await handle.describe_async()
+        if described.run_id != first_run:
+            break
+        await asyncio.sleep(0.05)
+    assert described.run_id != first_run and described.status == WorkflowExecutionStatus.RUNNING
+    assert not await blocking(handle.ready)
+    await handle.signal_async("add", 10)  # reaches the new run, not the closed one
+    assert await handle.query_async("total") == 16
+    await handle.signal_async("close")
+    assert await handle.result_async(timeout=30) == {"total": 16, "runs": 2}
+
+    pinned = shop.app.get_handle(handle.id, run_id=first_run)  # an explicit run stays that run
+    assert (await pinned.status_async()) == WorkflowExecutionStatus.CONTINUED_AS_NEW
+    assert await blocking(pinned.ready)
