@@ -193,6 +193,10 @@ def worker(
         asyncio.run(host.run())
     except ReplayMismatch as exc:
         raise click.ClickException(str(exc)) from None
+    except RuntimeError as exc:
+        if not str(exc).startswith("Failed client connect"):
+            raise
+        raise click.ClickException(f"cannot reach the server at {app.address} (ODIN_ADDRESS): {exc}") from None
     click.echo("odin worker: stopped")
 
 

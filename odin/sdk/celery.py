@@ -336,6 +336,11 @@ def _unroll_single(step: Any) -> Any:
 def prepare(canvas: Signature | dict, app: App) -> dict:
     """``serialize`` and check the canvas against ``app``: every task must be one of its
     activities, whose options (queue, timeouts, retries) are written into the spec."""
+    if not isinstance(app, App):
+        raise TypeError(
+            f"run() takes the Odin app the tasks are registered on (odin.sdk.App), not {type(app).__name__}"
+            + (": a Celery app named `app` may have shadowed it" if isinstance(app, celery.Celery) else "")
+        )
     spec = serialize(canvas)
     unknown: list[str] = []
     for node in _task_nodes(spec["canvas"]):

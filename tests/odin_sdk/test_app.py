@@ -126,6 +126,22 @@ async def test_odin_worker_command_runs_the_app_and_stops_gracefully(server):
     assert "workflows 1 completed" in err and "activities 0 running" in err, err
 
 
+def test_odin_worker_without_a_reachable_server_says_so_without_a_traceback():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "ODIN_ADDRESS": "127.0.0.1:1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "odin.cli", "worker", "-A", "shop:app"],
+        cwd=Path(__file__).parent, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert "cannot reach the server at 127.0.0.1:1 (ODIN_ADDRESS)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 async def test_cancellation_scopes(worker):
     # A scope's own timeout (workflow time) cancels what runs in it, the activity included...
     assert await (await shop.scoped.start_async(1.0, False)).result_async(timeout=30) == "cancelled"

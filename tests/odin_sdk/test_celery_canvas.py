@@ -123,3 +123,8 @@ def test_what_odin_cannot_run_is_refused_before_anything_starts(canvas, message)
     register_tasks(app, unreliable.celery_app)
     with pytest.raises(CanvasError, match=message):
         run(canvas, app)
+
+
+def test_run_given_the_celery_app_instead_of_the_odin_app_says_so():
+    with pytest.raises(TypeError, match="not Celery: a Celery app named `app` may have shadowed it"):
+        run(add.s(1), unreliable.celery_app)
