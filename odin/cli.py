@@ -26,6 +26,7 @@ def main(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+
 async def _serve(settings: Settings, banner: str, auto_migrate: bool, serve_http: bool = False) -> None:
     from odin.server import NotMigrated, OdinServer
 
@@ -117,6 +118,10 @@ def server(
     tls_client_ca: str | None,
 ) -> None:
     """Run the gRPC front door against a migrated database."""
+    # Production keeps its audit trail (a line per mutating call) whatever --log-level says.
+    audit = logging.getLogger("odin.audit")
+    if audit.level == logging.NOTSET:
+        audit.setLevel(logging.INFO)
     settings = _settings(
         Settings.from_env,
         database_url=normalize_database_url(database_url),
