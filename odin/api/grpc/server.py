@@ -1,6 +1,6 @@
 """A thin adapter: WorkflowService protos in, FrontendService call, protos out.
 
-RPCs not listed in ``_RPCS`` keep the generated servicer's default and answer UNIMPLEMENTED.
+RPCs not listed in ``_RPCS`` (or ``_OPERATOR_RPCS``) answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from google.protobuf.any_pb2 import Any as AnyProto
 from google.rpc import status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
+from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb2
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
-from temporalio.api.workflowservice.v1 import service_pb2_grpc
+from temporalio.api.workflowservice.v1 import service_pb2, service_pb2_grpc
 
 from odin.api.tls import ReloadingCredentials, TlsFiles
 from odin.errors import OdinError, infrastructure_error
@@ -181,10 +182,23 @@ class OperatorService(operator_grpc.OperatorServiceServicer):
         self.frontend = frontend
 
 
-for _name, _call in _RPCS.items():
-    setattr(WorkflowService, _name, _method(_name, _call))
-for _name, _call in _OPERATOR_RPCS.items():
-    setattr(OperatorService, _name, _method(_name, _call))
+def _unimplemented(service: str, name: str):
+    # The generated servicer's default raises NotImplementedError, which grpc logs as an error
+    # with a traceback on every call; a plain UNIMPLEMENTED status is all there is to say.
+    async def handler(self, request, context: grpc.aio.ServicerContext):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{service}/{name} is not implemented by this server.")
+
+    handler.__name__ = name
+    return handler
+
+
+for _cls, _descriptor, _calls in (
+    (WorkflowService, service_pb2.DESCRIPTOR.services_by_name["WorkflowService"], _RPCS),
+    (OperatorService, operator_pb2.DESCRIPTOR.services_by_name["OperatorService"], _OPERATOR_RPCS),
+):
+    for _rpc in _descriptor.methods:
+        _call = _calls.get(_rpc.name)
+        setattr(_cls, _rpc.name, _method(_rpc.name, _call) if _call else _unimplemented(_descriptor.name, _rpc.name))
 
 
 def build_grpc_server(
