@@ -19,7 +19,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 
 from odin.history.machine import StaleTask, TransferSpec, Transition
 from odin.history.state import ChildInfo, ExternalRequest
-from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id, check_run_options, checked_search_attributes
+from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id, check_run_options, check_text, checked_search_attributes
 
 # A child run's close event -> the event its parent records.
 _CLOSE_TO_PARENT_EVENT = {
@@ -42,8 +42,8 @@ def start_child(t: Transition, a, completed_id: int) -> None:
     queue = a.task_queue.name or s.task_queue
     if len(queue) > MAX_ID_LENGTH or len(a.namespace) > 255:
         raise BadCommand(bad, "TaskQueue or Namespace exceeds length limit.")
-    if "\x00" in queue or "\x00" in a.namespace:
-        raise BadCommand(bad, "TaskQueue or Namespace contains a NUL character.")
+    check_text(queue, "TaskQueue", bad)
+    check_text(a.namespace, "Namespace", bad)
     check_run_options(
         a,
         (a.workflow_execution_timeout, a.workflow_run_timeout, a.workflow_task_timeout),

@@ -45,7 +45,8 @@ def duration(seconds: float) -> Duration:
 # The longest duration Temporal's server honours: Go's time.Duration saturates at 2^63-1 ns
 # (about 292 years). Longer ones (protobuf allows 10,000 years) are read as this, which keeps
 # every deadline computed from them inside datetime's range.
-MAX_SECONDS = (2**63 - 1) / 1e9
+MAX_NANOS = 2**63 - 1
+MAX_SECONDS = MAX_NANOS / 1e9
 
 
 def seconds(d: Duration) -> float:

@@ -7,7 +7,7 @@ from temporalio.api.enums.v1 import RetryState, TimeoutType
 from temporalio.api.failure.v1 import Failure
 
 from odin.history.state import RetryPolicyInfo
-from odin.history.events import MAX_SECONDS, seconds
+from odin.history.events import MAX_NANOS, seconds
 
 DEFAULT_INITIAL_INTERVAL = 1.0
 DEFAULT_BACKOFF_COEFFICIENT = 2.0
@@ -35,7 +35,7 @@ def normalize(policy: RetryPolicy | None) -> RetryPolicy:
         raise InvalidRetryPolicy("MaximumInterval cannot be negative on retry policy.")
     if p.maximum_interval.ToNanoseconds() == 0:
         p.maximum_interval.FromNanoseconds(
-            min(p.initial_interval.ToNanoseconds() * DEFAULT_MAXIMUM_INTERVAL_FACTOR, int(MAX_SECONDS * 1e9))
+            min(p.initial_interval.ToNanoseconds() * DEFAULT_MAXIMUM_INTERVAL_FACTOR, MAX_NANOS)
         )
     if p.maximum_interval.ToNanoseconds() < p.initial_interval.ToNanoseconds():
         raise InvalidRetryPolicy("MaximumInterval cannot be less than InitialInterval on retry policy.")

@@ -23,6 +23,10 @@ def check_id(value: str, what: str, cause: int) -> None:
         raise BadCommand(cause, f"{what} is not set on command.")
     if len(value) > MAX_ID_LENGTH:
         raise BadCommand(cause, f"{what} exceeds length limit.")
+    check_text(value, what, cause)
+
+
+def check_text(value: str, what: str, cause: int) -> None:
     if "\x00" in value:  # no client could address it (and PostgreSQL cannot store it)
         raise BadCommand(cause, f"{what} contains a NUL character.")
 
