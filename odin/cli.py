@@ -181,6 +181,7 @@ def worker(
     """Run the workers of an Odin SDK app (its workflows and activities)."""
     from odin.sdk import ReplayMismatch
 
+    _uses_temporal_runtime()
     app = load_app(app_spec)
     host = app.worker(
         queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
@@ -225,6 +226,8 @@ def workflow_history(workflow_id: str, run_id: str, address: str, namespace: str
 
     from odin.api.rest.codec import to_json
 
+    _uses_temporal_runtime()
+
     async def fetch() -> dict:
         client = await Client.connect(address, namespace=namespace, api_key=api_key, tls=False)
         history = await client.get_workflow_handle(workflow_id, run_id=run_id or None).fetch_history()
@@ -249,6 +252,7 @@ def workflow_replay(app_spec: str, histories: tuple[str, ...]) -> None:
     """Replay exported histories through the app's current code (non-zero exit on a mismatch)."""
     from odin.sdk.testing import replay
 
+    _uses_temporal_runtime()
     app = load_app(app_spec)
     failed = 0
     for path in histories:
@@ -289,5 +293,36 @@ def upgrade(database_url: str | None) -> None:
     click.echo("database is at the newest schema")
 
 
+# Set by commands that run temporalio's core (a client or a worker); see ``run``.
+_temporal_runtime_used = False
+
+
+def _uses_temporal_runtime() -> None:
+    global _temporal_runtime_used
+    _temporal_runtime_used = True
+
+
+def run() -> None:
+    """The ``odin`` console entry point.
+
+    temporalio's core keeps native threads that may call into Python while the interpreter
+    finalizes, which aborts the process now and then (``PyGILState_Release`` during
+    finalization). A command that ran it ends the process itself once its output is flushed,
+    with the exit code it chose, instead of going through interpreter teardown."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, (int, type(None))):
+            print(exc.code, file=sys.stderr)
+    if not _temporal_runtime_used:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()
