@@ -43,8 +43,8 @@ class WorkerCalls:
         self, req: ws.RespondWorkflowTaskCompletedRequest
     ) -> ws.RespondWorkflowTaskCompletedResponse:
         await self._token_in_namespace(req.namespace, req.task_token)
-        await self.tasks.respond_workflow_task_completed(req)
-        return ws.RespondWorkflowTaskCompletedResponse()
+        eager = await self.tasks.respond_workflow_task_completed(req)
+        return ws.RespondWorkflowTaskCompletedResponse(activity_tasks=eager)
 
     async def respond_workflow_task_failed(
         self, req: ws.RespondWorkflowTaskFailedRequest

@@ -63,9 +63,13 @@ class WorkflowCalls:
 
     async def start_workflow_execution(self, req: ws.StartWorkflowExecutionRequest) -> ws.StartWorkflowExecutionResponse:
         ns = await self._validate_start(req)
-        run_id, started = await self.engine.start_workflow(ns.id, ns.name, req)
+        eager_request_id = str(uuid.uuid4()) if req.request_eager_execution else None
+        outcome = await self.engine.start_workflow(ns.id, ns.name, req, eager_request_id=eager_request_id)
         return ws.StartWorkflowExecutionResponse(
-            run_id=run_id, started=started, status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING
+            run_id=outcome.run_id,
+            started=outcome.started,
+            status=Status.WORKFLOW_EXECUTION_STATUS_RUNNING,
+            eager_workflow_task=self.tasks.eager_workflow_task(outcome.eager) if outcome.eager else None,
         )
 
     async def signal_with_start_workflow_execution(
@@ -97,8 +101,8 @@ class WorkflowCalls:
         )
         ns = await self._validate_start(start)
         signal = SignalInput(req.signal_name, req.signal_input, req.identity, req.header, f"signal-with-start:{start.request_id}")
-        run_id, started = await self.engine.start_workflow(ns.id, ns.name, start, signal=signal)
-        return ws.SignalWithStartWorkflowExecutionResponse(run_id=run_id, started=started)
+        outcome = await self.engine.start_workflow(ns.id, ns.name, start, signal=signal)
+        return ws.SignalWithStartWorkflowExecutionResponse(run_id=outcome.run_id, started=outcome.started)
 
     async def _validate_start(self, req: ws.StartWorkflowExecutionRequest) -> NamespaceRecord:
         ns = await self.namespace(req.namespace)

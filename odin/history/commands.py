@@ -106,6 +106,7 @@ def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
     else:
         s.sticky_queue = ""
     t.hold_workflow_task = True
+    t.eager_identity = req.identity
     t.protocol_messages = {m.id: m for m in req.messages}
     t.used_messages = set()
     for command in req.commands:
@@ -203,9 +204,23 @@ def _schedule_activity(t: Transition, a, completed_id: int) -> None:
         retry=retry.info_of(policy),
     )
     s.activities[event.event_id] = info
-    activities.dispatch(t, info)
+    if a.request_eager_execution and t.eager_request_id is not None and _eager_allowed(t, queue):
+        # Started here and handed to the completing worker: no queue round trip.
+        activities.record_started(t, info.scheduled_event_id, 1, t.eager_identity, f"{t.eager_request_id}-{event.event_id}")
+        t.eager_activities.append(event.event_id)
+    else:
+        activities.dispatch(t, info)
     if s2c:
         activities.arm_timeout(t, info, t.ts + s2c, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE)
+
+
+# At most this many activities start eagerly per workflow task completion (as Temporal's default).
+MAX_EAGER_ACTIVITIES = 3
+
+
+def _eager_allowed(t: Transition, queue: str) -> bool:
+    """Only activities on the workflow's own task queue, whose worker is the one completing."""
+    return queue == t.state.task_queue and len(t.eager_activities) < MAX_EAGER_ACTIVITIES
 
 
 def _request_cancel_activity(t: Transition, a, completed_id: int) -> None:

@@ -8,7 +8,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from typing import Callable, NamedTuple, TypeVar
 
 from temporalio.api.common.v1 import Memo, SearchAttributes
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
@@ -56,6 +56,13 @@ _FAILED_STATES = {
     Status.WORKFLOW_EXECUTION_STATUS_TERMINATED,
     Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
 }
+
+
+class StartOutcome(NamedTuple):
+    run_id: str
+    started: bool
+    # The new run's transition when its first workflow task was started eagerly for the caller.
+    eager: Transition | None = None
 
 
 @dataclass
@@ -339,17 +346,20 @@ class HistoryEngine:
         *,
         parent: ParentInfo | None = None,
         signal: SignalInput | None = None,
-    ) -> tuple[str, bool]:
+        eager_request_id: str | None = None,
+    ) -> StartOutcome:
         """Start a run, honouring request-id idempotency and the id reuse/conflict policies.
         With ``signal`` (signal-with-start) a running run is signalled instead unless the conflict
-        policy says otherwise. Returns ``(run_id, started)``."""
+        policy says otherwise. With ``eager_request_id`` (eager workflow start) a new run's first
+        workflow task is started in the same transaction for the caller (the request's identity)
+        instead of being queued, unless the run waits for a start delay."""
         for _ in range(MAX_CONFLICT_RETRIES):
             current = await self.store.get_current(namespace_id, req.workflow_id)
             batch = Batch()
             terminated: Transition | None = None
             if current is not None:
                 if current.create_request_id == req.request_id:
-                    return current.run_id, True
+                    return StartOutcome(current.run_id, True)
                 if current.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
                     policy = req.workflow_id_conflict_policy
                     if signal is not None and policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED:
@@ -358,14 +368,14 @@ class HistoryEngine:
                         policy = Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
                     if policy == Conflict.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING:
                         if signal is None:
-                            return current.run_id, False
+                            return StartOutcome(current.run_id, False)
                         try:
                             await self.update(
                                 namespace_id, req.workflow_id, current.run_id, lambda t: _signal_existing(t, signal)
                             )
                         except NotFound:
                             continue  # it closed meanwhile: start a new run instead
-                        return current.run_id, False
+                        return StartOutcome(current.run_id, False)
                     if policy != Conflict.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING:
                         raise _already_started(req.workflow_id, current)
                     loaded = await self.load(namespace_id, req.workflow_id, current.run_id)
@@ -390,6 +400,12 @@ class HistoryEngine:
                 parent=parent,
                 signal=signal,
             )
+            eager = None
+            w = t.state.wft
+            if eager_request_id is not None and w is not None and not w.started_event_id:
+                eager = t.record_workflow_task_started(w.scheduled_event_id, False, req.identity, eager_request_id)
+                # Started for the caller: the queued copy would only be found stale.
+                t.transfers = [x for x in t.transfers if x.kind != "workflow_task"]
             self._add_write(batch, t, None, t.state.to_bytes(), True)
             batch.current.append(
                 CurrentWrite(
@@ -403,7 +419,7 @@ class HistoryEngine:
                 continue
             self._remember(batch)
             await self._after_commit(batch, [t] + ([terminated] if terminated else []))
-            return run_id, True
+            return StartOutcome(run_id, True, t if eager else None)
         raise ResourceExhausted("Workflow id is busy: too many concurrent starts, try again.")
 
 

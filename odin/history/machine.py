@@ -96,6 +96,12 @@ class Transition:
         self.used_messages: set[str] = set()
         self._started_ids: dict[int, int] = {}
         self._child_started_ids: dict[int, int] = {}
+        # Eager activity execution: set by the caller to a request id to allow activities that
+        # ask for it to start in this transition (handed to the completing worker); their
+        # scheduled event ids are collected here.
+        self.eager_request_id: str | None = None
+        self.eager_identity = ""
+        self.eager_activities: list[int] = []
 
     # -- events ----------------------------------------------------------------------------
 
@@ -513,6 +519,7 @@ def restore(t: Transition, snap: tuple) -> None:
     del t.transfers[n_transfers:]
     del t.timers[n_timers:]
     t._started_ids = started
+    t.eager_activities = []
     t.new_runs = []
     t.successor = None
     t.closed = False

@@ -137,7 +137,7 @@ class TransferProcessor:
             root_run_id=s.root_run_id or s.run_id,
         )
         try:
-            child_run_id, _ = await e.start_workflow(ns.id, ns.name, request, parent=parent)
+            child_run_id = (await e.start_workflow(ns.id, ns.name, request, parent=parent)).run_id
         except AlreadyExists:
             cause = StartChildWorkflowExecutionFailedCause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS
             await self._record(

@@ -11,7 +11,7 @@ from temporalio.api.common.v1 import Payloads, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import QueryResultType, TaskQueueKind
 from temporalio.api.errordetails.v1 import QueryFailedFailure
 from temporalio.api.failure.v1 import Failure
-from temporalio.api.history.v1 import History
+from temporalio.api.history.v1 import History, HistoryEvent
 from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
@@ -28,7 +28,7 @@ from odin.history.engine import STICKY_POLLER_WINDOW, HistoryEngine
 from odin.history.events import duration, timestamp
 from odin.history.machine import StaleTask, Transition, transient_events, wft_token
 from odin.history.notifier import run_key
-from odin.history.state import unpack
+from odin.history.state import ActivityInfo, MutableState, WorkflowTaskInfo, unpack
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
 from odin.visibility.search_attributes import settable_types
 
@@ -107,32 +107,41 @@ class WorkerTasks:
             metrics.workflow_replay_count.labels(s.namespace, s.workflow_type).inc()
         first = s.last_completed_wft_started_event_id + 1 if sticky else 1
         events = await self.engine.store.read_events(s.run_id, first, s.next_event_id)
-        events += transient_events(s, w)
-        return PollWorkflowTaskQueueResponse(
-            task_token=tokens.encode(wft_token(s, w)),
-            workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
-            workflow_type=WorkflowType(name=s.workflow_type),
-            previous_started_event_id=s.last_completed_wft_started_event_id,
-            started_event_id=w.started_event_id,
-            attempt=w.attempt,
-            history=History(events=events),
-            workflow_execution_task_queue=TaskQueue(name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
-            scheduled_time=timestamp(w.scheduled_time),
-            started_time=timestamp(w.started_time),
-            messages=updates.messages_for(s, w),
-        )
+        return workflow_task(s, w, events + transient_events(s, w))
 
-    async def respond_workflow_task_completed(self, req: RespondWorkflowTaskCompletedRequest) -> None:
+    def eager_workflow_task(self, t: Transition) -> PollWorkflowTaskQueueResponse:
+        """The first workflow task of a run started eagerly (its events are all in ``t``)."""
+        s, w = t.state, t.state.wft
+        metrics.task_queue_latency_seconds.labels(s.task_queue, "workflow").observe(0.0)
+        return workflow_task(s, w, list(t.events))
+
+    async def respond_workflow_task_completed(
+        self, req: RespondWorkflowTaskCompletedRequest
+    ) -> list[PollActivityTaskQueueResponse]:
+        """Apply a completion; returns the activity tasks started eagerly for the completing
+        worker (activities that asked for it, on the workflow's own task queue)."""
         token = tokens.decode(req.task_token, tokens.WorkflowTaskToken)
         for query_id, result in req.query_results.items():
             await self.engine.queries.resolve(query_id, result)
         types = settable_types(await self.engine.search_attributes.custom(token.namespace_id))
+        eager_request_id = str(uuid.uuid4())
 
         def op(t: Transition) -> None:
             t.search_attribute_types = types
+            t.eager_request_id = eager_request_id
             commands.complete_workflow_task(t, token, req)
 
-        await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        if not t.eager_activities:
+            return []
+        s = t.state
+        scheduled = {e.event_id: e for e in t.events}
+        eager = []
+        for scheduled_event_id in t.eager_activities:
+            a = s.activities[scheduled_event_id]
+            metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(0.0)
+            eager.append(activity_task(s, a, scheduled[scheduled_event_id], s.namespace))
+        return eager
 
     async def respond_workflow_task_failed(self, task_token: bytes, cause: int, failure: Failure, identity: str) -> None:
         token = tokens.decode(task_token, tokens.WorkflowTaskToken)
@@ -165,38 +174,9 @@ class WorkerTasks:
         a, t = await self._take(
             entry, lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id)
         )
-        s = t.state
         metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(max(a.started_time - a.scheduled_time, 0.0))
-        [scheduled] = await self.engine.store.read_events(s.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
-        attrs = scheduled.activity_task_scheduled_event_attributes
-        token = tokens.ActivityTaskToken(
-            namespace_id=s.namespace_id,
-            workflow_id=s.workflow_id,
-            run_id=s.run_id,
-            scheduled_event_id=a.scheduled_event_id,
-            activity_id=a.activity_id,
-            attempt=a.attempt,
-        )
-        return PollActivityTaskQueueResponse(
-            task_token=tokens.encode(token),
-            workflow_namespace=namespace,
-            workflow_type=WorkflowType(name=s.workflow_type),
-            workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
-            activity_type=attrs.activity_type,
-            activity_id=a.activity_id,
-            header=attrs.header,
-            input=attrs.input,
-            heartbeat_details=unpack(Payloads, a.heartbeat_details),
-            scheduled_time=scheduled.event_time,
-            current_attempt_scheduled_time=timestamp(a.scheduled_time),
-            started_time=timestamp(a.started_time),
-            attempt=a.attempt,
-            schedule_to_close_timeout=duration(a.schedule_to_close),
-            start_to_close_timeout=duration(a.start_to_close),
-            heartbeat_timeout=duration(a.heartbeat),
-            retry_policy=attrs.retry_policy,
-            priority=attrs.priority,
-        )
+        [scheduled] = await self.engine.store.read_events(t.state.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
+        return activity_task(t.state, a, scheduled, namespace)
 
     async def activity_update(self, task_token: bytes, apply) -> object:
         """Run ``apply(transition, activity_info)`` for the attempt a token names."""
@@ -269,3 +249,53 @@ class WorkerTasks:
         token = tokens.decode(task_token, tokens.QueryTaskToken)
         if not await self.engine.queries.resolve(token.query_id, result):
             raise NotFound("Query task not found: it was answered already or its caller gave up.")
+
+
+def activity_task(s: MutableState, a: ActivityInfo, scheduled: HistoryEvent, namespace: str) -> PollActivityTaskQueueResponse:
+    """The poll response that hands a started activity attempt to a worker."""
+    attrs = scheduled.activity_task_scheduled_event_attributes
+    token = tokens.ActivityTaskToken(
+        namespace_id=s.namespace_id,
+        workflow_id=s.workflow_id,
+        run_id=s.run_id,
+        scheduled_event_id=a.scheduled_event_id,
+        activity_id=a.activity_id,
+        attempt=a.attempt,
+    )
+    return PollActivityTaskQueueResponse(
+        task_token=tokens.encode(token),
+        workflow_namespace=namespace,
+        workflow_type=WorkflowType(name=s.workflow_type),
+        workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+        activity_type=attrs.activity_type,
+        activity_id=a.activity_id,
+        header=attrs.header,
+        input=attrs.input,
+        heartbeat_details=unpack(Payloads, a.heartbeat_details),
+        scheduled_time=scheduled.event_time,
+        current_attempt_scheduled_time=timestamp(a.scheduled_time),
+        started_time=timestamp(a.started_time),
+        attempt=a.attempt,
+        schedule_to_close_timeout=duration(a.schedule_to_close),
+        start_to_close_timeout=duration(a.start_to_close),
+        heartbeat_timeout=duration(a.heartbeat),
+        retry_policy=attrs.retry_policy,
+        priority=attrs.priority,
+    )
+
+
+def workflow_task(s: MutableState, w: WorkflowTaskInfo, events: list[HistoryEvent]) -> PollWorkflowTaskQueueResponse:
+    """The poll response that hands a started workflow task (and the history it needs) to a worker."""
+    return PollWorkflowTaskQueueResponse(
+        task_token=tokens.encode(wft_token(s, w)),
+        workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
+        workflow_type=WorkflowType(name=s.workflow_type),
+        previous_started_event_id=s.last_completed_wft_started_event_id,
+        started_event_id=w.started_event_id,
+        attempt=w.attempt,
+        history=History(events=events),
+        workflow_execution_task_queue=TaskQueue(name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+        scheduled_time=timestamp(w.scheduled_time),
+        started_time=timestamp(w.started_time),
+        messages=updates.messages_for(s, w),
+    )

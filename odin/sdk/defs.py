@@ -143,6 +143,9 @@ class WorkflowFunction:
             execution_timeout=as_timedelta(execution_timeout) or self.execution_timeout,
             retry_policy=retry_policy(retry) or self.retry,
             memo=memo,
+            # Taken up only when a worker for the queue runs on this client (this process, this
+            # loop): the first workflow task then comes back with the start instead of a poll.
+            request_eager_start=True,
             **options,
         )
         return WorkflowHandle(self.app, handle.id, handle.result_run_id, handle.first_execution_run_id, follow_runs=True)
