@@ -123,7 +123,7 @@ class Gate:
 
     @staticmethod
     def _audit(principal: auth.Principal, operation: str, namespace: str | None, target: str, outcome: str) -> None:
-        if operation not in auth.MUTATING:
+        if operation not in auth.MUTATING or not audit_log.isEnabledFor(logging.INFO):
             return
         audit_log.info(
             json.dumps(

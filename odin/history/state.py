@@ -197,7 +197,9 @@ class MutableState:
     # -- serialization ---------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
+        # The encoder turns each nested dataclass into a dict of its fields as it meets it (as
+        # ``dataclasses.asdict`` would, without copying the whole tree first).
+        return json.dumps(self, default=_fields_of, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "MutableState":
@@ -218,3 +220,16 @@ class MutableState:
         }
         state.timers = {k: TimerInfo(**v) for k, v in timers.items()}
         return state
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _fields_of(value: Any) -> dict[str, Any]:
+    cls = type(value)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} is not JSON serializable")
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return {name: getattr(value, name) for name in names}
