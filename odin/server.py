@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from odin.api.grpc.server import build_grpc_server, mark_serving
+from odin.api.grpc.server import PortUnavailable, build_grpc_server, mark_serving, port_taken
 from odin.api.tls import TlsFiles
 from odin.clock import Clock
 from odin.config import Settings
@@ -69,6 +69,10 @@ class OdinServer:
         if self.serve_http:
             from odin.api.rest.serve import ThreadedHttpServer
 
+            if port_taken(s.grpc_host, s.http_port):
+                raise PortUnavailable(
+                    f"cannot listen on {s.grpc_host}:{s.http_port} for HTTP: the port is in use (choose another with --http-port)"
+                )
             self._http = ThreadedHttpServer(self.runtime, asyncio.get_running_loop(), s.grpc_host, s.http_port)
             self._http.start()
             self.endpoints.http_port = self._http.port

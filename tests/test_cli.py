@@ -43,3 +43,43 @@ def test_db_upgrade_needs_a_url(monkeypatch):
     result = CliRunner().invoke(main, ["db", "upgrade"])
     assert result.exit_code != 0
     assert "ODIN_DATABASE_URL" in result.output
+
+
+def _dev(tmp_path, name: str, grpc_port: int, http_port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "odin.cli", "dev", "--db", str(tmp_path / f"{name}.db"),
+         "--grpc-port", str(grpc_port), "--http-port", str(http_port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_second_server_on_a_taken_port_fails_at_start_naming_the_flag(tmp_path):
+    grpc_port, http_port = _free_port(), _free_port()
+    first = _dev(tmp_path, "first", grpc_port, http_port)
+    try:
+        assert first.stdout.readline().startswith("Odin dev server")
+        # The gRPC port is taken: the second process must not share it (on another database).
+        second = _dev(tmp_path, "second", grpc_port, _free_port())
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 1, (out, err)
+        assert f"cannot listen on 127.0.0.1:{grpc_port} for gRPC" in err and "--grpc-port" in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        # Only the HTTP port is taken.
+        third = _dev(tmp_path, "third", _free_port(), http_port)
+        out, err = third.communicate(timeout=60)
+        assert third.returncode == 1, (out, err)
+        assert f"cannot listen on 127.0.0.1:{http_port} for HTTP" in err and "--http-port" in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    finally:
+        first.terminate()
+        first.wait(timeout=15)

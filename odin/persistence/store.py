@@ -266,18 +266,18 @@ class SqlExecutionStore:
     # -- cluster and namespaces ------------------------------------------------------------
 
     async def init_cluster(self, num_shards: int) -> int:
-        """Fix the shard count on first use; later calls return the stored count."""
+        """Fix the shard count on first use; later calls return the stored count. Safe to race:
+        processes starting together on a fresh database insert only what is absent, and every
+        one of them then reads the values the first writer stored."""
         m = t.cluster_metadata
+        insert = _insert_if_absent(self.engine.dialect.name)
 
         def run(conn: sa.Connection) -> int:
-            if conn.execute(sa.select(m.c.value).where(m.c.key == "cluster_id")).first() is None:
-                conn.execute(m.insert().values(key="cluster_id", value=str(uuid.uuid4())))
-            row = conn.execute(sa.select(m.c.value).where(m.c.key == "num_shards")).first()
-            if row is not None:
-                return int(row[0])
-            conn.execute(m.insert().values(key="num_shards", value=str(num_shards)))
-            conn.execute(t.history_shards.insert(), [{"shard_id": i, "range_id": 0} for i in range(num_shards)])
-            return num_shards
+            conn.execute(insert(m).values(key="cluster_id", value=str(uuid.uuid4())))
+            conn.execute(insert(m).values(key="num_shards", value=str(num_shards)))
+            stored = int(conn.execute(sa.select(m.c.value).where(m.c.key == "num_shards")).scalar_one())
+            conn.execute(insert(t.history_shards), [{"shard_id": i, "range_id": 0} for i in range(stored)])
+            return stored
 
         return await self._write(run)
 
@@ -635,6 +635,15 @@ class SqlExecutionStore:
         h = t.history_shards.c
         rows = await self._read(lambda conn: conn.execute(sa.select(h.shard_id, h.range_id)).all())
         return {int(shard): int(range_id) for shard, range_id in rows}
+
+
+def _insert_if_absent(dialect: str) -> Callable[[sa.Table], Any]:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the dialect (SQLite and PostgreSQL)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return lambda table: dialect_insert(table).on_conflict_do_nothing()
 
 
 _FENCE = (

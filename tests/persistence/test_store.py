@@ -6,6 +6,7 @@ Every test gets an empty database: a SQLite file in ``tmp_path``, or a throw-awa
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -187,6 +188,21 @@ async def test_init_cluster_fixes_the_shard_count(store, engine):
     assert await store.init_cluster(8) == 4  # later calls get the stored count
     assert await store.init_cluster(4) == 4
     assert await count(engine, t.history_shards) == 4
+
+
+async def test_processes_starting_together_on_a_fresh_database_agree_on_the_cluster(store, engine):
+    # Separate engines (connection pools) stand for separate processes starting at once.
+    url = engine.engine.url.render_as_string(hide_password=False)
+    others = [open_database(url) for _ in range(4)]
+    try:
+        counts = await asyncio.gather(*(SqlExecutionStore(db).init_cluster(4 + i) for i, db in enumerate(others)))
+        cluster_ids = {await SqlExecutionStore(db).cluster_id() for db in others}
+    finally:
+        for db in others:
+            await db.dispose()
+    assert len(set(counts)) == 1 and counts[0] in (4, 5, 6, 7)
+    assert len(cluster_ids) == 1 and cluster_ids != {""}
+    assert await count(engine, t.history_shards) == counts[0]
 
 
 async def test_namespaces_create_get_list_update(store):

@@ -5,7 +5,9 @@ RPCs not listed in ``_RPCS`` (or ``_OPERATOR_RPCS``) answer UNIMPLEMENTED.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from typing import Any, Awaitable, Callable
 
 import grpc
@@ -34,6 +36,8 @@ SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_ping_strikes", 0),
+    # A taken port must fail the start, not be shared with another server (grpc's default).
+    ("grpc.so_reuseport", 0),
 ]
 
 Call = Callable[[FrontendService, Any, float], Awaitable[Any]]
@@ -101,6 +105,10 @@ _RPCS: dict[str, Call] = {
     "CountWorkflowExecutions": _plain("count_workflow_executions"),
     "GetSearchAttributes": _plain("get_search_attributes"),
 }
+
+
+class PortUnavailable(OSError):
+    """A server port could not be bound."""
 
 
 class _Status(grpc.Status):
@@ -212,14 +220,41 @@ def build_grpc_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{host}:{port}"
-    if tls is None:
-        bound = server.add_insecure_port(address)
-    else:
-        bound = server.add_secure_port(address, ReloadingCredentials(tls).server_credentials())
+    bound = _add_port(server, address, tls) if not port_taken(host, port) else 0
     if bound == 0:
-        raise OSError(f"cannot bind gRPC port {host}:{port}")
+        raise PortUnavailable(f"cannot listen on {address} for gRPC: the port is in use or not ours to take (choose another with --grpc-port)")
     server.health_servicer = health_servicer  # type: ignore[attr-defined]
     return server, bound
+
+
+def _add_port(server: grpc.aio.Server, address: str, tls: TlsFiles | None) -> int:
+    """Bind the port; 0 when grpc could not."""
+    try:
+        if tls is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, ReloadingCredentials(tls).server_credentials())
+    except RuntimeError:
+        return 0
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether another socket already listens on this address (checked before grpc binds, whose
+    own failure also logs a native error line; SO_REUSEADDR as grpc sets it)."""
+    if port == 0:
+        return False
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return False  # let grpc report the unresolvable address
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(addr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+    return False
 
 
 async def mark_serving(server: grpc.aio.Server) -> None:
