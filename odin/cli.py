@@ -28,7 +28,7 @@ def main(log_level: str) -> None:
 
 async def _serve(settings: Settings, banner: str, auto_migrate: bool, serve_http: bool = False) -> None:
     from odin.api.grpc.server import PortUnavailable
-    from odin.server import NotMigrated, OdinServer
+    from odin.server import NotMigrated, OdinServer, Unreachable
 
     from odin import metrics
 
@@ -41,7 +41,7 @@ async def _serve(settings: Settings, banner: str, auto_migrate: bool, serve_http
         loop.add_signal_handler(sig, stop.set)
     try:
         endpoints = await server.start()
-    except (NotMigrated, ValueError, PortUnavailable) as exc:
+    except (NotMigrated, Unreachable, ValueError, PortUnavailable) as exc:
         await server.stop()
         raise click.ClickException(str(exc)) from None
     click.echo(

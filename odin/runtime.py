@@ -9,7 +9,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+import redis.exceptions
+import sqlalchemy.exc
 
 from odin.beat.jobs import SystemJobs
 from odin.beat.local import LocalSystemWorkers
@@ -30,6 +34,24 @@ from odin.persistence import migrate
 from odin.persistence.store import SqlExecutionStore, open_database
 
 log = logging.getLogger(__name__)
+
+
+class Unreachable(RuntimeError):
+    """A store the process needs (the database, Redis) did not answer at start-up."""
+
+
+# How long start-up waits for Redis to answer before giving up.
+STARTUP_REDIS_TIMEOUT = 10.0
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
 
 
 class NotMigrated(RuntimeError):
@@ -86,11 +108,18 @@ class Runtime:
     async def start(self) -> "Runtime":
         s = self.settings
         db = open_database(s.database_url)
-        if self.auto_migrate:
-            await migrate.upgrade(db)
-        elif not await migrate.is_up_to_date(db):
+        try:
+            if self.auto_migrate:
+                await migrate.upgrade(db)
+            elif not await migrate.is_up_to_date(db):
+                await db.dispose()
+                raise NotMigrated("the database schema is not up to date: run `odin db upgrade` first")
+        except sqlalchemy.exc.OperationalError as exc:
             await db.dispose()
-            raise NotMigrated("the database schema is not up to date: run `odin db upgrade` first")
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise Unreachable(
+                f"cannot reach the database at {_safe_url(s.database_url)} (ODIN_DATABASE_URL / DATABASE_URL): {reason}"
+            ) from None
         self.store = store = SqlExecutionStore(db)
         self._closers.append(store.close)
         num_shards = await store.init_cluster(s.num_shards)
@@ -101,6 +130,13 @@ class Runtime:
 
             self.redis = redisconn.connect(s)
             self._closers.append(self.redis.aclose)
+            try:
+                await asyncio.wait_for(self.redis.ping(), STARTUP_REDIS_TIMEOUT)
+            except (redis.exceptions.RedisError, OSError, asyncio.TimeoutError) as exc:
+                await self.stop()
+                raise Unreachable(
+                    f"cannot reach Redis at {_safe_url(s.redis_url)} (ODIN_REDIS_URL / REDIS_URL): {exc or 'no answer'}"
+                ) from None
             queues = RedisTaskQueues(
                 self.redis, prefix=s.redis_prefix, partitions=s.queue_partitions, reclaim_idle=s.queue_reclaim_seconds
             )

@@ -11,10 +11,10 @@ from odin.api.tls import TlsFiles
 from odin.clock import Clock
 from odin.config import Settings
 from odin.frontend import FrontendService
-from odin.runtime import NotMigrated, Runtime
+from odin.runtime import NotMigrated, Runtime, Unreachable
 from odin.persistence.store import SqlExecutionStore
 
-__all__ = ["Endpoints", "NotMigrated", "OdinServer"]
+__all__ = ["Endpoints", "NotMigrated", "OdinServer", "Unreachable"]
 
 log = logging.getLogger(__name__)
 

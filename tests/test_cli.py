@@ -83,3 +83,24 @@ def test_a_second_server_on_a_taken_port_fails_at_start_naming_the_flag(tmp_path
     finally:
         first.terminate()
         first.wait(timeout=15)
+
+
+def test_a_server_whose_stores_do_not_answer_says_which_in_one_line(tmp_path):
+    def server(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "odin.cli", "server", "--grpc-port", "0", *args],
+            capture_output=True, text=True, timeout=60,
+        )
+
+    nobody = _free_port()  # nothing listens there
+    done = server("--database-url", f"postgresql://odin:secret@127.0.0.1:{nobody}/odin")
+    assert done.returncode == 1
+    assert f"cannot reach the database at postgresql+psycopg://odin:***@127.0.0.1:{nobody}/odin" in done.stderr, done.stderr
+    assert "secret" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+    url = f"sqlite:///{tmp_path / 'odin.db'}"
+    assert CliRunner().invoke(main, ["db", "upgrade", "--database-url", url]).exit_code == 0
+    done = server("--database-url", url, "--redis-url", f"redis://:secret@127.0.0.1:{nobody}/0")
+    assert done.returncode == 1
+    assert f"cannot reach Redis at redis://:***@127.0.0.1:{nobody}/0" in done.stderr, done.stderr
+    assert "secret" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
