@@ -162,7 +162,7 @@ class HistoryEngine:
                     raise t.deferred_error
                 return result, t
             visibility = t.closed or (t.state.memo, t.state.search_attributes) != (memo, search_attributes)
-            self._add_write(batch, t, record, after, visibility)
+            self._add_write(batch, t, record, after, visibility, search_attributes is not None)
             for successor in t.new_runs:
                 self._add_write(batch, successor, None, successor.state.to_bytes(), True)
             try:
@@ -192,10 +192,17 @@ class HistoryEngine:
             self._state_cache.popitem(last=False)
 
     def _add_write(
-        self, batch: Batch, t: Transition, record: ExecutionRecord | None, state_bytes: bytes, visibility: bool
+        self,
+        batch: Batch,
+        t: Transition,
+        record: ExecutionRecord | None,
+        state_bytes: bytes,
+        visibility: bool,
+        had_search_attributes: bool = True,
     ) -> None:
         """Add a transition's writes; the visibility record changes only on start, close, memo or
-        search-attribute changes (as in Temporal)."""
+        search-attribute changes (as in Temporal). ``had_search_attributes``: whether the run had
+        search attributes before this transition (their stored values are then replaced)."""
         s = t.state
         new_record = ExecutionRecord(
             namespace_id=s.namespace_id,
@@ -217,6 +224,7 @@ class HistoryEngine:
                 if (visibility or record is None)
                 else [],
                 closed=t.closed,
+                had_search_values=record is not None and had_search_attributes,
             )
         )
         if t.closed and record is not None:
@@ -381,7 +389,10 @@ class HistoryEngine:
                     loaded = await self.load(namespace_id, req.workflow_id, current.run_id)
                     terminated = Transition(loaded.state, self.clock.now())
                     terminated.terminate("TerminateIfRunning WorkflowIdReusePolicy", None, req.identity)
-                    self._add_write(batch, terminated, loaded.record, terminated.state.to_bytes(), True)
+                    self._add_write(
+                        batch, terminated, loaded.record, terminated.state.to_bytes(), True,
+                        terminated.state.search_attributes is not None,
+                    )
                     batch.current.clear()
                 else:
                     reuse = req.workflow_id_reuse_policy

@@ -60,6 +60,33 @@ _READ_EVENTS = (
     .order_by(_he.event_id)
 )
 _INSERT_EVENTS = t.history_events.insert()
+_INSERT_EXECUTION = t.workflow_executions.insert()
+_vr = t.visibility_records.c
+_VISIBILITY_COLUMNS = [c.name for c in t.visibility_records.columns if c.name not in ("namespace_id", "run_id")]
+_INSERT_VISIBILITY = t.visibility_records.insert()
+_UPDATE_VISIBILITY = (
+    t.visibility_records.update()
+    .where(_vr.namespace_id == sa.bindparam("key_ns"), _vr.run_id == sa.bindparam("key_run"))
+    .values({name: sa.bindparam(f"v_{name}") for name in _VISIBILITY_COLUMNS})
+)
+_vsa = t.visibility_search_attributes.c
+_INSERT_SEARCH_VALUES = t.visibility_search_attributes.insert()
+_DELETE_SEARCH_VALUES = t.visibility_search_attributes.delete().where(
+    _vsa.namespace_id == sa.bindparam("ns"), _vsa.run_id == sa.bindparam("run")
+)
+_INSERT_CURRENT = t.current_executions.insert()
+_MOVE_CURRENT = (
+    t.current_executions.update()
+    .where(_ce.namespace_id == sa.bindparam("key_ns"), _ce.workflow_id == sa.bindparam("key_wf"), _ce.run_id == sa.bindparam("expected"))
+    .values(
+        run_id=sa.bindparam("v_run_id"),
+        first_execution_run_id=sa.bindparam("v_first"),
+        create_request_id=sa.bindparam("v_request"),
+        status=sa.bindparam("v_status"),
+    )
+)
+_DELETE_RUN_TRANSFERS = t.transfer_tasks.delete().where(t.transfer_tasks.c.run_id == sa.bindparam("run"))
+_DELETE_RUN_TIMERS = t.timer_tasks.delete().where(t.timer_tasks.c.run_id == sa.bindparam("run"))
 _INSERT_TRANSFER = t.transfer_tasks.insert()
 _INSERT_TIMER = t.timer_tasks.insert()
 _DELETE_TRANSFER = t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id == sa.bindparam("id"))
@@ -123,6 +150,9 @@ class WorkflowWrite:
     search_values: list = field(default_factory=list)
     # A closed run's outstanding outbox tasks are deleted with the write that closes it.
     closed: bool = False
+    # Whether typed search-attribute values may be stored for the run already (they are then
+    # replaced whenever ``visibility`` is written); False skips that delete.
+    had_search_values: bool = True
 
 
 @dataclass
@@ -237,6 +267,12 @@ class SqlExecutionStore:
         self.engine = db.engine
         self._reader = db.engine if db.is_sqlite else db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.is_sqlite = db.is_sqlite
+        # Group commits: batches waiting for a transaction, and how many group transactions may
+        # run at once (SQLite has one writer; PostgreSQL overlaps a few so none waits on another).
+        self._pending: list[tuple[Batch, asyncio.Future]] = []
+        self._in_flight = 0
+        self._max_groups = 1 if db.is_sqlite else 4
+        self._group_loop: asyncio.AbstractEventLoop | None = None
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -346,7 +382,75 @@ class SqlExecutionStore:
         return ExecutionRecord(**row._mapping) if row else None
 
     async def commit(self, batch: Batch) -> None:
-        """Apply a batch atomically; raise ``ConcurrentUpdate`` if any guard no longer holds."""
+        """Apply a batch atomically; raise ``ConcurrentUpdate`` if any guard no longer holds.
+
+        Batches committed at the same moment share one transaction (a group commit: one
+        hand-off to the database thread and one COMMIT for all of them). Each caller returns only
+        once the transaction holding its batch has committed. If any batch of a group fails, the
+        group is rolled back and each batch is committed on its own, so one caller's conflict is
+        never another's."""
+        loop = asyncio.get_running_loop()
+        if self._group_loop is None:
+            self._group_loop = loop
+        if loop is not self._group_loop:  # a store shared with another loop: no grouping there
+            await self._commit_alone(batch)
+            return
+        done = loop.create_future()
+        self._pending.append((batch, done))
+        if self._in_flight < self._max_groups:
+            self._start_group()
+        await done
+
+    def _start_group(self) -> None:
+        group, self._pending = self._pending, []
+        if not group:
+            return
+        self._in_flight += 1
+        task = asyncio.ensure_future(self.db.run(self._commit_group, [b for b, _ in group]))
+        task.add_done_callback(lambda finished: self._group_done(group, finished))
+
+    def _group_done(self, group: list, finished: asyncio.Future) -> None:
+        self._in_flight -= 1
+        if finished.cancelled():  # the loop is shutting down
+            for _, done in group:
+                done.cancel()
+            return
+        error = finished.exception()
+        outcomes = [error] * len(group) if error is not None else finished.result()
+        for (_, done), outcome in zip(group, outcomes):
+            if done.done():
+                continue
+            if outcome is None:
+                done.set_result(None)
+            else:
+                done.set_exception(ConcurrentUpdate(str(outcome)) if isinstance(outcome, IntegrityError) else outcome)
+        if self._pending:
+            self._start_group()
+
+    def _commit_group(self, batches: list[Batch]) -> list[BaseException | None]:
+        """Commit the batches in one transaction or, if that fails, each in its own (runs in the
+        database thread). Returns each batch's error, or None."""
+        if len(batches) > 1:
+            try:
+                _retry_dead_connection(lambda: self._commit_together(batches))
+                return [None] * len(batches)
+            except Exception:
+                pass  # rolled back: each batch now finds out for itself
+        outcomes: list[BaseException | None] = []
+        for batch in batches:
+            try:
+                _retry_dead_connection(lambda: self._commit_together([batch]))
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _commit_together(self, batches: list[Batch]) -> None:
+        with self.engine.begin() as conn:
+            for batch in batches:
+                self._commit(conn, batch)
+
+    async def _commit_alone(self, batch: Batch) -> None:
         try:
             await self._write(lambda conn: self._commit(conn, batch))
         except IntegrityError as exc:
@@ -365,9 +469,8 @@ class SqlExecutionStore:
             conn.execute(_DELETE_TIMER, [{"id": i} for i in batch.delete_timer_ids])
         for w in batch.workflows:
             if w.closed:
-                run_id = w.record.run_id
-                conn.execute(t.transfer_tasks.delete().where(t.transfer_tasks.c.run_id == run_id))
-                conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.run_id == run_id))
+                conn.execute(_DELETE_RUN_TRANSFERS, {"run": w.record.run_id})
+                conn.execute(_DELETE_RUN_TIMERS, {"run": w.record.run_id})
         if batch.transfer_tasks:
             conn.execute(_INSERT_TRANSFER, [_transfer_row(x) for x in batch.transfer_tasks])
         if batch.timer_tasks:
@@ -375,17 +478,34 @@ class SqlExecutionStore:
 
     def _write_workflow(self, conn: sa.Connection, w: WorkflowWrite) -> None:
         r = w.record
-        values = dict(status=r.status, next_event_id=r.next_event_id, db_version=r.db_version, state=r.state)
-        if w.expected_db_version is None:
+        new = w.expected_db_version is None
+        if new:
             conn.execute(
-                t.workflow_executions.insert().values(
-                    namespace_id=r.namespace_id, workflow_id=r.workflow_id, run_id=r.run_id, shard_id=r.shard_id, **values
-                )
+                _INSERT_EXECUTION,
+                {
+                    "namespace_id": r.namespace_id,
+                    "workflow_id": r.workflow_id,
+                    "run_id": r.run_id,
+                    "shard_id": r.shard_id,
+                    "status": r.status,
+                    "next_event_id": r.next_event_id,
+                    "db_version": r.db_version,
+                    "state": r.state,
+                },
             )
         else:
             result = conn.execute(
                 _CAS_EXECUTION,
-                {"ns": r.namespace_id, "wf": r.workflow_id, "run": r.run_id, "expected": w.expected_db_version, **values},
+                {
+                    "ns": r.namespace_id,
+                    "wf": r.workflow_id,
+                    "run": r.run_id,
+                    "expected": w.expected_db_version,
+                    "status": r.status,
+                    "next_event_id": r.next_event_id,
+                    "db_version": r.db_version,
+                    "state": r.state,
+                },
             )
             if result.rowcount != 1:
                 raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
@@ -404,53 +524,55 @@ class SqlExecutionStore:
                 ],
             )
         if w.visibility is not None:
-            v = t.visibility_records.c
-            result = conn.execute(
-                t.visibility_records.update()
-                .where(v.namespace_id == r.namespace_id, v.run_id == r.run_id)
-                .values(**w.visibility)
+            self._write_visibility(conn, w, new)
+
+    @staticmethod
+    def _write_visibility(conn: sa.Connection, w: WorkflowWrite, new: bool) -> None:
+        """Insert (a new run) or replace the visibility row and its typed search-attribute values."""
+        r = w.record
+        exists = False
+        if not new:
+            params = {f"v_{name}": w.visibility[name] for name in _VISIBILITY_COLUMNS}
+            exists = conn.execute(_UPDATE_VISIBILITY, {"key_ns": r.namespace_id, "key_run": r.run_id, **params}).rowcount != 0
+        if not exists:
+            conn.execute(_INSERT_VISIBILITY, {"namespace_id": r.namespace_id, "run_id": r.run_id, **w.visibility})
+        if exists and w.had_search_values:
+            conn.execute(_DELETE_SEARCH_VALUES, {"ns": r.namespace_id, "run": r.run_id})
+        if w.search_values:
+            conn.execute(
+                _INSERT_SEARCH_VALUES,
+                [
+                    {
+                        "namespace_id": r.namespace_id,
+                        "run_id": r.run_id,
+                        "name": v.name,
+                        "seq": i,
+                        "type": v.type,
+                        "value_text": v.text,
+                        "value_int": v.integer,
+                        "value_double": v.double,
+                        "value_time": v.time,
+                    }
+                    for i, v in enumerate(w.search_values)
+                ],
             )
-            if result.rowcount == 0:
-                conn.execute(
-                    t.visibility_records.insert().values(namespace_id=r.namespace_id, run_id=r.run_id, **w.visibility)
-                )
-            vsa = t.visibility_search_attributes
-            if result.rowcount != 0:
-                conn.execute(vsa.delete().where(vsa.c.namespace_id == r.namespace_id, vsa.c.run_id == r.run_id))
-            if w.search_values:
-                conn.execute(
-                    vsa.insert(),
-                    [
-                        {
-                            "namespace_id": r.namespace_id,
-                            "run_id": r.run_id,
-                            "name": v.name,
-                            "seq": i,
-                            "type": v.type,
-                            "value_text": v.text,
-                            "value_int": v.integer,
-                            "value_double": v.double,
-                            "value_time": v.time,
-                        }
-                        for i, v in enumerate(w.search_values)
-                    ],
-                )
 
     def _write_current(self, conn: sa.Connection, cw: CurrentWrite) -> None:
         r = cw.record
-        c = t.current_executions.c
         if cw.expected_run_id is None:
-            conn.execute(t.current_executions.insert().values(**r.__dict__))
+            conn.execute(_INSERT_CURRENT, dict(r.__dict__))
             return
         result = conn.execute(
-            t.current_executions.update()
-            .where(c.namespace_id == r.namespace_id, c.workflow_id == r.workflow_id, c.run_id == cw.expected_run_id)
-            .values(
-                run_id=r.run_id,
-                first_execution_run_id=r.first_execution_run_id,
-                create_request_id=r.create_request_id,
-                status=r.status,
-            )
+            _MOVE_CURRENT,
+            {
+                "key_ns": r.namespace_id,
+                "key_wf": r.workflow_id,
+                "expected": cw.expected_run_id,
+                "v_run_id": r.run_id,
+                "v_first": r.first_execution_run_id,
+                "v_request": r.create_request_id,
+                "v_status": r.status,
+            },
         )
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"current run of {r.workflow_id} changed concurrently")

@@ -309,6 +309,41 @@ async def test_stale_db_version_raises_and_writes_nothing(store, engine):
     assert (await store.get_current(NS, "wf-1")).status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING
 
 
+async def test_batches_committed_together_each_get_their_own_outcome(store, engine):
+    """Concurrent commits share transactions (group commit), yet a conflict fails only its own
+    batch: the others are durable, the stale one wrote nothing."""
+    existing = Run("wf-existing")
+    await store.commit(existing.create_batch())
+    created_events = len(existing.t.events)
+    existing.advance(lambda t: t.signal("x", None, "c", None, ""))
+    fresh = [Run(f"wf-{i}") for i in range(12)]
+    stale = Batch(workflows=[existing.update_write(7)], transfer_tasks=[existing.task(created=2)])  # wrong version
+    duplicate = Run("wf-3").create_batch()  # the id is also started by fresh[3]: its pointer insert clashes
+    calls = [store.commit(r.create_batch([r.task()])) for r in fresh[:6]]
+    calls += [store.commit(stale), store.commit(duplicate)]
+    calls += [store.commit(r.create_batch([r.task()])) for r in fresh[6:]]
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert outcomes[:6] + outcomes[8:] == [None] * 12
+    assert isinstance(outcomes[6], ConcurrentUpdate) and isinstance(outcomes[7], ConcurrentUpdate)
+    for r in fresh:
+        assert (await store.get_current(NS, r.workflow_id)).run_id == r.run_id
+        assert await count(engine, t.history_events, t.history_events.c.run_id == r.run_id) == len(r.t.events)
+    assert await count(engine, t.transfer_tasks) == 12
+    assert (await store.get_execution(NS, "wf-existing", existing.run_id)).db_version == 1
+    assert await count(engine, t.history_events, t.history_events.c.run_id == existing.run_id) == created_events
+
+
+async def test_concurrent_commits_share_transactions(store, engine):
+    commits = []
+    sa.event.listen(engine.engine, "commit", lambda conn: commits.append(1))
+    runs = [Run(f"wf-{i}") for i in range(20)]
+    await asyncio.gather(*(store.commit(r.create_batch([r.task()])) for r in runs))
+    assert len(commits) <= 10  # one transaction for the first batch(es), one for the rest
+    for r in runs:
+        assert (await store.get_current(NS, r.workflow_id)).run_id == r.run_id
+
+
 async def test_a_batch_is_atomic_across_workflows(store, engine):
     a = Run("wf-a")
     await store.commit(a.create_batch())
