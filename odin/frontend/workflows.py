@@ -316,6 +316,10 @@ class WorkflowCalls:
                 change = sub.change
                 if change is not None and change.running and (close_only or change.next_event_id <= first):
                     continue  # the run moved on, but not in a way this caller waits for
+                if change is not None and not change.running and close_only:
+                    # Closed: its close event is its last one, so the change says where it is.
+                    events = await self.store.read_events(s.run_id, change.next_event_id - 1, change.next_event_id)
+                    return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events))
                 s = (await self.engine.load(ns.id, wid, s.run_id)).state
 
     async def _archived_history(
