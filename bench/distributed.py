@@ -7,7 +7,10 @@ postgresql://postgres@127.0.0.1:5432/postgres), ``odin server`` process(es), ``c
 worker`` and ``celery -A odin beat`` on Redis (``ODIN_BENCH_REDIS_URL``, default
 redis://127.0.0.1:6379/0, under a fresh key prefix). Then it runs N workflows of one activity each
 with the temporalio SDK, and N Celery ``chain(echo, finish)`` runs on a Celery worker of the same
-broker, and prints throughput and start-to-result latency for both and their ratio.
+broker, and prints throughput and start-to-result latency for both and their ratio, and the CPU
+time (user+system, child processes included) per workflow of every process involved, over each
+side's measured window: the odin server(s), the Celery system worker and beat, this process as
+the SDK worker + client; the Celery chain worker and this process as the Celery client.
 """
 
 from __future__ import annotations
@@ -16,91 +19,47 @@ import argparse
 import asyncio
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
+import psutil
 import psycopg
 import redis
 from sqlalchemy.engine import make_url
-from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import OneActivity, connect, echo, figures, free_port, print_table  # noqa: E402
+from common import (  # noqa: E402
+    SELF,
+    CpuMeter,
+    Processes,
+    cleaning,
+    connect,
+    figures,
+    free_port,
+    handle_interrupts,
+    print_cpu,
+    print_table,
+)
+from run import SDK_PROCESS, measure_one_activity  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
-class Processes:
-    def __init__(self, env: dict, cwd: str):
-        self.env, self.cwd, self.procs = env, cwd, []
-
-    def start(self, args: list[str], ready: str | None = None, cwd: str | None = None, timeout: float = 60):
-        proc = subprocess.Popen(args, env=self.env, cwd=cwd or self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.procs.append(proc)
-        if ready:
-            deadline = time.monotonic() + timeout
-            for line in proc.stdout:
-                if ready in line:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{args} did not start")
-            else:
-                raise RuntimeError(f"{args} exited: rc={proc.wait()}")
-        # Keep draining output so the process never blocks on a full pipe.
-        import threading
-
-        threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-        return proc
-
-    def stop(self):
-        for proc in reversed(self.procs):
-            proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-async def run_odin(ports: list[int], workflows: int, concurrency: int) -> dict:
+async def run_odin(ports: list[int], workflows: int, concurrency: int, meter: CpuMeter, services: CpuMeter) -> dict:
     clients = [await connect(p) for p in ports]
-    task_queue = f"bench-{uuid.uuid4().hex[:8]}"
-    latencies: list[float] = []
-    limit = asyncio.Semaphore(concurrency)
-
-    async def one(i: int) -> None:
-        client = clients[i % len(clients)]
-        async with limit:
-            start = time.perf_counter()
-            result = await client.execute_workflow(OneActivity.run, str(i), id=f"{task_queue}-{i}", task_queue=task_queue)
-            latencies.append(time.perf_counter() - start)
-            assert result == str(i)
-
-    workers = [
-        Worker(c, task_queue=task_queue, workflows=[OneActivity], activities=[echo],
-               max_concurrent_workflow_tasks=concurrency, max_concurrent_activities=concurrency)
-        for c in clients
-    ]
-    runs = [asyncio.create_task(w.run()) for w in workers]
-    try:
-        await one(-1)  # warm-up, not counted
-        latencies.clear()
-        began = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(workflows)))
-        wall = time.perf_counter() - began
-    finally:
-        for w in workers:
-            await w.shutdown()
-        await asyncio.gather(*runs, return_exceptions=True)
-    return figures(latencies, wall)
+    with services:
+        latencies, wall = await measure_one_activity(clients, workflows, concurrency, meter)
+    return {**figures(latencies, wall), "cpu_ms_per_workflow": meter.per_workflow_ms(workflows, total=True),
+            "services_cpu_ms_per_workflow": services.per_workflow_ms(workflows)}
 
 
-def run_celery(workflows: int, concurrency: int) -> dict:
+def run_celery(workflows: int, concurrency: int, meter: CpuMeter, services: CpuMeter) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from celery import chain
@@ -113,14 +72,67 @@ def run_celery(workflows: int, concurrency: int) -> dict:
         return time.perf_counter() - start
 
     one(-1)  # warm-up
-    began = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(one, range(workflows)))
-    return figures(latencies, time.perf_counter() - began)
+        list(pool.map(one, range(-concurrency, -1)))  # start the pool's threads and connections
+        with services, meter:
+            began = time.perf_counter()
+            latencies = list(pool.map(one, range(workflows)))
+            wall = time.perf_counter() - began
+    return {**figures(latencies, wall), "cpu_ms_per_workflow": meter.per_workflow_ms(workflows, total=True),
+            "services_cpu_ms_per_workflow": services.per_workflow_ms(workflows)}
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def start_chain_worker(procs: Processes, concurrency: int, run_id: str):
+    """The Celery worker of bench/celery_chain.py (thread pool of ``concurrency``); the broker and
+    key prefix come from BENCH_BROKER_URL / BENCH_KEY_PREFIX in ``procs.env``."""
+    return procs.start(
+        [sys.executable, "-m", "celery", "-A", "celery_chain", "worker", "--loglevel=INFO", "-P", "threads",
+         "-c", str(concurrency), "-n", f"chain-{run_id}@%h"],
+        r" ready\.",
+        cwd=str(HERE),
+    )
+
+
+def drop_redis_prefix(redis_url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (a benchmark's throw-away namespace in Redis)."""
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def postgres_backends_cpu(admin_url: str, dbname: str):
+    """A CpuMeter source: the PostgreSQL backends serving ``dbname`` (by pid, from
+    pg_stat_activity), when the server runs on this machine; None otherwise."""
+    if make_url(admin_url).host not in (None, "", "localhost", "127.0.0.1", "::1"):
+        return None
+    conn = psycopg.connect(admin_url, autocommit=True)
+
+    def sample() -> dict:
+        pids = [row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (dbname,))]
+        seconds = {}
+        for pid in pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            seconds[pid] = t.user + t.system
+        return seconds
+
+    sample.close = conn.close
+    return sample
+
+
+def redis_cpu(redis_url: str):
+    """A CpuMeter source: the Redis server's own CPU (INFO cpu). That server is shared: whatever
+    else uses it in the window counts too."""
+    client = redis.Redis.from_url(redis_url)
+
+    def sample() -> dict:
+        info = client.info("cpu")
+        return {"redis": info["used_cpu_user"] + info["used_cpu_sys"]}
+
+    return sample
 
 
 def main() -> None:
@@ -130,16 +142,14 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1, help="odin server processes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    # A SIGTERM stops the bench like Ctrl-C: its processes, database and keys are cleaned up.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM stop the bench: its processes, database, keys and files are cleaned up.
+    handle_interrupts()
 
     admin = os.environ.get("ODIN_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("ODIN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     run_id = uuid.uuid4().hex[:10]
     dbname = f"odin_bench_{run_id}"
     prefix = f"odin-bench-{run_id}:"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
     database_url = make_url(admin).set(drivername="postgresql+psycopg", database=dbname).render_as_string(hide_password=False)
     workdir = tempfile.mkdtemp(prefix="odin-bench-")
     env = {
@@ -153,31 +163,39 @@ def main() -> None:
     }
     os.environ.update({k: env[k] for k in ("BENCH_BROKER_URL", "BENCH_KEY_PREFIX")})
     procs = Processes(env, workdir)
-    try:
-        subprocess.run([sys.executable, "-m", "odin.cli", "db", "upgrade"], env=env, check=True, capture_output=True)
-        ports = []
-        for _ in range(args.servers):
-            port = free_port()
-            procs.start([sys.executable, "-m", "odin.cli", "server", "--host", "127.0.0.1", "--grpc-port", str(port)], "gRPC on")
-            ports.append(port)
-        procs.start([sys.executable, "-m", "celery", "-A", "odin", "worker", "--loglevel=INFO", "-n", f"odin-{run_id}@%h"], " ready.")
-        procs.start([sys.executable, "-m", "celery", "-A", "odin", "beat", "-s", f"{workdir}/beat"], None)
-        procs.start(
-            [sys.executable, "-m", "celery", "-A", "celery_chain", "worker", "--loglevel=INFO", "-P", "threads",
-             "-c", str(args.concurrency), "-n", f"chain-{run_id}@%h"],
-            " ready.",
-            cwd=str(HERE),
-        )
-        odin = asyncio.run(run_odin(ports, args.workflows, args.concurrency))
-        celery = run_celery(args.workflows, args.concurrency)
-    finally:
-        procs.stop()
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
+
+    def drop_database() -> None:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+    with ExitStack() as stack:
+        # Undone in reverse: processes first, then keys, database and files.
+        stack.enter_context(cleaning(lambda: shutil.rmtree(workdir, ignore_errors=True)))
+        stack.enter_context(cleaning(drop_database))
+        stack.enter_context(cleaning(lambda: drop_redis_prefix(redis_url, prefix)))
+        stack.enter_context(cleaning(procs.stop))
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        subprocess.run([sys.executable, "-m", "odin.cli", "db", "upgrade"], env=env, check=True, capture_output=True)
+        ports, odin_cpu = [], {}
+        for n in range(1, args.servers + 1):
+            port = free_port()
+            server = procs.start([sys.executable, "-m", "odin.cli", "server", "--host", "127.0.0.1", "--grpc-port", str(port)], "gRPC on")
+            ports.append(port)
+            odin_cpu[f"odin server {n}"] = server.pid
+        worker = procs.start([sys.executable, "-m", "celery", "-A", "odin", "worker", "--loglevel=INFO", "-n", f"odin-{run_id}@%h"], r" ready\.")
+        beat = procs.start([sys.executable, "-m", "celery", "-A", "odin", "beat", "-s", f"{workdir}/beat"])
+        chain_worker = start_chain_worker(procs, args.concurrency, run_id)
+        odin_cpu.update({"celery worker (odin system tasks)": worker.pid, "celery beat (odin)": beat.pid, SDK_PROCESS: SELF})
+        # The services the bench does not start, for the whole picture (not in "total").
+        services = {"redis-server (shared)": redis_cpu(redis_url)}
+        postgres = postgres_backends_cpu(admin, dbname)
+        if postgres:
+            stack.callback(postgres.close)
+        odin_services = {**({"postgres backends (bench db)": postgres} if postgres else {}), **services}
+        odin = asyncio.run(run_odin(ports, args.workflows, args.concurrency, CpuMeter(odin_cpu), CpuMeter(odin_services)))
+        celery_cpu = {"celery worker (chain)": chain_worker.pid, "bench process (celery client)": SELF}
+        celery = run_celery(args.workflows, args.concurrency, CpuMeter(celery_cpu), CpuMeter(services))
     result = {
         "workflows": args.workflows,
         "concurrency": args.concurrency,
@@ -193,6 +211,10 @@ def main() -> None:
     print(f"{args.workflows} runs, concurrency {args.concurrency}, {args.servers} odin server(s), PostgreSQL + Redis")
     print_table({"odin (1 activity)": odin, "celery chain(2 tasks)": celery})
     print(f"odin/celery throughput: {result['throughput_ratio_odin_to_celery']}x, p50 latency: {result['p50_ratio_odin_to_celery']}x")
+    for name, side, per in (("odin (1 activity)", odin, "workflow"), ("celery chain(2 tasks)", celery, "chain")):
+        print(f"{name}:")
+        print_cpu(side["cpu_ms_per_workflow"], per=per)
+        print_cpu(side["services_cpu_ms_per_workflow"], per=per, title="services the bench did not start")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Benchmark: start `odin dev`, run N one-activity workflows through the temporalio SDK, print figures.
 
     python bench/run.py [--workflows 200] [--concurrency 50] [--json]
+
+Besides throughput and latency it prints the CPU time (user+system) per workflow of the server
+and of this process (the temporalio worker and client), over the measured window only.
 """
 
 from __future__ import annotations
@@ -8,101 +11,84 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from datetime import timedelta
+from contextlib import nullcontext
+from pathlib import Path
 
-from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Re-exported: bench/sdk.py and bench/distributed.py import these from here.
+from common import (  # noqa: E402,F401
+    SELF,
+    CpuMeter,
+    connect,
+    figures,
+    free_port,
+    handle_interrupts,
+    percentile,
+    print_cpu,
+    print_table,
+    running_server,
+)
+from workflows import OneActivity, echo  # noqa: E402,F401
 
-@activity.defn
-async def echo(value: str) -> str:
-    return value
-
-
-@workflow.defn
-class OneActivity:
-    @workflow.run
-    async def run(self, value: str) -> str:
-        return await workflow.execute_activity(echo, value, start_to_close_timeout=timedelta(seconds=30))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def connect(port: int, within: float = 30.0) -> Client:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await Client.connect(f"127.0.0.1:{port}")
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+SDK_PROCESS = "bench process (temporalio worker + client)"
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+def worker_slots(concurrency: int) -> int:
+    """Task slots of a benchmark worker: the concurrency, but at least 5 (the SDK's default number
+    of pollers). With a single workflow-task slot the SDK's sticky-queue poll can hold it while
+    the task waits on the normal queue: the Temporal dev server then answers that poll only
+    after its 60 s long-poll timeout."""
+    return max(concurrency, 5)
 
 
-def figures(latencies: list[float], wall: float) -> dict:
-    """Throughput and start-to-result latency of one measured run."""
-    return {
-        "throughput_per_s": round(len(latencies) / wall, 1),
-        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
-        "latency_mean_ms": round(statistics.fmean(latencies) * 1000, 1),
-        "wall_seconds": round(wall, 2),
-    }
-
-
-def print_table(rows: dict[str, dict], unit: str = "runs/s") -> None:
-    """Side-by-side figures, one row per contender."""
-    width = max(len(name) for name in rows) + 2
-    print(f"{'':{width}}{unit:>10}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-    for name, f in rows.items():
-        print(f"{name:{width}}{f['throughput_per_s']:>10}{f['latency_p50_ms']:>10}{f['latency_p99_ms']:>10}{f['latency_mean_ms']:>10}")
-
-
-async def run(workflows: int, concurrency: int, port: int) -> dict:
-    client = await connect(port)
+async def measure_one_activity(clients: list[Client], workflows: int, concurrency: int,
+                               meter: CpuMeter | None = None) -> tuple[list[float], float]:
+    """Run ``workflows`` OneActivity workflows, at most ``concurrency`` at once, spread over
+    ``clients`` (one worker each, on a fresh task queue). One warm-up workflow runs first; the
+    measured window (and ``meter``'s) covers the rest. Returns the latencies (s) and the wall time."""
     task_queue = f"bench-{uuid.uuid4().hex[:8]}"
     latencies: list[float] = []
     limit = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
+        client = clients[i % len(clients)]
         async with limit:
             start = time.perf_counter()
-            result = await client.execute_workflow(OneActivity.run, str(i), id=f"bench-{task_queue}-{i}", task_queue=task_queue)
+            result = await client.execute_workflow(OneActivity.run, str(i), id=f"{task_queue}-{i}", task_queue=task_queue)
             latencies.append(time.perf_counter() - start)
             assert result == str(i)
 
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[OneActivity],
-        activities=[echo],
-        max_concurrent_workflow_tasks=concurrency,
-        max_concurrent_activities=concurrency,
-    ):
+    workers = [
+        Worker(c, task_queue=task_queue, workflows=[OneActivity], activities=[echo],
+               max_concurrent_workflow_tasks=worker_slots(concurrency), max_concurrent_activities=worker_slots(concurrency))
+        for c in clients
+    ]
+    runs = [asyncio.create_task(w.run()) for w in workers]
+    try:
         await one(-1)  # warm-up, not counted
         latencies.clear()
-        began = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(workflows)))
-        wall = time.perf_counter() - began
+        with meter or nullcontext():
+            began = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(workflows)))
+            wall = time.perf_counter() - began
+    finally:
+        for w in workers:
+            await w.shutdown()
+        await asyncio.gather(*runs, return_exceptions=True)
+    return latencies, wall
+
+
+async def run(workflows: int, concurrency: int, port: int, server_pid: int) -> dict:
+    client = await connect(port)
+    meter = CpuMeter({"odin dev server": server_pid, SDK_PROCESS: SELF})
+    latencies, wall = await measure_one_activity([client], workflows, concurrency, meter)
     return {
         "workflows": workflows,
         "concurrency": concurrency,
@@ -113,6 +99,7 @@ async def run(workflows: int, concurrency: int, port: int) -> dict:
         "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
         "latency_max_ms": round(max(latencies) * 1000, 1),
         "latency_mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+        "cpu_ms_per_workflow": meter.per_workflow_ms(workflows),
     }
 
 
@@ -122,30 +109,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    handle_interrupts()
 
-    workdir = tempfile.mkdtemp(prefix="odin-bench-")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "odin.cli", "dev", "--db", f"{workdir}/bench.db", "--grpc-port", str(port),
-         "--http-port", str(free_port())],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        figures = asyncio.run(run(args.workflows, args.concurrency, port))
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
-    figures["backend"] = "odin dev (SQLite, in-memory queues)"
+    with running_server("odin") as server:
+        result = asyncio.run(run(args.workflows, args.concurrency, server.port, server.proc.pid))
+    result["backend"] = "odin dev (SQLite, in-memory queues)"
     if args.json:
-        print(json.dumps(figures))
-    else:
-        for key, value in figures.items():
-            print(f"{key}: {value}")
+        print(json.dumps(result))
+        return
+    cpu = result.pop("cpu_ms_per_workflow")
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    print_cpu(cpu, indent="")
 
 
 if __name__ == "__main__":
