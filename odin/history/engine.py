@@ -3,12 +3,14 @@ then hand the new outbox tasks to matching and the timer scheduler."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, NamedTuple, TypeVar
+from typing import AsyncIterator, Callable, NamedTuple, TypeVar
 
 from temporalio.api.common.v1 import Memo, SearchAttributes
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
@@ -93,6 +95,8 @@ class HistoryEngine:
         self.commits = 0
         # Last committed row of recently updated runs (LRU), the starting point of the next update.
         self._state_cache: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        # Per workflow id: the lock its updates take turns on, and how many hold or wait for it.
+        self._turns: dict[tuple[str, str], list] = {}
         # Carries out transfer tasks that act on other runs (children, external signals/cancels).
         self.transfers = TransferProcessor(self)
         self.search_attributes = SearchAttributeRegistry(store)
@@ -113,6 +117,15 @@ class HistoryEngine:
             raise NotFound(f"workflow execution not found for ID: {workflow_id} run ID: {run_id}")
         return Loaded(record, MutableState.from_bytes(record.state))
 
+    async def peek(self, namespace_id: str, workflow_id: str, run_id: str) -> MutableState:
+        """The run's state as this process last committed it, else as stored. It may be behind
+        a change another process made: only for callers whose next step is idempotent and checked
+        again inside an update."""
+        record = self._cached(namespace_id, workflow_id, run_id)
+        if record is None:
+            return (await self.load(namespace_id, workflow_id, run_id)).state
+        return MutableState.from_bytes(record.state)
+
     # -- the update loop -------------------------------------------------------------------
 
     async def update(
@@ -129,7 +142,40 @@ class HistoryEngine:
         """Apply ``op`` to the run's state and commit; retried from a fresh load on CAS conflicts.
 
         The first attempt may start from this process's cached copy of the run (the CAS catches a
-        stale copy); an error computed from a cached copy is re-checked against the database."""
+        stale copy); an error computed from a cached copy is re-checked against the database.
+        Updates of one workflow id in this process take turns (a burst of signals or child
+        outcomes would otherwise mostly fail the CAS against each other and retry); other
+        processes are kept apart by the CAS alone."""
+        async with self._turn(namespace_id, workflow_id):
+            return await self._update(
+                namespace_id, workflow_id, run_id, op, delete_transfer_ids, delete_timer_ids, fence
+            )
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, namespace_id: str, workflow_id: str) -> AsyncIterator[None]:
+        key = (namespace_id, workflow_id)
+        entry = self._turns.get(key)
+        if entry is None:
+            entry = self._turns[key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._turns[key]
+
+    async def _update(
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        op: Callable[[Transition], T],
+        delete_transfer_ids: tuple[str, ...],
+        delete_timer_ids: tuple[str, ...],
+        fence: tuple[int, int] | None,
+    ) -> tuple[T, Transition]:
         for _ in range(MAX_CONFLICT_RETRIES):
             record = self._cached(namespace_id, workflow_id, run_id)
             cached = record is not None

@@ -78,8 +78,10 @@ class TransferProcessor:
             await self.engine.store.delete_transfer_task(task.task_id)
             return False
 
-    async def _load_origin(self, task: OutboxTask):
+    async def _load_origin(self, task: OutboxTask, cached: bool = False):
         try:
+            if cached:
+                return await self.engine.peek(task.namespace_id, task.workflow_id, task.run_id)
             return (await self.engine.load(task.namespace_id, task.workflow_id, task.run_id)).state
         except NotFound:
             return None
@@ -92,7 +94,9 @@ class TransferProcessor:
     async def _start_child(self, task: OutboxTask) -> None:
         e = self.engine
         iid = task.data["initiated_event_id"]
-        s = await self._load_origin(task)
+        # A stale copy at worst starts the child again: the start is idempotent (its request id)
+        # and recording it is checked inside the parent's update.
+        s = await self._load_origin(task, cached=True)
         c = s.children.get(iid) if s is not None and s.running else None
         if c is None or c.run_id:
             await e.store.delete_transfer_task(task.task_id)
