@@ -1,4 +1,5 @@
-"""Injected time (DESIGN invariant 6): nothing reads the wall clock except ``SystemClock``."""
+"""Injected time (docs/architecture.md#inv-injected-time): workflow time comes from a ``Clock``, so tests
+and the time-skipping environment can move it; ``SystemClock`` reads the wall clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN §9), in the process's default registry.
+"""Prometheus metrics (docs/architecture.md#observability), in the process's default registry.
 
 The REST app serves them at ``/metrics``; ``odin server`` and Celery workers serve them on
 ``ODIN_METRICS_PORT`` when it is set. Under gunicorn with several workers, set

@@ -39,7 +39,7 @@ def tls_files(s: Settings) -> TlsFiles | None:
 
 class OdinServer:
     """``odin dev`` (SQLite, in-memory queues, in-process timers) or ``odin server`` (any database;
-    with Redis, the distributed shape of DESIGN.md). With ``serve_http`` the REST API and web UI
+    with Redis, the distributed shape: docs/architecture.md#process-shapes-distributed). With ``serve_http`` the REST API and web UI
     are served on ``settings.http_port`` too, over the same runtime as the gRPC door."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None, auto_migrate: bool = True, serve_http: bool = False):

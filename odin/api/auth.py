@@ -1,4 +1,4 @@
-"""Who is calling, and what they may do (DESIGN §9).
+"""Who is calling, and what they may do (docs/architecture.md#gate).
 
 Both doors carry a bearer token: the ``authorization`` metadata on gRPC, the ``Authorization``
 header on REST. A token is a JWT (HS256 or RS256) or a static API key. Either maps to a

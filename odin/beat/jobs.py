@@ -1,4 +1,4 @@
-"""The jobs of time (DESIGN §7), shared by Celery (``odin.beat.celery_app``) and the in-process
+"""The jobs of time (docs/architecture.md#system-jobs), shared by Celery (``odin.beat.celery_app``) and the in-process
 scheduler of ``odin dev`` (``odin.beat.local``).
 
 - ``fire_timer``: one timer task at its ETA.

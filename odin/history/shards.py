@@ -1,4 +1,4 @@
-"""History shards and who runs their background work (DESIGN §5).
+"""History shards and who runs their background work (docs/architecture.md#shards).
 
 A run lives in shard ``stable_hash(namespace_id, workflow_id) % num_shards``. Any process may update
 any run (the compare-and-swap on ``db_version`` keeps that safe); a shard *lease* only decides who

@@ -1,7 +1,8 @@
 """Matching: task queues that carry workflow, activity and query tasks to polling workers.
 
-Queue entries are hints, not truth (DESIGN invariant 1): the history engine decides whether an
-entry still names a pending task when a poller takes it, and stale entries are dropped.
+Queue entries are hints, not truth (docs/architecture.md#inv-queue-hints): the history engine
+decides whether an entry still names a pending task when a poller takes it, and stale entries are
+dropped.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Task queues on Redis streams (DESIGN §6).
+"""Task queues on Redis streams (docs/architecture.md#matching-redis).
 
 Keys of a queue (namespace id, name, kind), all under one hash tag, so in one Redis Cluster slot:
 ``<prefix>{<ns>:<queue>:<kind>}:<p>`` for each of ``partitions`` streams (one consumer group each);

@@ -1,6 +1,6 @@
 """The SQL ``ExecutionStore``: one implementation for PostgreSQL (psycopg 3) and SQLite.
 
-Every workflow update is one transaction (DESIGN invariant 2): new history events, the mutable
+Every workflow update is one transaction (docs/architecture.md#inv-one-transaction): new history events, the mutable
 state row guarded by a compare-and-swap on ``db_version``, the current-run pointer, outbox rows
 and the visibility record.
 

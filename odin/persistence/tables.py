@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables (DESIGN §4). The schema itself is created only by Alembic migrations."""
+"""SQLAlchemy Core tables (docs/architecture.md#tables). The schema itself is created only by Alembic migrations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The distributed shape end to end (DESIGN §1, §5-§7): two stateless ``odin server`` processes over
+"""The distributed shape end to end (docs/architecture.md#process-shapes-distributed): two stateless ``odin server`` processes over
 one PostgreSQL database and one Redis, ``celery -A odin worker`` and ``celery -A odin beat`` running
 the jobs of time, and the temporalio SDK with one worker through each server.
 

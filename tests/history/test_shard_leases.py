@@ -1,4 +1,4 @@
-"""Shard leases in Redis (DESIGN §5): a fair share each, renewal, hand-over on a clean stop and on
+"""Shard leases in Redis (docs/architecture.md#shards): a fair share each, renewal, hand-over on a clean stop and on
 expiry, and range_id fencing of a holder that lost its lease without noticing."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Workflows written with the seed's primitives, nearly as the seed writes them (its own module:
+"""Workflows written with the coordination primitives, as docs/sdk.md shows them (its own module:
 the workflow sandbox re-imports it)."""
 
 from __future__ import annotations

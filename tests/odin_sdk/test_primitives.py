@@ -1,4 +1,4 @@
-"""The seed's primitives inside workflows, against an in-process Odin: WaitGroup, ErrGroup (the
+"""The coordination primitives inside workflows, against an in-process Odin: WaitGroup, ErrGroup (the
 first error cancels the siblings), Channel, the Result pipeline, DeterministicEffectStore (the
 captured value comes back from history after a worker restart) and VersionGate."""
 
