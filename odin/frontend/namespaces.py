@@ -28,6 +28,7 @@ from odin.frontend.common import (
     offset_token,
     page_size,
 )
+from odin.frontend.limits import limits_for
 from odin.history.events import duration, seconds
 from odin.persistence import archive
 from odin.persistence.store import NamespaceRecord
@@ -127,6 +128,7 @@ class NamespaceCalls:
                 description=ns.data.get("description", ""),
                 owner_email=ns.data.get("owner_email", ""),
                 data=ns.data.get("data", {}),
+                limits=limits_for(ns).published(),
             ),
             config=NamespaceConfig(
                 workflow_execution_retention_ttl=duration(ns.data.get("retention_seconds", DEFAULT_RETENTION)),

@@ -5,13 +5,23 @@ from __future__ import annotations
 import socket
 import uuid
 
+from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.query.v1 import WorkflowQueryResult
 from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueuePartitionMetadata, TaskQueueStatus
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.errors import InvalidArgument, NotFound
 from odin.frontend.common import check_id
+from odin.frontend.limits import (
+    FAILURE_TOO_LARGE,
+    HEARTBEAT_TOO_LARGE,
+    RESULT_TOO_LARGE,
+    Limits,
+    limits_for,
+    oversized_failure,
+)
 from odin.history import activities, tokens
 from odin.history.events import timestamp
 from odin.matching import ACTIVITY, WORKFLOW
@@ -68,24 +78,34 @@ class WorkerCalls:
     async def record_activity_task_heartbeat(
         self, req: ws.RecordActivityTaskHeartbeatRequest
     ) -> ws.RecordActivityTaskHeartbeatResponse:
-        await self._token_in_namespace(req.namespace, req.task_token)
+        limits = await self._limits(req.namespace, req.task_token)
+        if not limits.blob_ok(req.details.ByteSize(), "RecordActivityTaskHeartbeat details", req.namespace):
+            # The attempt fails for good; the worker is told to stop (as Temporal does).
+            await self.tasks.activity_update(
+                req.task_token,
+                lambda t, a: activities.failed(t, a, oversized_failure(HEARTBEAT_TOO_LARGE), req.identity, Payloads()),
+            )
+            return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=True)
         cancel = await self.tasks.activity_update(req.task_token, lambda t, a: activities.heartbeat(t, a, req.details))
         return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=bool(cancel))
 
     async def respond_activity_task_completed(
         self, req: ws.RespondActivityTaskCompletedRequest
     ) -> ws.RespondActivityTaskCompletedResponse:
-        await self._token_in_namespace(req.namespace, req.task_token)
-        await self.tasks.activity_update(req.task_token, lambda t, a: activities.completed(t, a, req.result, req.identity))
+        limits = await self._limits(req.namespace, req.task_token)
+        if limits.blob_ok(req.result.ByteSize(), "RespondActivityTaskCompleted result", req.namespace):
+            apply = lambda t, a: activities.completed(t, a, req.result, req.identity)  # noqa: E731
+        else:  # recorded as a failure the workflow can see, as Temporal does
+            apply = lambda t, a: activities.failed(t, a, oversized_failure(RESULT_TOO_LARGE), req.identity, Payloads())  # noqa: E731
+        await self.tasks.activity_update(req.task_token, apply)
         return ws.RespondActivityTaskCompletedResponse()
 
     async def respond_activity_task_failed(
         self, req: ws.RespondActivityTaskFailedRequest
     ) -> ws.RespondActivityTaskFailedResponse:
-        await self._token_in_namespace(req.namespace, req.task_token)
-        await self.tasks.activity_update(
-            req.task_token, lambda t, a: activities.failed(t, a, req.failure, req.identity, req.last_heartbeat_details)
-        )
+        limits = await self._limits(req.namespace, req.task_token)
+        failure, details = _bounded_failure(limits, req.namespace, req.failure, req.last_heartbeat_details)
+        await self.tasks.activity_update(req.task_token, lambda t, a: activities.failed(t, a, failure, req.identity, details))
         return ws.RespondActivityTaskFailedResponse()
 
     async def respond_activity_task_canceled(
@@ -94,6 +114,11 @@ class WorkerCalls:
         await self._token_in_namespace(req.namespace, req.task_token)
         await self.tasks.activity_update(req.task_token, lambda t, a: activities.report_canceled(t, a, req.details, req.identity))
         return ws.RespondActivityTaskCanceledResponse()
+
+    async def _limits(self, namespace: str, task_token: bytes) -> Limits:
+        """Check the token belongs to the request's namespace; that namespace's size limits."""
+        await self._token_in_namespace(namespace, task_token)
+        return limits_for(await self.namespace(namespace)) if namespace else Limits()
 
     async def _token_in_namespace(self, namespace: str, task_token: bytes) -> None:
         """A task token works only in the namespace named on the request (which the caller was
@@ -126,21 +151,31 @@ class WorkerCalls:
     async def record_activity_task_heartbeat_by_id(
         self, req: ws.RecordActivityTaskHeartbeatByIdRequest
     ) -> ws.RecordActivityTaskHeartbeatByIdResponse:
+        limits = limits_for(await self.namespace(req.namespace))
+        if not limits.blob_ok(req.details.ByteSize(), "RecordActivityTaskHeartbeatById details", req.namespace):
+            failure = oversized_failure(HEARTBEAT_TOO_LARGE)
+            await self._activity_by_id(req, lambda t, a: activities.failed(t, a, failure, req.identity, Payloads()))
+            return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=True)
         cancel = await self._activity_by_id(req, lambda t, a: activities.heartbeat(t, a, req.details))
         return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=bool(cancel))
 
     async def respond_activity_task_completed_by_id(
         self, req: ws.RespondActivityTaskCompletedByIdRequest
     ) -> ws.RespondActivityTaskCompletedByIdResponse:
-        await self._activity_by_id(req, lambda t, a: activities.completed(t, a, req.result, req.identity))
+        limits = limits_for(await self.namespace(req.namespace))
+        if limits.blob_ok(req.result.ByteSize(), "RespondActivityTaskCompletedById result", req.namespace):
+            await self._activity_by_id(req, lambda t, a: activities.completed(t, a, req.result, req.identity))
+        else:
+            failure = oversized_failure(RESULT_TOO_LARGE)
+            await self._activity_by_id(req, lambda t, a: activities.failed(t, a, failure, req.identity, Payloads()))
         return ws.RespondActivityTaskCompletedByIdResponse()
 
     async def respond_activity_task_failed_by_id(
         self, req: ws.RespondActivityTaskFailedByIdRequest
     ) -> ws.RespondActivityTaskFailedByIdResponse:
-        await self._activity_by_id(
-            req, lambda t, a: activities.failed(t, a, req.failure, req.identity, req.last_heartbeat_details)
-        )
+        limits = limits_for(await self.namespace(req.namespace))
+        failure, details = _bounded_failure(limits, req.namespace, req.failure, req.last_heartbeat_details)
+        await self._activity_by_id(req, lambda t, a: activities.failed(t, a, failure, req.identity, details))
         return ws.RespondActivityTaskFailedByIdResponse()
 
     async def respond_activity_task_canceled_by_id(
@@ -202,3 +237,11 @@ class WorkerCalls:
         )
 
 
+def _bounded_failure(limits: Limits, namespace: str, failure: Failure, details: Payloads) -> tuple[Failure, Payloads]:
+    """An activity failure and its last heartbeat details, with anything over the size limit
+    replaced (an oversized failure by a non-retryable server failure saying so)."""
+    if not limits.blob_ok(failure.ByteSize(), "activity failure", namespace):
+        failure = oversized_failure(FAILURE_TOO_LARGE)
+    if not limits.blob_ok(details.ByteSize(), "activity heartbeat details", namespace):
+        details = Payloads()
+    return failure, details

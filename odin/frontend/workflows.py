@@ -46,6 +46,7 @@ from odin.frontend.common import (
     check_text,
     page_size,
 )
+from odin.frontend.limits import limits_for
 from odin.history import cron, retry, updates
 from odin.history.events import duration, seconds, timestamp
 from odin.history.machine import transient_events
@@ -100,6 +101,7 @@ class WorkflowCalls:
             priority=req.priority,
         )
         ns = await self._validate_start(start)
+        limits_for(ns).check_blob(req.signal_input.ByteSize(), "SignalWithStartWorkflowExecution signal input", ns.name)
         signal = SignalInput(req.signal_name, req.signal_input, req.identity, req.header, f"signal-with-start:{start.request_id}")
         outcome = await self.engine.start_workflow(ns.id, ns.name, start, signal=signal)
         return ws.SignalWithStartWorkflowExecutionResponse(run_id=outcome.run_id, started=outcome.started)
@@ -141,6 +143,9 @@ class WorkflowCalls:
                 req.search_attributes.CopyFrom(search_attributes.validate(req.search_attributes, types))
             except search_attributes.InvalidSearchAttribute as exc:
                 raise InvalidArgument(str(exc)) from exc
+        limits = limits_for(ns)
+        limits.check_blob(req.input.ByteSize(), "StartWorkflowExecution input", ns.name)
+        limits.check_memo(req.memo.ByteSize(), ns.name)
         if not req.request_id:
             req.request_id = str(uuid.uuid4())
         return ns
@@ -164,6 +169,7 @@ class WorkflowCalls:
     async def signal_workflow_execution(self, req: ws.SignalWorkflowExecutionRequest) -> ws.SignalWorkflowExecutionResponse:
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
         check_id(req.signal_name, "SignalName")
+        limits_for(ns).check_blob(req.input.ByteSize(), "SignalWorkflowExecution input", ns.name)
         await self.engine.update(
             ns.id, wid, rid, lambda t: t.signal(req.signal_name, req.input, req.identity, req.header, req.request_id)
         )
@@ -190,6 +196,7 @@ class WorkflowCalls:
     ) -> ws.UpdateWorkflowExecutionResponse:
         _check_update(req)
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
+        limits_for(ns).check_blob(req.request.input.args.ByteSize(), "UpdateWorkflowExecution input", ns.name)
         if not req.request.meta.update_id:
             req.request.meta.update_id = str(uuid.uuid4())
         u, t = await self.engine.update(ns.id, wid, rid, lambda t: updates.admit(t, req.request))

@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "temporal.api.workflowservice.v1.WorkflowService"
 MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+# The largest request accepted, as Temporal's frontend (RESOURCE_EXHAUSTED beyond it).
+MAX_RECEIVE_BYTES = 4 * 1024 * 1024
 # Without a client deadline, answer long polls well inside the SDK's own 70 s.
 DEFAULT_TIMEOUT = 65.0
 
 SERVER_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),

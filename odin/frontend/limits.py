@@ -1,0 +1,95 @@
+"""Size limits on what clients and workers send, as Temporal enforces them.
+
+A payload blob (a call's input, a signal's arguments, an activity's result...) is refused above
+2 MiB and logged above 512 KiB; a memo is refused above 2 MiB. A namespace may set its own limits
+in its ``data`` (``odin.blob_size_limit_error``, ``odin.blob_size_limit_warn``,
+``odin.memo_size_limit_error``, in bytes). The error limits are also published in
+DescribeNamespace (``namespace_info.limits``), where the SDKs read them to refuse oversized
+payloads before sending. Whole gRPC messages are capped at 4 MiB by the server itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from temporalio.api.failure.v1 import Failure, ServerFailureInfo
+from temporalio.api.namespace.v1 import NamespaceInfo
+
+from odin.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from odin.persistence.store import NamespaceRecord
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+BLOB_SIZE_LIMIT_WARN = 512 * 1024
+BLOB_SIZE_LIMIT_ERROR = 2 * MIB
+MEMO_SIZE_LIMIT_ERROR = 2 * MIB
+# Temporal's limit on a whole workflow task completion (advertised; a completion this large is
+# already refused by the 4 MiB message cap).
+WORKFLOW_TASK_COMPLETION_SIZE_LIMIT_ERROR = 40 * MIB
+
+BLOB_TOO_LARGE = "Blob data size exceeds limit."
+MEMO_TOO_LARGE = "Memo size exceeds limit."
+# What an activity's outcome becomes when its payload is over the limit (non-retryable).
+RESULT_TOO_LARGE = "Complete result exceeds size limit."
+FAILURE_TOO_LARGE = "Failure exceeds size limit."
+HEARTBEAT_TOO_LARGE = "Heartbeat exceeds size limit."
+
+
+@dataclass(frozen=True)
+class Limits:
+    blob_warn: int = BLOB_SIZE_LIMIT_WARN
+    blob_error: int = BLOB_SIZE_LIMIT_ERROR
+    memo_error: int = MEMO_SIZE_LIMIT_ERROR
+
+    def blob_ok(self, size: int, what: str, namespace: str) -> bool:
+        """Whether a blob of ``size`` bytes is within the error limit (a warning is logged above
+        the warning limit)."""
+        if size > self.blob_error:
+            log.warning("%s of %d bytes in namespace %s is over the %d-byte limit", what, size, namespace, self.blob_error)
+            return False
+        if size > self.blob_warn:
+            log.warning("%s of %d bytes in namespace %s is over the %d-byte warning limit", what, size, namespace, self.blob_warn)
+        return True
+
+    def check_blob(self, size: int, what: str, namespace: str) -> None:
+        if not self.blob_ok(size, what, namespace):
+            raise InvalidArgument(BLOB_TOO_LARGE)
+
+    def check_memo(self, size: int, namespace: str) -> None:
+        if size > self.memo_error:
+            raise InvalidArgument(MEMO_TOO_LARGE)
+
+    def published(self) -> NamespaceInfo.Limits:
+        return NamespaceInfo.Limits(
+            blob_size_limit_error=self.blob_error,
+            memo_size_limit_error=self.memo_error,
+            workflow_task_completion_size_limit_error=WORKFLOW_TASK_COMPLETION_SIZE_LIMIT_ERROR,
+        )
+
+
+def limits_for(ns: "NamespaceRecord") -> Limits:
+    """The namespace's limits: its own ``data`` keys where set (positive byte counts), else the defaults."""
+    data = ns.data.get("data", {})
+
+    def value(key: str, default: int) -> int:
+        try:
+            n = int(data.get(key, default))
+        except (TypeError, ValueError):
+            return default
+        return n if n > 0 else default
+
+    return Limits(
+        blob_warn=value("odin.blob_size_limit_warn", BLOB_SIZE_LIMIT_WARN),
+        blob_error=value("odin.blob_size_limit_error", BLOB_SIZE_LIMIT_ERROR),
+        memo_error=value("odin.memo_size_limit_error", MEMO_SIZE_LIMIT_ERROR),
+    )
+
+
+def oversized_failure(message: str) -> Failure:
+    """The failure an oversized activity outcome is recorded as (the SDK cannot retry it away)."""
+    return Failure(message=message, server_failure_info=ServerFailureInfo(non_retryable=True))

@@ -1,0 +1,179 @@
+"""Size limits, as the real Temporal server enforces them (its messages and statuses were read off
+`temporal server start-dev` 1.32 with the same requests): a payload blob over 2 MiB is refused
+with INVALID_ARGUMENT "Blob data size exceeds limit.", a memo over 2 MiB with "Memo size exceeds
+limit.", a request over 4 MiB with RESOURCE_EXHAUSTED; an activity result over the limit becomes a
+non-retryable failure of the activity. DescribeNamespace publishes the limits (the SDKs read them).
+Driven with raw gRPC: the temporalio SDK refuses oversized payloads itself before sending them."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
+from temporalio.api.common.v1 import ActivityType, Memo, Payload, Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.enums.v1 import CommandType, EventType, TaskQueueKind
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    GetWorkflowExecutionHistoryRequest,
+    PollActivityTaskQueueRequest,
+    PollWorkflowTaskQueueRequest,
+    RecordActivityTaskHeartbeatRequest,
+    RegisterNamespaceRequest,
+    RespondActivityTaskCompletedRequest,
+    RespondWorkflowTaskCompletedRequest,
+    SignalWorkflowExecutionRequest,
+    StartWorkflowExecutionRequest,
+)
+from temporalio.api.workflowservice.v1.service_pb2_grpc import WorkflowServiceStub
+
+NS = "default"
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+async def stub(odin_server):
+    channel = grpc.aio.insecure_channel(
+        f"127.0.0.1:{odin_server.endpoints.grpc_port}", options=[("grpc.max_send_message_length", 16 * MIB)]
+    )
+    try:
+        yield WorkflowServiceStub(channel)
+    finally:
+        await channel.close()
+
+
+def payloads(size: int) -> Payloads:
+    return Payloads(payloads=[Payload(metadata={"encoding": b"binary/plain"}, data=b"x" * size)])
+
+
+def start_request(task_queue: str, namespace: str = NS, **fields) -> StartWorkflowExecutionRequest:
+    return StartWorkflowExecutionRequest(
+        namespace=namespace,
+        workflow_id=f"limits-{uuid.uuid4().hex[:10]}",
+        workflow_type=WorkflowType(name="Limits"),
+        task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+        request_id=str(uuid.uuid4()),
+        **fields,
+    )
+
+
+async def refused(call, code: grpc.StatusCode, message: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert info.value.code() == code, info.value
+    assert message in (info.value.details() or ""), info.value.details()
+
+
+async def history(stub, workflow_id: str, namespace: str = NS) -> list:
+    response = await stub.GetWorkflowExecutionHistory(
+        GetWorkflowExecutionHistoryRequest(namespace=namespace, execution=WorkflowExecution(workflow_id=workflow_id)), timeout=10
+    )
+    return list(response.history.events)
+
+
+async def test_oversized_inputs_and_memos_are_refused_and_start_nothing(stub, task_queue):
+    big = start_request(task_queue, input=payloads(3 * MIB))
+    await refused(stub.StartWorkflowExecution(big, timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "Blob data size exceeds limit.")
+    memo = start_request(task_queue, memo=Memo(fields={"m": Payload(data=b"x" * (3 * MIB))}))
+    await refused(stub.StartWorkflowExecution(memo, timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "Memo size exceeds limit.")
+    whole = start_request(task_queue, input=payloads(5 * MIB))
+    await refused(stub.StartWorkflowExecution(whole, timeout=10), grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max")
+    for req in (big, memo, whole):
+        await refused(history(stub, req.workflow_id), grpc.StatusCode.NOT_FOUND, req.workflow_id)
+
+    # Between the warning and the error limit: accepted.
+    fine = start_request(task_queue, input=payloads(600 * 1024))
+    assert (await stub.StartWorkflowExecution(fine, timeout=10)).started
+
+    # An oversized signal changes nothing.
+    before = await history(stub, fine.workflow_id)
+    signal = SignalWorkflowExecutionRequest(
+        namespace=NS, workflow_execution=WorkflowExecution(workflow_id=fine.workflow_id), signal_name="s",
+        input=payloads(3 * MIB), request_id=str(uuid.uuid4()),
+    )
+    await refused(stub.SignalWorkflowExecution(signal, timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "Blob data size exceeds limit.")
+    assert await history(stub, fine.workflow_id) == before
+
+
+async def test_a_namespace_sets_its_own_limits_and_describe_publishes_them(stub, task_queue):
+    default = await stub.DescribeNamespace(DescribeNamespaceRequest(namespace=NS), timeout=10)
+    limits = default.namespace_info.limits
+    assert (limits.blob_size_limit_error, limits.memo_size_limit_error) == (2 * MIB, 2 * MIB)
+    assert limits.workflow_task_completion_size_limit_error == 40 * MIB
+
+    name = f"small-{uuid.uuid4().hex[:6]}"
+    await stub.RegisterNamespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=Duration(seconds=86400),
+            data={"odin.blob_size_limit_error": "1000", "odin.memo_size_limit_error": "500"},
+        ),
+        timeout=10,
+    )
+    small = (await stub.DescribeNamespace(DescribeNamespaceRequest(namespace=name), timeout=10)).namespace_info.limits
+    assert (small.blob_size_limit_error, small.memo_size_limit_error) == (1000, 500)
+    await refused(
+        stub.StartWorkflowExecution(start_request(task_queue, namespace=name, input=payloads(2000)), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT, "Blob data size exceeds limit.",
+    )
+    assert (await stub.StartWorkflowExecution(start_request(task_queue, namespace=name, input=payloads(500)), timeout=10)).started
+
+
+async def started_activity(stub, task_queue: str):
+    req = start_request(task_queue)
+    await stub.StartWorkflowExecution(req, timeout=10)
+    task = await stub.PollWorkflowTaskQueue(
+        PollWorkflowTaskQueueRequest(namespace=NS, task_queue=TaskQueue(name=task_queue), identity="w"), timeout=10
+    )
+    await stub.RespondWorkflowTaskCompleted(
+        RespondWorkflowTaskCompletedRequest(
+            namespace=NS, task_token=task.task_token, identity="w",
+            commands=[
+                Command(
+                    command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+                    schedule_activity_task_command_attributes=ScheduleActivityTaskCommandAttributes(
+                        activity_id="a", activity_type=ActivityType(name="big"), task_queue=TaskQueue(name=task_queue),
+                        start_to_close_timeout=Duration(seconds=30),
+                    ),
+                )
+            ],
+        ),
+        timeout=10,
+    )
+    activity = await stub.PollActivityTaskQueue(
+        PollActivityTaskQueueRequest(namespace=NS, task_queue=TaskQueue(name=task_queue), identity="w"), timeout=10
+    )
+    assert activity.activity_id == "a"
+    return req.workflow_id, activity
+
+
+def activity_outcome(events) -> tuple[str, object]:
+    [outcome] = [e for e in events if e.event_type in (EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED)]
+    return EventType.Name(outcome.event_type), outcome
+
+
+async def test_an_oversized_activity_result_fails_the_activity_for_good(stub, task_queue):
+    workflow_id, activity = await started_activity(stub, task_queue)
+    await stub.RespondActivityTaskCompleted(
+        RespondActivityTaskCompletedRequest(namespace=NS, task_token=activity.task_token, result=payloads(3 * MIB), identity="w"),
+        timeout=10,
+    )
+    kind, event = activity_outcome(await history(stub, workflow_id))
+    assert kind == "EVENT_TYPE_ACTIVITY_TASK_FAILED"
+    failure = event.activity_task_failed_event_attributes.failure
+    assert failure.message == "Complete result exceeds size limit."
+    assert failure.server_failure_info.non_retryable
+
+
+async def test_an_oversized_heartbeat_fails_the_activity_and_tells_the_worker_to_stop(stub, task_queue):
+    workflow_id, activity = await started_activity(stub, task_queue)
+    response = await stub.RecordActivityTaskHeartbeat(
+        RecordActivityTaskHeartbeatRequest(namespace=NS, task_token=activity.task_token, details=payloads(3 * MIB), identity="w"),
+        timeout=10,
+    )
+    assert response.cancel_requested
+    kind, event = activity_outcome(await history(stub, workflow_id))
+    assert kind == "EVENT_TYPE_ACTIVITY_TASK_FAILED"
+    assert event.activity_task_failed_event_attributes.failure.message == "Heartbeat exceeds size limit."
