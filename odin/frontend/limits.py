@@ -3,7 +3,10 @@
 A payload blob (a call's input, a signal's arguments, an activity's result...) is refused above
 2 MiB and logged above 512 KiB; a memo is refused above 2 MiB. A namespace may set its own limits
 in its ``data`` (``odin.blob_size_limit_error``, ``odin.blob_size_limit_warn``,
-``odin.memo_size_limit_error``, in bytes). The error limits are also published in
+``odin.memo_size_limit_error``, in bytes). A run may have at most 2,000 pending activities,
+children, signals and cancellation requests to other workflows (``odin.pending_activities_limit``,
+``odin.pending_children_limit``, ``odin.pending_signals_limit``, ``odin.pending_cancels_limit``);
+a workflow task whose commands would pass one fails with Temporal's cause. The error limits are also published in
 DescribeNamespace (``namespace_info.limits``), where the SDKs read them to refuse oversized
 payloads before sending. Whole gRPC messages are capped at 4 MiB by the server itself.
 """
@@ -18,6 +21,7 @@ from temporalio.api.failure.v1 import Failure, ServerFailureInfo
 from temporalio.api.namespace.v1 import NamespaceInfo
 
 from odin.errors import InvalidArgument
+from odin.history.validation import PendingLimits
 
 if TYPE_CHECKING:
     from odin.persistence.store import NamespaceRecord
@@ -45,6 +49,7 @@ class Limits:
     blob_warn: int = BLOB_SIZE_LIMIT_WARN
     blob_error: int = BLOB_SIZE_LIMIT_ERROR
     memo_error: int = MEMO_SIZE_LIMIT_ERROR
+    pending: PendingLimits = PendingLimits()
 
     def blob_ok(self, size: int, what: str, namespace: str) -> bool:
         """Whether a blob of ``size`` bytes is within the error limit (a warning is logged above
@@ -83,10 +88,17 @@ def limits_for(ns: "NamespaceRecord") -> Limits:
             return default
         return n if n > 0 else default
 
+    defaults = PendingLimits()
     return Limits(
         blob_warn=value("odin.blob_size_limit_warn", BLOB_SIZE_LIMIT_WARN),
         blob_error=value("odin.blob_size_limit_error", BLOB_SIZE_LIMIT_ERROR),
         memo_error=value("odin.memo_size_limit_error", MEMO_SIZE_LIMIT_ERROR),
+        pending=PendingLimits(
+            activities=value("odin.pending_activities_limit", defaults.activities),
+            children=value("odin.pending_children_limit", defaults.children),
+            signals=value("odin.pending_signals_limit", defaults.signals),
+            cancels=value("odin.pending_cancels_limit", defaults.cancels),
+        ),
     )
 
 

@@ -52,8 +52,8 @@ class WorkerCalls:
     async def respond_workflow_task_completed(
         self, req: ws.RespondWorkflowTaskCompletedRequest
     ) -> ws.RespondWorkflowTaskCompletedResponse:
-        await self._token_in_namespace(req.namespace, req.task_token)
-        eager = await self.tasks.respond_workflow_task_completed(req)
+        limits = await self._limits(req.namespace, req.task_token)
+        eager = await self.tasks.respond_workflow_task_completed(req, limits.pending)
         return ws.RespondWorkflowTaskCompletedResponse(activity_tasks=eager)
 
     async def respond_workflow_task_failed(

@@ -19,7 +19,15 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 
 from odin.history.machine import StaleTask, TransferSpec, Transition
 from odin.history.state import ChildInfo, ExternalRequest
-from odin.history.validation import MAX_ID_LENGTH, BadCommand, check_id, check_run_options, check_text, checked_search_attributes
+from odin.history.validation import (
+    MAX_ID_LENGTH,
+    BadCommand,
+    check_id,
+    check_pending,
+    check_run_options,
+    check_text,
+    checked_search_attributes,
+)
 
 # A child run's close event -> the event its parent records.
 _CLOSE_TO_PARENT_EVENT = {
@@ -52,6 +60,7 @@ def start_child(t: Transition, a, completed_id: int) -> None:
     )
     if any(c.workflow_id == a.workflow_id and (a.namespace or s.namespace) == c.namespace for c in s.children.values()):
         raise BadCommand(bad, f"A child workflow with id {a.workflow_id} is already pending.")
+    check_pending(t.pending_limits, "children", len(s.children))
     namespace = a.namespace or s.namespace
     policy = a.parent_close_policy or ParentClosePolicy.PARENT_CLOSE_POLICY_TERMINATE
     event = t.append(
@@ -93,6 +102,7 @@ def signal_external(t: Transition, a, completed_id: int) -> None:
     s = t.state
     check_id(a.execution.workflow_id, "WorkflowId", bad)
     check_id(a.signal_name, "SignalName", bad)
+    check_pending(t.pending_limits, "signals", sum(r.kind == "signal" for r in s.external_requests.values()))
     namespace = a.namespace or s.namespace
     event = t.append(
         E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
@@ -115,6 +125,7 @@ def request_cancel_external(t: Transition, a, completed_id: int) -> None:
     bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES
     s = t.state
     check_id(a.workflow_id, "WorkflowId", bad)
+    check_pending(t.pending_limits, "cancels", sum(r.kind == "cancel" for r in s.external_requests.values()))
     namespace = a.namespace or s.namespace
     event = t.append(
         E.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,

@@ -39,6 +39,7 @@ from odin.history.tokens import WorkflowTaskToken
 from odin.history.validation import (
     MAX_ID_LENGTH,
     BadCommand,
+    check_pending,
     check_id,
     check_run_options,
     checked_search_attributes,
@@ -148,6 +149,7 @@ def _schedule_activity(t: Transition, a, completed_id: int) -> None:
             Cause.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
             f"Activity with id {a.activity_id} is already pending.",
         )
+    check_pending(t.pending_limits, "activities", len(s.activities))
     queue = a.task_queue.name or s.task_queue
     if len(queue) > MAX_ID_LENGTH:
         raise BadCommand(bad, "TaskQueue exceeds length limit.")

@@ -99,6 +99,9 @@ class Transition:
         # Eager activity execution: set by the caller to a request id to allow activities that
         # ask for it to start in this transition (handed to the completing worker); their
         # scheduled event ids are collected here.
+        # The run's limits on pending activities, children and external signals/cancels (None:
+        # the defaults), set by the caller from the namespace's configuration.
+        self.pending_limits = None
         self.eager_request_id: str | None = None
         self.eager_identity = ""
         self.eager_activities: list[int] = []

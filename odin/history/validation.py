@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
 
 from odin.visibility import search_attributes
 
@@ -59,3 +62,41 @@ def checked_search_attributes(t, attributes):
         return search_attributes.validate(attributes, t.search_attribute_types)
     except search_attributes.InvalidSearchAttribute as exc:
         raise BadCommand(WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class PendingLimits:
+    """How many of each outstanding thing a run may have at once (Temporal's defaults)."""
+
+    activities: int = 2000
+    children: int = 2000
+    signals: int = 2000  # signals to other workflows not yet delivered
+    cancels: int = 2000  # cancellation requests to other workflows not yet delivered
+
+
+_PENDING = {
+    "activities": (Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED, "PendingActivitiesLimitExceeded", "pending activities"),
+    "children": (
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_CHILD_WORKFLOWS_LIMIT_EXCEEDED,
+        "PendingChildWorkflowsLimitExceeded",
+        "pending child workflow executions",
+    ),
+    "signals": (
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_SIGNALS_LIMIT_EXCEEDED,
+        "PendingSignalsLimitExceeded",
+        "pending signals to external workflows",
+    ),
+    "cancels": (
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_PENDING_REQUEST_CANCEL_LIMIT_EXCEEDED,
+        "PendingRequestCancelLimitExceeded",
+        "pending requests to cancel external workflows",
+    ),
+}
+
+
+def check_pending(limits: PendingLimits | None, kind: str, count: int) -> None:
+    """Refuse a command that would take the run past its limit of pending ``kind``."""
+    limit = getattr(limits or PendingLimits(), kind)
+    if count >= limit:
+        cause, name, what = _PENDING[kind]
+        raise BadCommand(cause, f"{name}: the number of {what}, {count}, has reached the per-workflow limit of {limit}")

@@ -29,6 +29,7 @@ from odin.history.events import duration, timestamp
 from odin.history.machine import StaleTask, Transition, transient_events, wft_token
 from odin.history.notifier import run_key
 from odin.history.state import ActivityInfo, MutableState, WorkflowTaskInfo, unpack
+from odin.history.validation import PendingLimits
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
 from odin.visibility.search_attributes import settable_types
 
@@ -116,7 +117,7 @@ class WorkerTasks:
         return workflow_task(s, w, list(t.events))
 
     async def respond_workflow_task_completed(
-        self, req: RespondWorkflowTaskCompletedRequest
+        self, req: RespondWorkflowTaskCompletedRequest, pending_limits: PendingLimits | None = None
     ) -> list[PollActivityTaskQueueResponse]:
         """Apply a completion; returns the activity tasks started eagerly for the completing
         worker (activities that asked for it, on the workflow's own task queue)."""
@@ -128,6 +129,7 @@ class WorkerTasks:
 
         def op(t: Transition) -> None:
             t.search_attribute_types = types
+            t.pending_limits = pending_limits
             t.eager_request_id = eager_request_id
             commands.complete_workflow_task(t, token, req)
 

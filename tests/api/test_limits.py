@@ -12,9 +12,15 @@ import uuid
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from temporalio.api.command.v1 import Command, ScheduleActivityTaskCommandAttributes
+from temporalio.api.command.v1 import (
+    Command,
+    RequestCancelExternalWorkflowExecutionCommandAttributes,
+    ScheduleActivityTaskCommandAttributes,
+    SignalExternalWorkflowExecutionCommandAttributes,
+    StartChildWorkflowExecutionCommandAttributes,
+)
 from temporalio.api.common.v1 import ActivityType, Memo, Payload, Payloads, WorkflowExecution, WorkflowType
-from temporalio.api.enums.v1 import CommandType, EventType, TaskQueueKind
+from temporalio.api.enums.v1 import CommandType, EventType, TaskQueueKind, WorkflowTaskFailedCause
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
@@ -177,3 +183,105 @@ async def test_an_oversized_heartbeat_fails_the_activity_and_tells_the_worker_to
     kind, event = activity_outcome(await history(stub, workflow_id))
     assert kind == "EVENT_TYPE_ACTIVITY_TASK_FAILED"
     assert event.activity_task_failed_event_attributes.failure.message == "Heartbeat exceeds size limit."
+
+
+# -- pending limits ------------------------------------------------------------------------
+
+PENDING_COMMANDS = {
+    "activities": lambda i, tq: Command(
+        command_type=CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+        schedule_activity_task_command_attributes=ScheduleActivityTaskCommandAttributes(
+            activity_id=str(i), activity_type=ActivityType(name="a"), task_queue=TaskQueue(name=tq),
+            start_to_close_timeout=Duration(seconds=300),
+        ),
+    ),
+    "children": lambda i, tq: Command(
+        command_type=CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,
+        start_child_workflow_execution_command_attributes=StartChildWorkflowExecutionCommandAttributes(
+            namespace="", workflow_id=f"child-{uuid.uuid4().hex[:8]}", workflow_type=WorkflowType(name="C"),
+            task_queue=TaskQueue(name=tq),
+        ),
+    ),
+    "signals": lambda i, tq: Command(
+        command_type=CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
+        signal_external_workflow_execution_command_attributes=SignalExternalWorkflowExecutionCommandAttributes(
+            execution=WorkflowExecution(workflow_id="nobody"), signal_name="s",
+        ),
+    ),
+    "cancels": lambda i, tq: Command(
+        command_type=CommandType.COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
+        request_cancel_external_workflow_execution_command_attributes=RequestCancelExternalWorkflowExecutionCommandAttributes(
+            workflow_id="nobody",
+        ),
+    ),
+}
+
+# What Temporal answers at a limit of 3 (read off the real server with these commands).
+PENDING_MESSAGES = {
+    "activities": ("PENDING_ACTIVITIES_LIMIT_EXCEEDED", "PendingActivitiesLimitExceeded: the number of pending activities, 3, has reached the per-workflow limit of 3"),
+    "children": ("PENDING_CHILD_WORKFLOWS_LIMIT_EXCEEDED", "PendingChildWorkflowsLimitExceeded: the number of pending child workflow executions, 3, has reached the per-workflow limit of 3"),
+    "signals": ("PENDING_SIGNALS_LIMIT_EXCEEDED", "PendingSignalsLimitExceeded: the number of pending signals to external workflows, 3, has reached the per-workflow limit of 3"),
+    "cancels": ("PENDING_REQUEST_CANCEL_LIMIT_EXCEEDED", "PendingRequestCancelLimitExceeded: the number of pending requests to cancel external workflows, 3, has reached the per-workflow limit of 3"),
+}
+
+
+async def first_task_in(stub, namespace: str, task_queue: str):
+    req = start_request(task_queue, namespace=namespace)
+    await stub.StartWorkflowExecution(req, timeout=10)
+    task = await stub.PollWorkflowTaskQueue(
+        PollWorkflowTaskQueueRequest(namespace=namespace, task_queue=TaskQueue(name=task_queue), identity="w"), timeout=10
+    )
+    return req.workflow_id, task
+
+
+@pytest.mark.parametrize("kind", sorted(PENDING_COMMANDS))
+async def test_a_workflow_task_past_a_pending_limit_fails_with_temporals_cause(stub, task_queue, kind):
+    name = f"pending-{uuid.uuid4().hex[:6]}"
+    await stub.RegisterNamespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=Duration(seconds=86400),
+            data={f"odin.pending_{kind}_limit": "3"},
+        ),
+        timeout=10,
+    )
+    workflow_id, task = await first_task_in(stub, name, task_queue)
+    commands = [PENDING_COMMANDS[kind](i, task_queue) for i in range(4)]
+    cause, message = PENDING_MESSAGES[kind]
+    await refused(
+        stub.RespondWorkflowTaskCompleted(
+            RespondWorkflowTaskCompletedRequest(namespace=name, task_token=task.task_token, commands=commands, identity="w"),
+            timeout=10,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT, message,
+    )
+    events = await history(stub, workflow_id, namespace=name)
+    # None of the commands left an event: the task failed (its retry follows, as a transient task).
+    assert [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events[:4]] == [
+        "WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_FAILED",
+    ]
+    assert all(e.event_type in (EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED) for e in events[4:])
+    failed = events[3].workflow_task_failed_event_attributes
+    assert WorkflowTaskFailedCause.Name(failed.cause) == f"WORKFLOW_TASK_FAILED_CAUSE_{cause}"
+    assert failed.failure.message == message
+
+    # Within the limit the same commands are fine.
+    task = await stub.PollWorkflowTaskQueue(
+        PollWorkflowTaskQueueRequest(namespace=name, task_queue=TaskQueue(name=task_queue), identity="w"), timeout=10
+    )
+    await stub.RespondWorkflowTaskCompleted(
+        RespondWorkflowTaskCompletedRequest(namespace=name, task_token=task.task_token, commands=commands[:3], identity="w"),
+        timeout=10,
+    )
+
+
+async def test_the_default_pending_activity_limit_is_temporals(stub, task_queue):
+    workflow_id, task = await first_task_in(stub, NS, task_queue)
+    commands = [PENDING_COMMANDS["activities"](i, task_queue) for i in range(2001)]
+    await refused(
+        stub.RespondWorkflowTaskCompleted(
+            RespondWorkflowTaskCompletedRequest(namespace=NS, task_token=task.task_token, commands=commands, identity="w"),
+            timeout=30,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "PendingActivitiesLimitExceeded: the number of pending activities, 2000, has reached the per-workflow limit of 2000",
+    )
