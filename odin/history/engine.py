@@ -23,7 +23,7 @@ from odin import metrics
 from odin.clock import Clock
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted
 from odin.history import activities, chains
-from odin.history.machine import StaleTask, Transition
+from odin.history.machine import HISTORY_COUNT_LIMIT, HISTORY_SIZE_LIMIT, StaleTask, Transition
 from odin.history.notifier import Notifier, RunChange, run_key
 from odin.history.queries import InMemoryQueryRouter, QueryRouter
 from odin.history.shards import shard_for
@@ -95,6 +95,9 @@ class HistoryEngine:
         self.commits = 0
         # Last committed row of recently updated runs (LRU), the starting point of the next update.
         self._state_cache: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        # A run whose history reaches either limit is terminated (events, bytes).
+        self.history_count_limit = HISTORY_COUNT_LIMIT
+        self.history_size_limit = HISTORY_SIZE_LIMIT
         # Per workflow id: the lock its updates take turns on, and how many hold or wait for it.
         self._turns: dict[tuple[str, str], list] = {}
         # Carries out transfer tasks that act on other runs (children, external signals/cancels).
@@ -191,6 +194,7 @@ class HistoryEngine:
                     self._state_cache.pop(record.run_id, None)
                     continue
                 raise
+            t.enforce_history_limits(self.history_count_limit, self.history_size_limit)
             if t.successor is not None:
                 # A retry/cron successor repeats this run's start, which lives in its history.
                 [first] = await self.store.read_events(t.state.run_id, 1, 2)

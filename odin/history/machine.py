@@ -53,6 +53,14 @@ ACTIVITY_OUTCOMES = {
 }
 
 
+# A run whose history reaches either limit is terminated (Temporal's defaults and wording).
+HISTORY_COUNT_LIMIT = 51_200
+HISTORY_SIZE_LIMIT = 50 * 1024 * 1024
+HISTORY_COUNT_EXCEEDED = "Workflow history count exceeds limit."
+HISTORY_SIZE_EXCEEDED = "Workflow history size exceeds limit."
+HISTORY_SERVICE_IDENTITY = "history-service"
+
+
 class StaleTask(Exception):
     """An outbox task or queue entry that no longer matches the state; dropped without effect."""
 
@@ -369,6 +377,17 @@ class Transition:
             E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED,
             h.WorkflowExecutionTerminatedEventAttributes(reason=reason, details=details, identity=identity),
         )
+
+    def enforce_history_limits(self, count_limit: int, size_limit: int) -> None:
+        """Terminate a running run whose history reached its event-count or byte-size limit
+        (checked after every change, as Temporal does)."""
+        s = self.state
+        if not s.running:
+            return
+        if s.next_event_id - 1 >= count_limit:
+            self.terminate(HISTORY_COUNT_EXCEEDED, None, HISTORY_SERVICE_IDENTITY)
+        elif s.history_size_bytes >= size_limit:
+            self.terminate(HISTORY_SIZE_EXCEEDED, None, HISTORY_SERVICE_IDENTITY)
 
     def run_timed_out(self) -> None:
         from odin.history import chains
