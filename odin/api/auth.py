@@ -54,7 +54,7 @@ _GRANTS: dict[str, frozenset[Level]] = {
 _READ = (
     "DescribeNamespace GetWorkflowExecutionHistory GetWorkflowExecutionHistoryReverse DescribeWorkflowExecution "
     "QueryWorkflow ListWorkflowExecutions ScanWorkflowExecutions CountWorkflowExecutions ListOpenWorkflowExecutions "
-    "ListClosedWorkflowExecutions GetSearchAttributes ListSearchAttributes DescribeTaskQueue ListTaskQueuePartitions "
+    "ListClosedWorkflowExecutions ListSearchAttributes DescribeTaskQueue ListTaskQueuePartitions "
     "PollWorkflowExecutionUpdate"
 )
 _WRITE = (
@@ -77,6 +77,8 @@ OPERATIONS: dict[str, frozenset[Level]] = {
     "GetSystemInfo": frozenset({Level.PUBLIC}),
     "GetClusterInfo": frozenset({Level.AUTHENTICATED}),
     "ListNamespaces": frozenset({Level.AUTHENTICATED}),
+    # Names no namespace: it lists only the built-in search attributes every namespace has.
+    "GetSearchAttributes": frozenset({Level.AUTHENTICATED}),
     "RegisterNamespace": frozenset({Level.CLUSTER}),
     **{op: frozenset({Level.READ}) for op in _READ.split()},
     **{op: frozenset({Level.WRITE}) for op in _WRITE.split()},

@@ -52,6 +52,23 @@ def token(sub: str, permissions: list[str], *, expires_in: float = 3600, key=SEC
 ADMIN = token("root", ["odin-system:admin"])
 
 
+def hs256_signed_with(key: bytes, claims: dict) -> str:
+    """An HS256 token whose HMAC key is ``key`` (built by hand: PyJWT refuses a PEM key as an HMAC
+    secret, which is the point of the attack: a server that verified HS256 with its RS256 public
+    key would accept it)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = part(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = part(json.dumps({**claims, "exp": int(time.time() + 600)}).encode())
+    signature = part(hmac.new(key, f"{header}.{body}".encode(), hashlib.sha256).digest())
+    return f"{header}.{body}.{signature}"
+
+
 @pytest.fixture
 async def server(tmp_path):
     config = auth.AuthConfig(
@@ -108,6 +125,12 @@ async def test_without_a_token_only_system_info_answers(stub):
         (token("late", ["default:writer"], expires_in=-10), "expired"),
         ("not-a-known-api-key", "Unknown API key"),
         (jwt.encode({"sub": "x", "permissions": ["default:writer"]}, SECRET, "HS256"), "exp"),  # no expiry
+        # Attacks on the signature check:
+        (jwt.encode({"sub": "x", "permissions": ["*:admin"], "exp": int(time.time() + 60)}, None, "none"), "'none' are not accepted"),
+        (hs256_signed_with(RSA_PUBLIC.encode(), {"sub": "x", "permissions": ["*:admin"]}), "Invalid token"),  # key confusion
+        (token("early", ["default:writer"], nbf=int(time.time() + 600)), "not yet valid"),
+        (jwt.encode({"permissions": ["default:writer"], "exp": int(time.time() + 60)}, SECRET, "HS256"), '"sub"'),
+        (token("x", ["default:writer"])[:-4] + "AAAA", "Invalid token"),  # tampered signature
     ],
 )
 async def test_bad_tokens_are_unauthenticated_and_change_nothing(server, task_queue, bad, reason):
@@ -117,6 +140,27 @@ async def test_bad_tokens_are_unauthenticated_and_change_nothing(server, task_qu
     assert err.value.status == RPCStatusCode.UNAUTHENTICATED
     assert reason in err.value.message
     assert await workflow_ids(server) == []
+
+
+async def test_audience_and_issuer_are_checked_when_configured(tmp_path, task_queue):
+    config = auth.AuthConfig(enabled=True, hs256_secret=SECRET, audience="odin", issuer="https://idp.example")
+    s = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "aud.db")), grpc_port=0, auth=config))
+    await s.start()
+    try:
+        good = {"aud": "odin", "iss": "https://idp.example"}
+        for claims, reason in (
+            ({**good, "aud": "someone-else"}, "Audience"),
+            ({"iss": "https://idp.example"}, "aud"),
+            ({**good, "iss": "https://evil.example"}, "issuer"),
+        ):
+            client = await connect(s, token("x", ["default:writer"], **claims))
+            with pytest.raises(RPCError) as err:
+                await client.start_workflow(Stamped.run, "x", id=f"aud-{uuid.uuid4()}", task_queue=task_queue)
+            assert err.value.status == RPCStatusCode.UNAUTHENTICATED and reason in err.value.message, err.value.message
+        admin = await connect(s, token("root", ["odin-system:admin"], **good))
+        assert [w.id async for w in admin.list_workflows()] == []
+    finally:
+        await s.stop(grace=0.5)
 
 
 async def test_roles_decide_what_a_token_may_do(server, task_queue):
@@ -234,3 +278,76 @@ def test_permission_strings_are_validated():
         auth.parse_permissions("default:reader")
     roles, cluster = auth.parse_permissions(["a:reader", "a:worker", "*:reader", "odin-system:admin"])
     assert roles == {"a": frozenset({"reader", "worker"}), "*": frozenset({"reader"})} and cluster
+
+
+# -- the authorization matrix, generated from the one operations table --------------------------
+
+
+def _method_types(service: str, name: str):
+    from google.protobuf import message_factory
+    from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb2
+    from temporalio.api.workflowservice.v1 import service_pb2 as workflow_pb2
+
+    descriptor = (workflow_pb2 if service == "WorkflowService" else operator_pb2).DESCRIPTOR.services_by_name[service]
+    method = descriptor.methods_by_name[name]
+    return (
+        f"/{descriptor.full_name}/{name}",
+        message_factory.GetMessageClass(method.input_type),
+        message_factory.GetMessageClass(method.output_type),
+    )
+
+
+# What each role may do, as the README documents it (the test's own statement of the policy).
+ROLE_LEVELS = {
+    "reader": {auth.Level.READ},
+    "writer": {auth.Level.READ, auth.Level.WRITE},
+    "worker": {auth.Level.READ, auth.Level.WORK},
+    "admin": {auth.Level.READ, auth.Level.WRITE, auth.Level.WORK, auth.Level.ADMIN},
+}
+MATRIX_CALLS = [("WorkflowService", name) for name in sorted(_RPCS)] + [("OperatorService", name) for name in sorted(_OPERATOR_RPCS)]
+PRINCIPALS = {
+    **{f"default:{role}": [f"default:{role}"] for role in auth.ROLES},
+    "other:admin": ["other:admin"],  # a namespace's admin, acting on another namespace
+}
+
+
+async def test_every_call_and_role_is_allowed_or_refused_as_the_operations_table_says(server):
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.endpoints.grpc_port}")
+    checked = 0
+    try:
+        for principal, permissions in PRINCIPALS.items():
+            metadata = (("authorization", f"Bearer {token(principal, permissions)}"),)
+            levels = set().union(*(ROLE_LEVELS[p.split(':')[1]] for p in permissions if p.startswith("default:")))
+            for service, name in MATRIX_CALLS:
+                path, request_type, response_type = _method_types(service, name)
+                request = request_type()
+                if "namespace" in request_type.DESCRIPTOR.fields_by_name:
+                    request.namespace = "default"
+                needed = auth.OPERATIONS[name]
+                allowed = bool(needed & {auth.Level.PUBLIC, auth.Level.AUTHENTICATED}) or bool(needed & levels)
+                call = channel.unary_unary(path, request_serializer=request_type.SerializeToString,
+                                           response_deserializer=response_type.FromString)
+                try:
+                    await call(request, metadata=metadata, timeout=3)
+                    code = grpc.StatusCode.OK
+                except grpc.aio.AioRpcError as err:
+                    code = err.code()
+                if allowed:
+                    assert code not in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED), (principal, name, code)
+                else:
+                    assert code == grpc.StatusCode.PERMISSION_DENIED, (principal, name, code)
+                checked += 1
+    finally:
+        await channel.close()
+    assert checked == len(PRINCIPALS) * len(MATRIX_CALLS)
+    # Empty requests started nothing anywhere (the admin's empty DeleteNamespace may have removed
+    # the namespace itself, which is the admin's right).
+    import sqlalchemy as sa
+
+    from odin.persistence import tables
+
+    def runs() -> int:
+        with server.store.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(tables.workflow_executions)).scalar_one()
+
+    assert await server.store.db.run(runs) == 0
