@@ -103,7 +103,7 @@ def plot(results: dict[str, dict[int, dict]], out: str) -> None:
         ax.grid(True, alpha=0.3)
         ax.set_xticks(sorted({c for points in results.values() for c in points}))
     left.legend(fontsize=8)
-    fig.text(0.99, 0.01, f"{date.today().isoformat()}, {os.cpu_count()} cores shared with other work",
+    fig.text(0.99, 0.01, f"{date.today().isoformat()}, {os.cpu_count()} cores",
              ha="right", fontsize=7, color="grey")
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,7 @@ from common import (  # noqa: E402
     print_cpu,
     print_table,
 )
+import run  # noqa: E402
 from run import SDK_PROCESS, measure_one_activity  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -141,7 +142,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--servers", type=int, default=1, help="odin server processes")
     parser.add_argument("--json", action="store_true")
+    run.add_eager_start_option(parser)
     args = parser.parse_args()
+    run.EAGER_START = args.eager_start
     # Ctrl-C and SIGTERM stop the bench: its processes, database, keys and files are cleaned up.
     handle_interrupts()
 

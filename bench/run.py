@@ -39,6 +39,15 @@ from workflows import OneActivity, echo  # noqa: E402,F401
 
 SDK_PROCESS = "bench process (temporalio worker + client)"
 
+# Whether clients ask for eager workflow start (``--eager-start`` of the benchmarks that run
+# one-activity workflows): the first workflow task then comes back with the start response.
+EAGER_START = False
+
+
+def add_eager_start_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--eager-start", action="store_true",
+                        help="clients ask for eager workflow start (request_eager_start=True)")
+
 
 def worker_slots(concurrency: int) -> int:
     """Task slots of a benchmark worker: the concurrency, but at least 5 (the SDK's default number
@@ -61,7 +70,9 @@ async def measure_one_activity(clients: list[Client], workflows: int, concurrenc
         client = clients[i % len(clients)]
         async with limit:
             start = time.perf_counter()
-            result = await client.execute_workflow(OneActivity.run, str(i), id=f"{task_queue}-{i}", task_queue=task_queue)
+            result = await client.execute_workflow(
+                OneActivity.run, str(i), id=f"{task_queue}-{i}", task_queue=task_queue, request_eager_start=EAGER_START
+            )
             latencies.append(time.perf_counter() - start)
             assert result == str(i)
 
@@ -108,12 +119,16 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_eager_start_option(parser)
     args = parser.parse_args()
+    global EAGER_START
+    EAGER_START = args.eager_start
     handle_interrupts()
 
     with running_server("odin") as server:
         result = asyncio.run(run(args.workflows, args.concurrency, server.port, server.proc.pid))
     result["backend"] = "odin dev (SQLite, in-memory queues)"
+    result["eager_start"] = EAGER_START
     if args.json:
         print(json.dumps(result))
         return

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SELF, SERVERS, CpuMeter, connect, handle_interrupts, percentile, running_server, temporal_version  # noqa: E402
+import run  # noqa: E402
 from run import measure_one_activity  # noqa: E402
 
 METRICS = ("throughput_wps", "latency_p50_ms", "latency_p99_ms", "server_cpu_ms_per_wf", "sdk_cpu_ms_per_wf")
@@ -81,7 +82,9 @@ def main() -> None:
     parser.add_argument("--temporal-wal", action="store_true",
                         help="run Temporal's SQLite in WAL mode, synchronous=NORMAL (as odin dev does)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_eager_start_option(parser)
     args = parser.parse_args()
+    run.EAGER_START = args.eager_start
     handle_interrupts()
     version = temporal_version()  # also fails early, with the install line, without the CLI
 
