@@ -130,6 +130,14 @@ class VisibilityCalls:
         return ops.RemoveSearchAttributesResponse()
 
 
+def _time_text(ts, what: str) -> str:
+    """A request's timestamp as RFC 3339 text; INVALID_ARGUMENT if it is not a valid one."""
+    try:
+        return ts.ToJsonString()
+    except ValueError as exc:
+        raise InvalidArgument(f"Invalid {what}: {exc}") from None
+
+
 def _legacy_filter(req, open_runs: bool) -> str:
     """The list-filter text equivalent to a ListOpen/ListClosed request's structured filters."""
     running = visibility_query.Comparison("ExecutionStatus", "=", "Running")
@@ -137,9 +145,9 @@ def _legacy_filter(req, open_runs: bool) -> str:
     if req.HasField("start_time_filter"):
         f = req.start_time_filter
         if f.HasField("earliest_time"):
-            parts.append(visibility_query.Comparison("StartTime", ">=", f.earliest_time.ToJsonString()))
+            parts.append(visibility_query.Comparison("StartTime", ">=", _time_text(f.earliest_time, "EarliestTime")))
         if f.HasField("latest_time"):
-            parts.append(visibility_query.Comparison("StartTime", "<=", f.latest_time.ToJsonString()))
+            parts.append(visibility_query.Comparison("StartTime", "<=", _time_text(f.latest_time, "LatestTime")))
     which = req.WhichOneof("filters")
     if which == "execution_filter":
         check_id(req.execution_filter.workflow_id, "WorkflowId")
