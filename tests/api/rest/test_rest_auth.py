@@ -129,3 +129,56 @@ def test_a_namespace_over_its_rate_budget_gets_429_with_retry_after(make_app):
     assert limited, [r.status_code for r in statuses]
     assert_error(limited[0], 429, "RESOURCE_EXHAUSTED")
     assert int(limited[0].headers["Retry-After"]) >= 1
+
+
+# -- the authorization matrix of the REST door, generated from the OpenAPI document ------------
+
+# What each role may do, as the README documents it (the test's own statement of the policy).
+ROLE_LEVELS = {
+    "reader": {auth.Level.READ},
+    "writer": {auth.Level.READ, auth.Level.WRITE},
+    "worker": {auth.Level.READ, auth.Level.WORK},
+    "admin": {auth.Level.READ, auth.Level.WRITE, auth.Level.WORK, auth.Level.ADMIN},
+}
+PRINCIPALS = {**{f"default:{role}": f"default:{role}" for role in ROLE_LEVELS}, "other:admin": "other:admin"}
+
+
+def test_every_route_and_role_is_allowed_or_refused_as_the_operations_table_says(make_app):
+    http = make_app(auth=auth.AuthConfig(enabled=True, hs256_secret=SECRET))
+    document = http.get("/openapi.json").get_json()
+    routes = [
+        (path, method.upper(), op["x-odin-operation"])
+        for path, ops in document["paths"].items()
+        if path.startswith("/api/")
+        for method, op in ops.items()
+        if method in ("get", "post", "put", "delete", "patch") and op.get("x-odin-operation")
+    ]
+    every = [(p, m) for p, ops in document["paths"].items() if p.startswith("/api/") for m in ops if m in ("get", "post", "put", "delete", "patch")]
+    assert len(routes) == len(every)  # every API route names its operation
+    checked = 0
+    for principal, permission in PRINCIPALS.items():
+        levels = ROLE_LEVELS[permission.split(":")[1]] if permission.startswith("default:") else set()
+        headers = bearer(principal, permission)
+        for path, method, operation in routes:
+            url = re.sub(r"\{namespace\}", "default", path)
+            url = re.sub(r"\{[^}]+\}", "matrix-x", url)
+            needed = auth.OPERATIONS[operation]
+            allowed = bool(needed & {auth.Level.PUBLIC, auth.Level.AUTHENTICATED}) or bool(needed & levels)
+            if operation == "RegisterNamespace":
+                allowed = False  # cluster administration: no namespace role grants it
+            if operation == "DeleteNamespace" and allowed:
+                continue  # would remove the namespace the rest of the matrix runs in
+            response = http.open(url, method=method, json={} if method != "GET" else None, headers=headers)
+            if allowed:
+                assert response.status_code not in (401, 403), (principal, method, path, response.get_data(as_text=True))
+            else:
+                assert response.status_code == 403, (principal, method, path, response.status_code)
+                assert response.get_json()["error"]["code"] == "PERMISSION_DENIED"
+            checked += 1
+        # Without a token, only public routes answer.
+    for path, method, operation in routes:
+        if auth.Level.PUBLIC in auth.OPERATIONS[operation]:
+            continue
+        url = re.sub(r"\{[^}]+\}", "default", path)
+        assert http.open(url, method=method, json={} if method != "GET" else None).status_code == 401, (method, path)
+    assert checked >= len(PRINCIPALS) * (len(routes) - 1)
