@@ -121,7 +121,7 @@ class CpuMeter:
     def _sample(self) -> dict[str, dict]:
         return {name: _counters(source) for name, source in self.sources.items()}
 
-    def __enter__(self) -> "CpuMeter":
+    def __enter__(self) -> CpuMeter:
         self._start = self._sample()
         return self
 
@@ -221,7 +221,7 @@ class Processes:
                 try:
                     line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
-                    raise RuntimeError(f"{args[:4]} did not start within {timeout:.0f} s:\n" + "\n".join(proc.tail))
+                    raise RuntimeError(f"{args[:4]} did not start within {timeout:.0f} s:\n" + "\n".join(proc.tail)) from None
                 if line is None:
                     raise RuntimeError(f"{args[:4]} exited (rc={proc.wait()}):\n" + "\n".join(proc.tail))
                 proc.ready = pattern.search(line)

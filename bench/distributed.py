@@ -34,6 +34,7 @@ import redis
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # noqa: E402
 from common import (  # noqa: E402
     SELF,
     CpuMeter,
@@ -46,7 +47,6 @@ from common import (  # noqa: E402
     print_cpu,
     print_table,
 )
-import run  # noqa: E402
 from run import SDK_PROCESS, measure_one_activity  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -64,7 +64,8 @@ def run_celery(workflows: int, concurrency: int, meter: CpuMeter, services: CpuM
     from concurrent.futures import ThreadPoolExecutor
 
     from celery import chain
-    from celery_chain import echo as c_echo, finish
+    from celery_chain import echo as c_echo
+    from celery_chain import finish
 
     def one(i: int) -> float:
         start = time.perf_counter()

@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SELF, SERVERS, CpuMeter, connect, handle_interrupts, percentile, running_server, temporal_version  # noqa: E402
 import run  # noqa: E402
+from common import SELF, SERVERS, CpuMeter, connect, handle_interrupts, percentile, running_server, temporal_version  # noqa: E402
 from run import measure_one_activity  # noqa: E402
 
 METRICS = ("throughput_wps", "latency_p50_ms", "latency_p99_ms", "server_cpu_ms_per_wf", "sdk_cpu_ms_per_wf")

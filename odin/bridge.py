@@ -12,7 +12,8 @@ import asyncio
 import concurrent.futures
 import os
 import threading
-from typing import Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 T = TypeVar("T")
 

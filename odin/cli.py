@@ -27,10 +27,9 @@ def main(log_level: str) -> None:
 
 
 async def _serve(settings: Settings, banner: str, auto_migrate: bool, serve_http: bool = False) -> None:
+    from odin import metrics
     from odin.api.grpc.server import PortUnavailable
     from odin.server import NotMigrated, OdinServer, Unreachable
-
-    from odin import metrics
 
     if not serve_http:  # with the REST app in the process, /metrics is served there
         metrics.serve_from_env()

@@ -115,7 +115,7 @@ class Settings:
     # unless the namespace names its own archive.
     archive_uri: str | None = None
     # Who may call (off unless ODIN_AUTH is set; see odin/api/auth.py).
-    auth: "AuthConfig" = field(default_factory=lambda: _auth_config())
+    auth: AuthConfig = field(default_factory=lambda: _auth_config())
     # Requests per second per namespace, for client calls and for worker polls (0 = unlimited).
     namespace_rps: float = 0.0
     namespace_worker_rps: float = 0.0
@@ -127,7 +127,7 @@ class Settings:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         url = database_url_from_env()
         env = dict(
             database_url=normalize_database_url(url) if url else None,
@@ -162,5 +162,5 @@ class Settings:
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         return replace(self, **changes)

@@ -77,7 +77,7 @@ class ShardOwnershipLost(Exception):
     """A shard queue processor's write was fenced off: another process now holds the shard."""
 
 
-def infrastructure_error(exc: BaseException) -> "OdinError | None":
+def infrastructure_error(exc: BaseException) -> OdinError | None:
     """What a client should hear about a database or Redis exception: UNAVAILABLE (which clients
     retry) for a passing fault (connection lost, timeout), INVALID_ARGUMENT for a value the
     database refused to store (the transaction rolled back: nothing changed); None otherwise."""

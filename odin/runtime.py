@@ -15,14 +15,14 @@ import logging
 import redis.exceptions
 import sqlalchemy.exc
 
-from odin.beat.jobs import SystemJobs
-from odin.beat.local import LocalSystemWorkers
-from odin.beat.timers import AsyncioTimerScheduler, CeleryTimerScheduler, TimerScheduler
-from odin.clock import Clock, SystemClock
 from odin import redisconn
 from odin.api.auth import Authenticator
 from odin.api.gate import Budgets, Gate
 from odin.api.ratelimit import InMemoryRateLimiter, RedisRateLimiter
+from odin.beat.jobs import SystemJobs
+from odin.beat.local import LocalSystemWorkers
+from odin.beat.timers import AsyncioTimerScheduler, CeleryTimerScheduler, TimerScheduler
+from odin.clock import Clock, SystemClock
 from odin.config import Settings, default_identity
 from odin.frontend import FrontendService
 from odin.history.engine import HistoryEngine
@@ -105,7 +105,7 @@ class Runtime:
     def distributed(self) -> bool:
         return bool(self.settings.redis_url)
 
-    async def start(self) -> "Runtime":
+    async def start(self) -> Runtime:
         s = self.settings
         db = open_database(s.database_url)
         try:
@@ -132,7 +132,7 @@ class Runtime:
             self._closers.append(self.redis.aclose)
             try:
                 await asyncio.wait_for(self.redis.ping(), STARTUP_REDIS_TIMEOUT)
-            except (redis.exceptions.RedisError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, redis.exceptions.RedisError, OSError) as exc:
                 await self.stop()
                 raise Unreachable(
                     f"cannot reach Redis at {_safe_url(s.redis_url)} (ODIN_REDIS_URL / REDIS_URL): {exc or 'no answer'}"

@@ -11,8 +11,8 @@ from odin.api.tls import TlsFiles
 from odin.clock import Clock
 from odin.config import Settings
 from odin.frontend import FrontendService
-from odin.runtime import NotMigrated, Runtime, Unreachable
 from odin.persistence.store import SqlExecutionStore
+from odin.runtime import NotMigrated, Runtime, Unreachable
 
 __all__ = ["Endpoints", "NotMigrated", "OdinServer", "Unreachable"]
 

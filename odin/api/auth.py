@@ -22,9 +22,9 @@ import fnmatch
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import jwt
 
@@ -170,7 +170,7 @@ class AuthConfig:
     api_keys: dict[str, Principal] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "AuthConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AuthConfig:
         env = os.environ if env is None else env
         enabled = env.get("ODIN_AUTH", "off").lower() in ("1", "on", "true", "yes")
         public_key = env.get("ODIN_JWT_RS256_PUBLIC_KEY")

@@ -8,8 +8,9 @@ import contextvars
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedScope
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
@@ -40,7 +41,7 @@ class Budgets:
     client_rps: float = 0.0
     worker_rps: float = 0.0
 
-    def for_namespace(self, ns: "NamespaceRecord | None", budget: str) -> float:
+    def for_namespace(self, ns: NamespaceRecord | None, budget: str) -> float:
         """A namespace may set its own (``data`` keys ``odin.rps`` / ``odin.worker_rps``)."""
         default = self.worker_rps if budget == WORKER_BUDGET else self.client_rps
         if ns is None:
@@ -59,7 +60,7 @@ class Gate:
         authenticator: auth.Authenticator,
         limiter: RateLimiter,
         budgets: Budgets,
-        namespaces: Callable[[str], Awaitable["NamespaceRecord"]],
+        namespaces: Callable[[str], Awaitable[NamespaceRecord]],
     ):
         self.authenticator = authenticator
         self.limiter = limiter

@@ -46,9 +46,9 @@ CONCURRENCY = 16
 class SystemJobs:
     def __init__(
         self,
-        engine: "HistoryEngine",
-        shards: "ShardOwnership",
-        timers: "TimerScheduler",
+        engine: HistoryEngine,
+        shards: ShardOwnership,
+        timers: TimerScheduler,
         clock: Clock,
         *,
         timer_horizon: float = 30.0,

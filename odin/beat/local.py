@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from odin.aio import cancel_and_wait
 from odin.beat.jobs import SystemJobs

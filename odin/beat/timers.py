@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from odin.aio import cancel_and_wait
 from odin.clock import Clock
@@ -89,7 +90,7 @@ class AsyncioTimerScheduler:
                 delay = self._max_sleep
             try:
                 await asyncio.wait_for(self._wakeup.wait(), delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 

@@ -70,14 +70,14 @@ class Limits:
             raise InvalidArgument(MEMO_TOO_LARGE)
 
     def published(self) -> NamespaceInfo.Limits:
-        return NamespaceInfo.Limits(
-            blob_size_limit_error=self.blob_error,
-            memo_size_limit_error=self.memo_error,
-            workflow_task_completion_size_limit_error=WORKFLOW_TASK_COMPLETION_SIZE_LIMIT_ERROR,
-        )
+        limits = NamespaceInfo.Limits(blob_size_limit_error=self.blob_error, memo_size_limit_error=self.memo_error)
+        if "workflow_task_completion_size_limit_error" in NamespaceInfo.Limits.DESCRIPTOR.fields_by_name:
+            # Newer API versions only (temporalio 1.31's protos do not have it).
+            limits.workflow_task_completion_size_limit_error = WORKFLOW_TASK_COMPLETION_SIZE_LIMIT_ERROR
+        return limits
 
 
-def limits_for(ns: "NamespaceRecord") -> Limits:
+def limits_for(ns: NamespaceRecord) -> Limits:
     """The namespace's limits: its own ``data`` keys where set (positive byte counts), else the defaults."""
     data = ns.data.get("data", {})
 

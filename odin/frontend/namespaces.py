@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from temporalio.api.enums.v1 import ArchivalState, NamespaceState
 from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
 from temporalio.api.namespace.v1 import NamespaceConfig, NamespaceInfo
-from temporalio.api.replication.v1 import NamespaceReplicationConfig
 from temporalio.api.operatorservice.v1 import request_response_pb2 as ops
+from temporalio.api.replication.v1 import NamespaceReplicationConfig
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin import __version__
-from odin.clock import monotonic
 from odin.api.auth import SYSTEM_NAMESPACE
 from odin.api.gate import current_principal
+from odin.clock import monotonic
 from odin.errors import FailedPrecondition, InvalidArgument, NotFound
 from odin.frontend.common import (
     CLUSTER_NAME,
@@ -32,7 +32,6 @@ from odin.frontend.limits import limits_for
 from odin.history.events import duration, seconds
 from odin.persistence import archive
 from odin.persistence.store import NamespaceRecord
-
 
 # Running workflows terminated per round when a namespace is deleted with force.
 DELETE_TERMINATE_BATCH = 500

@@ -459,7 +459,7 @@ class _HistoryToken:
         return json.dumps({"r": self.run_id, "n": self.next_event_id}).encode()
 
     @classmethod
-    def parse(cls, data: bytes) -> "_HistoryToken | None":
+    def parse(cls, data: bytes) -> _HistoryToken | None:
         if not data:
             return None
         try:

@@ -8,7 +8,6 @@ header, timeouts); since that start event lives in history, the engine reads it 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from temporalio.api.common.v1 import Memo, Payloads, RetryPolicy, SearchAttributes
@@ -47,7 +46,7 @@ def after_failure(t: Transition, failure: Failure) -> tuple[int, Successor | Non
         state, delay = retry.decide(info, s.attempt, failure, t.ts, s.execution_expiration)
         if state == RetryState.RETRY_STATE_IN_PROGRESS:
             return state, Successor(
-                str(uuid.uuid4()),
+                t.new_run_id(),
                 ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_RETRY,
                 delay,
                 s.attempt + 1,
@@ -68,7 +67,7 @@ def after_completion(t: Transition, result: Payloads) -> Successor | None:
 def _cron(t: Transition, *, result: Payloads | None = None, failure: Failure | None = None, inherit: bool = False) -> Successor:
     s = t.state
     return Successor(
-        str(uuid.uuid4()),
+        t.new_run_id(),
         ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE,
         cron.backoff(s.cron_schedule, s.execution_time or s.start_time, t.ts),
         1,

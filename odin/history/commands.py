@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from temporalio.api.common.v1 import Memo, RetryPolicy, SearchAttributes, WorkflowType
 from temporalio.api.enums.v1 import CommandType as C
@@ -39,8 +38,8 @@ from odin.history.tokens import WorkflowTaskToken
 from odin.history.validation import (
     MAX_ID_LENGTH,
     BadCommand,
-    check_pending,
     check_id,
+    check_pending,
     check_run_options,
     checked_search_attributes,
 )
@@ -406,7 +405,7 @@ def _continue_as_new(t: Transition, a, completed_id: int) -> None:
     )
     run_timeout = seconds(a.workflow_run_timeout) or s.run_timeout
     task_timeout = seconds(a.workflow_task_timeout) or s.workflow_task_timeout
-    new_run_id = str(uuid.uuid4())
+    new_run_id = t.new_run_id()
     request = StartWorkflowExecutionRequest(
         namespace=s.namespace,
         workflow_id=s.workflow_id,

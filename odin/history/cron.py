@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from croniter import CroniterError, croniter
 
@@ -19,7 +19,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-_ANY_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class InvalidCronSchedule(ValueError):
@@ -64,6 +64,6 @@ def backoff(schedule: str, chain_start: float, now: float) -> float:
     if every is not None:
         periods = math.floor((now - chain_start) / every) + 1
         return max(chain_start + periods * every - now, 0.0)
-    base = datetime.fromtimestamp(now, timezone.utc)
+    base = datetime.fromtimestamp(now, UTC)
     nxt = croniter(schedule, base).get_next(datetime)
     return max(nxt.timestamp() - now, 0.0)

@@ -8,9 +8,10 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import AsyncIterator, Callable, NamedTuple, TypeVar
+from datetime import UTC, datetime
+from typing import NamedTuple, TypeVar
 
 from temporalio.api.common.v1 import Memo, SearchAttributes
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
@@ -28,11 +29,9 @@ from odin.history.notifier import Notifier, RunChange, run_key
 from odin.history.queries import InMemoryQueryRouter, QueryRouter
 from odin.history.shards import shard_for
 from odin.history.start import ParentInfo, SignalInput, new_run
-from odin.history.transfers import SYSTEM_TRANSFERS, TransferProcessor
 from odin.history.state import MutableState, unpack
+from odin.history.transfers import SYSTEM_TRANSFERS, TransferProcessor
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
-from odin.visibility.registry import SearchAttributeRegistry
-from odin.visibility.search_attributes import typed_values
 from odin.persistence.store import (
     Batch,
     CurrentExecution,
@@ -42,6 +41,8 @@ from odin.persistence.store import (
     OutboxTask,
     WorkflowWrite,
 )
+from odin.visibility.registry import SearchAttributeRegistry
+from odin.visibility.search_attributes import typed_values
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,7 @@ class HistoryEngine:
                 OutboxTask(uuid.uuid4().hex, new_record.shard_id, s.namespace_id, s.workflow_id, s.run_id, spec.kind, spec.data, now)
             )
         for spec in t.timers:
-            fire_at = datetime.fromtimestamp(spec.fire_at, timezone.utc)
+            fire_at = datetime.fromtimestamp(spec.fire_at, UTC)
             batch.timer_tasks.append(
                 OutboxTask(
                     uuid.uuid4().hex, new_record.shard_id, s.namespace_id, s.workflow_id, s.run_id, spec.kind, spec.data, now, fire_at
@@ -505,7 +506,7 @@ def _already_started(workflow_id: str, current: CurrentExecution) -> AlreadyExis
 
 def visibility_row(s: MutableState) -> dict:
     def at(ts: float) -> datetime | None:
-        return datetime.fromtimestamp(ts, timezone.utc) if ts else None
+        return datetime.fromtimestamp(ts, UTC) if ts else None
 
     memo = unpack(Memo, s.memo)
     sa = unpack(SearchAttributes, s.search_attributes)

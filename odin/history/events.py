@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -31,7 +31,7 @@ def attributes_of(event: HistoryEvent) -> Message:
 def timestamp(at: datetime | float) -> Timestamp:
     ts = Timestamp()
     if isinstance(at, (int, float)):
-        at = datetime.fromtimestamp(at, timezone.utc)
+        at = datetime.fromtimestamp(at, UTC)
     ts.FromDatetime(at)
     return ts
 

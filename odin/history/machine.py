@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -113,6 +114,13 @@ class Transition:
         self.eager_request_id: str | None = None
         self.eager_identity = ""
         self.eager_activities: list[int] = []
+
+    def new_run_id(self) -> str:
+        """The id of a run this transition creates (retry, cron or continue-as-new successor):
+        derived from this run's id and position, so the core needs no random source, and the
+        same transition recomputed after a conflict names the same run."""
+        s = self.state
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"odin:{s.namespace_id}/{s.run_id}/{s.next_event_id}"))
 
     # -- events ----------------------------------------------------------------------------
 

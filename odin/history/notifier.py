@@ -7,17 +7,18 @@ import collections
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from odin.aio import cancel_and_wait
-from typing import AsyncIterator, Protocol
 
 log = logging.getLogger(__name__)
 
 
 class Subscription(Protocol):
     # What the latest notification said about the change (see ``RunChange``); None if unknown.
-    change: "RunChange | None"
+    change: RunChange | None
 
     async def wait(self, timeout: float) -> bool:
         """True if the key was notified since subscribing (or since the last wait), else False."""
@@ -26,7 +27,7 @@ class Subscription(Protocol):
 class Notifier(Protocol):
     def subscribe(self, key: str) -> contextlib.AbstractAsyncContextManager[Subscription]: ...
 
-    async def notify(self, key: str, change: "RunChange | None" = None) -> None: ...
+    async def notify(self, key: str, change: RunChange | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class RunChange:
         return json.dumps([self.next_event_id, self.running]).encode()
 
     @classmethod
-    def decode(cls, data: bytes) -> "RunChange | None":
+    def decode(cls, data: bytes) -> RunChange | None:
         try:
             next_event_id, running = json.loads(data)
             return cls(int(next_event_id), bool(running))
@@ -61,7 +62,7 @@ class _EventSubscription:
     async def wait(self, timeout: float) -> bool:
         try:
             await asyncio.wait_for(self.event.wait(), max(timeout, 0))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         self.event.clear()
         return True
@@ -157,7 +158,7 @@ class RedisNotifier:
             try:
                 try:
                     await asyncio.wait_for(confirmed.wait(), 2.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass  # the waiter's own deadline still bounds how long it sleeps
                 yield sub
             finally:

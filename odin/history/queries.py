@@ -50,7 +50,7 @@ class InMemoryQueryRouter:
             return None
         try:
             return await asyncio.wait_for(asyncio.shield(pending[1]), max(timeout, 0))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
 
     async def resolve(self, query_id: str, result: WorkflowQueryResult) -> bool:

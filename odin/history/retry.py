@@ -6,8 +6,8 @@ from temporalio.api.common.v1 import RetryPolicy
 from temporalio.api.enums.v1 import RetryState, TimeoutType
 from temporalio.api.failure.v1 import Failure
 
-from odin.history.state import RetryPolicyInfo
 from odin.history.events import MAX_NANOS, seconds
+from odin.history.state import RetryPolicyInfo
 
 DEFAULT_INITIAL_INTERVAL = 1.0
 DEFAULT_BACKOFF_COEFFICIENT = 2.0

@@ -22,7 +22,7 @@ import math
 import time
 import uuid
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from odin import metrics
@@ -209,7 +209,7 @@ class RedisShardLeases:
             )
             taken = [candidates[i - 1] for i in taken_idx]
             if taken:
-                expires = datetime.now(timezone.utc) + timedelta(seconds=self._ttl)
+                expires = datetime.now(UTC) + timedelta(seconds=self._ttl)
                 try:
                     self._held.update(await self._store.acquire_shards(taken, self.owner, expires))
                 except Exception:

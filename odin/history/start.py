@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.api.history.v1 import message_pb2 as h
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
-
-from temporalio.api.common.v1 import WorkflowExecution
 
 from odin.history import cron
 from odin.history.events import duration, seconds, timestamp

@@ -202,7 +202,7 @@ class MutableState:
         return json.dumps(self, default=_fields_of, separators=(",", ":")).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "MutableState":
+    def from_bytes(cls, data: bytes) -> MutableState:
         raw: dict[str, Any] = json.loads(data)
         wft = raw.pop("wft")
         activities = raw.pop("activities")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import ParentClosePolicy, StartChildWorkflowExecutionFailedCause
@@ -37,7 +38,7 @@ MAX_ATTEMPTS = 8
 
 
 class TransferProcessor:
-    def __init__(self, engine: "HistoryEngine"):
+    def __init__(self, engine: HistoryEngine):
         self.engine = engine
         self._running: dict[str, asyncio.Task] = {}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from temporalio.api.common.v1 import Payloads, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import QueryResultType, TaskQueueKind
@@ -62,7 +63,7 @@ class WorkerTasks:
                 await self.engine.queues.ack(namespace_id, task_queue.name, WORKFLOW, entry)
             else:
                 response = await self._decide(
-                    namespace_id, task_queue.name, WORKFLOW, entry, lambda: self._start_workflow_task(entry, sticky, identity)
+                    namespace_id, task_queue.name, WORKFLOW, entry, lambda entry=entry: self._start_workflow_task(entry, sticky, identity)
                 )
             if response is not None:
                 return response
@@ -165,7 +166,7 @@ class WorkerTasks:
             if entry is None:
                 break
             response = await self._decide(
-                namespace_id, queue, ACTIVITY, entry, lambda: self._start_activity_task(entry, namespace, identity)
+                namespace_id, queue, ACTIVITY, entry, lambda entry=entry: self._start_activity_task(entry, namespace, identity)
             )
             if response is not None:
                 return response

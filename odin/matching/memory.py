@@ -64,7 +64,7 @@ class InMemoryTaskQueues:
         q.waiters.append(waiter)
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._abandon(q, waiter)
         except asyncio.CancelledError:
             entry = self._abandon(q, waiter)

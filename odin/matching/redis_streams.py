@@ -47,14 +47,15 @@ import logging
 import time
 import uuid
 import zlib
-from typing import Any, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from odin.clock import monotonic
-from odin.redisconn import block_limit
 from odin.matching import PollerInfo, TaskEntry
+from odin.redisconn import block_limit
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from alembic import command
 from odin.persistence.store import Database
 
+
 def script_location() -> Path:
     """The ``alembic/`` folder beside the package (a checkout or editable install), or in the
     working directory (an app deployed from its repository, e.g. on Heroku)."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +30,7 @@ from odin.errors import AlreadyExists, ConcurrentUpdate, ShardOwnershipLost
 from odin.persistence import tables as t
 
 R = TypeVar("R")
-POSTGRES_THREADS = 16
+POSTGRES_THREADS = 4
 
 # Hot statements are built once: SQLAlchemy then reuses their compiled form and cache key.
 _we = t.workflow_executions.c
@@ -439,7 +440,7 @@ class SqlExecutionStore:
         outcomes: list[BaseException | None] = []
         for batch in batches:
             try:
-                _retry_dead_connection(lambda: self._commit_together([batch]))
+                _retry_dead_connection(lambda batch=batch: self._commit_together([batch]))
                 outcomes.append(None)
             except Exception as exc:
                 outcomes.append(exc)

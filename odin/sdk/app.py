@@ -21,7 +21,8 @@ import asyncio
 import os
 import uuid
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import temporalio.client
 

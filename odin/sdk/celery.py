@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import celery
 import temporalio.activity
@@ -192,8 +193,8 @@ def _retry_error(task: celery.Task, retry: CeleryRetry, args: tuple, kwargs: dic
             non_retryable=True,
         )
     if isinstance(retry.when, datetime):
-        when = retry.when if retry.when.tzinfo else retry.when.replace(tzinfo=timezone.utc)
-        delay = (when - datetime.now(timezone.utc)).total_seconds()
+        when = retry.when if retry.when.tzinfo else retry.when.replace(tzinfo=UTC)
+        delay = (when - datetime.now(UTC)).total_seconds()
     elif retry.when is not None:
         delay = float(retry.when)
     else:
@@ -291,7 +292,7 @@ def _step_options(sig: dict, allowed: frozenset) -> dict:
 def _utc_iso(eta: datetime | str, what: str) -> str:
     try:
         when = datetime.fromisoformat(eta) if isinstance(eta, str) else eta
-        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
     except (TypeError, ValueError, AttributeError):
         raise CanvasError(f"eta of {what} is not a date and time: {eta!r}") from None
 

@@ -13,8 +13,9 @@ import functools
 import inspect
 import sys
 import threading
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import temporalio.activity
 import temporalio.workflow
@@ -70,7 +71,7 @@ class WorkflowFunction:
 
     def __init__(
         self,
-        app: "App",
+        app: App,
         target: Callable | type,
         *,
         name: str | None = None,
@@ -174,8 +175,8 @@ class WorkflowFunction:
         delay = countdown
         if eta is not None:
             if eta.tzinfo is None:
-                eta = eta.replace(tzinfo=timezone.utc)
-            delay = max((eta - datetime.now(timezone.utc)).total_seconds(), 0.0)
+                eta = eta.replace(tzinfo=UTC)
+            delay = max((eta - datetime.now(UTC)).total_seconds(), 0.0)
         return self.start(*args, id=id or task_id, queue=queue, kwargs=kwargs, start_delay=delay, **options)
 
     def get_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
@@ -193,7 +194,7 @@ class ActivityFunction:
 
     def __init__(
         self,
-        app: "App",
+        app: App,
         fn: Callable,
         *,
         name: str | None = None,

@@ -15,9 +15,10 @@ from __future__ import annotations
 import base64
 import inspect
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import temporalio.activity
 import temporalio.common

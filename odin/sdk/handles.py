@@ -7,6 +7,7 @@ form for asyncio code (``await handle.result_async()``).
 from __future__ import annotations
 
 import asyncio
+import builtins
 from typing import TYPE_CHECKING, Any
 
 import temporalio.client
@@ -30,7 +31,7 @@ class WorkflowHandle:
 
     def __init__(
         self,
-        app: "App",
+        app: App,
         workflow_id: str,
         run_id: str | None = None,
         first_execution_run_id: str | None = None,
@@ -64,7 +65,7 @@ class WorkflowHandle:
         handle = await self._handle()
         try:
             return await asyncio.wait_for(handle.result(), timeout)
-        except asyncio.TimeoutError:
+        except builtins.TimeoutError:
             raise TimeoutError(f"workflow {self.id} did not finish within {timeout} s") from None
 
     async def signal_async(self, name: str, *args: Any) -> None:

@@ -3,9 +3,9 @@ policies given Celery-style."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Sequence
 
 import temporalio.common
 
@@ -43,7 +43,7 @@ class Retry:
         )
 
 
-def retry_policy(value: "Retry | temporalio.common.RetryPolicy | int | None") -> temporalio.common.RetryPolicy | None:
+def retry_policy(value: Retry | temporalio.common.RetryPolicy | int | None) -> temporalio.common.RetryPolicy | None:
     """``retry=`` as a ``Retry``, a temporalio ``RetryPolicy`` or just a number of attempts."""
     if value is None:
         return None

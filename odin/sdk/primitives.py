@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from typing import Any, AsyncIterator, Awaitable, Callable, Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -190,22 +191,22 @@ class Result(Generic[T]):
         self.error: BaseException | None = None
 
     @classmethod
-    def of(cls, source: Awaitable[T] | Callable[[], Awaitable[T]]) -> "Result[T]":
+    def of(cls, source: Awaitable[T] | Callable[[], Awaitable[T]]) -> Result[T]:
         return cls(source)
 
-    def _with(self, step: tuple) -> "Result":
+    def _with(self, step: tuple) -> Result:
         return Result(self._source, self._steps + (step,))
 
-    def then(self, fn: Callable[[T], U | Awaitable[U]]) -> "Result[U]":
+    def then(self, fn: Callable[[T], U | Awaitable[U]]) -> Result[U]:
         return self._with(("then", fn))
 
-    def recover(self, fn: Callable[[BaseException], T | Awaitable[T]]) -> "Result[T]":
+    def recover(self, fn: Callable[[BaseException], T | Awaitable[T]]) -> Result[T]:
         return self._with(("recover", fn))
 
-    def ensure(self, predicate: Callable[[T], bool | Awaitable[bool]], message: str = "value rejected") -> "Result[T]":
+    def ensure(self, predicate: Callable[[T], bool | Awaitable[bool]], message: str = "value rejected") -> Result[T]:
         return self._with(("ensure", (predicate, message)))
 
-    def finally_(self, fn: Callable[["Result[T]"], Any]) -> "Result[T]":
+    def finally_(self, fn: Callable[[Result[T]], Any]) -> Result[T]:
         return self._with(("finally", fn))
 
     async def _run(self) -> T:

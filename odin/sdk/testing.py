@@ -54,7 +54,7 @@ class TestEnvironment:
         self._skipper: asyncio.Task | None = None
         self.skipped_seconds = 0.0
 
-    async def start(self) -> "TestEnvironment":
+    async def start(self) -> TestEnvironment:
         from odin.server import OdinServer
 
         settings = Settings(database_url=self._database_url, grpc_port=0, default_namespace=self.namespace)
@@ -95,7 +95,7 @@ class TestEnvironment:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    async def __aenter__(self) -> "TestEnvironment":
+    async def __aenter__(self) -> TestEnvironment:
         return await self.start()
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import os
+import signal
 import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -111,7 +111,7 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 
 @dataclass
 class WorkerHost:
-    app: "App"
+    app: App
     queues: list[str] | None = None
     concurrency: int = 10
     grace: float = 30.0
@@ -246,7 +246,7 @@ class WorkerHost:
                 flush=True,
             )
 
-    async def __aenter__(self) -> "WorkerHost":
+    async def __aenter__(self) -> WorkerHost:
         self._task = asyncio.ensure_future(self.run())
         # Give the pollers a moment to register before the caller starts work.
         while not self._workers and not self._task.done():

@@ -22,13 +22,23 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import uuid as _uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import temporalio.workflow as _tw
 from temporalio.exceptions import is_cancelled_exception
-from temporalio.workflow import ActivityCancellationType, ChildWorkflowCancellationType, ParentClosePolicy  # noqa: F401
-from temporalio.workflow import NondeterminismError, info, query, run, signal, update  # noqa: F401
+from temporalio.workflow import (  # noqa: F401  # noqa: F401
+    ActivityCancellationType,
+    ChildWorkflowCancellationType,
+    NondeterminismError,
+    ParentClosePolicy,
+    info,
+    query,
+    run,
+    signal,
+    update,
+)
 
 from odin.sdk.defs import ActivityFunction, WorkflowFunction, pack_args
 from odin.sdk.options import Duration, as_timedelta, retry_policy
@@ -85,7 +95,7 @@ async def wait_condition(condition: Callable[[], bool], timeout: Duration | None
     """Wait until ``condition()`` is true (re-checked after each event); False on timeout."""
     try:
         await _tw.wait_condition(condition, timeout=as_timedelta(timeout))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return True
 
@@ -205,7 +215,7 @@ class CancellationScope:
             self._requested = True
             self._task.cancel()
 
-    async def __aenter__(self) -> "CancellationScope":
+    async def __aenter__(self) -> CancellationScope:
         self._task = asyncio.current_task()
         if self.timeout is not None:
             self._timer = asyncio.get_running_loop().call_later(self.timeout.total_seconds(), self.cancel)

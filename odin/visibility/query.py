@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Union
 
-Value = Union[str, int, float, bool]
+Value = str | int | float | bool
 
 
 class QueryError(ValueError):
@@ -67,15 +66,15 @@ class IsNull:
 
 @dataclass(frozen=True)
 class And:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
 
 
-Node = Union[Comparison, In, Between, StartsWith, IsNull, And, Or]
+Node = Comparison | In | Between | StartsWith | IsNull | And | Or
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from temporalio.api.common.v1 import Payload, SearchAttributes
 from temporalio.api.enums.v1 import IndexedValueType as T
@@ -76,7 +76,7 @@ def parse_datetime(text: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
         raise InvalidSearchAttribute(f"{text!r} is not an RFC 3339 date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def is_unset(payload: Payload) -> bool:

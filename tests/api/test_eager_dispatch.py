@@ -10,6 +10,7 @@ from datetime import timedelta
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from temporalio import activity, workflow
 from temporalio.api.command.v1 import (
     Command,
     CompleteWorkflowExecutionCommandAttributes,
@@ -27,7 +28,6 @@ from temporalio.api.workflowservice.v1 import (
     StartWorkflowExecutionRequest,
 )
 from temporalio.api.workflowservice.v1.service_pb2_grpc import WorkflowServiceStub
-from temporalio import activity, workflow
 from temporalio.worker import Worker
 
 NS = "default"

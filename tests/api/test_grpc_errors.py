@@ -45,25 +45,25 @@ from temporalio.api.errordetails.v1 import (
 )
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
+    DeprecateNamespaceRequest,
     DescribeNamespaceRequest,
     DescribeWorkflowExecutionRequest,
     GetSystemInfoRequest,
     GetWorkflowExecutionHistoryRequest,
     ListNamespacesRequest,
-    ResetWorkflowExecutionRequest,
     PollActivityTaskQueueRequest,
     PollWorkflowTaskQueueRequest,
     PollWorkflowTaskQueueResponse,
     RecordActivityTaskHeartbeatRequest,
     RegisterNamespaceRequest,
     RequestCancelWorkflowExecutionRequest,
+    ResetWorkflowExecutionRequest,
     RespondActivityTaskCompletedRequest,
     RespondWorkflowTaskCompletedRequest,
     RespondWorkflowTaskFailedRequest,
     SignalWorkflowExecutionRequest,
     StartWorkflowExecutionRequest,
     TerminateWorkflowExecutionRequest,
-    DeprecateNamespaceRequest,
 )
 from temporalio.api.workflowservice.v1.service_pb2_grpc import WorkflowServiceStub
 

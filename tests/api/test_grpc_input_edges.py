@@ -17,9 +17,9 @@ from temporalio.api.common.v1 import Priority, WorkflowExecution
 from temporalio.api.enums.v1 import (
     ArchivalState,
     EventType,
-    WorkflowTaskFailedCause,
     WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy,
+    WorkflowTaskFailedCause,
 )
 from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
 from temporalio.api.update.v1 import Input as UpdateInput

@@ -26,7 +26,6 @@ from odin.history.machine import StaleTask
 from odin.history.start import ParentInfo, new_run
 
 
-
 def start_child(workflow_id: str = "child-1", policy: int = 0, **fields) -> Command:
     return Command(
         command_type=C.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,

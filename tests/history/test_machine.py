@@ -7,7 +7,7 @@ re-loaded from its serialized bytes for every step and only kept when the step r
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from builders import cancel_timer, dur, request_cancel_activity, start_timer
@@ -52,7 +52,7 @@ from odin.history.start import new_run
 from odin.history.state import MutableState, unpack
 from odin.history.tokens import ActivityTaskToken
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TS0 = T0.timestamp()
 
 

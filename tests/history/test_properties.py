@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from builders import cancel_timer, dur, request_cancel_activity, start_timer
@@ -49,7 +49,7 @@ from odin.history.start import new_run
 from odin.history.state import MutableState, RetryPolicyInfo
 from odin.history.tokens import ActivityTaskToken
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 # No "explain" phase: it is slow and adds nothing to the printed minimal example.
 FAST_PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from google.protobuf.any_pb2 import Any as AnyProto
 from temporalio.api.command.v1 import Command, ProtocolMessageCommandAttributes
 from temporalio.api.enums.v1 import CommandType as C
@@ -14,8 +15,6 @@ from test_machine import Run, complete_workflow, names, payloads
 from odin.errors import InvalidArgument, NotFound
 from odin.history import updates
 from odin.history.state import unpack
-
-import pytest
 
 
 def request(uid: str = "u1") -> Request:

@@ -176,7 +176,7 @@ async def test_cancelled_poll_loses_nothing_racing_an_add(make_redis_queues, red
         # Cancel from a little before the add to a little after the entry reached the poll.
         offset = rnd.uniform(-0.001, 0.002)
         await asyncio.gather(
-            after(max(-offset, 0), lambda: queues.add("ns", "q", WORKFLOW, _entry(n))),
+            after(max(-offset, 0), lambda n=n: queues.add("ns", "q", WORKFLOW, _entry(n))),
             after(max(offset, 0), poll.cancel),
         )
         [outcome] = await asyncio.gather(poll, return_exceptions=True)

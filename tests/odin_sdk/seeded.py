@@ -4,7 +4,7 @@ the workflow sandbox re-imports it)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from odin.sdk import (
     App,
@@ -135,7 +135,7 @@ def utc_now(record: str) -> datetime:
     """Captured outside the workflow: it may read the clock. Each call leaves a line in ``record``."""
     with open(record, "a") as f:
         f.write("called\n")
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @app.workflow

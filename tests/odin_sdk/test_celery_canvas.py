@@ -4,7 +4,7 @@ mapped, canvases turned into plain JSON, and what Odin cannot run refused before
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import unreliable
@@ -82,7 +82,7 @@ def test_a_canvas_becomes_plain_json():
 def test_eta_becomes_utc_and_delivery_options_are_dropped():
     eta = datetime(2030, 1, 2, 3, 4, 5)
     node = serialize(add.s(1).set(eta=eta, priority=5, routing_key="x", task_id="abc"))["canvas"]
-    assert node["eta"] == eta.replace(tzinfo=timezone.utc).isoformat()
+    assert node["eta"] == eta.replace(tzinfo=UTC).isoformat()
     assert set(node) == {"type", "task", "args", "kwargs", "eta"}
 
 

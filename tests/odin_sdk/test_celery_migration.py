@@ -20,10 +20,11 @@ import pytest
 from celery import chord, group
 from conftest import REDIS_URL
 
-from examples.celery_migration import durable, rewritten, tasks
 from odin.config import Settings, sqlite_url_for_path
 from odin.sdk.celery import run_async
 from odin.server import OdinServer
+
+from examples.celery_migration import durable, rewritten, tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,6 @@ from temporalio.api.enums.v1 import TimeoutType as PbTimeoutType
 from temporalio.api.taskqueue.v1 import StickyExecutionAttributes, TaskQueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.replay import assert_replays

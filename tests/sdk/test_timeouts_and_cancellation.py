@@ -16,7 +16,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, CancelledError, TimeoutError, TimeoutType
+from temporalio.exceptions import ActivityError, TimeoutError
 from temporalio.worker import Worker
 
 from tests.replay import assert_replays

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import workflow
@@ -35,7 +35,7 @@ CUSTOM = {
     "DueAt": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
     "Tags": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 }
-DUE = datetime(2026, 12, 24, 18, 0, tzinfo=timezone.utc)
+DUE = datetime(2026, 12, 24, 18, 0, tzinfo=UTC)
 
 
 @workflow.defn

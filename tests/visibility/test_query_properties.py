@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -86,7 +86,7 @@ def sqlite_engine():
 
 
 def _row(run_id: str, workflow_id: str) -> dict:
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     return dict(
         namespace_id="ns",
         run_id=run_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from temporalio.api.common.v1 import Payload, SearchAttributes
@@ -43,7 +43,7 @@ def test_untyped_values_get_their_registered_type():
     }
     values = {(v.name, v.text, v.integer, v.double, v.time) for v in typed_values(checked)}
     assert ("L", "x", None, None, None) in values and ("L", "y", None, None, None) in values
-    assert ("W", None, None, None, datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) in values
+    assert ("W", None, None, None, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) in values
     assert ("B", None, 1, None, None) in values
     assert len([v for v in typed_values(checked) if v.name == "L"]) == 2  # duplicates collapse
 

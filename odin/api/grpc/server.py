@@ -8,7 +8,8 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto

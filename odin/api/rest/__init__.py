@@ -8,7 +8,8 @@ environment), and ``odin dev`` attaches the app to the runtime of its gRPC door.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask
 

@@ -9,7 +9,8 @@ the namespace's rate budget charged and mutating calls audited, for the API and 
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from flask import current_app, g
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service

@@ -9,8 +9,9 @@ protobuf descriptors (``schemas``). A test checks that every rule is documented.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from flask import Flask
 from google.protobuf.message import Message

@@ -11,7 +11,8 @@ app's routes) undoes those two escapes in a matched value and writes them when b
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from flask import Flask, request

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from odin import bridge
 from odin.config import Settings
@@ -28,7 +29,7 @@ class RuntimeHandle:
         self._lock = threading.Lock()
 
     @classmethod
-    def attached(cls, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> "RuntimeHandle":
+    def attached(cls, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> RuntimeHandle:
         """A handle on a runtime someone else started (and will stop) on ``loop``."""
         handle = cls(runtime.settings)
         handle._runtime, handle._loop, handle._owned = runtime, loop, False

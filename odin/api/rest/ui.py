@@ -303,7 +303,7 @@ def _history(namespace: str, execution: WorkflowExecution) -> list[HistoryEvent]
         req = ws.GetWorkflowExecutionHistoryRequest(
             namespace=namespace, execution=execution, next_page_token=token, maximum_page_size=1000
         )
-        page = invoke("GetWorkflowExecutionHistory", namespace, lambda f: f.get_workflow_execution_history(req, 5.0))
+        page = invoke("GetWorkflowExecutionHistory", namespace, lambda f, req=req: f.get_workflow_execution_history(req, 5.0))
         events.extend(page.history.events)
         token = page.next_page_token
         if not token or not page.history.events:

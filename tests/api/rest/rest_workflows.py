@@ -3,7 +3,6 @@ workflow sandbox imports nothing but these)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from temporalio import activity, workflow
@@ -56,7 +55,7 @@ class Counter:
     async def run(self) -> int:
         try:
             await workflow.wait_condition(lambda: self.done, timeout=timedelta(hours=1))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return self.count
 

@@ -43,9 +43,8 @@ async def test_metrics_count_workflows_replays_queue_latency_and_shards(served_s
 
 
 def test_a_metrics_port_taken_by_another_process_is_a_warning_not_a_crash(monkeypatch, caplog):
-    from tests.distributed.cluster import free_port
-
     from odin import metrics
+    from tests.distributed.cluster import free_port
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", free_port()))

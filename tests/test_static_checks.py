@@ -1,0 +1,45 @@
+"""Static checks in the suite: ruff over the whole tree must be clean, and mypy's errors on odin/
+may only go down (per file, against tests/mypy-baseline.json). After fixing type errors, shrink the
+baseline with ``python tests/test_static_checks.py --update``."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = Path(__file__).with_name("mypy-baseline.json")
+
+
+def mypy_errors_per_file() -> Counter:
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary", "--no-color-output"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode in (0, 1), done.stderr or done.stdout  # 2 is a crash or a configuration error
+    return Counter(m.group(1) for m in re.finditer(r"^(odin/[^:]+):\d+: error:", done.stdout, re.M))
+
+
+def test_ruff_finds_nothing():
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "odin", "tests", "bench", "examples"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_errors_only_go_down():
+    baseline = json.loads(BASELINE.read_text())
+    current = mypy_errors_per_file()
+    grown = {f: (baseline.get(f, 0), n) for f, n in current.items() if n > baseline.get(f, 0)}
+    assert not grown, f"new type errors (file: (baseline, now)): {grown}; run mypy to see them"
+    assert sum(current.values()) > 0 or not baseline, "no errors left: empty tests/mypy-baseline.json"
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--update"]:
+    BASELINE.write_text(json.dumps(dict(sorted(mypy_errors_per_file().items())), indent=2) + "\n")
+    print(f"wrote {BASELINE}")
