@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from cluster import Cluster, free_port
 from conftest import private_redis_server, throwaway_postgres_database
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
@@ -27,7 +28,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from workflows import Counter, Durable, Nap, add_one
 
-from cluster import Cluster, free_port
 from odin.beat.celery_app import JOBS
 
 pytestmark = pytest.mark.timeout(300)
