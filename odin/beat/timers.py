@@ -16,6 +16,7 @@ from typing import Protocol
 
 from odin.aio import cancel_and_wait
 from odin.clock import Clock
+from odin.history.tasks import TimerKind
 from odin.persistence.store import ExecutionStore, OutboxTask
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class AsyncioTimerScheduler:
 
 # Kinds whose firing is the expected outcome and worth a precise wake-up. Timeouts (activity,
 # workflow task, run) usually become moot and are left to the once-a-second sweep.
-ETA_KINDS = frozenset({"user_timer", "activity_retry", "first_wft"})
+ETA_KINDS = frozenset({TimerKind.USER_TIMER, TimerKind.ACTIVITY_RETRY, TimerKind.FIRST_WFT})
 
 
 class CeleryTimerScheduler:

@@ -12,6 +12,7 @@ from odin.errors import InvalidArgument, NotFound
 from odin.history import retry
 from odin.history.machine import StaleTask, TransferSpec, Transition
 from odin.history.state import ActivityInfo, pack, unpack
+from odin.history.tasks import TimerKind, TransferKind
 from odin.history.tokens import ActivityTaskToken
 
 _TIMEOUT_LABEL = {
@@ -24,7 +25,7 @@ _TIMEOUT_LABEL = {
 
 def arm_timeout(t: Transition, a: ActivityInfo, fire_at: float, timeout_type: int) -> None:
     t.timer(
-        "activity_timeout", fire_at, scheduled_event_id=a.scheduled_event_id, attempt=a.attempt, timeout_type=timeout_type
+        TimerKind.ACTIVITY_TIMEOUT, fire_at, scheduled_event_id=a.scheduled_event_id, attempt=a.attempt, timeout_type=timeout_type
     )
 
 
@@ -32,7 +33,7 @@ def dispatch(t: Transition, a: ActivityInfo) -> None:
     """Queue the current attempt and arm its schedule-to-start timeout."""
     t.transfers.append(
         TransferSpec(
-            "activity_task", {"scheduled_event_id": a.scheduled_event_id, "attempt": a.attempt, "queue": a.task_queue}
+            TransferKind.ACTIVITY_TASK, {"scheduled_event_id": a.scheduled_event_id, "attempt": a.attempt, "queue": a.task_queue}
         )
     )
     if a.schedule_to_start:
@@ -176,7 +177,7 @@ def _retry_or_close(t: Transition, a: ActivityInfo, failure: Failure, identity: 
         a.started_identity = ""
         a.request_id = ""
         a.last_failure = pack(failure)
-        t.timer("activity_retry", a.scheduled_time, scheduled_event_id=a.scheduled_event_id, attempt=a.attempt)
+        t.timer(TimerKind.ACTIVITY_RETRY, a.scheduled_time, scheduled_event_id=a.scheduled_event_id, attempt=a.attempt)
         return
     if timed_out:
         if state == RetryState.RETRY_STATE_TIMEOUT and failure.timeout_failure_info.timeout_type not in (

@@ -19,6 +19,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 
 from odin.history.machine import StaleTask, TransferSpec, Transition
 from odin.history.state import ChildInfo, ExternalRequest
+from odin.history.tasks import TransferKind
 from odin.history.validation import (
     MAX_ID_LENGTH,
     BadCommand,
@@ -94,7 +95,7 @@ def start_child(t: Transition, a, completed_id: int) -> None:
         namespace=namespace,
         parent_close_policy=policy,
     )
-    t.transfers.append(TransferSpec("start_child", {"initiated_event_id": event.event_id}))
+    t.transfers.append(TransferSpec(TransferKind.START_CHILD, {"initiated_event_id": event.event_id}))
 
 
 def signal_external(t: Transition, a, completed_id: int) -> None:
@@ -144,7 +145,7 @@ def request_cancel_external(t: Transition, a, completed_id: int) -> None:
 
 def _external(t: Transition, initiated_id: int, kind: str, namespace: str, workflow_id: str, run_id: str, child_only: bool) -> None:
     t.state.external_requests[initiated_id] = ExternalRequest(initiated_id, kind, namespace, workflow_id, run_id, child_only)
-    t.transfers.append(TransferSpec(f"{kind}_external", {"initiated_event_id": initiated_id}))
+    t.transfers.append(TransferSpec(TransferKind(f"{kind}_external"), {"initiated_event_id": initiated_id}))
 
 
 # -- outcomes reported by the engine --------------------------------------------------------

@@ -34,6 +34,7 @@ from odin.history.machine import (
 )
 from odin.history.start import Continuation, new_run
 from odin.history.state import ActivityInfo, TimerInfo, pack, unpack
+from odin.history.tasks import TimerKind
 from odin.history.tokens import WorkflowTaskToken
 from odin.history.validation import (
     MAX_ID_LENGTH,
@@ -275,7 +276,7 @@ def _start_timer(t: Transition, a, completed_id: int) -> None:
         ),
     )
     s.timers[a.timer_id] = TimerInfo(a.timer_id, event.event_id, t.ts + fire_in)
-    t.timer("user_timer", t.ts + fire_in, timer_id=a.timer_id, started_event_id=event.event_id)
+    t.timer(TimerKind.USER_TIMER, t.ts + fire_in, timer_id=a.timer_id, started_event_id=event.event_id)
 
 
 def _cancel_timer(t: Transition, a, completed_id: int) -> None:

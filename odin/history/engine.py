@@ -30,7 +30,8 @@ from odin.history.queries import InMemoryQueryRouter, QueryRouter
 from odin.history.shards import shard_for
 from odin.history.start import ParentInfo, SignalInput, new_run
 from odin.history.state import MutableState, unpack
-from odin.history.transfers import SYSTEM_TRANSFERS, TransferProcessor
+from odin.history.tasks import SYSTEM_TRANSFERS, TimerKind, TransferKind
+from odin.history.transfers import TransferProcessor
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
 from odin.persistence.store import (
     Batch,
@@ -345,14 +346,14 @@ class HistoryEngine:
             scheduled_event_id=d["scheduled_event_id"],
             attempt=d.get("attempt", 0),
         )
-        if task.kind == "workflow_task":
+        if task.kind == TransferKind.WORKFLOW_TASK:
             queue = d["queue"]
             if d["sticky"] and not await self.queues.has_recent_poller(
                 task.namespace_id, queue, WORKFLOW, STICKY_POLLER_WINDOW
             ):
                 queue = await self._normal_queue_of(task)
             await self.queues.add(task.namespace_id, queue, WORKFLOW, entry)
-        elif task.kind == "activity_task":
+        elif task.kind == TransferKind.ACTIVITY_TASK:
             await self.queues.add(task.namespace_id, d["queue"], ACTIVITY, entry)
         else:
             log.error("unknown transfer task kind %s", task.kind)
@@ -372,12 +373,12 @@ class HistoryEngine:
         """Carry out a due timer task; ``fence`` when a shard's queue processor fires it."""
         d = task.data
         ops: dict[str, Callable[[Transition], None]] = {
-            "user_timer": lambda t: t.fire_timer(d["timer_id"], d["started_event_id"]),
-            "activity_timeout": lambda t: activities.timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"]),
-            "activity_retry": lambda t: activities.retry_due(t, d["scheduled_event_id"], d["attempt"]),
-            "wft_timeout": lambda t: t.time_out_workflow_task(d["scheduled_event_id"], d["started_event_id"], d["timeout_type"]),
-            "run_timeout": lambda t: t.run_timed_out(),
-            "first_wft": lambda t: t.first_workflow_task_due(),
+            TimerKind.USER_TIMER: lambda t: t.fire_timer(d["timer_id"], d["started_event_id"]),
+            TimerKind.ACTIVITY_TIMEOUT: lambda t: activities.timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"]),
+            TimerKind.ACTIVITY_RETRY: lambda t: activities.retry_due(t, d["scheduled_event_id"], d["attempt"]),
+            TimerKind.WFT_TIMEOUT: lambda t: t.time_out_workflow_task(d["scheduled_event_id"], d["started_event_id"], d["timeout_type"]),
+            TimerKind.RUN_TIMEOUT: lambda t: t.run_timed_out(),
+            TimerKind.FIRST_WFT: lambda t: t.first_workflow_task_due(),
         }
         op = ops.get(task.kind)
         try:
@@ -467,7 +468,7 @@ class HistoryEngine:
             if eager_request_id is not None and w is not None and not w.started_event_id:
                 eager = t.record_workflow_task_started(w.scheduled_event_id, False, req.identity, eager_request_id)
                 # Started for the caller: the queued copy would only be found stale.
-                t.transfers = [x for x in t.transfers if x.kind != "workflow_task"]
+                t.transfers = [x for x in t.transfers if x.kind != TransferKind.WORKFLOW_TASK]
             self._add_write(batch, t, None, t.state.to_bytes(), True)
             batch.current.append(
                 CurrentWrite(

@@ -32,6 +32,7 @@ from odin.errors import NotFound
 from odin.history import updates
 from odin.history.events import attributes_of, duration, make_event
 from odin.history.state import MutableState, WorkflowTaskInfo
+from odin.history.tasks import TimerKind, TransferKind
 from odin.history.tokens import WorkflowTaskToken
 
 # How many signal request ids a run remembers for de-duplication.
@@ -68,13 +69,13 @@ class StaleTask(Exception):
 
 @dataclass
 class TransferSpec:
-    kind: str  # "workflow_task" | "activity_task"
+    kind: TransferKind
     data: dict
 
 
 @dataclass
 class TimerSpec:
-    kind: str  # "user_timer" | "activity_timeout" | "activity_retry" | "wft_timeout" | "run_timeout" | "first_wft"
+    kind: TimerKind
     fire_at: float
     data: dict
 
@@ -222,11 +223,11 @@ class Transition:
             self._assign_id(scheduled_event(s, w))
         s.wft = w
         self.transfers.append(
-            TransferSpec("workflow_task", {"scheduled_event_id": w.scheduled_event_id, "queue": queue, "sticky": sticky})
+            TransferSpec(TransferKind.WORKFLOW_TASK, {"scheduled_event_id": w.scheduled_event_id, "queue": queue, "sticky": sticky})
         )
         if sticky:
             self.timer(
-                "wft_timeout",
+                TimerKind.WFT_TIMEOUT,
                 self.ts + (s.sticky_schedule_to_start or DEFAULT_STICKY_SCHEDULE_TO_START),
                 scheduled_event_id=w.scheduled_event_id,
                 started_event_id=0,
@@ -254,7 +255,7 @@ class Transition:
             self._assign_id(started_event(s, w))
         updates.send(s, w)
         self.timer(
-            "wft_timeout",
+            TimerKind.WFT_TIMEOUT,
             self.ts + w.timeout,
             scheduled_event_id=w.scheduled_event_id,
             started_event_id=w.started_event_id,
@@ -454,7 +455,7 @@ class Transition:
         if s.parent_workflow_id and not continued:
             self.transfers.append(
                 TransferSpec(
-                    "child_closed",
+                    TransferKind.CHILD_CLOSED,
                     {
                         "parent_namespace_id": s.parent_namespace_id,
                         "parent_workflow_id": s.parent_workflow_id,
@@ -472,7 +473,7 @@ class Transition:
             if c.run_id and c.parent_close_policy != ParentClosePolicy.PARENT_CLOSE_POLICY_ABANDON
         ]
         if affected:
-            self.transfers.append(TransferSpec("parent_close_policy", {"children": affected}))
+            self.transfers.append(TransferSpec(TransferKind.PARENT_CLOSE_POLICY, {"children": affected}))
         s.children.clear()
         s.external_requests.clear()
         updates.drop_open(s)

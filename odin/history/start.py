@@ -16,6 +16,7 @@ from odin.history import cron
 from odin.history.events import duration, seconds, timestamp
 from odin.history.machine import Transition
 from odin.history.state import MutableState, pack
+from odin.history.tasks import TimerKind
 
 DEFAULT_WORKFLOW_TASK_TIMEOUT = 10.0
 MAX_WORKFLOW_TASK_TIMEOUT = 120.0
@@ -158,10 +159,10 @@ def new_run(
     t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
     if run_timeout:
         # The run's clock starts when its first workflow task is due.
-        t.timer("run_timeout", ts + delay + run_timeout)
+        t.timer(TimerKind.RUN_TIMEOUT, ts + delay + run_timeout)
     if delay:
         state.first_wft_backoff = True
-        t.timer("first_wft", ts + delay)
+        t.timer(TimerKind.FIRST_WFT, ts + delay)
     if signal is not None:
         t.signal(signal.name, signal.input, signal.identity, signal.header, signal.request_id)
     if not delay and state.wft is None:

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SYSTEM_TRANSFERS = frozenset({"start_child", "child_closed", "parent_close_policy", "signal_external", "cancel_external"})
 SYSTEM_IDENTITY = "odin-history"
 MAX_ATTEMPTS = 8
 

@@ -796,7 +796,7 @@ def _common_row(x: OutboxTask) -> dict:
         "namespace_id": x.namespace_id,
         "workflow_id": x.workflow_id,
         "run_id": x.run_id,
-        "kind": x.kind,
+        "kind": str(x.kind),  # a TransferKind/TimerKind, stored as its plain value
         "data": json.dumps(x.data),
     }
 
