@@ -73,7 +73,7 @@ def dev(db_path: str, host: str, grpc_port: int, http_port: int, namespace: str,
 
     The other ODIN_* settings (auth, rate limits, request size, TLS...) come from the environment
     as for ``odin server``; the database and Redis URLs do not: dev is self-contained."""
-    from odin.api.auth import AuthConfig
+    from odin.security.auth import AuthConfig
 
     settings = _settings(
         Settings.from_env,

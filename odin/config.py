@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from odin.api.auth import AuthConfig
+    from odin.security.auth import AuthConfig
 
 DEFAULT_NUM_SHARDS = 512
 
@@ -73,7 +73,7 @@ def _int(name: str, default: int) -> int:
 
 
 def _auth_config(env=None):
-    from odin.api.auth import AuthConfig
+    from odin.security.auth import AuthConfig
 
     return AuthConfig.from_env(env) if env is not None else AuthConfig()
 
@@ -114,7 +114,7 @@ class Settings:
     # Archive for closed runs past retention (``file://`` built in); None deletes without archiving
     # unless the namespace names its own archive.
     archive_uri: str | None = None
-    # Who may call (off unless ODIN_AUTH is set; see odin/api/auth.py).
+    # Who may call (off unless ODIN_AUTH is set; see odin/security/auth.py).
     auth: AuthConfig = field(default_factory=lambda: _auth_config())
     # Requests per second per namespace, for client calls and for worker polls (0 = unlimited).
     namespace_rps: float = 0.0

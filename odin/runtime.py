@@ -16,9 +16,6 @@ import redis.exceptions
 import sqlalchemy.exc
 
 from odin import redisconn
-from odin.api.auth import Authenticator
-from odin.api.gate import Budgets, Gate
-from odin.api.ratelimit import InMemoryRateLimiter, RedisRateLimiter
 from odin.beat.jobs import SystemJobs
 from odin.beat.local import LocalSystemWorkers
 from odin.beat.timers import AsyncioTimerScheduler, CeleryTimerScheduler, TimerScheduler
@@ -32,6 +29,9 @@ from odin.history.shards import RedisShardLeases, ShardOwnership, StaticShards
 from odin.matching.memory import InMemoryTaskQueues
 from odin.persistence import migrate
 from odin.persistence.store import SqlExecutionStore, open_database
+from odin.security.auth import Authenticator
+from odin.security.gate import Budgets, Gate
+from odin.security.ratelimit import InMemoryRateLimiter, RedisRateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,6 @@ this package.
 
 from __future__ import annotations
 
-from odin.api.auth import AuthConfig, Authenticator
-from odin.api.gate import Budgets, Gate
-from odin.api.ratelimit import InMemoryRateLimiter
 from odin.clock import Clock
 from odin.frontend.common import DEFAULT_RETENTION, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id
 from odin.frontend.namespaces import NamespaceCalls, _Cached
@@ -19,6 +16,9 @@ from odin.frontend.workflows import WorkflowCalls, execution_info, pending_activ
 from odin.history.engine import HistoryEngine
 from odin.history.worker_tasks import WorkerTasks
 from odin.persistence.store import ExecutionStore
+from odin.security.auth import AuthConfig, Authenticator
+from odin.security.gate import Budgets, Gate
+from odin.security.ratelimit import InMemoryRateLimiter
 
 __all__ = [
     "DEFAULT_RETENTION",

@@ -13,8 +13,6 @@ from temporalio.api.replication.v1 import NamespaceReplicationConfig
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin import __version__
-from odin.api.auth import SYSTEM_NAMESPACE
-from odin.api.gate import current_principal
 from odin.clock import monotonic
 from odin.errors import FailedPrecondition, InvalidArgument, NotFound
 from odin.frontend.common import (
@@ -32,6 +30,8 @@ from odin.frontend.limits import limits_for
 from odin.history.events import duration, seconds
 from odin.persistence import archive
 from odin.persistence.store import NamespaceRecord
+from odin.security.auth import SYSTEM_NAMESPACE
+from odin.security.gate import current_principal
 
 # Running workflows terminated per round when a namespace is deleted with force.
 DELETE_TERMINATE_BATCH = 500

@@ -192,7 +192,7 @@ class Transition:
             self._assign_id(HistoryEvent.FromString(base64.b64decode(raw)))
         return True
 
-    def timer(self, kind: str, fire_at: float, **data) -> None:
+    def timer(self, kind: TimerKind, fire_at: float, **data) -> None:
         self.timers.append(TimerSpec(kind, fire_at, data))
 
     # -- workflow tasks --------------------------------------------------------------------

@@ -23,7 +23,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.api.workflowservice.v1.service_pb2_grpc import WorkflowServiceStub
 
-from odin.api.ratelimit import InMemoryRateLimiter, RedisRateLimiter
+from odin.security.ratelimit import InMemoryRateLimiter, RedisRateLimiter
 
 
 @pytest.fixture

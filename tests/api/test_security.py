@@ -1,5 +1,5 @@
 """Authentication and authorization on the gRPC door: bearer JWTs (HS256, RS256) and API keys,
-per-namespace roles from ``odin.api.auth.OPERATIONS``, worker identities, audit lines.
+per-namespace roles from ``odin.security.auth.OPERATIONS``, worker identities, audit lines.
 
 Each refusal is checked for its status and for having changed nothing."""
 
@@ -31,9 +31,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from odin.api import auth
 from odin.api.grpc.server import _OPERATOR_RPCS, _RPCS
 from odin.config import Settings, sqlite_url_for_path
+from odin.security import auth
 from odin.server import OdinServer
 
 SECRET = "hs256-test-secret-that-is-long-enough-for-the-check"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from flask import current_app, request
 
-from odin.api import auth
 from odin.errors import OdinError
+from odin.security import auth
 
 COOKIE = "odin_session"
 

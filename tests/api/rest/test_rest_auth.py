@@ -11,9 +11,9 @@ import jwt
 import pytest
 from rest_support import CONFIG, assert_error, migrated_url, start_body, wid  # noqa: F401 (fixtures)
 
-from odin.api import auth
 from odin.api.rest import create_app
 from odin.config import Settings
+from odin.security import auth
 
 SECRET = "rest-hs256-test-secret-that-is-long-enough-for-the-check"
 NS = "/api/v1/namespaces/default"

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, TypeVar
 from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedScope
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
 
-from odin.api import auth
-from odin.api.ratelimit import RateLimiter
 from odin.errors import OdinError, ResourceExhausted
+from odin.security import auth
+from odin.security.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from odin.persistence.store import NamespaceRecord
