@@ -16,14 +16,17 @@
     checkout.delay("o-1").get(timeout=7200)
 
 Run the workers with ``odin worker -A shop:app``. The workflow API is ``odin.sdk.workflow``; code
-running in an activity uses ``odin.sdk.activity``; the seed's primitives (``go``, ``WaitGroup``,
-``ErrGroup``, ``Channel``, ``Result``, ``DeterministicEffectStore``, ``VersionGate``) are here.
+running in an activity uses ``odin.sdk.activity``; coordination inside workflows (``go``,
+``WaitGroup``, ``ErrGroup``, ``Channel``, ``Result``), captured side effects
+(``DeterministicEffectStore``) and code versioning (``VersionGate``) are here. Every error the SDK
+raises itself derives from ``OdinSdkError``.
 """
 
 from odin.sdk import activity, workflow
 from odin.sdk.app import App
 from odin.sdk.defs import ActivityFunction, WorkflowFunction
 from odin.sdk.effects import DeterministicEffectStore, VersionGate
+from odin.sdk.errors import OdinSdkError
 from odin.sdk.handles import TimeoutError, WorkflowHandle
 from odin.sdk.options import Retry
 from odin.sdk.primitives import Channel, ChannelClosed, ErrGroup, Result, ResultError, WaitGroup, go
@@ -36,6 +39,7 @@ __all__ = [
     "ChannelClosed",
     "DeterministicEffectStore",
     "ErrGroup",
+    "OdinSdkError",
     "ReplayMismatch",
     "Result",
     "ResultError",

@@ -37,6 +37,7 @@ from temporalio.exceptions import ApplicationError
 from odin.sdk import workflow
 from odin.sdk.app import App
 from odin.sdk.defs import ActivityFunction, WorkflowFunction
+from odin.sdk.errors import OdinSdkError
 from odin.sdk.handles import WorkflowHandle
 from odin.sdk.options import Duration, Retry
 
@@ -62,7 +63,7 @@ DEFAULT_TIME_LIMIT = 3600.0
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
 
 
-class CanvasError(ValueError):
+class CanvasError(OdinSdkError, ValueError):
     """A canvas Odin cannot run: an unknown task, or a part or option it does not support."""
 
 

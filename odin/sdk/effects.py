@@ -1,5 +1,5 @@
-"""Deterministic side effects and versioned changes for workflow code (the seed's
-``DeterministicEffectStore`` and ``VersionGate``).
+"""Deterministic side effects and versioned changes for workflow code: ``DeterministicEffectStore``
+and ``VersionGate``.
 
 ``DeterministicEffectStore.get_or_capture(key, fn)`` runs ``fn`` once, outside the workflow's
 deterministic sandbox (so it may read the clock, draw random numbers, read a file), as a local

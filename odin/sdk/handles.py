@@ -14,12 +14,13 @@ import temporalio.client
 from temporalio.client import WorkflowExecutionStatus
 
 from odin import bridge
+from odin.sdk.errors import OdinSdkError
 
 if TYPE_CHECKING:
     from odin.sdk.app import App
 
 
-class TimeoutError(Exception):  # noqa: A001 - the name Celery users know from AsyncResult.get
+class TimeoutError(OdinSdkError):  # noqa: A001 - the name Celery users know from AsyncResult.get
     """The workflow did not finish within the time given to ``result``/``get``."""
 
 

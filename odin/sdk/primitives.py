@@ -1,5 +1,5 @@
-"""Go-style concurrency for workflows (the seed's Hugo primitives): ``go``, ``WaitGroup``,
-``ErrGroup``, ``Channel`` and the ``Result`` pipeline.
+"""Go-style concurrency for workflows: ``go``, ``WaitGroup``, ``ErrGroup``, ``Channel`` and the
+``Result`` pipeline.
 
 They are built on asyncio alone. Inside a workflow, asyncio runs on the SDK's deterministic event
 loop, so these are replay-safe there; outside one (the worker host, tests) they are ordinary
@@ -13,6 +13,8 @@ import inspect
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
+
+from odin.sdk.errors import OdinSdkError
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -99,7 +101,7 @@ class ErrGroup:
         return [task.result() for task in self._tasks]
 
 
-class ChannelClosed(Exception):
+class ChannelClosed(OdinSdkError):
     """Sending on a closed channel."""
 
 
@@ -162,7 +164,7 @@ class Channel(Generic[T]):
                 return
 
 
-class ResultError(Exception):
+class ResultError(OdinSdkError):
     """A ``Result`` pipeline refused a value (``ensure``)."""
 
 

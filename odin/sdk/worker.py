@@ -34,6 +34,7 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from odin.sdk.effects import capture
+from odin.sdk.errors import OdinSdkError
 from odin.sdk.primitives import ErrGroup, WaitGroup
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ReplayMismatch(Exception):
+class ReplayMismatch(OdinSdkError):
     """Recorded histories do not replay through the current workflow code."""
 
 

@@ -1,0 +1,23 @@
+"""The Odin SDK's public surface is what ``odin.sdk.__all__`` names, and it changes only on purpose;
+every error the SDK raises derives from one base class."""
+
+from __future__ import annotations
+
+import odin.sdk
+from odin.sdk.celery import CanvasError
+
+
+def test_the_public_names_are_pinned():
+    assert odin.sdk.__all__ == [
+        "ActivityFunction", "App", "Channel", "ChannelClosed", "DeterministicEffectStore", "ErrGroup", "OdinSdkError",
+        "ReplayMismatch", "Result", "ResultError", "Retry", "TimeoutError", "VersionGate", "WaitGroup", "WorkerHost",
+        "WorkflowFunction", "WorkflowHandle", "activity", "go", "workflow",
+    ]
+    for name in odin.sdk.__all__:
+        assert getattr(odin.sdk, name) is not None, name
+
+
+def test_sdk_errors_share_one_base():
+    for error in (odin.sdk.ChannelClosed, odin.sdk.ReplayMismatch, odin.sdk.ResultError, odin.sdk.TimeoutError, CanvasError):
+        assert issubclass(error, odin.sdk.OdinSdkError), error
+    assert issubclass(CanvasError, ValueError)  # still what it was for callers catching ValueError
