@@ -197,6 +197,7 @@ class HistoryEngine:
                     continue
                 raise
             t.enforce_history_limits(self.history_count_limit, self.history_size_limit)
+            _warn_on_history_growth(t, record.next_event_id)
             if t.successor is not None:
                 # A retry/cron successor repeats this run's start, which lives in its history.
                 [first] = await self.store.read_events(t.state.run_id, 1, 2)
@@ -484,6 +485,26 @@ class HistoryEngine:
             await self._after_commit(batch, [t] + ([terminated] if terminated else []))
             return StartOutcome(run_id, True, t if eager else None)
         raise ResourceExhausted("Workflow id is busy: too many concurrent starts, try again.")
+
+
+# A run whose history grows past these is logged once (Temporal's warning limits), well before
+# the limits that terminate it.
+HISTORY_COUNT_WARN = 10 * 1024
+HISTORY_SIZE_WARN = 10 * 1024 * 1024
+
+
+def _warn_on_history_growth(t: Transition, next_event_id_before: int) -> None:
+    s = t.state
+    size_before = s.history_size_bytes - sum(e.ByteSize() for e in t.events)
+    count_crossed = next_event_id_before - 1 < HISTORY_COUNT_WARN <= s.next_event_id - 1
+    size_crossed = size_before < HISTORY_SIZE_WARN <= s.history_size_bytes
+    if count_crossed or size_crossed:
+        log.warning(
+            "history of %s/%s (namespace %s) has %d events and %d bytes, past the warning limit of %d events "
+            "or %d bytes; it is terminated at %d events or %d bytes: continue as new",
+            s.workflow_id, s.run_id, s.namespace, s.next_event_id - 1, s.history_size_bytes,
+            HISTORY_COUNT_WARN, HISTORY_SIZE_WARN, HISTORY_COUNT_LIMIT, HISTORY_SIZE_LIMIT,
+        )
 
 
 def _signal_existing(t: Transition, signal: SignalInput) -> None:

@@ -61,6 +61,10 @@ HISTORY_SIZE_LIMIT = 50 * 1024 * 1024
 HISTORY_COUNT_EXCEEDED = "Workflow history count exceeds limit."
 HISTORY_SIZE_EXCEEDED = "Workflow history size exceeds limit."
 HISTORY_SERVICE_IDENTITY = "history-service"
+# From this size on, each workflow task tells the worker to continue as new (Temporal's defaults;
+# the SDKs expose it as ``workflow.info().is_continue_as_new_suggested()``).
+SUGGEST_CONTINUE_AS_NEW_COUNT = 4 * 1024
+SUGGEST_CONTINUE_AS_NEW_SIZE = 4 * 1024 * 1024
 
 
 class StaleTask(Exception):
@@ -516,6 +520,9 @@ def started_event(s: MutableState, w: WorkflowTaskInfo) -> HistoryEvent:
             identity=w.identity,
             request_id=w.request_id,
             history_size_bytes=s.history_size_bytes,
+            suggest_continue_as_new=(
+                s.next_event_id - 1 >= SUGGEST_CONTINUE_AS_NEW_COUNT or s.history_size_bytes >= SUGGEST_CONTINUE_AS_NEW_SIZE
+            ),
         ),
         w.started_time,
     )

@@ -69,3 +69,28 @@ async def test_a_run_at_its_history_limit_is_terminated(client, odin_server, tas
             "WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_FAILED",
             "WORKFLOW_EXECUTION_TERMINATED",
         ]
+
+
+async def test_workflow_tasks_suggest_continue_as_new_and_growth_is_logged(client, odin_server, task_queue, monkeypatch, caplog):
+    # Lowered as `--dynamic-config-value limit.historyCount.suggestContinueAsNew=12` lowers it on
+    # the real server, which then flagged the workflow tasks started at events 15, 21, ... (not 3 or 9).
+    import logging
+
+    from odin.history import engine, machine
+
+    monkeypatch.setattr(machine, "SUGGEST_CONTINUE_AS_NEW_COUNT", 12)
+    monkeypatch.setattr(engine, "HISTORY_COUNT_WARN", 30)
+    with caplog.at_level(logging.WARNING, logger="odin.history.engine"):
+        async with Worker(client, task_queue=task_queue, workflows=[TenSteps], activities=[step]):
+            handle = await client.start_workflow(TenSteps.run, id=f"suggest-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+            assert await handle.result() == 10
+            history = await handle.fetch_history()
+    flags = {
+        e.event_id: e.workflow_task_started_event_attributes.suggest_continue_as_new
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+    }
+    assert flags[3] is False and flags[9] is False
+    assert all(flag for event_id, flag in flags.items() if event_id >= 15)
+    warnings = [r for r in caplog.records if "past the warning limit" in r.getMessage()]
+    assert len(warnings) == 1 and handle.id in warnings[0].getMessage()
