@@ -30,7 +30,7 @@ from odin.errors import AlreadyExists, ConcurrentUpdate, ShardOwnershipLost
 from odin.persistence import tables as t
 
 R = TypeVar("R")
-POSTGRES_THREADS = 4
+POSTGRES_THREADS = 16
 
 # Hot statements are built once: SQLAlchemy then reuses their compiled form and cache key.
 _we = t.workflow_executions.c
@@ -479,34 +479,17 @@ class SqlExecutionStore:
 
     def _write_workflow(self, conn: sa.Connection, w: WorkflowWrite) -> None:
         r = w.record
+        values = {"status": r.status, "next_event_id": r.next_event_id, "db_version": r.db_version, "state": r.state}
         new = w.expected_db_version is None
         if new:
             conn.execute(
                 _INSERT_EXECUTION,
-                {
-                    "namespace_id": r.namespace_id,
-                    "workflow_id": r.workflow_id,
-                    "run_id": r.run_id,
-                    "shard_id": r.shard_id,
-                    "status": r.status,
-                    "next_event_id": r.next_event_id,
-                    "db_version": r.db_version,
-                    "state": r.state,
-                },
+                {"namespace_id": r.namespace_id, "workflow_id": r.workflow_id, "run_id": r.run_id, "shard_id": r.shard_id, **values},
             )
         else:
             result = conn.execute(
                 _CAS_EXECUTION,
-                {
-                    "ns": r.namespace_id,
-                    "wf": r.workflow_id,
-                    "run": r.run_id,
-                    "expected": w.expected_db_version,
-                    "status": r.status,
-                    "next_event_id": r.next_event_id,
-                    "db_version": r.db_version,
-                    "state": r.state,
-                },
+                {"ns": r.namespace_id, "wf": r.workflow_id, "run": r.run_id, "expected": w.expected_db_version, **values},
             )
             if result.rowcount != 1:
                 raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
