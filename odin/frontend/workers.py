@@ -79,25 +79,14 @@ class WorkerCalls:
         self, req: ws.RecordActivityTaskHeartbeatRequest
     ) -> ws.RecordActivityTaskHeartbeatResponse:
         limits = await self._limits(req.namespace, req.task_token)
-        if not limits.blob_ok(req.details.ByteSize(), "RecordActivityTaskHeartbeat details", req.namespace):
-            # The attempt fails for good; the worker is told to stop (as Temporal does).
-            await self.tasks.activity_update(
-                req.task_token,
-                lambda t, a: activities.failed(t, a, oversized_failure(HEARTBEAT_TOO_LARGE), req.identity, Payloads()),
-            )
-            return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=True)
-        cancel = await self.tasks.activity_update(req.task_token, lambda t, a: activities.heartbeat(t, a, req.details))
+        cancel = await self.tasks.activity_update(req.task_token, _heartbeat(limits, req, "RecordActivityTaskHeartbeat"))
         return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=bool(cancel))
 
     async def respond_activity_task_completed(
         self, req: ws.RespondActivityTaskCompletedRequest
     ) -> ws.RespondActivityTaskCompletedResponse:
         limits = await self._limits(req.namespace, req.task_token)
-        if limits.blob_ok(req.result.ByteSize(), "RespondActivityTaskCompleted result", req.namespace):
-            apply = lambda t, a: activities.completed(t, a, req.result, req.identity)  # noqa: E731
-        else:  # recorded as a failure the workflow can see, as Temporal does
-            apply = lambda t, a: activities.failed(t, a, oversized_failure(RESULT_TOO_LARGE), req.identity, Payloads())  # noqa: E731
-        await self.tasks.activity_update(req.task_token, apply)
+        await self.tasks.activity_update(req.task_token, _completion(limits, req, "RespondActivityTaskCompleted"))
         return ws.RespondActivityTaskCompletedResponse()
 
     async def respond_activity_task_failed(
@@ -152,22 +141,14 @@ class WorkerCalls:
         self, req: ws.RecordActivityTaskHeartbeatByIdRequest
     ) -> ws.RecordActivityTaskHeartbeatByIdResponse:
         limits = limits_for(await self.namespace(req.namespace))
-        if not limits.blob_ok(req.details.ByteSize(), "RecordActivityTaskHeartbeatById details", req.namespace):
-            failure = oversized_failure(HEARTBEAT_TOO_LARGE)
-            await self._activity_by_id(req, lambda t, a: activities.failed(t, a, failure, req.identity, Payloads()))
-            return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=True)
-        cancel = await self._activity_by_id(req, lambda t, a: activities.heartbeat(t, a, req.details))
+        cancel = await self._activity_by_id(req, _heartbeat(limits, req, "RecordActivityTaskHeartbeatById"))
         return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=bool(cancel))
 
     async def respond_activity_task_completed_by_id(
         self, req: ws.RespondActivityTaskCompletedByIdRequest
     ) -> ws.RespondActivityTaskCompletedByIdResponse:
         limits = limits_for(await self.namespace(req.namespace))
-        if limits.blob_ok(req.result.ByteSize(), "RespondActivityTaskCompletedById result", req.namespace):
-            await self._activity_by_id(req, lambda t, a: activities.completed(t, a, req.result, req.identity))
-        else:
-            failure = oversized_failure(RESULT_TOO_LARGE)
-            await self._activity_by_id(req, lambda t, a: activities.failed(t, a, failure, req.identity, Payloads()))
+        await self._activity_by_id(req, _completion(limits, req, "RespondActivityTaskCompletedById"))
         return ws.RespondActivityTaskCompletedByIdResponse()
 
     async def respond_activity_task_failed_by_id(
@@ -235,6 +216,30 @@ class WorkerCalls:
         return ws.ListTaskQueuePartitionsResponse(
             activity_task_queue_partitions=[partition], workflow_task_queue_partitions=[partition]
         )
+
+
+def _completion(limits: Limits, req, call: str):
+    """How a completion by token or by id is recorded: as completed, or, with a result over the
+    size limit, as a failure the workflow can see (as Temporal does)."""
+    if limits.blob_ok(req.result.ByteSize(), f"{call} result", req.namespace):
+        return lambda t, a: activities.completed(t, a, req.result, req.identity)
+    failure = oversized_failure(RESULT_TOO_LARGE)
+    return lambda t, a: activities.failed(t, a, failure, req.identity, Payloads())
+
+
+def _heartbeat(limits: Limits, req, call: str):
+    """How a heartbeat by token or by id is recorded; it returns whether the worker should stop.
+    Details over the size limit fail the attempt for good and tell the worker to stop (as
+    Temporal does)."""
+    if limits.blob_ok(req.details.ByteSize(), f"{call} details", req.namespace):
+        return lambda t, a: activities.heartbeat(t, a, req.details)
+    failure = oversized_failure(HEARTBEAT_TOO_LARGE)
+
+    def fail(t, a) -> bool:
+        activities.failed(t, a, failure, req.identity, Payloads())
+        return True
+
+    return fail
 
 
 def _bounded_failure(limits: Limits, namespace: str, failure: Failure, details: Payloads) -> tuple[Failure, Payloads]:
