@@ -187,7 +187,7 @@ class HistoryEngine:
             if record is None:
                 record = (await self.load(namespace_id, workflow_id, run_id)).record
             state = MutableState.from_bytes(record.state)
-            memo, search_attributes = state.memo, state.search_attributes
+            memo, search_attributes, size_before = state.memo, state.search_attributes, state.history_size_bytes
             t = Transition(state, self.clock.now())
             try:
                 result = op(t)
@@ -197,7 +197,7 @@ class HistoryEngine:
                     continue
                 raise
             t.enforce_history_limits(self.history_count_limit, self.history_size_limit)
-            _warn_on_history_growth(t, record.next_event_id)
+            _warn_on_history_growth(t, record.next_event_id, size_before)
             if t.successor is not None:
                 # A retry/cron successor repeats this run's start, which lives in its history.
                 [first] = await self.store.read_events(t.state.run_id, 1, 2)
@@ -493,9 +493,8 @@ HISTORY_COUNT_WARN = 10 * 1024
 HISTORY_SIZE_WARN = 10 * 1024 * 1024
 
 
-def _warn_on_history_growth(t: Transition, next_event_id_before: int) -> None:
+def _warn_on_history_growth(t: Transition, next_event_id_before: int, size_before: int) -> None:
     s = t.state
-    size_before = s.history_size_bytes - sum(e.ByteSize() for e in t.events)
     count_crossed = next_event_id_before - 1 < HISTORY_COUNT_WARN <= s.next_event_id - 1
     size_crossed = size_before < HISTORY_SIZE_WARN <= s.history_size_bytes
     if count_crossed or size_crossed:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from temporalio.api.enums.v1 import WorkflowTaskFailedCause
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
 
 from odin.visibility import search_attributes
@@ -61,7 +60,7 @@ def checked_search_attributes(t, attributes):
     try:
         return search_attributes.validate(attributes, t.search_attribute_types)
     except search_attributes.InvalidSearchAttribute as exc:
-        raise BadCommand(WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, str(exc)) from exc
+        raise BadCommand(Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, str(exc)) from exc
 
 
 @dataclass(frozen=True)
