@@ -67,6 +67,19 @@ async def odin_server(database_url):
 
 
 @pytest.fixture
+async def stub(odin_server):
+    """A raw gRPC WorkflowService stub on ``odin_server``, for requests the SDK would not send."""
+    import grpc
+    from temporalio.api.workflowservice.v1.service_pb2_grpc import WorkflowServiceStub
+
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{odin_server.endpoints.grpc_port}")
+    try:
+        yield WorkflowServiceStub(channel)
+    finally:
+        await channel.close()
+
+
+@pytest.fixture
 async def client(odin_server) -> Client:
     return await Client.connect(f"127.0.0.1:{odin_server.endpoints.grpc_port}", namespace="default")
 

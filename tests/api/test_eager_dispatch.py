@@ -27,20 +27,10 @@ from temporalio.api.workflowservice.v1 import (
     RespondWorkflowTaskCompletedRequest,
     StartWorkflowExecutionRequest,
 )
-from temporalio.api.workflowservice.v1.service_pb2_grpc import WorkflowServiceStub
 from temporalio.worker import Worker
 
 NS = "default"
 IDENTITY = "eager-test@host"
-
-
-@pytest.fixture
-async def stub(odin_server):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{odin_server.endpoints.grpc_port}")
-    try:
-        yield WorkflowServiceStub(channel)
-    finally:
-        await channel.close()
 
 
 def payloads(text: str) -> Payloads:
@@ -88,6 +78,13 @@ def schedule(activity_id: str, queue: str, eager: bool) -> Command:
     )
 
 
+def complete_workflow(result: str) -> Command:
+    return Command(
+        command_type=CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+        complete_workflow_execution_command_attributes=CompleteWorkflowExecutionCommandAttributes(result=payloads(result)),
+    )
+
+
 async def complete_task(stub, task_token: bytes, commands: list[Command]):
     return await stub.RespondWorkflowTaskCompleted(
         RespondWorkflowTaskCompletedRequest(namespace=NS, task_token=task_token, commands=commands, identity=IDENTITY),
@@ -130,12 +127,7 @@ async def test_an_eager_activity_comes_back_started_with_the_completion(stub, ta
     await complete_task(
         stub,
         task.task_token,
-        [
-            Command(
-                command_type=CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
-                complete_workflow_execution_command_attributes=CompleteWorkflowExecutionCommandAttributes(result=payloads("ok")),
-            )
-        ],
+        [complete_workflow("ok")],
     )
     assert await event_types(stub, workflow_id) == [
         "WORKFLOW_EXECUTION_STARTED",
@@ -222,12 +214,7 @@ async def test_an_eager_start_returns_the_first_workflow_task_started(stub, task
     await complete_task(
         stub,
         task.task_token,
-        [
-            Command(
-                command_type=CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
-                complete_workflow_execution_command_attributes=CompleteWorkflowExecutionCommandAttributes(result=payloads("ok")),
-            )
-        ],
+        [complete_workflow("ok")],
     )
     assert await event_types(stub, req.workflow_id) == [
         "WORKFLOW_EXECUTION_STARTED",

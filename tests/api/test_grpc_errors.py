@@ -80,15 +80,6 @@ EMPTY_POLL_TIMEOUT = 2  # for polls that are expected to find nothing (answered 
 
 
 @pytest.fixture
-async def stub(odin_server):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{odin_server.endpoints.grpc_port}")
-    try:
-        yield WorkflowServiceStub(channel)
-    finally:
-        await channel.close()
-
-
-@pytest.fixture
 async def health_stub(odin_server):
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{odin_server.endpoints.grpc_port}")
     try:

@@ -10,14 +10,6 @@ import pytest
 from temporalio.api.common.v1 import WorkflowExecution, WorkflowType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
-from temporalio.api.workflowservice.v1 import service_pb2_grpc
-
-
-@pytest.fixture
-async def stub(odin_server):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{odin_server.endpoints.grpc_port}")
-    yield service_pb2_grpc.WorkflowServiceStub(channel)
-    await channel.close()
 
 
 def _sws(**overrides) -> ws.SignalWithStartWorkflowExecutionRequest:

@@ -21,16 +21,8 @@ from temporalio.api.workflowservice.v1 import (
     RegisterNamespaceRequest,
     StartWorkflowExecutionRequest,
 )
-from temporalio.api.workflowservice.v1.service_pb2_grpc import WorkflowServiceStub
 
 from odin.security.ratelimit import InMemoryRateLimiter, RedisRateLimiter
-
-
-@pytest.fixture
-async def stub(odin_server):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{odin_server.endpoints.grpc_port}")
-    yield WorkflowServiceStub(channel)
-    await channel.close()
 
 
 def _start(namespace: str, i: int) -> StartWorkflowExecutionRequest:
