@@ -28,7 +28,7 @@ from temporalio.api.update.v1 import Request as UpdateRequest
 from temporalio.api.update.v1 import WaitPolicy
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.worker import Worker
-from test_grpc_errors import (  # noqa: F401 (fixture)
+from test_grpc_errors import (
     NS,
     assert_no_workflow,
     assert_queue_empty,
@@ -37,7 +37,6 @@ from test_grpc_errors import (  # noqa: F401 (fixture)
     history,
     start,
     start_request,
-    stub,
     types,
     uid,
 )
