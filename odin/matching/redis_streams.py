@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 GROUP = "odin"
 POLLER_TTL = 300  # seconds an identity stays listed after its last poll
 WATCH = 60.0  # an instance reclaims the entries of queues it polled this recently
+RECENT_POLLER_CACHE = 1.0  # seconds a "the queue has a recent poller" answer is reused
 
 _FIELDS = {f.name for f in dataclasses.fields(TaskEntry)} - {"receipt"}
 
@@ -294,6 +295,8 @@ class RedisTaskQueues:
         self._backlog, self._drain = script(_BACKLOG), script(_DRAIN)
         self._max_block = block_limit(redis)
         self._watched: dict[tuple[str, ...], float] = {}
+        # (queue keys, window) -> wall time until which has_recent_poller may answer yes unasked.
+        self._recent: dict[tuple[tuple[str, ...], float], float] = {}
         self._reclaimer: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -458,11 +461,24 @@ class RedisTaskQueues:
     # -- pollers and inspection ------------------------------------------------------------
 
     async def has_recent_poller(self, namespace_id: str, queue: str, task_type: str, within: float) -> bool:
-        *_, pollers, polling = self._keys(namespace_id, queue, task_type)
+        """Whether a poll is waiting on the queue or ended less than ``within`` seconds ago. A yes
+        stays true until the latest poll seen plus ``within``, so it is remembered for that long,
+        but at most ``RECENT_POLLER_CACHE`` seconds (another process may drain the queue meanwhile)."""
+        keys = self._keys(namespace_id, queue, task_type)
         now = time.time()
+        if self._recent.get((keys, within), 0.0) > now:
+            return True
+        *_, pollers, polling = keys
         async with self._redis.pipeline(transaction=False) as pipe:
             waiting, seen = await pipe.zcount(polling, now, "+inf").hvals(pollers).execute()
-        return waiting > 0 or any(float(t) >= now - within for t in seen)
+        latest = now if waiting > 0 else max((float(t) for t in seen), default=0.0)
+        if latest < now - within:
+            self._recent.pop((keys, within), None)
+            return False
+        if len(self._recent) > 10_000:
+            self._recent.clear()
+        self._recent[(keys, within)] = min(latest + within, now + RECENT_POLLER_CACHE)
+        return True
 
     async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]:
         *_, pollers, _ = self._keys(namespace_id, queue, task_type)
@@ -474,6 +490,9 @@ class RedisTaskQueues:
         return int(await self._backlog(keys=self._keys(namespace_id, queue, task_type)))
 
     async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
-        flat = await self._drain(keys=self._keys(namespace_id, queue, task_type))
+        keys = self._keys(namespace_id, queue, task_type)
+        for cached in [k for k in self._recent if k[0] == keys]:
+            del self._recent[cached]
+        flat = await self._drain(keys=keys)
         pairs = sorted(zip(flat[::2], flat[1::2]), key=lambda pair: _id_order(pair[0]))
         return [_entry(payload) for _, payload in pairs]

@@ -81,6 +81,13 @@ async def test_pollers_tracked(queues):
     assert [p.identity for p in await queues.pollers("ns", "q", WORKFLOW)] == ["worker-a"]
 
 
+async def test_drained_queue_has_no_recent_poller(queues):
+    await queues.poll("ns", "sticky", WORKFLOW, 0.01, "worker-a")
+    assert await queues.has_recent_poller("ns", "sticky", WORKFLOW, 10)
+    await queues.drain("ns", "sticky", WORKFLOW)
+    assert not await queues.has_recent_poller("ns", "sticky", WORKFLOW, 10)
+
+
 async def test_drain_returns_queued_entries(queues):
     await queues.add("ns", "sticky", WORKFLOW, _entry(1))
     await queues.add("ns", "sticky", WORKFLOW, _entry(2))

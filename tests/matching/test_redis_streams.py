@@ -270,6 +270,26 @@ async def test_pollers(make_redis_queues, redis_client, redis_prefix):
     assert info.identity == "worker-a" and time.time() - 1 < info.last_access_time <= time.time()
 
 
+async def test_recent_poller_answer_is_reused_briefly(make_redis_queues, redis_client, redis_prefix, monkeypatch):
+    monkeypatch.setattr("odin.matching.redis_streams.RECENT_POLLER_CACHE", 0.3)
+    queues = make_redis_queues()
+    await queues.poll("ns", "q", WORKFLOW, 0.01, "worker-a")
+    assert await queues.has_recent_poller("ns", "q", WORKFLOW, 10.0)
+    # Another process removes the pollers: the yes is reused (no round trip) for a moment only.
+    await redis_client.delete(f"{redis_prefix}{{ns:q:{WORKFLOW}}}:pollers")
+    assert await queues.has_recent_poller("ns", "q", WORKFLOW, 10.0)
+    await asyncio.sleep(0.35)
+    assert not await queues.has_recent_poller("ns", "q", WORKFLOW, 10.0)
+
+
+async def test_drain_forgets_the_recent_poller(make_redis_queues):
+    queues = make_redis_queues()
+    await queues.poll("ns", "sticky", WORKFLOW, 0.01, "worker-a")
+    assert await queues.has_recent_poller("ns", "sticky", WORKFLOW, 10.0)
+    await queues.drain("ns", "sticky", WORKFLOW)
+    assert not await queues.has_recent_poller("ns", "sticky", WORKFLOW, 10.0)
+
+
 async def test_waits_are_cut_to_the_socket_timeout(redis_prefix, make_redis_queues):
     # make_redis_queues only deletes this test's keys afterwards.
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=0.6)
