@@ -27,6 +27,7 @@ from odin.frontend.common import (
     page_size,
 )
 from odin.frontend.limits import limits_for
+from odin.history import operations
 from odin.history.events import duration, seconds
 from odin.persistence import archive
 from odin.persistence.store import NamespaceRecord
@@ -227,8 +228,8 @@ class NamespaceCalls:
         while running:
             for workflow_id, run_id in running:
                 try:
-                    await self.engine.update(
-                        ns.id, workflow_id, run_id, lambda t: t.terminate("namespace deleted", None, "odin-namespace-delete")
+                    await operations.terminate(
+                        self.engine, ns.id, workflow_id, run_id, "namespace deleted", None, "odin-namespace-delete"
                     )
                 except NotFound:
                     pass  # closed meanwhile

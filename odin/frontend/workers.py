@@ -12,7 +12,7 @@ from temporalio.api.query.v1 import WorkflowQueryResult
 from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueuePartitionMetadata, TaskQueueStatus
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.errors import InvalidArgument, NotFound
+from odin.errors import InvalidArgument
 from odin.frontend.common import check_id
 from odin.frontend.limits import (
     FAILURE_TOO_LARGE,
@@ -22,7 +22,7 @@ from odin.frontend.limits import (
     limits_for,
     oversized_failure,
 )
-from odin.history import activities, tokens
+from odin.history import activities, operations, tokens
 from odin.history.events import timestamp
 from odin.matching import ACTIVITY, WORKFLOW
 
@@ -128,14 +128,7 @@ class WorkerCalls:
             except ValueError:
                 raise InvalidArgument("Invalid RunId.") from None
 
-        def op(t):
-            a = t.state.activity_by_id(req.activity_id) if t.state.running else None
-            if a is None or not a.started:
-                raise NotFound(f"Activity task not found: no started activity with id {req.activity_id}.")
-            return apply(t, a)
-
-        result, _ = await self.engine.update(ns.id, req.workflow_id, req.run_id, op)
-        return result
+        return await operations.on_started_activity(self.engine, ns.id, req.workflow_id, req.run_id, req.activity_id, apply)
 
     async def record_activity_task_heartbeat_by_id(
         self, req: ws.RecordActivityTaskHeartbeatByIdRequest
@@ -169,13 +162,7 @@ class WorkerCalls:
 
     async def reset_sticky_task_queue(self, req: ws.ResetStickyTaskQueueRequest) -> ws.ResetStickyTaskQueueResponse:
         ns, wid, rid = await self._target(req.namespace, req.execution)
-
-        def op(t) -> None:
-            if not t.state.running:
-                raise NotFound("workflow execution already completed")
-            t.state.sticky_queue = ""
-
-        await self.engine.update(ns.id, wid, rid, op)
+        await operations.reset_sticky(self.engine, ns.id, wid, rid)
         return ws.ResetStickyTaskQueueResponse()
 
     async def describe_task_queue(self, req: ws.DescribeTaskQueueRequest) -> ws.DescribeTaskQueueResponse:
@@ -198,11 +185,7 @@ class WorkerCalls:
     async def shutdown_worker(self, req: ws.ShutdownWorkerRequest) -> ws.ShutdownWorkerResponse:
         ns = await self.namespace(req.namespace)
         if req.sticky_task_queue:
-            # The worker's cache is gone: its sticky tasks go back to their normal queue.
-            for entry in await self.engine.queues.drain(ns.id, req.sticky_task_queue, WORKFLOW):
-                if not entry.is_query:
-                    loaded = await self.engine.load(ns.id, entry.workflow_id, entry.run_id)
-                    await self.engine.queues.add(ns.id, loaded.state.task_queue, WORKFLOW, entry)
+            await operations.return_sticky_tasks(self.engine, ns.id, req.sticky_task_queue)
         return ws.ShutdownWorkerResponse()
 
 

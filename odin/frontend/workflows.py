@@ -47,7 +47,7 @@ from odin.frontend.common import (
     page_size,
 )
 from odin.frontend.limits import limits_for
-from odin.history import cron, retry, updates
+from odin.history import cron, operations, retry, updates
 from odin.history.events import duration, seconds, timestamp
 from odin.history.machine import transient_events
 from odin.history.notifier import run_key
@@ -170,8 +170,8 @@ class WorkflowCalls:
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
         check_id(req.signal_name, "SignalName")
         limits_for(ns).check_blob(req.input.ByteSize(), "SignalWorkflowExecution input", ns.name)
-        await self.engine.update(
-            ns.id, wid, rid, lambda t: t.signal(req.signal_name, req.input, req.identity, req.header, req.request_id)
+        await operations.signal(
+            self.engine, ns.id, wid, rid, req.signal_name, req.input, req.identity, req.header, req.request_id
         )
         return ws.SignalWorkflowExecutionResponse()
 
@@ -179,14 +179,14 @@ class WorkflowCalls:
         self, req: ws.RequestCancelWorkflowExecutionRequest
     ) -> ws.RequestCancelWorkflowExecutionResponse:
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
-        await self.engine.update(ns.id, wid, rid, lambda t: t.request_cancel(req.reason, req.identity))
+        await operations.request_cancel(self.engine, ns.id, wid, rid, req.reason, req.identity)
         return ws.RequestCancelWorkflowExecutionResponse()
 
     async def terminate_workflow_execution(
         self, req: ws.TerminateWorkflowExecutionRequest
     ) -> ws.TerminateWorkflowExecutionResponse:
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
-        await self.engine.update(ns.id, wid, rid, lambda t: t.terminate(req.reason, req.details, req.identity))
+        await operations.terminate(self.engine, ns.id, wid, rid, req.reason, req.details, req.identity)
         return ws.TerminateWorkflowExecutionResponse()
 
     # -- updates ---------------------------------------------------------------------------
@@ -199,7 +199,7 @@ class WorkflowCalls:
         limits_for(ns).check_blob(req.request.input.args.ByteSize(), "UpdateWorkflowExecution input", ns.name)
         if not req.request.meta.update_id:
             req.request.meta.update_id = str(uuid.uuid4())
-        u, t = await self.engine.update(ns.id, wid, rid, lambda t: updates.admit(t, req.request))
+        u, t = await operations.admit_update(self.engine, ns.id, wid, rid, req.request)
         return await self._await_update(ns.id, wid, t.state.run_id, u.update_id, req.wait_policy.lifecycle_stage, timeout)
 
     async def poll_workflow_execution_update(
@@ -300,11 +300,11 @@ class WorkflowCalls:
             while True:
                 if close_only:
                     if not s.running:
-                        events = await self.store.read_events(s.run_id, s.close_event_id, s.close_event_id + 1)
+                        events = await operations.read_events(self.engine, s.run_id, s.close_event_id, s.close_event_id + 1)
                         return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events))
                 elif first < s.next_event_id:
                     size = page_size(req.maximum_page_size, DEFAULT_HISTORY_PAGE)
-                    events = await self.store.read_events(s.run_id, first, s.next_event_id, size)
+                    events = await operations.read_events(self.engine, s.run_id, first, s.next_event_id, size)
                     after = events[-1].event_id + 1 if events else first
                     if after >= s.next_event_id and s.wft is not None:
                         # A worker refetching history must also see the transient task it works on.
@@ -325,7 +325,7 @@ class WorkflowCalls:
                     continue  # the run moved on, but not in a way this caller waits for
                 if change is not None and not change.running and close_only:
                     # Closed: its close event is its last one, so the change says where it is.
-                    events = await self.store.read_events(s.run_id, change.next_event_id - 1, change.next_event_id)
+                    events = await operations.read_events(self.engine, s.run_id, change.next_event_id - 1, change.next_event_id)
                     return ws.GetWorkflowExecutionHistoryResponse(history=History(events=events))
                 s = (await self.engine.load(ns.id, wid, s.run_id)).state
 
@@ -354,7 +354,7 @@ class WorkflowCalls:
         upper = min(page.next_event_id, s.next_event_id) if page else s.next_event_id
         size = page_size(req.maximum_page_size, DEFAULT_HISTORY_PAGE)
         first = max(1, upper - size)
-        events = await self.store.read_events(s.run_id, first, upper)
+        events = await operations.read_events(self.engine, s.run_id, first, upper)
         events.reverse()
         token = _HistoryToken(s.run_id, first).encode() if first > 1 else b""
         return ws.GetWorkflowExecutionHistoryReverseResponse(history=History(events=events), next_page_token=token)
@@ -414,9 +414,7 @@ class WorkflowCalls:
         s = (await self.engine.load(ns.id, wid, rid)).state
         if s.running:
             try:
-                await self.engine.update(
-                    ns.id, wid, s.run_id, lambda t: t.terminate("Delete workflow execution", None, "odin-frontend")
-                )
+                await operations.terminate(self.engine, ns.id, wid, s.run_id, "Delete workflow execution", None, "odin-frontend")
             except NotFound:
                 pass  # closed meanwhile
         await self.engine.delete_run(ns.id, wid, s.run_id)

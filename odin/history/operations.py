@@ -1,0 +1,115 @@
+"""The history layer's operations on runs, one function per caller request
+(docs/architecture.md#operations).
+
+The frontend validates a request, resolves its namespace and lets the caller in; then it calls one
+of these (or ``HistoryEngine.start_workflow``, or ``WorkerTasks`` for a worker's calls). Each
+operation that changes a run is one ``engine.update``: one transaction, retried on a conflict, the
+pure change applied to the run's ``Transition``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.api.common.v1 import Header, Payloads
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.update.v1 import Request as UpdateRequest
+
+from odin.errors import NotFound
+from odin.history import updates
+from odin.history.engine import HistoryEngine
+from odin.history.machine import Transition
+from odin.history.state import ActivityInfo
+from odin.matching import WORKFLOW
+
+
+async def signal(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    name: str,
+    payloads: Payloads,
+    identity: str,
+    header: Header,
+    request_id: str,
+) -> None:
+    """SignalWorkflowExecution: record the signal (a repeated request id is recorded once)."""
+    await engine.update(namespace_id, workflow_id, run_id, lambda t: t.signal(name, payloads, identity, header, request_id))
+
+
+async def request_cancel(
+    engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, reason: str, identity: str
+) -> None:
+    """RequestCancelWorkflowExecution: ask the run's code to cancel itself."""
+    await engine.update(namespace_id, workflow_id, run_id, lambda t: t.request_cancel(reason, identity))
+
+
+async def terminate(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    reason: str,
+    details: Payloads | None,
+    identity: str,
+) -> None:
+    """TerminateWorkflowExecution (and the termination that deleting a run or a namespace does)."""
+    await engine.update(namespace_id, workflow_id, run_id, lambda t: t.terminate(reason, details, identity))
+
+
+async def admit_update(
+    engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, request: UpdateRequest
+) -> tuple[Any, Transition]:
+    """UpdateWorkflowExecution: admit the update (or find the one with its id); returns it and the
+    transition, whose state says which run took it."""
+    return await engine.update(namespace_id, workflow_id, run_id, lambda t: updates.admit(t, request))
+
+
+async def reset_sticky(engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str) -> None:
+    """ResetStickyTaskQueue: the run's next workflow task goes to its normal queue."""
+
+    def op(t: Transition) -> None:
+        if not t.state.running:
+            raise NotFound("workflow execution already completed")
+        t.state.sticky_queue = ""
+
+    await engine.update(namespace_id, workflow_id, run_id, op)
+
+
+async def on_started_activity(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    activity_id: str,
+    apply: Callable[[Transition, ActivityInfo], Any],
+) -> Any:
+    """The calls that address an activity by id (heartbeat, complete, fail, cancel): ``apply`` to
+    the run's started activity with that id; returns what ``apply`` returns."""
+
+    def op(t: Transition) -> Any:
+        a = t.state.activity_by_id(activity_id) if t.state.running else None
+        if a is None or not a.started:
+            raise NotFound(f"Activity task not found: no started activity with id {activity_id}.")
+        return apply(t, a)
+
+    result, _ = await engine.update(namespace_id, workflow_id, run_id, op)
+    return result
+
+
+async def return_sticky_tasks(engine: HistoryEngine, namespace_id: str, sticky_queue: str) -> None:
+    """ShutdownWorker: the worker's cache is gone, so the workflow tasks waiting on its sticky
+    queue go back to their runs' normal queues (queries waiting there are dropped: their callers
+    time out and may ask again)."""
+    for entry in await engine.queues.drain(namespace_id, sticky_queue, WORKFLOW):
+        if not entry.is_query:
+            loaded = await engine.load(namespace_id, entry.workflow_id, entry.run_id)
+            await engine.queues.add(namespace_id, loaded.state.task_queue, WORKFLOW, entry)
+
+
+async def read_events(
+    engine: HistoryEngine, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None
+) -> list[HistoryEvent]:
+    """Committed events ``first_event_id`` <= id < ``next_event_id`` of a run, oldest first."""
+    return await engine.store.read_events(run_id, first_event_id, next_event_id, limit)
