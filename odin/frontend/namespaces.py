@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from temporalio.api.enums.v1 import ArchivalState, NamespaceState
 from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
@@ -13,16 +12,14 @@ from temporalio.api.replication.v1 import NamespaceReplicationConfig
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin import __version__
-from odin.clock import monotonic
 from odin.errors import FailedPrecondition, InvalidArgument, NotFound
+from odin.frontend.base import FrontendBase
 from odin.frontend.common import (
     CLUSTER_NAME,
     DEFAULT_RETENTION,
     MAX_NAMESPACE_LENGTH,
-    NAMESPACE_CACHE_TTL,
     check_enum,
     check_id,
-    check_text,
     offset_token,
     page_size,
 )
@@ -52,31 +49,8 @@ def _check_archival_states(*states: int) -> None:
         check_enum(ArchivalState, state, "ArchivalState")
 
 
-@dataclass
-class _Cached:
-    record: NamespaceRecord
-    at: float
-
-
-class NamespaceCalls:
+class NamespaceCalls(FrontendBase):
     # -- namespaces ------------------------------------------------------------------------
-
-    async def namespace(self, name: str) -> NamespaceRecord:
-        if not name:
-            raise InvalidArgument("Namespace is not set on request.")
-        check_text(name, "Namespace")
-        cached = self._ns_cache.get(name)
-        if cached is not None and monotonic() - cached.at < NAMESPACE_CACHE_TTL:
-            return cached.record
-        record = await self.store.get_namespace(name=name)
-        if record is None or record.state == NamespaceState.NAMESPACE_STATE_DELETED:
-            raise NotFound(f"Namespace {name} is not found.", NamespaceNotFoundFailure(namespace=name))
-        self._ns_cache[name] = _Cached(record, monotonic())
-        return record
-
-    def forget_namespace(self, name: str) -> None:
-        """Drop this process's cached copy (other processes refresh within NAMESPACE_CACHE_TTL)."""
-        self._ns_cache.pop(name, None)
 
     async def ensure_namespace(self, name: str, retention_seconds: float = DEFAULT_RETENTION) -> NamespaceRecord:
         try:

@@ -10,6 +10,7 @@ from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.errors import InvalidArgument, NotFound
+from odin.frontend.base import FrontendBase
 from odin.frontend.common import MAX_LIST_PAGE, check_id, offset_token, page_size
 from odin.history.events import duration, timestamp
 from odin.persistence.store import NamespaceRecord
@@ -18,7 +19,7 @@ from odin.visibility import search_attributes
 from odin.visibility import sql as visibility_sql
 
 
-class VisibilityCalls:
+class VisibilityCalls(FrontendBase):
     # -- visibility ------------------------------------------------------------------------
 
     async def _compile(self, ns: NamespaceRecord, text: str):

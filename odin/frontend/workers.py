@@ -13,6 +13,7 @@ from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueuePartitionMetadata, 
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.errors import InvalidArgument
+from odin.frontend.base import FrontendBase
 from odin.frontend.common import check_id
 from odin.frontend.limits import (
     FAILURE_TOO_LARGE,
@@ -27,7 +28,7 @@ from odin.history.events import timestamp
 from odin.matching import ACTIVITY, WORKFLOW
 
 
-class WorkerCalls:
+class WorkerCalls(FrontendBase):
     # -- worker calls ----------------------------------------------------------------------
 
     def _poll_timeout(self, timeout: float) -> float:

@@ -36,6 +36,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.clock import monotonic
 from odin.errors import InvalidArgument, NotFound, OdinError
+from odin.frontend.base import FrontendBase
 from odin.frontend.common import (
     DEFAULT_HISTORY_PAGE,
     HISTORY_LONG_POLL,
@@ -59,7 +60,7 @@ from odin.visibility import search_attributes
 from odin.visibility.search_attributes import settable_types
 
 
-class WorkflowCalls:
+class WorkflowCalls(FrontendBase):
     # -- starting and addressing runs ------------------------------------------------------
 
     async def start_workflow_execution(self, req: ws.StartWorkflowExecutionRequest) -> ws.StartWorkflowExecutionResponse:
@@ -149,22 +150,6 @@ class WorkflowCalls:
         if not req.request_id:
             req.request_id = str(uuid.uuid4())
         return ns
-
-    async def _target(self, namespace: str, execution: WorkflowExecution, first_execution_run_id: str = ""):
-        ns = await self.namespace(namespace)
-        check_id(execution.workflow_id, "WorkflowId")
-        run_id = execution.run_id
-        if first_execution_run_id:
-            current = await self.engine.current_run_id(ns.id, execution.workflow_id)
-            if current.first_execution_run_id != first_execution_run_id:
-                raise NotFound("workflow execution not found for the given first execution run id")
-            run_id = current.run_id
-        elif run_id:
-            try:
-                uuid.UUID(run_id)
-            except ValueError:
-                raise InvalidArgument("Invalid RunId.") from None
-        return ns, execution.workflow_id, run_id
 
     async def signal_workflow_execution(self, req: ws.SignalWorkflowExecutionRequest) -> ws.SignalWorkflowExecutionResponse:
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
