@@ -34,6 +34,9 @@ MIN_CALENDAR_YEAR = 2000
 MAX_CALENDAR_YEAR = 2100  # Temporal never matches a time after this year
 MAX_COMMENT_LENGTH = 200
 MAX_MATCHING_TIMES = 1000  # ListScheduleMatchingTimes answers at most this many
+# Temporal searches past excluded times without bound (up to the year 2100, which for a spec that
+# excludes everything takes forever); Odin stops after this many, a day of a one-second interval.
+MAX_EXCLUDED_CANDIDATES = 100_000
 
 _NS = 1_000_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -801,7 +804,7 @@ class CompiledSpec:
         unix = _to_ns(t) // _NS
         return any(cal.matches(unix) for cal in self._excludes)
 
-    def next_time(self, after: datetime, seed: str = "", max_iterations: int | None = 1_000_000) -> NextTime | None:
+    def next_time(self, after: datetime, seed: str = "", max_iterations: int | None = MAX_EXCLUDED_CANDIDATES) -> NextTime | None:
         """The first action time strictly after ``after`` (to the second; the spec's start time
         counts from the second before it), or None when the spec has no more. ``seed`` is
         ``jitter_seed(namespace_id, schedule_id)``. Jitter never reaches the following nominal
