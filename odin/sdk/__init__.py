@@ -23,14 +23,14 @@ raises itself derives from ``OdinSdkError``.
 """
 
 from odin.sdk import activity, workflow
-from odin.sdk.app import App
-from odin.sdk.defs import ActivityFunction, WorkflowFunction
-from odin.sdk.effects import DeterministicEffectStore, VersionGate
-from odin.sdk.errors import OdinSdkError
-from odin.sdk.handles import TimeoutError, WorkflowHandle
-from odin.sdk.options import Retry
-from odin.sdk.primitives import Channel, ChannelClosed, ErrGroup, Result, ResultError, WaitGroup, go
-from odin.sdk.worker import ReplayMismatch, WorkerHost
+from odin.sdk._app import App
+from odin.sdk._defs import ActivityFunction, WorkflowFunction
+from odin.sdk._effects import DeterministicEffectStore, VersionGate
+from odin.sdk._errors import OdinSdkError
+from odin.sdk._handles import TimeoutError, WorkflowHandle
+from odin.sdk._options import Retry
+from odin.sdk._primitives import Channel, ChannelClosed, ErrGroup, Result, ResultError, WaitGroup, go
+from odin.sdk._worker import ReplayMismatch, WorkerHost
 
 __all__ = [
     "ActivityFunction",

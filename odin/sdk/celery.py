@@ -35,11 +35,11 @@ from celery.exceptions import Retry as CeleryRetry
 from temporalio.exceptions import ApplicationError
 
 from odin.sdk import workflow
-from odin.sdk.app import App
-from odin.sdk.defs import ActivityFunction, WorkflowFunction
-from odin.sdk.errors import OdinSdkError
-from odin.sdk.handles import WorkflowHandle
-from odin.sdk.options import Duration, Retry
+from odin.sdk._app import App
+from odin.sdk._defs import ActivityFunction, WorkflowFunction
+from odin.sdk._errors import OdinSdkError
+from odin.sdk._handles import WorkflowHandle
+from odin.sdk._options import Duration, Retry
 
 __all__ = [
     "CANVAS_WORKFLOW",

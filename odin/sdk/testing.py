@@ -33,7 +33,7 @@ from temporalio.worker import Replayer
 from odin.clock import SkippingClock
 from odin.config import Settings, sqlite_url_for_path
 from odin.history.state import MutableState
-from odin.sdk.worker import sandbox_runner
+from odin.sdk._worker import sandbox_runner
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ from temporalio.workflow import (  # noqa: F401  # noqa: F401
     update,
 )
 
-from odin.sdk.defs import ActivityFunction, WorkflowFunction, pack_args
-from odin.sdk.options import Duration, as_timedelta, retry_policy
+from odin.sdk._defs import ActivityFunction, WorkflowFunction, pack_args
+from odin.sdk._options import Duration, as_timedelta, retry_policy
 
 T = TypeVar("T")
 

@@ -3,6 +3,8 @@ every error the SDK raises derives from one base class."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import odin.sdk
 from odin.sdk.celery import CanvasError
 
@@ -21,3 +23,11 @@ def test_sdk_errors_share_one_base():
     for error in (odin.sdk.ChannelClosed, odin.sdk.ReplayMismatch, odin.sdk.ResultError, odin.sdk.TimeoutError, CanvasError):
         assert issubclass(error, odin.sdk.OdinSdkError), error
     assert issubclass(CanvasError, ValueError)  # still what it was for callers catching ValueError
+
+
+def test_internal_modules_are_private():
+    """Users import odin.sdk and these modules; the rest of the package is private (underscored)."""
+    public = {"__init__", "activity", "workflow", "celery", "testing"}
+    modules = {p.stem for p in Path(odin.sdk.__file__).parent.glob("*.py")}
+    assert public <= modules
+    assert sorted(m for m in modules - public if not m.startswith("_")) == []

@@ -17,7 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.worker import Replayer
 
 from odin.sdk import ReplayMismatch
-from odin.sdk.worker import sandbox_runner
+from odin.sdk._worker import sandbox_runner
 
 
 async def _wait_for_event(handle, event_type: int, timeout_s: float = 15.0):

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from odin.sdk.errors import OdinSdkError
+from odin.sdk._errors import OdinSdkError
 
 T = TypeVar("T")
 U = TypeVar("U")

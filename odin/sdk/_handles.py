@@ -14,10 +14,10 @@ import temporalio.client
 from temporalio.client import WorkflowExecutionStatus
 
 from odin import bridge
-from odin.sdk.errors import OdinSdkError
+from odin.sdk._errors import OdinSdkError
 
 if TYPE_CHECKING:
-    from odin.sdk.app import App
+    from odin.sdk._app import App
 
 
 class TimeoutError(OdinSdkError):  # noqa: A001 - the name Celery users know from AsyncResult.get

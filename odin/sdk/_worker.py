@@ -33,12 +33,12 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from odin.sdk.effects import capture
-from odin.sdk.errors import OdinSdkError
-from odin.sdk.primitives import ErrGroup, WaitGroup
+from odin.sdk._effects import capture
+from odin.sdk._errors import OdinSdkError
+from odin.sdk._primitives import ErrGroup, WaitGroup
 
 if TYPE_CHECKING:
-    from odin.sdk.app import App
+    from odin.sdk._app import App
 
 log = logging.getLogger(__name__)
 

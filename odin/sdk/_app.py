@@ -27,8 +27,8 @@ from typing import Any
 import temporalio.client
 
 from odin import bridge
-from odin.sdk.defs import ActivityFunction, WorkflowFunction
-from odin.sdk.handles import WorkflowHandle
+from odin.sdk._defs import ActivityFunction, WorkflowFunction
+from odin.sdk._handles import WorkflowHandle
 
 
 class App:
@@ -116,7 +116,7 @@ class App:
         return sorted(found or {self.task_queue})
 
     def worker(self, **options: Any):
-        """A worker host for this app (see ``odin.sdk.worker.WorkerHost``)."""
-        from odin.sdk.worker import WorkerHost
+        """A worker host for this app (see ``odin.sdk._worker.WorkerHost``)."""
+        from odin.sdk._worker import WorkerHost
 
         return WorkerHost(self, **options)

@@ -21,11 +21,11 @@ import temporalio.activity
 import temporalio.workflow
 
 from odin import bridge
-from odin.sdk.handles import WorkflowHandle
-from odin.sdk.options import Duration, Retry, as_timedelta, retry_policy
+from odin.sdk._handles import WorkflowHandle
+from odin.sdk._options import Duration, Retry, as_timedelta, retry_policy
 
 if TYPE_CHECKING:
-    from odin.sdk.app import App
+    from odin.sdk._app import App
 
 # Keyword arguments travel as a trailing marked dict (workflow and activity inputs are positional).
 KWARGS = "__odin_kwargs__"
