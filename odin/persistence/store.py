@@ -224,6 +224,9 @@ class Database:
         else:
             # No pre-ping (a round trip per call): a connection found dead is retried once instead.
             self.engine = sa.create_engine(url, pool_size=POSTGRES_THREADS, max_overflow=4)
+            # Rows inserted together (a transition's events, outbox rows) go as one multi-row
+            # INSERT instead of one statement per row.
+            self.engine.dialect.use_insertmanyvalues_wo_returning = True
             threads = POSTGRES_THREADS
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")

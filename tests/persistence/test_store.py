@@ -407,6 +407,27 @@ def _events(n: int, first: int = 1) -> list[HistoryEvent]:
     ]
 
 
+async def test_a_writes_events_go_in_one_statement(store, engine):
+    """The events of one run's write are one INSERT statement. On PostgreSQL it is a multi-row
+    INSERT, not an executemany (which psycopg would send as one statement per row)."""
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO history_events"):
+            statements.append(statement)
+
+    sa.event.listen(engine.engine, "before_cursor_execute", seen)
+    try:
+        run = Run("wf-1")
+        await store.commit(Batch(workflows=[WorkflowWrite(run.record(1), None, events=_events(7))]))
+    finally:
+        sa.event.remove(engine.engine, "before_cursor_execute", seen)
+    assert len(statements) == 1
+    if not engine.is_sqlite:
+        assert statements[0].count("%(event_id__") == 7  # one statement, seven rows
+    assert [e.event_id for e in await store.read_events(run.run_id, 1, 100)] == list(range(1, 8))
+
+
 async def test_read_events_paging(store):
     run = Run("wf-1")
     other = Run("wf-2")
