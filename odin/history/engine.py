@@ -18,12 +18,14 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as Conflict
 from temporalio.api.enums.v1 import WorkflowIdReusePolicy as Reuse
 from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from odin import metrics
 from odin.clock import Clock
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted
 from odin.history import activities, chains
+from odin.history.event_cache import EventCache
 from odin.history.machine import HISTORY_COUNT_LIMIT, HISTORY_SIZE_LIMIT, StaleTask, Transition
 from odin.history.notifier import Notifier, RunChange, run_key
 from odin.history.queries import InMemoryQueryRouter, QueryRouter
@@ -97,6 +99,8 @@ class HistoryEngine:
         self.commits = 0
         # Last committed row of recently updated runs (LRU), the starting point of the next update.
         self._state_cache: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        # The newest events this process committed, for the reads that follow a change.
+        self._event_cache = EventCache()
         # A run whose history reaches either limit is terminated (events, bytes).
         self.history_count_limit = HISTORY_COUNT_LIMIT
         self.history_size_limit = HISTORY_SIZE_LIMIT
@@ -200,7 +204,7 @@ class HistoryEngine:
             _warn_on_history_growth(t, record.next_event_id, size_before)
             if t.successor is not None:
                 # A retry/cron successor repeats this run's start, which lives in its history.
-                [first] = await self.store.read_events(t.state.run_id, 1, 2)
+                [first] = await self.read_events(t.state.run_id, 1, 2)
                 t.new_runs.append(chains.successor_run(t, first.workflow_execution_started_event_attributes, t.successor))
                 t.successor = None
             batch = Batch(
@@ -241,6 +245,7 @@ class HistoryEngine:
         for write in batch.workflows:
             self._state_cache[write.record.run_id] = write.record
             self._state_cache.move_to_end(write.record.run_id)
+            self._event_cache.add(write.record.run_id, write.events)
         while len(self._state_cache) > STATE_CACHE_SIZE:
             self._state_cache.popitem(last=False)
 
@@ -396,6 +401,18 @@ class HistoryEngine:
         workflow id's current run, the current pointer."""
         await self.store.delete_execution(namespace_id, workflow_id, run_id)
         self._state_cache.pop(run_id, None)
+        self._event_cache.drop(run_id)
+
+    async def read_events(
+        self, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None
+    ) -> list[HistoryEvent]:
+        """Committed events ``first_event_id`` <= id < ``next_event_id`` of a run (at most ``limit``),
+        oldest first: what this process committed last from memory, the rest from the store."""
+        end = min(next_event_id, first_event_id + limit) if limit else next_event_id
+        start, cached = self._event_cache.suffix(run_id, first_event_id, end)
+        if start == first_event_id:
+            return cached
+        return await self.store.read_events(run_id, first_event_id, start) + cached
 
     # -- starting runs ---------------------------------------------------------------------
 

@@ -112,4 +112,4 @@ async def read_events(
     engine: HistoryEngine, run_id: str, first_event_id: int, next_event_id: int, limit: int | None = None
 ) -> list[HistoryEvent]:
     """Committed events ``first_event_id`` <= id < ``next_event_id`` of a run, oldest first."""
-    return await engine.store.read_events(run_id, first_event_id, next_event_id, limit)
+    return await engine.read_events(run_id, first_event_id, next_event_id, limit)

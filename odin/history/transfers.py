@@ -101,7 +101,7 @@ class TransferProcessor:
         if c is None or c.run_id:
             await e.store.delete_transfer_task(task.task_id)
             return
-        [initiated] = await e.store.read_events(s.run_id, iid, iid + 1)
+        [initiated] = await e.read_events(s.run_id, iid, iid + 1)
         a = initiated.start_child_workflow_execution_initiated_event_attributes
         ns = await self._namespace(a.namespace)
         if ns is None:
@@ -160,7 +160,7 @@ class TransferProcessor:
 
     async def _child_closed(self, task: OutboxTask) -> None:
         d = task.data
-        events = await self.engine.store.read_events(task.run_id, d["close_event_id"], d["close_event_id"] + 1)
+        events = await self.engine.read_events(task.run_id, d["close_event_id"], d["close_event_id"] + 1)
         if not events:  # the child run was deleted meanwhile
             await self.engine.store.delete_transfer_task(task.task_id)
             return
@@ -215,7 +215,7 @@ class TransferProcessor:
         if r is None:
             await e.store.delete_transfer_task(task.task_id)
             return
-        [initiated] = await e.store.read_events(s.run_id, iid, iid + 1)
+        [initiated] = await e.read_events(s.run_id, iid, iid + 1)
         sender = WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id)
         if r.kind == "signal":
             a = initiated.signal_external_workflow_execution_initiated_event_attributes

@@ -108,7 +108,7 @@ class WorkerTasks:
         if not sticky and s.last_completed_wft_started_event_id:
             metrics.workflow_replay_count.labels(s.namespace, s.workflow_type).inc()
         first = s.last_completed_wft_started_event_id + 1 if sticky else 1
-        events = await self.engine.store.read_events(s.run_id, first, s.next_event_id)
+        events = await self.engine.read_events(s.run_id, first, s.next_event_id)
         return workflow_task(s, w, events + transient_events(s, w))
 
     def eager_workflow_task(self, t: Transition) -> PollWorkflowTaskQueueResponse:
@@ -178,7 +178,7 @@ class WorkerTasks:
             entry, lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id)
         )
         metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(max(a.started_time - a.scheduled_time, 0.0))
-        [scheduled] = await self.engine.store.read_events(t.state.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
+        [scheduled] = await self.engine.read_events(t.state.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
         return activity_task(t.state, a, scheduled, namespace)
 
     async def activity_update(self, task_token: bytes, apply) -> object:
@@ -235,7 +235,7 @@ class WorkerTasks:
             return None  # the caller gave up
         loaded = await self.engine.load(entry.namespace_id, entry.workflow_id, entry.run_id)
         s = loaded.state
-        events = [] if sticky else await self.engine.store.read_events(s.run_id, 1, s.next_event_id)
+        events = [] if sticky else await self.engine.read_events(s.run_id, 1, s.next_event_id)
         return PollWorkflowTaskQueueResponse(
             task_token=tokens.encode(tokens.QueryTaskToken(entry.namespace_id, entry.query_id)),
             workflow_execution=WorkflowExecution(workflow_id=s.workflow_id, run_id=s.run_id),
