@@ -32,6 +32,7 @@ from temporalio.worker import Worker
 
 from odin.api.grpc.server import _OPERATOR_RPCS, _RPCS
 from odin.config import Settings, sqlite_url_for_path
+from odin.operations import Operation
 from odin.security import auth
 from odin.server import OdinServer
 from tests.support.workflows import OneActivity, echo
@@ -109,6 +110,17 @@ async def workflow_ids(server, namespace: str = "default") -> list[str]:
 def test_every_served_call_is_in_the_permission_table():
     assert set(_RPCS) | set(_OPERATOR_RPCS) <= set(auth.OPERATIONS)
 
+
+def test_the_operations_are_the_served_calls_under_their_method_names():
+    assert set(Operation) == set(_RPCS) | set(_OPERATOR_RPCS) == set(auth.OPERATIONS)
+    assert not set(_RPCS) & set(_OPERATOR_RPCS)
+    assert all(op.name == op.value for op in Operation)
+    from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb2
+    from temporalio.api.workflowservice.v1 import service_pb2 as workflow_pb2
+
+    workflow_methods = {m.name for m in workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].methods}
+    operator_methods = {m.name for m in operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].methods}
+    assert set(_RPCS) <= workflow_methods and set(_OPERATOR_RPCS) <= operator_methods
 
 
 async def test_without_a_token_only_system_info_answers(stub):

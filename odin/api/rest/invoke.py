@@ -19,6 +19,7 @@ from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service
 from odin.api.rest import session
 from odin.errors import DeadlineExceeded, OdinError, infrastructure_error
 from odin.frontend import FrontendService
+from odin.operations import Operation
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def invoke(
-    operation: str,
+    operation: Operation,
     namespace: str | None,
     call: Callable[[FrontendService], Awaitable[T]],
     *,
