@@ -24,7 +24,11 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.api.rest import csrf, session, timeline
+# Submodules by their full name: ``from odin.api.rest import ...`` would import the package,
+# whose __init__ imports this module.
+import odin.api.rest.csrf as csrf
+import odin.api.rest.session as session
+import odin.api.rest.timeline as timeline
 from odin.api.rest.codec import loads_strict, payloads_values, to_json, value_payload
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import FORM, HTML, Body, Doc, Reply, documented

@@ -9,7 +9,8 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import multiprocess
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.api.rest import openapi
+# (By its full name: the package's __init__ imports the routes.)
+import odin.api.rest.openapi as openapi
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import Doc, Reply, documented
 from odin.api.rest.routes import reply
