@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -12,36 +10,7 @@ from temporalio.client import Client
 
 from odin.config import Settings, sqlite_url_for_path
 from odin.server import OdinServer
-
-REQUIRE_SERVICES = os.environ.get("ODIN_TEST_REQUIRE_SERVICES") == "1"
-POSTGRES_ADMIN_URL = os.environ.get("ODIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def skip_or_fail(reason: str) -> None:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (ODIN_TEST_REQUIRE_SERVICES=1 turns this skip into a failure)")
-    pytest.skip(reason)
-
-
-@contextlib.contextmanager
-def throwaway_postgres_database() -> Iterator[str]:
-    """Create a PostgreSQL database for one test (run), yield its SQLAlchemy URL, drop it after."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"odin_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        skip_or_fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.support.services import REDIS_URL, require_redis, throwaway_postgres_database
 
 
 @pytest.fixture(scope="session")
@@ -89,24 +58,12 @@ def task_queue() -> str:
     return f"tq-{uuid.uuid4().hex[:8]}"
 
 
-REDIS_URL = os.environ.get("ODIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _redis_reachable(url: str) -> None:
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        skip_or_fail(f"Redis is not reachable at {url}: {exc}")
-
-
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A key prefix of our own on the shared Redis; every key under it is deleted afterwards."""
     import redis
 
-    _redis_reachable(REDIS_URL)
+    require_redis()
     prefix = f"odin-test-{uuid.uuid4().hex[:12]}:"
     yield prefix
     client = redis.Redis.from_url(REDIS_URL)
@@ -120,49 +77,10 @@ def redis_prefix() -> Iterator[str]:
 async def aioredis_client():
     import redis.asyncio as aioredis
 
-    _redis_reachable(REDIS_URL)
+    require_redis()
     client = aioredis.from_url(REDIS_URL)
     yield client
     await client.aclose()
-
-
-@contextlib.contextmanager
-def private_redis_server(tmp_dir) -> Iterator[str]:
-    """A redis-server of this test's own on a free port (so it may be flushed or killed); yields its URL."""
-    import shutil
-    import socket
-    import subprocess
-    import time
-
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        skip_or_fail("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

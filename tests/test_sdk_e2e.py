@@ -20,7 +20,7 @@ from temporalio.exceptions import (
 from temporalio.worker import Worker
 
 from odin.history.events import attributes_of
-from tests.replay import assert_chain_replays, assert_replays
+from tests.support.replay import assert_chain_replays, assert_replays
 
 _attempts: dict[str, list[int]] = {}
 

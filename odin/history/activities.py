@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import RetryState, TimeoutType
@@ -23,7 +24,7 @@ _TIMEOUT_LABEL = {
 }
 
 
-def arm_timeout(t: Transition, a: ActivityInfo, fire_at: float, timeout_type: int) -> None:
+def arm_timeout(t: Transition, a: ActivityInfo, fire_at: float, timeout_type: TimeoutType.ValueType) -> None:
     t.timer(
         TimerKind.ACTIVITY_TIMEOUT, fire_at, scheduled_event_id=a.scheduled_event_id, attempt=a.attempt, timeout_type=timeout_type
     )
@@ -65,7 +66,7 @@ def for_token(t: Transition, token: ActivityTaskToken) -> ActivityInfo:
     return a
 
 
-def _close(t: Transition, a: ActivityInfo, event_type: int, attributes) -> None:
+def _close(t: Transition, a: ActivityInfo, event_type: E.ValueType, attributes: Message) -> None:
     if a.started:
         t.append(
             E.EVENT_TYPE_ACTIVITY_TASK_STARTED,
@@ -91,7 +92,7 @@ def completed(t: Transition, a: ActivityInfo, result: Payloads, identity: str) -
     )
 
 
-def canceled(t: Transition, a: ActivityInfo, details: Payloads, identity: str) -> None:
+def canceled(t: Transition, a: ActivityInfo, details: Payloads | None, identity: str) -> None:
     _close(
         t,
         a,
@@ -133,7 +134,7 @@ def retry_due(t: Transition, scheduled_event_id: int, attempt: int) -> None:
     dispatch(t, a)
 
 
-def timed_out(t: Transition, scheduled_event_id: int, attempt: int, timeout_type: int) -> None:
+def timed_out(t: Transition, scheduled_event_id: int, attempt: int, timeout_type: TimeoutType.ValueType) -> None:
     s = t.state
     a = s.activities.get(scheduled_event_id)
     if not s.running or a is None:
@@ -154,7 +155,7 @@ def timed_out(t: Transition, scheduled_event_id: int, attempt: int, timeout_type
     _retry_or_close(t, a, failure, a.started_identity, timed_out=True)
 
 
-def timeout_failure(a: ActivityInfo, timeout_type: int) -> Failure:
+def timeout_failure(a: ActivityInfo, timeout_type: TimeoutType.ValueType) -> Failure:
     failure = Failure(
         message=f"activity {_TIMEOUT_LABEL[timeout_type]} timeout",
         timeout_failure_info=TimeoutFailureInfo(

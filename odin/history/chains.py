@@ -27,7 +27,7 @@ from odin.history.state import MutableState, unpack
 @dataclass
 class Successor:
     run_id: str
-    initiator: int
+    initiator: ContinueAsNewInitiator.ValueType
     backoff: float
     attempt: int
     failure: Failure | None = None
@@ -36,7 +36,7 @@ class Successor:
     inherit_last_completion_result: bool = False
 
 
-def after_failure(t: Transition, failure: Failure) -> tuple[int, Successor | None]:
+def after_failure(t: Transition, failure: Failure) -> tuple[RetryState.ValueType, Successor | None]:
     """What follows a failed (or timed-out) run: ``(retry_state, successor)``."""
     s = t.state
     policy = unpack(RetryPolicy, s.retry_policy)

@@ -7,10 +7,14 @@ outcome back through the functions below, which deliver the outcome event to thi
 
 from __future__ import annotations
 
-from temporalio.api.common.v1 import WorkflowExecution, WorkflowType
+from typing import TypedDict
+
+from google.protobuf.message import Message
+from temporalio.api.command.v1 import message_pb2 as cmd
+from temporalio.api.common.v1 import Header, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import CancelExternalWorkflowExecutionFailedCause as CancelCause
 from temporalio.api.enums.v1 import EventType as E
-from temporalio.api.enums.v1 import ParentClosePolicy, TaskQueueKind
+from temporalio.api.enums.v1 import ParentClosePolicy, StartChildWorkflowExecutionFailedCause, TaskQueueKind
 from temporalio.api.enums.v1 import SignalExternalWorkflowExecutionFailedCause as SignalCause
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
 from temporalio.api.history.v1 import HistoryEvent
@@ -40,10 +44,30 @@ _CLOSE_TO_PARENT_EVENT = {
 }
 
 
+class _ChildFields(TypedDict):
+    """What every child outcome event says of the child."""
+
+    namespace: str
+    namespace_id: str
+    workflow_execution: WorkflowExecution
+    workflow_type: WorkflowType
+    initiated_event_id: int
+    started_event_id: int
+
+
+class _ExternalFields(TypedDict):
+    """What every outcome event of a signal/cancel request says of its target."""
+
+    namespace: str
+    namespace_id: str
+    workflow_execution: WorkflowExecution
+    initiated_event_id: int
+
+
 # -- commands -----------------------------------------------------------------------------
 
 
-def start_child(t: Transition, a, completed_id: int) -> None:
+def start_child(t: Transition, a: cmd.StartChildWorkflowExecutionCommandAttributes, completed_id: int) -> None:
     bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES
     s = t.state
     check_id(a.workflow_id, "WorkflowId", bad)
@@ -98,7 +122,7 @@ def start_child(t: Transition, a, completed_id: int) -> None:
     t.transfers.append(TransferSpec(TransferKind.START_CHILD, {"initiated_event_id": event.event_id}))
 
 
-def signal_external(t: Transition, a, completed_id: int) -> None:
+def signal_external(t: Transition, a: cmd.SignalExternalWorkflowExecutionCommandAttributes, completed_id: int) -> None:
     bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES
     s = t.state
     check_id(a.execution.workflow_id, "WorkflowId", bad)
@@ -122,7 +146,7 @@ def signal_external(t: Transition, a, completed_id: int) -> None:
     _external(t, event.event_id, "signal", namespace, a.execution.workflow_id, a.execution.run_id, a.child_workflow_only)
 
 
-def request_cancel_external(t: Transition, a, completed_id: int) -> None:
+def request_cancel_external(t: Transition, a: cmd.RequestCancelExternalWorkflowExecutionCommandAttributes, completed_id: int) -> None:
     bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES
     s = t.state
     check_id(a.workflow_id, "WorkflowId", bad)
@@ -158,13 +182,13 @@ def pending_child(t: Transition, initiated_id: int) -> ChildInfo:
     return c
 
 
-def child_started(t: Transition, initiated_id: int, run_id: str, header=None) -> None:
+def child_started(t: Transition, initiated_id: int, run_id: str, header: Header | None = None) -> None:
     _record_started(t, initiated_id, run_id, header)
     t.wft_needed = True
     t.finish()
 
 
-def _record_started(t: Transition, initiated_id: int, run_id: str, header=None) -> None:
+def _record_started(t: Transition, initiated_id: int, run_id: str, header: Header | None = None) -> None:
     s = t.state
     c = pending_child(t, initiated_id)
     if c.run_id:
@@ -184,7 +208,9 @@ def _record_started(t: Transition, initiated_id: int, run_id: str, header=None) 
     )
 
 
-def child_start_failed(t: Transition, initiated_id: int, cause: int, completed_id: int) -> None:
+def child_start_failed(
+    t: Transition, initiated_id: int, cause: StartChildWorkflowExecutionFailedCause.ValueType, completed_id: int
+) -> None:
     s = t.state
     c = pending_child(t, initiated_id)
     if c.run_id:
@@ -214,7 +240,7 @@ def child_closed(t: Transition, initiated_id: int, child_run_id: str, close_even
     if event_type is None:
         raise StaleTask("not a closing event")
     del s.children[initiated_id]
-    common = dict(
+    common = _ChildFields(
         namespace=c.namespace,
         namespace_id=s.namespace_id if c.namespace == s.namespace else "",
         workflow_execution=WorkflowExecution(workflow_id=c.workflow_id, run_id=c.run_id),
@@ -222,6 +248,7 @@ def child_closed(t: Transition, initiated_id: int, child_run_id: str, close_even
         initiated_event_id=initiated_id,
         started_event_id=c.started_event_id,
     )
+    attrs: Message
     if event_type == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
         attrs = h.ChildWorkflowExecutionCompletedEventAttributes(
             result=close_event.workflow_execution_completed_event_attributes.result, **common
@@ -250,11 +277,12 @@ def pending_external(t: Transition, initiated_id: int) -> ExternalRequest:
 
 
 def external_done(t: Transition, initiated_id: int, failed_cause: int, completed_id: int) -> None:
-    """Record the outcome of a signal/cancel request; ``failed_cause`` 0 means it reached the target."""
+    """Record the outcome of a signal/cancel request; ``failed_cause`` 0 means it reached the target,
+    else it is a ``SignalCause`` or a ``CancelCause`` (as the request's kind)."""
     s = t.state
     r = pending_external(t, initiated_id)
     del s.external_requests[initiated_id]
-    common = dict(
+    common = _ExternalFields(
         namespace=r.namespace,
         namespace_id=s.namespace_id if r.namespace == s.namespace else "",
         workflow_execution=WorkflowExecution(workflow_id=r.workflow_id, run_id=r.run_id),
@@ -267,7 +295,7 @@ def external_done(t: Transition, initiated_id: int, failed_cause: int, completed
             t.deliver(
                 E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
                 h.SignalExternalWorkflowExecutionFailedEventAttributes(
-                    cause=failed_cause, workflow_task_completed_event_id=completed_id, **common
+                    cause=SignalCause.ValueType(failed_cause), workflow_task_completed_event_id=completed_id, **common
                 ),
             )
     elif not failed_cause:
@@ -279,7 +307,7 @@ def external_done(t: Transition, initiated_id: int, failed_cause: int, completed
         t.deliver(
             E.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
             h.RequestCancelExternalWorkflowExecutionFailedEventAttributes(
-                cause=failed_cause, workflow_task_completed_event_id=completed_id, **common
+                cause=CancelCause.ValueType(failed_cause), workflow_task_completed_event_id=completed_id, **common
             ),
         )
 

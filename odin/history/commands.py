@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from temporalio.api.common.v1 import Memo, RetryPolicy, SearchAttributes, WorkflowType
+from temporalio.api.command.v1 import message_pb2 as cmd
+from temporalio.api.common.v1 import Memo, Payload, RetryPolicy, SearchAttributes, WorkflowType
 from temporalio.api.enums.v1 import CommandType as C
 from temporalio.api.enums.v1 import (
     ContinueAsNewInitiator,
@@ -24,16 +26,17 @@ from temporalio.api.workflowservice.v1 import (
 
 from odin.errors import InvalidArgument
 from odin.history import activities, chains, children, retry, updates
-from odin.history.events import attributes_of, duration, seconds
+from odin.history.events import duration, seconds
 from odin.history.machine import (
     ACTIVITY_OUTCOMES,
     DEFAULT_STICKY_SCHEDULE_TO_START,
     Transition,
+    outcome_scheduled_event_id,
     restore,
     snapshot,
 )
 from odin.history.start import Continuation, new_run
-from odin.history.state import ActivityInfo, TimerInfo, pack, unpack
+from odin.history.state import ActivityInfo, TimerInfo, WorkflowTaskInfo, pack, unpack
 from odin.history.tasks import TimerKind
 from odin.history.tokens import WorkflowTaskToken
 from odin.history.validation import (
@@ -44,6 +47,9 @@ from odin.history.validation import (
     check_run_options,
     checked_search_attributes,
 )
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.containers import MessageMap
 
 CLOSE_COMMANDS = {
     C.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
@@ -56,7 +62,7 @@ CLOSE_COMMANDS = {
 def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: RespondWorkflowTaskCompletedRequest) -> None:
     """Apply a completion. Invalid commands fail the task instead; the caller then gets
     ``InvalidArgument`` (raised by the engine after the failure is committed)."""
-    t.check_workflow_task(token)
+    w = t.check_workflow_task(token)
     s = t.state
     if s.buffered_events and any(c.command_type in CLOSE_COMMANDS for c in req.commands):
         # New events arrived while the worker decided to close: it must see them first.
@@ -72,7 +78,7 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
         return
     snap = snapshot(t)
     try:
-        _apply(t, req)
+        _apply(t, w, req)
     except BadCommand as bad:
         restore(t, snap)
         t.fail_workflow_task(
@@ -81,9 +87,8 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
         t.deferred_error = InvalidArgument(bad.message)
 
 
-def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
+def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompletedRequest) -> None:
     s = t.state
-    w = s.wft
     t.persist_transient_task(w)
     completed = t.append(
         E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
@@ -139,7 +144,7 @@ def _apply(t: Transition, req: RespondWorkflowTaskCompletedRequest) -> None:
 # -- command handlers ---------------------------------------------------------------------
 
 
-def _schedule_activity(t: Transition, a, completed_id: int) -> None:
+def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttributes, completed_id: int) -> None:
     bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES
     s = t.state
     check_id(a.activity_id, "ActivityId", bad)
@@ -225,11 +230,11 @@ def _eager_allowed(t: Transition, queue: str) -> bool:
     return queue == t.state.task_queue and len(t.eager_activities) < MAX_EAGER_ACTIVITIES
 
 
-def _request_cancel_activity(t: Transition, a, completed_id: int) -> None:
+def _request_cancel_activity(t: Transition, a: cmd.RequestCancelActivityTaskCommandAttributes, completed_id: int) -> None:
     s = t.state
     info = s.activities.get(a.scheduled_event_id)
     if info is None and t.has_buffered(
-        lambda e: e.event_type in ACTIVITY_OUTCOMES and attributes_of(e).scheduled_event_id == a.scheduled_event_id
+        lambda e: e.event_type in ACTIVITY_OUTCOMES and outcome_scheduled_event_id(e) == a.scheduled_event_id
     ):
         # The activity finished while this task ran; its buffered outcome is delivered next.
         t.append(
@@ -257,7 +262,7 @@ def _request_cancel_activity(t: Transition, a, completed_id: int) -> None:
         activities.canceled(t, info, None, "")
 
 
-def _start_timer(t: Transition, a, completed_id: int) -> None:
+def _start_timer(t: Transition, a: cmd.StartTimerCommandAttributes, completed_id: int) -> None:
     s = t.state
     check_id(a.timer_id, "TimerId", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES)
     if a.timer_id in s.timers:
@@ -279,7 +284,7 @@ def _start_timer(t: Transition, a, completed_id: int) -> None:
     t.timer(TimerKind.USER_TIMER, t.ts + fire_in, timer_id=a.timer_id, started_event_id=event.event_id)
 
 
-def _cancel_timer(t: Transition, a, completed_id: int) -> None:
+def _cancel_timer(t: Transition, a: cmd.CancelTimerCommandAttributes, completed_id: int) -> None:
     s = t.state
     timer = s.timers.pop(a.timer_id, None)
     if timer is not None:
@@ -302,7 +307,7 @@ def _cancel_timer(t: Transition, a, completed_id: int) -> None:
     )
 
 
-def _complete(t: Transition, a, completed_id: int) -> None:
+def _complete(t: Transition, a: cmd.CompleteWorkflowExecutionCommandAttributes, completed_id: int) -> None:
     nxt = chains.after_completion(t, a.result)
     t.close(
         Status.WORKFLOW_EXECUTION_STATUS_COMPLETED,
@@ -315,7 +320,7 @@ def _complete(t: Transition, a, completed_id: int) -> None:
     t.successor = nxt
 
 
-def _fail(t: Transition, a, completed_id: int) -> None:
+def _fail(t: Transition, a: cmd.FailWorkflowExecutionCommandAttributes, completed_id: int) -> None:
     retry_state, nxt = chains.after_failure(t, a.failure)
     t.close(
         Status.WORKFLOW_EXECUTION_STATUS_FAILED,
@@ -331,7 +336,7 @@ def _fail(t: Transition, a, completed_id: int) -> None:
     t.successor = nxt
 
 
-def _cancel(t: Transition, a, completed_id: int) -> None:
+def _cancel(t: Transition, a: cmd.CancelWorkflowExecutionCommandAttributes, completed_id: int) -> None:
     t.close(
         Status.WORKFLOW_EXECUTION_STATUS_CANCELED,
         E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED,
@@ -339,7 +344,7 @@ def _cancel(t: Transition, a, completed_id: int) -> None:
     )
 
 
-def _record_marker(t: Transition, a, completed_id: int) -> None:
+def _record_marker(t: Transition, a: cmd.RecordMarkerCommandAttributes, completed_id: int) -> None:
     check_id(a.marker_name, "MarkerName", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES)
     t.append(
         E.EVENT_TYPE_MARKER_RECORDED,
@@ -354,7 +359,7 @@ def _record_marker(t: Transition, a, completed_id: int) -> None:
     )
 
 
-def _merge(target, updates) -> None:
+def _merge(target: MessageMap[str, Payload], updates: Mapping[str, Payload]) -> None:
     """Merge a payload map; an empty, ``null`` or ``[]`` payload removes the key."""
     for name, payload in updates.items():
         if payload.data in (b"", b"null", b"[]"):
@@ -363,7 +368,7 @@ def _merge(target, updates) -> None:
             target[name].CopyFrom(payload)
 
 
-def _upsert_search_attributes(t: Transition, a, completed_id: int) -> None:
+def _upsert_search_attributes(t: Transition, a: cmd.UpsertWorkflowSearchAttributesCommandAttributes, completed_id: int) -> None:
     s = t.state
     checked = checked_search_attributes(t, a.search_attributes)
     merged = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
@@ -377,7 +382,7 @@ def _upsert_search_attributes(t: Transition, a, completed_id: int) -> None:
     )
 
 
-def _modify_properties(t: Transition, a, completed_id: int) -> None:
+def _modify_properties(t: Transition, a: cmd.ModifyWorkflowPropertiesCommandAttributes, completed_id: int) -> None:
     s = t.state
     merged = unpack(Memo, s.memo) or Memo()
     _merge(merged.fields, a.upserted_memo.fields)
@@ -390,7 +395,7 @@ def _modify_properties(t: Transition, a, completed_id: int) -> None:
     )
 
 
-def _continue_as_new(t: Transition, a, completed_id: int) -> None:
+def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommandAttributes, completed_id: int) -> None:
     bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES
     s = t.state
     workflow_type = a.workflow_type.name or s.workflow_type
@@ -468,7 +473,7 @@ def _continue_as_new(t: Transition, a, completed_id: int) -> None:
     )
 
 
-def _protocol_message(t: Transition, a, completed_id: int) -> None:
+def _protocol_message(t: Transition, a: cmd.ProtocolMessageCommandAttributes, completed_id: int) -> None:
     message = t.protocol_messages.get(a.message_id)
     if message is None or a.message_id in t.used_messages:
         raise BadCommand(
@@ -479,9 +484,11 @@ def _protocol_message(t: Transition, a, completed_id: int) -> None:
     updates.apply_message(t, message, completed_id)
 
 
-Handler = tuple[Callable[[Transition, object, int], None], str, int]
+# (handler, the command's attributes field, the cause a bad command fails the task with); the
+# handler gets that field's message, whose type depends on the command.
+Handler = tuple[Callable[[Transition, Any, int], None], str, Cause.ValueType]
 
-_HANDLERS: dict[int, Handler] = {
+_HANDLERS: dict[C.ValueType, Handler] = {
     C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: (
         _schedule_activity,
         "schedule_activity_task_command_attributes",

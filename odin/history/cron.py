@@ -65,5 +65,5 @@ def backoff(schedule: str, chain_start: float, now: float) -> float:
         periods = math.floor((now - chain_start) / every) + 1
         return max(chain_start + periods * every - now, 0.0)
     base = datetime.fromtimestamp(now, UTC)
-    nxt = croniter(schedule, base).get_next(datetime)
+    nxt: datetime = croniter(schedule, base).get_next(datetime)
     return max(nxt.timestamp() - now, 0.0)

@@ -13,19 +13,21 @@ from temporalio.api.history.v1 import HistoryEvent
 _PREFIX = len("EVENT_TYPE_")
 
 
-def attributes_field(event_type: int) -> str:
+def attributes_field(event_type: EventType.ValueType) -> str:
     """``EVENT_TYPE_TIMER_FIRED`` -> ``timer_fired_event_attributes``."""
     return EventType.Name(event_type)[_PREFIX:].lower() + "_event_attributes"
 
 
-def make_event(event_type: int, attributes: Message, at: datetime | float) -> HistoryEvent:
+def make_event(event_type: EventType.ValueType, attributes: Message, at: datetime | float) -> HistoryEvent:
     event = HistoryEvent(event_type=event_type, event_time=timestamp(at))
     getattr(event, attributes_field(event_type)).CopyFrom(attributes)
     return event
 
 
 def attributes_of(event: HistoryEvent) -> Message:
-    return getattr(event, attributes_field(event.event_type))
+    """The event's ``..._event_attributes`` message (which one depends on its type)."""
+    attributes: Message = getattr(event, attributes_field(event.event_type))
+    return attributes
 
 
 def timestamp(at: datetime | float) -> Timestamp:

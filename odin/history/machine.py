@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import copy
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType as E
@@ -34,6 +36,13 @@ from odin.history.events import attributes_of, duration, make_event
 from odin.history.state import MutableState, WorkflowTaskInfo
 from odin.history.tasks import TimerKind, TransferKind
 from odin.history.tokens import WorkflowTaskToken
+
+if TYPE_CHECKING:
+    from temporalio.api.common.v1 import Header, Payloads, WorkflowExecution
+    from temporalio.api.protocol.v1 import Message as ProtocolMessage
+
+    from odin.history.chains import Successor
+    from odin.history.validation import PendingLimits
 
 # How many signal request ids a run remembers for de-duplication.
 SIGNAL_REQUEST_ID_WINDOW = 1000
@@ -67,6 +76,13 @@ SUGGEST_CONTINUE_AS_NEW_COUNT = 4 * 1024
 SUGGEST_CONTINUE_AS_NEW_SIZE = 4 * 1024 * 1024
 
 
+def outcome_scheduled_event_id(event: HistoryEvent) -> int:
+    """The scheduled event id an activity outcome event (one of ``ACTIVITY_OUTCOMES``) names."""
+    outcome: Any = attributes_of(event)
+    scheduled_event_id: int = outcome.scheduled_event_id
+    return scheduled_event_id
+
+
 class StaleTask(Exception):
     """An outbox task or queue entry that no longer matches the state; dropped without effect."""
 
@@ -74,14 +90,14 @@ class StaleTask(Exception):
 @dataclass
 class TransferSpec:
     kind: TransferKind
-    data: dict
+    data: dict[str, Any]
 
 
 @dataclass
 class TimerSpec:
     kind: TimerKind
     fire_at: float
-    data: dict
+    data: dict[str, Any]
 
 
 class Transition:
@@ -101,12 +117,12 @@ class Transition:
         # Runs this transition creates (continue-as-new), committed with it in one transaction.
         self.new_runs: list[Transition] = []
         # A retry/cron successor the engine must create (it needs the run's start event).
-        self.successor = None
+        self.successor: Successor | None = None
         # The namespace's settable search attributes (name -> IndexedValueType), for commands
         # that set them; None skips the type checks.
         self.search_attribute_types: dict[str, int] | None = None
-        # Protocol messages of the completion being applied (update acceptances, responses...).
-        self.protocol_messages: dict = {}
+        # Protocol messages of the completion being applied (update acceptances, responses...), by id.
+        self.protocol_messages: dict[str, ProtocolMessage] = {}
         self.used_messages: set[str] = set()
         self._started_ids: dict[int, int] = {}
         self._child_started_ids: dict[int, int] = {}
@@ -115,7 +131,7 @@ class Transition:
         # scheduled event ids are collected here.
         # The run's limits on pending activities, children and external signals/cancels (None:
         # the defaults), set by the caller from the namespace's configuration.
-        self.pending_limits = None
+        self.pending_limits: PendingLimits | None = None
         self.eager_request_id: str | None = None
         self.eager_identity = ""
         self.eager_activities: list[int] = []
@@ -129,8 +145,14 @@ class Transition:
 
     # -- events ----------------------------------------------------------------------------
 
-    def append(self, event_type: int, attributes: Message, *, bufferable: bool = False) -> HistoryEvent | None:
-        """Add an event. Bufferable events wait (no id) while a workflow task is started."""
+    @overload
+    def append(self, event_type: E.ValueType, attributes: Message, *, bufferable: Literal[False] = False) -> HistoryEvent: ...
+
+    @overload
+    def append(self, event_type: E.ValueType, attributes: Message, *, bufferable: bool) -> HistoryEvent | None: ...
+
+    def append(self, event_type: E.ValueType, attributes: Message, *, bufferable: bool = False) -> HistoryEvent | None:
+        """Add an event. Bufferable events wait (no id, None returned) while a workflow task is started."""
         event = make_event(event_type, attributes, self.now)
         s = self.state
         wft = s.wft
@@ -153,22 +175,22 @@ class Transition:
             a = event.activity_task_started_event_attributes
             self._started_ids[a.scheduled_event_id] = event.event_id
         elif event.event_type in ACTIVITY_OUTCOMES:
-            a = attributes_of(event)
-            if a.scheduled_event_id in self._started_ids:
-                a.started_event_id = self._started_ids[a.scheduled_event_id]
+            outcome: Any = attributes_of(event)  # each outcome's attributes have scheduled_/started_event_id
+            if outcome.scheduled_event_id in self._started_ids:
+                outcome.started_event_id = self._started_ids[outcome.scheduled_event_id]
         elif event.event_type == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
             initiated = event.child_workflow_execution_started_event_attributes.initiated_event_id
             self._child_started_ids[initiated] = event.event_id
             if initiated in s.children:
                 s.children[initiated].started_event_id = event.event_id
         elif event.event_type in CHILD_OUTCOMES:
-            a = attributes_of(event)
-            if not a.started_event_id and a.initiated_event_id in self._child_started_ids:
-                a.started_event_id = self._child_started_ids[a.initiated_event_id]
+            closed: Any = attributes_of(event)  # each outcome's attributes have initiated_/started_event_id
+            if not closed.started_event_id and closed.initiated_event_id in self._child_started_ids:
+                closed.started_event_id = self._child_started_ids[closed.initiated_event_id]
         s.history_size_bytes += event.ByteSize()
         self.events.append(event)
 
-    def take_buffered(self, match) -> HistoryEvent | None:
+    def take_buffered(self, match: Callable[[HistoryEvent], bool]) -> HistoryEvent | None:
         """Remove and return the first buffered event for which ``match(event)`` is true."""
         for i, raw in enumerate(self.state.buffered_events):
             event = HistoryEvent.FromString(base64.b64decode(raw))
@@ -177,10 +199,10 @@ class Transition:
                 return event
         return None
 
-    def has_buffered(self, match) -> bool:
+    def has_buffered(self, match: Callable[[HistoryEvent], bool]) -> bool:
         return any(match(HistoryEvent.FromString(base64.b64decode(raw))) for raw in self.state.buffered_events)
 
-    def deliver(self, event_type: int, attributes: Message) -> None:
+    def deliver(self, event_type: E.ValueType, attributes: Message) -> None:
         """Add an event from outside the workflow code (signal, timer, activity outcome...): it is
         buffered while a task runs, and a workflow task is scheduled to deliver it."""
         self.append(event_type, attributes, bufferable=True)
@@ -196,7 +218,7 @@ class Transition:
             self._assign_id(HistoryEvent.FromString(base64.b64decode(raw)))
         return True
 
-    def timer(self, kind: TimerKind, fire_at: float, **data) -> None:
+    def timer(self, kind: TimerKind, fire_at: float, **data: Any) -> None:
         self.timers.append(TimerSpec(kind, fire_at, data))
 
     # -- workflow tasks --------------------------------------------------------------------
@@ -288,9 +310,13 @@ class Transition:
             raise NotFound("Workflow task not found.")
         return w
 
-    def fail_workflow_task(self, cause: int, failure: Failure | None = None, identity: str = "") -> None:
+    def fail_workflow_task(
+        self, cause: WorkflowTaskFailedCause.ValueType, failure: Failure | None = None, identity: str = ""
+    ) -> None:
+        """Fail the started workflow task (the caller has checked there is one)."""
         s = self.state
         w = s.wft
+        assert w is not None
         if w.transient:  # a failed retry leaves no trace; the attempt count lives in the state
             self._retry_workflow_task(w, keep_attempt=False)
             return
@@ -306,7 +332,7 @@ class Transition:
         )
         self._retry_workflow_task(w, keep_attempt=w.sticky)
 
-    def time_out_workflow_task(self, scheduled_event_id: int, started_event_id: int, timeout_type: int) -> None:
+    def time_out_workflow_task(self, scheduled_event_id: int, started_event_id: int, timeout_type: TimeoutType.ValueType) -> None:
         s = self.state
         w = s.wft
         if not s.running or w is None or w.scheduled_event_id != scheduled_event_id:
@@ -346,7 +372,15 @@ class Transition:
 
     # -- workflow-level operations ---------------------------------------------------------
 
-    def signal(self, signal_name: str, payloads, identity: str, header, request_id: str, external=None) -> None:
+    def signal(
+        self,
+        signal_name: str,
+        payloads: Payloads | None,
+        identity: str,
+        header: Header | None,
+        request_id: str,
+        external: WorkflowExecution | None = None,
+    ) -> None:
         s = self.state
         if not s.running:
             raise NotFound("workflow execution already completed")
@@ -366,7 +400,9 @@ class Transition:
             ),
         )
 
-    def request_cancel(self, reason: str, identity: str, external_initiated_event_id: int = 0, external=None) -> None:
+    def request_cancel(
+        self, reason: str, identity: str, external_initiated_event_id: int = 0, external: WorkflowExecution | None = None
+    ) -> None:
         s = self.state
         if not s.running or s.cancel_requested:
             return  # a closed run, or one asked already: success, nothing changes (as in Temporal)
@@ -381,7 +417,7 @@ class Transition:
             ),
         )
 
-    def terminate(self, reason: str, details, identity: str) -> None:
+    def terminate(self, reason: str, details: Payloads | None, identity: str) -> None:
         if not self.state.running:
             raise NotFound("workflow execution already completed")
         self._end_started_task(identity)
@@ -439,7 +475,9 @@ class Transition:
             s.wft = None
         self.flush_buffer()
 
-    def close(self, status: int, event_type: int, attributes: Message, continued: bool = False) -> HistoryEvent:
+    def close(
+        self, status: Status.ValueType, event_type: E.ValueType, attributes: Message, continued: bool = False
+    ) -> HistoryEvent:
         """Close the run. ``continued``: a successor run carries the chain on (continue-as-new,
         retry, cron), so a parent hears nothing yet."""
         s = self.state
@@ -537,7 +575,11 @@ def transient_events(s: MutableState, w: WorkflowTaskInfo) -> list[HistoryEvent]
     return events
 
 
-def snapshot(t: Transition) -> tuple:
+# A transition's state and the lengths of what it collected, for ``restore``.
+Snapshot = tuple[MutableState, int, int, int, dict[int, int], dict[int, int]]
+
+
+def snapshot(t: Transition) -> Snapshot:
     """Everything needed to roll a transition back to this point."""
     return (
         copy.deepcopy(t.state),
@@ -549,7 +591,7 @@ def snapshot(t: Transition) -> tuple:
     )
 
 
-def restore(t: Transition, snap: tuple) -> None:
+def restore(t: Transition, snap: Snapshot) -> None:
     state, n_events, n_transfers, n_timers, started, child_started = snap
     t._child_started_ids = child_started
     t.state = state

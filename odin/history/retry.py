@@ -94,7 +94,7 @@ def decide(
     now: float,
     expiration: float,
     cancel_requested: bool = False,
-) -> tuple[int, float]:
+) -> tuple[RetryState.ValueType, float]:
     """Return ``(retry_state, delay)``; ``RETRY_STATE_IN_PROGRESS`` means retry after ``delay`` s.
 
     ``expiration`` is the absolute deadline (schedule-to-close), 0 for none.

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.common.v1 import Header, Payloads, WorkflowExecution
+from temporalio.api.enums.v1 import ContinueAsNewInitiator, TaskQueueKind
 from temporalio.api.enums.v1 import EventType as E
-from temporalio.api.enums.v1 import TaskQueueKind
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import message_pb2 as h
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
@@ -40,9 +41,9 @@ class SignalInput:
     """The signal of SignalWithStartWorkflowExecution, delivered right after the start."""
 
     name: str
-    input: object  # Payloads
+    input: Payloads | None
     identity: str
-    header: object  # Header
+    header: Header | None
     request_id: str
 
 
@@ -52,10 +53,10 @@ class Continuation:
 
     previous_run_id: str
     first_execution_run_id: str
-    initiator: int
+    initiator: ContinueAsNewInitiator.ValueType
     execution_expiration: float  # 0 when the chain has no execution timeout
-    last_completion_result: object = None  # Payloads
-    failure: object = None  # Failure
+    last_completion_result: Payloads | None = None
+    failure: Failure | None = None
     attempt: int = 1
     parent: ParentInfo | None = None
 

@@ -36,7 +36,9 @@ class QueryTaskToken:
     query_id: str
 
 
-_KINDS = {"w": WorkflowTaskToken, "a": ActivityTaskToken, "q": QueryTaskToken}
+_KINDS: dict[str, type[WorkflowTaskToken | ActivityTaskToken | QueryTaskToken]] = {
+    "w": WorkflowTaskToken, "a": ActivityTaskToken, "q": QueryTaskToken
+}
 _TAGS = {cls: tag for tag, cls in _KINDS.items()}
 
 Token = WorkflowTaskToken | ActivityTaskToken | QueryTaskToken

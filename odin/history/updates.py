@@ -84,8 +84,10 @@ def messages_for(s: MutableState, w: WorkflowTaskInfo) -> list[Message]:
     out = []
     for u in sorted(s.updates.values(), key=lambda u: u.seq):
         if u.stage == SENT and u.sent_in == w.scheduled_event_id:
+            request = unpack(Request, u.request)
+            assert request is not None  # a sent update still holds its request
             body = AnyProto()
-            body.Pack(unpack(Request, u.request))
+            body.Pack(request)
             out.append(
                 Message(
                     id=f"{u.update_id}/request",

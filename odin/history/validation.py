@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, overload
 
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.command.v1 import (
+    ContinueAsNewWorkflowExecutionCommandAttributes,
+    StartChildWorkflowExecutionCommandAttributes,
+)
+from temporalio.api.common.v1 import SearchAttributes
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
 
 from odin.visibility import search_attributes
+
+if TYPE_CHECKING:
+    from odin.history.machine import Transition
 
 MAX_ID_LENGTH = 1000
 
@@ -14,13 +25,13 @@ MAX_ID_LENGTH = 1000
 class BadCommand(Exception):
     """An invalid command: the workflow task fails with ``cause`` and the completion is rolled back."""
 
-    def __init__(self, cause: int, message: str):
+    def __init__(self, cause: Cause.ValueType, message: str):
         super().__init__(message)
         self.cause = cause
         self.message = message
 
 
-def check_id(value: str, what: str, cause: int) -> None:
+def check_id(value: str, what: str, cause: Cause.ValueType) -> None:
     if not value:
         raise BadCommand(cause, f"{what} is not set on command.")
     if len(value) > MAX_ID_LENGTH:
@@ -28,12 +39,17 @@ def check_id(value: str, what: str, cause: int) -> None:
     check_text(value, what, cause)
 
 
-def check_text(value: str, what: str, cause: int) -> None:
+def check_text(value: str, what: str, cause: Cause.ValueType) -> None:
     if "\x00" in value:  # no client could address it (and PostgreSQL cannot store it)
         raise BadCommand(cause, f"{what} contains a NUL character.")
 
 
-def check_run_options(a, durations, cause: int, command: str) -> None:
+def check_run_options(
+    a: StartChildWorkflowExecutionCommandAttributes | ContinueAsNewWorkflowExecutionCommandAttributes,
+    durations: Iterable[Duration],
+    cause: Cause.ValueType,
+    command: str,
+) -> None:
     """Options of a command that starts a run (child, continue-as-new): timeouts not negative, a
     valid retry policy and cron schedule."""
     from odin.history import cron, retry
@@ -53,7 +69,19 @@ def check_run_options(a, durations, cause: int, command: str) -> None:
             raise BadCommand(cause, str(exc)) from exc
 
 
-def checked_search_attributes(t, attributes):
+@overload
+def checked_search_attributes(t: Transition, attributes: SearchAttributes) -> SearchAttributes: ...
+
+
+@overload
+def checked_search_attributes(t: Transition, attributes: None) -> None: ...
+
+
+@overload
+def checked_search_attributes(t: Transition, attributes: SearchAttributes | None) -> SearchAttributes | None: ...
+
+
+def checked_search_attributes(t: Transition, attributes: SearchAttributes | None) -> SearchAttributes | None:
     """Search attributes of a command, type-checked and typed, or ``BadCommand``."""
     if attributes is None or t.search_attribute_types is None:
         return attributes

@@ -29,6 +29,7 @@ from pathlib import Path
 import jwt
 
 from odin.errors import PermissionDenied, Unauthenticated
+from odin.operations import Operation as Op
 
 SYSTEM_NAMESPACE = "odin-system"
 ROLES = ("reader", "writer", "worker", "admin")
@@ -52,48 +53,46 @@ _GRANTS: dict[str, frozenset[Level]] = {
 }
 
 _READ = (
-    "DescribeNamespace GetWorkflowExecutionHistory GetWorkflowExecutionHistoryReverse DescribeWorkflowExecution "
-    "QueryWorkflow ListWorkflowExecutions ScanWorkflowExecutions CountWorkflowExecutions ListOpenWorkflowExecutions "
-    "ListClosedWorkflowExecutions ListSearchAttributes DescribeTaskQueue ListTaskQueuePartitions "
-    "PollWorkflowExecutionUpdate"
+    Op.DescribeNamespace, Op.GetWorkflowExecutionHistory, Op.GetWorkflowExecutionHistoryReverse, Op.DescribeWorkflowExecution,
+    Op.QueryWorkflow, Op.ListWorkflowExecutions, Op.ScanWorkflowExecutions, Op.CountWorkflowExecutions,
+    Op.ListOpenWorkflowExecutions, Op.ListClosedWorkflowExecutions, Op.ListSearchAttributes, Op.DescribeTaskQueue,
+    Op.ListTaskQueuePartitions, Op.PollWorkflowExecutionUpdate,
 )
 _WRITE = (
-    "StartWorkflowExecution SignalWithStartWorkflowExecution SignalWorkflowExecution RequestCancelWorkflowExecution "
-    "TerminateWorkflowExecution UpdateWorkflowExecution ExecuteMultiOperation"
+    Op.StartWorkflowExecution, Op.SignalWithStartWorkflowExecution, Op.SignalWorkflowExecution,
+    Op.RequestCancelWorkflowExecution, Op.TerminateWorkflowExecution, Op.UpdateWorkflowExecution, Op.ExecuteMultiOperation,
 )
 _WORK = (
-    "PollWorkflowTaskQueue RespondWorkflowTaskCompleted RespondWorkflowTaskFailed PollActivityTaskQueue "
-    "RecordActivityTaskHeartbeat RespondActivityTaskCompleted RespondActivityTaskFailed RespondActivityTaskCanceled "
-    "RespondQueryTaskCompleted ShutdownWorker ResetStickyTaskQueue"
+    Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,
+    Op.RecordActivityTaskHeartbeat, Op.RespondActivityTaskCompleted, Op.RespondActivityTaskFailed,
+    Op.RespondActivityTaskCanceled, Op.RespondQueryTaskCompleted, Op.ShutdownWorker, Op.ResetStickyTaskQueue,
 )
 # Completing an activity by its id is what async-completion clients do: workers or writers.
 _WORK_OR_WRITE = (
-    "RecordActivityTaskHeartbeatById RespondActivityTaskCompletedById RespondActivityTaskFailedById "
-    "RespondActivityTaskCanceledById"
+    Op.RecordActivityTaskHeartbeatById, Op.RespondActivityTaskCompletedById, Op.RespondActivityTaskFailedById,
+    Op.RespondActivityTaskCanceledById,
 )
-_ADMIN = "UpdateNamespace DeleteNamespace AddSearchAttributes RemoveSearchAttributes DeleteWorkflowExecution"
+_ADMIN = (
+    Op.UpdateNamespace, Op.DeleteNamespace, Op.AddSearchAttributes, Op.RemoveSearchAttributes, Op.DeleteWorkflowExecution,
+)
 
-OPERATIONS: dict[str, frozenset[Level]] = {
-    "GetSystemInfo": frozenset({Level.PUBLIC}),
-    "GetClusterInfo": frozenset({Level.AUTHENTICATED}),
-    "ListNamespaces": frozenset({Level.AUTHENTICATED}),
+OPERATIONS: dict[Op, frozenset[Level]] = {
+    Op.GetSystemInfo: frozenset({Level.PUBLIC}),
+    Op.GetClusterInfo: frozenset({Level.AUTHENTICATED}),
+    Op.ListNamespaces: frozenset({Level.AUTHENTICATED}),
     # Names no namespace: it lists only the built-in search attributes every namespace has.
-    "GetSearchAttributes": frozenset({Level.AUTHENTICATED}),
-    "RegisterNamespace": frozenset({Level.CLUSTER}),
-    **{op: frozenset({Level.READ}) for op in _READ.split()},
-    **{op: frozenset({Level.WRITE}) for op in _WRITE.split()},
-    **{op: frozenset({Level.WORK}) for op in _WORK.split()},
-    **{op: frozenset({Level.WORK, Level.WRITE}) for op in _WORK_OR_WRITE.split()},
-    **{op: frozenset({Level.ADMIN}) for op in _ADMIN.split()},
+    Op.GetSearchAttributes: frozenset({Level.AUTHENTICATED}),
+    Op.RegisterNamespace: frozenset({Level.CLUSTER}),
+    **{op: frozenset({Level.READ}) for op in _READ},
+    **{op: frozenset({Level.WRITE}) for op in _WRITE},
+    **{op: frozenset({Level.WORK}) for op in _WORK},
+    **{op: frozenset({Level.WORK, Level.WRITE}) for op in _WORK_OR_WRITE},
+    **{op: frozenset({Level.ADMIN}) for op in _ADMIN},
 }
 
 # Calls that change something: each leaves an audit line. Worker task traffic is recorded in
 # the histories it writes (with the worker's identity) instead.
-MUTATING = frozenset(
-    {"RegisterNamespace"} | set(_WRITE.split()) | set(_ADMIN.split()) | set(_WORK_OR_WRITE.split()) - {
-        "RecordActivityTaskHeartbeatById"
-    }
-)
+MUTATING: frozenset[Op] = frozenset({Op.RegisterNamespace, *_WRITE, *_ADMIN, *_WORK_OR_WRITE}) - {Op.RecordActivityTaskHeartbeatById}
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ def parse_permissions(permissions) -> tuple[dict[str, frozenset[str]], bool]:
     return {ns: frozenset(r) for ns, r in roles.items()}, cluster_admin
 
 
-def authorize(principal: Principal, operation: str, namespace: str | None, identity: str | None = None) -> None:
+def authorize(principal: Principal, operation: Op, namespace: str | None, identity: str | None = None) -> None:
     """Raise ``PermissionDenied`` unless the principal may make this call."""
     needed = OPERATIONS.get(operation)
     if needed is None:

@@ -16,6 +16,7 @@ from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedSco
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
 
 from odin.errors import OdinError, ResourceExhausted
+from odin.operations import Operation
 from odin.security import auth
 from odin.security.ratelimit import RateLimiter
 
@@ -69,7 +70,7 @@ class Gate:
 
     async def serve(
         self,
-        operation: str,
+        operation: Operation,
         authorization: str | None,
         namespace: str | None,
         call: Callable[[], Awaitable[T]],
@@ -98,7 +99,7 @@ class Gate:
         self._audit(principal, operation, namespace, target, "OK")
         return result
 
-    async def _admit(self, operation: str, namespace: str | None) -> None:
+    async def _admit(self, operation: Operation, namespace: str | None) -> None:
         if not namespace:
             return
         needed = auth.OPERATIONS.get(operation, frozenset())
@@ -123,7 +124,7 @@ class Gate:
             )
 
     @staticmethod
-    def _audit(principal: auth.Principal, operation: str, namespace: str | None, target: str, outcome: str) -> None:
+    def _audit(principal: auth.Principal, operation: Operation, namespace: str | None, target: str, outcome: str) -> None:
         if operation not in auth.MUTATING or not audit_log.isEnabledFor(logging.INFO):
             return
         audit_log.info(

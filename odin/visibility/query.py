@@ -106,7 +106,7 @@ class Token:
     kind: str  # op punct number word name string end
     text: str
     pos: int
-    value: object = None
+    value: Value | None = None  # a string's text, a number's value, a name's unquoted text
 
 
 def _unquote(raw: str) -> str:
@@ -137,10 +137,11 @@ def tokenize(text: str) -> list[Token]:
                 raise QueryError("unterminated quoted text", pos)
             raise QueryError(f"unexpected character {text[pos]!r}", pos)
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         raw = m.group()
         if kind == "number":
             try:
-                value: object = float(raw) if any(c in raw for c in ".eE") else int(raw)
+                value: int | float = float(raw) if any(c in raw for c in ".eE") else int(raw)
             except ValueError:  # more digits than Python converts
                 raise QueryError("number too long", pos) from None
             if isinstance(value, int) and not -(2**63) <= value < 2**63:
@@ -247,12 +248,15 @@ class _Parser:
     def name(self) -> str:
         if self.tok.kind != "name":
             raise QueryError("expected an attribute name", self.tok.pos)
-        return self.take().value
+        value = self.take().value
+        assert isinstance(value, str)
+        return value
 
     def value(self) -> Value:
         t = self.tok
         if t.kind in ("string", "number"):
             self.take()
+            assert t.value is not None
             return t.value
         if self.is_word("TRUE", "FALSE"):
             self.take()

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from temporalio.api.common.v1 import Payload, SearchAttributes
 from temporalio.api.enums.v1 import IndexedValueType as T
 
-TYPE_NAMES = {
+# IndexedValueType number -> its name (registries store the numbers as plain ints).
+TYPE_NAMES: dict[int, str] = {
     T.INDEXED_VALUE_TYPE_TEXT: "Text",
     T.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
     T.INDEXED_VALUE_TYPE_INT: "Int",

@@ -5,12 +5,10 @@ and the history it leaves has the same shape as one dispatched through the queue
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from temporalio import activity, workflow
 from temporalio.api.command.v1 import (
     Command,
     CompleteWorkflowExecutionCommandAttributes,
@@ -28,6 +26,8 @@ from temporalio.api.workflowservice.v1 import (
     StartWorkflowExecutionRequest,
 )
 from temporalio.worker import Worker
+
+from tests.support.workflows import OneActivity, echo
 
 NS = "default"
 IDENTITY = "eager-test@host"
@@ -239,22 +239,10 @@ async def test_a_delayed_or_repeated_start_is_not_eager(stub, task_queue):
     assert again.run_id == first.run_id and not again.HasField("eager_workflow_task")
 
 
-@activity.defn
-async def eager_echo(value: str) -> str:
-    return value
-
-
-@workflow.defn
-class EagerWorkflow:
-    @workflow.run
-    async def run(self, value: str) -> str:
-        return await workflow.execute_activity(eager_echo, value, start_to_close_timeout=timedelta(seconds=30))
-
-
 async def test_the_temporalio_sdk_runs_an_eagerly_started_workflow(client, task_queue):
-    async with Worker(client, task_queue=task_queue, workflows=[EagerWorkflow], activities=[eager_echo]):
+    async with Worker(client, task_queue=task_queue, workflows=[OneActivity], activities=[echo]):
         handle = await client.start_workflow(
-            EagerWorkflow.run, "hi", id=f"eager-sdk-{uuid.uuid4().hex[:8]}", task_queue=task_queue, request_eager_start=True
+            OneActivity.run, "hi", id=f"eager-sdk-{uuid.uuid4().hex[:8]}", task_queue=task_queue, request_eager_start=True
         )
         assert await handle.result() == "hi"
         history = await handle.fetch_history()

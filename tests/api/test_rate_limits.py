@@ -9,7 +9,6 @@ import uuid
 import grpc
 import pytest
 import redis.asyncio as aioredis
-from conftest import REDIS_URL
 from google.rpc import status_pb2
 from temporalio.api.common.v1 import WorkflowType
 from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedScope
@@ -23,6 +22,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 
 from odin.security.ratelimit import InMemoryRateLimiter, RedisRateLimiter
+from tests.support.services import REDIS_URL
 
 
 def _start(namespace: str, i: int) -> StartWorkflowExecutionRequest:

@@ -15,7 +15,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from stamped import Stamped, stamp
 from temporalio.api.enums.v1 import TaskQueueKind
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
@@ -33,8 +32,10 @@ from temporalio.worker import Worker
 
 from odin.api.grpc.server import _OPERATOR_RPCS, _RPCS
 from odin.config import Settings, sqlite_url_for_path
+from odin.operations import Operation
 from odin.security import auth
 from odin.server import OdinServer
+from tests.support.workflows import OneActivity, echo
 
 SECRET = "hs256-test-secret-that-is-long-enough-for-the-check"
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -110,6 +111,18 @@ def test_every_served_call_is_in_the_permission_table():
     assert set(_RPCS) | set(_OPERATOR_RPCS) <= set(auth.OPERATIONS)
 
 
+def test_the_operations_are_the_served_calls_under_their_method_names():
+    assert set(Operation) == set(_RPCS) | set(_OPERATOR_RPCS) == set(auth.OPERATIONS)
+    assert not set(_RPCS) & set(_OPERATOR_RPCS)
+    assert all(op.name == op.value for op in Operation)
+    from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb2
+    from temporalio.api.workflowservice.v1 import service_pb2 as workflow_pb2
+
+    workflow_methods = {m.name for m in workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"].methods}
+    operator_methods = {m.name for m in operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].methods}
+    assert set(_RPCS) <= workflow_methods and set(_OPERATOR_RPCS) <= operator_methods
+
+
 async def test_without_a_token_only_system_info_answers(stub):
     assert (await stub.GetSystemInfo(GetSystemInfoRequest(), timeout=5)).server_version
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -136,7 +149,7 @@ async def test_without_a_token_only_system_info_answers(stub):
 async def test_bad_tokens_are_unauthenticated_and_change_nothing(server, task_queue, bad, reason):
     client = await connect(server, bad)
     with pytest.raises(RPCError) as err:
-        await client.start_workflow(Stamped.run, "x", id=f"bad-{uuid.uuid4()}", task_queue=task_queue)
+        await client.start_workflow(OneActivity.run, "x", id=f"bad-{uuid.uuid4()}", task_queue=task_queue)
     assert err.value.status == RPCStatusCode.UNAUTHENTICATED
     assert reason in err.value.message
     assert await workflow_ids(server) == []
@@ -155,7 +168,7 @@ async def test_audience_and_issuer_are_checked_when_configured(tmp_path, task_qu
         ):
             client = await connect(s, token("x", ["default:writer"], **claims))
             with pytest.raises(RPCError) as err:
-                await client.start_workflow(Stamped.run, "x", id=f"aud-{uuid.uuid4()}", task_queue=task_queue)
+                await client.start_workflow(OneActivity.run, "x", id=f"aud-{uuid.uuid4()}", task_queue=task_queue)
             assert err.value.status == RPCStatusCode.UNAUTHENTICATED and reason in err.value.message, err.value.message
         admin = await connect(s, token("root", ["odin-system:admin"], **good))
         assert [w.id async for w in admin.list_workflows()] == []
@@ -170,11 +183,11 @@ async def test_roles_decide_what_a_token_may_do(server, task_queue):
     reader = await connect(server, token("viewer", ["default:reader"]))
 
     # A writer starts workflows in its namespace...
-    handle = await writer.start_workflow(Stamped.run, "x", id=f"w-{uuid.uuid4()}", task_queue=task_queue)
+    handle = await writer.start_workflow(OneActivity.run, "x", id=f"w-{uuid.uuid4()}", task_queue=task_queue)
     # ...but not in another one, and nothing is created there.
     writer_elsewhere = await connect(server, token("app", ["default:writer"]), "other")
     with pytest.raises(RPCError) as err:
-        await writer_elsewhere.start_workflow(Stamped.run, "x", id="elsewhere", task_queue=task_queue)
+        await writer_elsewhere.start_workflow(OneActivity.run, "x", id="elsewhere", task_queue=task_queue)
     assert err.value.status == RPCStatusCode.PERMISSION_DENIED
     assert "'other'" in err.value.message
     assert await workflow_ids(server, "other") == []
@@ -182,7 +195,7 @@ async def test_roles_decide_what_a_token_may_do(server, task_queue):
     # A reader sees the workflow but cannot start, signal or terminate.
     assert (await reader.get_workflow_handle(handle.id).describe()).status.name == "RUNNING"
     with pytest.raises(RPCError) as err:
-        await reader.start_workflow(Stamped.run, "x", id="by-reader", task_queue=task_queue)
+        await reader.start_workflow(OneActivity.run, "x", id="by-reader", task_queue=task_queue)
     assert err.value.status == RPCStatusCode.PERMISSION_DENIED
     with pytest.raises(RPCError) as err:
         await reader.get_workflow_handle(handle.id).terminate("no")
@@ -205,11 +218,11 @@ async def test_roles_decide_what_a_token_may_do(server, task_queue):
 async def test_worker_api_key_and_rs256_writer_run_a_workflow_end_to_end(server, task_queue):
     writer = await connect(server, token("app", ["default:writer"], key=RSA_KEY, alg="RS256"))
     worker_client = await connect(server, WORKER_KEY)
-    async with Worker(worker_client, task_queue=task_queue, workflows=[Stamped], activities=[stamp]):
-        assert await writer.execute_workflow(Stamped.run, "ok", id=f"e2e-{uuid.uuid4()}", task_queue=task_queue) == "[ok]"
+    async with Worker(worker_client, task_queue=task_queue, workflows=[OneActivity], activities=[echo]):
+        assert await writer.execute_workflow(OneActivity.run, "ok", id=f"e2e-{uuid.uuid4()}", task_queue=task_queue) == "ok"
     # A worker key cannot start workflows.
     with pytest.raises(RPCError) as err:
-        await worker_client.start_workflow(Stamped.run, "x", id="by-worker", task_queue=task_queue)
+        await worker_client.start_workflow(OneActivity.run, "x", id="by-worker", task_queue=task_queue)
     assert err.value.status == RPCStatusCode.PERMISSION_DENIED
 
 
@@ -259,7 +272,7 @@ async def test_mutating_calls_leave_audit_lines(server, task_queue, caplog):
     caplog.set_level(logging.INFO, logger="odin.audit")
     writer = await connect(server, token("app", ["default:writer"]))
     reader = await connect(server, token("viewer", ["default:reader"]))
-    handle = await writer.start_workflow(Stamped.run, "x", id=f"aud-{uuid.uuid4()}", task_queue=task_queue)
+    handle = await writer.start_workflow(OneActivity.run, "x", id=f"aud-{uuid.uuid4()}", task_queue=task_queue)
     await handle.describe()  # reads are not audited
     with pytest.raises(RPCError):
         await reader.get_workflow_handle(handle.id).terminate("denied")

@@ -7,12 +7,12 @@ import os
 import time
 
 import pytest
-from certs import Authority
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, TLSConfig
 
 from odin.config import Settings, sqlite_url_for_path
 from odin.server import OdinServer
+from tests.support.certs import Authority
 
 
 async def _server(tmp_path, cert: str, key: str, client_ca: str | None) -> OdinServer:

@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from temporalio import activity, workflow
 from temporalio.api.enums.v1 import ArchivalState
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 from temporalio.client import Client
@@ -17,24 +16,13 @@ from temporalio.worker import Worker
 
 from odin.matching import WORKFLOW
 from odin.persistence.archive import FileArchiver
-
-
-@activity.defn
-async def shout(text: str) -> str:
-    return text.upper()
-
-
-@workflow.defn
-class Shout:
-    @workflow.run
-    async def run(self, text: str) -> str:
-        return await workflow.execute_activity(shout, text, start_to_close_timeout=timedelta(seconds=10))
+from tests.support.workflows import OneActivity, echo
 
 
 async def test_transfer_sweep_rebuilds_lost_queue_entries(odin_server, client, task_queue):
     runtime = odin_server.runtime
     runtime.jobs.transfer_min_age = timedelta(0)
-    handle = await client.start_workflow(Shout.run, "hi", id=f"sweep-{uuid.uuid4()}", task_queue=task_queue)
+    handle = await client.start_workflow(OneActivity.run, "hi", id=f"sweep-{uuid.uuid4()}", task_queue=task_queue)
     ns = await runtime.frontend.namespace("default")
     # The queue store loses the workflow task (as after a Redis flush); SQL still has it.
     lost = await runtime.engine.queues.drain(ns.id, task_queue, WORKFLOW)
@@ -44,8 +32,8 @@ async def test_transfer_sweep_rebuilds_lost_queue_entries(odin_server, client, t
     assert await runtime.engine.queues.backlog(ns.id, task_queue, WORKFLOW) == 1
     assert await runtime.jobs.sweep_transfers() >= 1  # sweeping again queues nothing twice
     assert await runtime.engine.queues.backlog(ns.id, task_queue, WORKFLOW) == 1
-    async with Worker(client, task_queue=task_queue, workflows=[Shout], activities=[shout]):
-        assert await handle.result() == "HI"
+    async with Worker(client, task_queue=task_queue, workflows=[OneActivity], activities=[echo]):
+        assert await handle.result() == "hi"
 
 
 async def test_retention_archives_then_deletes_and_history_is_read_back(odin_server, task_queue, tmp_path):
@@ -63,10 +51,10 @@ async def test_retention_archives_then_deletes_and_history_is_read_back(odin_ser
     )
     described = await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
     assert described.config.history_archival_uri == f"file://{archive_dir}"
-    async with Worker(client, task_queue=task_queue, workflows=[Shout], activities=[shout]):
-        handle = await client.start_workflow(Shout.run, "bye", id=f"ret-{uuid.uuid4()}", task_queue=task_queue)
-        assert await handle.result() == "BYE"
-        running = await client.start_workflow(Shout.run, "x", id=f"open-{uuid.uuid4()}", task_queue=f"{task_queue}-idle")
+    async with Worker(client, task_queue=task_queue, workflows=[OneActivity], activities=[echo]):
+        handle = await client.start_workflow(OneActivity.run, "bye", id=f"ret-{uuid.uuid4()}", task_queue=task_queue)
+        assert await handle.result() == "bye"
+        running = await client.start_workflow(OneActivity.run, "x", id=f"open-{uuid.uuid4()}", task_queue=f"{task_queue}-idle")
     before = [e async for e in client.get_workflow_handle(handle.id, run_id=handle.result_run_id).fetch_history_events()]
 
     # Not yet past retention: nothing happens.
@@ -82,7 +70,7 @@ async def test_retention_archives_then_deletes_and_history_is_read_back(odin_ser
 
     ns = await runtime.frontend.namespace(namespace)
     archived = FileArchiver(str(archive_dir))
-    assert archived.read_visibility(ns.id, handle.id, handle.result_run_id)["workflow_type"] == "Shout"
+    assert archived.read_visibility(ns.id, handle.id, handle.result_run_id)["workflow_type"] == "OneActivity"
     # The history is served from the archive, event for event.
     after = [e async for e in client.get_workflow_handle(handle.id, run_id=handle.result_run_id).fetch_history_events()]
     assert [e.SerializeToString() for e in after] == [e.SerializeToString() for e in before]
@@ -116,9 +104,9 @@ async def test_a_namespace_with_a_retention_of_millennia_does_not_stop_the_sweep
         RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=timedelta(seconds=1))
     )
     client = await Client.connect(f"127.0.0.1:{odin_server.endpoints.grpc_port}", namespace=namespace)
-    async with Worker(client, task_queue=task_queue, workflows=[Shout], activities=[shout]):
-        handle = await client.start_workflow(Shout.run, "bye", id=f"ret-{uuid.uuid4()}", task_queue=task_queue)
-        assert await handle.result() == "BYE"
+    async with Worker(client, task_queue=task_queue, workflows=[OneActivity], activities=[echo]):
+        handle = await client.start_workflow(OneActivity.run, "bye", id=f"ret-{uuid.uuid4()}", task_queue=task_queue)
+        assert await handle.result() == "bye"
     await asyncio.sleep(1.2)
     assert await runtime.jobs.retention_sweep() == 1
     with pytest.raises(RPCError) as err:

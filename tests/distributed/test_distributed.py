@@ -20,7 +20,6 @@ from datetime import timedelta
 import pytest
 import redis
 from cluster import Cluster, free_port
-from conftest import private_redis_server, throwaway_postgres_database
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
@@ -29,6 +28,7 @@ from temporalio.worker import Worker
 from workflows import Counter, Durable, Nap, add_one
 
 from odin.beat.celery_app import JOBS
+from tests.support.services import private_redis_server, throwaway_postgres_database
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -8,13 +8,13 @@ import time
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import REDIS_URL
 
 from odin.config import sqlite_url_for_path
 from odin.errors import ShardOwnershipLost
 from odin.history.shards import RedisShardLeases, StaticShards, shard_for
 from odin.persistence import migrate
 from odin.persistence.store import SqlExecutionStore, open_database
+from tests.support.services import REDIS_URL
 
 SHARDS = 8
 TTL = 0.8

@@ -11,13 +11,13 @@ import uuid
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import REDIS_URL
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import QueryResultType
 from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
 
 from odin.history.notifier import InMemoryNotifier, RedisNotifier, RunChange
 from odin.history.queries import InMemoryQueryRouter, RedisQueryRouter
+from tests.support.services import REDIS_URL
 
 
 @pytest.fixture(params=["memory", "redis"])

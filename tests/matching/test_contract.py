@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-from redis_fixtures import make_redis_queues, redis_client, redis_prefix  # noqa: F401
 
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
 from odin.matching.memory import InMemoryTaskQueues

@@ -9,10 +9,10 @@ import time
 import pytest
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
-from redis_fixtures import REDIS_URL, make_redis_queues, redis_client, redis_prefix  # noqa: F401
 
 from odin.matching import WORKFLOW, TaskEntry
 from odin.matching.redis_streams import GROUP, RedisTaskQueues
+from tests.support.services import REDIS_URL
 
 
 def _entry(n: int) -> TaskEntry:

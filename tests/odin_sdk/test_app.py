@@ -11,19 +11,15 @@ import pytest
 import shop
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowUpdateFailedError
 
-from odin.config import Settings, sqlite_url_for_path
 from odin.sdk import TimeoutError as OdinTimeout
-from odin.server import OdinServer
+from tests.support.odin_apps import point
 
 
 @pytest.fixture
-async def server(tmp_path):
-    s = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0))
-    await s.start()
-    shop.app.address = f"127.0.0.1:{s.endpoints.grpc_port}"
-    shop.app.task_queue = f"shop-{uuid.uuid4().hex[:6]}"
-    yield s
-    await s.stop(grace=0.5)
+def server(odin):
+    """The ``odin`` server of conftest with ``shop.app`` pointed at it."""
+    point(shop.app, odin)
+    return odin
 
 
 @pytest.fixture

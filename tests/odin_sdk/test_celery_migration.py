@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 from celery import chord, group
-from conftest import REDIS_URL
 
-from odin.config import Settings, sqlite_url_for_path
 from odin.sdk.celery import run_async
-from odin.server import OdinServer
+from tests.support.odin_apps import point
+from tests.support.services import REDIS_URL
 
 from examples.celery_migration import durable, rewritten, tasks
 
@@ -62,15 +61,11 @@ def canvases(order: dict) -> dict:
 
 
 @pytest.fixture
-async def odin(tmp_path):
-    """An in-process Odin (SQLite); the example apps point at it, each on a queue of its own."""
-    server = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0))
-    await server.start()
+def odin(odin):
+    """The ``odin`` server of conftest; the example apps point at it, each on a queue of its own."""
     for app in (durable.app, rewritten.app):
-        app.address = f"127.0.0.1:{server.endpoints.grpc_port}"
-        app.task_queue = f"{app.name}-{uuid.uuid4().hex[:6]}"
-    yield server
-    await server.stop(grace=0.5)
+        point(app, odin)
+    return odin
 
 
 @pytest.fixture

@@ -11,20 +11,16 @@ import unreliable
 from celery import group
 from temporalio.client import WorkflowFailureError
 
-from odin.config import Settings, sqlite_url_for_path
 from odin.sdk import App
 from odin.sdk.celery import register_tasks, run_async
-from odin.server import OdinServer
+from tests.support.odin_apps import point
 
 
 @pytest.fixture
-async def server(tmp_path):
-    s = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0))
-    await s.start()
-    unreliable.app.address = f"127.0.0.1:{s.endpoints.grpc_port}"
-    unreliable.app.task_queue = f"unreliable-{uuid.uuid4().hex[:6]}"
-    yield s
-    await s.stop(grace=0.5)
+def server(odin):
+    """The ``odin`` server of conftest with ``unreliable.app`` pointed at it."""
+    point(unreliable.app, odin)
+    return odin
 
 
 @pytest.fixture

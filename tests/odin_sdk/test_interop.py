@@ -7,9 +7,10 @@ import uuid
 
 import interop_odin
 import interop_temporal
-from conftest_shared import odin, point  # noqa: F401 (fixture)
 from temporalio.client import Client
 from temporalio.worker import Worker
+
+from tests.support.odin_apps import point
 
 
 async def test_odin_workflow_calls_an_activity_of_a_temporalio_worker(odin):

@@ -9,10 +9,10 @@ from datetime import datetime
 
 import pytest
 import seeded
-from conftest_shared import odin, point  # noqa: F401 (fixture)
 from temporalio.api.enums.v1 import EventType
 
 from odin.sdk import Channel, ChannelClosed, ErrGroup, Result, ResultError, WaitGroup, go
+from tests.support.odin_apps import point
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ import payments_broken
 import payments_v1
 import payments_v2
 import pytest
-from conftest_shared import odin, point  # noqa: F401 (fixture)
 from temporalio.api.enums.v1 import EventType
 from temporalio.worker import Replayer
 
 from odin.sdk import ReplayMismatch
 from odin.sdk._worker import sandbox_runner
+from tests.support.odin_apps import point
 
 
 async def _wait_for_event(handle, event_type: int, timeout_s: float = 15.0):

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from conftest import throwaway_postgres_database
 from temporalio.api.common.v1 import Memo, Payload, WorkflowType
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
@@ -38,6 +37,7 @@ from odin.persistence.store import (
     WorkflowWrite,
     open_database,
 )
+from tests.support.services import throwaway_postgres_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NS = "8d5cbb39-6e0f-4a4e-9d7e-5d8f0c3f0a11"

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail
+
+from tests.support.services import skip_or_fail
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(300)]
 

@@ -23,6 +23,7 @@ from temporalio.api.workflowservice.v1 import service_pb2, service_pb2_grpc
 from odin.api.tls import ReloadingCredentials, TlsFiles
 from odin.errors import OdinError, infrastructure_error
 from odin.frontend import FrontendService
+from odin.operations import Operation
 
 log = logging.getLogger(__name__)
 
@@ -64,49 +65,49 @@ def _timed(method: str) -> Call:
     return call
 
 
-_RPCS: dict[str, Call] = {
-    "GetSystemInfo": _system_info,
-    "GetClusterInfo": _plain("get_cluster_info"),
-    "ListTaskQueuePartitions": _plain("list_task_queue_partitions"),
-    "RegisterNamespace": _plain("register_namespace"),
-    "DescribeNamespace": _plain("describe_namespace"),
-    "ListNamespaces": _plain("list_namespaces"),
-    "UpdateNamespace": _plain("update_namespace"),
-    "StartWorkflowExecution": _plain("start_workflow_execution"),
-    "SignalWithStartWorkflowExecution": _plain("signal_with_start_workflow_execution"),
-    "GetWorkflowExecutionHistory": _timed("get_workflow_execution_history"),
-    "PollWorkflowTaskQueue": _timed("poll_workflow_task_queue"),
-    "RespondWorkflowTaskCompleted": _plain("respond_workflow_task_completed"),
-    "RespondWorkflowTaskFailed": _plain("respond_workflow_task_failed"),
-    "PollActivityTaskQueue": _timed("poll_activity_task_queue"),
-    "RecordActivityTaskHeartbeat": _plain("record_activity_task_heartbeat"),
-    "RespondActivityTaskCompleted": _plain("respond_activity_task_completed"),
-    "RespondActivityTaskFailed": _plain("respond_activity_task_failed"),
-    "RespondActivityTaskCanceled": _plain("respond_activity_task_canceled"),
-    "SignalWorkflowExecution": _plain("signal_workflow_execution"),
-    "QueryWorkflow": _timed("query_workflow"),
-    "RespondQueryTaskCompleted": _plain("respond_query_task_completed"),
-    "DescribeWorkflowExecution": _plain("describe_workflow_execution"),
-    "RequestCancelWorkflowExecution": _plain("request_cancel_workflow_execution"),
-    "TerminateWorkflowExecution": _plain("terminate_workflow_execution"),
-    "ShutdownWorker": _plain("shutdown_worker"),
-    "RecordActivityTaskHeartbeatById": _plain("record_activity_task_heartbeat_by_id"),
-    "RespondActivityTaskCompletedById": _plain("respond_activity_task_completed_by_id"),
-    "RespondActivityTaskFailedById": _plain("respond_activity_task_failed_by_id"),
-    "RespondActivityTaskCanceledById": _plain("respond_activity_task_canceled_by_id"),
-    "ResetStickyTaskQueue": _plain("reset_sticky_task_queue"),
-    "DescribeTaskQueue": _plain("describe_task_queue"),
-    "DeleteWorkflowExecution": _plain("delete_workflow_execution"),
-    "GetWorkflowExecutionHistoryReverse": _plain("get_workflow_execution_history_reverse"),
-    "ListWorkflowExecutions": _plain("list_workflow_executions"),
-    "UpdateWorkflowExecution": _timed("update_workflow_execution"),
-    "PollWorkflowExecutionUpdate": _timed("poll_workflow_execution_update"),
-    "ExecuteMultiOperation": _timed("execute_multi_operation"),
-    "ScanWorkflowExecutions": _plain("scan_workflow_executions"),
-    "ListOpenWorkflowExecutions": _plain("list_open_workflow_executions"),
-    "ListClosedWorkflowExecutions": _plain("list_closed_workflow_executions"),
-    "CountWorkflowExecutions": _plain("count_workflow_executions"),
-    "GetSearchAttributes": _plain("get_search_attributes"),
+_RPCS: dict[Operation, Call] = {
+    Operation.GetSystemInfo: _system_info,
+    Operation.GetClusterInfo: _plain("get_cluster_info"),
+    Operation.ListTaskQueuePartitions: _plain("list_task_queue_partitions"),
+    Operation.RegisterNamespace: _plain("register_namespace"),
+    Operation.DescribeNamespace: _plain("describe_namespace"),
+    Operation.ListNamespaces: _plain("list_namespaces"),
+    Operation.UpdateNamespace: _plain("update_namespace"),
+    Operation.StartWorkflowExecution: _plain("start_workflow_execution"),
+    Operation.SignalWithStartWorkflowExecution: _plain("signal_with_start_workflow_execution"),
+    Operation.GetWorkflowExecutionHistory: _timed("get_workflow_execution_history"),
+    Operation.PollWorkflowTaskQueue: _timed("poll_workflow_task_queue"),
+    Operation.RespondWorkflowTaskCompleted: _plain("respond_workflow_task_completed"),
+    Operation.RespondWorkflowTaskFailed: _plain("respond_workflow_task_failed"),
+    Operation.PollActivityTaskQueue: _timed("poll_activity_task_queue"),
+    Operation.RecordActivityTaskHeartbeat: _plain("record_activity_task_heartbeat"),
+    Operation.RespondActivityTaskCompleted: _plain("respond_activity_task_completed"),
+    Operation.RespondActivityTaskFailed: _plain("respond_activity_task_failed"),
+    Operation.RespondActivityTaskCanceled: _plain("respond_activity_task_canceled"),
+    Operation.SignalWorkflowExecution: _plain("signal_workflow_execution"),
+    Operation.QueryWorkflow: _timed("query_workflow"),
+    Operation.RespondQueryTaskCompleted: _plain("respond_query_task_completed"),
+    Operation.DescribeWorkflowExecution: _plain("describe_workflow_execution"),
+    Operation.RequestCancelWorkflowExecution: _plain("request_cancel_workflow_execution"),
+    Operation.TerminateWorkflowExecution: _plain("terminate_workflow_execution"),
+    Operation.ShutdownWorker: _plain("shutdown_worker"),
+    Operation.RecordActivityTaskHeartbeatById: _plain("record_activity_task_heartbeat_by_id"),
+    Operation.RespondActivityTaskCompletedById: _plain("respond_activity_task_completed_by_id"),
+    Operation.RespondActivityTaskFailedById: _plain("respond_activity_task_failed_by_id"),
+    Operation.RespondActivityTaskCanceledById: _plain("respond_activity_task_canceled_by_id"),
+    Operation.ResetStickyTaskQueue: _plain("reset_sticky_task_queue"),
+    Operation.DescribeTaskQueue: _plain("describe_task_queue"),
+    Operation.DeleteWorkflowExecution: _plain("delete_workflow_execution"),
+    Operation.GetWorkflowExecutionHistoryReverse: _plain("get_workflow_execution_history_reverse"),
+    Operation.ListWorkflowExecutions: _plain("list_workflow_executions"),
+    Operation.UpdateWorkflowExecution: _timed("update_workflow_execution"),
+    Operation.PollWorkflowExecutionUpdate: _timed("poll_workflow_execution_update"),
+    Operation.ExecuteMultiOperation: _timed("execute_multi_operation"),
+    Operation.ScanWorkflowExecutions: _plain("scan_workflow_executions"),
+    Operation.ListOpenWorkflowExecutions: _plain("list_open_workflow_executions"),
+    Operation.ListClosedWorkflowExecutions: _plain("list_closed_workflow_executions"),
+    Operation.CountWorkflowExecutions: _plain("count_workflow_executions"),
+    Operation.GetSearchAttributes: _plain("get_search_attributes"),
 }
 
 
@@ -143,7 +144,7 @@ def _target(request) -> str:
     return ""
 
 
-def _method(name: str, call: Call):
+def _method(name: Operation, call: Call):
     async def handler(self, request, context: grpc.aio.ServicerContext):
         remaining = context.time_remaining()
         timeout = DEFAULT_TIMEOUT if remaining is None else remaining
@@ -170,16 +171,16 @@ def _method(name: str, call: Call):
             log.exception("%s failed", name)
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name}")
 
-    handler.__name__ = name
+    handler.__name__ = name.value
     return handler
 
 
 # OperatorService: the search-attribute registry (the rest answers UNIMPLEMENTED).
-_OPERATOR_RPCS: dict[str, Call] = {
-    "AddSearchAttributes": _plain("add_search_attributes"),
-    "ListSearchAttributes": _plain("list_search_attributes"),
-    "RemoveSearchAttributes": _plain("remove_search_attributes"),
-    "DeleteNamespace": _plain("delete_namespace"),
+_OPERATOR_RPCS: dict[Operation, Call] = {
+    Operation.AddSearchAttributes: _plain("add_search_attributes"),
+    Operation.ListSearchAttributes: _plain("list_search_attributes"),
+    Operation.RemoveSearchAttributes: _plain("remove_search_attributes"),
+    Operation.DeleteNamespace: _plain("delete_namespace"),
 }
 
 
@@ -207,9 +208,10 @@ for _cls, _descriptor, _calls in (
     (WorkflowService, service_pb2.DESCRIPTOR.services_by_name["WorkflowService"], _RPCS),
     (OperatorService, operator_pb2.DESCRIPTOR.services_by_name["OperatorService"], _OPERATOR_RPCS),
 ):
+    _served = {op.value: op for op in _calls}
     for _rpc in _descriptor.methods:
-        _call = _calls.get(_rpc.name)
-        setattr(_cls, _rpc.name, _method(_rpc.name, _call) if _call else _unimplemented(_descriptor.name, _rpc.name))
+        _op = _served.get(_rpc.name)
+        setattr(_cls, _rpc.name, _method(_op, _calls[_op]) if _op else _unimplemented(_descriptor.name, _rpc.name))
 
 
 def build_grpc_server(

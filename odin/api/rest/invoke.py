@@ -16,9 +16,12 @@ from flask import current_app, g
 from temporalio.api.operatorservice.v1 import service_pb2 as operator_service
 from temporalio.api.workflowservice.v1 import service_pb2 as workflow_service
 
-from odin.api.rest import session
+# Submodules by their full name: ``from odin.api.rest import ...`` would import the package,
+# whose __init__ imports this module.
+import odin.api.rest.session as session
 from odin.errors import DeadlineExceeded, OdinError, infrastructure_error
 from odin.frontend import FrontendService
+from odin.operations import Operation
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def invoke(
-    operation: str,
+    operation: Operation,
     namespace: str | None,
     call: Callable[[FrontendService], Awaitable[T]],
     *,

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from odin import __version__
 from odin.api.rest.params import Param
 from odin.api.rest.schemas import SchemaBuilder
+from odin.operations import Operation
 
 F = TypeVar("F", bound=Callable)
 
@@ -77,7 +78,7 @@ class Reply:
 class Doc:
     summary: str
     tag: str
-    operation: str | None = None  # the WorkflowService/OperatorService method it stands for
+    operation: Operation | None = None  # the WorkflowService/OperatorService method it stands for
     params: tuple[Param, ...] = ()
     body: Body | None = None
     responses: dict[int, Reply] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from odin.api.rest.codec import payloads_values, to_json
 from odin.api.rest.invoke import invoke
 from odin.history.events import attributes_of
+from odin.operations import Operation
 
 RUNNING = "WORKFLOW_EXECUTION_STATUS_RUNNING"
 _STATUS_BY_CLOSE_EVENT = {
@@ -89,7 +90,7 @@ def await_outcome(namespace: str, workflow_id: str, run_id: str, wait: float, po
             wait_new_event=budget > 0,
             next_page_token=token,
         )
-        response = invoke("GetWorkflowExecutionHistory", namespace, _history_call(req, budget), timeout=budget + 15)
+        response = invoke(Operation.GetWorkflowExecutionHistory, namespace, _history_call(req, budget), timeout=budget + 15)
         events = response.history.events
         if events:
             if _next_run(events[-1]):

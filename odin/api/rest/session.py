@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import current_app, request
 
 from odin.errors import OdinError
+from odin.operations import Operation
 from odin.security import auth
 
 COOKIE = "odin_session"
@@ -40,7 +41,7 @@ def principal() -> auth.Principal | None:
         return None
 
 
-def allowed(operation: str, namespace: str | None) -> bool:
+def allowed(operation: Operation, namespace: str | None) -> bool:
     """Whether the caller may make ``operation`` (the UI shows only the buttons that would work)."""
     who = principal()
     if who is None:

@@ -24,7 +24,11 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.api.rest import csrf, session, timeline
+# Submodules by their full name: ``from odin.api.rest import ...`` would import the package,
+# whose __init__ imports this module.
+import odin.api.rest.csrf as csrf
+import odin.api.rest.session as session
+import odin.api.rest.timeline as timeline
 from odin.api.rest.codec import loads_strict, payloads_values, to_json, value_payload
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import FORM, HTML, Body, Doc, Reply, documented
@@ -33,6 +37,7 @@ from odin.api.rest.params import NEXT_PAGE_TOKEN, RUN_ID, Param
 from odin.api.rest.routes.task_queues import QUEUE_TYPES
 from odin.api.rest.routes.task_queues import describe as describe_task_queue
 from odin.errors import InvalidArgument, OdinError
+from odin.operations import Operation
 from odin.visibility import query as visibility_query
 from odin.visibility.sql import STATUS_NAMES
 
@@ -76,10 +81,10 @@ def static(filename: str):
 
 
 @bp.get("/namespaces")
-@documented(Doc("Namespaces", TAG, "ListNamespaces", params=(NEXT_PAGE_TOKEN,), responses=_PAGE))
+@documented(Doc("Namespaces", TAG, Operation.ListNamespaces, params=(NEXT_PAGE_TOKEN,), responses=_PAGE))
 def namespaces():
     req = ws.ListNamespacesRequest(page_size=100, next_page_token=NEXT_PAGE_TOKEN.read())
-    response = invoke("ListNamespaces", None, lambda f: f.list_namespaces(req))
+    response = invoke(Operation.ListNamespaces, None, lambda f: f.list_namespaces(req))
     return render_template(
         "namespaces.html",
         namespaces=[to_json(n) for n in response.namespaces],
@@ -88,15 +93,15 @@ def namespaces():
 
 
 @bp.get("/namespaces/<namespace>")
-@documented(Doc("A namespace", TAG, "DescribeNamespace", responses=_PAGE))
+@documented(Doc("A namespace", TAG, Operation.DescribeNamespace, responses=_PAGE))
 def namespace(namespace: str):
-    described = invoke("DescribeNamespace", namespace, lambda f: f.describe_namespace(ws.DescribeNamespaceRequest(namespace=namespace)))
+    described = invoke(Operation.DescribeNamespace, namespace, lambda f: f.describe_namespace(ws.DescribeNamespaceRequest(namespace=namespace)))
     return render_template("namespace.html", namespace=namespace, ns=to_json(described))
 
 
 @bp.get("/namespaces/<namespace>/workflows")
 @documented(Doc(
-    "Workflows of a namespace", TAG, "ListWorkflowExecutions", params=(QUERY, STATUS, PAGE_SIZE, NEXT_PAGE_TOKEN),
+    "Workflows of a namespace", TAG, Operation.ListWorkflowExecutions, params=(QUERY, STATUS, PAGE_SIZE, NEXT_PAGE_TOKEN),
     responses={**_PAGE, 400: Reply("The page, with the query's error.", media=HTML)},
 ))
 def workflows(namespace: str):
@@ -110,9 +115,9 @@ def workflows(namespace: str):
         req = ws.ListWorkflowExecutionsRequest(
             namespace=namespace, query=effective, page_size=size, next_page_token=NEXT_PAGE_TOKEN.read()
         )
-        listed = invoke("ListWorkflowExecutions", namespace, lambda f: f.list_workflow_executions(req))
+        listed = invoke(Operation.ListWorkflowExecutions, namespace, lambda f: f.list_workflow_executions(req))
         counted = invoke(
-            "CountWorkflowExecutions", namespace,
+            Operation.CountWorkflowExecutions, namespace,
             lambda f: f.count_workflow_executions(ws.CountWorkflowExecutionsRequest(namespace=namespace, query=effective)),
         )
     except InvalidArgument as err:  # a query typo is shown by the query box, not on an error page
@@ -128,11 +133,11 @@ def workflows(namespace: str):
 
 
 @bp.get("/namespaces/<namespace>/workflows/<workflow_id>")
-@documented(Doc("A workflow", TAG, "DescribeWorkflowExecution", params=(RUN_ID, DONE), responses=_PAGE))
+@documented(Doc("A workflow", TAG, Operation.DescribeWorkflowExecution, params=(RUN_ID, DONE), responses=_PAGE))
 def workflow(namespace: str, workflow_id: str):
     execution = WorkflowExecution(workflow_id=workflow_id, run_id=RUN_ID.read())
     described = invoke(
-        "DescribeWorkflowExecution", namespace,
+        Operation.DescribeWorkflowExecution, namespace,
         lambda f: f.describe_workflow_execution(ws.DescribeWorkflowExecutionRequest(namespace=namespace, execution=execution)),
     )
     info = described.workflow_execution_info
@@ -154,9 +159,9 @@ def workflow(namespace: str, workflow_id: str):
         rows=timeline.rows(events),
         truncated=len(events) >= MAX_EVENTS,
         notice=_NOTICES.get(DONE.read() or ""),
-        can_signal=session.allowed("SignalWorkflowExecution", namespace),
-        can_cancel=session.allowed("RequestCancelWorkflowExecution", namespace),
-        can_terminate=session.allowed("TerminateWorkflowExecution", namespace),
+        can_signal=session.allowed(Operation.SignalWorkflowExecution, namespace),
+        can_cancel=session.allowed(Operation.RequestCancelWorkflowExecution, namespace),
+        can_terminate=session.allowed(Operation.TerminateWorkflowExecution, namespace),
     )
 
 
@@ -170,7 +175,7 @@ def task_queue_lookup(namespace: str):
 
 
 @bp.get("/namespaces/<namespace>/task-queues/<task_queue>")
-@documented(Doc("A task queue: pollers and backlog", TAG, "DescribeTaskQueue", responses=_PAGE))
+@documented(Doc("A task queue: pollers and backlog", TAG, Operation.DescribeTaskQueue, responses=_PAGE))
 def task_queue(namespace: str, task_queue: str):
     kinds = {
         kind.removeprefix("TASK_QUEUE_TYPE_").lower(): to_json(describe_task_queue(namespace, task_queue, kind))
@@ -184,7 +189,7 @@ def task_queue(namespace: str, task_queue: str):
 
 @bp.post("/namespaces/<namespace>/workflows/<workflow_id>/signal")
 @documented(Doc(
-    "Signal a workflow (form)", TAG, "SignalWorkflowExecution",
+    "Signal a workflow (form)", TAG, Operation.SignalWorkflowExecution,
     body=_form({"signal_name": {"type": "string"}, "args": {"type": "string", "description": "A JSON array of arguments."}}),
     responses=_SEE_OTHER,
 ))
@@ -201,24 +206,24 @@ def signal(namespace: str, workflow_id: str):
         namespace=namespace, workflow_execution=_form_execution(workflow_id), signal_name=name, identity=IDENTITY
     )
     req.input.payloads.extend(value_payload(a) for a in args)
-    invoke("SignalWorkflowExecution", namespace, lambda f: f.signal_workflow_execution(req), target=workflow_id)
+    invoke(Operation.SignalWorkflowExecution, namespace, lambda f: f.signal_workflow_execution(req), target=workflow_id)
     return _back(namespace, workflow_id, "signal")
 
 
 @bp.post("/namespaces/<namespace>/workflows/<workflow_id>/cancel")
-@documented(Doc("Request cancellation (form)", TAG, "RequestCancelWorkflowExecution", body=_form({}), responses=_SEE_OTHER))
+@documented(Doc("Request cancellation (form)", TAG, Operation.RequestCancelWorkflowExecution, body=_form({}), responses=_SEE_OTHER))
 def cancel(namespace: str, workflow_id: str):
     csrf.check_form()
     req = ws.RequestCancelWorkflowExecutionRequest(
         namespace=namespace, workflow_execution=_form_execution(workflow_id), identity=IDENTITY, reason="Canceled from the web UI"
     )
-    invoke("RequestCancelWorkflowExecution", namespace, lambda f: f.request_cancel_workflow_execution(req), target=workflow_id)
+    invoke(Operation.RequestCancelWorkflowExecution, namespace, lambda f: f.request_cancel_workflow_execution(req), target=workflow_id)
     return _back(namespace, workflow_id, "cancel")
 
 
 @bp.post("/namespaces/<namespace>/workflows/<workflow_id>/terminate")
 @documented(Doc(
-    "Terminate a workflow (form)", TAG, "TerminateWorkflowExecution", body=_form({"reason": {"type": "string"}}), responses=_SEE_OTHER
+    "Terminate a workflow (form)", TAG, Operation.TerminateWorkflowExecution, body=_form({"reason": {"type": "string"}}), responses=_SEE_OTHER
 ))
 def terminate(namespace: str, workflow_id: str):
     csrf.check_form()
@@ -228,7 +233,7 @@ def terminate(namespace: str, workflow_id: str):
         identity=IDENTITY,
         reason=request.form.get("reason", "").strip() or "Terminated from the web UI",
     )
-    invoke("TerminateWorkflowExecution", namespace, lambda f: f.terminate_workflow_execution(req), target=workflow_id)
+    invoke(Operation.TerminateWorkflowExecution, namespace, lambda f: f.terminate_workflow_execution(req), target=workflow_id)
     return _back(namespace, workflow_id, "terminate")
 
 
@@ -303,7 +308,7 @@ def _history(namespace: str, execution: WorkflowExecution) -> list[HistoryEvent]
         req = ws.GetWorkflowExecutionHistoryRequest(
             namespace=namespace, execution=execution, next_page_token=token, maximum_page_size=1000
         )
-        page = invoke("GetWorkflowExecutionHistory", namespace, lambda f, req=req: f.get_workflow_execution_history(req, 5.0))
+        page = invoke(Operation.GetWorkflowExecutionHistory, namespace, lambda f, req=req: f.get_workflow_execution_history(req, 5.0))
         events.extend(page.history.events)
         token = page.next_page_token
         if not token or not page.history.events:

@@ -8,16 +8,7 @@ import time
 from html import escape
 from urllib.parse import quote
 
-from rest_support import (  # noqa: F401 (fixtures)
-    LONG_POLL,
-    assert_error,
-    sdk,
-    served,
-    served_sqlite,
-    sqlite_server,
-    start_body,
-    wid,
-)
+from rest_support import LONG_POLL, assert_error, start_body, wid
 from rest_workflows import Counter, Fails, Greet, WaitForever, shout
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Worker

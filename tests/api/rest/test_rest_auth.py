@@ -9,7 +9,7 @@ import time
 
 import jwt
 import pytest
-from rest_support import CONFIG, assert_error, migrated_url, start_body, wid  # noqa: F401 (fixtures)
+from rest_support import CONFIG, assert_error, start_body, wid
 
 from odin.api.rest import create_app
 from odin.config import Settings

@@ -8,7 +8,7 @@ import logging
 import pytest
 import redis.exceptions
 import sqlalchemy.exc
-from rest_support import app, assert_error, http, migrated_url, start_body, wid  # noqa: F401 (fixtures)
+from rest_support import assert_error, start_body, wid
 
 from odin.errors import ResourceExhausted
 

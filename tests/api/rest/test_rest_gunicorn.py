@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import REDIS_URL, throwaway_postgres_database
 from rest_support import http_call as call
 from rest_support import subprocess_env, wid
 from rest_workflows import Greet, shout
@@ -22,6 +21,7 @@ from temporalio.worker import Worker
 from odin.config import Settings
 from odin.server import OdinServer
 from tests.distributed.cluster import Process, free_port
+from tests.support.services import REDIS_URL, throwaway_postgres_database
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,7 +6,7 @@ import logging
 import re
 import socket
 
-from rest_support import sdk, served_sqlite, sqlite_server, wid  # noqa: F401 (fixtures)
+from rest_support import wid
 from rest_workflows import Greet, shout
 from temporalio.worker import Worker
 

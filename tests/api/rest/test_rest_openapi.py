@@ -9,7 +9,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
-from rest_support import app, http, migrated_url, upgrade  # noqa: F401 (fixtures)
+from rest_support import upgrade
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,

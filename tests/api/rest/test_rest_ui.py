@@ -12,23 +12,14 @@ import urllib.request
 import uuid
 
 import pytest
-from conftest import skip_or_fail
-from rest_support import (  # noqa: F401 (fixtures)
-    app,
-    http,
-    migrated_url,
-    sdk,
-    served_sqlite,
-    sqlite_server,
-    start_body,
-    wid,
-)
+from rest_support import start_body, wid
 from rest_workflows import Counter, Greet, WaitForever
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Worker
 
 from odin.config import Settings, sqlite_url_for_path
 from odin.server import OdinServer
+from tests.support.services import skip_or_fail
 
 NS = "/api/v1/namespaces/default"
 UI = "/namespaces/default"

@@ -8,7 +8,7 @@ import re
 from urllib.parse import quote
 
 import pytest
-from rest_support import app, http, migrated_url, start_body  # noqa: F401 (fixtures)
+from rest_support import start_body
 
 NS = "/api/v1/namespaces/default"
 UI = "/namespaces/default"

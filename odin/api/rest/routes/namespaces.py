@@ -12,6 +12,7 @@ from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import Body, Doc, Reply, documented
 from odin.api.rest.params import NEXT_PAGE_TOKEN, PAGE_SIZE, Param, json_body
 from odin.api.rest.routes import reply
+from odin.operations import Operation
 
 bp = Blueprint("namespaces", __name__, url_prefix="/api/v1/namespaces")
 TAG = "namespaces"
@@ -19,45 +20,45 @@ TAG = "namespaces"
 
 @bp.get("")
 @documented(Doc(
-    "List namespaces", TAG, "ListNamespaces", params=(PAGE_SIZE, NEXT_PAGE_TOKEN),
+    "List namespaces", TAG, Operation.ListNamespaces, params=(PAGE_SIZE, NEXT_PAGE_TOKEN),
     responses={200: Reply("A page of namespaces.", ws.ListNamespacesResponse)},
 ))
 def list_namespaces():
     req = ws.ListNamespacesRequest(page_size=PAGE_SIZE.read() or 0, next_page_token=NEXT_PAGE_TOKEN.read())
-    return reply(invoke("ListNamespaces", None, lambda f: f.list_namespaces(req)))
+    return reply(invoke(Operation.ListNamespaces, None, lambda f: f.list_namespaces(req)))
 
 
 @bp.post("")
 @documented(Doc(
-    "Register a namespace", TAG, "RegisterNamespace",
+    "Register a namespace", TAG, Operation.RegisterNamespace,
     body=Body(ws.RegisterNamespaceRequest, required=True),
     responses={201: Reply("Registered.", ws.RegisterNamespaceResponse, headers=("Location",))},
     description="409 ALREADY_EXISTS when the name is taken.",
 ))
 def register_namespace():
     req = from_json(json_body(), ws.RegisterNamespaceRequest)
-    response = invoke("RegisterNamespace", req.namespace, lambda f: f.register_namespace(req))
+    response = invoke(Operation.RegisterNamespace, req.namespace, lambda f: f.register_namespace(req))
     return reply(response, 201, {"Location": url_for(".describe_namespace", namespace=req.namespace)})
 
 
 @bp.get("/<namespace>")
 @documented(Doc(
-    "Describe a namespace", TAG, "DescribeNamespace",
+    "Describe a namespace", TAG, Operation.DescribeNamespace,
     responses={200: Reply("The namespace's info and configuration.", ws.DescribeNamespaceResponse)},
 ))
 def describe_namespace(namespace: str):
     req = ws.DescribeNamespaceRequest(namespace=namespace)
-    return reply(invoke("DescribeNamespace", namespace, lambda f: f.describe_namespace(req)))
+    return reply(invoke(Operation.DescribeNamespace, namespace, lambda f: f.describe_namespace(req)))
 
 
 @bp.get("/<namespace>/search-attributes")
 @documented(Doc(
-    "List search attributes", TAG, "ListSearchAttributes",
+    "List search attributes", TAG, Operation.ListSearchAttributes,
     responses={200: Reply("The namespace's custom and the system search attributes.", ops.ListSearchAttributesResponse)},
 ))
 def list_search_attributes(namespace: str):
     req = ops.ListSearchAttributesRequest(namespace=namespace)
-    return reply(invoke("ListSearchAttributes", namespace, lambda f: f.list_search_attributes(req)))
+    return reply(invoke(Operation.ListSearchAttributes, namespace, lambda f: f.list_search_attributes(req)))
 
 
 FORCE = Param(
@@ -68,7 +69,7 @@ FORCE = Param(
 
 @bp.post("/<namespace>/update")
 @documented(Doc(
-    "Update a namespace", TAG, "UpdateNamespace",
+    "Update a namespace", TAG, Operation.UpdateNamespace,
     body=Body(ws.UpdateNamespaceRequest, required=True),
     responses={200: Reply("The namespace as it is now.", ws.UpdateNamespaceResponse)},
     description="Description, owner and data (merged key by key) in updateInfo; retention and archival in config.",
@@ -76,16 +77,16 @@ FORCE = Param(
 def update_namespace(namespace: str):
     req = from_json(json_body(), ws.UpdateNamespaceRequest)
     req.namespace = namespace
-    return reply(invoke("UpdateNamespace", namespace, lambda f: f.update_namespace(req)))
+    return reply(invoke(Operation.UpdateNamespace, namespace, lambda f: f.update_namespace(req)))
 
 
 @bp.delete("/<namespace>")
 @documented(Doc(
-    "Delete a namespace", TAG, "DeleteNamespace", params=(FORCE,),
+    "Delete a namespace", TAG, Operation.DeleteNamespace, params=(FORCE,),
     responses={200: Reply("Deleted: the name is free again; runs are purged in the background.", ops.DeleteNamespaceResponse)},
     description="400 FAILED_PRECONDITION while workflows run there, unless force=true.",
 ))
 def delete_namespace(namespace: str):
     req = ops.DeleteNamespaceRequest(namespace=namespace)
     force = bool(FORCE.read())
-    return reply(invoke("DeleteNamespace", namespace, lambda f: f.delete_namespace(req, force=force)))
+    return reply(invoke(Operation.DeleteNamespace, namespace, lambda f: f.delete_namespace(req, force=force)))

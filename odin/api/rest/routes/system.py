@@ -9,10 +9,12 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import multiprocess
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.api.rest import openapi
+# (By its full name: the package's __init__ imports the routes.)
+import odin.api.rest.openapi as openapi
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import Doc, Reply, documented
 from odin.api.rest.routes import reply
+from odin.operations import Operation
 
 bp = Blueprint("system", __name__)
 TAG = "system"
@@ -82,21 +84,21 @@ def openapi_json():
 
 @bp.get("/api/v1/system-info")
 @documented(Doc(
-    "Server version and capabilities", TAG, "GetSystemInfo",
+    "Server version and capabilities", TAG, Operation.GetSystemInfo,
     responses={200: Reply("What SDKs ask on connect.", ws.GetSystemInfoResponse)},
 ))
 def system_info():
     async def call(f):
         return f.system_info()
 
-    return reply(invoke("GetSystemInfo", None, call))
+    return reply(invoke(Operation.GetSystemInfo, None, call))
 
 
 @bp.get("/api/v1/cluster-info")
 @documented(Doc(
-    "Cluster information", TAG, "GetClusterInfo",
+    "Cluster information", TAG, Operation.GetClusterInfo,
     responses={200: Reply("Cluster id and name, history shards, persistence.", ws.GetClusterInfoResponse)},
 ))
 def cluster_info():
     req = ws.GetClusterInfoRequest()
-    return reply(invoke("GetClusterInfo", None, lambda f: f.get_cluster_info(req)))
+    return reply(invoke(Operation.GetClusterInfo, None, lambda f: f.get_cluster_info(req)))

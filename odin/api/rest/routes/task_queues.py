@@ -11,6 +11,7 @@ from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import Doc, Reply, documented
 from odin.api.rest.params import Param
 from odin.api.rest.routes import reply
+from odin.operations import Operation
 
 bp = Blueprint("task_queues", __name__, url_prefix="/api/v1/namespaces/<namespace>/task-queues")
 
@@ -28,12 +29,12 @@ def describe(namespace: str, name: str, kind: str) -> ws.DescribeTaskQueueRespon
         task_queue_type=TaskQueueType.Value(kind),
         include_task_queue_status=True,
     )
-    return invoke("DescribeTaskQueue", namespace, lambda f: f.describe_task_queue(req))
+    return invoke(Operation.DescribeTaskQueue, namespace, lambda f: f.describe_task_queue(req))
 
 
 @bp.get("/<task_queue>")
 @documented(Doc(
-    "Describe a task queue", "task queues", "DescribeTaskQueue", params=(TASK_QUEUE_TYPE,),
+    "Describe a task queue", "task queues", Operation.DescribeTaskQueue, params=(TASK_QUEUE_TYPE,),
     responses={200: Reply("Recent pollers and the backlog (taskQueueStatus.backlogCountHint).", ws.DescribeTaskQueueResponse)},
 ))
 def describe_task_queue(namespace: str, task_queue: str):

@@ -26,6 +26,7 @@ from odin.api.rest.params import (
 )
 from odin.api.rest.routes import reply
 from odin.errors import InvalidArgument
+from odin.operations import Operation
 
 bp = Blueprint("workflows", __name__, url_prefix="/api/v1/namespaces/<namespace>")
 TAG = "workflows"
@@ -64,29 +65,29 @@ def _request_id(in_body: str) -> str:
 
 @bp.get("/workflows")
 @documented(Doc(
-    "List workflows", TAG, "ListWorkflowExecutions", params=(QUERY, PAGE_SIZE, NEXT_PAGE_TOKEN),
+    "List workflows", TAG, Operation.ListWorkflowExecutions, params=(QUERY, PAGE_SIZE, NEXT_PAGE_TOKEN),
     responses={200: Reply("A page of runs, newest first unless the query orders them.", ws.ListWorkflowExecutionsResponse)},
 ))
 def list_workflows(namespace: str):
     req = ws.ListWorkflowExecutionsRequest(
         namespace=namespace, query=QUERY.read(), page_size=PAGE_SIZE.read() or 0, next_page_token=NEXT_PAGE_TOKEN.read()
     )
-    return reply(invoke("ListWorkflowExecutions", namespace, lambda f: f.list_workflow_executions(req)))
+    return reply(invoke(Operation.ListWorkflowExecutions, namespace, lambda f: f.list_workflow_executions(req)))
 
 
 @bp.get("/workflow-count")
 @documented(Doc(
-    "Count workflows", TAG, "CountWorkflowExecutions", params=(QUERY,),
+    "Count workflows", TAG, Operation.CountWorkflowExecutions, params=(QUERY,),
     responses={200: Reply("How many runs match (per group with GROUP BY ExecutionStatus).", ws.CountWorkflowExecutionsResponse)},
 ))
 def count_workflows(namespace: str):
     req = ws.CountWorkflowExecutionsRequest(namespace=namespace, query=QUERY.read())
-    return reply(invoke("CountWorkflowExecutions", namespace, lambda f: f.count_workflow_executions(req)))
+    return reply(invoke(Operation.CountWorkflowExecutions, namespace, lambda f: f.count_workflow_executions(req)))
 
 
 @bp.post("/workflows/<workflow_id>")
 @documented(Doc(
-    "Start a workflow", TAG, "StartWorkflowExecution", params=(IDEMPOTENCY_KEY,),
+    "Start a workflow", TAG, Operation.StartWorkflowExecution, params=(IDEMPOTENCY_KEY,),
     body=Body(ws.StartWorkflowExecutionRequest, ("namespace", "workflowId"), required=True),
     responses={
         201: Reply("Started (or already started by the same request id).", ws.StartWorkflowExecutionResponse, headers=("Location",)),
@@ -103,24 +104,24 @@ def start_workflow(namespace: str, workflow_id: str):
     req.namespace, req.workflow_id = namespace, workflow_id
     req.request_id = _request_id(req.request_id)
     req.identity = req.identity or IDENTITY
-    response = invoke("StartWorkflowExecution", namespace, lambda f: f.start_workflow_execution(req), target=workflow_id)
+    response = invoke(Operation.StartWorkflowExecution, namespace, lambda f: f.start_workflow_execution(req), target=workflow_id)
     location = url_for(".describe_workflow", namespace=namespace, workflow_id=workflow_id, runId=response.run_id)
     return reply(response, 201 if response.started else 200, {"Location": location})
 
 
 @bp.get("/workflows/<workflow_id>")
 @documented(Doc(
-    "Describe a workflow", TAG, "DescribeWorkflowExecution", params=(RUN_ID,),
+    "Describe a workflow", TAG, Operation.DescribeWorkflowExecution, params=(RUN_ID,),
     responses={200: Reply("Status, times, pending activities and workflow task.", ws.DescribeWorkflowExecutionResponse)},
 ))
 def describe_workflow(namespace: str, workflow_id: str):
     req = ws.DescribeWorkflowExecutionRequest(namespace=namespace, execution=_execution(workflow_id))
-    return reply(invoke("DescribeWorkflowExecution", namespace, lambda f: f.describe_workflow_execution(req)))
+    return reply(invoke(Operation.DescribeWorkflowExecution, namespace, lambda f: f.describe_workflow_execution(req)))
 
 
 @bp.get("/workflows/<workflow_id>/history")
 @documented(Doc(
-    "Workflow history", TAG, "GetWorkflowExecutionHistory",
+    "Workflow history", TAG, Operation.GetWorkflowExecutionHistory,
     params=(RUN_ID, HISTORY_PAGE_SIZE, NEXT_PAGE_TOKEN, WAIT_NEW_EVENT),
     responses={200: Reply("A page of history events; follow nextPageToken for more.", ws.GetWorkflowExecutionHistoryResponse)},
 ))
@@ -135,14 +136,14 @@ def workflow_history(namespace: str, workflow_id: str):
     limit = _poll_limit()
     # The frontend waits up to (timeout - 1 s) for a new event.
     response = invoke(
-        "GetWorkflowExecutionHistory", namespace, lambda f: f.get_workflow_execution_history(req, limit + 1.0), timeout=limit + 15
+        Operation.GetWorkflowExecutionHistory, namespace, lambda f: f.get_workflow_execution_history(req, limit + 1.0), timeout=limit + 15
     )
     return reply(response)
 
 
 @bp.get("/workflows/<workflow_id>/result")
 @documented(Doc(
-    "Workflow result", TAG, "GetWorkflowExecutionHistory", params=(RUN_ID, WAIT),
+    "Workflow result", TAG, Operation.GetWorkflowExecutionHistory, params=(RUN_ID, WAIT),
     responses={
         200: Reply("The run closed: its status and result, failure or details.", schema=OUTCOME_SCHEMA),
         202: Reply("Still running after `wait` seconds; ask again.", schema=OUTCOME_SCHEMA),
@@ -159,7 +160,7 @@ def workflow_result(namespace: str, workflow_id: str):
 
 @bp.post("/workflows/<workflow_id>/signal/<signal_name>")
 @documented(Doc(
-    "Signal a workflow", TAG, "SignalWorkflowExecution", params=(RUN_ID, IDEMPOTENCY_KEY),
+    "Signal a workflow", TAG, Operation.SignalWorkflowExecution, params=(RUN_ID, IDEMPOTENCY_KEY),
     body=Body(ws.SignalWorkflowExecutionRequest, (*_CALL, "signalName")),
     responses={200: Reply("Delivered to the run's history.", ws.SignalWorkflowExecutionResponse)},
     description='Body: `{"input": [...]}` (the signal\'s arguments).',
@@ -170,12 +171,12 @@ def signal_workflow(namespace: str, workflow_id: str, signal_name: str):
     req.workflow_execution.CopyFrom(_execution(workflow_id))
     req.request_id = _request_id(req.request_id)
     req.identity = req.identity or IDENTITY
-    return reply(invoke("SignalWorkflowExecution", namespace, lambda f: f.signal_workflow_execution(req), target=workflow_id))
+    return reply(invoke(Operation.SignalWorkflowExecution, namespace, lambda f: f.signal_workflow_execution(req), target=workflow_id))
 
 
 @bp.post("/workflows/<workflow_id>/query/<query_type>")
 @documented(Doc(
-    "Query a workflow", TAG, "QueryWorkflow", params=(RUN_ID,),
+    "Query a workflow", TAG, Operation.QueryWorkflow, params=(RUN_ID,),
     body=Body(ws.QueryWorkflowRequest, ("namespace", "execution")),
     responses={200: Reply("The answer (queryResult), or queryRejected for a closed run.", ws.QueryWorkflowResponse)},
     description=(
@@ -189,13 +190,13 @@ def query_workflow(namespace: str, workflow_id: str, query_type: str):
     req.execution.CopyFrom(_execution(workflow_id))
     req.query.query_type = query_type
     limit = _poll_limit()
-    response = invoke("QueryWorkflow", namespace, lambda f: f.query_workflow(req, limit + 0.5), timeout=limit + 15)
+    response = invoke(Operation.QueryWorkflow, namespace, lambda f: f.query_workflow(req, limit + 0.5), timeout=limit + 15)
     return reply(response)
 
 
 @bp.post("/workflows/<workflow_id>/update/<update_name>")
 @documented(Doc(
-    "Update a workflow", TAG, "UpdateWorkflowExecution", params=(RUN_ID, IDEMPOTENCY_KEY),
+    "Update a workflow", TAG, Operation.UpdateWorkflowExecution, params=(RUN_ID, IDEMPOTENCY_KEY),
     body=Body(ws.UpdateWorkflowExecutionRequest, _CALL),
     responses={
         200: Reply("The update completed: outcome.success or outcome.failure.", ws.UpdateWorkflowExecutionResponse),
@@ -217,7 +218,7 @@ def update_workflow(namespace: str, workflow_id: str, update_name: str):
         req.wait_policy.lifecycle_stage = Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
     limit = _poll_limit()
     response = invoke(
-        "UpdateWorkflowExecution", namespace, lambda f: f.update_workflow_execution(req, limit + 1.0),
+        Operation.UpdateWorkflowExecution, namespace, lambda f: f.update_workflow_execution(req, limit + 1.0),
         timeout=limit + 15, target=workflow_id,
     )
     return reply(response, 200 if response.HasField("outcome") else 202)
@@ -225,7 +226,7 @@ def update_workflow(namespace: str, workflow_id: str, update_name: str):
 
 @bp.post("/workflows/<workflow_id>/cancel")
 @documented(Doc(
-    "Request cancellation", TAG, "RequestCancelWorkflowExecution", params=(RUN_ID, IDEMPOTENCY_KEY),
+    "Request cancellation", TAG, Operation.RequestCancelWorkflowExecution, params=(RUN_ID, IDEMPOTENCY_KEY),
     body=Body(ws.RequestCancelWorkflowExecutionRequest, _CALL),
     responses={200: Reply("Cancellation requested; the workflow decides how to end.", ws.RequestCancelWorkflowExecutionResponse)},
 ))
@@ -236,13 +237,13 @@ def cancel_workflow(namespace: str, workflow_id: str):
     req.request_id = _request_id(req.request_id)
     req.identity = req.identity or IDENTITY
     return reply(
-        invoke("RequestCancelWorkflowExecution", namespace, lambda f: f.request_cancel_workflow_execution(req), target=workflow_id)
+        invoke(Operation.RequestCancelWorkflowExecution, namespace, lambda f: f.request_cancel_workflow_execution(req), target=workflow_id)
     )
 
 
 @bp.post("/workflows/<workflow_id>/terminate")
 @documented(Doc(
-    "Terminate a workflow", TAG, "TerminateWorkflowExecution", params=(RUN_ID,),
+    "Terminate a workflow", TAG, Operation.TerminateWorkflowExecution, params=(RUN_ID,),
     body=Body(ws.TerminateWorkflowExecutionRequest, _CALL),
     responses={200: Reply("Terminated.", ws.TerminateWorkflowExecutionResponse)},
     description='Body: `{"reason": "...", "details": [...]}`.',
@@ -253,5 +254,5 @@ def terminate_workflow(namespace: str, workflow_id: str):
     req.workflow_execution.CopyFrom(_execution(workflow_id))
     req.identity = req.identity or IDENTITY
     return reply(
-        invoke("TerminateWorkflowExecution", namespace, lambda f: f.terminate_workflow_execution(req), target=workflow_id)
+        invoke(Operation.TerminateWorkflowExecution, namespace, lambda f: f.terminate_workflow_execution(req), target=workflow_id)
     )

@@ -15,7 +15,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.api.workflowservice.v1 import service_pb2_grpc
 from temporalio.worker import Worker
 
-from tests.replay import assert_replays
+from tests.support.replay import assert_replays
 
 _local_runs: dict[str, int] = {}
 

@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, TimeoutError
 from temporalio.worker import Worker
 
-from tests.replay import assert_replays
+from tests.support.replay import assert_replays
 
 _seen: dict[str, list] = {}
 

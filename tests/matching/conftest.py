@@ -1,18 +1,15 @@
-"""Redis fixtures for the matching tests (import them): each test's keys live under a fresh prefix, deleted after it."""
+"""Redis fixtures of the matching tests: each test's keys live under a fresh prefix, deleted after it."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 import redis.asyncio as redis
-from conftest import skip_or_fail
 from redis.exceptions import RedisError
 
 from odin.matching.redis_streams import RedisTaskQueues
-
-REDIS_URL = os.environ.get("ODIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.support.services import REDIS_URL, skip_or_fail
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from tests.replay import assert_replays
+from tests.support.replay import assert_replays
 
 _tokens: dict[str, bytes] = {}
 

@@ -1,8 +1,6 @@
-"""Fixtures shared by the SDK tests: an in-process Odin server (SQLite) and apps pointed at it."""
+"""Fixtures of the Odin SDK tests: an in-process Odin server (SQLite) for the apps to point at."""
 
 from __future__ import annotations
-
-import uuid
 
 import pytest
 
@@ -16,10 +14,3 @@ async def odin(tmp_path):
     await server.start()
     yield server
     await server.stop(grace=0.5)
-
-
-def point(app, server) -> str:
-    """Aim ``app`` at ``server`` on a fresh task queue; returns the queue."""
-    app.address = f"127.0.0.1:{server.endpoints.grpc_port}"
-    app.task_queue = f"{app.name}-{uuid.uuid4().hex[:6]}"
-    return app.task_queue

@@ -17,7 +17,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from tests.replay import assert_replays
+from tests.support.replay import assert_replays
 
 K_CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
 K_TEXT = SearchAttributeKey.for_text("Notes")

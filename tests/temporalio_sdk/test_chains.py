@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from tests.replay import assert_chain_replays
+from tests.support.replay import assert_chain_replays
 
 
 @workflow.defn

@@ -21,7 +21,7 @@ from temporalio.exceptions import (
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from tests.replay import assert_chain_replays, assert_replays
+from tests.support.replay import assert_chain_replays, assert_replays
 
 
 def _names(history) -> list[str]:

@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.replay import assert_replays
+from tests.support.replay import assert_replays
 
 with workflow.unsafe.imports_passed_through():
     from odin.config import Settings
