@@ -13,6 +13,7 @@ import copy
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType as E
@@ -34,6 +35,7 @@ from odin.history.events import attributes_of, duration, make_event
 from odin.history.state import MutableState, WorkflowTaskInfo
 from odin.history.tasks import TimerKind, TransferKind
 from odin.history.tokens import WorkflowTaskToken
+from odin.history.validation import SizeLimits
 
 # How many signal request ids a run remembers for de-duplication.
 SIGNAL_REQUEST_ID_WINDOW = 1000
@@ -116,6 +118,10 @@ class Transition:
         # The run's limits on pending activities, children and external signals/cancels (None:
         # the defaults), set by the caller from the namespace's configuration.
         self.pending_limits = None
+        # The namespace's payload size limits for commands (None: the defaults), and the payloads
+        # found over the warning limit, (what, size, warn limit, error limit), for the caller to log.
+        self.size_limits: SizeLimits | None = None
+        self.size_warnings: list[tuple[str, int, int, int]] = []
         self.eager_request_id: str | None = None
         self.eager_identity = ""
         self.eager_activities: list[int] = []
@@ -305,6 +311,24 @@ class Transition:
             ),
         )
         self._retry_workflow_task(w, keep_attempt=w.sticky)
+
+    def fail_workflow_task_and_terminate(self, cause: int, failure: Failure, identity: str) -> None:
+        """Temporal's answer to a command over a size limit: the task fails (no retry is scheduled)
+        and the server terminates the run, with the failure's message as the reason."""
+        w = self.state.wft
+        assert w is not None
+        self.append(
+            E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+            h.WorkflowTaskFailedEventAttributes(
+                scheduled_event_id=w.scheduled_event_id,
+                started_event_id=w.started_event_id,
+                cause=cast(WorkflowTaskFailedCause.ValueType, cause),
+                failure=failure,
+                identity=identity,
+            ),
+        )
+        self.state.wft = None
+        self.terminate(failure.message, None, HISTORY_SERVICE_IDENTITY)
 
     def time_out_workflow_task(self, scheduled_event_id: int, started_event_id: int, timeout_type: int) -> None:
         s = self.state
