@@ -1,9 +1,13 @@
 """Size limits on what clients and workers send, as Temporal enforces them.
 
 A payload blob (a call's input, a signal's arguments, an activity's result...) is refused above
-2 MiB and logged above 512 KiB; a memo is refused above 2 MiB. A namespace may set its own limits
-in its ``data`` (``odin.blob_size_limit_error``, ``odin.blob_size_limit_warn``,
-``odin.memo_size_limit_error``, in bytes). A run may have at most 2,000 pending activities,
+2 MiB and logged above 512 KiB; a memo is refused above 2 MiB. The payloads a workflow task
+completion's commands carry (activity and child inputs, the run's result or failure, marker
+details, signals to other runs, continue-as-new input, search attributes, memos, update messages)
+are held to the same limits, memos also logged above 2 KiB; one over its error limit fails the
+task and terminates the run, as Temporal does (``odin.history.validation.check_size``). A namespace
+may set its own limits in its ``data`` (``odin.blob_size_limit_error``, ``odin.blob_size_limit_warn``,
+``odin.memo_size_limit_error``, ``odin.memo_size_limit_warn``, in bytes). A run may have at most 2,000 pending activities,
 children, signals and cancellation requests to other workflows (``odin.pending_activities_limit``,
 ``odin.pending_children_limit``, ``odin.pending_signals_limit``, ``odin.pending_cancels_limit``);
 a workflow task whose commands would pass one fails with Temporal's cause. The error limits are also published in
@@ -21,7 +25,7 @@ from temporalio.api.failure.v1 import Failure, ServerFailureInfo
 from temporalio.api.namespace.v1 import NamespaceInfo
 
 from odin.errors import InvalidArgument
-from odin.history.validation import PendingLimits
+from odin.history.validation import PendingLimits, SizeLimits
 
 if TYPE_CHECKING:
     from odin.persistence.store import NamespaceRecord
@@ -32,6 +36,7 @@ MIB = 1024 * 1024
 BLOB_SIZE_LIMIT_WARN = 512 * 1024
 BLOB_SIZE_LIMIT_ERROR = 2 * MIB
 MEMO_SIZE_LIMIT_ERROR = 2 * MIB
+MEMO_SIZE_LIMIT_WARN = 2 * 1024
 # Temporal's limit on a whole workflow task completion (advertised; a completion this large is
 # already refused by the 4 MiB message cap).
 WORKFLOW_TASK_COMPLETION_SIZE_LIMIT_ERROR = 40 * MIB
@@ -49,7 +54,13 @@ class Limits:
     blob_warn: int = BLOB_SIZE_LIMIT_WARN
     blob_error: int = BLOB_SIZE_LIMIT_ERROR
     memo_error: int = MEMO_SIZE_LIMIT_ERROR
+    memo_warn: int = MEMO_SIZE_LIMIT_WARN
     pending: PendingLimits = PendingLimits()
+
+    @property
+    def sizes(self) -> SizeLimits:
+        """The limits a workflow task completion's commands are held to."""
+        return SizeLimits(self.blob_warn, self.blob_error, self.memo_warn, self.memo_error)
 
     def blob_ok(self, size: int, what: str, namespace: str) -> bool:
         """Whether a blob of ``size`` bytes is within the error limit (a warning is logged above
@@ -93,6 +104,7 @@ def limits_for(ns: NamespaceRecord) -> Limits:
         blob_warn=value("odin.blob_size_limit_warn", BLOB_SIZE_LIMIT_WARN),
         blob_error=value("odin.blob_size_limit_error", BLOB_SIZE_LIMIT_ERROR),
         memo_error=value("odin.memo_size_limit_error", MEMO_SIZE_LIMIT_ERROR),
+        memo_warn=value("odin.memo_size_limit_warn", MEMO_SIZE_LIMIT_WARN),
         pending=PendingLimits(
             activities=value("odin.pending_activities_limit", defaults.activities),
             children=value("odin.pending_children_limit", defaults.children),

@@ -54,7 +54,7 @@ class WorkerCalls(FrontendBase):
         self, req: ws.RespondWorkflowTaskCompletedRequest
     ) -> ws.RespondWorkflowTaskCompletedResponse:
         limits = await self._limits(req.namespace, req.task_token)
-        eager = await self.tasks.respond_workflow_task_completed(req, limits.pending)
+        eager = await self.tasks.respond_workflow_task_completed(req, limits.pending, limits.sizes)
         return ws.RespondWorkflowTaskCompletedResponse(activity_tasks=eager)
 
     async def respond_workflow_task_failed(

@@ -30,6 +30,8 @@ from odin.history.validation import (
     check_id,
     check_pending,
     check_run_options,
+    check_search_attribute_sizes,
+    check_size,
     check_text,
     checked_search_attributes,
 )
@@ -85,6 +87,17 @@ def start_child(t: Transition, a: cmd.StartChildWorkflowExecutionCommandAttribut
     )
     if any(c.workflow_id == a.workflow_id and (a.namespace or s.namespace) == c.namespace for c in s.children.values()):
         raise BadCommand(bad, f"A child workflow with id {a.workflow_id} is already pending.")
+    search = checked_search_attributes(t, a.search_attributes if a.HasField("search_attributes") else None)
+    # Temporal's messages, with their odd space (read off Temporal Server 1.32).
+    check_size(
+        t, a.input.ByteSize(), "StartChildWorkflowExecution input",
+        "StartChildWorkflowExecutionCommandAttributes. Input exceeds size limit.", bad,
+    )
+    check_size(
+        t, a.memo.ByteSize(), "StartChildWorkflowExecution memo",
+        "StartChildWorkflowExecutionCommandAttributes.Memo exceeds size limit.", bad, memo=True,
+    )
+    check_search_attribute_sizes(search, bad)
     check_pending(t.pending_limits, "children", len(s.children))
     namespace = a.namespace or s.namespace
     policy = a.parent_close_policy or ParentClosePolicy.PARENT_CLOSE_POLICY_TERMINATE
@@ -108,7 +121,7 @@ def start_child(t: Transition, a: cmd.StartChildWorkflowExecutionCommandAttribut
             cron_schedule=a.cron_schedule,
             header=a.header,
             memo=a.memo,
-            search_attributes=checked_search_attributes(t, a.search_attributes if a.HasField("search_attributes") else None),
+            search_attributes=search,
             priority=a.priority,
         ),
     )
@@ -128,6 +141,10 @@ def signal_external(t: Transition, a: cmd.SignalExternalWorkflowExecutionCommand
     check_id(a.execution.workflow_id, "WorkflowId", bad)
     check_id(a.signal_name, "SignalName", bad)
     check_pending(t.pending_limits, "signals", sum(r.kind == "signal" for r in s.external_requests.values()))
+    check_size(
+        t, a.input.ByteSize(), "SignalExternalWorkflowExecution input",
+        "SignalExternalWorkflowExecutionCommandAttributes.Input exceeds size limit.", bad,
+    )
     namespace = a.namespace or s.namespace
     event = t.append(
         E.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,

@@ -45,7 +45,11 @@ from odin.history.validation import (
     check_id,
     check_pending,
     check_run_options,
+    check_search_attribute_sizes,
+    check_size,
     checked_search_attributes,
+    payload_map_size,
+    payloads_map_size,
 )
 
 if TYPE_CHECKING:
@@ -81,9 +85,12 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
         _apply(t, w, req)
     except BadCommand as bad:
         restore(t, snap)
-        t.fail_workflow_task(
-            bad.cause, Failure(message=bad.message, server_failure_info=ServerFailureInfo()), req.identity
-        )
+        failure = Failure(message=bad.message, server_failure_info=ServerFailureInfo())
+        if bad.terminate and token.attempt == 1:
+            t.fail_workflow_task_and_terminate(bad.cause, failure, req.identity)
+        else:
+            # A retried task (attempt > 1) is never the one that terminates, as in Temporal.
+            t.fail_workflow_task(bad.cause, failure, req.identity)
         t.deferred_error = InvalidArgument(bad.message)
 
 
@@ -154,7 +161,6 @@ def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttribut
             Cause.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
             f"Activity with id {a.activity_id} is already pending.",
         )
-    check_pending(t.pending_limits, "activities", len(s.activities))
     queue = a.task_queue.name or s.task_queue
     if len(queue) > MAX_ID_LENGTH:
         raise BadCommand(bad, "TaskQueue exceeds length limit.")
@@ -179,6 +185,8 @@ def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttribut
         policy = retry.normalize(a.retry_policy if a.HasField("retry_policy") else None)
     except retry.InvalidRetryPolicy as exc:
         raise BadCommand(bad, str(exc)) from exc
+    check_size(t, a.input.ByteSize(), "ScheduleActivityTask input", "ScheduleActivityTaskCommandAttributes.Input exceeds size limit.", bad)
+    check_pending(t.pending_limits, "activities", len(s.activities))
     event = t.append(
         E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
         h.ActivityTaskScheduledEventAttributes(
@@ -308,6 +316,12 @@ def _cancel_timer(t: Transition, a: cmd.CancelTimerCommandAttributes, completed_
 
 
 def _complete(t: Transition, a: cmd.CompleteWorkflowExecutionCommandAttributes, completed_id: int) -> None:
+    # Temporal names the activity cause here (its code does; read off Temporal Server 1.32).
+    check_size(
+        t, a.result.ByteSize(), "CompleteWorkflowExecution result",
+        "CompleteWorkflowExecutionCommandAttributes.Result exceeds size limit.",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+    )
     nxt = chains.after_completion(t, a.result)
     t.close(
         Status.WORKFLOW_EXECUTION_STATUS_COMPLETED,
@@ -321,6 +335,11 @@ def _complete(t: Transition, a: cmd.CompleteWorkflowExecutionCommandAttributes, 
 
 
 def _fail(t: Transition, a: cmd.FailWorkflowExecutionCommandAttributes, completed_id: int) -> None:
+    check_size(
+        t, a.failure.ByteSize(), "FailWorkflowExecution failure",
+        "FailWorkflowExecutionCommandAttributes.Failure exceeds size limit.",
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
+    )
     retry_state, nxt = chains.after_failure(t, a.failure)
     t.close(
         Status.WORKFLOW_EXECUTION_STATUS_FAILED,
@@ -345,7 +364,9 @@ def _cancel(t: Transition, a: cmd.CancelWorkflowExecutionCommandAttributes, comp
 
 
 def _record_marker(t: Transition, a: cmd.RecordMarkerCommandAttributes, completed_id: int) -> None:
-    check_id(a.marker_name, "MarkerName", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES)
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES
+    check_id(a.marker_name, "MarkerName", bad)
+    check_size(t, payloads_map_size(a.details), "RecordMarker details", "RecordMarkerCommandAttributes.Details exceeds size limit.", bad)
     t.append(
         E.EVENT_TYPE_MARKER_RECORDED,
         h.MarkerRecordedEventAttributes(
@@ -371,8 +392,13 @@ def _merge(target: MessageMap[str, Payload], updates: Mapping[str, Payload]) -> 
 def _upsert_search_attributes(t: Transition, a: cmd.UpsertWorkflowSearchAttributesCommandAttributes, completed_id: int) -> None:
     s = t.state
     checked = checked_search_attributes(t, a.search_attributes)
+    check_size(
+        t, payload_map_size(a.search_attributes.indexed_fields), "UpsertWorkflowSearchAttributes search attributes",
+        "UpsertWorkflowSearchAttributesCommandAttributes exceeds size limit.", Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES,
+    )
     merged = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
     _merge(merged.indexed_fields, checked.indexed_fields)
+    check_search_attribute_sizes(merged, Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES)
     s.search_attributes = pack(merged)
     t.append(
         E.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
@@ -383,9 +409,19 @@ def _upsert_search_attributes(t: Transition, a: cmd.UpsertWorkflowSearchAttribut
 
 
 def _modify_properties(t: Transition, a: cmd.ModifyWorkflowPropertiesCommandAttributes, completed_id: int) -> None:
+    bad = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES
     s = t.state
+    check_size(
+        t, payload_map_size(a.upserted_memo.fields), "ModifyWorkflowProperties memo",
+        "ModifyWorkflowPropertiesCommandAttributes exceeds size limit.", bad,
+    )
     merged = unpack(Memo, s.memo) or Memo()
     _merge(merged.fields, a.upserted_memo.fields)
+    # The memo as it would be after the change is held to the memo limits too.
+    check_size(
+        t, merged.ByteSize(), "ModifyWorkflowProperties merged memo",
+        "ModifyWorkflowPropertiesCommandAttributes. Memo exceeds size limit.", bad, memo=True,
+    )
     s.memo = pack(merged)
     t.append(
         E.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
@@ -409,6 +445,17 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
         bad,
         "ContinueAsNewWorkflowExecutionCommand",
     )
+    search = checked_search_attributes(t, a.search_attributes) if a.HasField("search_attributes") else None
+    # Temporal's messages, with their odd spaces (read off Temporal Server 1.32).
+    check_size(
+        t, a.input.ByteSize(), "ContinueAsNewWorkflowExecution input",
+        "ContinueAsNewWorkflowExecutionCommandAttributes. Input exceeds size limit.", bad,
+    )
+    check_size(
+        t, a.memo.ByteSize(), "ContinueAsNewWorkflowExecution memo",
+        "ContinueAsNewWorkflowExecutionCommandAttributes. Memo exceeds size limit.", bad, memo=True,
+    )
+    check_search_attribute_sizes(search, bad)
     run_timeout = seconds(a.workflow_run_timeout) or s.run_timeout
     task_timeout = seconds(a.workflow_task_timeout) or s.workflow_task_timeout
     new_run_id = t.new_run_id()
@@ -424,9 +471,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
         workflow_start_delay=a.backoff_start_interval,
         header=a.header,
         memo=a.memo if a.HasField("memo") else unpack(Memo, s.memo),
-        search_attributes=checked_search_attributes(t, a.search_attributes)
-        if a.HasField("search_attributes")
-        else unpack(SearchAttributes, s.search_attributes),
+        search_attributes=search if search is not None else unpack(SearchAttributes, s.search_attributes),
         retry_policy=a.retry_policy if a.HasField("retry_policy") else unpack(RetryPolicy, s.retry_policy),
         cron_schedule=a.cron_schedule or s.cron_schedule,
         request_id=f"continue-as-new:{new_run_id}",

@@ -36,6 +36,7 @@ from odin.history.events import attributes_of, duration, make_event
 from odin.history.state import MutableState, WorkflowTaskInfo
 from odin.history.tasks import TimerKind, TransferKind
 from odin.history.tokens import WorkflowTaskToken
+from odin.history.validation import SizeLimits
 
 if TYPE_CHECKING:
     from temporalio.api.common.v1 import Header, Payloads, WorkflowExecution
@@ -132,6 +133,10 @@ class Transition:
         # The run's limits on pending activities, children and external signals/cancels (None:
         # the defaults), set by the caller from the namespace's configuration.
         self.pending_limits: PendingLimits | None = None
+        # The namespace's payload size limits for commands (None: the defaults), and the payloads
+        # found over the warning limit, (what, size, warn limit, error limit), for the caller to log.
+        self.size_limits: SizeLimits | None = None
+        self.size_warnings: list[tuple[str, int, int, int]] = []
         self.eager_request_id: str | None = None
         self.eager_identity = ""
         self.eager_activities: list[int] = []
@@ -331,6 +336,24 @@ class Transition:
             ),
         )
         self._retry_workflow_task(w, keep_attempt=w.sticky)
+
+    def fail_workflow_task_and_terminate(self, cause: WorkflowTaskFailedCause.ValueType, failure: Failure, identity: str) -> None:
+        """Temporal's answer to a command over a size limit: the task fails (no retry is scheduled)
+        and the server terminates the run, with the failure's message as the reason."""
+        w = self.state.wft
+        assert w is not None
+        self.append(
+            E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+            h.WorkflowTaskFailedEventAttributes(
+                scheduled_event_id=w.scheduled_event_id,
+                started_event_id=w.started_event_id,
+                cause=cause,
+                failure=failure,
+                identity=identity,
+            ),
+        )
+        self.state.wft = None
+        self.terminate(failure.message, None, HISTORY_SERVICE_IDENTITY)
 
     def time_out_workflow_task(self, scheduled_event_id: int, started_event_id: int, timeout_type: TimeoutType.ValueType) -> None:
         s = self.state

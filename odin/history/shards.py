@@ -91,6 +91,18 @@ end
 return taken
 """
 
+# KEYS: members sorted set; ARGV: owner, ttl ms. Marks the owner alive and returns the members
+# seen within the ttl. Scores are Redis's own clock: a member whose wall clock jumps (NTP steps it,
+# or it is simply wrong) neither looks dead to the others nor makes them look dead to it.
+_MEMBERS = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
 # KEYS: lease keys; ARGV: owner. Deletes the keys this owner holds.
 _RELEASE = """
 local n = 0
@@ -126,6 +138,7 @@ class RedisShardLeases:
         self._renew = redis.register_script(_RENEW)
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
+        self._members_script = redis.register_script(_MEMBERS)
         self._held: dict[int, int] = {}
         self._reported: set[int] = set()  # shards last reported to the ownership gauge
         # Leases are trusted only until this monotonic time (last confirmation + ttl - margin).
@@ -173,12 +186,7 @@ class RedisShardLeases:
                 log.exception("shard lease renewal failed")
 
     async def live_members(self) -> list[str]:
-        now_ms = int(time.time() * 1000)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(self._members, {self.owner: now_ms})
-            pipe.zremrangebyscore(self._members, "-inf", now_ms - int(self._ttl * 1000))
-            pipe.zrange(self._members, 0, -1)
-            *_, members = await pipe.execute()
+        members = await self._members_script(keys=[self._members], args=[self.owner, int(self._ttl * 1000)])
         return [m.decode() if isinstance(m, bytes) else m for m in members]
 
     async def rebalance(self) -> None:

@@ -24,7 +24,7 @@ from temporalio.api.update.v1 import Acceptance, Outcome, Rejection, Request, Re
 
 from odin.errors import NotFound, ResourceExhausted
 from odin.history.state import MutableState, UpdateInfo, WorkflowTaskInfo, pack, unpack
-from odin.history.validation import BadCommand
+from odin.history.validation import BadCommand, check_size
 
 if TYPE_CHECKING:
     from odin.history.machine import Transition
@@ -108,6 +108,8 @@ def _complete(s: MutableState, u: UpdateInfo, outcome: Outcome) -> None:
 
 def apply_message(t: Transition, message: Message, completed_id: int) -> None:
     s = t.state
+    kind = message.body.TypeName()
+    check_size(t, message.body.ByteSize(), f"protocol message {kind}", f"Message type {kind} exceeds size limit.", BAD)
     u = s.updates.get(message.protocol_instance_id)
     if u is None:
         raise BadCommand(BAD, f"Protocol message {message.id} names an unknown update {message.protocol_instance_id!r}.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, overload
 
@@ -11,7 +11,7 @@ from temporalio.api.command.v1 import (
     ContinueAsNewWorkflowExecutionCommandAttributes,
     StartChildWorkflowExecutionCommandAttributes,
 )
-from temporalio.api.common.v1 import SearchAttributes
+from temporalio.api.common.v1 import Payload, Payloads, SearchAttributes
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
 
 from odin.visibility import search_attributes
@@ -23,12 +23,14 @@ MAX_ID_LENGTH = 1000
 
 
 class BadCommand(Exception):
-    """An invalid command: the workflow task fails with ``cause`` and the completion is rolled back."""
+    """An invalid command: the workflow task fails with ``cause`` and the completion is rolled back.
+    With ``terminate`` the server then also terminates the run (a payload over a size limit)."""
 
-    def __init__(self, cause: Cause.ValueType, message: str):
+    def __init__(self, cause: Cause.ValueType, message: str, terminate: bool = False):
         super().__init__(message)
         self.cause = cause
         self.message = message
+        self.terminate = terminate
 
 
 def check_id(value: str, what: str, cause: Cause.ValueType) -> None:
@@ -82,13 +84,77 @@ def checked_search_attributes(t: Transition, attributes: SearchAttributes | None
 
 
 def checked_search_attributes(t: Transition, attributes: SearchAttributes | None) -> SearchAttributes | None:
-    """Search attributes of a command, type-checked and typed, or ``BadCommand``."""
+    """Search attributes of a command, type-checked and typed, or ``BadCommand``. Their size is
+    checked apart (``check_search_attribute_sizes``): past it Temporal terminates the run."""
     if attributes is None or t.search_attribute_types is None:
         return attributes
     try:
-        return search_attributes.validate(attributes, t.search_attribute_types)
+        return search_attributes.validate(attributes, t.search_attribute_types, check_size=False)
     except search_attributes.InvalidSearchAttribute as exc:
         raise BadCommand(Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, str(exc)) from exc
+
+
+def check_search_attribute_sizes(attributes: SearchAttributes | None, cause: Cause.ValueType) -> None:
+    """Temporal's size limits on the search attributes a command leaves set (2 KiB a value, 40 KiB
+    in all): past one the task fails with ``cause`` and the run is terminated."""
+    if attributes is None:
+        return
+    for name, payload in attributes.indexed_fields.items():
+        if len(payload.data) > search_attributes.MAX_VALUE_BYTES:
+            raise BadCommand(
+                cause,
+                f"{cause_name(cause)}: search attribute {name} value size {len(payload.data)} exceeds size limit"
+                f" {search_attributes.MAX_VALUE_BYTES}",
+                terminate=True,
+            )
+    total = attributes.ByteSize()
+    if total > search_attributes.MAX_TOTAL_BYTES:
+        raise BadCommand(
+            cause,
+            f"{cause_name(cause)}: total size of search attributes {total} exceeds size limit {search_attributes.MAX_TOTAL_BYTES}",
+            terminate=True,
+        )
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """Byte limits on the payloads and memos a completion's commands carry (Temporal's defaults:
+    ``limit.blobSize.warn/error``, ``limit.memoSize.warn/error``)."""
+
+    blob_warn: int = 512 * 1024
+    blob_error: int = 2 * 1024 * 1024
+    memo_warn: int = 2 * 1024
+    memo_error: int = 2 * 1024 * 1024
+
+
+def cause_name(cause: Cause.ValueType) -> str:
+    """A cause as Temporal's Go code prints it: ``..._BAD_RECORD_MARKER_ATTRIBUTES`` -> ``BadRecordMarkerAttributes``."""
+    name = Cause.Name(cause)
+    return "".join(w.capitalize() for w in name.removeprefix("WORKFLOW_TASK_FAILED_CAUSE_").split("_"))
+
+
+def check_size(t: Transition, size: int, what: str, message: str, cause: Cause.ValueType, memo: bool = False) -> None:
+    """Hold one command's payload (or memo, with ``memo``) to the run's size limits, as Temporal does:
+    above the warning limit it is noted in ``t.size_warnings`` (the caller logs them); above the
+    error limit the task fails with ``cause`` and the run is terminated, both with Temporal's
+    message "<Cause>: <message>"."""
+    limits = t.size_limits or SizeLimits()
+    warn, error = (limits.memo_warn, limits.memo_error) if memo else (limits.blob_warn, limits.blob_error)
+    if size <= warn:
+        return
+    t.size_warnings.append((what, size, warn, error))
+    if size > error:
+        raise BadCommand(cause, f"{cause_name(cause)}: {message}", terminate=True)
+
+
+def payload_map_size(fields: Mapping[str, Payload]) -> int:
+    """Temporal's size of a map of single payloads (search attributes, memo fields): keys plus data bytes."""
+    return sum(len(k.encode()) + len(v.data) for k, v in fields.items())
+
+
+def payloads_map_size(fields: Mapping[str, Payloads]) -> int:
+    """Temporal's size of a map of ``Payloads`` (marker details): keys plus encoded sizes."""
+    return sum(len(k.encode()) + v.ByteSize() for k, v in fields.items())
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from odin.history.events import duration, timestamp
 from odin.history.machine import StaleTask, Transition, transient_events, wft_token
 from odin.history.notifier import run_key
 from odin.history.state import ActivityInfo, MutableState, WorkflowTaskInfo, unpack
-from odin.history.validation import PendingLimits
+from odin.history.validation import PendingLimits, SizeLimits
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
 from odin.visibility.search_attributes import settable_types
 
@@ -118,7 +118,10 @@ class WorkerTasks:
         return workflow_task(s, w, list(t.events))
 
     async def respond_workflow_task_completed(
-        self, req: RespondWorkflowTaskCompletedRequest, pending_limits: PendingLimits | None = None
+        self,
+        req: RespondWorkflowTaskCompletedRequest,
+        pending_limits: PendingLimits | None = None,
+        size_limits: SizeLimits | None = None,
     ) -> list[PollActivityTaskQueueResponse]:
         """Apply a completion; returns the activity tasks started eagerly for the completing
         worker (activities that asked for it, on the workflow's own task queue)."""
@@ -127,14 +130,21 @@ class WorkerTasks:
             await self.engine.queries.resolve(query_id, result)
         types = settable_types(await self.engine.search_attributes.custom(token.namespace_id))
         eager_request_id = str(uuid.uuid4())
+        last: list[Transition] = []  # the transition of the last attempt (the one committed)
 
         def op(t: Transition) -> None:
             t.search_attribute_types = types
             t.pending_limits = pending_limits
+            t.size_limits = size_limits
             t.eager_request_id = eager_request_id
+            last[:] = [t]
             commands.complete_workflow_task(t, token, req)
 
-        _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        try:
+            _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        finally:
+            if last:
+                _log_size_warnings(last[0])
         if not t.eager_activities:
             return []
         s = t.state
@@ -302,3 +312,14 @@ def workflow_task(s: MutableState, w: WorkflowTaskInfo, events: list[HistoryEven
         started_time=timestamp(w.started_time),
         messages=updates.messages_for(s, w),
     )
+
+
+def _log_size_warnings(t: Transition) -> None:
+    """Log the command payloads a completion carried over the warning limit (Temporal logs "Blob
+    data size exceeds the warning limit."; the ones over the error limit also terminated the run)."""
+    for what, size, warn, error in t.size_warnings:
+        over = f"over the {error}-byte limit" if size > error else f"over the {warn}-byte warning limit"
+        log.warning(
+            "%s of %d bytes in namespace %s, workflow %s, run %s is %s",
+            what, size, t.state.namespace, t.state.workflow_id, t.state.run_id, over,
+        )

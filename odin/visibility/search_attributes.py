@@ -54,6 +54,8 @@ PREDEFINED_ATTRIBUTES = {
 RESERVED_NAMES = set(SYSTEM_ATTRIBUTES) | set(PREDEFINED_ATTRIBUTES)
 MAX_CUSTOM_ATTRIBUTES = 100
 MAX_VALUE_BYTES = 2048
+# Temporal's limit on a command's search attributes as a whole (encoded size).
+MAX_TOTAL_BYTES = 40 * 1024
 
 
 class InvalidSearchAttribute(ValueError):
@@ -94,11 +96,11 @@ def _decode(name: str, payload: Payload) -> object:
         raise InvalidSearchAttribute(f"search attribute {name}: value is not JSON") from None
 
 
-def values_of(name: str, type_: int, payload: Payload) -> list[TypedValue]:
-    """Check a payload against its type and return its typed values."""
+def values_of(name: str, type_: int, payload: Payload, check_size: bool = True) -> list[TypedValue]:
+    """Check a payload against its type (and, with ``check_size``, its size) and return its typed values."""
     value = _decode(name, payload)
     label = TYPE_NAMES[type_]
-    if len(payload.data) > MAX_VALUE_BYTES:
+    if check_size and len(payload.data) > MAX_VALUE_BYTES:
         raise InvalidSearchAttribute(f"search attribute {name}: value exceeds {MAX_VALUE_BYTES} bytes")
 
     def bad() -> InvalidSearchAttribute:
@@ -136,9 +138,10 @@ def settable_types(custom: dict[str, int]) -> dict[str, int]:
     return {**PREDEFINED_ATTRIBUTES, **custom}
 
 
-def validate(attributes: SearchAttributes | None, types: dict[str, int]) -> SearchAttributes:
+def validate(attributes: SearchAttributes | None, types: dict[str, int], check_size: bool = True) -> SearchAttributes:
     """A copy of ``attributes`` with every value checked against ``types`` and carrying its type
-    in ``metadata["type"]``. Unset markers (empty, ``null``, ``[]``) pass through unchanged."""
+    in ``metadata["type"]``. Unset markers (empty, ``null``, ``[]``) pass through unchanged.
+    ``check_size=False`` leaves the per-value size to the caller (commands check it later)."""
     out = SearchAttributes()
     if attributes is None:
         return out
@@ -156,7 +159,7 @@ def validate(attributes: SearchAttributes | None, types: dict[str, int]) -> Sear
         copy = out.indexed_fields[name]
         copy.CopyFrom(payload)
         if not is_unset(payload):
-            values_of(name, type_, payload)
+            values_of(name, type_, payload, check_size)
             copy.metadata["type"] = TYPE_NAMES[type_].encode()
     return out
 

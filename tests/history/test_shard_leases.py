@@ -116,3 +116,18 @@ async def test_static_shards_own_everything_and_fence_an_older_process(store):
     assert sorted(new.owned()) == list(range(SHARDS))
     with pytest.raises(ShardOwnershipLost):
         await store.delete_timer_task("any", fence=(0, old.owned()[0]))
+
+
+async def test_membership_follows_the_redis_clock_not_a_holders_jumping_wall_clock(leases, monkeypatch):
+    # A holder whose wall clock is half a minute ahead (or behind) must neither hide the others
+    # from itself nor look dead to them: both still count two members and split the shards.
+    a, b = leases("a"), leases("b")
+    await a.start()
+    await b.start()
+    real = time.time
+    for skew in (30.0, -30.0):
+        monkeypatch.setattr(time, "time", lambda skew=skew: real() + skew)
+        assert sorted(await a.live_members()) == ["a", "b"]
+        assert sorted(await b.live_members()) == ["a", "b"]
+    monkeypatch.setattr(time, "time", real)
+    await until(lambda: len(a.owned()) == SHARDS // 2 and len(b.owned()) == SHARDS // 2)
