@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from dataclasses import dataclass
 
 import grpc
@@ -54,6 +53,7 @@ from odin.history.machine import transient_events
 from odin.history.notifier import run_key
 from odin.history.start import SignalInput
 from odin.history.state import ActivityInfo, MutableState, unpack
+from odin.ids import new_id
 from odin.persistence import archive
 from odin.persistence.store import NamespaceRecord
 from odin.visibility import search_attributes
@@ -65,7 +65,7 @@ class WorkflowCalls(FrontendBase):
 
     async def start_workflow_execution(self, req: ws.StartWorkflowExecutionRequest) -> ws.StartWorkflowExecutionResponse:
         ns = await self._validate_start(req)
-        eager_request_id = str(uuid.uuid4()) if req.request_eager_execution else None
+        eager_request_id = new_id() if req.request_eager_execution else None
         outcome = await self.engine.start_workflow(ns.id, ns.name, req, eager_request_id=eager_request_id)
         return ws.StartWorkflowExecutionResponse(
             run_id=outcome.run_id,
@@ -148,7 +148,7 @@ class WorkflowCalls(FrontendBase):
         limits.check_blob(req.input.ByteSize(), "StartWorkflowExecution input", ns.name)
         limits.check_memo(req.memo.ByteSize(), ns.name)
         if not req.request_id:
-            req.request_id = str(uuid.uuid4())
+            req.request_id = new_id()
         return ns
 
     async def signal_workflow_execution(self, req: ws.SignalWorkflowExecutionRequest) -> ws.SignalWorkflowExecutionResponse:
@@ -183,7 +183,7 @@ class WorkflowCalls(FrontendBase):
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
         limits_for(ns).check_blob(req.request.input.args.ByteSize(), "UpdateWorkflowExecution input", ns.name)
         if not req.request.meta.update_id:
-            req.request.meta.update_id = str(uuid.uuid4())
+            req.request.meta.update_id = new_id()
         u, t = await operations.admit_update(self.engine, ns.id, wid, rid, req.request)
         return await self._await_update(ns.id, wid, t.state.run_id, u.update_id, req.wait_policy.lifecycle_stage, timeout)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from odin.history.start import ParentInfo, SignalInput, new_run
 from odin.history.state import MutableState, unpack
 from odin.history.tasks import SYSTEM_TRANSFERS, TimerKind, TransferKind
 from odin.history.transfers import TransferProcessor
+from odin.ids import new_hex, new_id
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
 from odin.persistence.store import (
     Batch,
@@ -304,13 +304,13 @@ class HistoryEngine:
         now = t.now
         for spec in t.transfers:
             batch.transfer_tasks.append(
-                OutboxTask(uuid.uuid4().hex, new_record.shard_id, s.namespace_id, s.workflow_id, s.run_id, spec.kind, spec.data, now)
+                OutboxTask(new_hex(), new_record.shard_id, s.namespace_id, s.workflow_id, s.run_id, spec.kind, spec.data, now)
             )
         for spec in t.timers:
             fire_at = datetime.fromtimestamp(spec.fire_at, UTC)
             batch.timer_tasks.append(
                 OutboxTask(
-                    uuid.uuid4().hex, new_record.shard_id, s.namespace_id, s.workflow_id, s.run_id, spec.kind, spec.data, now, fire_at
+                    new_hex(), new_record.shard_id, s.namespace_id, s.workflow_id, s.run_id, spec.kind, spec.data, now, fire_at
                 )
             )
 
@@ -471,7 +471,7 @@ class HistoryEngine:
                         and current.status not in _FAILED_STATES
                     ):
                         raise _already_started(req.workflow_id, current)
-            run_id = str(uuid.uuid4())
+            run_id = new_id()
             t = new_run(
                 namespace_id=namespace_id,
                 namespace=namespace,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -31,6 +30,7 @@ from odin.history.machine import StaleTask, Transition, transient_events, wft_to
 from odin.history.notifier import run_key
 from odin.history.state import ActivityInfo, MutableState, WorkflowTaskInfo, unpack
 from odin.history.validation import PendingLimits, SizeLimits
+from odin.ids import new_id
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
 from odin.visibility.search_attributes import settable_types
 
@@ -98,7 +98,7 @@ class WorkerTasks:
             raise StaleTask("stale task entry") from None
 
     async def _start_workflow_task(self, entry: TaskEntry, sticky: bool, identity: str) -> PollWorkflowTaskQueueResponse:
-        request_id = str(uuid.uuid4())
+        request_id = new_id()
         w, t = await self._take(
             entry, lambda t: t.record_workflow_task_started(entry.scheduled_event_id, sticky, identity, request_id)
         )
@@ -129,7 +129,7 @@ class WorkerTasks:
         for query_id, result in req.query_results.items():
             await self.engine.queries.resolve(query_id, result)
         types = settable_types(await self.engine.search_attributes.custom(token.namespace_id))
-        eager_request_id = str(uuid.uuid4())
+        eager_request_id = new_id()
         last: list[Transition] = []  # the transition of the last attempt (the one committed)
 
         def op(t: Transition) -> None:
@@ -183,7 +183,7 @@ class WorkerTasks:
         return PollActivityTaskQueueResponse()
 
     async def _start_activity_task(self, entry: TaskEntry, namespace: str, identity: str) -> PollActivityTaskQueueResponse:
-        request_id = str(uuid.uuid4())
+        request_id = new_id()
         a, t = await self._take(
             entry, lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id)
         )
@@ -224,7 +224,7 @@ class WorkerTasks:
             namespace_id, s.sticky_queue, WORKFLOW, STICKY_POLLER_WINDOW
         ):
             queue = s.sticky_queue
-        query_id = str(uuid.uuid4())
+        query_id = new_id()
         router = engine.queries
         await router.register(query_id, query, max(deadline - monotonic(), 0))
         try:
