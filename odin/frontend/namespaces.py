@@ -215,14 +215,15 @@ class NamespaceCalls(FrontendBase):
         )
         self.forget_namespace(ns.name)
         return ops.DeleteNamespaceResponse(deleted_namespace=deleted_name)
+
     async def get_cluster_info(self, req: ws.GetClusterInfoRequest) -> ws.GetClusterInfoResponse:
         return ws.GetClusterInfoResponse(
             server_version=__version__,
             cluster_id=await self.store.cluster_id(),
             cluster_name=CLUSTER_NAME,
             history_shard_count=self.engine.num_shards,
-            persistence_store=self.store.engine.dialect.name,
-            visibility_store=self.store.engine.dialect.name,
+            persistence_store=self.store.dialect_name,
+            visibility_store=self.store.dialect_name,
             initial_failover_version=1,
             failover_version_increment=10,
         )
