@@ -9,7 +9,6 @@ No I/O happens here.
 from __future__ import annotations
 
 import base64
-import copy
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -599,13 +598,14 @@ def transient_events(s: MutableState, w: WorkflowTaskInfo) -> list[HistoryEvent]
 
 
 # A transition's state and the lengths of what it collected, for ``restore``.
-Snapshot = tuple[MutableState, int, int, int, dict[int, int], dict[int, int]]
+Snapshot = tuple[bytes, int, int, int, dict[int, int], dict[int, int]]
 
 
 def snapshot(t: Transition) -> Snapshot:
-    """Everything needed to roll a transition back to this point."""
+    """Everything needed to roll a transition back to this point (the state as its encoding: cheaper
+    to take than a deep copy, and decoded only if the roll-back happens)."""
     return (
-        copy.deepcopy(t.state),
+        t.state.to_bytes(),
         len(t.events),
         len(t.transfers),
         len(t.timers),
@@ -617,7 +617,7 @@ def snapshot(t: Transition) -> Snapshot:
 def restore(t: Transition, snap: Snapshot) -> None:
     state, n_events, n_transfers, n_timers, started, child_started = snap
     t._child_started_ids = child_started
-    t.state = state
+    t.state = MutableState.from_bytes(state)
     del t.events[n_events:]
     del t.transfers[n_transfers:]
     del t.timers[n_timers:]
