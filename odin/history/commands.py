@@ -464,6 +464,7 @@ def _continue_as_new(t: Transition, a, completed_id: int) -> None:
                 failure=a.failure if a.HasField("failure") else None,
                 parent=chains.parent_of(s),
             ),
+            scheduled_by=s.scheduled_by,
         )
     )
 

@@ -70,6 +70,7 @@ def new_run(
     continuation: Continuation | None = None,
     parent: ParentInfo | None = None,
     signal: SignalInput | None = None,
+    scheduled_by: str = "",
 ) -> Transition:
     """The transition that creates a run from a (validated) start request."""
     ts = now.timestamp()
@@ -109,6 +110,7 @@ def new_run(
         retry_policy=pack(request.retry_policy) if request.HasField("retry_policy") else None,
         cron_schedule=request.cron_schedule,
         execution_time=ts + delay,
+        scheduled_by=scheduled_by,
     )
     if parent is not None:
         state.parent_namespace = parent.namespace

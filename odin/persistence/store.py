@@ -374,10 +374,14 @@ class SqlExecutionStore:
             raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
 
     async def delete_namespace(self, namespace_id: str) -> None:
-        """Remove a namespace row and its search-attribute registry (its runs must be gone)."""
+        """Remove a namespace row, its search-attribute registry and its schedules (its runs
+        must be gone)."""
 
         def run(conn: sa.Connection) -> None:
             conn.execute(t.search_attributes.delete().where(t.search_attributes.c.namespace_id == namespace_id))
+            conn.execute(t.schedules.delete().where(t.schedules.c.namespace_id == namespace_id))
+            x = t.timer_tasks.c
+            conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind == "schedule"))
             conn.execute(t.namespaces.delete().where(t.namespaces.c.id == namespace_id))
 
         await self._write(run)

@@ -55,11 +55,12 @@ _READ = (
     "DescribeNamespace GetWorkflowExecutionHistory GetWorkflowExecutionHistoryReverse DescribeWorkflowExecution "
     "QueryWorkflow ListWorkflowExecutions ScanWorkflowExecutions CountWorkflowExecutions ListOpenWorkflowExecutions "
     "ListClosedWorkflowExecutions ListSearchAttributes DescribeTaskQueue ListTaskQueuePartitions "
-    "PollWorkflowExecutionUpdate"
+    "PollWorkflowExecutionUpdate DescribeSchedule ListSchedules ListScheduleMatchingTimes"
 )
 _WRITE = (
     "StartWorkflowExecution SignalWithStartWorkflowExecution SignalWorkflowExecution RequestCancelWorkflowExecution "
-    "TerminateWorkflowExecution UpdateWorkflowExecution ExecuteMultiOperation"
+    "TerminateWorkflowExecution UpdateWorkflowExecution ExecuteMultiOperation CreateSchedule UpdateSchedule "
+    "PatchSchedule DeleteSchedule"
 )
 _WORK = (
     "PollWorkflowTaskQueue RespondWorkflowTaskCompleted RespondWorkflowTaskFailed PollActivityTaskQueue "

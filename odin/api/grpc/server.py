@@ -107,6 +107,13 @@ _RPCS: dict[str, Call] = {
     "ListClosedWorkflowExecutions": _plain("list_closed_workflow_executions"),
     "CountWorkflowExecutions": _plain("count_workflow_executions"),
     "GetSearchAttributes": _plain("get_search_attributes"),
+    "CreateSchedule": _plain("create_schedule"),
+    "DescribeSchedule": _plain("describe_schedule"),
+    "UpdateSchedule": _plain("update_schedule"),
+    "PatchSchedule": _plain("patch_schedule"),
+    "DeleteSchedule": _plain("delete_schedule"),
+    "ListSchedules": _plain("list_schedules"),
+    "ListScheduleMatchingTimes": _plain("list_schedule_matching_times"),
 }
 
 
@@ -134,8 +141,8 @@ def to_status(err: OdinError) -> grpc.Status:
 
 
 def _target(request) -> str:
-    """The workflow a request is about, for the audit log."""
-    for field in ("workflow_id", "execution", "workflow_execution"):
+    """The workflow (or schedule) a request is about, for the audit log."""
+    for field in ("workflow_id", "execution", "workflow_execution", "schedule_id"):
         if request.DESCRIPTOR.fields_by_name.get(field) is None:
             continue
         value = getattr(request, field)
