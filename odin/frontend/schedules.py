@@ -99,8 +99,8 @@ class ScheduleCalls(FrontendBase):
         return ws.DescribeScheduleResponse(
             schedule=loaded.machine.schedule,
             info=loaded.machine.info(),
-            memo=Memo.FromString(r.memo) if r.memo else Memo(),
-            search_attributes=SearchAttributes.FromString(r.search_attributes) if r.search_attributes else SearchAttributes(),
+            memo=Memo.FromString(r.memo) if r.memo else None,
+            search_attributes=SearchAttributes.FromString(r.search_attributes) if r.search_attributes else None,
             conflict_token=conflict_token_bytes(r.conflict_token),
         )
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.api.common.v1 import Memo, SearchAttributes
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
+from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
 from temporalio.api.schedule.v1 import Schedule, SchedulePatch
 
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted, ScheduleConflict
@@ -170,7 +171,10 @@ class Scheduler:
             if existing is not None:
                 if request_id and existing.request_id == request_id:
                     return existing.conflict_token
-                raise AlreadyExists(f'schedule "{schedule_id}" is already registered')
+                # With the detail Temporal sends: SDKs turn it into their "already running" error.
+                raise AlreadyExists(
+                    f'schedule "{schedule_id}" is already registered', WorkflowExecutionAlreadyStartedFailure()
+                )
             now = self._now()
             stored = with_defaults(schedule)
             stored.spec.CopyFrom(described_spec(schedule.spec))
@@ -337,21 +341,30 @@ class Scheduler:
             if current is not None and current.first_execution_run_id == action.run_id:
                 if current.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
                     continue
-                out.append(Closed(action.workflow_id, current.status, await self._failure_message(current)))
+                out.append(await self._outcome(action.workflow_id, current))
             else:  # deleted, or replaced by an unrelated run
                 out.append(Closed(action.workflow_id, Status.WORKFLOW_EXECUTION_STATUS_UNSPECIFIED))
         return out
 
-    async def _failure_message(self, current) -> str:
-        if current.status != Status.WORKFLOW_EXECUTION_STATUS_FAILED:
-            return ""
+    async def _outcome(self, workflow_id: str, current) -> Closed:
+        """A closed run's status, and its result or failure from its close event."""
+        closed = Closed(workflow_id, current.status)
+        if current.status not in (Status.WORKFLOW_EXECUTION_STATUS_COMPLETED, Status.WORKFLOW_EXECUTION_STATUS_FAILED):
+            return closed
         try:
             loaded = await self.engine.load(current.namespace_id, current.workflow_id, current.run_id)
         except NotFound:
-            return ""
+            return closed
         s = loaded.state
         events = await self.store.read_events(s.run_id, s.close_event_id, s.close_event_id + 1)
-        return events[0].workflow_execution_failed_event_attributes.failure.message if events else ""
+        if not events:
+            return closed
+        if current.status == Status.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+            closed.result = events[0].workflow_execution_completed_event_attributes.result.SerializeToString()
+        else:
+            failure = events[0].workflow_execution_failed_event_attributes.failure
+            closed.failure, closed.failure_message = failure.SerializeToString(), failure.message
+        return closed
 
     async def _cancel_or_terminate(self, namespace_id: str, m: ScheduleMachine) -> None:
         """The overlap policy asked to end the running workflows; repeated while starts wait."""

@@ -15,16 +15,18 @@ Times are unix seconds (floats); ``now`` always comes in as an argument.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from temporalio.api.common.v1 import Payload, SearchAttributes, WorkflowExecution
+from temporalio.api.common.v1 import Payload, Payloads, SearchAttributes, WorkflowExecution
 from temporalio.api.enums.v1 import ScheduleOverlapPolicy as Overlap
 from temporalio.api.enums.v1 import TaskQueueKind, WorkflowIdReusePolicy
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
+from temporalio.api.failure.v1 import Failure
 from temporalio.api.schedule.v1 import Schedule, ScheduleActionResult, ScheduleInfo, SchedulePatch
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
@@ -80,6 +82,10 @@ class ScheduleRuntime:
     # The schedule's timer row (``timer_tasks``) and its fire time; a row with another id is stale.
     timer_task_id: str = ""
     timer_at: float = 0.0
+    # The last result of a tracked run (Payloads) and the failure since (Failure), base64: the
+    # next run gets them as last_completion_result / continued_failure.
+    last_completion_result: str | None = None
+    continued_failure: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -102,6 +108,8 @@ class Closed:
     workflow_id: str
     status: int
     failure_message: str = ""
+    result: bytes | None = None  # serialized Payloads of a completed run
+    failure: bytes | None = None  # serialized Failure of a failed run
 
 
 def _ts(seconds: float) -> Timestamp:
@@ -305,6 +313,11 @@ class ScheduleMachine:
         for a in self.rt.recent:
             if a.workflow_id == closed.workflow_id and a.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
                 a.status = closed.status
+        if closed.result is not None:
+            self.rt.last_completion_result = base64.b64encode(closed.result).decode()
+            self.rt.continued_failure = None
+        elif closed.failure is not None:
+            self.rt.continued_failure = base64.b64encode(closed.failure).decode()
         st = self.schedule.state
         if self.schedule.policies.pause_on_failure and closed.status in _FAILED and not st.paused:
             st.paused = True
@@ -377,6 +390,10 @@ class ScheduleMachine:
             _dt(nominal_second).strftime("%Y-%m-%dT%H:%M:%SZ"), "Datetime"
         )
         fields["TemporalScheduledById"] = _json_payload(self.schedule_id, "Keyword")
+        # Allow-all runs are not tracked, and get neither (as in Temporal).
+        carry = self.resolve(start.overlap) != Overlap.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL
+        last_result = self.rt.last_completion_result if carry else None
+        failure = self.rt.continued_failure if carry else None
         return StartWorkflowExecutionRequest(
             namespace=namespace,
             workflow_id=scheduled_workflow_id(
@@ -398,6 +415,8 @@ class ScheduleMachine:
             search_attributes=SearchAttributes(indexed_fields=fields),
             header=info.header if info.HasField("header") else None,
             priority=info.priority if info.HasField("priority") else None,
+            last_completion_result=Payloads.FromString(base64.b64decode(last_result)) if last_result else None,
+            continued_failure=Failure.FromString(base64.b64decode(failure)) if failure else None,
         )
 
     def record_action(self, start: BufferedStart, workflow_id: str, run_id: str) -> None:

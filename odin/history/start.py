@@ -154,6 +154,12 @@ def new_run(
             attrs.last_completion_result.CopyFrom(continuation.last_completion_result)
         if continuation.failure is not None:
             attrs.continued_failure.CopyFrom(continuation.failure)
+    else:
+        # A schedule passes its previous run's outcome on (Temporal's StartWorkflowExecution fields).
+        if request.HasField("last_completion_result"):
+            attrs.last_completion_result.CopyFrom(request.last_completion_result)
+        if request.HasField("continued_failure"):
+            attrs.continued_failure.CopyFrom(request.continued_failure)
     if expiration:
         attrs.workflow_execution_expiration_time.CopyFrom(timestamp(expiration))
     if delay:

@@ -243,3 +243,26 @@ def _ts(seconds: float):
     from google.protobuf.timestamp_pb2 import Timestamp
 
     return Timestamp(seconds=int(seconds))
+
+
+def test_the_last_result_or_failure_goes_to_the_next_run():
+    from temporalio.api.common.v1 import Payload, Payloads
+    from temporalio.api.failure.v1 import Failure
+
+    m = machine(schedule(every=60), T0 + 60)
+    m.advance()
+    [first] = take_all(m)
+    assert not m.start_request(first, "default", "r").HasField("last_completion_result")
+    result = Payloads(payloads=[Payload(data=b"1")])
+    m.run_closed(Closed(m.rt.running[0].workflow_id, Status.WORKFLOW_EXECUTION_STATUS_COMPLETED, result=result.SerializeToString()))
+    m.now = T0 + 120
+    m.advance()
+    [second] = take_all(m)
+    assert m.start_request(second, "default", "r").last_completion_result == result
+    failure = Failure(message="boom")
+    m.run_closed(Closed(m.rt.running[0].workflow_id, Status.WORKFLOW_EXECUTION_STATUS_FAILED, "boom", failure=failure.SerializeToString()))
+    m.now = T0 + 180
+    m.advance()
+    [third] = take_all(m)
+    req = m.start_request(third, "default", "r")
+    assert req.last_completion_result == result and req.continued_failure == failure

@@ -24,6 +24,7 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
     ScheduleBackfill,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
@@ -65,6 +66,14 @@ class Blocking:
     async def run(self, arg: str) -> str:
         await workflow.wait_condition(lambda: self.done)
         return arg
+
+
+@workflow.defn
+class Counting:
+    @workflow.run
+    async def run(self, arg: str) -> int:
+        last = workflow.get_last_completion_result(type_hint=int) if workflow.has_last_completion_result() else 0
+        return (last or 0) + 1
 
 
 @workflow.defn
@@ -143,6 +152,8 @@ async def test_create_describe_list_update_patch_delete(database_url, task_queue
                 assert len(d.info.next_action_times) == 10
                 assert d.info.created_at is not None and d.info.num_actions == 0
                 assert await d.memo_value("owner") == "ops"
+                with pytest.raises(ScheduleAlreadyRunningError):
+                    await client.create_schedule(schedule_id, hourly(Quick.run, task_queue))
 
                 # The spec's times, as ListScheduleMatchingTimes gives them.
                 start = Timestamp(seconds=int(datetime(2026, 1, 1, tzinfo=UTC).timestamp()))
@@ -365,6 +376,27 @@ async def test_pause_on_failure(database_url, task_queue):
                 await skip(server, clock, 3600)
                 await asyncio.sleep(0.5)
                 assert (await handle.describe()).info.num_actions == 1
+            finally:
+                await handle.delete()
+
+
+async def test_each_run_gets_the_previous_result(database_url, task_queue):
+    clock = SkippingClock()
+    async with odin(database_url, clock) as (server, client):
+        schedule_id = sid()
+        async with Worker(client, task_queue=task_queue, workflows=[Counting]):
+            handle = await client.create_schedule(schedule_id, hourly(Counting.run, task_queue))
+            try:
+                for n in (1, 2, 3):
+                    await skip(server, clock, 3600)
+
+                    async def done(n=n):
+                        d = await handle.describe()
+                        return d if d.info.num_actions == n and not d.info.running_actions else None
+
+                    d = await eventually(done)
+                last = d.info.recent_actions[-1].action.workflow_id  # type: ignore[attr-defined]
+                assert await client.get_workflow_handle(last).result() == 3
             finally:
                 await handle.delete()
 
