@@ -73,6 +73,10 @@ class ConcurrentUpdate(Exception):
     """A compare-and-swap on a workflow's ``db_version`` lost; the engine reloads and retries."""
 
 
+class ScheduleConflict(ConcurrentUpdate):
+    """A compare-and-swap on a schedule's row lost (another process changed the schedule)."""
+
+
 class ShardOwnershipLost(Exception):
     """A shard queue processor's write was fenced off: another process now holds the shard."""
 

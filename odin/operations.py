@@ -56,6 +56,13 @@ class Operation(StrEnum):
     ListClosedWorkflowExecutions = "ListClosedWorkflowExecutions"
     CountWorkflowExecutions = "CountWorkflowExecutions"
     GetSearchAttributes = "GetSearchAttributes"
+    CreateSchedule = "CreateSchedule"
+    DescribeSchedule = "DescribeSchedule"
+    UpdateSchedule = "UpdateSchedule"
+    PatchSchedule = "PatchSchedule"
+    DeleteSchedule = "DeleteSchedule"
+    ListSchedules = "ListSchedules"
+    ListScheduleMatchingTimes = "ListScheduleMatchingTimes"
     # OperatorService
     AddSearchAttributes = "AddSearchAttributes"
     ListSearchAttributes = "ListSearchAttributes"

@@ -88,3 +88,50 @@ async def test_sigkill_while_sleeping_loses_nothing(tmp_path):
             proc.kill()
     assert proc.returncode == 0, proc.stdout.read()
     assert os.path.exists(db)
+
+
+async def test_sigkill_during_a_one_second_schedule_skips_and_repeats_no_action(tmp_path):
+    """`odin dev` is SIGKILLed while a one-second schedule (allow all) takes actions and comes
+    back 3 s later: every second from the first action to the last started exactly one run."""
+    from datetime import datetime
+
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleIntervalSpec,
+        ScheduleOverlapPolicy,
+        SchedulePolicy,
+        ScheduleSpec,
+    )
+
+    db = str(tmp_path / "odin.db")
+    grpc_port, http_port = _free_port(), _free_port()
+    schedule_id = f"crash-{uuid.uuid4().hex[:8]}"
+    proc = await _start_dev(db, grpc_port, http_port)
+    try:
+        client = await Client.connect(f"127.0.0.1:{grpc_port}")
+        handle = await client.create_schedule(
+            schedule_id,
+            Schedule(
+                action=ScheduleActionStartWorkflow("Unpolled", id="tick", task_queue=f"none-{schedule_id}"),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=1))]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
+            ),
+        )
+        await asyncio.sleep(3.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        await asyncio.sleep(3)
+        proc = await _start_dev(db, grpc_port, http_port)
+        client = await Client.connect(f"127.0.0.1:{grpc_port}")
+        handle = client.get_schedule_handle(schedule_id)
+        await asyncio.sleep(3)
+        await handle.pause()
+        d = await handle.describe()
+        runs = [w.id async for w in client.list_workflows(f"TemporalScheduledById = '{schedule_id}'")]
+        assert len(runs) == len(set(runs)) == d.info.num_actions >= 8
+        seconds = sorted(int(datetime.strptime(r.removeprefix("tick-"), "%Y-%m-%dT%H:%M:%SZ").timestamp()) for r in runs)
+        assert seconds == list(range(seconds[0], seconds[-1] + 1)), "a second was skipped"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from odin.frontend.common import DEFAULT_RETENTION, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id
 from odin.frontend.namespaces import NamespaceCalls
+from odin.frontend.schedules import ScheduleCalls
 from odin.frontend.visibility import VisibilityCalls, keyword_payload, visibility_info
 from odin.frontend.workers import WorkerCalls
 from odin.frontend.workflows import WorkflowCalls, execution_info, pending_activity
@@ -26,5 +27,5 @@ __all__ = [
 ]
 
 
-class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls):
+class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls, ScheduleCalls):
     """Every call of both doors; the parts it works with are set up by ``FrontendBase``."""

@@ -127,6 +127,7 @@ def successor_run(t: Transition, started: h.WorkflowExecutionStartedEventAttribu
             attempt=nxt.attempt,
             parent=parent_of(s),
         ),
+        scheduled_by=s.scheduled_by,
     )
 
 

@@ -514,6 +514,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
                 failure=a.failure if a.HasField("failure") else None,
                 parent=chains.parent_of(s),
             ),
+            scheduled_by=s.scheduled_by,
         )
     )
 

@@ -22,12 +22,13 @@ from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from odin import metrics
 from odin.clock import Clock
-from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted
+from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted, ScheduleConflict
 from odin.history import activities, chains
 from odin.history.event_cache import EventCache
 from odin.history.machine import HISTORY_COUNT_LIMIT, HISTORY_SIZE_LIMIT, StaleTask, Transition
 from odin.history.notifier import Notifier, RunChange, run_key
 from odin.history.queries import InMemoryQueryRouter, QueryRouter
+from odin.history.scheduler import Scheduler
 from odin.history.shards import shard_for
 from odin.history.start import ParentInfo, SignalInput, new_run
 from odin.history.state import MutableState, unpack
@@ -109,6 +110,8 @@ class HistoryEngine:
         # Carries out transfer tasks that act on other runs (children, external signals/cancels).
         self.transfers = TransferProcessor(self)
         self.search_attributes = SearchAttributeRegistry(store)
+        # Schedules: their rows, timers and the starts they take.
+        self.schedules = Scheduler(self)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -377,6 +380,9 @@ class HistoryEngine:
 
     async def fire_timer(self, task: OutboxTask, fence: tuple[int, int] | None = None) -> None:
         """Carry out a due timer task; ``fence`` when a shard's queue processor fires it."""
+        if task.kind == TimerKind.SCHEDULE:
+            await self.schedules.fire(task, fence)
+            return
         d = task.data
         ops: dict[str, Callable[[Transition], None]] = {
             TimerKind.USER_TIMER: lambda t: t.fire_timer(d["timer_id"], d["started_event_id"]),
@@ -395,6 +401,11 @@ class HistoryEngine:
             )
         except (StaleTask, NotFound):
             await self.store.delete_timer_task(task.task_id, fence)
+
+    async def _commit_extra(self, batch: Batch) -> None:
+        await self.store.commit(batch)
+        if batch.timer_tasks:
+            self.on_timers_committed(batch.timer_tasks)
 
     async def delete_run(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
         """Remove a closed run entirely: history, state, visibility, outbox rows and, if it is the
@@ -425,18 +436,26 @@ class HistoryEngine:
         parent: ParentInfo | None = None,
         signal: SignalInput | None = None,
         eager_request_id: str | None = None,
+        scheduled_by: str = "",
+        on_start: Callable[[str], Batch] | None = None,
     ) -> StartOutcome:
         """Start a run, honouring request-id idempotency and the id reuse/conflict policies.
         With ``signal`` (signal-with-start) a running run is signalled instead unless the conflict
         policy says otherwise. With ``eager_request_id`` (eager workflow start) a new run's first
         workflow task is started in the same transaction for the caller (the request's identity)
-        instead of being queued, unless the run waits for a start delay."""
+        instead of being queued, unless the run waits for a start delay. A schedule's start names
+        the schedule (``scheduled_by``) and passes ``on_start``: given the run id, it returns the
+        schedule's writes, committed in the same transaction as the run (or alone when the
+        request id finds the run already started); a lost race on the schedule's row raises
+        ``ScheduleConflict`` instead of being retried here."""
         for _ in range(MAX_CONFLICT_RETRIES):
             current = await self.store.get_current(namespace_id, req.workflow_id)
             batch = Batch()
             terminated: Transition | None = None
             if current is not None:
                 if current.create_request_id == req.request_id:
+                    if on_start is not None:
+                        await self._commit_extra(on_start(current.run_id))
                     return StartOutcome(current.run_id, True)
                 if current.status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING:
                     policy = req.workflow_id_conflict_policy
@@ -480,6 +499,7 @@ class HistoryEngine:
                 now=self.clock.now(),
                 parent=parent,
                 signal=signal,
+                scheduled_by=scheduled_by,
             )
             eager = None
             w = t.state.wft
@@ -494,8 +514,16 @@ class HistoryEngine:
                     expected_run_id=current.run_id if current else None,
                 )
             )
+            if on_start is not None:
+                extra = on_start(run_id)
+                batch.schedules += extra.schedules
+                batch.timer_tasks += extra.timer_tasks
+                batch.delete_timer_ids += extra.delete_timer_ids
+                batch.fence = extra.fence
             try:
                 await self.store.commit(batch)
+            except ScheduleConflict:
+                raise
             except ConcurrentUpdate:
                 continue
             self._remember(batch)

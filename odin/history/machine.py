@@ -530,6 +530,8 @@ class Transition:
                     },
                 )
             )
+        if s.scheduled_by and not continued:
+            self.transfers.append(TransferSpec(TransferKind.SCHEDULE_RUN_CLOSED, {"schedule_id": s.scheduled_by}))
         # Parent close policy: open children are terminated or asked to cancel, unless abandoned.
         affected = [
             {"namespace": c.namespace, "workflow_id": c.workflow_id, "run_id": c.run_id, "policy": c.parent_close_policy}

@@ -71,6 +71,7 @@ def new_run(
     continuation: Continuation | None = None,
     parent: ParentInfo | None = None,
     signal: SignalInput | None = None,
+    scheduled_by: str = "",
 ) -> Transition:
     """The transition that creates a run from a (validated) start request."""
     ts = now.timestamp()
@@ -110,6 +111,7 @@ def new_run(
         retry_policy=pack(request.retry_policy) if request.HasField("retry_policy") else None,
         cron_schedule=request.cron_schedule,
         execution_time=ts + delay,
+        scheduled_by=scheduled_by,
     )
     if parent is not None:
         state.parent_namespace = parent.namespace
@@ -153,6 +155,12 @@ def new_run(
             attrs.last_completion_result.CopyFrom(continuation.last_completion_result)
         if continuation.failure is not None:
             attrs.continued_failure.CopyFrom(continuation.failure)
+    else:
+        # A schedule passes its previous run's outcome on (Temporal's StartWorkflowExecution fields).
+        if request.HasField("last_completion_result"):
+            attrs.last_completion_result.CopyFrom(request.last_completion_result)
+        if request.HasField("continued_failure"):
+            attrs.continued_failure.CopyFrom(request.continued_failure)
     if expiration:
         attrs.workflow_execution_expiration_time.CopyFrom(timestamp(expiration))
     if delay:

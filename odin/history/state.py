@@ -186,6 +186,8 @@ class MutableState:
     execution_time: float = 0.0
     updates: dict[str, UpdateInfo] = field(default_factory=dict)
     update_seq: int = 0
+    # The schedule that started this run's chain (its close is reported to the schedule).
+    scheduled_by: str = ""
 
     @property
     def running(self) -> bool:

@@ -18,6 +18,7 @@ class TransferKind(StrEnum):
     PARENT_CLOSE_POLICY = "parent_close_policy"  # terminate/cancel the children of a closed parent
     SIGNAL_EXTERNAL = "signal_external"  # deliver a SignalExternalWorkflowExecution command
     CANCEL_EXTERNAL = "cancel_external"  # deliver a RequestCancelExternalWorkflowExecution command
+    SCHEDULE_RUN_CLOSED = "schedule_run_closed"  # tell the schedule that started a run that it closed
 
 
 # Transfer tasks the history service carries out itself (the others go to task queues).
@@ -28,6 +29,7 @@ SYSTEM_TRANSFERS = frozenset(
         TransferKind.PARENT_CLOSE_POLICY,
         TransferKind.SIGNAL_EXTERNAL,
         TransferKind.CANCEL_EXTERNAL,
+        TransferKind.SCHEDULE_RUN_CLOSED,
     }
 )
 
@@ -39,3 +41,4 @@ class TimerKind(StrEnum):
     WFT_TIMEOUT = "wft_timeout"  # a workflow task's schedule-to-start (sticky) or start-to-close
     RUN_TIMEOUT = "run_timeout"  # the run's (or the chain's execution) timeout
     FIRST_WFT = "first_wft"  # the first workflow task after a start delay or backoff
+    SCHEDULE = "schedule"  # a schedule's next action (the row names the schedule, not a run)

@@ -204,6 +204,12 @@ class TransferProcessor:
     async def _signal_external(self, task: OutboxTask) -> None:
         await self._external(task)
 
+    async def _schedule_run_closed(self, task: OutboxTask) -> None:
+        """A run a schedule started closed: the schedule notes it (pause on failure, recent
+        actions) and takes the starts that waited for it; then the row goes."""
+        await self.engine.schedules.step(task.namespace_id, task.data["schedule_id"])
+        await self.engine.store.delete_transfer_task(task.task_id)
+
     async def _cancel_external(self, task: OutboxTask) -> None:
         await self._external(task)
 

@@ -26,7 +26,7 @@ from sqlalchemy.pool import StaticPool
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
-from odin.errors import AlreadyExists, ConcurrentUpdate, ShardOwnershipLost
+from odin.errors import AlreadyExists, ConcurrentUpdate, ScheduleConflict, ShardOwnershipLost
 from odin.persistence import tables as t
 
 R = TypeVar("R")
@@ -164,6 +164,33 @@ class CurrentWrite:
 
 
 @dataclass
+class ScheduleRecord:
+    namespace_id: str
+    schedule_id: str
+    shard_id: int
+    conflict_token: int
+    db_version: int
+    request_id: str
+    schedule: bytes  # temporal.api.schedule.v1.Schedule
+    info: str  # JSON of odin.history.schedules.ScheduleRuntime
+    memo: bytes | None
+    search_attributes: bytes | None
+    paused: bool
+    created_at: datetime
+    updated_at: datetime
+    next_action_at: datetime | None
+
+
+@dataclass
+class ScheduleWrite:
+    record: ScheduleRecord
+    # None inserts (the id must be free); otherwise the row must still carry this db_version.
+    expected_db_version: int | None
+    # Remove the row (and every timer row of the schedule) instead of writing it.
+    delete: bool = False
+
+
+@dataclass
 class Batch:
     workflows: list[WorkflowWrite] = field(default_factory=list)
     current: list[CurrentWrite] = field(default_factory=list)
@@ -171,6 +198,7 @@ class Batch:
     timer_tasks: list[OutboxTask] = field(default_factory=list)
     delete_transfer_ids: list[str] = field(default_factory=list)
     delete_timer_ids: list[str] = field(default_factory=list)
+    schedules: list[ScheduleWrite] = field(default_factory=list)
     # (shard_id, range_id): written by a shard's queue processor, valid only while that shard's
     # range_id is unchanged (no newer lease holder).
     fence: tuple[int, int] | None = None
@@ -216,6 +244,8 @@ class ExecutionStore(Protocol):
     async def next_timer_time(self) -> datetime | None: ...
     async def delete_timer_task(self, task_id: str, fence: tuple[int, int] | None = None) -> None: ...
     async def acquire_shards(self, shard_ids: list[int], owner: str, expires_at: datetime | None) -> dict[int, int]: ...
+    async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None: ...
+    async def list_schedules(self, namespace_id: str, after: str, limit: int) -> list[ScheduleRecord]: ...
     async def release_shards(self, shard_ids: list[int], owner: str) -> None: ...
 
 
@@ -360,10 +390,14 @@ class SqlExecutionStore:
             raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
 
     async def delete_namespace(self, namespace_id: str) -> None:
-        """Remove a namespace row and its search-attribute registry (its runs must be gone)."""
+        """Remove a namespace row, its search-attribute registry and its schedules (its runs
+        must be gone)."""
 
         def run(conn: sa.Connection) -> None:
             conn.execute(t.search_attributes.delete().where(t.search_attributes.c.namespace_id == namespace_id))
+            conn.execute(t.schedules.delete().where(t.schedules.c.namespace_id == namespace_id))
+            x = t.timer_tasks.c
+            conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind == "schedule"))
             conn.execute(t.namespaces.delete().where(t.namespaces.c.id == namespace_id))
 
         await self._write(run)
@@ -476,6 +510,8 @@ class SqlExecutionStore:
     def _commit(self, conn: sa.Connection, batch: Batch) -> None:
         if batch.fence is not None:
             _check_fence(conn, batch.fence)
+        for sw in batch.schedules:
+            _write_schedule(conn, sw)
         for w in batch.workflows:
             self._write_workflow(conn, w)
         for cw in batch.current:
@@ -726,6 +762,26 @@ class SqlExecutionStore:
 
         await self._write(run)
 
+    # -- schedules -------------------------------------------------------------------------
+
+    async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None:
+        c = t.schedules.c
+        query = sa.select(t.schedules).where(c.namespace_id == namespace_id, c.schedule_id == schedule_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
+        return ScheduleRecord(**row._mapping) if row else None
+
+    async def list_schedules(self, namespace_id: str, after: str, limit: int) -> list[ScheduleRecord]:
+        """A namespace's schedules in id order, starting after the id ``after``."""
+        c = t.schedules.c
+        query = (
+            sa.select(t.schedules)
+            .where(c.namespace_id == namespace_id, c.schedule_id > after)
+            .order_by(c.schedule_id)
+            .limit(limit)
+        )
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [ScheduleRecord(**r._mapping) for r in rows]
+
     # -- shard leases ----------------------------------------------------------------------
 
     async def acquire_shards(self, shard_ids: list[int], owner: str, expires_at: datetime | None) -> dict[int, int]:
@@ -781,6 +837,31 @@ def _check_fence(conn: sa.Connection, fence: tuple[int, int]) -> None:
     shard_id, range_id = fence
     if conn.execute(_FENCE, {"shard": shard_id, "range": range_id}).rowcount != 1:
         raise ShardOwnershipLost(f"shard {shard_id} has a newer owner than range {range_id}")
+
+
+def _write_schedule(conn: sa.Connection, sw: ScheduleWrite) -> None:
+    """Insert, compare-and-swap or delete a schedule row; a lost race raises ScheduleConflict (an
+    insert of a taken id raises IntegrityError, which the caller sees as ConcurrentUpdate)."""
+    r = sw.record
+    c = t.schedules.c
+    key = (c.namespace_id == r.namespace_id) & (c.schedule_id == r.schedule_id)
+    if sw.expected_db_version is None:
+        conn.execute(t.schedules.insert().values(**r.__dict__))
+        return
+    guard = key & (c.db_version == sw.expected_db_version)
+    if sw.delete:
+        result = conn.execute(t.schedules.delete().where(guard))
+        x = t.timer_tasks.c
+        conn.execute(
+            t.timer_tasks.delete().where(
+                x.namespace_id == r.namespace_id, x.workflow_id == r.schedule_id, x.run_id == "", x.kind == "schedule"
+            )
+        )
+    else:
+        values = {k: v for k, v in r.__dict__.items() if k not in ("namespace_id", "schedule_id", "created_at")}
+        result = conn.execute(t.schedules.update().where(guard).values(**values))
+    if result.rowcount != 1:
+        raise ScheduleConflict(f"schedule {r.schedule_id} changed concurrently")
 
 
 def _namespace(row) -> NamespaceRecord:

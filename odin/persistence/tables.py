@@ -178,3 +178,26 @@ visibility_search_attributes = sa.Table(
     sa.Column("value_time", UtcDateTime),
     sa.Index("ix_vsa_ns_name_text", "namespace_id", "name"),
 )
+
+# One row per schedule (docs/architecture.md#schedules): the Schedule proto, its runtime info (JSON,
+# odin.history.schedules.ScheduleRuntime) and the columns ListSchedules shows and filters on.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("schedule_id", sa.String(1000), primary_key=True),
+    sa.Column("shard_id", sa.Integer, nullable=False),
+    sa.Column("conflict_token", sa.BigInteger, nullable=False),
+    # Guards every change (compare-and-swap); the conflict token moves only on user-visible ones.
+    sa.Column("db_version", sa.BigInteger, nullable=False),
+    sa.Column("request_id", sa.String(1000), nullable=False),
+    # Serialized temporal.api.schedule.v1.Schedule / common.v1.Memo / common.v1.SearchAttributes.
+    sa.Column("schedule", sa.LargeBinary, nullable=False),
+    sa.Column("info", sa.Text, nullable=False),
+    sa.Column("memo", sa.LargeBinary),
+    sa.Column("search_attributes", sa.LargeBinary),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("next_action_at", UtcDateTime),
+)

@@ -56,11 +56,13 @@ _READ = (
     Op.DescribeNamespace, Op.GetWorkflowExecutionHistory, Op.GetWorkflowExecutionHistoryReverse, Op.DescribeWorkflowExecution,
     Op.QueryWorkflow, Op.ListWorkflowExecutions, Op.ScanWorkflowExecutions, Op.CountWorkflowExecutions,
     Op.ListOpenWorkflowExecutions, Op.ListClosedWorkflowExecutions, Op.ListSearchAttributes, Op.DescribeTaskQueue,
-    Op.ListTaskQueuePartitions, Op.PollWorkflowExecutionUpdate,
+    Op.ListTaskQueuePartitions, Op.PollWorkflowExecutionUpdate, Op.DescribeSchedule, Op.ListSchedules,
+    Op.ListScheduleMatchingTimes,
 )
 _WRITE = (
     Op.StartWorkflowExecution, Op.SignalWithStartWorkflowExecution, Op.SignalWorkflowExecution,
     Op.RequestCancelWorkflowExecution, Op.TerminateWorkflowExecution, Op.UpdateWorkflowExecution, Op.ExecuteMultiOperation,
+    Op.CreateSchedule, Op.UpdateSchedule, Op.PatchSchedule, Op.DeleteSchedule,
 )
 _WORK = (
     Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,

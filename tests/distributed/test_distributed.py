@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -88,6 +88,50 @@ async def test_timers_fire_through_celery(cluster):
         )
     assert results == ["rested"] * 5
     assert "odin.fire_timer" in worker.output()
+
+
+async def test_a_schedule_through_two_celery_workers_survives_a_redis_flush_and_a_killed_worker(cluster):
+    """A one-second schedule (allow all) fired by two Celery workers and the sweep: after a Redis
+    flush and a SIGKILLed worker, every second from the first action to the last started exactly
+    one run (docs/architecture.md#schedules)."""
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleIntervalSpec,
+        ScheduleOverlapPolicy,
+        SchedulePolicy,
+        ScheduleSpec,
+    )
+
+    _, port = cluster.start_server()
+    w1 = cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    cluster.start_beat()
+    client = await Client.connect(f"127.0.0.1:{port}")
+    schedule_id = f"sched-{uuid.uuid4().hex[:8]}"
+    handle = await client.create_schedule(
+        schedule_id,
+        Schedule(
+            # Nobody polls this queue: the runs just stay open, which allow-all does not mind.
+            action=ScheduleActionStartWorkflow("Unpolled", id="every-second", task_queue=f"none-{schedule_id}"),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(seconds=1))]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
+        ),
+    )
+    await asyncio.sleep(4)
+    redis.Redis.from_url(cluster.redis_url).flushall()
+    await asyncio.sleep(2)
+    w1.kill()
+    await asyncio.sleep(8)  # past the killed worker's shard leases (3 s here)
+    before = (await handle.describe()).info.num_actions
+    await asyncio.sleep(3)
+    await handle.pause()
+    d = await handle.describe()
+    assert d.info.num_actions > before >= 8
+    runs = [w.id async for w in client.list_workflows(f"TemporalScheduledById = '{schedule_id}'")]
+    assert len(runs) == len(set(runs)) == d.info.num_actions
+    seconds = sorted(int(datetime.strptime(r.removeprefix("every-second-"), "%Y-%m-%dT%H:%M:%SZ").timestamp()) for r in runs)
+    assert seconds == list(range(seconds[0], seconds[-1] + 1)), "a second was skipped"
 
 
 async def test_workflows_survive_redis_flush_server_kill_worker_kill_and_dropped_connections(cluster):

@@ -108,6 +108,13 @@ _RPCS: dict[Operation, Call] = {
     Operation.ListClosedWorkflowExecutions: _plain("list_closed_workflow_executions"),
     Operation.CountWorkflowExecutions: _plain("count_workflow_executions"),
     Operation.GetSearchAttributes: _plain("get_search_attributes"),
+    Operation.CreateSchedule: _plain("create_schedule"),
+    Operation.DescribeSchedule: _plain("describe_schedule"),
+    Operation.UpdateSchedule: _plain("update_schedule"),
+    Operation.PatchSchedule: _plain("patch_schedule"),
+    Operation.DeleteSchedule: _plain("delete_schedule"),
+    Operation.ListSchedules: _plain("list_schedules"),
+    Operation.ListScheduleMatchingTimes: _plain("list_schedule_matching_times"),
 }
 
 
@@ -135,8 +142,8 @@ def to_status(err: OdinError) -> grpc.Status:
 
 
 def _target(request) -> str:
-    """The workflow a request is about, for the audit log."""
-    for field in ("workflow_id", "execution", "workflow_execution"):
+    """The workflow (or schedule) a request is about, for the audit log."""
+    for field in ("workflow_id", "execution", "workflow_execution", "schedule_id"):
         if request.DESCRIPTOR.fields_by_name.get(field) is None:
             continue
         value = getattr(request, field)
