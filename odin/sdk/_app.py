@@ -21,14 +21,39 @@ import asyncio
 import os
 import uuid
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, Unpack, cast, overload
 
 import temporalio.client
 
 from odin import bridge
-from odin.sdk._defs import ActivityFunction, WorkflowFunction
-from odin.sdk._handles import WorkflowHandle
+from odin.sdk._defs import ActivityFunction, P, WorkflowFunction
+from odin.sdk._handles import R, WorkflowHandle
+from odin.sdk._options import ActivityOptions, WorkflowOptions
+
+if TYPE_CHECKING:
+    from odin.sdk._worker import WorkerHost, WorkerOptions
+
+# What a client is cached under: the address, namespace, API key and TLS setting it was made with.
+_ClientKey = tuple[str, str, str | None, bool | temporalio.client.TLSConfig]
+
+
+class WorkflowDecorator(Protocol):
+    """``@app.workflow(...)`` with options: applied to an ``async def`` (or a workflow class)."""
+
+    @overload
+    def __call__(self, target: type, /) -> WorkflowFunction[..., Any]: ...
+    @overload
+    def __call__(self, target: Callable[P, Awaitable[R]], /) -> WorkflowFunction[P, R]: ...
+
+
+class ActivityDecorator(Protocol):
+    """``@app.activity(...)`` with options: applied to an async or a sync function."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> ActivityFunction[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> ActivityFunction[P, R]: ...
 
 
 class App:
@@ -49,43 +74,71 @@ class App:
         self.api_key = api_key or os.environ.get("ODIN_API_KEY") or None
         # An API key turns TLS on in the underlying client unless told otherwise.
         self.tls = tls if tls is not None else (os.environ.get("ODIN_TLS", "0").lower() in ("1", "true", "on"))
-        self.workflows: dict[str, WorkflowFunction] = {}
-        self.activities: dict[str, ActivityFunction] = {}
-        self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.workflows: dict[str, WorkflowFunction[..., Any]] = {}
+        self.activities: dict[str, ActivityFunction[..., Any]] = {}
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[_ClientKey, temporalio.client.Client]
+        ] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"<odin App {self.name} at {self.address}, namespace {self.namespace}>"
 
     # -- declaring -----------------------------------------------------------------------------
 
-    def workflow(self, target: Callable | type | None = None, **options: Any):
+    # A class decorated with @app.workflow stays the class for type checkers (they do not apply
+    # class decorators); ``app.workflow(Cls)`` gives the WorkflowFunction.
+    @overload
+    def workflow(self, target: type, **options: Unpack[WorkflowOptions]) -> WorkflowFunction[..., Any]: ...
+    @overload
+    def workflow(
+        self, target: Callable[P, Awaitable[R]], **options: Unpack[WorkflowOptions]
+    ) -> WorkflowFunction[P, R]: ...
+    @overload
+    def workflow(self, target: None = None, **options: Unpack[WorkflowOptions]) -> WorkflowDecorator: ...
+    def workflow(
+        self, target: Callable[..., Awaitable[Any]] | type | None = None, **options: Unpack[WorkflowOptions]
+    ) -> WorkflowFunction[..., Any] | WorkflowDecorator:
         """``@app.workflow`` or ``@app.workflow(name=..., queue=..., retry=..., execution_timeout=...)``
         on an ``async def`` (or on a class with a ``@workflow.run`` method)."""
 
-        def register(t: Callable | type) -> WorkflowFunction:
+        def register(t: Callable[..., Awaitable[Any]] | type) -> WorkflowFunction[..., Any]:
             wf = WorkflowFunction(self, t, **options)
             self.workflows[wf.name] = wf
             return wf
 
-        return register(target) if target is not None else register
+        # mypy does not take WorkflowFunction[..., Any] for the protocol's WorkflowFunction[P, R].
+        return register(target) if target is not None else cast(WorkflowDecorator, register)
 
-    def activity(self, fn: Callable | None = None, **options: Any):
+    # An async function's activity is typed by its awaited result (the first overload, which an
+    # async function matches first); a sync one by its return value.
+    @overload
+    def activity(
+        self, fn: Callable[P, Awaitable[R]], **options: Unpack[ActivityOptions]
+    ) -> ActivityFunction[P, R]: ...
+    @overload
+    def activity(self, fn: Callable[P, R], **options: Unpack[ActivityOptions]) -> ActivityFunction[P, R]: ...
+    @overload
+    def activity(self, fn: None = None, **options: Unpack[ActivityOptions]) -> ActivityDecorator: ...
+    def activity(
+        self, fn: Callable[..., Any] | None = None, **options: Unpack[ActivityOptions]
+    ) -> ActivityFunction[..., Any] | ActivityDecorator:
         """``@app.activity`` or ``@app.activity(retry=..., start_to_close_timeout=..., heartbeat_timeout=...,
         queue=..., name=...)`` on a sync or async function."""
 
-        def register(f: Callable) -> ActivityFunction:
+        def register(f: Callable[..., Any]) -> ActivityFunction[..., Any]:
             act = ActivityFunction(self, f, **options)
             self.activities[act.name] = act
             return act
 
-        return register(fn) if fn is not None else register
+        # As for workflow(): ActivityFunction[..., Any] is not taken for ActivityFunction[P, R].
+        return register(fn) if fn is not None else cast(ActivityDecorator, register)
 
     # -- reaching the server ---------------------------------------------------------------
 
     async def client_async(self) -> temporalio.client.Client:
         """A connected client for the running event loop (one per loop, made on first use)."""
         loop = asyncio.get_running_loop()
-        target = (self.address, self.namespace, self.api_key, self.tls)
+        target: _ClientKey = (self.address, self.namespace, self.api_key, self.tls)
         cached = self._clients.get(loop)
         if cached is None or cached[0] != target:  # first use, or the app was pointed elsewhere
             client = await temporalio.client.Client.connect(
@@ -101,13 +154,13 @@ class App:
     def new_id(self, name: str) -> str:
         return f"{name}-{uuid.uuid4()}"
 
-    def get_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
+    def get_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle[Any]:
         return WorkflowHandle(self, workflow_id, run_id)
 
-    def workflows_on(self, queue: str) -> list[WorkflowFunction]:
+    def workflows_on(self, queue: str) -> list[WorkflowFunction[..., Any]]:
         return [w for w in self.workflows.values() if w.task_queue == queue]
 
-    def activities_on(self, queue: str) -> list[ActivityFunction]:
+    def activities_on(self, queue: str) -> list[ActivityFunction[..., Any]]:
         return [a for a in self.activities.values() if a.task_queue == queue]
 
     def queues(self) -> list[str]:
@@ -115,7 +168,7 @@ class App:
         found = {w.task_queue for w in self.workflows.values()} | {a.task_queue for a in self.activities.values()}
         return sorted(found or {self.task_queue})
 
-    def worker(self, **options: Any):
+    def worker(self, **options: Unpack[WorkerOptions]) -> WorkerHost:
         """A worker host for this app (see ``odin.sdk._worker.WorkerHost``)."""
         from odin.sdk._worker import WorkerHost
 

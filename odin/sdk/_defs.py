@@ -13,29 +13,42 @@ import functools
 import inspect
 import sys
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, Unpack
 
 import temporalio.activity
+import temporalio.common
 import temporalio.workflow
+from typing_extensions import ParamSpec
 
 from odin import bridge
-from odin.sdk._handles import WorkflowHandle
-from odin.sdk._options import Duration, Retry, as_timedelta, retry_policy
+from odin.sdk._handles import R, WorkflowHandle
+from odin.sdk._options import (
+    Duration,
+    RetryOption,
+    RunOptions,
+    StartOptions,
+    as_timedelta,
+    retry_policy,
+)
 
 if TYPE_CHECKING:
     from odin.sdk._app import App
+
+# The decorated function's parameters (``...``, any, for a definition nobody typed). With ``R``
+# (its result) they make ``WorkflowFunction[P, R]``/``ActivityFunction[P, R]`` check callers.
+P = ParamSpec("P", default=...)
 
 # Keyword arguments travel as a trailing marked dict (workflow and activity inputs are positional).
 KWARGS = "__odin_kwargs__"
 
 
-def pack_args(args: tuple, kwargs: dict | None) -> list:
+def pack_args(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> list[Any]:
     return [*args, {KWARGS: kwargs}] if kwargs else list(args)
 
 
-def unpack_args(args: tuple) -> tuple[tuple, dict]:
+def unpack_args(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if args and isinstance(args[-1], dict) and set(args[-1]) == {KWARGS}:
         return args[:-1], args[-1][KWARGS]
     return args, {}
@@ -45,11 +58,11 @@ def _hidden_name(kind: str, name: str) -> str:
     return f"_odin_{kind}_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
-def _workflow_class(fn: Callable, name: str, sandboxed: bool) -> type:
+def _workflow_class(fn: Callable[..., Awaitable[Any]], name: str, sandboxed: bool) -> type:
     """A temporalio workflow class whose run method calls ``fn``."""
     hidden = _hidden_name("wf", name)
 
-    async def run(self, *args: Any) -> Any:
+    async def run(self: object, *args: Any) -> Any:
         positional, keywords = unpack_args(args)
         return await fn(*positional, **keywords)
 
@@ -65,26 +78,31 @@ def _keep_in_module(cls: type, module_name: str) -> None:
         setattr(module, cls.__name__, cls)
 
 
-class WorkflowFunction:
+class WorkflowFunction(Generic[P, R]):
     """A workflow. Outside a workflow: ``delay``/``start``/``apply_async`` start it and return a
-    ``WorkflowHandle``. Inside one: calling it runs it as a child workflow."""
+    ``WorkflowHandle``. Inside one: calling it runs it as a child workflow.
+
+    Typed by the function it was made of: ``delay`` takes that function's arguments, and handles
+    and child calls give its result type. A class-based one is ``WorkflowFunction[..., Any]``."""
+
+    fn: Callable[P, Awaitable[R]] | None
 
     def __init__(
         self,
         app: App,
-        target: Callable | type,
+        target: Callable[P, Awaitable[R]] | type,
         *,
         name: str | None = None,
         queue: str | None = None,
         execution_timeout: Duration | None = None,
-        retry: Retry | int | None = None,
+        retry: RetryOption | None = None,
         sandboxed: bool = True,
     ):
         self.app = app
         self.queue = queue
         self.execution_timeout = as_timedelta(execution_timeout)
         self.retry = retry_policy(retry)
-        if inspect.isclass(target):
+        if isinstance(target, type):  # what inspect.isclass tests, in a form type checkers narrow on
             self.name = name or target.__name__
             self.fn = None
             self.cls = temporalio.workflow.defn(name=self.name, sandboxed=sandboxed)(target)
@@ -108,7 +126,7 @@ class WorkflowFunction:
 
     # -- inside a workflow: a child ------------------------------------------------------------
 
-    def __call__(self, *args: Any, **kwargs: Any):
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         if not temporalio.workflow.in_workflow():
             raise TypeError(f"{self.name} is a workflow: start it with .delay(...) or .start(...), or call it from a workflow")
         # Without a queue of its own, a child runs on its parent's queue (Temporal's default).
@@ -121,14 +139,14 @@ class WorkflowFunction:
         *args: Any,
         id: str | None = None,
         queue: str | None = None,
-        kwargs: dict | None = None,
+        kwargs: dict[str, Any] | None = None,
         start_delay: Duration | None = None,
         execution_timeout: Duration | None = None,
-        retry: Retry | int | None = None,
-        memo: dict | None = None,
-        id_reuse_policy: Any = None,
-        id_conflict_policy: Any = None,
-    ) -> WorkflowHandle:
+        retry: RetryOption | None = None,
+        memo: Mapping[str, Any] | None = None,
+        id_reuse_policy: temporalio.common.WorkflowIDReusePolicy | None = None,
+        id_conflict_policy: temporalio.common.WorkflowIDConflictPolicy | None = None,
+    ) -> WorkflowHandle[R]:
         client = await self.app.client_async()
         options: dict[str, Any] = {}
         if id_reuse_policy is not None:
@@ -151,26 +169,26 @@ class WorkflowFunction:
         )
         return WorkflowHandle(self.app, handle.id, handle.result_run_id, handle.first_execution_run_id, follow_runs=True)
 
-    def start(self, *args: Any, **options: Any) -> WorkflowHandle:
+    def start(self, *args: Any, **options: Unpack[StartOptions]) -> WorkflowHandle[R]:
         """Start the workflow with these arguments (options as for ``start_async``)."""
         return bridge.run(self.start_async(*args, **options))
 
-    def delay(self, *args: Any, **kwargs: Any) -> WorkflowHandle:
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
         """Start it with these arguments and keyword arguments (Celery's ``delay``)."""
         return self.start(*args, kwargs=kwargs or None)
 
     def apply_async(
         self,
-        args: tuple | list = (),
-        kwargs: dict | None = None,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
         *,
         id: str | None = None,
         task_id: str | None = None,
         countdown: float | None = None,
         eta: datetime | None = None,
         queue: str | None = None,
-        **options: Any,
-    ) -> WorkflowHandle:
+        **options: Unpack[RunOptions],
+    ) -> WorkflowHandle[R]:
         """Celery's ``apply_async``: ``countdown`` seconds or an ``eta`` delay the first step."""
         delay = countdown
         if eta is not None:
@@ -179,7 +197,7 @@ class WorkflowFunction:
             delay = max((eta - datetime.now(UTC)).total_seconds(), 0.0)
         return self.start(*args, id=id or task_id, queue=queue, kwargs=kwargs, start_delay=delay, **options)
 
-    def get_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle:
+    def get_handle(self, workflow_id: str, run_id: str | None = None) -> WorkflowHandle[R]:
         return WorkflowHandle(self.app, workflow_id, run_id)
 
 
@@ -187,19 +205,32 @@ class WorkflowFunction:
 DEFAULT_START_TO_CLOSE = 300.0
 
 
-class ActivityFunction:
+class ScheduleOptions(TypedDict):
+    """An activity's own options for scheduling it from a workflow (``ActivityFunction.options``)."""
+
+    task_queue: str | None
+    start_to_close_timeout: timedelta | None
+    schedule_to_close_timeout: timedelta | None
+    heartbeat_timeout: timedelta | None
+    retry_policy: temporalio.common.RetryPolicy | None
+
+
+class ActivityFunction(Generic[P, R]):
     """An activity: a plain function (sync ones run in the worker's thread pool). Outside a
     workflow, calling it runs the function here; inside one, calling it schedules it as an
-    activity with the options of its decorator and returns the awaitable result."""
+    activity with the options of its decorator and returns the awaitable result.
+
+    Typed by the function: calls take its arguments; ``R`` is its result (awaited, for an async
+    one), which ``workflow.execute_activity(activity, ...)`` returns."""
 
     def __init__(
         self,
         app: App,
-        fn: Callable,
+        fn: Callable[P, Awaitable[R]] | Callable[P, R],
         *,
         name: str | None = None,
         queue: str | None = None,
-        retry: Retry | int | None = None,
+        retry: RetryOption | None = None,
         start_to_close_timeout: Duration | None = None,
         schedule_to_close_timeout: Duration | None = None,
         heartbeat_timeout: Duration | None = None,
@@ -228,7 +259,7 @@ class ActivityFunction:
     def task_queue(self) -> str:
         return self.queue or self.app.task_queue
 
-    def options(self) -> dict:
+    def options(self) -> ScheduleOptions:
         """Options for scheduling it from a workflow. Without a queue of its own it runs on the
         workflow's queue (Temporal's default)."""
         return {
@@ -239,16 +270,23 @@ class ActivityFunction:
             "retry_policy": self.retry,
         }
 
-    def __call__(self, *args: Any, **kwargs: Any):
+    # Any: what a call gives depends on where it runs, which no type can say. Inside a workflow
+    # it is an awaitable of R, outside it is what the function returns (R, or a coroutine of R).
+    # ``workflow.execute_activity(activity, ...)`` is the typed form.
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         if temporalio.workflow.in_workflow():
             return temporalio.workflow.execute_activity(self.name, args=pack_args(args, kwargs), **self.options())
         return self.fn(*args, **kwargs)
 
-    def _definition(self) -> Callable:
-        fn, every = self.fn, (self.heartbeat_timeout.total_seconds() / 3 if self.auto_heartbeat else None)
+    def _definition(self) -> Callable[..., Any]:
+        fn: Callable[..., Any] = self.fn
+        every = None
+        if self.auto_heartbeat and self.heartbeat_timeout is not None:  # auto_heartbeat implies a timeout
+            every = self.heartbeat_timeout.total_seconds() / 3
+        run: Callable[..., Any]
         if self.is_async:
 
-            async def run(*args: Any) -> Any:
+            async def run_async(*args: Any) -> Any:
                 positional, keywords = unpack_args(args)
                 beating = asyncio.ensure_future(_beat_async(every)) if every else None
                 try:
@@ -257,9 +295,10 @@ class ActivityFunction:
                     if beating is not None:
                         beating.cancel()
 
+            run = run_async
         else:
 
-            def run(*args: Any) -> Any:
+            def run_sync(*args: Any) -> Any:
                 positional, keywords = unpack_args(args)
                 stop = threading.Event()
                 if every:
@@ -270,6 +309,7 @@ class ActivityFunction:
                 finally:
                     stop.set()
 
+            run = run_sync
         run.__name__ = run.__qualname__ = self.name
         return temporalio.activity.defn(name=self.name)(run)
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import base64
 import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import temporalio.activity
 import temporalio.common
@@ -50,13 +50,14 @@ def _encode(value: Any) -> Any:
 def _decode(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"__odin__", "v"}:
         kind, raw = value["__odin__"], value["v"]
-        return {
+        decoders: dict[str, Callable[[str], Any]] = {
             "datetime": datetime.fromisoformat,
             "date": date.fromisoformat,
             "uuid": uuid.UUID,
             "decimal": Decimal,
             "bytes": base64.b64decode,
-        }[kind](raw)
+        }
+        return decoders[kind](raw)
     return value
 
 
@@ -83,7 +84,12 @@ class DeterministicEffectStore:
         self._timeout = timedelta(seconds=timeout)
         self._retry = temporalio.common.RetryPolicy(maximum_attempts=attempts)
 
-    async def get_or_capture(self, key: str, fn: Callable[[], T]) -> T:
+    # ``fn`` may be async: its awaited value is what is captured.
+    @overload
+    async def get_or_capture(self, key: str, fn: Callable[[], Awaitable[T]]) -> T: ...
+    @overload
+    async def get_or_capture(self, key: str, fn: Callable[[], T]) -> T: ...
+    async def get_or_capture(self, key: str, fn: Callable[[], Any]) -> Any:
         if key in self._values:
             return self._values[key]
         token = f"{_tw.info().run_id}/{key}"

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 import temporalio.client
 from temporalio.client import WorkflowExecutionStatus
+from typing_extensions import TypeVar
 
 from odin import bridge
 from odin.sdk._errors import OdinSdkError
@@ -19,12 +20,15 @@ from odin.sdk._errors import OdinSdkError
 if TYPE_CHECKING:
     from odin.sdk._app import App
 
+# A workflow's result type. Defaults to Any for a handle nobody typed (``app.get_handle(id)``).
+R = TypeVar("R", default=Any)
+
 
 class TimeoutError(OdinSdkError):  # noqa: A001 - the name Celery users know from AsyncResult.get
     """The workflow did not finish within the time given to ``result``/``get``."""
 
 
-class WorkflowHandle:
+class WorkflowHandle(Generic[R]):
     """A workflow by id. A handle from ``start``/``delay`` follows its chain: signals, queries,
     updates and status reach the chain's current run after a continue-as-new (or cron/retry),
     cancel and terminate only while that chain is the id's current one, and ``result`` follows
@@ -48,7 +52,7 @@ class WorkflowHandle:
     def __repr__(self) -> str:
         return f"<WorkflowHandle {self.id} run {self.run_id}>"
 
-    async def _handle(self) -> temporalio.client.WorkflowHandle:
+    async def _handle(self) -> temporalio.client.WorkflowHandle[Any, R]:
         client = await self.app.client_async()
         return temporalio.client.WorkflowHandle(
             client,
@@ -60,7 +64,7 @@ class WorkflowHandle:
 
     # -- async forms ---------------------------------------------------------------------------
 
-    async def result_async(self, timeout: float | None = None) -> Any:
+    async def result_async(self, timeout: float | None = None) -> R:
         """The workflow's result (following continue-as-new); its failure raised as
         ``temporalio.client.WorkflowFailureError``; ``TimeoutError`` if not done in ``timeout`` s."""
         handle = await self._handle()
@@ -92,7 +96,8 @@ class WorkflowHandle:
     async def describe_async(self) -> temporalio.client.WorkflowExecutionDescription:
         return await (await self._handle()).describe()
 
-    async def status_async(self) -> WorkflowExecutionStatus:
+    async def status_async(self) -> WorkflowExecutionStatus | None:
+        # None only if the server reported no status (the proto's unspecified value).
         return (await self.describe_async()).status
 
     async def history_async(self) -> temporalio.client.WorkflowHistory:
@@ -101,7 +106,7 @@ class WorkflowHandle:
 
     # -- blocking forms ------------------------------------------------------------------------
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> R:
         return bridge.run(self.result_async(timeout))
 
     get = result  # Celery's AsyncResult.get
@@ -130,7 +135,7 @@ class WorkflowHandle:
         return bridge.run(self.history_async())
 
     @property
-    def status(self) -> WorkflowExecutionStatus:
+    def status(self) -> WorkflowExecutionStatus | None:
         return bridge.run(self.status_async())
 
     def ready(self) -> bool:

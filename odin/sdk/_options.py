@@ -1,17 +1,24 @@
-"""Options shared by the SDK's definitions: durations given as seconds or ``timedelta``, and retry
-policies given Celery-style."""
+"""Options shared by the SDK's definitions: durations given as seconds or ``timedelta``, retry
+policies given Celery-style, and the keyword options of the decorators and of starting a workflow
+(as TypedDicts, so type checkers check them)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, TypedDict, overload
 
 import temporalio.common
+import temporalio.workflow
 
 Duration = float | int | timedelta
 
 
+@overload
+def as_timedelta(value: Duration) -> timedelta: ...
+@overload
+def as_timedelta(value: Duration | None) -> timedelta | None: ...
 def as_timedelta(value: Duration | None) -> timedelta | None:
     if value is None:
         return None
@@ -43,7 +50,11 @@ class Retry:
         )
 
 
-def retry_policy(value: Retry | temporalio.common.RetryPolicy | int | None) -> temporalio.common.RetryPolicy | None:
+# What ``retry=`` takes.
+RetryOption = Retry | temporalio.common.RetryPolicy | int
+
+
+def retry_policy(value: RetryOption | None) -> temporalio.common.RetryPolicy | None:
     """``retry=`` as a ``Retry``, a temporalio ``RetryPolicy`` or just a number of attempts."""
     if value is None:
         return None
@@ -54,3 +65,93 @@ def retry_policy(value: Retry | temporalio.common.RetryPolicy | int | None) -> t
     if isinstance(value, int):
         return Retry(max_attempts=value).policy()
     raise TypeError(f"retry must be a Retry, a RetryPolicy or a number of attempts, not {type(value).__name__}")
+
+
+class WorkflowOptions(TypedDict, total=False):
+    """``@app.workflow(...)``'s options."""
+
+    name: str | None
+    queue: str | None
+    execution_timeout: Duration | None
+    retry: RetryOption | None
+    sandboxed: bool
+
+
+class ActivityOptions(TypedDict, total=False):
+    """``@app.activity(...)``'s options."""
+
+    name: str | None
+    queue: str | None
+    retry: RetryOption | None
+    start_to_close_timeout: Duration | None
+    schedule_to_close_timeout: Duration | None
+    heartbeat_timeout: Duration | None
+    auto_heartbeat: bool
+
+
+class RunOptions(TypedDict, total=False):
+    """How a workflow run is started, beside its arguments, id, queue and delay."""
+
+    execution_timeout: Duration | None
+    retry: RetryOption | None
+    memo: Mapping[str, Any] | None
+    id_reuse_policy: temporalio.common.WorkflowIDReusePolicy | None
+    id_conflict_policy: temporalio.common.WorkflowIDConflictPolicy | None
+
+
+class StartOptions(RunOptions, total=False):
+    """``WorkflowFunction.start``'s options (those of ``start_async``)."""
+
+    id: str | None
+    queue: str | None
+    kwargs: dict[str, Any] | None
+    start_delay: Duration | None
+
+
+class ActivityCallOptions(TypedDict, total=False):
+    """Options of ``workflow.execute_activity``/``start_activity``: Odin's names (``queue``,
+    ``retry``, durations as seconds) or temporalio's, overriding the activity's own."""
+
+    queue: str | None
+    task_queue: str | None
+    retry: RetryOption | None
+    retry_policy: temporalio.common.RetryPolicy | None
+    start_to_close_timeout: Duration | None
+    schedule_to_close_timeout: Duration | None
+    schedule_to_start_timeout: Duration | None
+    heartbeat_timeout: Duration | None
+    cancellation_type: temporalio.workflow.ActivityCancellationType
+    activity_id: str | None
+    summary: str | None
+
+
+class ChildOptions(TypedDict, total=False):
+    """Options of ``workflow.start_child``/``execute_child``: Odin's names (``queue``, ``retry``,
+    durations as seconds) or temporalio's."""
+
+    id: str | None
+    queue: str | None
+    task_queue: str | None
+    retry: RetryOption | None
+    retry_policy: temporalio.common.RetryPolicy | None
+    execution_timeout: Duration | None
+    run_timeout: Duration | None
+    task_timeout: Duration | None
+    parent_close_policy: temporalio.workflow.ParentClosePolicy
+    cancellation_type: temporalio.workflow.ChildWorkflowCancellationType
+    id_reuse_policy: temporalio.common.WorkflowIDReusePolicy
+    cron_schedule: str
+    memo: Mapping[str, Any] | None
+    search_attributes: temporalio.common.TypedSearchAttributes | None
+
+
+class ContinueAsNewOptions(TypedDict, total=False):
+    """Options of ``workflow.continue_as_new`` (temporalio's, passed on as they are)."""
+
+    workflow: str
+    task_queue: str | None
+    run_timeout: timedelta | None
+    task_timeout: timedelta | None
+    retry_policy: temporalio.common.RetryPolicy | None
+    memo: Mapping[str, Any] | None
+    search_attributes: temporalio.common.TypedSearchAttributes | None

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, Generic, TypeVar, cast
 
 from odin.sdk._errors import OdinSdkError
 
@@ -67,7 +67,7 @@ class ErrGroup:
     order, or raises the first error after cancelling the jobs still running."""
 
     def __init__(self) -> None:
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         self._first_error: BaseException | None = None
 
     def go(self, work: Awaitable[T] | Callable[[], Awaitable[T]], *args: Any) -> asyncio.Task[T]:
@@ -76,7 +76,7 @@ class ErrGroup:
         self._tasks.append(task)
         return task
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled() or self._first_error is not None:
             return
         error = task.exception()
@@ -90,7 +90,7 @@ class ErrGroup:
             if not task.done():
                 task.cancel()
 
-    async def wait(self) -> list:
+    async def wait(self) -> list[Any]:
         try:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         except asyncio.CancelledError:
@@ -168,7 +168,7 @@ class ResultError(OdinSdkError):
     """A ``Result`` pipeline refused a value (``ensure``)."""
 
 
-async def _call(fn: Callable, *args: Any) -> Any:
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
     value = fn(*args)
     return await value if inspect.isawaitable(value) else value
 
@@ -185,7 +185,8 @@ class Result(Generic[T]):
     Steps may be sync or async functions. ``finally_`` receives the Result itself (``ok``,
     ``value``, ``error``)."""
 
-    def __init__(self, source: Awaitable[T] | Callable[[], Awaitable[T]], steps: tuple = ()):
+    # A step is (kind, function), or ("ensure", (predicate, message)).
+    def __init__(self, source: Awaitable[Any] | Callable[[], Awaitable[Any]], steps: tuple[tuple[str, Any], ...] = ()):
         self._source = source
         self._steps = steps
         self.ok = False
@@ -196,7 +197,7 @@ class Result(Generic[T]):
     def of(cls, source: Awaitable[T] | Callable[[], Awaitable[T]]) -> Result[T]:
         return cls(source)
 
-    def _with(self, step: tuple) -> Result:
+    def _with(self, step: tuple[str, Any]) -> Result[Any]:
         return Result(self._source, self._steps + (step,))
 
     def then(self, fn: Callable[[T], U | Awaitable[U]]) -> Result[U]:
@@ -236,8 +237,10 @@ class Result(Generic[T]):
             except Exception as exc:
                 self.error, self.ok = exc, False
         if not self.ok:
+            assert self.error is not None  # every step that fails records its error
             raise self.error
-        return self.value
+        # The steps' types chain from the source's to T (then/recover/ensure say how).
+        return cast(T, self.value)
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, T]:
         return self._run().__await__()

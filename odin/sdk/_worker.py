@@ -19,7 +19,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypedDict
 
 import temporalio.worker
 from temporalio.worker import (
@@ -110,6 +110,20 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("odin"))
 
 
+class WorkerOptions(TypedDict, total=False):
+    """``WorkerHost``'s settings beside the app (``app.worker(**options)``)."""
+
+    queues: list[str] | None
+    concurrency: int
+    grace: float
+    replay_check: int
+    status_every: float
+    status_stream: TextIO
+    identity: str | None
+    max_cached_workflows: int
+    sticky_schedule_to_start: float
+
+
 @dataclass
 class WorkerHost:
     app: App
@@ -187,9 +201,9 @@ class WorkerHost:
 
     async def run(self) -> None:
         """Poll until stopped (SIGINT/SIGTERM, or ``stop()``), then shut down gracefully."""
-        self._stopping = asyncio.Event()
+        stopping = self._stopping = asyncio.Event()
         if self._stop_requested:
-            self._stopping.set()
+            stopping.set()
         if self.replay_check:
             checked = await self.check_replay()
             log.info("replayed %d recent runs through the current code: all consistent", checked)
@@ -199,7 +213,7 @@ class WorkerHost:
         for worker in self._workers:
             group.go(self._run_one(worker))
         status = asyncio.ensure_future(self._status_line()) if self.status_every else None
-        stopper = asyncio.ensure_future(self._stop_when_asked())
+        stopper = asyncio.ensure_future(self._stop_when_asked(stopping))
         try:
             await group.wait()
         finally:
@@ -217,8 +231,8 @@ class WorkerHost:
         finally:
             self._running.done()
 
-    async def _stop_when_asked(self) -> None:
-        await self._stopping.wait()
+    async def _stop_when_asked(self, stopping: asyncio.Event) -> None:
+        await stopping.wait()
         await asyncio.gather(*(w.shutdown() for w in self._workers), return_exceptions=True)
 
     def stop(self) -> None:

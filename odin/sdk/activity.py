@@ -16,6 +16,6 @@ def heartbeat(*details: Any) -> None:
     _ta.heartbeat(*details)
 
 
-def heartbeat_details() -> tuple:
+def heartbeat_details() -> tuple[Any, ...]:
     """The details of the last heartbeat of the previous attempt (empty on a first attempt)."""
     return tuple(_ta.info().heartbeat_details)

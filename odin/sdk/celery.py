@@ -185,7 +185,7 @@ def _task_body(task: celery.Task) -> Callable[..., Any]:
     return run_task
 
 
-def _retry_error(task: celery.Task, retry: CeleryRetry, args: tuple, kwargs: dict) -> ApplicationError:
+def _retry_error(task: celery.Task, retry: CeleryRetry, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ApplicationError:
     if retry.sig is not None and (list(retry.sig.args) != list(args) or dict(retry.sig.kwargs) != kwargs):
         return ApplicationError(
             f"{task.name} asked to be retried with other arguments, which Odin does not support "
@@ -220,7 +220,7 @@ _UNSUPPORTED_BUILTINS = {
 }
 
 
-def serialize(canvas: Signature | dict) -> dict:
+def serialize(canvas: Signature | dict[str, Any]) -> dict[str, Any]:
     """A Celery canvas (a signature, chain, group or chord, nested as you like; or its dict form)
     as the JSON input of the canvas workflow. ``CanvasError`` for what Odin cannot run."""
     spec = {"format": SPEC_FORMAT, "canvas": _node(canvas, None)}
@@ -231,7 +231,7 @@ def serialize(canvas: Signature | dict) -> dict:
     return spec
 
 
-def _node(sig: Any, queue: str | None) -> dict:
+def _node(sig: Any, queue: str | None) -> dict[str, Any]:
     """One step: ``{"type": "task" | "chain" | "group" | "chord", ...}``. A composite's ``queue``
     is the default of the tasks in it."""
     if not isinstance(sig, dict):
@@ -259,7 +259,7 @@ def _node(sig: Any, queue: str | None) -> dict:
     raise CanvasError(f"{kind} canvases are not supported: use a group of signatures")
 
 
-def _task(sig: dict) -> dict:
+def _task(sig: dict[str, Any]) -> dict[str, Any]:
     name = sig.get("task")
     if not isinstance(name, str) or not name:
         raise CanvasError(f"a signature without a task name: {sig!r}")
@@ -268,7 +268,7 @@ def _task(sig: dict) -> dict:
     return {"task": name, "args": list(sig.get("args") or ()), "kwargs": dict(sig.get("kwargs") or {})}
 
 
-def _step_options(sig: dict, allowed: frozenset) -> dict:
+def _step_options(sig: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
     """What a step's options ask for: ``immutable``, ``countdown``/``eta`` (a delay before it
     starts), ``queue``, and for a task ``time_limit``/``soft_time_limit``."""
     what = sig.get("task") if sig.get("subtask_type") is None else f"a {sig['subtask_type']}"
@@ -290,7 +290,7 @@ def _step_options(sig: dict, allowed: frozenset) -> dict:
     return node
 
 
-def _utc_iso(eta: datetime | str, what: str) -> str:
+def _utc_iso(eta: datetime | str, what: object) -> str:
     try:
         when = datetime.fromisoformat(eta) if isinstance(eta, str) else eta
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
@@ -298,7 +298,7 @@ def _utc_iso(eta: datetime | str, what: str) -> str:
         raise CanvasError(f"eta of {what} is not a date and time: {eta!r}") from None
 
 
-def _listed(tasks: Any) -> list:
+def _listed(tasks: Any) -> list[Any]:
     """The tasks of a chain or group, or a chord's header: a list, or in dict form maybe a group
     or a single signature."""
     if isinstance(tasks, dict):
@@ -306,7 +306,7 @@ def _listed(tasks: Any) -> list:
     return list(tasks)
 
 
-def _members(tasks: Any, queue: str | None) -> list[dict]:
+def _members(tasks: Any, queue: str | None) -> list[dict[str, Any]]:
     """A group's members. A group inside a group adds its members to it, as Celery does."""
     members = []
     for member in _listed(tasks):
@@ -335,7 +335,7 @@ def _unroll_single(step: Any) -> Any:
 # -- binding a canvas to an app -----------------------------------------------------------------
 
 
-def prepare(canvas: Signature | dict, app: App) -> dict:
+def prepare(canvas: Signature | dict[str, Any], app: App) -> dict[str, Any]:
     """``serialize`` and check the canvas against ``app``: every task must be one of its
     activities, whose options (queue, timeouts, retries) are written into the spec."""
     if not isinstance(app, App):
@@ -359,7 +359,7 @@ def prepare(canvas: Signature | dict, app: App) -> dict:
     return spec
 
 
-def _task_nodes(node: dict) -> Iterable[dict]:
+def _task_nodes(node: dict[str, Any]) -> Iterable[dict[str, Any]]:
     if node["type"] == "task":
         yield node
         return
@@ -374,7 +374,7 @@ def _seconds(duration: timedelta | None) -> float | None:
     return duration.total_seconds() if duration is not None else None
 
 
-def _activity_options(activity: ActivityFunction, node: dict) -> dict:
+def _activity_options(activity: ActivityFunction[..., Any], node: dict[str, Any]) -> dict[str, Any]:
     options = {
         "queue": node.pop("queue", None) or activity.queue,
         "start_to_close_timeout": node.pop("time_limit", None) or _seconds(activity.start_to_close_timeout),
@@ -396,7 +396,7 @@ def _activity_options(activity: ActivityFunction, node: dict) -> dict:
 # -- the interpreter workflow -------------------------------------------------------------------
 
 
-async def interpret(spec: dict) -> Any:
+async def interpret(spec: dict[str, Any]) -> Any:
     """The canvas workflow: runs a ``serialize``d canvas. Only the workflow API is used, so it
     replays deterministically; the canvas's result is its result."""
     if spec.get("format") != SPEC_FORMAT:
@@ -404,7 +404,7 @@ async def interpret(spec: dict) -> Any:
     return await _run(spec["canvas"], ())
 
 
-async def _run(node: dict, incoming: tuple) -> Any:
+async def _run(node: dict[str, Any], incoming: tuple[Any, ...]) -> Any:
     """Run one step; ``incoming`` is the previous step's result (as a 1-tuple) or nothing."""
     if node.get("immutable"):
         incoming = ()
@@ -432,7 +432,7 @@ async def _run(node: dict, incoming: tuple) -> Any:
     raise ApplicationError(f"unknown canvas step {kind!r}", non_retryable=True)
 
 
-async def _wait(node: dict) -> None:
+async def _wait(node: dict[str, Any]) -> None:
     if "countdown" in node:
         delay = node["countdown"]
     elif "eta" in node:
@@ -443,7 +443,7 @@ async def _wait(node: dict) -> None:
         await workflow.sleep(delay)
 
 
-async def _run_all(nodes: list[dict], incoming: tuple) -> list:
+async def _run_all(nodes: list[dict[str, Any]], incoming: tuple[Any, ...]) -> list[Any]:
     """Members side by side; like Celery's group, every member runs to its end and the first
     failure in member order is the group's."""
     results = await asyncio.gather(*(_run(n, incoming) for n in nodes), return_exceptions=True)
@@ -453,7 +453,7 @@ async def _run_all(nodes: list[dict], incoming: tuple) -> list:
     return list(results)
 
 
-def register_canvas_workflow(app: App) -> WorkflowFunction:
+def register_canvas_workflow(app: App) -> WorkflowFunction[[dict[str, Any]], Any]:
     """Register the canvas workflow on ``app`` (``register_tasks`` does it) so its workers run it."""
     if CANVAS_WORKFLOW not in app.workflows:
         app.workflow(interpret, name=CANVAS_WORKFLOW)
@@ -464,8 +464,8 @@ def register_canvas_workflow(app: App) -> WorkflowFunction:
 
 
 async def run_async(
-    canvas: Signature | dict, app: App, *, id: str | None = None, queue: str | None = None
-) -> WorkflowHandle:
+    canvas: Signature | dict[str, Any], app: App, *, id: str | None = None, queue: str | None = None
+) -> WorkflowHandle[Any]:
     """Start ``canvas`` as one durable workflow run on ``app``; returns its handle, whose result
     is the canvas's. ``id`` is the workflow id; ``queue`` the task queue it runs on (else the
     app's), where the tasks without a queue of their own run too. ``CanvasError`` before anything
@@ -475,8 +475,8 @@ async def run_async(
 
 
 def run(
-    canvas: Signature | dict, app: App, *, id: str | None = None, queue: str | None = None
-) -> WorkflowHandle:
+    canvas: Signature | dict[str, Any], app: App, *, id: str | None = None, queue: str | None = None
+) -> WorkflowHandle[Any]:
     """``run_async`` for blocking code: ``run(chain(...), app).get(timeout=60)``."""
     spec = prepare(canvas, app)
     return register_canvas_workflow(app).start(spec, id=id, queue=queue)

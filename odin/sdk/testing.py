@@ -23,7 +23,7 @@ import logging
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import temporalio.client
 from temporalio.api.enums.v1 import NamespaceState
@@ -33,12 +33,25 @@ from temporalio.worker import Replayer
 from odin.clock import SkippingClock
 from odin.config import Settings, sqlite_url_for_path
 from odin.history.state import MutableState
+from odin.sdk._app import App
 from odin.sdk._worker import sandbox_runner
+
+if TYPE_CHECKING:
+    from odin.server import OdinServer
 
 log = logging.getLogger(__name__)
 
 # How often the environment looks for a quiet moment, and how long it must stay quiet.
 POLL = 0.02
+
+T = TypeVar("T")
+
+
+def _started(part: T | None) -> T:
+    """A part of the server that exists once the environment has started."""
+    if part is None:
+        raise RuntimeError("the test environment is not started: use `async with TestEnvironment()` or start()")
+    return part
 
 
 class TestEnvironment:
@@ -48,27 +61,31 @@ class TestEnvironment:
         self.time_skipping = time_skipping
         self.namespace = namespace
         self.clock = SkippingClock()
-        self._tmp = None if database_url else tempfile.TemporaryDirectory(prefix="odin-test-")
-        self._database_url = database_url or sqlite_url_for_path(str(Path(self._tmp.name) / "odin.db"))
-        self.server = None
-        self._skipper: asyncio.Task | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if database_url:
+            self._database_url = database_url
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="odin-test-")
+            self._database_url = sqlite_url_for_path(str(Path(self._tmp.name) / "odin.db"))
+        self.server: OdinServer | None = None
+        self._skipper: asyncio.Task[None] | None = None
         self.skipped_seconds = 0.0
 
     async def start(self) -> TestEnvironment:
         from odin.server import OdinServer
 
         settings = Settings(database_url=self._database_url, grpc_port=0, default_namespace=self.namespace)
-        self.server = OdinServer(settings, clock=self.clock)
-        await self.server.start()
+        server = self.server = OdinServer(settings, clock=self.clock)
+        await server.start()
         if self.time_skipping:
             self._skipper = asyncio.ensure_future(self._skip_when_idle())
         return self
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.server.endpoints.grpc_port}"
+        return f"127.0.0.1:{_started(_started(self.server).endpoints).grpc_port}"
 
-    def bind(self, *apps: Any) -> None:
+    def bind(self, *apps: App) -> None:
         """Point apps at this environment."""
         for app in apps:
             app.address, app.namespace = self.address, self.namespace
@@ -83,7 +100,7 @@ class TestEnvironment:
         """Move the server's time forward; timers due meanwhile fire."""
         self.clock.advance(seconds)
         self.skipped_seconds += seconds
-        self.server.runtime.timers.wake()
+        self._wake_timers()
         await asyncio.sleep(POLL)
 
     async def shutdown(self) -> None:
@@ -103,8 +120,18 @@ class TestEnvironment:
 
     # -- time skipping -------------------------------------------------------------------------
 
+    def _wake_timers(self) -> None:
+        from odin.beat.timers import AsyncioTimerScheduler
+
+        timers = _started(self.server).runtime.timers
+        # Without Redis the server fires its timers itself, with a scheduler that can be woken.
+        if not isinstance(timers, AsyncioTimerScheduler):
+            raise RuntimeError(f"the test environment's server needs its own timer scheduler, not {timers!r}")
+        timers.wake()
+
     async def _skip_when_idle(self) -> None:
-        engine = self.server.runtime.engine
+        server = _started(self.server)
+        engine = _started(server.runtime.engine)
         while True:
             await asyncio.sleep(POLL)
             try:
@@ -114,14 +141,14 @@ class TestEnvironment:
                 await asyncio.sleep(POLL)  # still quiet a moment later: nothing is about to happen
                 if engine.commits != before or not await self._idle():
                     continue
-                next_timer = await self.server.store.next_timer_time()
+                next_timer = await _started(server.store).next_timer_time()
                 if next_timer is None:
                     continue
                 gap = (next_timer - self.clock.now()).total_seconds()
                 if gap > 0:
                     self.clock.advance(gap + 0.001)
                     self.skipped_seconds += gap
-                    self.server.runtime.timers.wake()
+                    self._wake_timers()
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep skipping through passing database hiccups
@@ -129,7 +156,7 @@ class TestEnvironment:
 
     async def _idle(self) -> bool:
         """Nothing is running or queued: every open run only waits for time (or a signal)."""
-        store = self.server.store
+        store = _started(_started(self.server).store)
         if await store.list_transfer_tasks(1):
             return False
         now = self.clock.now().timestamp()
@@ -152,7 +179,7 @@ class TestEnvironment:
 # -- replaying exported histories -----------------------------------------------------------
 
 
-def load_history(source: str | Path | dict) -> tuple[str, History]:
+def load_history(source: str | Path | dict[str, Any]) -> tuple[str, History]:
     """A history as exported (REST API / ``odin workflow history`` / Temporal JSON) -> (workflow
     id, proto). ``source`` is a file path, a JSON text or the parsed document."""
     from odin.api.rest.codec import from_json
@@ -168,7 +195,7 @@ def load_history(source: str | Path | dict) -> tuple[str, History]:
     return workflow_id, history
 
 
-async def replay(app: Any, source: str | Path | dict) -> None:
+async def replay(app: App, source: str | Path | dict[str, Any]) -> None:
     """Replay an exported history through ``app``'s workflows; raises on non-determinism."""
     workflow_id, history = load_history(source)
     replayer = Replayer(workflows=[w.cls for w in app.workflows.values()], workflow_runner=sandbox_runner())

@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import uuid as _uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, NoReturn, TypeVar, Unpack, overload
 
 import temporalio.workflow as _tw
 from temporalio.exceptions import is_cancelled_exception
@@ -41,7 +42,14 @@ from temporalio.workflow import (  # noqa: F401  # noqa: F401
 )
 
 from odin.sdk._defs import ActivityFunction, WorkflowFunction, pack_args
-from odin.sdk._options import Duration, as_timedelta, retry_policy
+from odin.sdk._options import (
+    ActivityCallOptions,
+    ChildOptions,
+    ContinueAsNewOptions,
+    Duration,
+    as_timedelta,
+    retry_policy,
+)
 
 T = TypeVar("T")
 
@@ -103,8 +111,10 @@ async def wait_condition(condition: Callable[[], bool], timeout: Duration | None
 # -- activities and children ----------------------------------------------------------------
 
 
-def _activity_call(activity: ActivityFunction | str, args: tuple, kwargs: dict, options: dict) -> tuple[str, list, dict]:
-    base = activity.options() if isinstance(activity, ActivityFunction) else {}
+def _activity_call(
+    activity: ActivityFunction[..., Any] | str, args: Sequence[Any], kwargs: Mapping[str, Any], options: Mapping[str, Any]
+) -> tuple[str, list[Any], dict[str, Any]]:
+    base: Mapping[str, Any] = activity.options() if isinstance(activity, ActivityFunction) else {}
     name = activity.name if isinstance(activity, ActivityFunction) else activity
     merged = {**base, **{k: v for k, v in options.items() if v is not None}}
     for key in ("start_to_close_timeout", "schedule_to_close_timeout", "schedule_to_start_timeout", "heartbeat_timeout"):
@@ -119,7 +129,21 @@ def _activity_call(activity: ActivityFunction | str, args: tuple, kwargs: dict, 
     return name, pack_args(args, kwargs), merged
 
 
-async def execute_activity(activity: ActivityFunction | str, *args: Any, kwargs: dict | None = None, **options: Any) -> Any:
+# Typed by the activity given (its result), or untyped by name.
+@overload
+async def execute_activity(
+    activity: ActivityFunction[..., T], *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ActivityCallOptions]
+) -> T: ...
+@overload
+async def execute_activity(
+    activity: str, *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ActivityCallOptions]
+) -> Any: ...
+async def execute_activity(
+    activity: ActivityFunction[..., Any] | str,
+    *args: Any,
+    kwargs: dict[str, Any] | None = None,
+    **options: Unpack[ActivityCallOptions],
+) -> Any:
     """Run an activity (by definition or by name) and wait for its result. Options override the
     activity's own: ``queue``, ``retry``, ``start_to_close_timeout``, ``schedule_to_close_timeout``,
     ``schedule_to_start_timeout``, ``heartbeat_timeout``, ``cancellation_type``."""
@@ -127,13 +151,26 @@ async def execute_activity(activity: ActivityFunction | str, *args: Any, kwargs:
     return await _tw.execute_activity(name, args=packed, **opts)
 
 
-def start_activity(activity: ActivityFunction | str, *args: Any, kwargs: dict | None = None, **options: Any):
+@overload
+def start_activity(
+    activity: ActivityFunction[..., T], *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ActivityCallOptions]
+) -> _tw.ActivityHandle[T]: ...
+@overload
+def start_activity(
+    activity: str, *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ActivityCallOptions]
+) -> _tw.ActivityHandle[Any]: ...
+def start_activity(
+    activity: ActivityFunction[..., Any] | str,
+    *args: Any,
+    kwargs: dict[str, Any] | None = None,
+    **options: Unpack[ActivityCallOptions],
+) -> _tw.ActivityHandle[Any]:
     """Start an activity; returns a handle to await (or ``cancel()``)."""
     name, packed, opts = _activity_call(activity, args, kwargs or {}, options)
     return _tw.start_activity(name, args=packed, **opts)
 
 
-def _child_options(wf: WorkflowFunction | str, options: dict) -> tuple[str, dict]:
+def _child_options(wf: WorkflowFunction[..., Any] | str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     name = wf.name if isinstance(wf, WorkflowFunction) else wf
     opts = {k: v for k, v in options.items() if v is not None}
     if "queue" in opts:
@@ -148,7 +185,17 @@ def _child_options(wf: WorkflowFunction | str, options: dict) -> tuple[str, dict
     return name, opts
 
 
-async def start_child(wf: WorkflowFunction | str, *args: Any, kwargs: dict | None = None, **options: Any):
+@overload
+async def start_child(
+    wf: WorkflowFunction[..., T], *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ChildOptions]
+) -> _tw.ChildWorkflowHandle[Any, T]: ...
+@overload
+async def start_child(
+    wf: str, *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ChildOptions]
+) -> _tw.ChildWorkflowHandle[Any, Any]: ...
+async def start_child(
+    wf: WorkflowFunction[..., Any] | str, *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ChildOptions]
+) -> _tw.ChildWorkflowHandle[Any, Any]:
     """Start a child workflow; returns its handle (await it for the result, ``signal`` it...).
     Options: ``id``, ``queue``, ``parent_close_policy``, ``cancellation_type``, ``retry``,
     ``execution_timeout``..."""
@@ -156,7 +203,17 @@ async def start_child(wf: WorkflowFunction | str, *args: Any, kwargs: dict | Non
     return await _tw.start_child_workflow(name, args=pack_args(args, kwargs or {}), **opts)
 
 
-async def execute_child(wf: WorkflowFunction | str, *args: Any, kwargs: dict | None = None, **options: Any) -> Any:
+@overload
+async def execute_child(
+    wf: WorkflowFunction[..., T], *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ChildOptions]
+) -> T: ...
+@overload
+async def execute_child(
+    wf: str, *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ChildOptions]
+) -> Any: ...
+async def execute_child(
+    wf: WorkflowFunction[..., Any] | str, *args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ChildOptions]
+) -> Any:
     """Run a child workflow and wait for its result."""
     name, opts = _child_options(wf, options)
     return await _tw.execute_child_workflow(name, args=pack_args(args, kwargs or {}), **opts)
@@ -167,7 +224,7 @@ async def signal_external(workflow_id: str, name: str, *args: Any, run_id: str |
     await _tw.get_external_workflow_handle(workflow_id, run_id=run_id).signal(name, args=list(args))
 
 
-def continue_as_new(*args: Any, kwargs: dict | None = None, **options: Any) -> None:
+def continue_as_new(*args: Any, kwargs: dict[str, Any] | None = None, **options: Unpack[ContinueAsNewOptions]) -> NoReturn:
     """End this run and start the workflow afresh with these arguments (same id, new history)."""
     _tw.continue_as_new(args=pack_args(args, kwargs or {}), **options)
 
@@ -206,7 +263,7 @@ class CancellationScope:
     def __init__(self, timeout: Duration | None = None):
         self.timeout = as_timedelta(timeout)
         self.cancelled = False
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[Any] | None = None
         self._requested = False
         self._timer: asyncio.TimerHandle | None = None
 
@@ -221,10 +278,12 @@ class CancellationScope:
             self._timer = asyncio.get_running_loop().call_later(self.timeout.total_seconds(), self.cancel)
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> bool:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
         if self._timer is not None:
             self._timer.cancel()
-        if not self._requested:
+        if not self._requested or self._task is None:  # a request implies the task
             return False
         # Our cancel() counted once on the task; a count left after taking it back is someone else's.
         outside = self._task.uncancel() > 0
@@ -234,7 +293,7 @@ class CancellationScope:
             return True  # our own cancellation stops here
         return False
 
-    async def run(self, work: Awaitable[T]) -> T:
+    async def run(self, work: Awaitable[T]) -> T | None:
         """Run ``work`` in this scope (returns None if the scope was cancelled)."""
         async with self:
             return await work
