@@ -202,7 +202,9 @@ async def test_create_describe_list_update_patch_delete(database_url, task_queue
                 assert (d.schedule.state.paused, d.schedule.state.note) == (True, "stop")
 
                 # Backfill: the hourly spec's times in a past range, ignoring pause and the catchup window.
-                base = clock.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
+                # On the 2-hour grid of the spec (epoch-aligned), whatever the hour the test runs at:
+                # base, base + 2 h and base + 4 h are the three backfilled times.
+                base = datetime.fromtimestamp(int(clock.now().timestamp()) // 7200 * 7200, UTC) - timedelta(days=3)
                 await handle.backfill(ScheduleBackfill(start_at=base, end_at=base + 2 * timedelta(hours=2), overlap=ScheduleOverlapPolicy.ALLOW_ALL))
                 await eventually(lambda: _actions(handle, 6))
 
