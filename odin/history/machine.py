@@ -324,6 +324,12 @@ class Transition:
         if w.transient:  # a failed retry leaves no trace; the attempt count lives in the state
             self._retry_workflow_task(w, keep_attempt=False)
             return
+        self._append_workflow_task_failed(w, cause, failure, identity)
+        self._retry_workflow_task(w, keep_attempt=w.sticky)
+
+    def _append_workflow_task_failed(
+        self, w: WorkflowTaskInfo, cause: WorkflowTaskFailedCause.ValueType, failure: Failure | None, identity: str
+    ) -> None:
         self.append(
             E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
             h.WorkflowTaskFailedEventAttributes(
@@ -334,23 +340,13 @@ class Transition:
                 identity=identity,
             ),
         )
-        self._retry_workflow_task(w, keep_attempt=w.sticky)
 
     def fail_workflow_task_and_terminate(self, cause: WorkflowTaskFailedCause.ValueType, failure: Failure, identity: str) -> None:
         """Temporal's answer to a command over a size limit: the task fails (no retry is scheduled)
         and the server terminates the run, with the failure's message as the reason."""
         w = self.state.wft
         assert w is not None
-        self.append(
-            E.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-            h.WorkflowTaskFailedEventAttributes(
-                scheduled_event_id=w.scheduled_event_id,
-                started_event_id=w.started_event_id,
-                cause=cause,
-                failure=failure,
-                identity=identity,
-            ),
-        )
+        self._append_workflow_task_failed(w, cause, failure, identity)
         self.state.wft = None
         self.terminate(failure.message, None, HISTORY_SERVICE_IDENTITY)
 
