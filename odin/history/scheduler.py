@@ -281,6 +281,11 @@ class Scheduler:
             start = m.next_start()
             write: dict[str, Any] = {"namespace_id": namespace_id, "schedule_id": schedule_id, "consumed_timer": consumed, "fence": fence}
             try:
+                if start is None and m.expired():
+                    # Idle past its retention: gone, as a DeleteSchedule would leave it.
+                    log.info("schedule %s: idle since its last event for the retention period; deleted", schedule_id)
+                    await self._commit(self._batch(loaded, m, delete=True, **write))
+                    return taken
                 if start is None:
                     batch = self._batch(loaded, m, **write)
                     if loaded.snapshot() == before and not batch.timer_tasks and not consumed:

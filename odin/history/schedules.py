@@ -39,9 +39,15 @@ RECENT_ACTIONS_FOR_LIST = 5
 FUTURE_ACTIONS = 10
 FUTURE_ACTIONS_FOR_LIST = 5
 MAX_BUFFER = 1000  # buffered starts beyond this are dropped (counted in buffer_dropped)
+# A backfill is buffered this many starts at a time, into at most half the buffer, so that a
+# backfill over years of a one-second spec is bounded work per step (as in Temporal).
+BACKFILLS_PER_STEP = 10
 # While starts wait for running workflows to close, the schedule looks again this often even if
 # no close is reported (a lost cancel or terminate is then sent again).
 RECHECK_SECONDS = 30.0
+# A schedule that will never act again on its own (no more times, out of actions) and is not
+# paused is deleted this long after its last event: creation, update or action (as in Temporal).
+RETENTION_SECONDS = 7 * 24 * 3600.0
 INITIAL_CONFLICT_TOKEN = 1
 _FAILED = {Status.WORKFLOW_EXECUTION_STATUS_FAILED, Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT}
 
@@ -53,6 +59,15 @@ class BufferedStart:
     overlap: int  # ScheduleOverlapPolicy; UNSPECIFIED resolves to the schedule's policy when processed
     manual: bool  # trigger immediately or backfill: ignores pause, limits and the catchup window
     seq: int  # numbers the schedule's starts: part of the start's request id
+
+
+@dataclass
+class Backfill:
+    """A backfill not yet fully buffered: the spec's times in (start, end]."""
+
+    start: float
+    end: float
+    overlap: int
 
 
 @dataclass
@@ -79,6 +94,7 @@ class ScheduleRuntime:
     pending: list[BufferedStart] = field(default_factory=list)
     running: list[Action] = field(default_factory=list)
     recent: list[Action] = field(default_factory=list)
+    backfills: list[Backfill] = field(default_factory=list)
     # The schedule's timer row (``timer_tasks``) and its fire time; a row with another id is stale.
     timer_task_id: str = ""
     timer_at: float = 0.0
@@ -93,11 +109,12 @@ class ScheduleRuntime:
     @classmethod
     def from_json(cls, text: str) -> ScheduleRuntime:
         raw = json.loads(text)
-        rt = cls(**{k: v for k, v in raw.items() if k not in ("buffer", "pending", "running", "recent")})
+        rt = cls(**{k: v for k, v in raw.items() if k not in ("buffer", "pending", "running", "recent", "backfills")})
         rt.buffer = [BufferedStart(**b) for b in raw["buffer"]]
         rt.pending = [BufferedStart(**b) for b in raw["pending"]]
         rt.running = [Action(**a) for a in raw["running"]]
         rt.recent = [Action(**a) for a in raw["recent"]]
+        rt.backfills = [Backfill(**b) for b in raw.get("backfills", ())]
         return rt
 
 
@@ -212,16 +229,19 @@ class ScheduleMachine:
         except ScheduleComputeLimit:
             return None
 
-    def process_time_range(self, start: float, end: float, overlap: int, manual: bool) -> None:
+    def process_time_range(self, start: float, end: float, overlap: int, manual: bool, limit: int | None = None) -> float | None:
         """Buffer the spec's times in (start, end]; scheduled ones older than the catchup window
-        are missed instead, and none are taken while paused or out of actions."""
+        are missed instead, and none are taken while paused or out of actions. With ``limit``,
+        stops after buffering that many and returns the last time buffered (None once the range
+        is done)."""
         if self.spec is None or not self.can_take(manual):
-            return
+            return None
         t = start
+        buffered = 0
         while True:
             nxt = self._next(t)
             if nxt is None or nxt.actual.timestamp() > end:
-                return
+                return None
             actual, nominal = nxt.actual.timestamp(), nxt.nominal.timestamp()
             t = actual
             if not manual and self.rt.updated > actual:
@@ -230,6 +250,22 @@ class ScheduleMachine:
                 self.rt.missed_catchup += 1
                 continue
             self.add_start(nominal, actual, overlap, manual)
+            buffered += 1
+            if limit is not None and buffered >= limit:
+                return actual
+
+    def process_backfills(self) -> None:
+        """Buffer the next starts of the backfills under way, a bounded number per call."""
+        budget = BACKFILLS_PER_STEP
+        while self.rt.backfills and budget > 0 and len(self.rt.buffer) < MAX_BUFFER // 2:
+            b = self.rt.backfills[0]
+            before = len(self.rt.buffer) + self.rt.buffer_dropped
+            last = self.process_time_range(b.start, b.end, b.overlap, True, budget)
+            budget -= len(self.rt.buffer) + self.rt.buffer_dropped - before
+            if last is None:
+                self.rt.backfills.pop(0)
+            else:
+                b.start = last
 
     def add_start(self, nominal: float, actual: float, overlap: int, manual: bool) -> None:
         if len(self.rt.buffer) >= MAX_BUFFER:
@@ -244,6 +280,7 @@ class ScheduleMachine:
         end = max(self.now, start)
         self.process_time_range(start, end, Overlap.SCHEDULE_OVERLAP_POLICY_UNSPECIFIED, False)
         self.rt.last_processed = end
+        self.process_backfills()
 
     def future_action_times(self, n: int) -> list[float]:
         st = self.schedule.state
@@ -263,8 +300,9 @@ class ScheduleMachine:
 
     def next_wakeup(self) -> float | None:
         """When the schedule must be looked at next: now if a start is decided or could be, else its
-        next action time (none while paused or out of actions); sooner while starts wait."""
-        if self.rt.pending:
+        next action time (none while paused or out of actions); sooner while starts wait; an idle
+        schedule at its retention expiry."""
+        if self.rt.pending or (self.rt.backfills and len(self.rt.buffer) < MAX_BUFFER // 2):
             return self.now
         times: list[float] = []
         if self.can_take(False):
@@ -273,7 +311,22 @@ class ScheduleMachine:
                 times.append(nxt.actual.timestamp())
         if self.rt.buffer:
             times.append(self.now if not self.rt.running else self.now + RECHECK_SECONDS)
-        return min(times) if times else None
+        return min(times) if times else self.retention_expiry()
+
+    def retention_expiry(self) -> float | None:
+        """When an idle schedule is to be deleted; None while it may still act: paused, starts or
+        backfills waiting, or spec times ahead that it may take."""
+        rt = self.rt
+        if self.schedule.state.paused or rt.pending or rt.buffer or rt.backfills:
+            return None
+        if self.can_take(False) and self._next(rt.last_processed) is not None:
+            return None
+        last_event = max(rt.created, rt.updated, *(a.actual_time for a in rt.recent[-1:]))
+        return last_event + RETENTION_SECONDS
+
+    def expired(self) -> bool:
+        expiry = self.retention_expiry()
+        return expiry is not None and expiry <= self.now
 
     # -- changes from callers ---------------------------------------------------------------
 
@@ -287,7 +340,8 @@ class ScheduleMachine:
         for backfill in patch.backfill_request:
             start = backfill.start_time.seconds + backfill.start_time.nanos / 1e9 - 0.001  # inclusive start
             end = backfill.end_time.seconds + backfill.end_time.nanos / 1e9
-            self.process_time_range(start, end, backfill.overlap_policy, True)
+            self.rt.backfills.append(Backfill(start, end, backfill.overlap_policy))
+        self.process_backfills()
         if patch.pause:
             self.schedule.state.paused = True
             self.schedule.state.notes = patch.pause

@@ -25,6 +25,11 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflow.v1 import NewWorkflowExecutionInfo
 
 from odin.history.schedules import (
+    BACKFILLS_PER_STEP,
+    MAX_BUFFER,
+    RECHECK_SECONDS,
+    RETENTION_SECONDS,
+    Action,
     Closed,
     ScheduleMachine,
     ScheduleRuntime,
@@ -170,13 +175,87 @@ def test_limited_actions_count_down_and_stop():
     m.advance()
     assert len(take_all(m)) == 2
     assert m.schedule.state.remaining_actions == 0
-    assert m.future_action_times(10) == [] and m.next_wakeup() is None
+    assert m.future_action_times(10) == []
+    # Out of actions: idle, so its only wake-up is its retention expiry after the last action.
+    assert m.next_wakeup() == m.rt.recent[-1].actual_time + RETENTION_SECONDS
 
 
 def test_backfill_is_inclusive_and_ignores_the_catchup_window():
     m = machine(schedule(every=60, overlap=Overlap.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL, catchup=10), T0 + 10_000)
     m.patch(SchedulePatch(backfill_request=[BackfillRequest(start_time=_ts(T0 + 60), end_time=_ts(T0 + 240))]))
     assert [s.nominal - T0 for s in take_all(m)] == [60, 120, 180, 240]
+
+
+def test_a_long_backfill_is_buffered_a_bounded_number_at_a_time():
+    # One second for 30 days: 2.6 million times; each step buffers at most BACKFILLS_PER_STEP.
+    now = T0 + 40 * 86400
+    m = machine(schedule(every=1, overlap=Overlap.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL), now, new_runtime(now))
+    m.patch(SchedulePatch(backfill_request=[BackfillRequest(start_time=_ts(T0), end_time=_ts(T0 + 30 * 86400))]))
+    assert [s.nominal - T0 for s in m.rt.buffer] == list(range(BACKFILLS_PER_STEP))
+    assert m.next_wakeup() == m.now  # more to buffer: look again at once
+    taken = take_all(m)
+    m.advance()
+    taken += take_all(m)
+    assert [s.nominal - T0 for s in taken] == list(range(2 * BACKFILLS_PER_STEP))
+    # The rest survives a save and load of the runtime.
+    rt = ScheduleRuntime.from_json(m.rt.to_json())
+    assert rt.backfills[0].start == T0 + 2 * BACKFILLS_PER_STEP - 1 and rt.backfills[0].end == T0 + 30 * 86400
+
+
+def test_backfills_wait_while_half_the_buffer_is_full():
+    m = machine(schedule(every=60, overlap=Overlap.SCHEDULE_OVERLAP_POLICY_BUFFER_ALL), T0 + 10)
+    m.rt.running.append(Action(T0, T0, "wf-running", "r"))
+    m.patch(SchedulePatch(backfill_request=[BackfillRequest(start_time=_ts(T0), end_time=_ts(T0 + 86400 * 30))]))
+    for _ in range(MAX_BUFFER):
+        m.advance()
+        assert m.next_start() is None  # a run is going: everything waits in the buffer
+    assert len(m.rt.buffer) == MAX_BUFFER // 2 and m.rt.backfills
+    # No busy loop: with the buffer half full the schedule waits for the run to close.
+    assert m.next_wakeup() == m.now + RECHECK_SECONDS
+
+
+def test_several_backfills_are_taken_in_order():
+    m = machine(schedule(every=60, overlap=Overlap.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL), T0 + 10_000, new_runtime(T0 + 10_000))
+    m.patch(
+        SchedulePatch(
+            backfill_request=[
+                BackfillRequest(start_time=_ts(T0 + 600), end_time=_ts(T0 + 1200)),
+                BackfillRequest(start_time=_ts(T0 + 60), end_time=_ts(T0 + 120)),
+            ]
+        )
+    )
+    taken = []
+    while m.rt.backfills or m.rt.buffer:
+        m.advance()
+        taken += take_all(m)
+    assert [s.nominal - T0 for s in taken] == [*range(600, 1201, 60), 60, 120]
+
+
+def test_an_idle_schedule_expires_a_retention_period_after_its_last_event():
+    end = T0 + 120
+    s = schedule(every=60, overlap=Overlap.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL)
+    s.spec.end_time.FromSeconds(int(end))
+    m = machine(s, T0 + 130)
+    m.advance()
+    assert [x.nominal - T0 for x in take_all(m)] == [60, 120]
+    assert m.retention_expiry() == T0 + 130 + RETENTION_SECONDS  # the last action was taken at 130
+    assert not m.expired()
+    m.now = T0 + 130 + RETENTION_SECONDS
+    assert m.expired()
+    # An update is an event: the period starts again.
+    m.update(s)
+    assert not m.expired() and m.retention_expiry() == m.now + RETENTION_SECONDS
+
+
+def test_schedules_that_may_still_act_never_expire():
+    far = T0 + 10 * RETENTION_SECONDS
+    assert machine(schedule(every=60), far).retention_expiry() is None  # times ahead
+    assert machine(schedule(every=60, paused=True), far).retention_expiry() is None  # paused
+    m = machine(Schedule(action=schedule().action), far)  # no spec: only triggered
+    m.patch(SchedulePatch(trigger_immediately=TriggerImmediatelyRequest()))
+    assert m.retention_expiry() is None  # a start waits
+    take_all(m)
+    assert m.retention_expiry() == far + RETENTION_SECONDS
 
 
 def test_times_before_an_update_are_not_taken():

@@ -403,6 +403,52 @@ async def test_each_run_gets_the_previous_result(database_url, task_queue):
                 await handle.delete()
 
 
+async def test_an_idle_schedule_is_deleted_after_the_retention_period(database_url, task_queue):
+    """Out of actions and not paused: gone 7 days after its last action, as in Temporal."""
+    clock = SkippingClock()
+    async with odin(database_url, clock) as (server, client):
+        schedule_id = sid()
+        async with Worker(client, task_queue=task_queue, workflows=[Quick]):
+            s = hourly(Quick.run, task_queue)
+            s.state = ScheduleState(limited_actions=True, remaining_actions=1)
+            handle = await client.create_schedule(schedule_id, s)
+            await skip(server, clock, 3600)
+            await eventually(lambda: _actions(handle, 1))
+            await skip(server, clock, 6 * 86400)
+            await asyncio.sleep(0.5)
+            assert (await handle.describe()).info.num_actions == 1  # 6 days idle: still there
+            await skip(server, clock, 86400)
+
+            async def gone():
+                try:
+                    await handle.describe()
+                except RPCError as err:
+                    return err.status == RPCStatusCode.NOT_FOUND
+                return False
+
+            await eventually(gone)
+            assert schedule_id not in [x.id async for x in await client.list_schedules()]
+
+
+async def test_a_long_backfill_is_taken_in_bounded_steps(database_url, task_queue):
+    """A backfill of 46 times is buffered ten at a time over several steps; each is taken once."""
+    clock = SkippingClock()
+    async with odin(database_url, clock) as (server, client):
+        schedule_id = sid()
+        async with Worker(client, task_queue=task_queue, workflows=[Quick], max_concurrent_workflow_tasks=50):
+            s = Schedule(action=start_action(Quick.run, task_queue), spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=1))]))
+            s.state = ScheduleState(paused=True)
+            handle = await client.create_schedule(schedule_id, s)
+            try:
+                base = datetime.fromtimestamp(int(clock.now().timestamp()) // 60 * 60, UTC) - timedelta(days=2)
+                await handle.backfill(ScheduleBackfill(start_at=base, end_at=base + timedelta(minutes=45), overlap=ScheduleOverlapPolicy.ALLOW_ALL))
+                await eventually(lambda: _actions(handle, 46), timeout=60)
+                runs = await scheduled_runs(client, schedule_id)
+                assert len(runs) == 46 and len({r.id for r in runs}) == 46
+            finally:
+                await handle.delete()
+
+
 @pytest.mark.parametrize("down_hours, taken, missed", [(5, 2, 3), (1, 1, 0)])
 async def test_catchup_after_downtime(database_url, task_queue, down_hours, taken, missed):
     """Down longer than the catchup window (90 min): only the times inside it are taken."""
