@@ -109,7 +109,10 @@ class WorkerTasks:
             metrics.workflow_replay_count.labels(s.namespace, s.workflow_type).inc()
         first = s.last_completed_wft_started_event_id + 1 if sticky else 1
         events = await self.engine.read_events(s.run_id, first, s.next_event_id)
-        return workflow_task(s, w, events + transient_events(s, w))
+        response = workflow_task(s, w, events + transient_events(s, w))
+        for query_id, query in (await self.engine.queries.buffered(run_key(s.namespace_id, s.workflow_id, s.run_id))).items():
+            response.queries[query_id].CopyFrom(query)
+        return response
 
     def eager_workflow_task(self, t: Transition) -> PollWorkflowTaskQueueResponse:
         """The first workflow task of a run started eagerly (its events are all in ``t``)."""
@@ -205,39 +208,62 @@ class WorkerTasks:
     # -- queries ---------------------------------------------------------------------------
 
     async def query(self, namespace_id: str, workflow_id: str, run_id: str, query: WorkflowQuery, timeout: float) -> Payloads:
-        """Run a query on a worker as a query task once the run has no workflow task in flight."""
+        """Run a query on a worker: with the run's next workflow task while one is scheduled or
+        running (buffered), else at once as a query task."""
         engine = self.engine
         deadline = monotonic() + timeout
         loaded = await engine.load(namespace_id, workflow_id, run_id)
         key = run_key(namespace_id, workflow_id, loaded.state.run_id)
-        async with engine.notifier.subscribe(key) as sub:
-            while True:
-                s = (await engine.load(namespace_id, workflow_id, loaded.state.run_id)).state
-                if s.completed_wft_count == 0 and not s.running:
-                    raise FailedPrecondition("Cannot query workflow: it closed before any workflow task completed.")
-                if s.completed_wft_count > 0 and (s.wft is None or not s.running):
-                    break
-                if not await sub.wait(deadline - monotonic()) and monotonic() >= deadline:
-                    raise DeadlineExceeded("query timed out before the workflow was ready to answer")
-        queue = s.task_queue
-        if s.running and s.sticky_queue and await engine.queues.has_recent_poller(
-            namespace_id, s.sticky_queue, WORKFLOW, STICKY_POLLER_WINDOW
-        ):
-            queue = s.sticky_queue
-        query_id = new_id()
         router = engine.queries
-        await router.register(query_id, query, max(deadline - monotonic(), 0))
-        try:
-            entry = TaskEntry(query_id, namespace_id, workflow_id, s.run_id, query_id=query_id)
-            await engine.queues.add(namespace_id, queue, WORKFLOW, entry)
-            result = await router.wait(query_id, deadline - monotonic())
-        finally:
-            await router.discard(query_id)
+        query_id = new_id()
+        buffered = direct = False
+        async with engine.notifier.subscribe(key) as sub:
+            await router.register(query_id, query, timeout)
+            answer = asyncio.ensure_future(router.wait(query_id, timeout))
+            try:
+                while not answer.done():
+                    s = (await engine.load(namespace_id, workflow_id, loaded.state.run_id)).state
+                    if s.completed_wft_count == 0 and not s.running:
+                        raise FailedPrecondition("Cannot query workflow: it closed before any workflow task completed.")
+                    idle = not s.running or s.wft is None
+                    if s.completed_wft_count > 0 and idle and not direct:
+                        # Nothing will carry it: a query task now (unless a task took it meanwhile).
+                        if not buffered or await router.unbuffer(key, query_id):
+                            buffered = False
+                            direct = True
+                            await self._add_query_task(s, query_id)
+                    elif s.completed_wft_count > 0 and not idle and not buffered and not direct:
+                        await router.buffer(key, query_id, max(deadline - monotonic(), 0))
+                        buffered = True
+                    changed = asyncio.ensure_future(sub.wait(deadline - monotonic()))
+                    await asyncio.wait((answer, changed), return_when=asyncio.FIRST_COMPLETED)
+                    changed.cancel()
+                    if not answer.done() and monotonic() >= deadline:
+                        break
+                result = await answer if answer.done() else None
+            finally:
+                answer.cancel()
+                if buffered:
+                    await router.unbuffer(key, query_id)
+                await router.discard(query_id)
         if result is None:
+            if not direct and not buffered:
+                raise DeadlineExceeded("query timed out before the workflow was ready to answer")
             raise DeadlineExceeded("query was not answered in time")
         if result.result_type == QueryResultType.QUERY_RESULT_TYPE_ANSWERED:
             return result.answer
         raise InvalidArgument(result.error_message, QueryFailedFailure(failure=result.failure))
+
+    async def _add_query_task(self, s: MutableState, query_id: str) -> None:
+        """Queue a query task for the run: on its sticky queue while a worker polls it, else the normal one."""
+        engine = self.engine
+        queue = s.task_queue
+        if s.running and s.sticky_queue and await engine.queues.has_recent_poller(
+            s.namespace_id, s.sticky_queue, WORKFLOW, STICKY_POLLER_WINDOW
+        ):
+            queue = s.sticky_queue
+        entry = TaskEntry(query_id, s.namespace_id, s.workflow_id, s.run_id, query_id=query_id)
+        await engine.queues.add(s.namespace_id, queue, WORKFLOW, entry)
 
     async def _query_task(self, entry: TaskEntry, sticky: bool) -> PollWorkflowTaskQueueResponse | None:
         query = await self.engine.queries.fetch(entry.query_id)

@@ -156,3 +156,22 @@ async def test_a_redis_wait_longer_than_the_read_timeout_is_cut_into_pieces(redi
         assert await router.wait("other", 1.0) is None  # a timeout, not an error
     finally:
         await client.aclose()
+
+
+async def test_buffered_queries_stay_on_their_run_until_taken_off(routers):
+    caller, worker = routers
+    run, other = f"ns/wf/{uuid.uuid4()}", f"ns/wf/{uuid.uuid4()}"
+    q1, q2 = str(uuid.uuid4()), str(uuid.uuid4())
+    for qid, name in ((q1, "a"), (q2, "b")):
+        await caller.register(qid, WorkflowQuery(query_type=name), ttl=10)
+        await caller.buffer(run, qid, ttl=10)
+    # Every task started for the run sees them, as often as it is asked (a failed task's retry too).
+    for _ in range(2):
+        assert {k: v.query_type for k, v in (await worker.buffered(run)).items()} == {q1: "a", q2: "b"}
+    assert await worker.buffered(other) == {}
+    assert await caller.unbuffer(run, q1) is True
+    assert await caller.unbuffer(run, q1) is False
+    # A query whose caller gave up is not handed out, even while still buffered.
+    await caller.discard(q2)
+    assert await worker.buffered(run) == {}
+    assert await caller.unbuffer(run, q2) is True
