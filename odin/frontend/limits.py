@@ -10,7 +10,9 @@ may set its own limits in its ``data`` (``odin.blob_size_limit_error``, ``odin.b
 ``odin.memo_size_limit_error``, ``odin.memo_size_limit_warn``, in bytes). A run may have at most 2,000 pending activities,
 children, signals and cancellation requests to other workflows (``odin.pending_activities_limit``,
 ``odin.pending_children_limit``, ``odin.pending_signals_limit``, ``odin.pending_cancels_limit``);
-a workflow task whose commands would pass one fails with Temporal's cause. The error limits are also published in
+a workflow task whose commands would pass one fails with Temporal's cause. A workflow task started
+once the history has 4,096 events or 4 MiB suggests continue-as-new, with the reason
+(``odin.history_count_suggest_continue_as_new``, ``odin.history_size_suggest_continue_as_new``). The error limits are also published in
 DescribeNamespace (``namespace_info.limits``), where the SDKs read them to refuse oversized
 payloads before sending. Whole gRPC messages are capped at 4 MiB by the server itself.
 """
@@ -25,7 +27,7 @@ from temporalio.api.failure.v1 import Failure, ServerFailureInfo
 from temporalio.api.namespace.v1 import NamespaceInfo
 
 from odin.errors import InvalidArgument
-from odin.history.validation import PendingLimits, SizeLimits
+from odin.history.validation import ContinueAsNewThresholds, PendingLimits, SizeLimits
 
 if TYPE_CHECKING:
     from odin.persistence.store import NamespaceRecord
@@ -56,6 +58,7 @@ class Limits:
     memo_error: int = MEMO_SIZE_LIMIT_ERROR
     memo_warn: int = MEMO_SIZE_LIMIT_WARN
     pending: PendingLimits = PendingLimits()
+    continue_as_new: ContinueAsNewThresholds = ContinueAsNewThresholds()
 
     @property
     def sizes(self) -> SizeLimits:
@@ -100,6 +103,7 @@ def limits_for(ns: NamespaceRecord) -> Limits:
         return n if n > 0 else default
 
     defaults = PendingLimits()
+    can = ContinueAsNewThresholds()
     return Limits(
         blob_warn=value("odin.blob_size_limit_warn", BLOB_SIZE_LIMIT_WARN),
         blob_error=value("odin.blob_size_limit_error", BLOB_SIZE_LIMIT_ERROR),
@@ -110,6 +114,10 @@ def limits_for(ns: NamespaceRecord) -> Limits:
             children=value("odin.pending_children_limit", defaults.children),
             signals=value("odin.pending_signals_limit", defaults.signals),
             cancels=value("odin.pending_cancels_limit", defaults.cancels),
+        ),
+        continue_as_new=ContinueAsNewThresholds(
+            count=value("odin.history_count_suggest_continue_as_new", can.count),
+            size=value("odin.history_size_suggest_continue_as_new", can.size),
         ),
     )
 

@@ -39,7 +39,9 @@ class WorkerCalls(FrontendBase):
     ) -> ws.PollWorkflowTaskQueueResponse:
         ns = await self.namespace(req.namespace)
         check_id(req.task_queue.name, "TaskQueue")
-        return await self.tasks.poll_workflow_task(ns.id, ns.name, req.task_queue, req.identity, self._poll_timeout(timeout))
+        return await self.tasks.poll_workflow_task(
+            ns.id, ns.name, req.task_queue, req.identity, self._poll_timeout(timeout), limits_for(ns).continue_as_new
+        )
 
     async def poll_activity_task_queue(
         self, req: ws.PollActivityTaskQueueRequest, timeout: float

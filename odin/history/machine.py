@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import (
     ParentClosePolicy,
+    SuggestContinueAsNewReason,
     TaskQueueKind,
     TimeoutType,
     WorkflowTaskFailedCause,
@@ -35,7 +36,7 @@ from odin.history.events import attributes_of, duration, make_event
 from odin.history.state import MutableState, WorkflowTaskInfo
 from odin.history.tasks import TimerKind, TransferKind
 from odin.history.tokens import WorkflowTaskToken
-from odin.history.validation import SizeLimits
+from odin.history.validation import DEFAULT_CONTINUE_AS_NEW, ContinueAsNewThresholds, SizeLimits
 
 if TYPE_CHECKING:
     from temporalio.api.common.v1 import Header, Payloads, WorkflowExecution
@@ -72,8 +73,6 @@ HISTORY_SIZE_EXCEEDED = "Workflow history size exceeds limit."
 HISTORY_SERVICE_IDENTITY = "history-service"
 # From this size on, each workflow task tells the worker to continue as new (Temporal's defaults;
 # the SDKs expose it as ``workflow.info().is_continue_as_new_suggested()``).
-SUGGEST_CONTINUE_AS_NEW_COUNT = 4 * 1024
-SUGGEST_CONTINUE_AS_NEW_SIZE = 4 * 1024 * 1024
 
 
 def outcome_scheduled_event_id(event: HistoryEvent) -> int:
@@ -265,7 +264,12 @@ class Transition:
             )
 
     def record_workflow_task_started(
-        self, scheduled_event_id: int, from_sticky: bool, identity: str, request_id: str
+        self,
+        scheduled_event_id: int,
+        from_sticky: bool,
+        identity: str,
+        request_id: str,
+        thresholds: ContinueAsNewThresholds = DEFAULT_CONTINUE_AS_NEW,
     ) -> WorkflowTaskInfo:
         s = self.state
         w = s.wft
@@ -281,6 +285,7 @@ class Transition:
         w.started_time = self.ts
         w.identity = identity
         w.request_id = request_id
+        w.suggest_continue_as_new = continue_as_new_reasons(s, thresholds)
         if not w.transient:
             self._assign_id(started_event(s, w))
         updates.send(s, w)
@@ -578,12 +583,21 @@ def started_event(s: MutableState, w: WorkflowTaskInfo) -> HistoryEvent:
             identity=w.identity,
             request_id=w.request_id,
             history_size_bytes=s.history_size_bytes,
-            suggest_continue_as_new=(
-                s.next_event_id - 1 >= SUGGEST_CONTINUE_AS_NEW_COUNT or s.history_size_bytes >= SUGGEST_CONTINUE_AS_NEW_SIZE
-            ),
+            suggest_continue_as_new=bool(w.suggest_continue_as_new),
+            suggest_continue_as_new_reasons=w.suggest_continue_as_new,  # type: ignore[arg-type]
         ),
         w.started_time,
     )
+
+
+def continue_as_new_reasons(s: MutableState, thresholds: ContinueAsNewThresholds) -> list[int]:
+    """Why a workflow task started now should suggest continue-as-new (empty: it should not)."""
+    reasons: list[int] = []
+    if s.history_size_bytes >= thresholds.size:
+        reasons.append(SuggestContinueAsNewReason.SUGGEST_CONTINUE_AS_NEW_REASON_HISTORY_SIZE_TOO_LARGE)
+    if s.next_event_id - 1 >= thresholds.count:
+        reasons.append(SuggestContinueAsNewReason.SUGGEST_CONTINUE_AS_NEW_REASON_TOO_MANY_HISTORY_EVENTS)
+    return reasons
 
 
 def transient_events(s: MutableState, w: WorkflowTaskInfo) -> list[HistoryEvent]:

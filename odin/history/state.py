@@ -55,6 +55,8 @@ class WorkflowTaskInfo:
     # A retry (attempt >= 2) with no new events is transient: its Scheduled/Started events are not
     # stored, only shown to the worker, and written for real only if the attempt completes.
     transient: bool = False
+    # Why the started task suggests continue-as-new (SuggestContinueAsNewReason values), decided at start.
+    suggest_continue_as_new: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -158,6 +158,18 @@ def payloads_map_size(fields: Mapping[str, Payloads]) -> int:
 
 
 @dataclass(frozen=True)
+class ContinueAsNewThresholds:
+    """History length and size at which a started workflow task suggests continue-as-new
+    (Temporal's ``limit.historyCount/historySize.suggestContinueAsNew`` defaults)."""
+
+    count: int = 4 * 1024
+    size: int = 4 * 1024 * 1024
+
+
+DEFAULT_CONTINUE_AS_NEW = ContinueAsNewThresholds()
+
+
+@dataclass(frozen=True)
 class PendingLimits:
     """How many of each outstanding thing a run may have at once (Temporal's defaults)."""
 

@@ -29,7 +29,7 @@ from odin.history.events import duration, timestamp
 from odin.history.machine import StaleTask, Transition, transient_events, wft_token
 from odin.history.notifier import run_key
 from odin.history.state import ActivityInfo, MutableState, WorkflowTaskInfo, unpack
-from odin.history.validation import PendingLimits, SizeLimits
+from odin.history.validation import DEFAULT_CONTINUE_AS_NEW, ContinueAsNewThresholds, PendingLimits, SizeLimits
 from odin.ids import new_id
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry
 from odin.visibility.search_attributes import settable_types
@@ -46,7 +46,13 @@ class WorkerTasks:
     # -- workflow tasks --------------------------------------------------------------------
 
     async def poll_workflow_task(
-        self, namespace_id: str, namespace: str, task_queue: TaskQueue, identity: str, timeout: float
+        self,
+        namespace_id: str,
+        namespace: str,
+        task_queue: TaskQueue,
+        identity: str,
+        timeout: float,
+        thresholds: ContinueAsNewThresholds = DEFAULT_CONTINUE_AS_NEW,
     ) -> PollWorkflowTaskQueueResponse:
         sticky = task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
         deadline = monotonic() + timeout
@@ -63,7 +69,7 @@ class WorkerTasks:
                 await self.engine.queues.ack(namespace_id, task_queue.name, WORKFLOW, entry)
             else:
                 response = await self._decide(
-                    namespace_id, task_queue.name, WORKFLOW, entry, lambda entry=entry: self._start_workflow_task(entry, sticky, identity)
+                    namespace_id, task_queue.name, WORKFLOW, entry, lambda entry=entry: self._start_workflow_task(entry, sticky, identity, thresholds)
                 )
             if response is not None:
                 return response
@@ -97,10 +103,12 @@ class WorkerTasks:
             await self.engine.store.delete_transfer_task(entry.task_id)
             raise StaleTask("stale task entry") from None
 
-    async def _start_workflow_task(self, entry: TaskEntry, sticky: bool, identity: str) -> PollWorkflowTaskQueueResponse:
+    async def _start_workflow_task(
+        self, entry: TaskEntry, sticky: bool, identity: str, thresholds: ContinueAsNewThresholds
+    ) -> PollWorkflowTaskQueueResponse:
         request_id = new_id()
         w, t = await self._take(
-            entry, lambda t: t.record_workflow_task_started(entry.scheduled_event_id, sticky, identity, request_id)
+            entry, lambda t: t.record_workflow_task_started(entry.scheduled_event_id, sticky, identity, request_id, thresholds)
         )
         s = t.state
         # Measured under the run's normal queue: sticky queues are per worker process.

@@ -76,9 +76,18 @@ async def test_workflow_tasks_suggest_continue_as_new_and_growth_is_logged(clien
     # the real server, which then flagged the workflow tasks started at events 15, 21, ... (not 3 or 9).
     import logging
 
-    from odin.history import engine, machine
+    from temporalio.api.enums.v1 import SuggestContinueAsNewReason
+    from temporalio.api.namespace.v1 import UpdateNamespaceInfo
+    from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
 
-    monkeypatch.setattr(machine, "SUGGEST_CONTINUE_AS_NEW_COUNT", 12)
+    from odin.history import engine
+
+    # A namespace setting, as the dynamic config value is on the real server.
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(
+            namespace="default", update_info=UpdateNamespaceInfo(data={"odin.history_count_suggest_continue_as_new": "12"})
+        )
+    )
     monkeypatch.setattr(engine, "HISTORY_COUNT_WARN", 30)
     with caplog.at_level(logging.WARNING, logger="odin.history.engine"):
         async with Worker(client, task_queue=task_queue, workflows=[TenSteps], activities=[step]):
@@ -92,5 +101,12 @@ async def test_workflow_tasks_suggest_continue_as_new_and_growth_is_logged(clien
     }
     assert flags[3] is False and flags[9] is False
     assert all(flag for event_id, flag in flags.items() if event_id >= 15)
+    reasons = {
+        e.event_id: list(e.workflow_task_started_event_attributes.suggest_continue_as_new_reasons)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+    }
+    # Temporal gives the reason too: [2] for the event count, as read off the real server.
+    assert reasons[9] == [] and reasons[15] == [SuggestContinueAsNewReason.SUGGEST_CONTINUE_AS_NEW_REASON_TOO_MANY_HISTORY_EVENTS]
     warnings = [r for r in caplog.records if "past the warning limit" in r.getMessage()]
     assert len(warnings) == 1 and handle.id in warnings[0].getMessage()
