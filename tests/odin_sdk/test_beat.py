@@ -20,7 +20,7 @@ import periodic
 import periodic_celery
 import pytest
 from celery import Celery
-from celery.schedules import crontab, solar
+from celery.schedules import crontab, schedule, solar
 from temporalio.client import (
     ScheduleActionStartWorkflow,
     ScheduleCalendarSpec,
@@ -45,8 +45,8 @@ def fresh_conf():
              for app in (periodic.app, periodic_celery.app)]
     periodic.app.conf.beat_schedule = {}
     yield
-    for app, schedule, zone, utc, scheduled in saved:
-        app.conf.beat_schedule, app.conf.timezone, app.conf.enable_utc = schedule, zone, utc
+    for app, entries, zone, utc, scheduled in saved:
+        app.conf.beat_schedule, app.conf.timezone, app.conf.enable_utc = entries, zone, utc
         app.scheduled.clear()
         app.scheduled.update(scheduled)
 
@@ -102,6 +102,7 @@ async def test_a_celery_beat_schedule_becomes_schedules_with_the_same_meaning(se
     app.conf.timezone = "Europe/Paris"
     app.conf.beat_schedule = {
         "every-10-seconds": {"task": "tick", "schedule": 10.0, "args": ("ten",)},
+        "schedule-object": {"task": "tick", "schedule": schedule(run_every=120), "args": ("two",), "relative": True},
         "hourly": {"task": "tick", "schedule": timedelta(hours=1), "kwargs": {"key": "hour", "suffix": "!"},
                    "options": {"queue": "hourly-queue", "expires": 120, "routing_key": "ignored"}},
         "weekday-mornings": {"task": "tick", "schedule": mornings, "args": ["morning"]},
@@ -109,7 +110,8 @@ async def test_a_celery_beat_schedule_becomes_schedules_with_the_same_meaning(se
                          "args": ["sunday"]},
     }
     report = await app.sync_schedules_async()
-    assert sorted(report.created) == [f"beat:periodic:{n}" for n in ("every-10-seconds", "first-sunday", "hourly", "weekday-mornings")]
+    assert sorted(report.created) == [
+        f"beat:periodic:{n}" for n in ("every-10-seconds", "first-sunday", "hourly", "schedule-object", "weekday-mornings")]
     assert report.updated == report.unchanged == report.deleted == []
 
     ten = await describe(app, "every-10-seconds")
@@ -121,6 +123,8 @@ async def test_a_celery_beat_schedule_becomes_schedules_with_the_same_meaning(se
     assert await client.data_converter.decode(action.args) == ["ten"]
     assert ten.schedule.policy.overlap == ScheduleOverlapPolicy.ALLOW_ALL  # Celery beat sends whatever still runs
     assert await ten.memo() == {"odin.beat": {"app": "periodic", "entry": "every-10-seconds"}}
+
+    assert (await describe(app, "schedule-object")).schedule.spec.intervals[0].every == timedelta(minutes=2)
 
     hourly = await describe(app, "hourly")
     assert hourly.schedule.spec.intervals[0].every == timedelta(hours=1)
@@ -135,12 +139,12 @@ async def test_a_celery_beat_schedule_becomes_schedules_with_the_same_meaning(se
         day_of_month=(ScheduleRange(1, 31),), month=(ScheduleRange(1, 12),), day_of_week=(ScheduleRange(1, 5),),
     )]
     # The server's next ten times are the ones Celery computes for the same crontab in that zone.
-    for name, schedule in (("weekday-mornings", mornings), ("first-sunday", app.conf.beat_schedule["first-sunday"]["schedule"])):
+    for name, celery_crontab in (("weekday-mornings", mornings), ("first-sunday", app.conf.beat_schedule["first-sunday"]["schedule"])):
         desc = await describe(app, name)
         upcoming = desc.info.next_action_times
         assert len(upcoming) == 10
         start = (upcoming[0] - timedelta(seconds=1)).astimezone(ZoneInfo("Europe/Paris"))
-        assert upcoming == celery_next_times(schedule, "Europe/Paris", start, 10), name
+        assert upcoming == celery_next_times(celery_crontab, "Europe/Paris", start, 10), name
     sunday_times = (await describe(app, "first-sunday")).info.next_action_times
     assert all(t.astimezone(ZoneInfo("Europe/Paris")).weekday() == 6 and t.astimezone(ZoneInfo("Europe/Paris")).day <= 7
                for t in sunday_times)
