@@ -216,7 +216,12 @@ def worker(
 
 async def _sync_schedules(app) -> None:
     """Sync the app's schedules and say what changed."""
-    report = await app.sync_schedules_async()
+    from temporalio.service import RPCError
+
+    try:
+        report = await app.sync_schedules_async()
+    except RPCError as exc:  # e.g. an unknown namespace, a refused token
+        raise click.ClickException(f"the server at {app.address} refused: {exc}") from None
     click.echo(f"odin beat for {app.name}: schedules {report}")
     for what in ("created", "updated", "deleted"):
         for schedule_id in getattr(report, what):
@@ -237,8 +242,6 @@ def beat(app_spec: str, address: str | None, namespace: str | None, once: bool) 
     its entry is gone. The server starts the runs; this process only syncs, so it stays up (as
     `celery beat` does, for process managers that restart what exits) doing nothing more, unless
     --once."""
-    from temporalio.service import RPCError
-
     from odin.sdk import ScheduleError
 
     _uses_temporal_runtime()
@@ -260,8 +263,6 @@ def beat(app_spec: str, address: str | None, namespace: str | None, once: bool) 
         asyncio.run(run())
     except ScheduleError as exc:
         raise click.ClickException(str(exc)) from None
-    except RPCError as exc:  # e.g. an unknown namespace, a refused token
-        raise click.ClickException(f"the server at {app.address} refused: {exc}") from None
     except RuntimeError as exc:
         if not str(exc).startswith("Failed client connect"):
             raise

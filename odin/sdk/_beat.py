@@ -407,7 +407,10 @@ def desired(app: App, entry: ScheduleEntry) -> Desired:
         raise ScheduleError(f"{what}: arguments must be JSON values: {exc}") from None
 
     # An interval counts from the epoch whatever the zone; crontab and cron read the zone's clock.
-    zone = "" if entry.every is not None else entry.timezone or app_zone(app)
+    try:
+        zone = "" if entry.every is not None else entry.timezone or app_zone(app)
+    except ScheduleError as exc:
+        raise ScheduleError(f"{what}: {exc}") from None
     if zone:
         _check_zone(zone, what)
     if entry.every is not None:

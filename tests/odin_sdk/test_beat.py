@@ -451,3 +451,33 @@ async def test_odin_beat_syncs_then_waits_and_two_at_once_are_safe(server):
                                   cwd=HERE, env=child_env(), capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0
     assert "no-such-namespace" in bad.stderr, bad.stderr
+
+
+BAD_APP = """
+from odin.sdk import App
+
+app = App("badbeat")
+
+
+@app.workflow
+async def tick(key: str) -> str:
+    return key
+
+
+app.conf.beat_schedule = {
+    "fine": {"task": "tick", "schedule": 60, "args": ["x"]},
+    "misspelt": {"task": "tikc", "schedule": 60},
+}
+"""
+
+
+async def test_a_bad_entry_stops_odin_beat_and_odin_worker_dash_b_with_its_name(server, tmp_path):
+    (tmp_path / "badbeat.py").write_text(BAD_APP)
+    env = {**child_env(), "ODIN_ADDRESS": periodic.app.address}
+    for command in (["beat", "-A", "badbeat:app", "--once"], ["worker", "-A", "badbeat:app", "-B"]):
+        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "odin.cli", *command], cwd=tmp_path, env=env,
+                                       capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, (command, done.stdout, done.stderr)
+        assert "Error: beat_schedule entry 'misspelt': unknown task 'tikc'" in done.stderr, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert await schedule_ids(periodic.app) == []  # not even the good entry: nothing changed
