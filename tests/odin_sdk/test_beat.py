@@ -150,6 +150,30 @@ async def test_a_celery_beat_schedule_becomes_schedules_with_the_same_meaning(se
                for t in sunday_times)
 
 
+CRONTABS = {
+    "every-other-weekday": crontab(minute=30, hour=12, day_of_week="*/2"),
+    "quarterly": crontab(minute=0, hour=9, day_of_month=1, month_of_year="*/3"),
+    "even-days": crontab(minute="5,35", hour="8-18/5", day_of_month="2-30/2"),
+    "weekend-evenings": crontab(minute=45, hour="19,21", day_of_week="sat,sun"),
+    "last-days-of-february": crontab(minute=0, hour=23, day_of_month="28-31", month_of_year=2),
+}
+
+
+async def test_crontabs_fire_when_celery_would(server):
+    """Each crontab's next ten times, as the server describes them, are the times Celery computes
+    for it in the same zone."""
+    app = periodic.app
+    app.conf.timezone = "America/New_York"
+    app.conf.beat_schedule = {name: {"task": "tick", "schedule": tab, "args": [name]} for name, tab in CRONTABS.items()}
+    await app.sync_schedules_async()
+    zone = ZoneInfo("America/New_York")
+    for name, tab in CRONTABS.items():
+        upcoming = (await describe(app, name)).info.next_action_times
+        assert len(upcoming) == 10, name
+        start = (upcoming[0] - timedelta(seconds=1)).astimezone(zone)
+        assert upcoming == celery_next_times(tab, "America/New_York", start, 10), name
+
+
 async def test_enable_utc_off_reads_crontabs_in_the_machines_zone(server, monkeypatch):
     app = periodic.app
     monkeypatch.setenv("TZ", "Asia/Tokyo")
