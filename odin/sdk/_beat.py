@@ -122,6 +122,7 @@ class ScheduleEntry:
     timezone: str | None = None
     overlap: ScheduleOverlapPolicy = ScheduleOverlapPolicy.SKIP
     catchup_window: timedelta | None = None
+    time_limit: float | None = None  # a Celery task's time limit for these runs (beat's options)
     # How errors name it: "schedule" (app.schedule) or "beat_schedule entry".
     kind: str = field(default="schedule", compare=False)
 
@@ -166,6 +167,7 @@ def make_entry(
     timezone: str | None = None,
     overlap: ScheduleOverlapPolicy | str = ScheduleOverlapPolicy.SKIP,
     catchup_window: Duration | None = None,
+    time_limit: float | None = None,
     kind: str = "schedule",
 ) -> ScheduleEntry:
     """``app.schedule``'s entry, checked as far as it can be without the server."""
@@ -205,7 +207,8 @@ def make_entry(
         register_canvas_workflow(app)  # a task runs as a one-step canvas; its workers need the workflow
     return ScheduleEntry(
         name=name, target=target, every=interval, cron=cron, crontab=crontab, args=tuple(args),
-        kwargs=dict(kwargs or {}), queue=queue, timezone=timezone, overlap=overlap, catchup_window=window, kind=kind,
+        kwargs=dict(kwargs or {}), queue=queue, timezone=timezone, overlap=overlap, catchup_window=window,
+        time_limit=time_limit, kind=kind,
     )
 
 
@@ -237,9 +240,15 @@ def _beat_entry(app: App, name: str, raw: Any) -> ScheduleEntry:
     options = raw.get("options") or {}
     if not isinstance(options, Mapping):
         raise ScheduleError(f"{what}: options must be a dict, not {options!r}")
-    refused = sorted(set(options) - _DELIVERY_OPTIONS - {"queue", "expires"})
+    refused = sorted(set(options) - _DELIVERY_OPTIONS - {"queue", "expires", "time_limit", "soft_time_limit"})
     if refused:
-        raise ScheduleError(f"{what}: option {', '.join(refused)} is not supported for a periodic task (queue and expires are)")
+        raise ScheduleError(
+            f"{what}: option {', '.join(refused)} is not supported for a periodic task "
+            "(queue, expires, time_limit and soft_time_limit are)"
+        )
+    limit = options.get("time_limit") or options.get("soft_time_limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
+        raise ScheduleError(f"{what}: time_limit must be a number of seconds, not {limit!r}")
     expires = options.get("expires")
     if expires is not None and (isinstance(expires, bool) or not isinstance(expires, (int, float, timedelta))):
         raise ScheduleError(f"{what}: expires must be seconds or a timedelta (a date cannot repeat), not {expires!r}")
@@ -250,6 +259,7 @@ def _beat_entry(app: App, name: str, raw: Any) -> ScheduleEntry:
     return make_entry(
         app, name, task, every=every, crontab=crontab, args=raw.get("args") or (), kwargs=raw.get("kwargs") or {},
         queue=queue, overlap=ScheduleOverlapPolicy.ALLOW_ALL, catchup_window=expires, kind="beat_schedule entry",
+        time_limit=None if limit is None else float(limit),
     )
 
 
@@ -375,6 +385,11 @@ def desired(app: App, entry: ScheduleEntry) -> Desired:
     name = entry.target_name
     described: dict[str, Any] = {"format": FORMAT, "target": name, "queue": entry.queue}
     if name in app.workflows:
+        if entry.time_limit is not None:
+            raise ScheduleError(
+                f"{what}: time_limit is a Celery task's option, and {name} is a workflow "
+                "(give the workflow an execution_timeout)"
+            )
         wf = app.workflows[name]
         workflow, args = wf.name, pack_args(entry.args, entry.kwargs)
         queue = entry.queue or wf.task_queue
@@ -387,8 +402,10 @@ def desired(app: App, entry: ScheduleEntry) -> Desired:
             )
         from odin.sdk.celery import CanvasError, prepare
 
-        sig = {"task": name, "args": list(entry.args), "kwargs": dict(entry.kwargs),
-               "options": {"queue": entry.queue} if entry.queue else {}, "subtask_type": None}
+        options: dict[str, Any] = {"queue": entry.queue} if entry.queue else {}
+        if entry.time_limit is not None:
+            options["time_limit"] = entry.time_limit
+        sig = {"task": name, "args": list(entry.args), "kwargs": dict(entry.kwargs), "options": options, "subtask_type": None}
         try:
             canvas_spec = prepare(sig, app)
         except CanvasError as exc:

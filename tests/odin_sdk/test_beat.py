@@ -203,6 +203,15 @@ async def test_register_tasks_takes_the_celery_apps_beat_schedule(server):
     weekly = await describe(app, "weekly-report")
     [spec] = await (await app.client_async()).data_converter.decode(weekly.schedule.action.args)
     assert spec["canvas"]["activity"]["queue"] == "reports"  # options.queue routes the task, as in Celery
+    assert spec["canvas"]["activity"]["start_to_close_timeout"] == 3600  # the task's own limit (none: 1 h)
+
+    # options.time_limit is that run's limit, as apply_async(time_limit=) is.
+    app.conf.beat_schedule = {**app.conf.beat_schedule, "weekly-report": {
+        **app.conf.beat_schedule["weekly-report"], "options": {"queue": "reports", "time_limit": 20}}}
+    assert (await app.sync_schedules_async()).updated == ["beat:sweeper:weekly-report"]
+    weekly = await describe(app, "weekly-report")
+    [spec] = await (await app.client_async()).data_converter.decode(weekly.schedule.action.args)
+    assert spec["canvas"]["activity"]["start_to_close_timeout"] == 20
 
 
 # -- runs, on the real clock ----------------------------------------------------------------------
@@ -379,6 +388,8 @@ async def test_bad_entries_fail_naming_each_entry_and_change_nothing(server):
         "extra-key": {"task": "tick", "schedule": 60, "every": 5},
         "bad-args": {"task": "tick", "schedule": 60, "args": "abc"},
         "not-json": {"task": "tick", "schedule": 60, "args": [object()]},
+        "workflow-time-limit": {"task": "tick", "schedule": 60, "options": {"time_limit": 5}},
+        "bad-time-limit": {"task": "tick", "schedule": 60, "options": {"soft_time_limit": "5s"}},
     }
     with pytest.raises(ScheduleError) as refused:
         await app.sync_schedules_async()
@@ -393,6 +404,8 @@ async def test_bad_entries_fail_naming_each_entry_and_change_nothing(server):
         "extra-key": "unknown key every",
         "bad-args": "args must be a list or tuple",
         "not-json": "arguments must be JSON values",
+        "workflow-time-limit": "time_limit is a Celery task's option, and tick is a workflow",
+        "bad-time-limit": "time_limit must be a number of seconds, not '5s'",
     }.items():
         assert f"beat_schedule entry {name!r}" in message and says in message, (name, message)
     assert "'fine'" not in message
