@@ -214,6 +214,21 @@ async def test_register_tasks_takes_the_celery_apps_beat_schedule(server):
     assert spec["canvas"]["activity"]["start_to_close_timeout"] == 20
 
 
+def test_register_tasks_copies_beat_settings_unless_told_not_to():
+    from odin.sdk import App
+    from odin.sdk.celery import register_tasks
+
+    own = App("own-entries")
+    own.conf.update(timezone="Asia/Tokyo", beat_schedule={"nightly-sweep": {"task": "periodic_celery.sweep", "schedule": 5}})
+    register_tasks(own, periodic_celery.celery_app)
+    assert own.conf.beat_schedule["nightly-sweep"]["schedule"] == 5  # the Odin app's own entry wins
+    assert set(own.conf.beat_schedule) == {"nightly-sweep", "sweep-every-30-seconds", "weekly-report"}
+    assert own.conf.timezone == "Asia/Tokyo"
+    without = App("no-beat")
+    register_tasks(without, periodic_celery.celery_app, beat=False)
+    assert (without.conf.beat_schedule, without.conf.timezone, without.conf.enable_utc) == ({}, None, None)
+
+
 # -- runs, on the real clock ----------------------------------------------------------------------
 
 
