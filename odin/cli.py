@@ -168,6 +168,8 @@ def load_app(spec: str):
               help="Workflows kept in memory between tasks (0: replay every task from history).")
 @click.option("--sticky-timeout", default=10.0, show_default=True, type=float,
               help="Seconds a cached workflow's task waits for this worker before any worker may take it.")
+@click.option("-B", "--beat", is_flag=True,
+              help="Before polling, sync the app's schedules (conf.beat_schedule, app.schedule) as `odin beat --once` does.")
 def worker(
     app_spec: str,
     queues: str | None,
@@ -177,9 +179,10 @@ def worker(
     status_every: float,
     max_cached_workflows: int,
     sticky_timeout: float,
+    beat: bool,
 ) -> None:
     """Run the workers of an Odin SDK app (its workflows and activities)."""
-    from odin.sdk import ReplayMismatch
+    from odin.sdk import ReplayMismatch, ScheduleError
 
     _uses_temporal_runtime()
     app = load_app(app_spec)
@@ -194,15 +197,78 @@ def worker(
     )
     click.echo(f"odin worker for {app.name}: {app.address}, namespace {app.namespace}, queues {', '.join(host.queue_names())}")
     sys.stdout.flush()
+
+    async def serve() -> None:
+        if beat:
+            await _sync_schedules(app)
+        await host.run()
+
     try:
-        asyncio.run(host.run())
-    except ReplayMismatch as exc:
+        asyncio.run(serve())
+    except (ReplayMismatch, ScheduleError) as exc:
         raise click.ClickException(str(exc)) from None
     except RuntimeError as exc:
         if not str(exc).startswith("Failed client connect"):
             raise
         raise click.ClickException(f"cannot reach the server at {app.address} (ODIN_ADDRESS): {exc}") from None
     click.echo("odin worker: stopped")
+
+
+async def _sync_schedules(app) -> None:
+    """Sync the app's schedules and say what changed."""
+    from temporalio.service import RPCError
+
+    try:
+        report = await app.sync_schedules_async()
+    except RPCError as exc:  # e.g. an unknown namespace, a refused token
+        raise click.ClickException(f"the server at {app.address} refused: {exc}") from None
+    click.echo(f"odin beat for {app.name}: schedules {report}")
+    for what in ("created", "updated", "deleted"):
+        for schedule_id in getattr(report, what):
+            click.echo(f"  {what} {schedule_id}")
+    sys.stdout.flush()
+
+
+@main.command()
+@click.option("-A", "--app", "app_spec", required=True, help="The app: package.module:app.")
+@click.option("--address", default=None, help="The server's gRPC address (default: the app's, from ODIN_ADDRESS).")
+@click.option("--namespace", default=None, help="The namespace (default: the app's, from ODIN_NAMESPACE).")
+@click.option("--once", is_flag=True, help="Exit once the schedules are synced.")
+def beat(app_spec: str, address: str | None, namespace: str | None, once: bool) -> None:
+    """Sync an app's periodic tasks to Odin schedules, then wait until stopped.
+
+    Each entry of conf.beat_schedule (Celery's format) and each app.schedule(...) becomes the
+    schedule beat:<app>:<entry>: created if missing, updated if its entry changed, deleted once
+    its entry is gone. The server starts the runs; this process only syncs, so it stays up (as
+    `celery beat` does, for process managers that restart what exits) doing nothing more, unless
+    --once."""
+    from odin.sdk import ScheduleError
+
+    _uses_temporal_runtime()
+    app = load_app(app_spec)
+    app.address = address or app.address
+    app.namespace = namespace or app.namespace
+
+    async def run() -> None:
+        await _sync_schedules(app)
+        if once:
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    try:
+        asyncio.run(run())
+    except ScheduleError as exc:
+        raise click.ClickException(str(exc)) from None
+    except RuntimeError as exc:
+        if not str(exc).startswith("Failed client connect"):
+            raise
+        raise click.ClickException(f"cannot reach the server at {app.address}: {exc}") from None
+    if not once:
+        click.echo("odin beat: stopped")
 
 
 @main.group()

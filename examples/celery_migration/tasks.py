@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import timedelta
 
 from celery import Celery, chord, group
+from celery.schedules import crontab
 
 app = Celery("orders")
 # Broker and result backend come from CELERY_BROKER_URL / CELERY_RESULT_BACKEND, or from the
@@ -96,3 +98,34 @@ def checkout(order: dict, currency: str = "EUR", packing_seconds: float = 0.0):
             summarize.s(order_id=order_id),
         )
     )
+
+
+@app.task
+def release_stale_reservations(older_than_minutes: int) -> str:
+    """Give back the stock of carts abandoned for ``older_than_minutes``."""
+    note("release stale reservations", "*")
+    return f"released reservations older than {older_than_minutes} min"
+
+
+@app.task
+def sales_report(period: str = "day") -> str:
+    note("sales report", "*")
+    return f"sales report for the {period}"
+
+
+# Periodic tasks, run by `celery -A examples.celery_migration.tasks beat` (and by Odin's schedules
+# after the migration: `odin beat -A examples.celery_migration.durable:app`).
+app.conf.timezone = "Europe/Paris"
+app.conf.beat_schedule = {
+    "release-stale-reservations": {
+        "task": "examples.celery_migration.tasks.release_stale_reservations",
+        "schedule": timedelta(minutes=10),
+        "args": (30,),
+    },
+    "weekday-sales-report": {
+        "task": "examples.celery_migration.tasks.sales_report",
+        "schedule": crontab(minute=0, hour=7, day_of_week="mon-fri"),
+        "kwargs": {"period": "day"},
+        "options": {"expires": 3600},
+    },
+}

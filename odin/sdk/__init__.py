@@ -19,11 +19,14 @@ Run the workers with ``odin worker -A shop:app``. The workflow API is ``odin.sdk
 running in an activity uses ``odin.sdk.activity``; coordination inside workflows (``go``,
 ``WaitGroup``, ``ErrGroup``, ``Channel``, ``Result``), captured side effects
 (``DeterministicEffectStore``) and code versioning (``VersionGate``) are here. Every error the SDK
-raises itself derives from ``OdinSdkError``.
+raises itself derives from ``OdinSdkError``. Periodic starts: ``app.schedule(...)`` and Celery's
+``app.conf.beat_schedule``, synced to server-side schedules by ``odin beat -A shop:app`` (or
+``odin worker -B``).
 """
 
 from odin.sdk import activity, workflow
 from odin.sdk._app import App
+from odin.sdk._beat import ScheduleEntry, ScheduleError, SyncReport
 from odin.sdk._defs import ActivityFunction, WorkflowFunction
 from odin.sdk._effects import DeterministicEffectStore, VersionGate
 from odin.sdk._errors import OdinSdkError
@@ -44,6 +47,9 @@ __all__ = [
     "Result",
     "ResultError",
     "Retry",
+    "ScheduleEntry",
+    "ScheduleError",
+    "SyncReport",
     "TimeoutError",
     "VersionGate",
     "WaitGroup",

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any, Protocol, Unpack, cast, overload
 import temporalio.client
 
 from odin import bridge
+from odin.sdk._beat import Config, ScheduleEntry, SyncReport, make_entry, sync
 from odin.sdk._defs import ActivityFunction, P, WorkflowFunction
 from odin.sdk._handles import R, WorkflowHandle
-from odin.sdk._options import ActivityOptions, WorkflowOptions
+from odin.sdk._options import ActivityOptions, Duration, WorkflowOptions
 
 if TYPE_CHECKING:
     from odin.sdk._worker import WorkerHost, WorkerOptions
@@ -76,6 +77,8 @@ class App:
         self.tls = tls if tls is not None else (os.environ.get("ODIN_TLS", "0").lower() in ("1", "true", "on"))
         self.workflows: dict[str, WorkflowFunction[..., Any]] = {}
         self.activities: dict[str, ActivityFunction[..., Any]] = {}
+        self.conf = Config()  # Celery's settings that Odin reads: beat_schedule, timezone, enable_utc
+        self.scheduled: dict[str, ScheduleEntry] = {}  # app.schedule(...)'s entries, by name
         self._clients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[_ClientKey, temporalio.client.Client]
         ] = weakref.WeakKeyDictionary()
@@ -132,6 +135,49 @@ class App:
 
         # As for workflow(): ActivityFunction[..., Any] is not taken for ActivityFunction[P, R].
         return register(fn) if fn is not None else cast(ActivityDecorator, register)
+
+    # -- periodic workflows -------------------------------------------------------------------
+
+    def schedule(
+        self,
+        name: str,
+        target: str | WorkflowFunction[..., Any] | ActivityFunction[..., Any],
+        *,
+        every: Duration | None = None,
+        cron: str | None = None,
+        crontab: Any = None,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        queue: str | None = None,
+        timezone: str | None = None,
+        overlap: temporalio.client.ScheduleOverlapPolicy | str = temporalio.client.ScheduleOverlapPolicy.SKIP,
+        catchup_window: Duration | None = None,
+    ) -> ScheduleEntry:
+        """Start ``target`` (a workflow, an activity or a task name) periodically: ``every`` seconds
+        (or a ``timedelta``), on a ``cron`` string, or on a Celery ``crontab(...)``; ``cron`` and
+        ``crontab`` are read in ``timezone`` (default: the app's, see ``conf``). ``overlap``: what
+        to do when a run is still going (``skip``, the default; ``buffer_one``, ``buffer_all``,
+        ``cancel_other``, ``terminate_other``, ``allow_all``); ``catchup_window``: how late a start
+        may still be taken after the server was down.
+
+        Declares the schedule ``beat:<app>:<name>``; ``sync_schedules()`` (``odin beat -A`` or
+        ``odin worker -B``) creates or updates it on the server, with the ``beat_schedule``
+        entries. Declaring a name again replaces the entry."""
+        entry = make_entry(
+            self, name, target, every=every, cron=cron, crontab=crontab, args=args, kwargs=kwargs, queue=queue,
+            timezone=timezone, overlap=overlap, catchup_window=catchup_window,
+        )
+        self.scheduled[name] = entry
+        return entry
+
+    async def sync_schedules_async(self) -> SyncReport:
+        """Make the server's schedules of this app match ``conf.beat_schedule`` and ``schedule(...)``:
+        create the missing, update the changed, delete those whose entry is gone. Every entry is
+        checked first: ``ScheduleError`` (naming each bad entry) before anything changes."""
+        return await sync(self)
+
+    def sync_schedules(self) -> SyncReport:
+        return bridge.run(self.sync_schedules_async())
 
     # -- reaching the server ---------------------------------------------------------------
 

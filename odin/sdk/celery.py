@@ -78,6 +78,7 @@ def register_tasks(
     *,
     heartbeat_timeout: Duration | None = DEFAULT_HEARTBEAT_TIMEOUT,
     default_time_limit: Duration = DEFAULT_TIME_LIMIT,
+    beat: bool = True,
 ) -> dict[str, ActivityFunction]:
     """Register the tasks of ``celery_app`` (all but Celery's own ``celery.*``, or those ``names``)
     as activities of ``app`` named like the tasks, and the canvas workflow that ``run`` starts.
@@ -86,7 +87,12 @@ def register_tasks(
     ``self.retry()``, ``autoretry_for``, the ``on_*`` handlers), but nothing goes to a broker.
     Its activity runs on ``queue``, else the task's own ``queue``, else the app's queue. Retries
     and timeouts follow the task's options (``retry_for``, ``time_limit``); ``heartbeat_timeout``
-    is how soon an attempt lost with its worker is tried again."""
+    is how soon an attempt lost with its worker is tried again.
+
+    With ``beat`` (the default) the Odin app also takes the Celery app's ``beat_schedule`` (its
+    entries, beside those the Odin app has of its own, which win on a name), ``timezone`` and
+    ``enable_utc`` (unless the Odin app set them): ``odin beat -A``/``odin worker -B`` turns them
+    into schedules."""
     celery_app.loader.import_default_modules()  # what `celery worker` imports: include=, imports=
     tasks = celery_app.tasks
     if names is None:
@@ -110,6 +116,13 @@ def register_tasks(
             heartbeat_timeout=heartbeat_timeout,
         )
     register_canvas_workflow(app)
+    if beat:
+        for entry_name, entry in (conf.beat_schedule or {}).items():
+            app.conf.beat_schedule.setdefault(entry_name, entry)
+        if app.conf.timezone is None and conf.timezone:
+            app.conf.timezone = str(conf.timezone)
+        if app.conf.enable_utc is None:
+            app.conf.enable_utc = bool(conf.enable_utc)
     return registered
 
 

@@ -207,3 +207,67 @@ def test_the_guide_quotes_the_example_modules_as_they_are():
     }
     for quote in quotes:
         assert quote["code"] in (ROOT / quote["path"]).read_text(), f"{quote['path']} no longer reads:\n{quote['code']}"
+
+
+async def test_the_beat_schedule_becomes_odin_schedules_with_worker_dash_b(odin, tmp_path):
+    """The Celery app's ``beat_schedule`` runs on Odin: ``odin worker -B`` makes the schedules, a
+    restart finds them unchanged, and each entry runs its task."""
+    from celery.schedules import crontab as celery_crontab
+    from temporalio.client import ScheduleRange
+
+    journal = tmp_path / "journal.jsonl"
+    env = child_env(ODIN_ADDRESS=durable.app.address, ODIN_TASK_QUEUE=durable.app.task_queue, ORDERS_JOURNAL=str(journal))
+
+    def start_worker(name: str) -> subprocess.Popen:
+        with open(tmp_path / f"{name}.log", "w") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "odin.cli", "worker", "-A", "examples.celery_migration.durable:app", "-B"],
+                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+            )
+
+    async def lines(worker: subprocess.Popen, count: int) -> list[str]:
+        return [await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), 60) for _ in range(count)]
+
+    client = await durable.app.client_async()
+    first = start_worker("first")
+    second = None
+    try:
+        banner, beat, *created = await lines(first, 4)
+        assert f"queues {durable.app.task_queue}" in banner, banner
+        assert beat.strip() == "odin beat for orders: schedules 2 created, 0 updated, 0 unchanged, 0 deleted", beat
+        assert sorted(line.split()[-1] for line in created) == [
+            "beat:orders:release-stale-reservations", "beat:orders:weekday-sales-report"]
+
+        report = await client.get_schedule_handle("beat:orders:weekday-sales-report").describe()
+        assert report.schedule.spec.time_zone_name == "Europe/Paris"  # the Celery app's timezone
+        [calendar] = report.schedule.spec.calendars
+        assert (calendar.minute, calendar.hour, calendar.day_of_week) == (
+            (ScheduleRange(0),), (ScheduleRange(7),), (ScheduleRange(1, 5),))
+        assert tasks.app.conf.beat_schedule["weekday-sales-report"]["schedule"] == celery_crontab(
+            minute=0, hour=7, day_of_week="mon-fri")
+        assert report.schedule.policy.catchup_window.total_seconds() == 3600  # options.expires
+        sweep = await client.get_schedule_handle("beat:orders:release-stale-reservations").describe()
+        assert sweep.schedule.spec.intervals[0].every.total_seconds() == 600
+
+        # Each entry runs its Celery task (triggered now rather than waited for).
+        for schedule_id in ("beat:orders:release-stale-reservations", "beat:orders:weekday-sales-report"):
+            await client.get_schedule_handle(schedule_id).trigger()
+        deadline = time.monotonic() + 30
+        while set(journal_steps(journal)) != {"release stale reservations", "sales report"}:
+            assert time.monotonic() < deadline, journal_steps(journal)
+            await asyncio.sleep(0.05)
+
+        # A restart (a deploy) finds the schedules as they are.
+        first.terminate()
+        await asyncio.to_thread(first.wait, 30)
+        second = start_worker("second")
+        banner, beat = await lines(second, 2)
+        assert beat.strip() == "odin beat for orders: schedules 0 created, 0 updated, 2 unchanged, 0 deleted", beat
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                if worker.poll() is None:
+                    worker.terminate()
+                    await asyncio.to_thread(worker.wait, 30)
+                worker.stdout.close()
+    assert Counter(journal_steps(journal)) == {"release stale reservations": 1, "sales report": 1}

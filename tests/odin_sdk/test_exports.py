@@ -12,7 +12,7 @@ from odin.sdk.celery import CanvasError
 def test_the_public_names_are_pinned():
     assert odin.sdk.__all__ == [
         "ActivityFunction", "App", "Channel", "ChannelClosed", "DeterministicEffectStore", "ErrGroup", "OdinSdkError",
-        "ReplayMismatch", "Result", "ResultError", "Retry", "TimeoutError", "VersionGate", "WaitGroup", "WorkerHost",
+        "ReplayMismatch", "Result", "ResultError", "Retry", "ScheduleEntry", "ScheduleError", "SyncReport", "TimeoutError", "VersionGate", "WaitGroup", "WorkerHost",
         "WorkflowFunction", "WorkflowHandle", "activity", "go", "workflow",
     ]
     for name in odin.sdk.__all__:
@@ -20,7 +20,8 @@ def test_the_public_names_are_pinned():
 
 
 def test_sdk_errors_share_one_base():
-    for error in (odin.sdk.ChannelClosed, odin.sdk.ReplayMismatch, odin.sdk.ResultError, odin.sdk.TimeoutError, CanvasError):
+    for error in (odin.sdk.ChannelClosed, odin.sdk.ReplayMismatch, odin.sdk.ResultError, odin.sdk.TimeoutError, CanvasError,
+                  odin.sdk.ScheduleError):
         assert issubclass(error, odin.sdk.OdinSdkError), error
     assert issubclass(CanvasError, ValueError)  # still what it was for callers catching ValueError
 
