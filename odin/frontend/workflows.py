@@ -469,6 +469,8 @@ def execution_info(s: MutableState) -> WorkflowExecutionInfo:
         history_size_bytes=s.history_size_bytes,
         first_run_id=s.first_execution_run_id,
     )
+    if s.last_build_id:
+        info.most_recent_worker_version_stamp.build_id = s.last_build_id
     if s.parent_workflow_id:
         info.parent_namespace_id = s.parent_namespace_id
         info.parent_execution.CopyFrom(WorkflowExecution(workflow_id=s.parent_workflow_id, run_id=s.parent_run_id))

@@ -97,17 +97,21 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
 def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompletedRequest) -> None:
     s = t.state
     t.persist_transient_task(w)
-    completed = t.append(
-        E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-        h.WorkflowTaskCompletedEventAttributes(
-            scheduled_event_id=w.scheduled_event_id,
-            started_event_id=w.started_event_id,
-            identity=req.identity,
-            binary_checksum=req.binary_checksum,
-            sdk_metadata=req.sdk_metadata,
-            metering_metadata=req.metering_metadata,
-        ),
+    attrs = h.WorkflowTaskCompletedEventAttributes(
+        scheduled_event_id=w.scheduled_event_id,
+        started_event_id=w.started_event_id,
+        identity=req.identity,
+        sdk_metadata=req.sdk_metadata,
+        metering_metadata=req.metering_metadata,
     )
+    # The completing worker's build, as Temporal 1.32 records it: a worker version stamp (the
+    # deprecated binary checksum, which the temporalio SDK sends its build id in, becomes one).
+    build_id = req.deployment_options.build_id or req.worker_version_stamp.build_id or req.binary_checksum
+    if build_id:
+        attrs.worker_version.build_id = build_id
+        attrs.worker_version.use_versioning = req.worker_version_stamp.use_versioning
+        s.last_build_id = build_id
+    completed = t.append(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, attrs)
     s.wft = None
     s.last_completed_wft_started_event_id = w.started_event_id
     s.completed_wft_count += 1

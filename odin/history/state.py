@@ -153,6 +153,8 @@ class MutableState:
     close_time: float = 0.0
     next_event_id: int = 1
     history_size_bytes: int = 0
+    # Build id of the worker that completed the last workflow task (its WorkerVersionStamp).
+    last_build_id: str = ""
     wft: WorkflowTaskInfo | None = None
     # ``previous_started_event_id`` of the next poll: the started id of the last completed WFT.
     last_completed_wft_started_event_id: int = 0
