@@ -22,6 +22,7 @@ from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure
 from temporalio.api.failure.v1 import Failure, MultiOperationExecutionAborted
 from temporalio.api.history.v1 import History
 from temporalio.api.query.v1 import QueryRejected
+from temporalio.api.sdk.v1 import UserMetadata
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.update.v1 import Outcome as UpdateOutcome
 from temporalio.api.update.v1 import UpdateRef
@@ -359,6 +360,7 @@ class WorkflowCalls(FrontendBase):
                 workflow_execution_timeout=duration(s.execution_timeout),
                 workflow_run_timeout=duration(s.run_timeout),
                 default_workflow_task_timeout=duration(s.workflow_task_timeout),
+                user_metadata=unpack(UserMetadata, s.user_metadata),
             ),
             workflow_execution_info=info,
             pending_activities=pending,

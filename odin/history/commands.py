@@ -142,7 +142,10 @@ def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompleted
         field, cause = handler[1], handler[2]
         if command.WhichOneof("attributes") != field:
             raise BadCommand(cause, f"{C.Name(command.command_type)} requires {field}.")
+        first = len(t.events)
         handler[0](t, getattr(command, field), completed.event_id)
+        if command.HasField("user_metadata") and len(t.events) > first:
+            t.set_user_metadata(t.events[first], command.user_metadata)  # on the command's own event
     if s.running:
         updates.finish_task_messages(t, w, t.protocol_messages, t.used_messages, completed.event_id)
     t.hold_workflow_task = False

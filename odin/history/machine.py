@@ -28,6 +28,7 @@ from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.history.v1 import message_pb2 as h
+from temporalio.api.sdk.v1 import UserMetadata
 from temporalio.api.taskqueue.v1 import TaskQueue
 
 from odin.errors import NotFound
@@ -192,6 +193,12 @@ class Transition:
                 closed.started_event_id = self._child_started_ids[closed.initiated_event_id]
         s.history_size_bytes += event.ByteSize()
         self.events.append(event)
+
+    def set_user_metadata(self, event: HistoryEvent, metadata: UserMetadata) -> None:
+        """Attach a start's or a command's user metadata (summary, details) to its event."""
+        before = event.ByteSize()
+        event.user_metadata.CopyFrom(metadata)
+        self.state.history_size_bytes += event.ByteSize() - before
 
     def take_buffered(self, match: Callable[[HistoryEvent], bool]) -> HistoryEvent | None:
         """Remove and return the first buffered event for which ``match(event)`` is true."""

@@ -112,6 +112,7 @@ def new_run(
         cron_schedule=request.cron_schedule,
         execution_time=ts + delay,
         scheduled_by=scheduled_by,
+        user_metadata=pack(request.user_metadata) if request.HasField("user_metadata") else None,
     )
     if parent is not None:
         state.parent_namespace = parent.namespace
@@ -165,7 +166,9 @@ def new_run(
         attrs.workflow_execution_expiration_time.CopyFrom(timestamp(expiration))
     if delay:
         attrs.first_workflow_task_backoff.CopyFrom(duration(delay))
-    t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
+    started = t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
+    if request.HasField("user_metadata"):
+        t.set_user_metadata(started, request.user_metadata)
     if run_timeout:
         # The run's clock starts when its first workflow task is due.
         t.timer(TimerKind.RUN_TIMEOUT, ts + delay + run_timeout)

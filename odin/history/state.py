@@ -192,6 +192,8 @@ class MutableState:
     update_seq: int = 0
     # The schedule that started this run's chain (its close is reported to the schedule).
     scheduled_by: str = ""
+    # The start's user metadata (summary and details, a packed UserMetadata).
+    user_metadata: str | None = None
 
     @property
     def running(self) -> bool:

@@ -130,6 +130,7 @@ class TransferProcessor:
             memo=a.memo,
             search_attributes=a.search_attributes,
             priority=a.priority,
+            user_metadata=initiated.user_metadata if initiated.HasField("user_metadata") else None,
         )
         parent = ParentInfo(
             namespace=s.namespace,

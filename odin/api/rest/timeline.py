@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
-from odin.api.rest.codec import to_json
+from odin.api.rest.codec import payload_value, to_json
 from odin.history.events import attributes_field, attributes_of
 
 _PREFIX = len("EVENT_TYPE_")
@@ -75,6 +76,9 @@ def rows(events: list[HistoryEvent]) -> list[Row]:
     for event in events:
         attributes = to_json(attributes_of(event)) if event.HasField(attributes_field(event.event_type)) else {}
         glance = []
+        summary = metadata_text(event.user_metadata.summary) if event.HasField("user_metadata") else ""
+        if summary:
+            glance.append(("summary", _short(summary)))
         for path in _GLANCE:
             value = _dig(attributes, path)
             if value not in (None, "", [], {}):
@@ -92,6 +96,14 @@ def rows(events: list[HistoryEvent]) -> list[Row]:
             )
         )
     return out
+
+
+def metadata_text(payload: Payload) -> str:
+    """A user metadata summary or details payload as text (they are JSON strings as the SDKs send them)."""
+    if not payload.data:
+        return ""
+    value = payload_value(payload)
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def pending_timers(events: list[HistoryEvent]) -> list[PendingTimer]:

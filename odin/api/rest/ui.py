@@ -151,6 +151,8 @@ def workflow(namespace: str, workflow_id: str):
         run_id=info.execution.run_id,
         info=to_json(info),
         config=to_json(described.execution_config),
+        summary=timeline.metadata_text(described.execution_config.user_metadata.summary),
+        details=timeline.metadata_text(described.execution_config.user_metadata.details),
         running=running,
         input=json.dumps(payloads_values(started.input), indent=2, ensure_ascii=False) if started else None,
         outcome=outcome_json(workflow_id, events[-1]) if events and is_close(events[-1]) else None,

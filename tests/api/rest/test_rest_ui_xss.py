@@ -1,5 +1,5 @@
 """The web UI renders what callers control (workflow ids and types, task queues, inputs, memos,
-search attributes, termination reasons, queries): every such field, filled with markup that would
+search attributes, summaries and details, termination reasons, queries): every such field, filled with markup that would
 run script if it reached the page raw, must come out escaped, on every page that shows it."""
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def test_caller_controlled_fields_are_escaped_on_every_page(app, http, attack):
         attack, attack.replace("/", "_"), attack, {"nested": attack},
         memo={"fields": {"note": attack}},
         searchAttributes={"indexedFields": {"XssKeyword": attack}},
+        userMetadata={"summary": f"summary {attack}", "details": f"details {attack}"},
     )
     started = http.post(f"{NS}/workflows/{quote(workflow_id, safe='')}", json=body)
     assert started.status_code == 201, started.get_data(as_text=True)
@@ -69,6 +70,7 @@ def test_caller_controlled_fields_are_escaped_on_every_page(app, http, attack):
     # The fields are shown (escaped), so the check above looked at pages that do render them.
     workflow_page = pages["workflow"].get_data(as_text=True)
     assert "Workflow Execution Terminated" in workflow_page and "XssKeyword" in workflow_page
+    assert 'id="summary">summary ' in workflow_page and 'id="details"><pre>details ' in workflow_page
     if not attack.startswith("javascript:"):
         assert "&lt;" in workflow_page or "&#34;&gt;" in workflow_page or "&#39;&gt;" in workflow_page
 
