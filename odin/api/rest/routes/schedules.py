@@ -26,7 +26,7 @@ QUERY = Param(
     "A list filter over `ScheduleId`, `TemporalSchedulePaused` and the namespace's custom search attributes, "
     "e.g. `TemporalSchedulePaused = false`.", "",
 )
-START_TIME = Param("startTime", "query", {"type": "string", "format": "date-time"}, "From this time (RFC 3339), inclusive.")
+START_TIME = Param("startTime", "query", {"type": "string", "format": "date-time"}, "Times after this one (RFC 3339).")
 END_TIME = Param("endTime", "query", {"type": "string", "format": "date-time"}, "Up to this time (RFC 3339), inclusive.")
 _CALL = ("namespace", "scheduleId")  # body fields the path gives
 
