@@ -19,6 +19,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import ScheduleOverlapPolicy, WorkflowExecutionStatus
@@ -39,7 +40,7 @@ from odin.api.rest.params import NEXT_PAGE_TOKEN, RUN_ID, Param
 from odin.api.rest.routes.task_queues import QUEUE_TYPES
 from odin.api.rest.routes.task_queues import describe as describe_task_queue
 from odin.errors import InvalidArgument, OdinError
-from odin.history.schedule_text import describe_spec, spec_summary
+from odin.history.schedule_text import describe_duration, describe_spec, spec_summary
 from odin.operations import Operation
 from odin.visibility import query as visibility_query
 from odin.visibility.sql import STATUS_NAMES
@@ -515,6 +516,18 @@ def _status(value: str | None) -> str:
     return (value or "").removeprefix("WORKFLOW_EXECUTION_STATUS_").replace("_", " ").title()
 
 
+def _duration(value: str | None) -> str:
+    """A proto3 JSON duration (``31536000s``) in words (``365 days``)."""
+    if not value:
+        return ""
+    d = Duration()
+    try:
+        d.FromJsonString(value)
+    except ValueError:
+        return value
+    return describe_duration(d)
+
+
 def _enum_words(value: str | None, prefix: str) -> str:
     """``SCHEDULE_OVERLAP_POLICY_BUFFER_ONE`` -> ``buffer one``."""
     return (value or "").removeprefix(prefix).replace("_", " ").lower()
@@ -524,5 +537,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals.update(auth_enabled=session.auth_enabled, signed_in=lambda: session.principal())
     app.jinja_env.filters.update(
-        when=_when, status=_status, enum_words=_enum_words, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False)
+        when=_when, status=_status, enum_words=_enum_words, duration=_duration, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False)
     )

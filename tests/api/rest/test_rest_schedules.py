@@ -310,7 +310,7 @@ def test_the_schedule_page_and_its_forms(http):
     page = http.get(f"{UI}/schedules/s").get_data(as_text=True)
     assert "at 09:00 on Mon\u2013Fri (Europe/Paris)" in page and "0 9 * * 1-5" in page
     assert len(re.findall(r"<li><time", page)) == 10  # upcoming runs
-    assert "No actions yet." in page and "&#34;team&#34;: &#34;ops&#34;" in page
+    assert "No actions yet." in page and "&#34;team&#34;: &#34;ops&#34;" in page and "<dd>365 days</dd>" in page
     token = csrf_token(page)
 
     # Forms without the cookie's token are refused and change nothing.
