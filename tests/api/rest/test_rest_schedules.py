@@ -323,12 +323,17 @@ def test_the_schedule_page_and_its_forms(http):
     page = http.get(paused.headers["Location"]).get_data(as_text=True)
     assert "Schedule paused." in page and 'id="notes">quiet &lt;week&gt;<' in page and 'id="unpause"' in page
 
-    triggered = http.post(f"{UI}/schedules/s/trigger", data={"csrf_token": token, "overlap_policy": "SCHEDULE_OVERLAP_POLICY_ALLOW_ALL"})
+    # Trigger with the schedule's own policy: the run is tracked while it runs (no worker here).
+    triggered = http.post(f"{UI}/schedules/s/trigger", data={"csrf_token": token, "overlap_policy": ""})
     assert triggered.status_code == 303
     [action] = http.get(f"{NS}/schedules/s").get_json()["info"]["recentActions"]
     run = action["startWorkflowResult"]
     page = http.get(triggered.headers["Location"]).get_data(as_text=True)
-    assert f'href="/namespaces/default/workflows/{run["workflowId"]}?runId={run["runId"]}"' in page
+    link = f'href="/namespaces/default/workflows/{run["workflowId"]}?runId={run["runId"]}"'
+    assert "Triggered" in page and page.count(link) == 2  # in recent actions and in running workflows
+    assert re.search(r'id="running">\s*<li><a ' + re.escape(link), page)
+    run_page = http.get(f"{UI}/workflows/{run['workflowId']}").get_data(as_text=True)
+    assert '<a id="scheduled-by" href="/namespaces/default/schedules/s">s</a>' in run_page
 
     # Backfill: Monday 7 and Tuesday 8 December 2026 at 09:00 Paris (08:00 UTC), form times in UTC.
     form = {"csrf_token": token, "start_time": "2026-12-07T00:00", "end_time": "2026-12-08T23:59", "overlap_policy": ""}

@@ -215,7 +215,7 @@ async def test_the_ui_in_a_browser_lists_shows_and_cancels_a_workflow(dev_server
 
 async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch):
     """Created through the SDK; listed, opened, paused with a note, triggered (its run shows in the
-    recent actions, completed by the worker) and deleted in Chromium."""
+    recent actions, completed by the worker), backfilled and deleted in Chromium."""
     from temporalio.client import Client, Schedule, ScheduleActionStartWorkflow, ScheduleCalendarSpec, ScheduleRange, ScheduleSpec
 
     monkeypatch.setenv("SE_OFFLINE", "true")
@@ -232,7 +232,7 @@ async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch
     def browse() -> None:
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support import expected_conditions as ec
-        from selenium.webdriver.support.ui import WebDriverWait
+        from selenium.webdriver.support.ui import Select, WebDriverWait
 
         driver = chrome(tmp_path / "chrome-profile")
         try:
@@ -267,7 +267,18 @@ async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch
             wait.until(ec.presence_of_element_located((By.ID, "result")))
             assert '"nightly"' in driver.find_element(By.ID, "result").text
 
+            # Backfill Monday 30 November and Tuesday 1 December 2026 (09:00 Paris is 08:00 UTC).
             driver.back()
+            form = wait.until(ec.presence_of_element_located((By.ID, "backfill"))).find_element(By.XPATH, "./ancestor::form")
+            driver.execute_script(
+                "arguments[0].start_time.value = '2026-11-30T00:00:00'; arguments[0].end_time.value = '2026-12-01T23:59:00';", form
+            )
+            Select(form.find_element(By.NAME, "overlap_policy")).select_by_value("SCHEDULE_OVERLAP_POLICY_ALLOW_ALL")
+            driver.find_element(By.ID, "backfill").click()
+            wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "p.notice"), "Backfill requested"))
+            actions = driver.find_element(By.ID, "recent-actions").text
+            assert "nightly-run-2026-11-30T08:00:00Z" in actions and "nightly-run-2026-12-01T08:00:00Z" in actions
+
             wait.until(ec.element_to_be_clickable((By.ID, "delete"))).click()
             wait.until(ec.alert_is_present()).accept()
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
