@@ -78,14 +78,13 @@ _SEE_OTHER = {303: Reply("Done; back to the workflow page.", media=HTML, headers
 _BACK_TO_SCHEDULE = {303: Reply("Done; back to the schedule page.", media=HTML, headers=("Location",))}
 
 
-def _form(fields: dict) -> Body:
-    properties = {csrf.FIELD: {"type": "string"}, "run_id": {"type": "string"}, **fields}
+def _form(fields: dict, *, run_id: bool = True) -> Body:
+    properties = {csrf.FIELD: {"type": "string"}, **({"run_id": {"type": "string"}} if run_id else {}), **fields}
     return Body(schema={"type": "object", "properties": properties, "required": [csrf.FIELD]}, media=FORM, required=True)
 
 
 def _schedule_form(fields: dict) -> Body:
-    properties = {csrf.FIELD: {"type": "string"}, **fields}
-    return Body(schema={"type": "object", "properties": properties, "required": [csrf.FIELD]}, media=FORM, required=True)
+    return _form(fields, run_id=False)
 
 
 # -- pages ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ bad input with its exact status and message, the roles of the gate, and the UI's
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 
@@ -235,7 +236,7 @@ def secured(migrated_url):
     app.extensions["odin"].close()
 
 
-def test_roles_decide_who_may_read_and_change_schedules(secured):
+def test_roles_decide_who_may_read_and_change_schedules(secured, caplog):
     http = secured
     reader, writer, elsewhere = bearer("ann", "default:reader"), bearer("bob", "default:writer"), bearer("eve", "other:admin")
     body = {"schedule": {"spec": EVERY_MINUTE, "action": ACTION}}
@@ -243,7 +244,9 @@ def test_roles_decide_who_may_read_and_change_schedules(secured):
     assert_error(http.post(f"{NS}/schedules/s", json=body, headers=reader), 403, "PERMISSION_DENIED")
     assert_error(http.post(f"{NS}/schedules/s", json=body, headers=elsewhere), 403, "PERMISSION_DENIED")
     assert http.get(f"{NS}/schedules", headers=reader).get_json() == {}  # the refused creates made nothing
-    assert http.post(f"{NS}/schedules/s", json=body, headers=writer).status_code == 201
+    with caplog.at_level(logging.INFO, logger="odin.audit"):
+        assert http.post(f"{NS}/schedules/s", json=body, headers=writer).status_code == 201
+    assert '"subject":"bob","operation":"CreateSchedule","namespace":"default","target":"s","outcome":"OK"' in caplog.text
 
     # A reader reads...
     assert http.get(f"{NS}/schedules", headers=reader).status_code == 200
