@@ -8,6 +8,7 @@ import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
     Blueprint,
@@ -515,6 +516,15 @@ def _status(value: str | None) -> str:
     return (value or "").removeprefix("WORKFLOW_EXECUTION_STATUS_").replace("_", " ").title()
 
 
+def _local_time(value: str | None, zone: str) -> str:
+    """An RFC 3339 time on the wall clock of ``zone`` (``Tue 09:00 CET``); empty if it cannot be read."""
+    try:
+        when = datetime.fromisoformat((value or "").replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        return ""
+    return when.strftime("%a %H:%M %Z" if when.second == 0 else "%a %H:%M:%S %Z")
+
+
 def _duration(value: str | None) -> str:
     """A proto3 JSON duration (``31536000s``) in words (``365 days``)."""
     if not value:
@@ -536,5 +546,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals.update(auth_enabled=session.auth_enabled, signed_in=lambda: session.principal())
     app.jinja_env.filters.update(
-        when=_when, status=_status, enum_words=_enum_words, duration=_duration, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False)
+        when=_when, status=_status, enum_words=_enum_words, duration=_duration, local_time=_local_time, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False)
     )

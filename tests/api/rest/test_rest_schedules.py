@@ -8,6 +8,8 @@ import asyncio
 import logging
 import re
 import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import jwt
 import pytest
@@ -312,7 +314,11 @@ def test_the_schedule_page_and_its_forms(http):
     assert http.post(f"{NS}/schedules/s", json=schedule_body("wd", "q", spec, memo={"fields": {"team": "ops"}})).status_code == 201
     page = http.get(f"{UI}/schedules/s").get_data(as_text=True)
     assert "at 09:00 on Mon\u2013Fri (Europe/Paris)" in page and "0 9 * * 1-5" in page
-    assert len(re.findall(r"<li><time", page)) == 10  # upcoming runs
+    upcoming = re.findall(r"<li><time[^>]*>([^<]*)</time> <span class=\"muted\">· ([^<]*)</span>", page)
+    assert len(upcoming) == 10
+    for utc, local in upcoming:  # each shown in UTC and on Paris' wall clock: 09:00 on a weekday
+        paris = datetime.strptime(utc, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
+        assert (paris.hour, paris.minute, paris.weekday() < 5) == (9, 0, True) and local == paris.strftime("%a 09:00 %Z")
     assert "No actions yet." in page and "&#34;team&#34;: &#34;ops&#34;" in page and "<dd>365 days</dd>" in page
     token = csrf_token(page)
 
