@@ -43,10 +43,15 @@ class _Field:
     high: int
 
     def values(self, ranges: Sequence[Range]) -> list[int]:
+        """The field's values the ranges match (only those within the field: a range is never walked
+        past it)."""
         out: set[int] = set()
         for r in ranges:
             step = r.step or 1
-            out.update(v for v in range(r.start, max(r.end, r.start) + 1, step) if self.low <= v <= self.high)
+            if step < 0:
+                continue  # matches nothing, as in schedule_spec
+            first = r.start if r.start >= self.low else r.start + -(-(self.low - r.start) // step) * step
+            out.update(range(first, min(max(r.end, r.start), self.high) + 1, step))
         return sorted(out)
 
     def full(self, values: Sequence[int]) -> bool:
@@ -140,23 +145,21 @@ def _time_of_day(seconds: list[int], minutes: list[int], hours: list[int]) -> st
             for h in hours for m in minutes for s in seconds
         ]
         return f"at {_and(times)}"
-    hour_words = "" if HOUR.full(hours) else (
-        f"every {HOUR.step(hours)} hours" if HOUR.step(hours) else f"during hours {_listed(hours)}"
-    )
+    during_hours = "" if HOUR.full(hours) else f" during hours {_listed(hours)}"
     if seconds != [0]:
-        parts = ["every second" if SECOND.full(seconds) else
-                 f"every {SECOND.step(seconds)} seconds" if SECOND.step(seconds) else f"at {_units(seconds, 'second')}"]
-        if not MINUTE.full(minutes):
-            parts.append(f"every {MINUTE.step(minutes)} minutes" if MINUTE.step(minutes) else _units(minutes, "minute"))
-        return ", ".join(parts + ([hour_words] if hour_words else []))
+        step = SECOND.step(seconds)
+        words = "every second" if SECOND.full(seconds) else f"every {step} seconds" if step else f"at {_units(seconds, 'second')}"
+        if MINUTE.full(minutes):
+            return words + (" of every minute" if words.startswith("at") else "") + during_hours
+        words += f" during {_units(minutes, 'minute')}"
+        return words + ("" if HOUR.full(hours) else f" of hours {_listed(hours)}")
     if MINUTE.full(minutes) or MINUTE.step(minutes):
-        words = "every minute" if MINUTE.full(minutes) else f"every {MINUTE.step(minutes)} minutes"
-        return f"{words} {hour_words}" if hour_words else words
+        return ("every minute" if MINUTE.full(minutes) else f"every {MINUTE.step(minutes)} minutes") + during_hours
     at = f"at {_units(minutes, 'minute')}"
-    if not hour_words:
+    if HOUR.full(hours):
         return f"{at} of every hour"
     if HOUR.step(hours):
-        return f"{at}, {hour_words}"
+        return f"{at}, every {HOUR.step(hours)} hours"  # from midnight: one run per such hour
     return f"{at} of hours {_listed(hours)}"
 
 

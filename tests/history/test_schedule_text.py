@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from temporalio.api.schedule.v1 import CalendarSpec, IntervalSpec, Range, ScheduleSpec, StructuredCalendarSpec
 
 from odin.history.schedule_spec import compile_spec
-from odin.history.schedule_text import SpecLine, cron_line, describe_duration, describe_spec, spec_summary
+from odin.history.schedule_text import HOUR, MINUTE, SECOND, SpecLine, cron_line, describe_duration, describe_spec, spec_summary
 
 
 def interval(seconds: int, phase: int = 0) -> IntervalSpec:
@@ -42,6 +42,9 @@ def interval(seconds: int, phase: int = 0) -> IntervalSpec:
     (ScheduleSpec(cron_string=["0 0 1-7 * 1"]), [SpecLine("at 00:00 on Mon, when the day of the month is 1\u20137 (UTC)")]),
     (ScheduleSpec(cron_string=["0 0 1 1 * 2027"]), [SpecLine("at 00:00 on day 1 of the month in Jan, in 2027 (UTC)")]),
     (ScheduleSpec(cron_string=["*/10 * * * * * *"]), [SpecLine("every 10 seconds (UTC)")]),
+    (ScheduleSpec(cron_string=["*/10 0-4 9-17 * * * *"]), [SpecLine("every 10 seconds during minutes 0\u20134 of hours 9\u201317 (UTC)")]),
+    (ScheduleSpec(cron_string=["30 * */6 * * * *"]), [SpecLine("at second 30 of every minute during hours 0, 6, 12 and 18 (UTC)")]),
+    (ScheduleSpec(cron_string=["15,45 0 * * * * *"]), [SpecLine("at seconds 15 and 45 during minute 0 (UTC)")]),
     (ScheduleSpec(cron_string=["@daily", "@every 10m"]), [SpecLine("every 10 minutes"), SpecLine("at 00:00 (UTC)", "0 0 * * *")]),
     (ScheduleSpec(structured_calendar=[StructuredCalendarSpec(second=[Range(start=0)], minute=[Range(start=0)])]),
      [SpecLine("never (UTC)")]),  # no hour matches
@@ -73,6 +76,17 @@ def test_a_spec_already_canonical_reads_the_same_as_its_source():
     spec = ScheduleSpec(cron_string=["CRON_TZ=Asia/Tokyo 15 8,20 * 1-6 *"])
     assert describe_spec(described_spec(spec)) == describe_spec(spec)
     assert describe_spec(spec) == [SpecLine("at 08:15 and 20:15 in Jan\u2013Jun (Asia/Tokyo)", "15 8,20 * 1-6 *")]
+
+
+def test_ranges_beyond_a_field_are_cut_to_it():
+    # Not a valid spec (DescribeSchedule never holds one), but describing it stays quick and sane.
+    wide = StructuredCalendarSpec(
+        second=[Range(start=-5, end=2**31 - 1, step=5)], minute=[Range(start=0)], hour=[Range(start=-1, end=2**31 - 1)],
+        day_of_month=[Range(start=1, end=31)], month=[Range(start=1, end=12)], day_of_week=[Range(start=0, end=6, step=-1)],
+    )
+    assert describe_spec(ScheduleSpec(structured_calendar=[wide])) == [SpecLine("never (UTC)")]
+    wide.day_of_week[0].step = 0
+    assert describe_spec(ScheduleSpec(structured_calendar=[wide])) == [SpecLine("every 5 seconds during minute 0 (UTC)")]
 
 
 def test_durations():
@@ -117,3 +131,19 @@ def test_a_cron_line_matches_the_times_of_its_calendar(cal):
     ours = compile_spec(ScheduleSpec(structured_calendar=[cal])).matching_times(start, end, limit=200)
     parsed = compile_spec(ScheduleSpec(cron_string=[line])).matching_times(start, end, limit=200)
     assert parsed == ours, line
+
+
+@given(ranges(0, 59), ranges(0, 59), st.lists(st.integers(0, 23).map(lambda h: Range(start=h)), min_size=1, max_size=2))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None,
+    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+)
+def test_the_words_are_built_from_the_times_the_spec_matches(second, minute, hour):
+    cal = StructuredCalendarSpec(
+        second=second, minute=minute, hour=hour, day_of_month=EVERY_DAY, month=[Range(start=1, end=12)], day_of_week=EVERY_WEEKDAY
+    )
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    matched = compile_spec(ScheduleSpec(structured_calendar=[cal])).matching_times(start - timedelta(seconds=1), start + timedelta(days=1), limit=100_000)
+    expected = {(t.hour, t.minute, t.second) for t in matched if t < start + timedelta(days=1)}
+    described = {(h, m, s) for h in HOUR.values(hour) for m in MINUTE.values(minute) for s in SECOND.values(second)}
+    assert described == expected

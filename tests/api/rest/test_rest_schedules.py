@@ -303,6 +303,14 @@ def test_the_schedules_page_lists_each_schedule_in_words(http):
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:00:00 UTC", weekdays)  # the next run
     assert 'href="/namespaces/default/schedules/weekdays"' in page and 'id="nav-schedules"' in page
 
+    http.post(f"{NS}/schedules/minutely", json=schedule_body("mn", "q", {"cronString": ["* * * * *"]}))
+    first = http.get(f"{UI}/schedules?pageSize=2").get_data(as_text=True)
+    next_link = re.search(r'<a rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    second = http.get(next_link).get_data(as_text=True)
+    assert ">hourly<" in first and ">minutely<" in first and ">weekdays<" not in first
+    assert ">weekdays<" in second and ">hourly<" not in second and "First page" in second
+    http.delete(f"{NS}/schedules/minutely")
+
     paused = http.get(f"{UI}/schedules", query_string={"query": "TemporalSchedulePaused = true"}).get_data(as_text=True)
     assert "hourly" in paused and "weekdays" not in paused
     bad = http.get(f"{UI}/schedules", query_string={"query": "WorkflowType = 'x'"})
