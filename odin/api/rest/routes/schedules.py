@@ -2,7 +2,9 @@
 matching times. The paths are Temporal's HTTP API's.
 
 Bodies are the WorkflowService request messages in proto3 JSON (payloads as plain JSON values)
-without the fields the path gives; an ``Idempotency-Key`` header becomes the call's request id.
+without the fields the path gives; on create an ``Idempotency-Key`` header becomes the request id
+(a retry answers the same). Updates and patches are not deduplicated by request id: a retried
+trigger or backfill starts again.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def describe_schedule(namespace: str, schedule_id: str):
 
 @bp.post("/schedules/<schedule_id>/update")
 @documented(Doc(
-    "Update a schedule", TAG, Operation.UpdateSchedule, params=(IDEMPOTENCY_KEY,),
+    "Update a schedule", TAG, Operation.UpdateSchedule,
     body=Body(ws.UpdateScheduleRequest, _CALL, required=True),
     responses={200: Reply("Updated, or dropped for a stale conflict token.", ws.UpdateScheduleResponse)},
     description=(
@@ -91,26 +93,24 @@ def describe_schedule(namespace: str, schedule_id: str):
 def update_schedule(namespace: str, schedule_id: str):
     req = from_json(json_body(), ws.UpdateScheduleRequest)
     req.namespace, req.schedule_id = namespace, schedule_id
-    req.request_id = request_id(req.request_id)
     req.identity = req.identity or IDENTITY
     return reply(invoke(Operation.UpdateSchedule, namespace, lambda f: f.update_schedule(req), target=schedule_id))
 
 
 @bp.post("/schedules/<schedule_id>/patch")
 @documented(Doc(
-    "Patch a schedule: trigger, backfill, pause, unpause", TAG, Operation.PatchSchedule, params=(IDEMPOTENCY_KEY,),
+    "Patch a schedule: trigger, backfill, pause, unpause", TAG, Operation.PatchSchedule,
     body=Body(ws.PatchScheduleRequest, _CALL, required=True),
     responses={200: Reply("Applied.", ws.PatchScheduleResponse)},
     description=(
         'Body: `{"patch": {"triggerImmediately": {}}}`, `{"patch": {"backfillRequest": [{"startTime": ..., "endTime": ..., '
         '"overlapPolicy": "SCHEDULE_OVERLAP_POLICY_ALLOW_ALL"}]}}`, `{"patch": {"pause": "a note"}}` or '
-        '`{"patch": {"unpause": "a note"}}`.'
+        '`{"patch": {"unpause": "a note"}}`. Not deduplicated by request id: a retried trigger or backfill starts again.'
     ),
 ))
 def patch_schedule(namespace: str, schedule_id: str):
     req = from_json(json_body(), ws.PatchScheduleRequest)
     req.namespace, req.schedule_id = namespace, schedule_id
-    req.request_id = request_id(req.request_id)
     req.identity = req.identity or IDENTITY
     return reply(invoke(Operation.PatchSchedule, namespace, lambda f: f.patch_schedule(req), target=schedule_id))
 
