@@ -242,6 +242,7 @@ async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch
             link = wait.until(ec.presence_of_element_located((By.LINK_TEXT, schedule_id)))
             row = driver.find_element(By.ID, "schedules").text
             assert "Echo" in row and "at 09:00 on Mon\u2013Fri (Europe/Paris)" in row and "Active" in row
+            driver.save_screenshot(str(tmp_path / "schedules-page.png"))
             link.click()
             wait.until(ec.presence_of_element_located((By.ID, "spec")))
             assert driver.find_element(By.ID, "spec").text.startswith("at 09:00 on Mon\u2013Fri (Europe/Paris)")
