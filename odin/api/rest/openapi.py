@@ -50,6 +50,7 @@ PATH_PARAMS = {
     "query_type": "Query name.",
     "update_name": "Update name.",
     "task_queue": "Task queue name.",
+    "schedule_id": "Schedule id; a \"/\" in it is sent as %2F.",
     "filename": "A file of the web UI's static assets.",
 }
 

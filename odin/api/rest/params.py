@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import request
+from google.protobuf.timestamp_pb2 import Timestamp
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from odin.api.rest.codec import loads_strict
@@ -41,12 +42,16 @@ class Param:
                     raise ValueError
             elif kind == "boolean":
                 value = {"true": True, "1": True, "false": False, "0": False}[raw.lower()]
+            elif self.schema.get("format") == "date-time":
+                value = Timestamp()
+                value.FromJsonString(raw)
             elif self.schema.get("format") == "byte":
                 value = base64.b64decode(raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4), validate=True)
             else:
                 value = raw
         except (ValueError, KeyError, binascii.Error):
-            raise InvalidArgument(f"Invalid {self.where} parameter {self.name}: {raw!r} is not a valid {kind or 'value'}.") from None
+            what = "RFC 3339 time" if self.schema.get("format") == "date-time" else kind or "value"
+            raise InvalidArgument(f"Invalid {self.where} parameter {self.name}: {raw!r} is not a valid {what}.") from None
         if "enum" in self.schema and value not in self.schema["enum"]:
             raise InvalidArgument(f"Invalid {self.where} parameter {self.name}: use one of {', '.join(self.schema['enum'])}.")
         low, high = self.schema.get("minimum"), self.schema.get("maximum")
@@ -67,6 +72,14 @@ IDEMPOTENCY_KEY = Param(
     "Idempotency-Key", "header", {"type": "string", "maxLength": 1000},
     "Retries with the same key are applied once (the request id of the call).", "",
 )
+
+
+def request_id(in_body: str) -> str:
+    """The call's request id: the ``Idempotency-Key`` header, or the body's own (not both, unless equal)."""
+    key = IDEMPOTENCY_KEY.read()
+    if key and in_body and key != in_body:
+        raise InvalidArgument("The Idempotency-Key header and the body's request id differ.")
+    return key or in_body
 
 
 def json_body() -> dict:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
     Blueprint,
@@ -19,9 +20,12 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.api.enums.v1 import ScheduleOverlapPolicy, WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.schedule.v1 import BackfillRequest, SchedulePatch, TriggerImmediatelyRequest
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 # Submodules by their full name: ``from odin.api.rest import ...`` would import the package,
@@ -37,6 +41,7 @@ from odin.api.rest.params import NEXT_PAGE_TOKEN, RUN_ID, Param
 from odin.api.rest.routes.task_queues import QUEUE_TYPES
 from odin.api.rest.routes.task_queues import describe as describe_task_queue
 from odin.errors import InvalidArgument, OdinError
+from odin.history.schedule_text import describe_duration, describe_spec, spec_summary
 from odin.operations import Operation
 from odin.visibility import query as visibility_query
 from odin.visibility.sql import STATUS_NAMES
@@ -52,16 +57,35 @@ QUERY = Param("query", "query", {"type": "string", "maxLength": 10000}, "A list 
 STATUS = Param("status", "query", {"type": "string", "enum": ["", *STATUS_NAMES]}, "Only runs in this status.", "")
 NAME = Param("name", "query", {"type": "string", "maxLength": 1000}, "A task queue name.", "")
 PAGE_SIZE = Param("pageSize", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Workflows per page.", 50)
+SCHEDULE_PAGE_SIZE = Param("pageSize", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Schedules per page.", 50)
 DONE = Param("done", "query", {"type": "string", "enum": ["signal", "cancel", "terminate"]}, "The action just taken.", "")
 _NOTICES = {"signal": "Signal sent.", "cancel": "Cancellation requested.", "terminate": "Workflow terminated."}
 
+SCHEDULE_DONE = Param(
+    "done", "query", {"type": "string", "enum": ["pause", "unpause", "trigger", "backfill"]}, "The action just taken.", ""
+)
+SCHEDULES_DONE = Param("done", "query", {"type": "string", "enum": ["delete"]}, "The action just taken.", "")
+_SCHEDULE_NOTICES = {
+    "pause": "Schedule paused.", "unpause": "Schedule unpaused.", "delete": "Schedule deleted.",
+    "trigger": "Triggered: the run shows under recent actions once started.",
+    "backfill": "Backfill requested: its runs show under recent actions once started.",
+}
+# The overlap policies a trigger or backfill may name ("" is the schedule's own).
+OVERLAP_POLICIES = [p for p in ScheduleOverlapPolicy.keys() if p != "SCHEDULE_OVERLAP_POLICY_UNSPECIFIED"]
+_OVERLAP_FIELD = {"type": "string", "enum": ["", *OVERLAP_POLICIES], "description": "An overlap policy; the schedule's when empty."}
+
 _PAGE = {200: Reply("The page.", media=HTML)}
 _SEE_OTHER = {303: Reply("Done; back to the workflow page.", media=HTML, headers=("Location",))}
+_BACK_TO_SCHEDULE = {303: Reply("Done; back to the schedule page.", media=HTML, headers=("Location",))}
 
 
-def _form(fields: dict) -> Body:
-    properties = {csrf.FIELD: {"type": "string"}, "run_id": {"type": "string"}, **fields}
+def _form(fields: dict, *, run_id: bool = True) -> Body:
+    properties = {csrf.FIELD: {"type": "string"}, **({"run_id": {"type": "string"}} if run_id else {}), **fields}
     return Body(schema={"type": "object", "properties": properties, "required": [csrf.FIELD]}, media=FORM, required=True)
+
+
+def _schedule_form(fields: dict) -> Body:
+    return _form(fields, run_id=False)
 
 
 # -- pages ----------------------------------------------------------------------------------
@@ -167,6 +191,56 @@ def workflow(namespace: str, workflow_id: str):
     )
 
 
+@bp.get("/namespaces/<namespace>/schedules")
+@documented(Doc(
+    "Schedules of a namespace", TAG, Operation.ListSchedules, params=(QUERY, SCHEDULE_PAGE_SIZE, NEXT_PAGE_TOKEN, SCHEDULES_DONE),
+    responses={**_PAGE, 400: Reply("The page, with the query's error.", media=HTML)},
+))
+def schedules(namespace: str):
+    text, size = QUERY.read(), SCHEDULE_PAGE_SIZE.read()
+    context = dict(
+        namespace=namespace, query=text, rows=[], error=None, notice=_SCHEDULE_NOTICES.get(SCHEDULES_DONE.read() or ""),
+        page={"query": text or None, "pageSize": size if size != SCHEDULE_PAGE_SIZE.default else None},
+    )
+    req = ws.ListSchedulesRequest(namespace=namespace, query=text, maximum_page_size=size, next_page_token=NEXT_PAGE_TOKEN.read())
+    try:
+        listed = invoke(Operation.ListSchedules, namespace, lambda f: f.list_schedules(req))
+    except InvalidArgument as err:  # shown by the query box
+        context["error"] = err.message
+        return render_template("schedules.html", **context), 400
+    context.update(
+        rows=[dict(to_json(e), spec_words=spec_summary(e.info.spec)) for e in listed.schedules],
+        next_page_token=_token(listed.next_page_token),
+        first_page=bool(NEXT_PAGE_TOKEN.read()),
+    )
+    return render_template("schedules.html", **context)
+
+
+@bp.get("/namespaces/<namespace>/schedules/<schedule_id>")
+@documented(Doc("A schedule", TAG, Operation.DescribeSchedule, params=(SCHEDULE_DONE,), responses=_PAGE))
+def schedule(namespace: str, schedule_id: str):
+    req = ws.DescribeScheduleRequest(namespace=namespace, schedule_id=schedule_id)
+    described = invoke(Operation.DescribeSchedule, namespace, lambda f: f.describe_schedule(req))
+    body = to_json(described)
+    can_patch = session.allowed(Operation.PatchSchedule, namespace)
+    return render_template(
+        "schedule.html",
+        namespace=namespace,
+        schedule_id=schedule_id,
+        spec_lines=describe_spec(described.schedule.spec),
+        schedule=body.get("schedule", {}),
+        info=body.get("info", {}),
+        memo=body.get("memo"),
+        search_attributes=body.get("searchAttributes"),
+        notice=_SCHEDULE_NOTICES.get(SCHEDULE_DONE.read() or ""),
+        overlap_policies=OVERLAP_POLICIES,
+        can_pause=can_patch,
+        can_trigger=can_patch,
+        can_backfill=can_patch,
+        can_delete=session.allowed(Operation.DeleteSchedule, namespace),
+    )
+
+
 @bp.get("/namespaces/<namespace>/task-queues")
 @documented(Doc("Find a task queue", TAG, params=(NAME,), responses={**_PAGE, 302: Reply("To the queue's page.", media=HTML)}))
 def task_queue_lookup(namespace: str):
@@ -237,6 +311,70 @@ def terminate(namespace: str, workflow_id: str):
     )
     invoke(Operation.TerminateWorkflowExecution, namespace, lambda f: f.terminate_workflow_execution(req), target=workflow_id)
     return _back(namespace, workflow_id, "terminate")
+
+
+@bp.post("/namespaces/<namespace>/schedules/<schedule_id>/pause")
+@documented(Doc(
+    "Pause a schedule (form)", TAG, Operation.PatchSchedule, body=_schedule_form({"note": {"type": "string"}}),
+    responses=_BACK_TO_SCHEDULE,
+))
+def pause_schedule(namespace: str, schedule_id: str):
+    csrf.check_form()
+    note = request.form.get("note", "").strip() or "Paused from the web UI"
+    return _patch_schedule(namespace, schedule_id, SchedulePatch(pause=note), "pause")
+
+
+@bp.post("/namespaces/<namespace>/schedules/<schedule_id>/unpause")
+@documented(Doc(
+    "Unpause a schedule (form)", TAG, Operation.PatchSchedule, body=_schedule_form({"note": {"type": "string"}}),
+    responses=_BACK_TO_SCHEDULE,
+))
+def unpause_schedule(namespace: str, schedule_id: str):
+    csrf.check_form()
+    note = request.form.get("note", "").strip() or "Unpaused from the web UI"
+    return _patch_schedule(namespace, schedule_id, SchedulePatch(unpause=note), "unpause")
+
+
+@bp.post("/namespaces/<namespace>/schedules/<schedule_id>/trigger")
+@documented(Doc(
+    "Run a schedule's action now (form)", TAG, Operation.PatchSchedule, body=_schedule_form({"overlap_policy": _OVERLAP_FIELD}),
+    responses=_BACK_TO_SCHEDULE,
+))
+def trigger_schedule(namespace: str, schedule_id: str):
+    csrf.check_form()
+    trigger = TriggerImmediatelyRequest(overlap_policy=_form_overlap())
+    return _patch_schedule(namespace, schedule_id, SchedulePatch(trigger_immediately=trigger), "trigger")
+
+
+@bp.post("/namespaces/<namespace>/schedules/<schedule_id>/backfill")
+@documented(Doc(
+    "Backfill a schedule (form)", TAG, Operation.PatchSchedule,
+    body=_schedule_form({
+        "start_time": {"type": "string", "description": "RFC 3339, or YYYY-MM-DDTHH:MM in UTC."},
+        "end_time": {"type": "string", "description": "RFC 3339, or YYYY-MM-DDTHH:MM in UTC."},
+        "overlap_policy": _OVERLAP_FIELD,
+    }),
+    responses=_BACK_TO_SCHEDULE,
+))
+def backfill_schedule(namespace: str, schedule_id: str):
+    csrf.check_form()
+    start, end = _form_time("start_time", "start"), _form_time("end_time", "end")
+    if end.ToNanoseconds() <= start.ToNanoseconds():
+        raise InvalidArgument("The backfill's end must be after its start.")
+    backfill = BackfillRequest(start_time=start, end_time=end, overlap_policy=_form_overlap())
+    return _patch_schedule(namespace, schedule_id, SchedulePatch(backfill_request=[backfill]), "backfill")
+
+
+@bp.post("/namespaces/<namespace>/schedules/<schedule_id>/delete")
+@documented(Doc(
+    "Delete a schedule (form)", TAG, Operation.DeleteSchedule, body=_schedule_form({}),
+    responses={303: Reply("Done; back to the schedules.", media=HTML, headers=("Location",))},
+))
+def delete_schedule(namespace: str, schedule_id: str):
+    csrf.check_form()
+    req = ws.DeleteScheduleRequest(namespace=namespace, schedule_id=schedule_id, identity=IDENTITY)
+    invoke(Operation.DeleteSchedule, namespace, lambda f: f.delete_schedule(req), target=schedule_id)
+    return redirect(url_for(".schedules", namespace=namespace, done="delete"), 303)
 
 
 # -- signing in (when authentication is on) ------------------------------------------------
@@ -327,6 +465,40 @@ def _back(namespace: str, workflow_id: str, done: str):
     return redirect(url_for(".workflow", namespace=namespace, workflow_id=workflow_id, runId=run_id or None, done=done), 303)
 
 
+def _patch_schedule(namespace: str, schedule_id: str, patch: SchedulePatch, done: str):
+    req = ws.PatchScheduleRequest(namespace=namespace, schedule_id=schedule_id, patch=patch, identity=IDENTITY)
+    invoke(Operation.PatchSchedule, namespace, lambda f: f.patch_schedule(req), target=schedule_id)
+    return redirect(url_for(".schedule", namespace=namespace, schedule_id=schedule_id, done=done), 303)
+
+
+def _form_overlap() -> ScheduleOverlapPolicy.ValueType:
+    name = request.form.get("overlap_policy", "")
+    if not name:
+        return ScheduleOverlapPolicy.SCHEDULE_OVERLAP_POLICY_UNSPECIFIED
+    if name not in OVERLAP_POLICIES:
+        raise InvalidArgument(f"Unknown overlap policy {name!r}; use one of {', '.join(OVERLAP_POLICIES)}.")
+    return ScheduleOverlapPolicy.Value(name)
+
+
+def _form_time(field: str, what: str) -> Timestamp:
+    """A form's time: RFC 3339, or a browser's ``YYYY-MM-DDTHH:MM[:SS]`` read as UTC."""
+    raw = request.form.get(field, "").strip()
+    if not raw:
+        raise InvalidArgument(f"The backfill's {what} time is missing.")
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(f"The backfill's {what} time {raw!r} is not a time like 2024-05-01T09:00.") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    ts = Timestamp()
+    try:
+        ts.FromDatetime(when)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"The backfill's {what} time {raw!r} is out of range.") from None
+    return ts
+
+
 def _token(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
@@ -346,7 +518,35 @@ def _status(value: str | None) -> str:
     return (value or "").removeprefix("WORKFLOW_EXECUTION_STATUS_").replace("_", " ").title()
 
 
+def _local_time(value: str | None, zone: str) -> str:
+    """An RFC 3339 time on the wall clock of ``zone`` (``Tue 09:00 CET``); empty if it cannot be read."""
+    try:
+        when = datetime.fromisoformat((value or "").replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    except (ValueError, KeyError, ZoneInfoNotFoundError):
+        return ""
+    return when.strftime("%a %H:%M %Z" if when.second == 0 else "%a %H:%M:%S %Z")
+
+
+def _duration(value: str | None) -> str:
+    """A proto3 JSON duration (``31536000s``) in words (``365 days``)."""
+    if not value:
+        return ""
+    d = Duration()
+    try:
+        d.FromJsonString(value)
+    except ValueError:
+        return value
+    return describe_duration(d)
+
+
+def _enum_words(value: str | None, prefix: str) -> str:
+    """``SCHEDULE_OVERLAP_POLICY_BUFFER_ONE`` -> ``buffer one``."""
+    return (value or "").removeprefix(prefix).replace("_", " ").lower()
+
+
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals.update(auth_enabled=session.auth_enabled, signed_in=lambda: session.principal())
-    app.jinja_env.filters.update(when=_when, status=_status, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False))
+    app.jinja_env.filters.update(
+        when=_when, status=_status, enum_words=_enum_words, duration=_duration, local_time=_local_time, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False)
+    )

@@ -74,3 +74,12 @@ class WaitForever:
     @workflow.run
     async def run(self) -> None:
         await workflow.wait_condition(lambda: False)
+
+
+@workflow.defn
+class Echo:
+    """Returns its arguments: what a schedule's action passed."""
+
+    @workflow.run
+    async def run(self, label: str, extra: dict) -> list:
+        return [label, extra]

@@ -8,12 +8,13 @@ import json
 import os
 import re
 import shutil
+import time
 import urllib.request
 import uuid
 
 import pytest
 from rest_support import start_body, wid
-from rest_workflows import Counter, Greet, WaitForever
+from rest_workflows import Counter, Echo, Greet, WaitForever
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Worker
 
@@ -208,5 +209,89 @@ async def test_the_ui_in_a_browser_lists_shows_and_cancels_a_workflow(dev_server
                 break
             await asyncio.sleep(0.1)
     assert status == WorkflowExecutionStatus.CANCELED
+    assert screenshot.stat().st_size > 0
+    print(f"screenshot: {screenshot}")
+
+
+async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch):
+    """Created through the SDK; listed, opened, paused with a note, triggered (its run shows in the
+    recent actions, completed by the worker), backfilled and deleted in Chromium."""
+    from temporalio.client import Client, Schedule, ScheduleActionStartWorkflow, ScheduleCalendarSpec, ScheduleRange, ScheduleSpec
+
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    base = f"http://127.0.0.1:{dev_server.endpoints.http_port}"
+    client = await Client.connect(f"127.0.0.1:{dev_server.endpoints.grpc_port}")
+    task_queue, schedule_id = f"tq-{uuid.uuid4().hex[:8]}", wid("nightly")
+    screenshot = tmp_path / "schedule-page.png"
+    spec = ScheduleSpec(
+        calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(9)], day_of_week=[ScheduleRange(1, 5)])], time_zone_name="Europe/Paris"
+    )
+    action = ScheduleActionStartWorkflow("Echo", args=["nightly", {"n": 1}], id="nightly-run", task_queue=task_queue)
+    handle = await client.create_schedule(schedule_id, Schedule(action=action, spec=spec))
+
+    def browse() -> None:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import Select, WebDriverWait
+
+        driver = chrome(tmp_path / "chrome-profile")
+        try:
+            wait = WebDriverWait(driver, 15)
+            driver.get(f"{base}/")
+            wait.until(ec.element_to_be_clickable((By.ID, "nav-schedules"))).click()
+            link = wait.until(ec.presence_of_element_located((By.LINK_TEXT, schedule_id)))
+            row = driver.find_element(By.ID, "schedules").text
+            assert "Echo" in row and "at 09:00 on Mon\u2013Fri (Europe/Paris)" in row and "Active" in row
+            driver.save_screenshot(str(tmp_path / "schedules-page.png"))
+            link.click()
+            wait.until(ec.presence_of_element_located((By.ID, "spec")))
+            assert driver.find_element(By.ID, "spec").text.startswith("at 09:00 on Mon\u2013Fri (Europe/Paris)")
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#upcoming li")) == 10
+
+            driver.find_element(By.ID, "pause-note").send_keys("holiday week <no runs>")
+            driver.find_element(By.ID, "pause").click()
+            wait.until(ec.presence_of_element_located((By.ID, "notes")))
+            assert driver.find_element(By.ID, "notes").text == "holiday week <no runs>"
+            assert driver.find_element(By.ID, "state").text == "Paused"
+            assert "Schedule paused." in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+
+            driver.find_element(By.ID, "trigger").click()
+            for _ in range(50):  # the worker completes the run; reload until the page says so
+                actions = driver.find_element(By.ID, "recent-actions").text
+                if "Completed" in actions:
+                    break
+                time.sleep(0.2)
+                driver.refresh()
+            assert "nightly-run-" in actions and "Completed" in actions
+            driver.save_screenshot(str(screenshot))
+            driver.find_element(By.CSS_SELECTOR, "#recent-actions a").click()
+            wait.until(ec.presence_of_element_located((By.ID, "result")))
+            assert '"nightly"' in driver.find_element(By.ID, "result").text
+
+            # Backfill Monday 30 November and Tuesday 1 December 2026 (09:00 Paris is 08:00 UTC).
+            driver.back()
+            form = wait.until(ec.presence_of_element_located((By.ID, "backfill"))).find_element(By.XPATH, "./ancestor::form")
+            driver.execute_script(
+                "arguments[0].start_time.value = '2026-11-30T00:00:00'; arguments[0].end_time.value = '2026-12-01T23:59:00';", form
+            )
+            Select(form.find_element(By.NAME, "overlap_policy")).select_by_value("SCHEDULE_OVERLAP_POLICY_ALLOW_ALL")
+            driver.find_element(By.ID, "backfill").click()
+            wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "p.notice"), "Backfill requested"))
+            actions = driver.find_element(By.ID, "recent-actions").text
+            assert "nightly-run-2026-11-30T08:00:00Z" in actions and "nightly-run-2026-12-01T08:00:00Z" in actions
+
+            wait.until(ec.element_to_be_clickable((By.ID, "delete"))).click()
+            wait.until(ec.alert_is_present()).accept()
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
+            assert "Schedule deleted." in driver.find_element(By.CSS_SELECTOR, "p.notice").text
+            assert schedule_id not in driver.find_element(By.ID, "schedules").text
+        finally:
+            driver.quit()
+
+    async with Worker(client, task_queue=task_queue, workflows=[Echo]):
+        await asyncio.to_thread(browse)
+    assert [s.id async for s in await client.list_schedules()] == []
+    with pytest.raises(Exception, match="not found"):
+        await handle.describe()
     assert screenshot.stat().st_size > 0
     print(f"screenshot: {screenshot}")

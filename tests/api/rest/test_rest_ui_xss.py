@@ -1,6 +1,7 @@
-"""The web UI renders what callers control (workflow ids and types, task queues, inputs, memos,
-search attributes, summaries and details, termination reasons, queries): every such field, filled with markup that would
-run script if it reached the page raw, must come out escaped, on every page that shows it."""
+"""The web UI renders what callers control (workflow and schedule ids, workflow types, task
+queues, inputs, memos, search attributes, summaries and details, termination reasons, schedule
+notes and calendar comments, queries): every such field, filled with markup that would run script
+if it reached the page raw, must come out escaped, on every page that shows it."""
 
 from __future__ import annotations
 
@@ -91,3 +92,44 @@ def test_behind_tls_the_csrf_cookie_is_secure(http):
     page = http.get(f"{UI}/workflows/{workflow_id}", base_url="https://localhost")
     [cookie] = [c for c in page.headers.getlist("Set-Cookie") if c.startswith("odin_csrf=")]
     assert "; secure" in cookie.lower(), cookie
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_schedule_fields_are_escaped_on_the_schedule_pages(app, http, attack):
+    schedule_id = f"xss-{ATTACKS.index(attack)}-{attack}"
+    path_id = quote(schedule_id, safe="")
+    register_keyword(app, "XssKeyword")
+    body = {
+        "schedule": {
+            "spec": {"cronString": [f"0 9 * * * # {attack}"]},
+            "action": {"startWorkflow": {
+                "workflowId": attack, "workflowType": {"name": attack}, "taskQueue": {"name": attack.replace("/", "_")},
+                "input": [attack, {"nested": attack}], "memo": {"fields": {"note": attack}},
+                "searchAttributes": {"indexedFields": {"XssKeyword": attack}},
+            }},
+        },
+        "memo": {"fields": {"note": attack}},
+        "searchAttributes": {"indexedFields": {"XssKeyword": attack}},
+    }
+    created = http.post(f"{NS}/schedules/{path_id}", json=body)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    for patch in ({"triggerImmediately": {}}, {"pause": attack}):
+        assert http.post(f"{NS}/schedules/{path_id}/patch", json={"patch": patch}).status_code == 200
+
+    pages = {
+        "list": http.get(f"{UI}/schedules"),
+        "list with the attack as query": http.get(f"{UI}/schedules", query_string={"query": attack}),
+        "schedule": http.get(f"{UI}/schedules/{path_id}"),
+    }
+    for name, response in pages.items():
+        page = response.get_data(as_text=True)
+        assert response.status_code in (200, 400), (name, response.status_code)
+        assert response.mimetype == "text/html", name
+        assert_inert(page, attack)
+    # The fields are shown (escaped): the id, the note, the recent action's run, memo and search attributes.
+    page = pages["schedule"].get_data(as_text=True)
+    assert 'id="notes"' in page and 'id="recent-actions"' in page and "XssKeyword" in page and 'id="memo"' in page
+    assert page.count("/namespaces/default/workflows/") >= 1
+    if not attack.startswith("javascript:"):
+        for shown in (page, pages["list"].get_data(as_text=True)):
+            assert "&lt;" in shown or "&#34;&gt;" in shown or "&#39;&gt;" in shown

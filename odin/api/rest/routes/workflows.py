@@ -23,9 +23,9 @@ from odin.api.rest.params import (
     RUN_ID,
     Param,
     json_body,
+    request_id,
 )
 from odin.api.rest.routes import reply
-from odin.errors import InvalidArgument
 from odin.operations import Operation
 
 bp = Blueprint("workflows", __name__, url_prefix="/api/v1/namespaces/<namespace>")
@@ -54,13 +54,6 @@ def _poll_limit() -> float:
 
 def _execution(workflow_id: str) -> WorkflowExecution:
     return WorkflowExecution(workflow_id=workflow_id, run_id=RUN_ID.read())
-
-
-def _request_id(in_body: str) -> str:
-    key = IDEMPOTENCY_KEY.read()
-    if key and in_body and key != in_body:
-        raise InvalidArgument("The Idempotency-Key header and the body's request id differ.")
-    return key or in_body
 
 
 @bp.get("/workflows")
@@ -102,7 +95,7 @@ def count_workflows(namespace: str):
 def start_workflow(namespace: str, workflow_id: str):
     req = from_json(json_body(), ws.StartWorkflowExecutionRequest)
     req.namespace, req.workflow_id = namespace, workflow_id
-    req.request_id = _request_id(req.request_id)
+    req.request_id = request_id(req.request_id)
     req.identity = req.identity or IDENTITY
     response = invoke(Operation.StartWorkflowExecution, namespace, lambda f: f.start_workflow_execution(req), target=workflow_id)
     location = url_for(".describe_workflow", namespace=namespace, workflow_id=workflow_id, runId=response.run_id)
@@ -169,7 +162,7 @@ def signal_workflow(namespace: str, workflow_id: str, signal_name: str):
     req = from_json(json_body(), ws.SignalWorkflowExecutionRequest)
     req.namespace, req.signal_name = namespace, signal_name
     req.workflow_execution.CopyFrom(_execution(workflow_id))
-    req.request_id = _request_id(req.request_id)
+    req.request_id = request_id(req.request_id)
     req.identity = req.identity or IDENTITY
     return reply(invoke(Operation.SignalWorkflowExecution, namespace, lambda f: f.signal_workflow_execution(req), target=workflow_id))
 
@@ -212,7 +205,7 @@ def update_workflow(namespace: str, workflow_id: str, update_name: str):
     req.namespace = namespace
     req.workflow_execution.CopyFrom(_execution(workflow_id))
     req.request.input.name = update_name
-    req.request.meta.update_id = _request_id(req.request.meta.update_id)
+    req.request.meta.update_id = request_id(req.request.meta.update_id)
     req.request.meta.identity = req.request.meta.identity or IDENTITY
     if not req.wait_policy.lifecycle_stage:
         req.wait_policy.lifecycle_stage = Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
@@ -234,7 +227,7 @@ def cancel_workflow(namespace: str, workflow_id: str):
     req = from_json(json_body(), ws.RequestCancelWorkflowExecutionRequest)
     req.namespace = namespace
     req.workflow_execution.CopyFrom(_execution(workflow_id))
-    req.request_id = _request_id(req.request_id)
+    req.request_id = request_id(req.request_id)
     req.identity = req.identity or IDENTITY
     return reply(
         invoke(Operation.RequestCancelWorkflowExecution, namespace, lambda f: f.request_cancel_workflow_execution(req), target=workflow_id)
