@@ -104,3 +104,26 @@ def test_a_server_whose_stores_do_not_answer_says_which_in_one_line(tmp_path):
     assert done.returncode == 1
     assert f"cannot reach Redis at redis://:***@127.0.0.1:{nobody}/0" in done.stderr, done.stderr
     assert "secret" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_servers_run_on_uvloop_unless_told_otherwise(monkeypatch):
+    import asyncio
+
+    import pytest
+    from click import ClickException
+
+    from odin.cli import _run_server
+
+    seen = []
+
+    async def note_loop() -> None:
+        seen.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+
+    for choice, expected in (("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")):
+        monkeypatch.setenv("ODIN_EVENT_LOOP", choice)
+        _run_server(note_loop)
+        assert seen[-1] == expected, choice
+    monkeypatch.setenv("ODIN_EVENT_LOOP", "trio")
+    with pytest.raises(ClickException, match="ODIN_EVENT_LOOP must be auto, uvloop or asyncio, not 'trio'"):
+        _run_server(note_loop)
+    assert len(seen) == 3
