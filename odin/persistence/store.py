@@ -825,6 +825,12 @@ def _insert_if_absent(dialect: str) -> Callable[[sa.Table], Any]:
 
 
 _FENCE = (
+    sa.select(t.history_shards.c.range_id)
+    .where(t.history_shards.c.shard_id == sa.bindparam("shard"), t.history_shards.c.range_id == sa.bindparam("range"))
+    .with_for_update(read=True)
+)
+# SQLite has one writer at a time and no row locks: a no-op update takes the write lock at once.
+_FENCE_SQLITE = (
     t.history_shards.update()
     .where(t.history_shards.c.shard_id == sa.bindparam("shard"), t.history_shards.c.range_id == sa.bindparam("range"))
     .values(range_id=t.history_shards.c.range_id)
@@ -832,10 +838,16 @@ _FENCE = (
 
 
 def _check_fence(conn: sa.Connection, fence: tuple[int, int]) -> None:
-    """Refuse the transaction unless the shard still has the given range_id. The no-op update
-    also locks the shard row (PostgreSQL), so a new holder's bump waits for this commit."""
+    """Refuse the transaction unless the shard still has the given range_id. On PostgreSQL the
+    check takes a share lock on the shard row (``FOR SHARE``): fenced transactions of one shard
+    run side by side, while a new holder's bump waits for them to commit (and they, for it)."""
     shard_id, range_id = fence
-    if conn.execute(_FENCE, {"shard": shard_id, "range": range_id}).rowcount != 1:
+    params = {"shard": shard_id, "range": range_id}
+    if conn.dialect.name == "sqlite":
+        held = conn.execute(_FENCE_SQLITE, params).rowcount == 1
+    else:
+        held = conn.execute(_FENCE, params).first() is not None
+    if not held:
         raise ShardOwnershipLost(f"shard {shard_id} has a newer owner than range {range_id}")
 
 
