@@ -67,6 +67,8 @@ class SystemJobs:
         # covered over several sweeps instead of its oldest rows over and over.
         self._transfer_cursor: tuple[datetime, str] | None = None
         self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._sweeping_timers = False
+        self._sweeping_transfers = False
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -80,7 +82,18 @@ class SystemJobs:
 
     async def sweep_timers(self) -> int:
         """Fire the due timers of this process's shards; hand the ones coming due to the timer
-        scheduler. Returns how many were fired."""
+        scheduler. Returns how many were fired. Beat asks every second; a sweep still running
+        (a backlog after an outage) covers the next ones, which return 0 at once instead of
+        firing the same tasks again beside it."""
+        if self._sweeping_timers:
+            return 0
+        self._sweeping_timers = True
+        try:
+            return await self._sweep_timers()
+        finally:
+            self._sweeping_timers = False
+
+    async def _sweep_timers(self) -> int:
         owned = self.shards.owned()
         if not owned:
             return 0
@@ -124,7 +137,17 @@ class SystemJobs:
     # -- transfers -------------------------------------------------------------------------
 
     async def sweep_transfers(self) -> int:
-        """Dispatch again the transfer tasks of this process's shards still waiting in SQL."""
+        """Dispatch again the transfer tasks of this process's shards still waiting in SQL (one
+        sweep at a time, as for timers)."""
+        if self._sweeping_transfers:
+            return 0
+        self._sweeping_transfers = True
+        try:
+            return await self._sweep_transfers()
+        finally:
+            self._sweeping_transfers = False
+
+    async def _sweep_transfers(self) -> int:
         owned = self.shards.owned()
         if not owned:
             return 0
