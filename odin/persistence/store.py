@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -327,6 +327,14 @@ class SqlExecutionStore:
     async def ping(self) -> None:
         """Raise unless the database answers."""
         await self._read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
+
+    async def database_time(self) -> datetime | None:
+        """The database server's clock now (``clock_timestamp()``), or None when the database has
+        no server of its own (SQLite reads this process's clock)."""
+        if self.is_sqlite:
+            return None
+        value = await self._read(lambda conn: conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one())
+        return value.astimezone(UTC)
 
     async def _read(self, fn: Callable[[sa.Connection], R]) -> R:
         """Run ``fn`` on a connection in autocommit mode (a read needs no transaction to end)."""
