@@ -27,8 +27,8 @@ It prints the workflows completed, lost (not completed by the deadline), complet
 than one WorkflowExecutionCompleted event over a run chain's histories, or more runs than the
 shape makes), wrong results, activity executions beyond the attempts the retry policy asked for
 (counted in the activity itself), timer workflows whose result came back sooner than their timers
-allow (reported only), and, per fault, the time from the fault until the next workflow
-completion. The exit status is 1 if anything was lost, duplicated or over-executed.
+allow (a timer fired early), and, per fault, the time from the fault until the next workflow
+completion. The exit status is 1 if anything was lost, duplicated, over-executed or early.
 
 The shared PostgreSQL (5432) and Redis (6379) are never touched. Ctrl-C or SIGTERM stops every
 process the soak started and removes its files.
@@ -855,7 +855,7 @@ class Harness:
 
 def ok(report: dict) -> bool:
     return (report["lost"] == 0 and report["completed_twice"] == 0 and not report["wrong_results"]
-            and report["activity_executions_beyond_retries"] == 0)
+            and report["activity_executions_beyond_retries"] == 0 and report["timers_early"] == 0)
 
 
 def run_soak(cfg: Soak) -> dict:

@@ -66,8 +66,9 @@ class ReferenceClock:
     timeouts are due; every process keeps the same time to within a round trip to the reference.
 
     Each sync takes the fastest of ``samples`` reads and places the reference reading at the middle
-    of its round trip. A sync slower than ``max_rtt`` is ignored once the clock has a reading (a
-    busy pool or network would make it off by half its round trip); a failed one keeps the last."""
+    of its round trip, so it is off by at most half that round trip. A sync slower than ``max_rtt``
+    is ignored once the clock has a reading (a busy pool or network), a failed one keeps the last;
+    until a sync is fast enough the next comes after a second instead of ``resync``."""
 
     def __init__(
         self,
@@ -84,6 +85,7 @@ class ReferenceClock:
         self._max_rtt = max_rtt
         self._warn_skew = warn_skew
         self._base: float | None = None  # reference seconds minus monotonic seconds
+        self._precise = False  # the reading kept came from a sync within max_rtt
         self._task: asyncio.Task | None = None
 
     def now(self) -> datetime:
@@ -111,6 +113,7 @@ class ReferenceClock:
         rtt, base = best
         if self._base is None or rtt <= self._max_rtt:
             self._base = base
+            self._precise = rtt <= self._max_rtt
             skew = self.wall_skew
             if abs(skew) > self._warn_skew:
                 log.warning("this host's wall clock is %+.1f s off the reference clock; Odin keeps the reference's time", skew)
@@ -128,7 +131,7 @@ class ReferenceClock:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._resync)
+            await asyncio.sleep(self._resync if self._precise else min(1.0, self._resync))
             try:
                 await self.sync()
             except asyncio.CancelledError:

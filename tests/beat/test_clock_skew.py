@@ -131,6 +131,26 @@ async def test_reference_clock_follows_the_reference_not_the_wall_clock():
         await clock.stop()
 
 
+async def test_reference_clock_started_on_a_slow_read_tries_again_soon():
+    """A first reading that took long (a busy start) is kept, but may be off by up to half its
+    round trip: the next sync comes after a second, not after ``resync``."""
+    delay = [0.6]
+
+    async def read() -> datetime:
+        await asyncio.sleep(delay[0])  # the answer left the reference at the end of the round trip
+        return datetime.now(UTC) + timedelta(seconds=5)
+
+    clock = ReferenceClock(read, resync=3600, samples=1, max_rtt=0.2)
+    await clock.start()
+    try:
+        assert (clock.now() - datetime.now(UTC)).total_seconds() - 5 > 0.2  # off by about 0.3 s
+        delay[0] = 0.0
+        await asyncio.sleep(1.3)
+        assert abs((clock.now() - datetime.now(UTC)).total_seconds() - 5) < 0.05
+    finally:
+        await clock.stop()
+
+
 async def test_reference_clock_keeps_its_reading_when_a_sync_fails_or_is_slow():
     state = {"fail": False, "delay": 0.0}
 
