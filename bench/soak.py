@@ -61,7 +61,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 HERE = Path(__file__).resolve().parent
@@ -688,11 +688,16 @@ class Harness:
                 p.sent_at = time.monotonic()
                 p.started_run = await self.retrying(f"start {p.id}", p.index, start, until - time.monotonic())
                 if p.shape == "signal":
-                    await self.retrying(
-                        f"signal {p.id}", p.index,
-                        lambda c: c.get_workflow_handle(p.id).signal(SoakSignal.go, f"sig-{p.index}"),
-                        until - time.monotonic(),
-                    )
+                    async def signal(c: Client):
+                        try:
+                            await c.get_workflow_handle(p.id).signal(SoakSignal.go, f"sig-{p.index}")
+                        except RPCError as err:
+                            # The run completes only after its signal: an earlier attempt that
+                            # failed on the way back (its server killed) did deliver it.
+                            if err.status != RPCStatusCode.NOT_FOUND or "already completed" not in err.message:
+                                raise
+
+                    await self.retrying(f"signal {p.id}", p.index, signal, until - time.monotonic())
 
                 async def result(c: Client):
                     try:
