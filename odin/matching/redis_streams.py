@@ -4,7 +4,7 @@ Keys of a queue (namespace id, name, kind), all under one hash tag, so in one Re
 ``<prefix>{<ns>:<queue>:<kind>}:<p>`` for each of ``partitions`` streams (one consumer group each);
 ``:ids`` (task id -> ``<p>:<entry id>`` of its queued or handed-out entry: ``add`` is idempotent);
 ``:seq`` (the last entry id given out: ids grow across partitions, so a poll takes the oldest head of
-all of them, FIFO by add time); ``:pollers`` (identity -> start or end of its last poll, wall clock);
+all of them, FIFO by add time); ``:pollers`` (identity -> start or end of its last poll, cluster time);
 ``:polling`` (consumer -> deadline of each poll waiting now). Every queue has the same partition count
 (sticky ones too: their names tell nothing) and all processes must agree on it. Each step touching
 several keys is one Lua script, hence atomic.
@@ -44,7 +44,6 @@ import dataclasses
 import itertools
 import json
 import logging
-import time
 import uuid
 import zlib
 from collections.abc import Coroutine, Iterator
@@ -53,7 +52,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from odin.clock import monotonic
+from odin.clock import Clock, SystemClock, monotonic
 from odin.matching import PollerInfo, TaskEntry
 from odin.redisconn import block_limit
 
@@ -280,7 +279,9 @@ def _entry(payload: bytes | str, receipt: str = "") -> TaskEntry:
 class RedisTaskQueues:
     requeue_first = False
 
-    def __init__(self, redis: Redis, prefix: str = "odin:", partitions: int = 1, reclaim_idle: float = 30.0) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str = "odin:", partitions: int = 1, reclaim_idle: float = 30.0, clock: Clock | None = None
+    ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be at least 1")
         self._redis = redis
@@ -295,9 +296,12 @@ class RedisTaskQueues:
         self._backlog, self._drain = script(_BACKLOG), script(_DRAIN)
         self._max_block = block_limit(redis)
         self._watched: dict[tuple[str, ...], float] = {}
-        # (queue keys, window) -> wall time until which has_recent_poller may answer yes unasked.
+        # (queue keys, window) -> cluster time until which has_recent_poller may answer yes unasked.
         self._recent: dict[tuple[tuple[str, ...], float], float] = {}
         self._reclaimer: asyncio.Task | None = None
+        # Poll times and deadlines are compared across processes: with the cluster's clock, a
+        # process whose wall clock is off neither hides the others' polls nor keeps its own alive.
+        self._clock = clock or SystemClock()
         self._tasks: set[asyncio.Task] = set()
 
     def _keys(self, namespace_id: str, queue: str, kind: str) -> tuple[str, ...]:
@@ -356,7 +360,7 @@ class RedisTaskQueues:
     ) -> TaskEntry | None:
         streams = keys[: self.partitions]
         while True:
-            remaining, now = deadline - monotonic(), time.time()
+            remaining, now = deadline - monotonic(), self._now()
             got = await self._take(keys=keys, args=[consumer, identity, now, now + max(remaining, 0)], client=conn)
             if got:
                 return _entry(got[2], f"{got[0]}:{_s(got[1])}:{consumer}")
@@ -377,10 +381,13 @@ class RedisTaskQueues:
                 # Entries that came to other partitions between take and block arrive together: give
                 # those back. In the background, like the rest of the clean-up: nothing may delay the return.
                 extra = [x for p2, id2, _ in rest for x in (p2, id2)]
-                self._spawn(self._finish(keys=keys, args=[consumer, identity, time.time(), 0, *extra]))
+                self._spawn(self._finish(keys=keys, args=[consumer, identity, self._now(), 0, *extra]))
                 return _entry(payload, f"{p}:{_s(entry_id)}:{consumer}")
             if monotonic() >= deadline:
                 return None
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
 
     @staticmethod
     async def _client_id(conn: Redis) -> int:
@@ -413,7 +420,7 @@ class RedisTaskQueues:
                     await self._redis.client_kill_filter(_id=str(client_id))
                 except ResponseError as exc:  # no permission: the reclaimer covers the race
                     log.debug("CLIENT KILL refused: %s", exc)
-            await self._finish(keys=keys, args=[consumer, identity, time.time(), 1])
+            await self._finish(keys=keys, args=[consumer, identity, self._now(), 1])
         except (RedisError, OSError) as exc:
             log.warning("could not release task queue consumer %s (the reclaimer will): %s", consumer, exc)
         finally:
@@ -447,7 +454,7 @@ class RedisTaskQueues:
                     del self._watched[keys]
                     continue
                 try:
-                    await self._reclaim(keys=keys, args=[int(self._reclaim_idle * 1000), time.time()])
+                    await self._reclaim(keys=keys, args=[int(self._reclaim_idle * 1000), self._now()])
                 except RedisError as exc:
                     log.warning("could not reclaim entries of %s: %s", keys[0], exc)
         self._reclaimer = None
@@ -465,7 +472,7 @@ class RedisTaskQueues:
         stays true until the latest poll seen plus ``within``, so it is remembered for that long,
         but at most ``RECENT_POLLER_CACHE`` seconds (another process may drain the queue meanwhile)."""
         keys = self._keys(namespace_id, queue, task_type)
-        now = time.time()
+        now = self._now()
         if self._recent.get((keys, within), 0.0) > now:
             return True
         *_, pollers, polling = keys
@@ -482,7 +489,7 @@ class RedisTaskQueues:
 
     async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]:
         *_, pollers, _ = self._keys(namespace_id, queue, task_type)
-        now = time.time()
+        now = self._now()
         seen = await self._redis.hgetall(pollers)
         return [PollerInfo(_s(i), min(float(t), now)) for i, t in seen.items() if float(t) >= now - POLLER_TTL]
 
