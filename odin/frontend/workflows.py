@@ -18,7 +18,7 @@ from temporalio.api.enums.v1 import (
     WorkflowIdReusePolicy,
 )
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
-from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure
+from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure, WorkflowNotReadyFailure
 from temporalio.api.failure.v1 import Failure, MultiOperationExecutionAborted
 from temporalio.api.history.v1 import History
 from temporalio.api.query.v1 import QueryRejected
@@ -34,7 +34,7 @@ from temporalio.api.workflow.v1 import (
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.clock import monotonic
-from odin.errors import InvalidArgument, NotFound, OdinError
+from odin.errors import FailedPrecondition, InvalidArgument, NotFound, OdinError
 from odin.frontend.base import FrontendBase
 from odin.frontend.common import (
     DEFAULT_HISTORY_PAGE,
@@ -184,8 +184,12 @@ class WorkflowCalls(FrontendBase):
         limits_for(ns).check_blob(req.request.input.args.ByteSize(), "UpdateWorkflowExecution input", ns.name)
         if not req.request.meta.update_id:
             req.request.meta.update_id = new_id()
-        u, t = await operations.admit_update(self.engine, ns.id, wid, rid, req.request)
-        return await self._await_update(ns.id, wid, t.state.run_id, u.update_id, req.wait_policy.lifecycle_stage, timeout)
+        # A caller that names no run follows the update if a closing run hands it to its successor.
+        follow = not req.workflow_execution.run_id
+        u, t = await operations.admit_update(self.engine, ns.id, wid, rid, req.request, pinned=not follow)
+        return await self._await_update(
+            ns.id, wid, t.state.run_id, u.update_id, req.wait_policy.lifecycle_stage, timeout, follow
+        )
 
     async def poll_workflow_execution_update(
         self, req: ws.PollWorkflowExecutionUpdateRequest, timeout: float
@@ -195,7 +199,9 @@ class WorkflowCalls(FrontendBase):
         check_id(ref.update_id, "UpdateId")
         check_enum(UpdateWorkflowExecutionLifecycleStage, req.wait_policy.lifecycle_stage, "WaitPolicy.LifecycleStage")
         s = (await self.engine.load(ns.id, wid, rid)).state
-        response = await self._await_update(ns.id, wid, s.run_id, ref.update_id, req.wait_policy.lifecycle_stage, timeout)
+        response = await self._await_update(
+            ns.id, wid, s.run_id, ref.update_id, req.wait_policy.lifecycle_stage, timeout, follow=not rid
+        )
         return ws.PollWorkflowExecutionUpdateResponse(
             outcome=response.outcome if response.HasField("outcome") else None,
             stage=response.stage,
@@ -203,19 +209,37 @@ class WorkflowCalls(FrontendBase):
         )
 
     async def _await_update(
-        self, namespace_id: str, workflow_id: str, run_id: str, update_id: str, wait_for: int, timeout: float
+        self, namespace_id: str, workflow_id: str, run_id: str, update_id: str, wait_for: int, timeout: float, follow: bool
     ) -> ws.UpdateWorkflowExecutionResponse:
-        """Wait until the update reaches ``wait_for`` (or the call's budget runs out) and describe it."""
+        """Wait until the update reaches ``wait_for`` (or the call's budget runs out) and describe it.
+        ``follow``: the caller named no run, so an update a closing run handed to its successor is
+        followed there."""
         deadline = monotonic() + min(HISTORY_LONG_POLL, max(timeout - 1.0, 0.0))
+        while True:
+            moved = await self._await_update_on(namespace_id, workflow_id, run_id, update_id, wait_for, deadline, follow)
+            if isinstance(moved, ws.UpdateWorkflowExecutionResponse):
+                return moved
+            run_id = moved
+
+    async def _await_update_on(
+        self, namespace_id: str, workflow_id: str, run_id: str, update_id: str, wait_for: int, deadline: float, follow: bool
+    ) -> ws.UpdateWorkflowExecutionResponse | str:
+        """``_await_update`` on one run; returns the successor's run id if the update moved there."""
         ref = UpdateRef(workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id), update_id=update_id)
         async with self.engine.notifier.subscribe(run_key(namespace_id, workflow_id, run_id)) as sub:
             while True:
                 s = (await self.engine.load(namespace_id, workflow_id, run_id)).state
                 u = s.updates.get(update_id)
                 if u is None:
-                    if s.running:
-                        raise NotFound(f"update {update_id} not found")
-                    raise NotFound("workflow execution already completed before the update completed")
+                    raise NotFound(f'update "{update_id}" not found')
+                if u.stage == updates.ABORTED:
+                    if u.aborted == updates.CONTINUED and follow:
+                        current = (await self.engine.load(namespace_id, workflow_id, "")).state
+                        if current.run_id != run_id and update_id in current.updates:
+                            return current.run_id
+                    if u.aborted == updates.TASK_FAILED:
+                        raise FailedPrecondition(updates.ABORT_MESSAGES[u.aborted], WorkflowNotReadyFailure())
+                    raise NotFound(updates.ABORT_MESSAGES[u.aborted])
                 stage = updates.STAGES[u.stage]
                 if stage >= wait_for or monotonic() >= deadline:
                     response = ws.UpdateWorkflowExecutionResponse(update_ref=ref, stage=stage)

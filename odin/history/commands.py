@@ -70,6 +70,7 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
     s = t.state
     if s.buffered_events and any(c.command_type in CLOSE_COMMANDS for c in req.commands):
         # New events arrived while the worker decided to close: it must see them first.
+        updates.abort_sent(s, w)
         t.fail_workflow_task(
             Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
             Failure(
@@ -85,6 +86,8 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
         _apply(t, w, req)
     except BadCommand as bad:
         restore(t, snap)
+        # The worker saw the updates this task carried: they fail with it rather than go out again.
+        updates.abort_sent(t.state, w)
         failure = Failure(message=bad.message, server_failure_info=ServerFailureInfo())
         if bad.terminate and token.attempt == 1:
             t.fail_workflow_task_and_terminate(bad.cause, failure, req.identity)
@@ -498,25 +501,25 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
         ),
         continued=True,
     )
-    t.new_runs.append(
-        new_run(
-            namespace_id=s.namespace_id,
-            namespace=s.namespace,
-            run_id=new_run_id,
-            request=request,
-            now=t.now,
-            continuation=Continuation(
-                previous_run_id=s.run_id,
-                first_execution_run_id=s.first_execution_run_id,
-                initiator=initiator,
-                execution_expiration=s.execution_expiration,
-                last_completion_result=a.last_completion_result if a.HasField("last_completion_result") else None,
-                failure=a.failure if a.HasField("failure") else None,
-                parent=chains.parent_of(s),
-            ),
-            scheduled_by=s.scheduled_by,
-        )
+    successor = new_run(
+        namespace_id=s.namespace_id,
+        namespace=s.namespace,
+        run_id=new_run_id,
+        request=request,
+        now=t.now,
+        continuation=Continuation(
+            previous_run_id=s.run_id,
+            first_execution_run_id=s.first_execution_run_id,
+            initiator=initiator,
+            execution_expiration=s.execution_expiration,
+            last_completion_result=a.last_completion_result if a.HasField("last_completion_result") else None,
+            failure=a.failure if a.HasField("failure") else None,
+            parent=chains.parent_of(s),
+        ),
+        scheduled_by=s.scheduled_by,
     )
+    updates.hand_over(successor.state, t.carried_updates)
+    t.new_runs.append(successor)
 
 
 def _protocol_message(t: Transition, a: cmd.ProtocolMessageCommandAttributes, completed_id: int) -> None:

@@ -5,8 +5,10 @@ An update is admitted into mutable state (durable, so any server process can ans
 a workflow task is scheduled to carry it. The task's poll response holds the request as a
 protocol message; the completion's messages accept or reject it and later respond. Acceptance
 writes WorkflowExecutionUpdateAccepted, the response WorkflowExecutionUpdateCompleted; a rejection
-writes nothing. Updates still open when the run closes are dropped (their callers are told the
-run closed); completed outcomes are kept for late and repeated callers.
+writes nothing. When the run closes, accepted updates complete with a server failure (no event is
+written) and updates not yet accepted are aborted, except that a run continued by a successor
+(continue-as-new, retry, cron) hands those on to it. Outcomes and abort marks are kept for late and
+repeated callers.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from odin.history.machine import Transition
 
 ADMITTED, SENT, ACCEPTED, COMPLETED = "admitted", "sent", "accepted", "completed"
+# Ended without an outcome; ``UpdateInfo.aborted`` says why (one of the reasons below).
+ABORTED = "aborted"
+CLOSED, CONTINUED, TASK_FAILED = "closed", "continued", "task_failed"
 STAGES = {
     ADMITTED: Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED,
     SENT: Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED,
@@ -41,6 +46,22 @@ MAX_COMPLETED = 500
 MAX_OPEN = 50
 BAD = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE
 NOT_HANDLED = "Workflow Update is rejected because it wasn't processed by worker. Probably, Workflow Update is not supported by the worker."
+COMPLETED_BEFORE = "Workflow Update failed because the Workflow completed before the Update completed."
+# What callers of an aborted update are told (Temporal's wording), by reason.
+ABORT_MESSAGES = {
+    CLOSED: "workflow update was aborted by closing workflow",
+    CONTINUED: "workflow update was aborted by closing workflow",
+    TASK_FAILED: "Unable to perform workflow execution update due to unexpected workflow task failure.",
+}
+
+
+def server_failure(message: str, failure_type: str) -> Failure:
+    """An update failure the server makes up (the worker never answered)."""
+    return Failure(
+        message=message,
+        source="Server",
+        application_failure_info=ApplicationFailureInfo(type=failure_type, non_retryable=True),
+    )
 
 
 def admit(t: Transition, request: Request) -> UpdateInfo:
@@ -48,11 +69,11 @@ def admit(t: Transition, request: Request) -> UpdateInfo:
     s = t.state
     uid = request.meta.update_id
     known = s.updates.get(uid)
-    if known is not None:
+    if known is not None and not (known.stage == ABORTED and known.aborted == TASK_FAILED and s.running):
         return known
     if not s.running:
         raise NotFound("workflow execution already completed")
-    if sum(u.stage != COMPLETED for u in s.updates.values()) >= MAX_OPEN:
+    if sum(u.stage not in (COMPLETED, ABORTED) for u in s.updates.values()) >= MAX_OPEN:
         raise ResourceExhausted("Too many updates in flight for this workflow execution.")
     s.update_seq += 1
     u = UpdateInfo(update_id=uid, stage=ADMITTED, seq=s.update_seq, request=pack(request))
@@ -101,7 +122,16 @@ def messages_for(s: MutableState, w: WorkflowTaskInfo) -> list[Message]:
 
 def _complete(s: MutableState, u: UpdateInfo, outcome: Outcome) -> None:
     u.stage, u.outcome, u.request = COMPLETED, pack(outcome), None
-    done = sorted((x for x in s.updates.values() if x.stage == COMPLETED), key=lambda x: x.seq)
+    _forget_old(s)
+
+
+def _abort(s: MutableState, u: UpdateInfo, reason: str) -> None:
+    u.stage, u.aborted, u.request, u.sent_in = ABORTED, reason, None, 0
+    _forget_old(s)
+
+
+def _forget_old(s: MutableState) -> None:
+    done = sorted((x for x in s.updates.values() if x.stage in (COMPLETED, ABORTED)), key=lambda x: x.seq)
     for old in done[:-MAX_COMPLETED]:
         del s.updates[old.update_id]
 
@@ -160,14 +190,36 @@ def finish_task_messages(t: Transition, w: WorkflowTaskInfo, messages: dict[str,
             apply_message(t, message, completed_id)
     for u in list(t.state.updates.values()):
         if u.stage == SENT and u.sent_in == w.scheduled_event_id:
-            _complete(
-                t.state,
-                u,
-                Outcome(failure=Failure(message=NOT_HANDLED, application_failure_info=ApplicationFailureInfo(non_retryable=True))),
-            )
+            _complete(t.state, u, Outcome(failure=server_failure(NOT_HANDLED, "UnprocessedUpdate")))
 
 
-def drop_open(s: MutableState) -> None:
-    """The run closed: updates without an outcome are abandoned."""
-    for uid in [u.update_id for u in s.updates.values() if u.stage != COMPLETED]:
-        del s.updates[uid]
+def abort_sent(s: MutableState, w: WorkflowTaskInfo) -> None:
+    """The server failed the task carrying these updates (a bad command or message): the worker
+    saw them, so they are not sent again; their callers are told the task failed."""
+    for u in list(s.updates.values()):
+        if u.stage == SENT and u.sent_in == w.scheduled_event_id:
+            _abort(s, u, TASK_FAILED)
+
+
+def close_open(s: MutableState, continued: bool) -> list[UpdateInfo]:
+    """The run closed. Accepted updates complete with a server failure (their callers know they
+    were accepted and expect an outcome). Updates not yet accepted are aborted, or, when a
+    successor carries the chain on, handed to it (returned) and marked here as moved on."""
+    carried = []
+    for u in list(s.updates.values()):
+        if u.stage == ACCEPTED:
+            _complete(s, u, Outcome(failure=server_failure(COMPLETED_BEFORE, "AcceptedUpdateCompletedWorkflow")))
+        elif u.stage in (ADMITTED, SENT):
+            if continued:
+                carried.append(UpdateInfo(update_id=u.update_id, stage=ADMITTED, seq=u.seq, request=u.request))
+            _abort(s, u, CONTINUED if continued else CLOSED)
+    return carried
+
+
+def hand_over(s: MutableState, carried: list[UpdateInfo]) -> None:
+    """A successor run takes the updates its predecessor had not accepted; its first workflow
+    task carries them."""
+    for u in carried:
+        s.update_seq += 1
+        u.seq = s.update_seq
+        s.updates[u.update_id] = u

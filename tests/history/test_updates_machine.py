@@ -10,7 +10,7 @@ from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.protocol.v1 import Message
 from temporalio.api.update.v1 import Acceptance, Input, Meta, Outcome, Rejection, Request, Response
-from test_machine import Run, complete_workflow, names, payloads
+from test_machine import Run, complete_workflow, names, payloads, start_request
 
 from odin.errors import InvalidArgument, NotFound
 from odin.history import updates
@@ -122,15 +122,106 @@ def test_bad_messages_fail_the_task():
     assert run.history[-1].workflow_task_failed_event_attributes.cause == (
         Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE
     )
-    assert run.state.updates["u1"].stage == updates.ADMITTED  # rolled back, to be sent again
+    # The worker saw the update: it fails with the task (Temporal's workflowTaskFailErr) rather
+    # than going out again, and a new request with its id is a new update.
+    assert run.state.updates["u1"].stage == updates.ABORTED
+    assert run.state.updates["u1"].aborted == updates.TASK_FAILED
+    run.step(lambda t: updates.admit(t, request()))
+    assert run.state.updates["u1"].stage == updates.ADMITTED
 
 
-def test_open_updates_are_dropped_when_the_run_closes_and_new_ones_refused():
-    run = Run()
+def _accepted_and_admitted(run: Run) -> None:
+    """Update "acc" accepted by the worker, then "adm" admitted while the next task (for a signal) runs."""
     run.task()
-    run.step(lambda t: updates.admit(t, request("open")))
+    run.step(lambda t: updates.admit(t, request("acc")))
     run.start_wft()
-    run.complete(complete_workflow())
-    assert run.state.updates == {}
+    run.complete(
+        protocol("acc", "accept"),
+        messages=[message("acc", "accept", Acceptance(accepted_request_message_id="acc/request", accepted_request=request("acc")))],
+    )
+    run.signal()
+    run.start_wft()
+    run.step(lambda t: updates.admit(t, request("adm")))
+    assert [u.stage for u in run.state.updates.values()] == [updates.ACCEPTED, updates.ADMITTED]
+
+
+def _fail_workflow() -> Command:
+    from temporalio.api.command.v1 import FailWorkflowExecutionCommandAttributes
+
+    return Command(
+        command_type=C.COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION,
+        fail_workflow_execution_command_attributes=FailWorkflowExecutionCommandAttributes(failure=Failure(message="x")),
+    )
+
+
+@pytest.mark.parametrize("close", ["complete", "fail", "terminate"])
+def test_closing_fails_accepted_updates_and_aborts_the_rest(close):
+    run = Run()
+    _accepted_and_admitted(run)
+    if close == "terminate":
+        t = run.terminate()
+    else:
+        t = run.complete(complete_workflow() if close == "complete" else _fail_workflow())
+    assert not any(n.startswith("WORKFLOW_EXECUTION_UPDATE") for n in names(t.events))  # no event for either
+    accepted, admitted = run.state.updates["acc"], run.state.updates["adm"]
+    assert accepted.stage == updates.COMPLETED
+    failure = unpack(Outcome, accepted.outcome).failure
+    assert failure.message == "Workflow Update failed because the Workflow completed before the Update completed."
+    assert failure.source == "Server"
+    assert failure.application_failure_info.type == "AcceptedUpdateCompletedWorkflow"
+    assert failure.application_failure_info.non_retryable
+    assert (admitted.stage, admitted.aborted) == (updates.ABORTED, updates.CLOSED)
+    assert t.carried_updates == []
+    # A known id still finds its update; a new one is refused.
+    assert run.step(lambda t: updates.admit(t, request("acc"))).state.updates["acc"] is not None
     with pytest.raises(NotFound):
         run.step(lambda t: updates.admit(t, request("late")))
+
+
+def test_continue_as_new_hands_updates_not_yet_accepted_to_the_new_run():
+    from temporalio.api.command.v1 import ContinueAsNewWorkflowExecutionCommandAttributes
+
+    run = Run()
+    _accepted_and_admitted(run)
+    t = run.complete(
+        Command(
+            command_type=C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
+            continue_as_new_workflow_execution_command_attributes=ContinueAsNewWorkflowExecutionCommandAttributes(),
+        )
+    )
+    assert unpack(Outcome, run.state.updates["acc"].outcome).failure.application_failure_info.type == (
+        "AcceptedUpdateCompletedWorkflow"
+    )
+    assert (run.state.updates["adm"].stage, run.state.updates["adm"].aborted) == (updates.ABORTED, updates.CONTINUED)
+    [successor] = t.new_runs
+    s2 = successor.state
+    assert list(s2.updates) == ["adm"] and s2.updates["adm"].stage == updates.ADMITTED
+    assert unpack(Request, s2.updates["adm"].request) == request("adm")
+    # The new run's first task carries it.
+    w = s2.wft
+    successor.record_workflow_task_started(w.scheduled_event_id, False, "worker-1", "poll-1")
+    assert [m.protocol_instance_id for m in updates.messages_for(s2, s2.wft)] == ["adm"]
+
+
+def test_a_retried_run_takes_the_updates_not_yet_accepted():
+    from temporalio.api.common.v1 import RetryPolicy
+
+    from odin.history import chains
+
+    run = Run(start_request(retry_policy=RetryPolicy(maximum_attempts=3)))
+    _accepted_and_admitted(run)
+    t = run.complete(_fail_workflow())
+    assert t.successor is not None
+    successor = chains.successor_run(t, run.history[0].workflow_execution_started_event_attributes, t.successor)
+    assert list(successor.state.updates) == ["adm"]
+    assert run.state.updates["adm"].aborted == updates.CONTINUED
+
+
+def test_an_update_the_worker_ignored_is_rejected_with_temporals_failure():
+    run = Run()
+    run.task()
+    run.step(lambda t: updates.admit(t, request()))
+    run.start_wft()
+    run.complete()
+    failure = unpack(Outcome, run.state.updates["u1"].outcome).failure
+    assert (failure.source, failure.application_failure_info.type) == ("Server", "UnprocessedUpdate")

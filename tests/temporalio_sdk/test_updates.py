@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 from temporalio import workflow
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -205,3 +206,99 @@ async def test_accepted_update_completes_after_a_server_restart(database_url, ta
             assert await assert_replays(handle, Counter) > 5
     finally:
         await second.stop(grace=0.2)
+
+
+@workflow.defn
+class Closer:
+    """Closes as a signal says while an update handler waits for ever."""
+
+    def __init__(self) -> None:
+        self.how = ""
+
+    @workflow.run
+    async def run(self, arg: str) -> str:
+        await workflow.wait_condition(lambda: bool(self.how))
+        if self.how == "fail":
+            raise ApplicationError("failed on purpose")
+        if self.how == "continue_as_new":
+            workflow.continue_as_new("again")
+        if self.how == "cancel":
+            raise asyncio.CancelledError()
+        return "done"
+
+    @workflow.signal
+    def close(self, how: str) -> None:
+        self.how = how
+
+    @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
+    async def hang(self) -> str:
+        await workflow.wait_condition(lambda: False)
+        return "never"
+
+
+# What Temporal 1.32 answers for an accepted update whose run closes first (observed with
+# `temporal server start-dev`): the same for every way of closing, with no update event written.
+COMPLETED_BEFORE = "Workflow Update failed because the Workflow completed before the Update completed."
+
+
+async def test_accepted_updates_fail_when_the_run_closes_first(client, task_queue):
+    from temporalio.api.update.v1 import UpdateRef, WaitPolicy
+    from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
+
+    async with Worker(client, task_queue=task_queue, workflows=[Closer]):
+        for how in ["complete", "fail", "continue_as_new", "terminate", "cancel"]:
+            handle = await client.start_workflow(Closer.run, "x", id=f"closer-{how}-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+            update = await handle.start_update(Closer.hang, id="u1", wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+            waiter = asyncio.create_task(update.result())
+            await asyncio.sleep(0.2)
+            if how == "terminate":
+                await handle.terminate("bye")
+            elif how == "cancel":
+                await handle.cancel()
+            else:
+                await handle.signal(Closer.close, how)
+            closed_run = client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+            # The waiting caller, a later poll and a repeated request all get the failure.
+            for call in (
+                waiter,
+                closed_run.get_update_handle("u1").result(),
+                closed_run.execute_update(Closer.hang, id="u1"),
+            ):
+                with pytest.raises(WorkflowUpdateFailedError) as err:
+                    await asyncio.wait_for(call, 10)
+                cause = err.value.cause
+                assert isinstance(cause, ApplicationError), how
+                assert (cause.type, cause.message, cause.non_retryable) == ("AcceptedUpdateCompletedWorkflow", COMPLETED_BEFORE, True)
+            polled = await client.workflow_service.poll_workflow_execution_update(
+                PollWorkflowExecutionUpdateRequest(
+                    namespace="default",
+                    update_ref=UpdateRef(workflow_execution=WorkflowExecution(workflow_id=handle.id, run_id=handle.result_run_id), update_id="u1"),
+                    wait_policy=WaitPolicy(lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED),
+                )
+            )
+            assert polled.stage == UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED
+            assert polled.outcome.failure.source == "Server"
+            assert polled.outcome.failure.application_failure_info.type == "AcceptedUpdateCompletedWorkflow"
+            names = _names(await closed_run.fetch_history())
+            assert names.count("WORKFLOW_EXECUTION_UPDATE_ACCEPTED") == 1
+            assert "WORKFLOW_EXECUTION_UPDATE_COMPLETED" not in names
+            if how == "continue_as_new":
+                await client.get_workflow_handle(handle.id).terminate("done")
+
+
+async def test_an_update_not_yet_accepted_is_aborted_when_the_run_closes(client, task_queue):
+    # No worker polls, so the update stays admitted until the run is terminated; Temporal answers
+    # the waiting caller and a later poll NOT_FOUND with this message.
+    handle = await client.start_workflow(Closer.run, "x", id=f"closer-{uuid.uuid4().hex[:6]}", task_queue=task_queue)
+    waiting = asyncio.create_task(handle.start_update(Closer.hang, id="u1", wait_for_stage=WorkflowUpdateStage.ACCEPTED))
+    await asyncio.sleep(0.5)
+    await handle.terminate("bye")
+    for call in (waiting, handle.get_update_handle("u1").result()):
+        with pytest.raises(RPCError) as err:
+            await asyncio.wait_for(call, 10)
+        assert (err.value.status, err.value.message) == (RPCStatusCode.NOT_FOUND, "workflow update was aborted by closing workflow")
+    assert _names(await handle.fetch_history()) == ["WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_EXECUTION_TERMINATED"]
+    # An id the run never saw, on a closed run (Temporal's wording).
+    with pytest.raises(RPCError) as err:
+        await asyncio.wait_for(handle.get_update_handle("never").result(), 10)
+    assert (err.value.status, err.value.message) == (RPCStatusCode.NOT_FOUND, 'update "never" not found')
