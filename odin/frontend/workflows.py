@@ -269,7 +269,14 @@ class WorkflowCalls(FrontendBase):
                 raise InvalidArgument("The update must target the started workflow id, without a run id.")
             if start.cron_schedule or seconds(start.workflow_start_delay) > 0:
                 raise InvalidArgument("Update-with-start cannot use a cron schedule or a start delay.")
-            started = await self.start_workflow_execution(start)
+            ns = await self.namespace(req.namespace)
+            update_id = update.request.meta.update_id
+            existing = await operations.run_to_attach(self.engine, ns.id, start.workflow_id, update_id) if update_id else None
+            if existing is not None:
+                # The update is known to the workflow's run: join it, start nothing.
+                started = ws.StartWorkflowExecutionResponse(run_id=existing.run_id, started=False, status=Status.ValueType(existing.status))
+            else:
+                started = await self.start_workflow_execution(start)
         except OdinError as err:
             raise _multi_operation_failure(err, 0) from None
         update.workflow_execution.run_id = started.run_id
@@ -523,7 +530,7 @@ def _multi_operation_failure(err: OdinError, failed_index: int) -> OdinError:
                 code=grpc.StatusCode.ABORTED.value[0], message="Operation was aborted.", details=[aborted]
             )
         statuses.append(status)
-    wrapped = type(err)(f"MultiOperation could not be executed: {err.message}", MultiOperationExecutionFailure(statuses=statuses))
+    wrapped = type(err)("Update-with-Start could not be executed.", MultiOperationExecutionFailure(statuses=statuses))
     return wrapped
 
 

@@ -131,6 +131,8 @@ class UpdateInfo:
     accepted_event_id: int = 0
     outcome: str | None = None  # temporal.api.update.v1.Outcome
     aborted: str = ""  # why an aborted update ended: "closed" | "continued" | "task_failed"
+    # Completed by the run's close (a server failure), not by the worker.
+    completed_by_close: bool = False
 
 
 @dataclass

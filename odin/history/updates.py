@@ -209,11 +209,22 @@ def close_open(s: MutableState, continued: bool) -> list[UpdateInfo]:
     for u in list(s.updates.values()):
         if u.stage == ACCEPTED:
             _complete(s, u, Outcome(failure=server_failure(COMPLETED_BEFORE, "AcceptedUpdateCompletedWorkflow")))
+            u.completed_by_close = True
         elif u.stage in (ADMITTED, SENT):
             if continued:
                 carried.append(UpdateInfo(update_id=u.update_id, stage=ADMITTED, seq=u.seq, request=u.request))
             _abort(s, u, CONTINUED if continued else CLOSED)
     return carried
+
+
+def attachable(s: MutableState, update_id: str) -> bool:
+    """Whether update-with-start joins the run's update with this id instead of starting: any
+    update of a running run, and an update of a closed run that the worker accepted and completed
+    (the history holds its outcome; a rejection leaves none)."""
+    u = s.updates.get(update_id)
+    if u is None:
+        return False
+    return s.running or (u.stage == COMPLETED and bool(u.accepted_event_id) and not u.completed_by_close)
 
 
 def hand_over(s: MutableState, carried: list[UpdateInfo]) -> None:

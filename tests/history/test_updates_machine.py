@@ -225,3 +225,26 @@ def test_an_update_the_worker_ignored_is_rejected_with_temporals_failure():
     run.complete()
     failure = unpack(Outcome, run.state.updates["u1"].outcome).failure
     assert (failure.source, failure.application_failure_info.type) == ("Server", "UnprocessedUpdate")
+
+
+def test_update_with_start_attaches_to_updates_the_worker_completed_or_a_running_run_knows():
+    run = Run()
+    _accepted_and_admitted(run)
+    assert updates.attachable(run.state, "acc") and updates.attachable(run.state, "adm")
+    assert not updates.attachable(run.state, "unknown")
+    run.complete(
+        protocol("acc", "complete"),
+        messages=[message("acc", "complete", Response(meta=Meta(update_id="acc"), outcome=Outcome(success=payloads("5"))))],
+    )
+    run.step(lambda t: updates.admit(t, request("cut")))
+    run.start_wft()
+    run.complete(
+        protocol("cut", "accept"),
+        messages=[message("cut", "accept", Acceptance(accepted_request_message_id="cut/request", accepted_request=request("cut")))],
+    )
+    run.terminate()
+    # Closed: only the update the worker accepted and completed is joined; not one the close cut
+    # short (accepted, then failed by the server), nor one rejected (the worker never handled "adm").
+    assert updates.attachable(run.state, "acc")
+    assert run.state.updates["cut"].stage == updates.COMPLETED and not updates.attachable(run.state, "cut")
+    assert run.state.updates["adm"].stage == updates.COMPLETED and not updates.attachable(run.state, "adm")

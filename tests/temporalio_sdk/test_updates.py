@@ -302,3 +302,164 @@ async def test_an_update_not_yet_accepted_is_aborted_when_the_run_closes(client,
     with pytest.raises(RPCError) as err:
         await asyncio.wait_for(handle.get_update_handle("never").result(), 10)
     assert (err.value.status, err.value.message) == (RPCStatusCode.NOT_FOUND, 'update "never" not found')
+
+
+@workflow.defn
+class Joinable:
+    def __init__(self) -> None:
+        self.total = 0
+        self.released = False
+        self.done = False
+
+    @workflow.run
+    async def run(self, start: int) -> int:
+        await workflow.wait_condition(lambda: self.done)
+        return self.total
+
+    @workflow.update
+    async def add(self, n: int) -> int:
+        self.total += n
+        return self.total
+
+    @workflow.update(unfinished_policy=workflow.HandlerUnfinishedPolicy.ABANDON)
+    async def add_later(self, n: int) -> int:
+        await workflow.wait_condition(lambda: self.released)
+        self.total += n
+        return self.total
+
+    @workflow.signal
+    def release(self) -> None:
+        self.released = True
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+
+async def _with_start(client, task_queue, wid, update, update_id, conflict=None, reuse=None):
+    from temporalio.common import WorkflowIDReusePolicy
+
+    op = WithStartWorkflowOperation(
+        Joinable.run,
+        0,
+        id=wid,
+        task_queue=task_queue,
+        id_conflict_policy=conflict or WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=reuse or WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    result = await asyncio.wait_for(client.execute_update_with_start_workflow(update, 7, id=update_id, start_workflow_operation=op), 15)
+    return result, (await op.workflow_handle()).result_run_id
+
+
+async def test_update_with_start_joins_an_update_the_run_knows_whatever_the_policies(client, task_queue):
+    """Observed with Temporal 1.32: an update id the current run knows is joined (its outcome, or
+    its result once done) under every conflict and reuse policy, and nothing starts; a closed run
+    whose update did not complete (accepted and cut short by the close, or never accepted) is not
+    joined, and the start's policies decide."""
+    from temporalio.common import WorkflowIDReusePolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    async def started(wid, update=None):
+        handle = await client.start_workflow(Joinable.run, 0, id=wid, task_queue=task_queue)
+        if update == "completed":
+            assert await handle.execute_update(Joinable.add, 5, id="u1") == 5
+        elif update == "accepted":
+            await handle.start_update(Joinable.add_later, 5, id="u1", wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+        return handle
+
+    async with Worker(client, task_queue=task_queue, workflows=[Joinable]):
+        conflicts = [WorkflowIDConflictPolicy.USE_EXISTING, WorkflowIDConflictPolicy.FAIL, WorkflowIDConflictPolicy.TERMINATE_EXISTING]
+        for conflict in conflicts:
+            # A running run with the update completed: its outcome (5, not 7), the same run.
+            wid = f"join-{uuid.uuid4().hex[:6]}"
+            handle = await started(wid, "completed")
+            assert await _with_start(client, task_queue, wid, Joinable.add, "u1", conflict) == (5, handle.result_run_id)
+            # A running run with the update in flight: joined, and its result once it completes.
+            wid = f"join-{uuid.uuid4().hex[:6]}"
+            handle = await started(wid, "accepted")
+            joined = asyncio.create_task(_with_start(client, task_queue, wid, Joinable.add_later, "u1", conflict))
+            await asyncio.sleep(0.5)
+            assert not joined.done()
+            await handle.signal(Joinable.release)
+            assert await joined == (5, handle.result_run_id)
+            names = _names(await handle.fetch_history())
+            assert names.count("WORKFLOW_EXECUTION_UPDATE_ACCEPTED") == 1 and "WORKFLOW_EXECUTION_TERMINATED" not in names
+        reuses = [WorkflowIDReusePolicy.ALLOW_DUPLICATE, WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY, WorkflowIDReusePolicy.REJECT_DUPLICATE]
+        for reuse in reuses:
+            # A closed run whose update the worker completed: joined, nothing starts.
+            wid = f"join-{uuid.uuid4().hex[:6]}"
+            handle = await started(wid, "completed")
+            await handle.signal(Joinable.finish)
+            assert await handle.result() == 5
+            assert await _with_start(client, task_queue, wid, Joinable.add, "u1", WorkflowIDConflictPolicy.FAIL, reuse) == (5, handle.result_run_id)
+        # A closed run whose accepted update the close cut short: not joined.
+        wid = f"join-{uuid.uuid4().hex[:6]}"
+        handle = await started(wid, "accepted")
+        await handle.signal(Joinable.finish)
+        await handle.result()
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await _with_start(client, task_queue, wid, Joinable.add, "u1", reuse=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+        result, run_id = await _with_start(client, task_queue, wid, Joinable.add, "u1")
+        assert result == 7 and run_id != handle.result_run_id
+        # A closed run whose update was never accepted (no worker on its queue): a new run.
+        wid = f"join-{uuid.uuid4().hex[:6]}"
+        idle = await client.start_workflow(Joinable.run, 0, id=wid, task_queue=f"{task_queue}-idle")
+        waiting = asyncio.create_task(idle.start_update(Joinable.add, 5, id="u1", wait_for_stage=WorkflowUpdateStage.ACCEPTED))
+        await asyncio.sleep(0.5)
+        await idle.terminate("bye")
+        with pytest.raises(RPCError):
+            await waiting
+        result, run_id = await _with_start(client, task_queue, wid, Joinable.add, "u1")
+        assert result == 7 and run_id != idle.result_run_id
+
+
+async def test_update_with_start_refused_by_the_reuse_policy_says_why(stub, task_queue):
+    """Temporal's wording for a start refused by the reuse policy, alone and in update-with-start."""
+    import grpc
+    from google.rpc import status_pb2
+    from temporalio.api.common.v1 import WorkflowType
+    from temporalio.api.enums.v1 import WorkflowIdConflictPolicy, WorkflowIdReusePolicy
+    from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.update.v1 import Input, Meta, Request, WaitPolicy
+    from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+    wid = f"reuse-{uuid.uuid4().hex[:6]}"
+
+    def start(reuse=0):
+        return ws.StartWorkflowExecutionRequest(
+            namespace="default", workflow_id=wid, workflow_type=WorkflowType(name="X"), task_queue=TaskQueue(name=task_queue),
+            request_id=str(uuid.uuid4()), workflow_id_reuse_policy=reuse,
+            workflow_id_conflict_policy=WorkflowIdConflictPolicy.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING if reuse else 0,
+        )
+
+    run_id = (await stub.StartWorkflowExecution(start(), timeout=10)).run_id
+    await stub.TerminateWorkflowExecution(
+        ws.TerminateWorkflowExecutionRequest(namespace="default", workflow_execution=WorkflowExecution(workflow_id=wid)), timeout=10
+    )
+    refused = f"Workflow execution already finished. WorkflowId: {wid}, RunId: {run_id}. Workflow Id reuse policy: reject duplicate workflow Id."
+    reject = WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.StartWorkflowExecution(start(reject), timeout=10)
+    assert (err.value.code(), err.value.details()) == (grpc.StatusCode.ALREADY_EXISTS, refused)
+    update = ws.UpdateWorkflowExecutionRequest(
+        namespace="default", workflow_execution=WorkflowExecution(workflow_id=wid),
+        request=Request(meta=Meta(update_id="u1"), input=Input(name="add")), wait_policy=WaitPolicy(lifecycle_stage=2),
+    )
+    multi = ws.ExecuteMultiOperationRequest(
+        namespace="default",
+        operations=[
+            ws.ExecuteMultiOperationRequest.Operation(start_workflow=start(reject)),
+            ws.ExecuteMultiOperationRequest.Operation(update_workflow=update),
+        ],
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ExecuteMultiOperation(multi, timeout=10)
+    assert (err.value.code(), err.value.details()) == (grpc.StatusCode.ALREADY_EXISTS, "Update-with-Start could not be executed.")
+    status = status_pb2.Status.FromString(dict(err.value.trailing_metadata())["grpc-status-details-bin"])
+    failure = MultiOperationExecutionFailure()
+    status.details[0].Unpack(failure)
+    assert [(s.code, s.message) for s in failure.statuses] == [
+        (grpc.StatusCode.ALREADY_EXISTS.value[0], refused),
+        (grpc.StatusCode.ABORTED.value[0], "Operation was aborted."),
+    ]
