@@ -85,8 +85,9 @@ def start_child(t: Transition, a: cmd.StartChildWorkflowExecutionCommandAttribut
         bad,
         "StartChildWorkflowExecutionCommand",
     )
-    if any(c.workflow_id == a.workflow_id and (a.namespace or s.namespace) == c.namespace for c in s.children.values()):
-        raise BadCommand(bad, f"A child workflow with id {a.workflow_id} is already pending.")
+    # A workflow id already in use (by a child of this run, or anything else) is not refused
+    # here: the start fails later as it does in Temporal, with StartChildWorkflowExecutionFailed
+    # (WORKFLOW_ALREADY_EXISTS) recorded for the workflow code.
     search = checked_search_attributes(t, a.search_attributes if a.HasField("search_attributes") else None)
     # Temporal's messages, with their odd space (read off Temporal Server 1.32).
     check_size(
