@@ -281,10 +281,13 @@ def _start_timer(t: Transition, a: cmd.StartTimerCommandAttributes, completed_id
             Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID, f"Timer with id {a.timer_id} is already pending."
         )
     fire_in = seconds(a.start_to_fire_timeout)
-    if fire_in <= 0:
+    if fire_in < 0:
         raise BadCommand(
-            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES, "A valid StartToFireTimeout is not set on command."
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+            "BadStartTimerAttributes: An invalid StartToFireTimeout is set on StartTimerCommand: negative duration."
+            f" TimerId={a.timer_id}",
         )
+    # A zero (or unset) duration is a timer due at once, as in Temporal: started, then fired.
     event = t.append(
         E.EVENT_TYPE_TIMER_STARTED,
         h.TimerStartedEventAttributes(

@@ -301,3 +301,30 @@ async def test_activity_cancellation_types(client, task_queue, cancellation_type
     if activity_saw is not None:
         assert ("activity saw cancellation" in _seen.get(key, [])) == activity_saw
     assert await assert_replays(handle, *WORKFLOWS) > 5
+
+
+@workflow.defn
+class ZeroSleep:
+    @workflow.run
+    async def run(self, micros: int) -> str:
+        # workflow.sleep(0) sends a StartTimer command with a zero duration (asyncio.sleep(0) sends none).
+        await workflow.sleep(timedelta(microseconds=micros))
+        return "woke"
+
+
+async def test_a_zero_length_timer_fires_at_once(client, task_queue):
+    """Temporal 1.32 accepts a zero timer and writes exactly this history (observed with
+    `temporal server start-dev`); so does a 1 µs one."""
+    async with Worker(client, task_queue=task_queue, workflows=[ZeroSleep]):
+        for micros in (0, 1):
+            handle = await client.start_workflow(ZeroSleep.run, micros, id=f"zero-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+            assert await asyncio.wait_for(handle.result(), 10) == "woke"
+            history = await handle.fetch_history()
+            assert _names(history) == [
+                "WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED",
+                "TIMER_STARTED", "TIMER_FIRED",
+                "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED", "WORKFLOW_EXECUTION_COMPLETED",
+            ]
+            started = history.events[4].timer_started_event_attributes
+            assert started.start_to_fire_timeout.ToNanoseconds() == micros * 1000
+    assert await assert_replays(handle, ZeroSleep) > 5
