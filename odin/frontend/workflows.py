@@ -48,7 +48,7 @@ from odin.frontend.common import (
 )
 from odin.frontend.limits import limits_for
 from odin.history import cron, operations, retry, updates
-from odin.history.events import duration, seconds, timestamp
+from odin.history.events import duration, optional_duration, seconds, timestamp
 from odin.history.machine import transient_events
 from odin.history.notifier import run_key
 from odin.history.start import SignalInput
@@ -387,8 +387,8 @@ class WorkflowCalls(FrontendBase):
         response = ws.DescribeWorkflowExecutionResponse(
             execution_config=WorkflowExecutionConfig(
                 task_queue=TaskQueue(name=s.task_queue),
-                workflow_execution_timeout=duration(s.execution_timeout),
-                workflow_run_timeout=duration(s.run_timeout),
+                workflow_execution_timeout=optional_duration(s.execution_timeout),
+                workflow_run_timeout=optional_duration(s.run_timeout),
                 default_workflow_task_timeout=duration(s.workflow_task_timeout),
             ),
             workflow_execution_info=info,

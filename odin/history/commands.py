@@ -26,7 +26,7 @@ from temporalio.api.workflowservice.v1 import (
 
 from odin.errors import InvalidArgument
 from odin.history import activities, chains, children, retry, updates
-from odin.history.events import duration, seconds
+from odin.history.events import duration, optional_duration, seconds
 from odin.history.machine import (
     ACTIVITY_OUTCOMES,
     DEFAULT_STICKY_SCHEDULE_TO_START,
@@ -471,8 +471,8 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
         workflow_type=WorkflowType(name=workflow_type),
         task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
         input=a.input,
-        workflow_execution_timeout=duration(s.execution_timeout),
-        workflow_run_timeout=duration(run_timeout),
+        workflow_execution_timeout=optional_duration(s.execution_timeout),
+        workflow_run_timeout=optional_duration(run_timeout),
         workflow_task_timeout=duration(task_timeout),
         workflow_start_delay=a.backoff_start_interval,
         header=a.header,
@@ -491,7 +491,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
             workflow_type=request.workflow_type,
             task_queue=request.task_queue,
             input=a.input,
-            workflow_run_timeout=duration(run_timeout),
+            workflow_run_timeout=optional_duration(run_timeout),
             workflow_task_timeout=duration(task_timeout),
             workflow_task_completed_event_id=completed_id,
             backoff_start_interval=a.backoff_start_interval,

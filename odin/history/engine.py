@@ -34,7 +34,7 @@ from odin.history.start import ParentInfo, SignalInput, new_run
 from odin.history.state import MutableState, unpack
 from odin.history.tasks import SYSTEM_TRANSFERS, TimerKind, TransferKind
 from odin.history.transfers import TransferProcessor
-from odin.ids import new_hex, new_id
+from odin.ids import new_hex, new_run_id
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
 from odin.persistence.store import (
     Batch,
@@ -500,7 +500,7 @@ class HistoryEngine:
                             "Workflow execution already finished successfully. WorkflowId: {}, RunId: {}."
                             " Workflow Id reuse policy: allow duplicate workflow Id if last run failed.",
                         )
-            run_id = new_id()
+            run_id = new_run_id()
             t = new_run(
                 namespace_id=namespace_id,
                 namespace=namespace,

@@ -7,6 +7,7 @@ re-loaded from its serialized bytes for every step and only kept when the step r
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -1326,4 +1327,9 @@ def test_continue_as_new_closes_the_run_and_creates_its_successor():
     assert started.first_workflow_task_backoff.seconds == 5
     assert started.input == payloads("next")
     assert [x.kind for x in successor.timers] == ["run_timeout", "first_wft"]
+    # The successor records its nominal run timeout (as Temporal does: 3600, not what is left of
+    # the chain's hour), and is timed out at the chain's expiration all the same.
+    assert started.workflow_run_timeout.seconds == 3600 and s2.run_timeout == 3600
+    assert successor.timers[0].fire_at == TS0 + 3600
+    assert uuid.UUID(s2.run_id).version == 7 and uuid.UUID(s2.run_id).int >> 80 == int((TS0 + 10) * 1000)
     assert_contiguous(run)
