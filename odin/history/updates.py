@@ -69,7 +69,7 @@ def admit(t: Transition, request: Request) -> UpdateInfo:
     s = t.state
     uid = request.meta.update_id
     known = s.updates.get(uid)
-    if known is not None and not (known.stage == ABORTED and known.aborted == TASK_FAILED and s.running):
+    if known is not None and not (s.running and _forgotten(known)):
         return known
     if not s.running:
         raise NotFound("workflow execution already completed")
@@ -81,6 +81,12 @@ def admit(t: Transition, request: Request) -> UpdateInfo:
     t.wft_needed = True
     t.finish()
     return u
+
+
+def _forgotten(u: UpdateInfo) -> bool:
+    """An update that left no trace in the history, so a new request with its id is a new update
+    (as in Temporal): one rejected (never accepted), or one failed with its workflow task."""
+    return (u.stage == COMPLETED and not u.accepted_event_id) or (u.stage == ABORTED and u.aborted == TASK_FAILED)
 
 
 def has_admitted(s: MutableState) -> bool:

@@ -248,3 +248,15 @@ def test_update_with_start_attaches_to_updates_the_worker_completed_or_a_running
     assert updates.attachable(run.state, "acc")
     assert run.state.updates["cut"].stage == updates.COMPLETED and not updates.attachable(run.state, "cut")
     assert run.state.updates["adm"].stage == updates.COMPLETED and not updates.attachable(run.state, "adm")
+
+
+def test_a_rejected_update_id_can_be_used_again_while_the_run_runs():
+    # Temporal keeps no trace of a rejection: the same id sent again is a new update.
+    run = Run()
+    run.task()
+    run.step(lambda t: updates.admit(t, request()))
+    run.start_wft()
+    run.complete(messages=[message("u1", "reject", Rejection(rejected_request_message_id="u1/request", failure=Failure(message="no")))])
+    assert unpack(Outcome, run.state.updates["u1"].outcome).failure.message == "no"  # for late pollers
+    run.step(lambda t: updates.admit(t, request()))
+    assert run.state.updates["u1"].stage == updates.ADMITTED and run.state.wft is not None
