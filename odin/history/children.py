@@ -226,9 +226,9 @@ def _record_started(t: Transition, initiated_id: int, run_id: str, header: Heade
     )
 
 
-def child_start_failed(
-    t: Transition, initiated_id: int, cause: StartChildWorkflowExecutionFailedCause.ValueType, completed_id: int
-) -> None:
+def child_start_failed(t: Transition, initiated_id: int, cause: StartChildWorkflowExecutionFailedCause.ValueType) -> None:
+    """The child could not be started. Temporal 1.32 leaves the event's
+    workflow_task_completed_event_id unset (0), and so does this."""
     s = t.state
     c = pending_child(t, initiated_id)
     if c.run_id:
@@ -243,7 +243,6 @@ def child_start_failed(
             workflow_type=WorkflowType(name=c.workflow_type),
             cause=cause,
             initiated_event_id=initiated_id,
-            workflow_task_completed_event_id=completed_id,
         ),
     )
 

@@ -86,7 +86,7 @@ def test_child_start_failure_and_children_with_a_pending_id():
     run = Run()
     run.task(start_child())
     iid = next(iter(run.state.children))
-    t = run.step(lambda t: children.child_start_failed(t, iid, 1, 4))
+    t = run.step(lambda t: children.child_start_failed(t, iid, 1))
     assert names(t.events)[0] == "START_CHILD_WORKFLOW_EXECUTION_FAILED"
     assert t.events[0].start_child_workflow_execution_failed_event_attributes.cause == 1
     # A child id already pending, in a later task or twice in one, is not refused by the command
