@@ -13,12 +13,14 @@ from temporalio.api.enums.v1 import (
     HistoryEventFilterType,
     PendingActivityState,
     QueryRejectCondition,
+    ResourceExhaustedCause,
+    ResourceExhaustedScope,
     UpdateWorkflowExecutionLifecycleStage,
     WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy,
 )
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
-from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure, WorkflowNotReadyFailure
+from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure, ResourceExhaustedFailure, WorkflowNotReadyFailure
 from temporalio.api.failure.v1 import Failure, MultiOperationExecutionAborted
 from temporalio.api.history.v1 import History
 from temporalio.api.query.v1 import QueryRejected
@@ -34,7 +36,7 @@ from temporalio.api.workflow.v1 import (
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.clock import monotonic
-from odin.errors import FailedPrecondition, InvalidArgument, NotFound, OdinError
+from odin.errors import FailedPrecondition, InvalidArgument, NotFound, OdinError, ResourceExhausted
 from odin.frontend.base import FrontendBase
 from odin.frontend.common import (
     DEFAULT_HISTORY_PAGE,
@@ -184,12 +186,9 @@ class WorkflowCalls(FrontendBase):
         limits_for(ns).check_blob(req.request.input.args.ByteSize(), "UpdateWorkflowExecution input", ns.name)
         if not req.request.meta.update_id:
             req.request.meta.update_id = new_id()
-        # A caller that names no run follows the update if a closing run hands it to its successor.
-        follow = not req.workflow_execution.run_id
-        u, t = await operations.admit_update(self.engine, ns.id, wid, rid, req.request, pinned=not follow)
-        return await self._await_update(
-            ns.id, wid, t.state.run_id, u.update_id, req.wait_policy.lifecycle_stage, timeout, follow
-        )
+        pinned = bool(req.workflow_execution.run_id)
+        u, t = await operations.admit_update(self.engine, ns.id, wid, rid, req.request, pinned)
+        return await self._await_update(ns.id, wid, t.state.run_id, u.update_id, req.wait_policy.lifecycle_stage, timeout)
 
     async def poll_workflow_execution_update(
         self, req: ws.PollWorkflowExecutionUpdateRequest, timeout: float
@@ -199,9 +198,7 @@ class WorkflowCalls(FrontendBase):
         check_id(ref.update_id, "UpdateId")
         check_enum(UpdateWorkflowExecutionLifecycleStage, req.wait_policy.lifecycle_stage, "WaitPolicy.LifecycleStage")
         s = (await self.engine.load(ns.id, wid, rid)).state
-        response = await self._await_update(
-            ns.id, wid, s.run_id, ref.update_id, req.wait_policy.lifecycle_stage, timeout, follow=not rid
-        )
+        response = await self._await_update(ns.id, wid, s.run_id, ref.update_id, req.wait_policy.lifecycle_stage, timeout)
         return ws.PollWorkflowExecutionUpdateResponse(
             outcome=response.outcome if response.HasField("outcome") else None,
             stage=response.stage,
@@ -209,22 +206,10 @@ class WorkflowCalls(FrontendBase):
         )
 
     async def _await_update(
-        self, namespace_id: str, workflow_id: str, run_id: str, update_id: str, wait_for: int, timeout: float, follow: bool
+        self, namespace_id: str, workflow_id: str, run_id: str, update_id: str, wait_for: int, timeout: float
     ) -> ws.UpdateWorkflowExecutionResponse:
-        """Wait until the update reaches ``wait_for`` (or the call's budget runs out) and describe it.
-        ``follow``: the caller named no run, so an update a closing run handed to its successor is
-        followed there."""
+        """Wait until the update reaches ``wait_for`` (or the call's budget runs out) and describe it."""
         deadline = monotonic() + min(HISTORY_LONG_POLL, max(timeout - 1.0, 0.0))
-        while True:
-            moved = await self._await_update_on(namespace_id, workflow_id, run_id, update_id, wait_for, deadline, follow)
-            if isinstance(moved, ws.UpdateWorkflowExecutionResponse):
-                return moved
-            run_id = moved
-
-    async def _await_update_on(
-        self, namespace_id: str, workflow_id: str, run_id: str, update_id: str, wait_for: int, deadline: float, follow: bool
-    ) -> ws.UpdateWorkflowExecutionResponse | str:
-        """``_await_update`` on one run; returns the successor's run id if the update moved there."""
         ref = UpdateRef(workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id), update_id=update_id)
         async with self.engine.notifier.subscribe(run_key(namespace_id, workflow_id, run_id)) as sub:
             while True:
@@ -233,13 +218,7 @@ class WorkflowCalls(FrontendBase):
                 if u is None:
                     raise NotFound(f'update "{update_id}" not found')
                 if u.stage == updates.ABORTED:
-                    if u.aborted == updates.CONTINUED and follow:
-                        current = (await self.engine.load(namespace_id, workflow_id, "")).state
-                        if current.run_id != run_id and update_id in current.updates:
-                            return current.run_id
-                    if u.aborted == updates.TASK_FAILED:
-                        raise FailedPrecondition(updates.ABORT_MESSAGES[u.aborted], WorkflowNotReadyFailure())
-                    raise NotFound(updates.ABORT_MESSAGES[u.aborted])
+                    raise _update_aborted(u.aborted)
                 stage = updates.STAGES[u.stage]
                 if stage >= wait_for or monotonic() >= deadline:
                     response = ws.UpdateWorkflowExecutionResponse(update_ref=ref, stage=stage)
@@ -453,6 +432,24 @@ def _check_id_policies(reuse: int, conflict: int) -> None:
             "Invalid WorkflowIdReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot be used together "
             "with WorkflowIdConflictPolicy WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING."
         )
+
+
+def _update_aborted(reason: str) -> OdinError:
+    """What Temporal answers the caller of an update that ended without an outcome: NOT_FOUND when
+    its run closed, RESOURCE_EXHAUSTED (retryable: SDKs send it again, to the successor) when the
+    run continued as new, FAILED_PRECONDITION when its workflow task failed."""
+    message = updates.ABORT_MESSAGES[reason]
+    if reason == updates.CONTINUED:
+        return ResourceExhausted(
+            message,
+            ResourceExhaustedFailure(
+                cause=ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW,
+                scope=ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
+            ),
+        )
+    if reason == updates.TASK_FAILED:
+        return FailedPrecondition(message, WorkflowNotReadyFailure())
+    return NotFound(message)
 
 
 def _check_update(req: ws.UpdateWorkflowExecutionRequest) -> None:

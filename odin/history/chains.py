@@ -17,7 +17,7 @@ from temporalio.api.history.v1 import message_pb2 as h
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
-from odin.history import cron, retry, updates
+from odin.history import cron, retry
 from odin.history.events import duration, optional_duration
 from odin.history.machine import Transition
 from odin.history.start import Continuation, ParentInfo, new_run
@@ -111,7 +111,7 @@ def successor_run(t: Transition, started: h.WorkflowExecutionStartedEventAttribu
         cron_schedule=s.cron_schedule,
         request_id=f"chain:{nxt.run_id}",
     )
-    successor = new_run(
+    return new_run(
         namespace_id=s.namespace_id,
         namespace=s.namespace,
         run_id=nxt.run_id,
@@ -129,8 +129,6 @@ def successor_run(t: Transition, started: h.WorkflowExecutionStartedEventAttribu
         ),
         scheduled_by=s.scheduled_by,
     )
-    updates.hand_over(successor.state, t.carried_updates)
-    return successor
 
 
 def parent_of(s: MutableState) -> ParentInfo | None:

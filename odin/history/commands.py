@@ -504,25 +504,25 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
         ),
         continued=True,
     )
-    successor = new_run(
-        namespace_id=s.namespace_id,
-        namespace=s.namespace,
-        run_id=new_run_id,
-        request=request,
-        now=t.now,
-        continuation=Continuation(
-            previous_run_id=s.run_id,
-            first_execution_run_id=s.first_execution_run_id,
-            initiator=initiator,
-            execution_expiration=s.execution_expiration,
-            last_completion_result=a.last_completion_result if a.HasField("last_completion_result") else None,
-            failure=a.failure if a.HasField("failure") else None,
-            parent=chains.parent_of(s),
-        ),
-        scheduled_by=s.scheduled_by,
+    t.new_runs.append(
+        new_run(
+            namespace_id=s.namespace_id,
+            namespace=s.namespace,
+            run_id=new_run_id,
+            request=request,
+            now=t.now,
+            continuation=Continuation(
+                previous_run_id=s.run_id,
+                first_execution_run_id=s.first_execution_run_id,
+                initiator=initiator,
+                execution_expiration=s.execution_expiration,
+                last_completion_result=a.last_completion_result if a.HasField("last_completion_result") else None,
+                failure=a.failure if a.HasField("failure") else None,
+                parent=chains.parent_of(s),
+            ),
+            scheduled_by=s.scheduled_by,
+        )
     )
-    updates.hand_over(successor.state, t.carried_updates)
-    t.new_runs.append(successor)
 
 
 def _protocol_message(t: Transition, a: cmd.ProtocolMessageCommandAttributes, completed_id: int) -> None:

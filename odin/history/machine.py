@@ -32,7 +32,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from odin.errors import NotFound
 from odin.history import updates
 from odin.history.events import attributes_of, duration, make_event
-from odin.history.state import MutableState, UpdateInfo, WorkflowTaskInfo
+from odin.history.state import MutableState, WorkflowTaskInfo
 from odin.history.tasks import TimerKind, TransferKind
 from odin.history.tokens import WorkflowTaskToken
 from odin.history.validation import SizeLimits
@@ -119,8 +119,6 @@ class Transition:
         self.new_runs: list[Transition] = []
         # A retry/cron successor the engine must create (it needs the run's start event).
         self.successor: Successor | None = None
-        # Updates not yet accepted when the run closed with a successor: the successor takes them.
-        self.carried_updates: list[UpdateInfo] = []
         # The namespace's settable search attributes (name -> IndexedValueType), for commands
         # that set them; None skips the type checks.
         self.search_attribute_types: dict[str, int] | None = None
@@ -542,7 +540,7 @@ class Transition:
             self.transfers.append(TransferSpec(TransferKind.PARENT_CLOSE_POLICY, {"children": affected}))
         s.children.clear()
         s.external_requests.clear()
-        self.carried_updates = updates.close_open(s, continued)
+        updates.close_open(s, continued)
         return event
 
     # -- user timers -----------------------------------------------------------------------
@@ -627,7 +625,6 @@ def restore(t: Transition, snap: Snapshot) -> None:
     t.eager_activities = []
     t.new_runs = []
     t.successor = None
-    t.carried_updates = []
     t.closed = False
     t.wft_needed = False
     t.hold_workflow_task = False

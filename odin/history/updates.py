@@ -6,9 +6,9 @@ a workflow task is scheduled to carry it. The task's poll response holds the req
 protocol message; the completion's messages accept or reject it and later respond. Acceptance
 writes WorkflowExecutionUpdateAccepted, the response WorkflowExecutionUpdateCompleted; a rejection
 writes nothing. When the run closes, accepted updates complete with a server failure (no event is
-written) and updates not yet accepted are aborted, except that a run continued by a successor
-(continue-as-new, retry, cron) hands those on to it. Outcomes and abort marks are kept for late and
-repeated callers.
+written) and updates not yet accepted are aborted: for good, or, when a successor carries the chain
+on (continue-as-new, retry, cron), with an error that tells the caller to try again (the retry goes
+to the successor). Outcomes and abort marks are kept for late and repeated callers.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ COMPLETED_BEFORE = "Workflow Update failed because the Workflow completed before
 # What callers of an aborted update are told (Temporal's wording), by reason.
 ABORT_MESSAGES = {
     CLOSED: "workflow update was aborted by closing workflow",
-    CONTINUED: "workflow update was aborted by closing workflow",
+    CONTINUED: "workflow operation can not be applied because workflow is closing",
     TASK_FAILED: "Unable to perform workflow execution update due to unexpected workflow task failure.",
 }
 
@@ -207,20 +207,15 @@ def abort_sent(s: MutableState, w: WorkflowTaskInfo) -> None:
             _abort(s, u, TASK_FAILED)
 
 
-def close_open(s: MutableState, continued: bool) -> list[UpdateInfo]:
+def close_open(s: MutableState, continued: bool) -> None:
     """The run closed. Accepted updates complete with a server failure (their callers know they
-    were accepted and expect an outcome). Updates not yet accepted are aborted, or, when a
-    successor carries the chain on, handed to it (returned) and marked here as moved on."""
-    carried = []
+    were accepted and expect an outcome); updates not yet accepted are aborted."""
     for u in list(s.updates.values()):
         if u.stage == ACCEPTED:
             _complete(s, u, Outcome(failure=server_failure(COMPLETED_BEFORE, "AcceptedUpdateCompletedWorkflow")))
             u.completed_by_close = True
         elif u.stage in (ADMITTED, SENT):
-            if continued:
-                carried.append(UpdateInfo(update_id=u.update_id, stage=ADMITTED, seq=u.seq, request=u.request))
             _abort(s, u, CONTINUED if continued else CLOSED)
-    return carried
 
 
 def attachable(s: MutableState, update_id: str) -> bool:
@@ -231,12 +226,3 @@ def attachable(s: MutableState, update_id: str) -> bool:
     if u is None:
         return False
     return s.running or (u.stage == COMPLETED and bool(u.accepted_event_id) and not u.completed_by_close)
-
-
-def hand_over(s: MutableState, carried: list[UpdateInfo]) -> None:
-    """A successor run takes the updates its predecessor had not accepted; its first workflow
-    task carries them."""
-    for u in carried:
-        s.update_seq += 1
-        u.seq = s.update_seq
-        s.updates[u.update_id] = u

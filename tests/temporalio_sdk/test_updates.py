@@ -466,3 +466,99 @@ async def test_update_with_start_refused_by_the_reuse_policy_says_why(stub, task
         (grpc.StatusCode.ALREADY_EXISTS.value[0], refused),
         (grpc.StatusCode.ABORTED.value[0], "Operation was aborted."),
     ]
+
+
+async def test_an_update_admitted_when_the_run_continues_as_new_is_to_be_sent_again(client, task_queue):
+    """Raw worker calls, so the update arrives while the task that continues the run as new is in
+    flight. Temporal 1.32 answers the waiting caller RESOURCE_EXHAUSTED with exactly this message
+    and detail (SDK clients retry it); sent again, the update goes to the new run."""
+    from datetime import timedelta
+
+    from google.protobuf.any_pb2 import Any as AnyProto
+    from temporalio.api.command.v1 import (
+        Command,
+        ContinueAsNewWorkflowExecutionCommandAttributes,
+        ProtocolMessageCommandAttributes,
+    )
+    from temporalio.api.common.v1 import Payload, Payloads, WorkflowType
+    from temporalio.api.enums.v1 import CommandType, ResourceExhaustedCause, ResourceExhaustedScope
+    from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
+    from temporalio.api.protocol.v1 import Message
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.update.v1 import Acceptance, Input, Meta, Outcome, Request, Response, WaitPolicy
+    from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+    svc, wid = client.workflow_service, f"can-{uuid.uuid4().hex[:8]}"
+    first = await svc.start_workflow_execution(
+        ws.StartWorkflowExecutionRequest(
+            namespace="default", workflow_id=wid, workflow_type=WorkflowType(name="X"), task_queue=TaskQueue(name=task_queue),
+            request_id=str(uuid.uuid4()),
+        )
+    )
+
+    async def poll():
+        return await svc.poll_workflow_task_queue(
+            ws.PollWorkflowTaskQueueRequest(namespace="default", task_queue=TaskQueue(name=task_queue), identity="w"),
+            timeout=timedelta(seconds=10),
+        )
+
+    def update_call():
+        return svc.update_workflow_execution(
+            ws.UpdateWorkflowExecutionRequest(
+                namespace="default", workflow_execution=WorkflowExecution(workflow_id=wid),
+                request=Request(meta=Meta(update_id="u1"), input=Input(name="u")),
+                wait_policy=WaitPolicy(lifecycle_stage=UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED),
+            ),
+            timeout=timedelta(seconds=20),
+        )
+
+    task = await poll()
+    waiting = asyncio.create_task(update_call())
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+    continue_as_new = ContinueAsNewWorkflowExecutionCommandAttributes(workflow_type=WorkflowType(name="X"), task_queue=TaskQueue(name=task_queue))
+    await svc.respond_workflow_task_completed(
+        ws.RespondWorkflowTaskCompletedRequest(
+            namespace="default", task_token=task.task_token, identity="w",
+            commands=[Command(command_type=CommandType.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
+                              continue_as_new_workflow_execution_command_attributes=continue_as_new)],
+        )
+    )
+    with pytest.raises(RPCError) as err:
+        await waiting
+    assert (err.value.status, err.value.message) == (
+        RPCStatusCode.RESOURCE_EXHAUSTED, "workflow operation can not be applied because workflow is closing"
+    )
+    [detail] = err.value.grpc_status.details
+    failure = ResourceExhaustedFailure()
+    detail.Unpack(failure)
+    assert (failure.cause, failure.scope) == (
+        ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW, ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE
+    )
+    # Sent again (as SDK clients do), the update reaches the new run's worker.
+    again = asyncio.create_task(update_call())
+    task = await poll()
+    assert task.workflow_execution.run_id != first.run_id
+    if not task.messages:  # the new run's first task may have started before the update came
+        await svc.respond_workflow_task_completed(
+            ws.RespondWorkflowTaskCompletedRequest(namespace="default", task_token=task.task_token, identity="w")
+        )
+        task = await poll()
+    [message] = task.messages
+    request = Request()
+    message.body.Unpack(request)
+    accept, respond = AnyProto(), AnyProto()
+    accept.Pack(Acceptance(accepted_request_message_id=message.id, accepted_request_sequencing_event_id=message.event_id, accepted_request=request))
+    respond.Pack(Response(meta=request.meta, outcome=Outcome(success=Payloads(payloads=[Payload(data=b'"ok"', metadata={"encoding": b"json/plain"})]))))
+    messages = [Message(id="u1/accept", protocol_instance_id="u1", body=accept), Message(id="u1/complete", protocol_instance_id="u1", body=respond)]
+    await svc.respond_workflow_task_completed(
+        ws.RespondWorkflowTaskCompletedRequest(
+            namespace="default", task_token=task.task_token, identity="w", messages=messages,
+            commands=[Command(command_type=CommandType.COMMAND_TYPE_PROTOCOL_MESSAGE,
+                              protocol_message_command_attributes=ProtocolMessageCommandAttributes(message_id=m.id)) for m in messages],
+        )
+    )
+    response = await again
+    assert response.update_ref.workflow_execution.run_id == task.workflow_execution.run_id
+    assert response.outcome.success.payloads[0].data == b'"ok"'
+    await client.get_workflow_handle(wid).terminate("done")
