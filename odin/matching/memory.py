@@ -7,15 +7,25 @@ import collections
 import time
 from dataclasses import dataclass, field
 
-from odin.matching import PollerInfo, TaskEntry
+from odin.matching import RATE_WINDOW, PollerInfo, QueueStats, TaskEntry
 
 
 @dataclass
 class _Queue:
     entries: collections.deque = field(default_factory=collections.deque)
-    ids: set = field(default_factory=set)
+    ids: dict = field(default_factory=dict)  # task id of each queued entry -> when it was queued
     waiters: collections.deque = field(default_factory=collections.deque)
     pollers: dict = field(default_factory=dict)
+    # When entries were added and handed out, over the last RATE_WINDOW seconds.
+    adds: collections.deque = field(default_factory=collections.deque)
+    dispatches: collections.deque = field(default_factory=collections.deque)
+
+
+def _count(times: collections.deque, now: float) -> int:
+    """Drop the times older than the rate window and count the rest."""
+    while times and times[0] <= now - RATE_WINDOW:
+        times.popleft()
+    return len(times)
 
 
 class InMemoryTaskQueues:
@@ -31,6 +41,7 @@ class InMemoryTaskQueues:
         q = self._q(namespace_id, queue, task_type)
         if entry.task_id in q.ids:
             return
+        q.adds.append(time.time())
         self._put(q, entry, front=False)
 
     async def requeue(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
@@ -47,7 +58,7 @@ class InMemoryTaskQueues:
             if not waiter.done():
                 waiter.set_result(entry)
                 return
-        q.ids.add(entry.task_id)
+        q.ids[entry.task_id] = time.time()
         if front:
             q.entries.appendleft(entry)
         else:
@@ -58,14 +69,15 @@ class InMemoryTaskQueues:
         q.pollers[identity] = time.time()
         if q.entries:
             entry = q.entries.popleft()
-            q.ids.discard(entry.task_id)
+            q.ids.pop(entry.task_id, None)
+            q.dispatches.append(time.time())
             return entry
         waiter = asyncio.get_running_loop().create_future()
         q.waiters.append(waiter)
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            got: TaskEntry | None = await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except TimeoutError:
-            return self._abandon(q, waiter)
+            got = self._abandon(q, waiter)
         except asyncio.CancelledError:
             entry = self._abandon(q, waiter)
             if entry is not None:
@@ -73,6 +85,9 @@ class InMemoryTaskQueues:
             raise
         finally:
             q.pollers[identity] = time.time()
+        if got is not None:
+            q.dispatches.append(time.time())
+        return got
 
     @staticmethod
     def _abandon(q: _Queue, waiter: asyncio.Future) -> TaskEntry | None:
@@ -99,6 +114,16 @@ class InMemoryTaskQueues:
     async def backlog(self, namespace_id: str, queue: str, task_type: str) -> int:
         q = self._queues.get((namespace_id, queue, task_type))
         return len(q.entries) if q else 0
+
+    async def stats(self, namespace_id: str, queue: str, task_type: str) -> QueueStats:
+        q = self._queues.get((namespace_id, queue, task_type))
+        if q is None:
+            return QueueStats(0, 0.0, 0.0, 0.0)
+        now = time.time()
+        oldest = min(q.ids.values(), default=now)
+        return QueueStats(
+            len(q.entries), max(now - oldest, 0.0), _count(q.adds, now) / RATE_WINDOW, _count(q.dispatches, now) / RATE_WINDOW
+        )
 
     async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
         q = self._queues.pop((namespace_id, queue, task_type), None)

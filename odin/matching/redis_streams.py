@@ -5,7 +5,8 @@ Keys of a queue (namespace id, name, kind), all under one hash tag, so in one Re
 ``:ids`` (task id -> ``<p>:<entry id>`` of its queued or handed-out entry: ``add`` is idempotent);
 ``:seq`` (the last entry id given out: ids grow across partitions, so a poll takes the oldest head of
 all of them, FIFO by add time); ``:pollers`` (identity -> start or end of its last poll, cluster time);
-``:polling`` (consumer -> deadline of each poll waiting now). Every queue has the same partition count
+``:polling`` (consumer -> deadline of each poll waiting now); ``:rates`` (``a<second>`` / ``d<second>``
+-> entries added / handed out in that second of Redis's clock, for the last ``RATE_WINDOW`` seconds). Every queue has the same partition count
 (sticky ones too: their names tell nothing) and all processes must agree on it. Each step touching
 several keys is one Lua script, hence atomic.
 
@@ -53,7 +54,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from odin.clock import Clock, SystemClock, monotonic
-from odin.matching import PollerInfo, TaskEntry
+from odin.matching import RATE_WINDOW, PollerInfo, QueueStats, TaskEntry
 from odin.redisconn import block_limit
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,12 @@ RECENT_POLLER_CACHE = 1.0  # seconds a "the queue has a recent poller" answer is
 
 _FIELDS = {f.name for f in dataclasses.fields(TaskEntry)} - {"receipt"}
 
-# KEYS of every script: the partitions' streams, then :ids, :seq, :pollers, :polling.
+# KEYS of every script: the partitions' streams, then :ids, :seq, :pollers, :polling, :rates.
 # Stream entries are {'t', task id, 'e', payload}, so e[2][2] is the task id and e[2][4] the payload.
 _PRELUDE = f"""
-local G, TTL = '{GROUP}', {POLLER_TTL}
-local P = #KEYS - 4
-local IDS, SEQ, POLLERS, POLLING = KEYS[P + 1], KEYS[P + 2], KEYS[P + 3], KEYS[P + 4]
+local G, TTL, WINDOW = '{GROUP}', {POLLER_TTL}, {RATE_WINDOW}
+local P = #KEYS - 5
+local IDS, SEQ, POLLERS, POLLING, RATES = KEYS[P + 1], KEYS[P + 2], KEYS[P + 3], KEYS[P + 4], KEYS[P + 5]
 
 local function fields(flat)
   local t = {{}}
@@ -142,6 +143,12 @@ local function release(c)
   end
 end
 
+-- One more entry added ('a') or handed out ('d') in this second.
+local function count(kind)
+  redis.call('HINCRBY', RATES, kind .. redis.call('TIME')[1], 1)
+  redis.call('EXPIRE', RATES, 2 * WINDOW)
+end
+
 local function seen(identity, now)
   redis.call('HSET', POLLERS, identity, now)
   redis.call('EXPIRE', POLLERS, TTL)
@@ -158,6 +165,7 @@ if loc then
   if p == nil or p >= P or redis.call('XRANGE', KEYS[p + 1], id, id)[1] then return 0 end
 end
 push(tonumber(ARGV[3]), ARGV[1], ARGV[2])
+count('a')
 return 1
 """
 
@@ -180,12 +188,14 @@ if not best then
 end
 redis.call('ZREM', POLLING, ARGV[1])
 local e = redis.call('XREADGROUP', 'GROUP', G, ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[best + 1], '>')[1][2][1]
+count('d')
 return {best, e[1], e[2][4]}
 """
 
-# ARGV: consumer, identity, now, release all ('1') or not ('0'), then <partition, id> pairs to give back.
+# ARGV: consumer, identity, now, release all ('1') or not ('0': the poll got an entry by blocking), then
+# <partition, id> pairs to give back.
 _FINISH = """
-if ARGV[4] == '1' then release(ARGV[1]) end
+if ARGV[4] == '1' then release(ARGV[1]) else count('d') end
 for i = 5, #ARGV, 2 do give_back(tonumber(ARGV[i]), ARGV[i + 1]) end
 redis.call('ZREM', POLLING, ARGV[1])
 seen(ARGV[2], ARGV[3])
@@ -228,14 +238,36 @@ for i = 1, #pollers, 2 do
 end
 """
 
-# Queued and not handed out: with acked entries deleted, that is XLEN minus pending.
-_BACKLOG = """
-local n = 0
+# The backlog (queued and not handed out: with acked entries deleted, XLEN minus pending), the add
+# time (ms) of its oldest entry or -1, Redis's time (ms), and the adds and dispatches of the window.
+_STATS = """
+local n, oldest = 0, nil
 for p = 0, P - 1 do
   local g = group(KEYS[p + 1])
-  if g then n = n + redis.call('XLEN', KEYS[p + 1]) - g['pending'] end
+  if g then
+    n = n + redis.call('XLEN', KEYS[p + 1]) - g['pending']
+    local head = redis.call('XRANGE', KEYS[p + 1], '(' .. g['last-delivered-id'], '+', 'COUNT', 1)[1]
+    if head then
+      local ms = parse(head[1])
+      if not oldest or ms < oldest then oldest = ms end
+    end
+  end
 end
-return n
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local adds, dispatches = 0, 0
+local counts = redis.call('HGETALL', RATES)
+for i = 1, #counts, 2 do
+  local kind, second = string.sub(counts[i], 1, 1), tonumber(string.sub(counts[i], 2))
+  if second <= now - WINDOW then
+    redis.call('HDEL', RATES, counts[i])
+  elseif kind == 'a' then
+    adds = adds + tonumber(counts[i + 1])
+  else
+    dispatches = dispatches + tonumber(counts[i + 1])
+  end
+end
+return {n, oldest or -1, now * 1000 + math.floor(tonumber(t[2]) / 1000), adds, dispatches}
 """
 
 # Returns <entry id, payload> pairs of every entry not handed out, deleted.
@@ -293,7 +325,7 @@ class RedisTaskQueues:
         script = lambda body: redis.register_script(_PRELUDE + body)  # noqa: E731
         self._add, self._take, self._finish = script(_ADD), script(_TAKE), script(_FINISH)
         self._settle, self._reclaim = script(_SETTLE), script(_RECLAIM)
-        self._backlog, self._drain = script(_BACKLOG), script(_DRAIN)
+        self._stats, self._drain = script(_STATS), script(_DRAIN)
         self._max_block = block_limit(redis)
         self._watched: dict[tuple[str, ...], float] = {}
         # (queue keys, window) -> cluster time until which has_recent_poller may answer yes unasked.
@@ -307,7 +339,7 @@ class RedisTaskQueues:
     def _keys(self, namespace_id: str, queue: str, kind: str) -> tuple[str, ...]:
         base = f"{self._prefix}{{{namespace_id}:{queue}:{kind}}}:"
         streams = (f"{base}{p}" for p in range(self.partitions))
-        return (*streams, base + "ids", base + "seq", base + "pollers", base + "polling")
+        return (*streams, base + "ids", base + "seq", base + "pollers", base + "polling", base + "rates")
 
     def _receipt(self, entry: TaskEntry) -> tuple[int, str, str]:
         p, entry_id, consumer = entry.receipt.split(":", 2)
@@ -475,7 +507,7 @@ class RedisTaskQueues:
         now = self._now()
         if self._recent.get((keys, within), 0.0) > now:
             return True
-        *_, pollers, polling = keys
+        *_, pollers, polling, _ = keys
         async with self._redis.pipeline(transaction=False) as pipe:
             waiting, seen = await pipe.zcount(polling, now, "+inf").hvals(pollers).execute()
         latest = now if waiting > 0 else max((float(t) for t in seen), default=0.0)
@@ -488,13 +520,18 @@ class RedisTaskQueues:
         return True
 
     async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]:
-        *_, pollers, _ = self._keys(namespace_id, queue, task_type)
+        *_, pollers, _, _ = self._keys(namespace_id, queue, task_type)
         now = self._now()
         seen = await self._redis.hgetall(pollers)
         return [PollerInfo(_s(i), min(float(t), now)) for i, t in seen.items() if float(t) >= now - POLLER_TTL]
 
     async def backlog(self, namespace_id: str, queue: str, task_type: str) -> int:
-        return int(await self._backlog(keys=self._keys(namespace_id, queue, task_type)))
+        return (await self.stats(namespace_id, queue, task_type)).backlog
+
+    async def stats(self, namespace_id: str, queue: str, task_type: str) -> QueueStats:
+        backlog, oldest_ms, now_ms, adds, dispatches = await self._stats(keys=self._keys(namespace_id, queue, task_type))
+        age = max(int(now_ms) - int(oldest_ms), 0) / 1000 if int(oldest_ms) >= 0 else 0.0
+        return QueueStats(int(backlog), age, int(adds) / RATE_WINDOW, int(dispatches) / RATE_WINDOW)
 
     async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
         keys = self._keys(namespace_id, queue, task_type)
