@@ -93,7 +93,19 @@ def check_call(name: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: M
     try:
         signature.bind(*args, **(kwargs or {}))
     except TypeError as exc:
-        raise TypeError(f"{name}({', '.join(map(str, signature.parameters.values()))}): {exc}") from None
+        raise TypeError(f"{name}({', '.join(map(_parameter, signature.parameters.values()))}): {exc}") from None
+
+
+def _parameter(p: inspect.Parameter) -> str:
+    """A parameter as written (annotations of ``from __future__ import annotations`` unquoted)."""
+    prefixes: dict[inspect._ParameterKind, str] = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}
+    text = prefixes.get(p.kind, "") + p.name
+    if p.annotation is not p.empty:
+        annotation = p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)
+        text += f": {annotation}"
+    if p.default is not p.empty:
+        text += f" = {p.default!r}"
+    return text
 
 
 def _keep_in_module(cls: type, module_name: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
 import temporalio.client
 import temporalio.exceptions
@@ -66,14 +66,17 @@ def state_of(description: temporalio.client.WorkflowExecutionDescription) -> str
 
 
 def _root_failure(error: BaseException) -> temporalio.exceptions.ApplicationError | None:
-    """The innermost application error in a failure's cause chain: the user's exception."""
-    found = None
+    """The user's exception in a failure's cause chain: the innermost application error that
+    names its module (``failure_of``'s), else the innermost one."""
+    found = named = None
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, temporalio.exceptions.ApplicationError):
             found = cause
+            if cause.details and isinstance(cause.details[0], dict) and "module" in cause.details[0]:
+                named = cause
         cause = cause.__cause__
-    return found
+    return named or found
 
 
 def _stack_of(error: BaseException) -> str | None:
@@ -159,7 +162,11 @@ class WorkflowHandle(Generic[R]):
         except builtins.TimeoutError:
             raise TimeoutError(f"workflow {self.id} did not finish within {timeout} s") from None
 
-    async def get_async(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5) -> Any:
+    @overload
+    async def get_async(self, timeout: float | None = None, propagate: Literal[True] = True, interval: float = 0.5) -> R: ...
+    @overload
+    async def get_async(self, timeout: float | None = None, *, propagate: bool, interval: float = 0.5) -> R | BaseException: ...
+    async def get_async(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5) -> R | BaseException:
         """Celery's ``get``: the result; a failure raised as the original exception
         (``original_error``), or with ``propagate=False`` returned instead. ``interval`` is
         Celery's polling period, unused: the server tells when the run closes."""
@@ -236,9 +243,13 @@ class WorkflowHandle(Generic[R]):
     def result(self, timeout: float | None = None) -> R:
         return bridge.run(self.result_async(timeout))
 
-    def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5) -> Any:
+    @overload
+    def get(self, timeout: float | None = None, propagate: Literal[True] = True, interval: float = 0.5) -> R: ...
+    @overload
+    def get(self, timeout: float | None = None, *, propagate: bool, interval: float = 0.5) -> R | BaseException: ...
+    def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5) -> R | BaseException:
         """Celery's ``AsyncResult.get`` (see ``get_async``)."""
-        return bridge.run(self.get_async(timeout, propagate, interval))
+        return bridge.run(self.get_async(timeout, propagate=propagate, interval=interval))
 
     wait = get  # Celery's older name
 

@@ -665,14 +665,20 @@ def run(
 # -- Odin's own signatures ---------------------------------------------------------------------
 
 # The apps whose workflows and activities made signatures: a canvas is started on the app that
-# has every task it names.
+# has every task it names. Workflow code has apps of its own (the sandbox re-imports their
+# modules), kept apart: they know the definitions but not where the server is.
 _APPS: weakref.WeakSet[App] = weakref.WeakSet()
+_WORKFLOW_APPS: weakref.WeakSet[App] = weakref.WeakSet()
+
+
+def _apps() -> weakref.WeakSet[App]:
+    return _WORKFLOW_APPS if temporalio.workflow.in_workflow() else _APPS
 
 
 def app_of(canvas: Signature | dict[str, Any]) -> App:
     """The Odin app that has every task ``canvas`` names."""
     names = {node["task"] for node in _task_nodes(serialize(canvas)["canvas"])}
-    for app in _APPS:
+    for app in list(_apps()):
         if all(name in app.activities or name in app.workflows for name in names):
             return app
     raise CanvasError(f"no Odin app has all of {', '.join(sorted(names))}: start it with run(canvas, app)")
@@ -760,13 +766,13 @@ def signature_of(
     immutable: bool = False,
 ) -> OdinSignature:
     """``fn.s(*args, **kwargs)`` (``fn.si`` with ``immutable``)."""
-    _APPS.add(fn.app)
+    _apps().add(fn.app)
     return OdinSignature(fn.name, args, kwargs, immutable=immutable)
 
 
 def builtin_signature(name: str, fn: ActivityFunction[..., Any], *params: Any) -> OdinSignature:
     """``fn.map(it)``, ``fn.starmap(it)``, ``fn.chunks(it, n)``: Celery's built-in tasks' signatures."""
-    _APPS.add(fn.app)
+    _apps().add(fn.app)
     inner = signature_of(fn, (), {})
     kwargs = {"task": inner, "it": list(params[0])} | ({"n": params[1]} if name == "celery.chunks" else {})
     return OdinSignature(name, (), kwargs, immutable=True)
