@@ -37,6 +37,7 @@ from odin.sdk._beat import Config, ScheduleEntry, SyncReport, make_entry, sync
 from odin.sdk._defs import ActivityFunction, P, WorkflowFunction, pack_args
 from odin.sdk._handles import R, WorkflowHandle
 from odin.sdk._options import ActivityOptions, Duration, RunOptions, WorkflowOptions, as_timedelta, retry_policy
+from odin.sdk._payloads import DATA_CONVERTER
 
 if TYPE_CHECKING:
     from odin.sdk._worker import WorkerHost, WorkerOptions
@@ -217,7 +218,7 @@ class App:
         cached = self._clients.get(loop)
         if cached is None or cached[0] != target:  # first use, or the app was pointed elsewhere
             client = await temporalio.client.Client.connect(
-                self.address, namespace=self.namespace, api_key=self.api_key, tls=self.tls
+                self.address, namespace=self.namespace, api_key=self.api_key, tls=self.tls, data_converter=DATA_CONVERTER
             )
             cached = self._clients[loop] = (target, client)
         return cached[1]

@@ -37,6 +37,7 @@ from odin.sdk._options import (
     exception_types,
     retry_policy,
 )
+from odin.sdk._payloads import Kwargs
 
 if TYPE_CHECKING:
     from odin.sdk._app import App
@@ -51,17 +52,20 @@ ON_ERROR = ("fail", "retry")
 # (its result) they make ``WorkflowFunction[P, R]``/``ActivityFunction[P, R]`` check callers.
 P = ParamSpec("P", default=...)
 
-# Keyword arguments travel as a trailing marked dict (workflow and activity inputs are positional).
-KWARGS = "__odin_kwargs__"
+# Keyword arguments travel as a trailing ``Kwargs`` (workflow and activity inputs are positional):
+# see odin.sdk._payloads. Histories written before that mark them as this one-key object instead.
+LEGACY_KWARGS = "__odin_kwargs__"
 
 
 def pack_args(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> list[Any]:
-    return [*args, {KWARGS: kwargs}] if kwargs else list(args)
+    return [*args, Kwargs(kwargs)] if kwargs else list(args)
 
 
 def unpack_args(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if args and isinstance(args[-1], dict) and set(args[-1]) == {KWARGS}:
-        return args[:-1], args[-1][KWARGS]
+    if args and isinstance(args[-1], Kwargs):
+        return args[:-1], dict(args[-1])
+    if args and isinstance(args[-1], dict) and set(args[-1]) == {LEGACY_KWARGS}:
+        return args[:-1], args[-1][LEGACY_KWARGS]
     return args, {}
 
 

@@ -39,6 +39,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from odin.sdk._effects import capture
 from odin.sdk._errors import OdinSdkError, failure_of
+from odin.sdk._payloads import DATA_CONVERTER
 from odin.sdk._primitives import ErrGroup, WaitGroup
 
 if TYPE_CHECKING:
@@ -229,7 +230,8 @@ class WorkerHost:
         limit = limit if limit is not None else self.replay_check
         client = await self.app.client_async()
         replayer = Replayer(
-            workflows=[w.cls for w in self.app.workflows.values()], workflow_runner=sandbox_runner()
+            workflows=[w.cls for w in self.app.workflows.values()], workflow_runner=sandbox_runner(),
+            data_converter=DATA_CONVERTER,
         )
         broken, checked = [], 0
         for wf in self.app.workflows.values():

@@ -250,6 +250,25 @@ def test_bad_options_raise_when_the_function_is_declared(decorate, error, messag
         decorate(app)(declared)
 
 
+async def test_keyword_arguments_are_stored_and_shown_as_written(worker, server):
+    from odin.api.rest import RuntimeHandle, create_app
+
+    handle = await blocking(billing.with_options.delay, "c", cents=5, note="gift")
+    assert await blocking(handle.get, timeout=30) == {"card": "c", "cents": 5, "note": "gift"}
+    api = create_app(runtime=RuntimeHandle.attached(server.runtime, asyncio.get_running_loop()), config={"TESTING": True})
+    http = api.test_client()
+    history = (await blocking(http.get, f"/api/v1/namespaces/default/workflows/{handle.id}/history")).get_json()
+    started = history["history"]["events"][0]["workflowExecutionStartedEventAttributes"]
+    assert started["input"] == ["c", {"cents": 5, "note": "gift"}]  # the keyword arguments as written
+    page = (await blocking(http.get, f"/namespaces/default/workflows/{handle.id}")).get_data(as_text=True)
+    assert "&#34;kwargs&#34;: {" in page or '"kwargs": {' in page
+    assert "__odin_kwargs__" not in page
+    # Runs started before keyword arguments were marked replay and run as they did.
+    from odin.sdk._defs import unpack_args
+
+    assert unpack_args(("c", {"__odin_kwargs__": {"note": "old"}})) == (("c",), {"note": "old"})
+
+
 # -- 4. canvases on Odin itself --------------------------------------------------------------------
 
 # The same functions as Celery tasks, run by Celery itself (eagerly, ``apply()``) for comparison.
