@@ -103,11 +103,21 @@ async def test_a_misspelled_workflow_type_fails_at_once_naming_what_the_queue_ru
 
 
 async def test_starting_on_a_queue_no_worker_polls_warns(server):
+    from odin.api.rest import RuntimeHandle, create_app
+
     with pytest.warns(NoWorkerWarning, match=f"no worker has polled task queue '{billing.app.task_queue}'"):
         handle = await blocking(billing.pipeline.delay, "4242")
     assert await blocking(lambda: handle.state) == "PENDING"  # nobody picked it up
+    # The run's page says so too.
+    api = create_app(runtime=RuntimeHandle.attached(server.runtime, asyncio.get_running_loop()), config={"TESTING": True})
+    page = (await blocking(api.test_client().get, f"/namespaces/default/workflows/{handle.id}")).get_data(as_text=True)
+    assert f"No worker has polled task queue {billing.app.task_queue} in the last 120 s" in page
     async with billing.app.worker():
         assert await blocking(handle.get, timeout=30) == "charged 100 to 4242"
+        served = await blocking(billing.approval.delay, "o-9")
+        page = (await blocking(api.test_client().get, f"/namespaces/default/workflows/{served.id}")).get_data(as_text=True)
+        assert 'id="status"' in page and "No worker has polled" not in page
+        await served.terminate_async()
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a served queue: no warning
             await blocking(billing.pipeline.delay, "4243")
@@ -359,3 +369,44 @@ def test_a_canvas_of_tasks_no_app_has_is_refused():
     with pytest.raises(CanvasError, match="no Odin app has all of"):
         (billing.add.s(1, 2) | c_add.s(1)).delay()
 
+
+
+async def test_the_same_through_odin_worker_dash_a_in_another_process(server):
+    """``odin worker -A billing:app`` as a process of its own: failures, states and canvases
+    reach this process's caller as they do with an in-process worker."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "ODIN_ADDRESS": billing.app.address, "ODIN_TASK_QUEUE": billing.app.task_queue}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odin.cli", "worker", "-A", "billing:app", "-c", "2"],
+        cwd=Path(__file__).parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        banner = await asyncio.to_thread(proc.stdout.readline)
+        assert f"queues {billing.app.task_queue}" in banner, banner
+        for _ in range(100):  # until the server has seen the worker's polls
+            if await billing.app.queue_polled_async(billing.app.task_queue):
+                break
+            await asyncio.sleep(0.1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a queue served by another process: no NoWorkerWarning
+            failing = await blocking(billing.pipeline.delay, _key("bad"))
+        with pytest.raises(ValueError, match="^bad card$"):
+            await blocking(failing.get, timeout=30)
+        broken = await blocking(billing.broken.delay, "from afar")
+        assert isinstance(await blocking(broken.get, timeout=30, propagate=False), ValueError)
+        assert await blocking(lambda: broken.state) == "FAILURE"
+        declined = await blocking(billing.declined.delay, "4111")
+        with pytest.raises(billing.CardDeclined):
+            await blocking(declined.get, timeout=30)
+        canvas = billing.add.s(1, 2) | group(billing.mul.s(10), billing.double.s()) | billing.xsum.s()
+        assert await blocking((await blocking(canvas.delay)).get, timeout=30) == 36
+        assert await blocking(lambda: billing.fan_out.delay(3).get(timeout=30)) == 6
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.to_thread(proc.communicate, timeout=30)
+    assert proc.returncode == 0, err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,21 @@ def _input_text(payloads: Payloads) -> str:
     args, kwargs = arguments(payloads)
     shown: Any = args if kwargs is None else {"args": args, "kwargs": kwargs}
     return json.dumps(shown, indent=2, ensure_ascii=False)
+
+
+# A running workflow's page says so when no worker has polled its task queue this recently.
+POLLED_WITHIN = 120.0
+
+
+def _unpolled(namespace: str, task_queue: str) -> bool:
+    """Whether no worker polled ``task_queue`` for workflow tasks in the last ``POLLED_WITHIN``
+    seconds (False when the caller may not describe the queue)."""
+    try:
+        described = describe_task_queue(namespace, task_queue, "TASK_QUEUE_TYPE_WORKFLOW")
+    except OdinError:
+        return False
+    now = time.time()
+    return not any(now - p.last_access_time.ToSeconds() < POLLED_WITHIN for p in described.pollers)
 
 
 def _form(fields: dict, *, run_id: bool = True) -> Body:
@@ -187,6 +203,8 @@ def workflow(namespace: str, workflow_id: str):
         summary=timeline.metadata_text(described.execution_config.user_metadata.summary),
         details=timeline.metadata_text(described.execution_config.user_metadata.details),
         running=running,
+        unpolled=running and _unpolled(namespace, info.task_queue),
+        poll_window=int(POLLED_WITHIN),
         input=_input_text(started.input) if started else None,
         outcome=outcome_json(workflow_id, events[-1]) if events and is_close(events[-1]) else None,
         pending_activities=[to_json(a) for a in described.pending_activities],
