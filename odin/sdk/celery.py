@@ -39,7 +39,7 @@ from temporalio.exceptions import ApplicationError
 from odin.sdk import workflow
 from odin.sdk._app import App
 from odin.sdk._defs import ActivityFunction, WorkflowFunction
-from odin.sdk._errors import OdinSdkError
+from odin.sdk._errors import OdinSdkError, failure_of
 from odin.sdk._handles import WorkflowHandle
 from odin.sdk._options import Duration, Retry
 
@@ -195,7 +195,7 @@ def _task_body(task: celery.Task) -> Callable[..., Any]:
             task.on_failure(exc, task_id, args, kwargs, einfo)
             task.after_return(states.FAILURE, exc, task_id, args, kwargs, einfo)
             # Celery fails a task that raises without asking for a retry; so does Odin.
-            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
+            raise failure_of(exc, non_retryable=True) from exc
         else:
             task.on_success(result, task_id, args, kwargs)
             task.after_return(states.SUCCESS, result, task_id, args, kwargs, None)

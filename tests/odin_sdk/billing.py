@@ -67,6 +67,19 @@ async def declined(card: str) -> str:
     raise CardDeclined(f"{card} declined")
 
 
+class Ledger:
+    """A class-based workflow: the same default."""
+
+    @workflow.run
+    async def run(self, amount: int) -> int:
+        if amount < 0:
+            raise ArithmeticError(f"negative amount {amount}")
+        return amount
+
+
+ledger = app.workflow(Ledger)
+
+
 @app.workflow(on_error="retry")
 async def patient(reason: str) -> str:
     raise ValueError(reason)  # retried as a workflow task until the code changes: the run stays open

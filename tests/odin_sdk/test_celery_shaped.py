@@ -82,6 +82,14 @@ async def test_an_exception_in_workflow_code_fails_the_run_with_its_type_message
     assert await blocking(lambda: handle.traceback) == raised.value.traceback
 
 
+async def test_a_class_based_workflow_fails_the_same_way(worker):
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        await blocking(billing.ledger.delay, 1, 2)
+    assert await blocking(lambda: billing.ledger.delay(5).get(timeout=30)) == 5
+    with pytest.raises(ArithmeticError, match="negative amount -1"):
+        await blocking(lambda: billing.ledger.delay(-1).get(timeout=30))
+
+
 async def test_on_error_retry_keeps_temporals_retry_the_workflow_task_behaviour(worker):
     handle = await blocking(billing.patient.delay, "fix me")
     await asyncio.sleep(1.5)
