@@ -20,6 +20,7 @@ from odin.sdk.celery import CanvasError, chain, chord, group, run
 from tests.support.odin_apps import point
 
 from examples.celery_migration import durable as migration_durable
+from examples.celery_migration import rewritten as migration_rewritten
 from examples.celery_migration import tasks as migration_tasks
 
 
@@ -371,6 +372,15 @@ async def test_a_canvas_of_the_example_app_gives_what_celery_gives(server):
     async with migration_durable.app.worker(concurrency=4):
         handle = await blocking(run, migration_tasks.checkout(order, currency="USD"), migration_durable.app)
         assert await blocking(handle.get, timeout=60) == expected
+
+    # The rewritten checkout's activities, as a canvas of Odin's own signatures, give what the
+    # Celery tasks' canvas gives.
+    t, r = migration_tasks, migration_rewritten
+    expected = (t.price.s(order, currency="USD") | celery.group(t.charge.s(), t.reserve.s()) | t.pack.s("o-7")).apply().get()
+    point(r.app, server)
+    async with r.app.worker(concurrency=4):
+        canvas = r.price.s(order, currency="USD") | group(r.charge.s(), r.reserve.s()) | r.pack.s("o-7")
+        assert await blocking(lambda: canvas.delay().get(timeout=60)) == expected == "parcel o-7 (charged 1499 USD; reserved o-7)"
 
 
 def test_a_canvas_of_tasks_no_app_has_is_refused():
