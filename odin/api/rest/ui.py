@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
@@ -22,7 +24,7 @@ from flask import (
 )
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.common.v1 import Payloads, WorkflowExecution
 from temporalio.api.enums.v1 import ScheduleOverlapPolicy, WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.schedule.v1 import BackfillRequest, SchedulePatch, TriggerImmediatelyRequest
@@ -33,7 +35,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 import odin.api.rest.csrf as csrf
 import odin.api.rest.session as session
 import odin.api.rest.timeline as timeline
-from odin.api.rest.codec import loads_strict, payloads_values, to_json, value_payload
+from odin.api.rest.codec import arguments, loads_strict, to_json, value_payload
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import FORM, HTML, Body, Doc, Reply, documented
 from odin.api.rest.outcome import is_close, outcome_json
@@ -77,6 +79,29 @@ _OVERLAP_FIELD = {"type": "string", "enum": ["", *OVERLAP_POLICIES], "descriptio
 _PAGE = {200: Reply("The page.", media=HTML)}
 _SEE_OTHER = {303: Reply("Done; back to the workflow page.", media=HTML, headers=("Location",))}
 _BACK_TO_SCHEDULE = {303: Reply("Done; back to the schedule page.", media=HTML, headers=("Location",))}
+
+
+def _input_text(payloads: Payloads) -> str:
+    """A run's input for its page: the arguments, and the keyword arguments the Odin SDK marked
+    as such under ``kwargs``."""
+    args, kwargs = arguments(payloads)
+    shown: Any = args if kwargs is None else {"args": args, "kwargs": kwargs}
+    return json.dumps(shown, indent=2, ensure_ascii=False)
+
+
+# A running workflow's page says so when no worker has polled its task queue this recently.
+POLLED_WITHIN = 120.0
+
+
+def _unpolled(namespace: str, task_queue: str) -> bool:
+    """Whether no worker polled ``task_queue`` for workflow tasks in the last ``POLLED_WITHIN``
+    seconds (False when the caller may not describe the queue)."""
+    try:
+        described = describe_task_queue(namespace, task_queue, "TASK_QUEUE_TYPE_WORKFLOW")
+    except OdinError:
+        return False
+    now = time.time()
+    return not any(now - p.last_access_time.ToSeconds() < POLLED_WITHIN for p in described.pollers)
 
 
 def _form(fields: dict, *, run_id: bool = True) -> Body:
@@ -178,7 +203,9 @@ def workflow(namespace: str, workflow_id: str):
         summary=timeline.metadata_text(described.execution_config.user_metadata.summary),
         details=timeline.metadata_text(described.execution_config.user_metadata.details),
         running=running,
-        input=json.dumps(payloads_values(started.input), indent=2, ensure_ascii=False) if started else None,
+        unpolled=running and _unpolled(namespace, info.task_queue),
+        poll_window=int(POLLED_WITHIN),
+        input=_input_text(started.input) if started else None,
         outcome=outcome_json(workflow_id, events[-1]) if events and is_close(events[-1]) else None,
         pending_activities=[to_json(a) for a in described.pending_activities],
         pending_timers=timeline.pending_timers(events) if running else [],
