@@ -197,6 +197,12 @@ class MutableState:
     scheduled_by: str = ""
     # The start's user metadata (summary and details, a packed UserMetadata).
     user_metadata: str | None = None
+    # Resets: the run a reset of this one created; for a run a reset created, the reset's request
+    # id (a repeated request finds it), when the reset happened and when the run it replaces started.
+    reset_run_id: str = ""
+    reset_request_id: str = ""
+    last_reset_time: float = 0.0
+    original_start_time: float = 0.0
 
     @property
     def running(self) -> bool:
