@@ -395,6 +395,14 @@ class WorkflowCalls(FrontendBase):
             workflow_execution_info=info,
             pending_activities=pending,
         )
+        for p in s.auto_reset_points:
+            response.workflow_execution_info.auto_reset_points.points.add(
+                build_id=p.build_id,
+                run_id=p.run_id,
+                first_workflow_task_completed_id=p.first_workflow_task_completed_id,
+                create_time=timestamp(p.create_time),
+                resettable=True,
+            )
         extended = response.workflow_extended_info
         extended.reset_run_id = s.reset_run_id
         if s.last_reset_time:

@@ -193,6 +193,7 @@ def _rebuild(base: MutableState, events: list[HistoryEvent], run_id: str, ts: fl
         cron_schedule=base.cron_schedule,
         execution_time=ts,
         scheduled_by=base.scheduled_by,
+        user_metadata=base.user_metadata,
     )
     for event in events:
         _fold(s, event)
@@ -227,6 +228,10 @@ def _fold(s: MutableState, e: HistoryEvent) -> None:
         s.last_completed_wft_started_event_id = e.workflow_task_completed_event_attributes.started_event_id
         s.completed_wft_count += 1
         s.next_wft_attempt = 1
+        wtc = e.workflow_task_completed_event_attributes
+        build_id = wtc.worker_version.build_id or wtc.binary_checksum
+        s.last_build_id = build_id or s.last_build_id
+        s.note_reset_point(build_id, e.event_id, at)
     elif et in (E.EVENT_TYPE_WORKFLOW_TASK_FAILED, E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT):
         s.next_wft_attempt = (s.wft.attempt + 1) if s.wft is not None else 1
         s.wft = None

@@ -16,6 +16,8 @@ from google.protobuf.message import Message
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 
 RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+# Temporal's history.historyMaxAutoResetPoints default.
+MAX_AUTO_RESET_POINTS = 20
 
 M = TypeVar("M", bound=Message)
 
@@ -138,6 +140,16 @@ class UpdateInfo:
 
 
 @dataclass
+class ResetPoint:
+    """An auto-reset point: the first workflow task a worker build completed in the run."""
+
+    build_id: str
+    run_id: str
+    first_workflow_task_completed_id: int
+    create_time: float
+
+
+@dataclass
 class MutableState:
     namespace_id: str
     namespace: str
@@ -203,10 +215,18 @@ class MutableState:
     reset_request_id: str = ""
     last_reset_time: float = 0.0
     original_start_time: float = 0.0
+    # One reset point per worker build id (the newest MAX_AUTO_RESET_POINTS), as Temporal keeps them.
+    auto_reset_points: list[ResetPoint] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
         return self.status == RUNNING
+
+    def note_reset_point(self, build_id: str, completed_event_id: int, ts: float) -> None:
+        """A workflow task completed by ``build_id``: the first one of each build is a reset point."""
+        if build_id and all(p.build_id != build_id for p in self.auto_reset_points):
+            self.auto_reset_points.append(ResetPoint(build_id, self.run_id, completed_event_id, ts))
+            del self.auto_reset_points[:-MAX_AUTO_RESET_POINTS]
 
     def activity_by_id(self, activity_id: str) -> ActivityInfo | None:
         return next((a for a in self.activities.values() if a.activity_id == activity_id), None)
@@ -227,7 +247,9 @@ class MutableState:
         children = raw.pop("children", {})
         external = raw.pop("external_requests", {})
         updates = raw.pop("updates", {})
+        points = raw.pop("auto_reset_points", [])
         state = cls(**raw)
+        state.auto_reset_points = [ResetPoint(**p) for p in points]
         state.updates = {k: UpdateInfo(**v) for k, v in updates.items()}
         state.children = {int(k): ChildInfo(**v) for k, v in children.items()}
         state.external_requests = {int(k): ExternalRequest(**v) for k, v in external.items()}

@@ -147,3 +147,17 @@ def test_the_state_survives_its_encoding():
     run = activity_then_signal_run()
     t = do_reset(run, 10)
     assert MutableState.from_bytes(t.state.to_bytes()) == t.state
+
+
+def test_auto_reset_points_one_per_build_id_rebuilt_for_the_new_run():
+    run = Run()
+    run.task(binary_checksum="build-a")
+    run.signal("s")
+    run.task(binary_checksum="build-a")
+    run.signal("s")
+    run.task(binary_checksum="build-b")
+    assert [(p.build_id, p.run_id, p.first_workflow_task_completed_id) for p in run.state.auto_reset_points] == [
+        ("build-a", "run-1", 4), ("build-b", "run-1", 12)
+    ]
+    t = do_reset(run, 12)
+    assert [(p.build_id, p.run_id, p.first_workflow_task_completed_id) for p in t.state.auto_reset_points] == [("build-a", NEW, 4)]

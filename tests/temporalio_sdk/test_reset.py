@@ -282,3 +282,7 @@ async def test_temporal_cli_workflow_reset(client, odin_server, task_queue):
             assert await handle.result() == ["x!", "x!!", "s1", "s2"]
         described = json.loads(await asyncio.to_thread(run, "describe", "--workflow-id", workflow_id, "-o", "json"))
         assert described["workflowExecutionInfo"]["execution"]["runId"] == now
+        # The run's auto-reset point: one per worker build, rebuilt for each reset run (the CLI's
+        # --type BuildId, which reads them, is a batch reset only).
+        [point] = described["workflowExecutionInfo"]["autoResetPoints"]["points"]
+        assert point["runId"] == now and int(point["firstWorkflowTaskCompletedId"]) == completed[0] and point["resettable"]
