@@ -286,3 +286,45 @@ async def test_temporal_cli_workflow_reset(client, odin_server, task_queue):
         # --type BuildId, which reads them, is a batch reset only).
         [point] = described["workflowExecutionInfo"]["autoResetPoints"]["points"]
         assert point["runId"] == now and int(point["firstWorkflowTaskCompletedId"]) == completed[0] and point["resettable"]
+
+
+@workflow.defn
+class Child:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.run
+    async def run(self, arg: str) -> str:
+        await workflow.wait_condition(lambda: self.go)
+        return f"child {arg}"
+
+
+@workflow.defn
+class Parent:
+    @workflow.run
+    async def run(self, child_id: str) -> str:
+        return "parent got " + await workflow.execute_child_workflow(Child.run, "c", id=child_id)
+
+
+async def test_a_reset_parent_keeps_its_running_child(client, task_queue):
+    """The child survives the old parent run's termination (no parent close policy for a reset)
+    and reports to the reset run (Temporal follows the old run's link to the new one)."""
+    async with Worker(client, task_queue=task_queue, workflows=[Parent, Child]):
+        parent_id, child_id = wid(), wid()
+        handle = await client.start_workflow(Parent.run, child_id, id=parent_id, task_queue=task_queue)
+        old_run = handle.result_run_id
+        events = await wait_for_events(client, parent_id, old_run, 1, E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED)
+        started = ids_of(events, E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED)[0]
+        events = await wait_for_events(client, parent_id, old_run, 2, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        point = [i for i in ids_of(events, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) if i > started][0]
+        new_run = await reset(client, parent_id, point, reason="keep the child")
+        child = client.get_workflow_handle(child_id)
+        assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
+        await child.signal(Child.proceed)
+        assert await child.result() == "child c"
+        assert await client.get_workflow_handle(parent_id).result() == "parent got child c"
+        assert (await client.get_workflow_handle(parent_id).describe()).run_id == new_run
