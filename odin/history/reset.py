@@ -18,7 +18,13 @@ from typing import Any
 
 from temporalio.api.common.v1 import Memo, SearchAttributes
 from temporalio.api.enums.v1 import EventType as E
-from temporalio.api.enums.v1 import ResetReapplyExcludeType, ResetReapplyType, TaskQueueKind, TimeoutType
+from temporalio.api.enums.v1 import (
+    ResetReapplyExcludeType,
+    ResetReapplyType,
+    TaskQueueKind,
+    TimeoutType,
+    UpdateAdmittedEventOrigin,
+)
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
 from temporalio.api.failure.v1 import Failure, ResetWorkflowFailureInfo
 from temporalio.api.history.v1 import HistoryEvent
@@ -302,17 +308,25 @@ def _fold(s: MutableState, e: HistoryEvent) -> None:
         memo = unpack(Memo, s.memo) or Memo()
         _merge(memo.fields, e.workflow_properties_modified_event_attributes.upserted_memo.fields)
         s.memo = pack(memo)
+    elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+        request = e.workflow_execution_update_admitted_event_attributes.request
+        s.update_seq += 1
+        s.updates[request.meta.update_id] = UpdateInfo(
+            update_id=request.meta.update_id, stage=updates.ADMITTED, seq=s.update_seq, request=pack(request),
+            admitted_event_id=e.event_id,
+        )
     elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
         u = e.workflow_execution_update_accepted_event_attributes
-        s.update_seq += 1
-        s.updates[u.protocol_instance_id] = UpdateInfo(
-            update_id=u.protocol_instance_id, stage=updates.ACCEPTED, seq=s.update_seq, accepted_event_id=e.event_id
-        )
+        known = s.updates.get(u.protocol_instance_id)
+        if known is None:
+            s.update_seq += 1
+            known = s.updates[u.protocol_instance_id] = UpdateInfo(update_id=u.protocol_instance_id, stage="", seq=s.update_seq)
+        known.stage, known.accepted_event_id, known.request = updates.ACCEPTED, e.event_id, None
     elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
         v = e.workflow_execution_update_completed_event_attributes
-        known = s.updates.get(v.meta.update_id)
-        if known is not None:
-            known.stage, known.outcome = updates.COMPLETED, pack(v.outcome)
+        done_update = s.updates.get(v.meta.update_id)
+        if done_update is not None:
+            done_update.stage, done_update.outcome = updates.COMPLETED, pack(v.outcome)
 
 
 def _dispatch_pending(t: Transition) -> None:
@@ -353,10 +367,28 @@ def _reapply(t: Transition, e: HistoryEvent, reapply: Reapply) -> None:
             a.request_id,
             a.external_workflow_execution if a.HasField("external_workflow_execution") else None,
         )
-    elif et == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED and reapply.updates:
-        u = e.workflow_execution_update_accepted_event_attributes
-        if u.HasField("accepted_request") and u.protocol_instance_id not in s.updates:
-            updates.admit(t, u.accepted_request)
+    elif et in (E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED, E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) and reapply.updates:
+        # An update goes in again as a WorkflowExecutionUpdateAdmitted event (origin REAPPLY),
+        # from its Admitted event, or from its Accepted one when that carries the request.
+        if et == E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED:
+            request = e.workflow_execution_update_admitted_event_attributes.request
+        elif e.workflow_execution_update_accepted_event_attributes.HasField("accepted_request"):
+            request = e.workflow_execution_update_accepted_event_attributes.accepted_request
+        else:
+            return  # its Admitted event came first
+        uid = request.meta.update_id
+        if uid in s.updates:
+            return
+        admitted = t.append(
+            E.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED,
+            h.WorkflowExecutionUpdateAdmittedEventAttributes(
+                request=request, origin=UpdateAdmittedEventOrigin.UPDATE_ADMITTED_EVENT_ORIGIN_REAPPLY
+            ),
+        )
+        s.update_seq += 1
+        s.updates[uid] = UpdateInfo(
+            update_id=uid, stage=updates.ADMITTED, seq=s.update_seq, request=pack(request), admitted_event_id=admitted.event_id
+        )
     elif et == E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
         # A child started before the point but recorded after it: the new run takes it over.
         g = e.child_workflow_execution_started_event_attributes

@@ -137,6 +137,9 @@ class UpdateInfo:
     aborted: str = ""  # why an aborted update ended: "closed" | "continued" | "task_failed"
     # Completed by the run's close (a server failure), not by the worker.
     completed_by_close: bool = False
+    # Set when the request is in the history (a WorkflowExecutionUpdateAdmitted event, as a reset
+    # writes for an update it applies again): the worker reads it there, not in a message.
+    admitted_event_id: int = 0
 
 
 @dataclass

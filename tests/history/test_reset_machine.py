@@ -8,10 +8,13 @@ from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import ResetReapplyExcludeType as Exclude
 from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
+from temporalio.api.update.v1 import Acceptance, Outcome, Response
+from temporalio.api.update.v1 import Meta as UpdateMeta
 from test_machine import Run, at, complete_workflow, names, schedule_activity
+from test_updates_machine import message, protocol, request
 
 from odin.errors import InvalidArgument
-from odin.history import reset
+from odin.history import reset, updates
 from odin.history.state import MutableState
 from odin.history.tasks import TimerKind, TransferKind
 
@@ -161,3 +164,34 @@ def test_auto_reset_points_one_per_build_id_rebuilt_for_the_new_run():
     ]
     t = do_reset(run, 12)
     assert [(p.build_id, p.run_id, p.first_workflow_task_completed_id) for p in t.state.auto_reset_points] == [("build-a", NEW, 4)]
+
+
+def test_an_update_after_the_point_goes_in_again_as_an_admitted_event():
+    run = Run()
+    run.task()  # 2-4
+    run.step(lambda t: updates.admit(t, request("u1")))  # a task is scheduled to carry it: 5
+    run.start_wft()
+    run.complete(
+        protocol("u1", "accept"),
+        protocol("u1", "complete"),
+        messages=[
+            message("u1", "accept", Acceptance(accepted_request_message_id="u1/request", accepted_request=request("u1"))),
+            message("u1", "complete", Response(meta=UpdateMeta(update_id="u1"), outcome=Outcome())),
+        ],
+    )
+    t = do_reset(run, 4)
+    assert names(t.events)[3:] == ["WORKFLOW_TASK_FAILED", "WORKFLOW_EXECUTION_UPDATE_ADMITTED", "WORKFLOW_TASK_SCHEDULED"]
+    u = t.state.updates["u1"]
+    assert (u.stage, u.admitted_event_id) == (updates.ADMITTED, 5)
+    # The worker reads it from the history: no protocol message carries it too.
+    run2 = Run()
+    run2.state, run2.history = t.state, list(t.events)
+    run2.start_wft()
+    assert updates.messages_for(run2.state, run2.state.wft) == []
+    done = run2.complete(
+        protocol("u1", "accept"),
+        messages=[message("u1", "accept", Acceptance(accepted_request_message_id="u1/request", accepted_request_sequencing_event_id=5))],
+    )
+    accepted = done.events[-1].workflow_execution_update_accepted_event_attributes
+    assert accepted.accepted_request_sequencing_event_id == 5 and not accepted.HasField("accepted_request")
+    assert not do_reset(run, 4, reapply=reset.Reapply(signals=True, updates=False)).state.updates

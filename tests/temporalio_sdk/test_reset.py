@@ -17,7 +17,12 @@ import pytest
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType as E
-from temporalio.api.enums.v1 import ResetReapplyExcludeType, ResetReapplyType, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import (
+    ResetReapplyExcludeType,
+    ResetReapplyType,
+    UpdateAdmittedEventOrigin,
+    WorkflowTaskFailedCause,
+)
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -328,3 +333,55 @@ async def test_a_reset_parent_keeps_its_running_child(client, task_queue):
         assert await child.result() == "child c"
         assert await client.get_workflow_handle(parent_id).result() == "parent got child c"
         assert (await client.get_workflow_handle(parent_id).describe()).run_id == new_run
+
+
+@workflow.defn
+class Collector:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.done = False
+
+    @workflow.update
+    def add(self, item: str) -> int:
+        self.items.append(item)
+        return len(self.items)
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: self.done)
+        return self.items
+
+
+@pytest.mark.parametrize("excluded", [False, True], ids=["updates-reapplied", "updates-excluded"])
+async def test_updates_after_the_point_are_reapplied_by_default(client, task_queue, excluded):
+    """As Temporal 1.32 (same requests against its dev server): an update after the reset point
+    goes into the new run as WorkflowExecutionUpdateAdmitted (origin REAPPLY), before the signal
+    that followed it; the worker's acceptance then names that event and carries no request."""
+    async with Worker(client, task_queue=task_queue, workflows=[Collector]):
+        workflow_id = wid()
+        handle = await client.start_workflow(Collector.run, id=workflow_id, task_queue=task_queue)
+        await wait_for_events(client, workflow_id, handle.result_run_id, 1, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        assert await handle.execute_update(Collector.add, "a") == 1
+        await handle.signal(Collector.finish)
+        assert await handle.result() == ["a"]
+        exclude = [ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE] if excluded else []
+        new_run = await reset(client, workflow_id, 4, reset_reapply_exclude_types=exclude)
+        assert await client.get_workflow_handle(workflow_id).result() == ([] if excluded else ["a"])
+        events = await events_of(client, workflow_id, new_run)
+        names = [E.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events]
+        if excluded:
+            assert "WORKFLOW_EXECUTION_UPDATE_ADMITTED" not in names and "WORKFLOW_EXECUTION_UPDATE_ACCEPTED" not in names
+            return
+        assert names[3:7] == [
+            "WORKFLOW_TASK_FAILED", "WORKFLOW_EXECUTION_UPDATE_ADMITTED", "WORKFLOW_EXECUTION_SIGNALED", "WORKFLOW_TASK_SCHEDULED",
+        ]
+        admitted = events[4].workflow_execution_update_admitted_event_attributes
+        assert admitted.origin == UpdateAdmittedEventOrigin.UPDATE_ADMITTED_EVENT_ORIGIN_REAPPLY
+        assert admitted.request.input.name == "add"
+        accepted = events[names.index("WORKFLOW_EXECUTION_UPDATE_ACCEPTED")].workflow_execution_update_accepted_event_attributes
+        assert accepted.accepted_request_sequencing_event_id == 5 and not accepted.HasField("accepted_request")
+        assert "WORKFLOW_EXECUTION_UPDATE_COMPLETED" in names
