@@ -143,6 +143,7 @@ async def test_reset_of_a_completed_run_reruns_from_the_point_with_later_signals
             ws.DescribeWorkflowExecutionRequest(namespace="default", execution=WorkflowExecution(workflow_id=workflow_id, run_id=new_run))
         )
         assert new.workflow_execution_info.first_run_id == old_run
+        assert new.workflow_execution_info.root_execution.run_id == new_run  # as Temporal 1.32 shows it
         assert new.workflow_extended_info.original_start_time == old.workflow_execution_info.start_time
         assert new.workflow_extended_info.HasField("last_reset_time")
 
@@ -385,3 +386,60 @@ async def test_updates_after_the_point_are_reapplied_by_default(client, task_que
         accepted = events[names.index("WORKFLOW_EXECUTION_UPDATE_ACCEPTED")].workflow_execution_update_accepted_event_attributes
         assert accepted.accepted_request_sequencing_event_id == 5 and not accepted.HasField("accepted_request")
         assert "WORKFLOW_EXECUTION_UPDATE_COMPLETED" in names
+
+
+GATE: dict[str, asyncio.Event] = {}
+
+
+@activity.defn
+async def gated(key: str) -> str:
+    CALLS.append(key)
+    await GATE[key].wait()
+    return "opened"
+
+
+@workflow.defn
+class WaitsOnAnActivity:
+    def __init__(self) -> None:
+        self.signals: list[str] = []
+
+    @workflow.signal
+    def note(self, value: str) -> None:
+        self.signals.append(value)
+
+    @workflow.run
+    async def run(self, key: str) -> list[str]:
+        opened = await workflow.execute_activity(gated, key, start_to_close_timeout=timedelta(seconds=30))
+        return [opened, *self.signals]
+
+
+async def test_an_activity_pending_at_the_point_is_dispatched_again(client, task_queue):
+    """The activity was scheduled before the point and had no outcome there: the new run queues
+    it again (attempt 1), as Temporal's resetter regenerates its task."""
+    key = uuid.uuid4().hex
+    GATE[key] = asyncio.Event()
+    CALLS.clear()
+    async with Worker(client, task_queue=task_queue, workflows=[WaitsOnAnActivity], activities=[gated]):
+        workflow_id = wid()
+        handle = await client.start_workflow(WaitsOnAnActivity.run, key, id=workflow_id, task_queue=task_queue)
+        old_run = handle.result_run_id
+        for _ in range(200):
+            if CALLS:
+                break
+            await asyncio.sleep(0.05)
+        await handle.signal(WaitsOnAnActivity.note, "n1")
+        events = await wait_for_events(client, workflow_id, old_run, 2, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        point = ids_of(events, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)[1]  # the signal's task; the activity still runs
+        new_run = await reset(client, workflow_id, point)
+        for _ in range(200):
+            if len(CALLS) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert CALLS == [key, key]  # started again for the new run while the first attempt still waits
+        GATE[key].set()
+        assert await client.get_workflow_handle(workflow_id).result() == ["opened", "n1"]
+        events = await events_of(client, workflow_id, new_run)
+        [scheduled] = ids_of(events, E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+        started = next(e for e in events if e.event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+        assert started.activity_task_started_event_attributes.scheduled_event_id == scheduled < point
+        assert started.activity_task_started_event_attributes.attempt == 1
