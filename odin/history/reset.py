@@ -38,6 +38,7 @@ from odin.history.machine import (
     ACTIVITY_OUTCOMES,
     CHILD_OUTCOMES,
     HISTORY_SERVICE_IDENTITY,
+    SIGNAL_REQUEST_ID_WINDOW,
     TransferSpec,
     Transition,
     outcome_scheduled_event_id,
@@ -203,6 +204,7 @@ def _rebuild(base: MutableState, events: list[HistoryEvent], run_id: str, ts: fl
     )
     for event in events:
         _fold(s, event)
+    s.signal_request_ids = s.signal_request_ids[-SIGNAL_REQUEST_ID_WINDOW:]
     s.next_event_id = events[-1].event_id + 1
     s.history_size_bytes = sum(e.ByteSize() for e in events)
     s.status = RUNNING
