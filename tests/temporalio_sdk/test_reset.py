@@ -443,3 +443,50 @@ async def test_an_activity_pending_at_the_point_is_dispatched_again(client, task
         started = next(e for e in events if e.event_type == E.EVENT_TYPE_ACTIVITY_TASK_STARTED)
         assert started.activity_task_started_event_attributes.scheduled_event_id == scheduled < point
         assert started.activity_task_started_event_attributes.attempt == 1
+
+
+@workflow.defn
+class Continues:
+    def __init__(self) -> None:
+        self.signals: list[str] = []
+
+    @workflow.signal
+    def note(self, value: str) -> None:
+        self.signals.append(value)
+
+    @workflow.run
+    async def run(self, generation: int) -> list[str]:
+        await workflow.wait_condition(lambda: len(self.signals) >= 1)
+        if generation == 0:
+            workflow.continue_as_new(1)
+        await workflow.wait_condition(lambda: len(self.signals) >= 2)
+        return self.signals
+
+
+async def test_reset_of_an_earlier_run_reapplies_what_the_runs_after_it_received(client, task_queue):
+    """Resetting the first run of a continue-as-new chain terminates the running current run and
+    applies the signals of both runs again, as Temporal 1.32 does (same history from its dev server)."""
+    async with Worker(client, task_queue=task_queue, workflows=[Continues]):
+        workflow_id = wid()
+        handle = await client.start_workflow(Continues.run, 0, id=workflow_id, task_queue=task_queue)
+        first_run = handle.result_run_id
+        await wait_for_events(client, workflow_id, first_run, 1, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        await handle.signal(Continues.note, "first")
+        for _ in range(200):
+            second_run = (await client.get_workflow_handle(workflow_id).describe()).run_id
+            if second_run != first_run:
+                break
+            await asyncio.sleep(0.05)
+        current = client.get_workflow_handle(workflow_id)
+        await wait_for_events(client, workflow_id, second_run, 1, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        await current.signal(Continues.note, "second")
+        await wait_for_events(client, workflow_id, second_run, 2, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+
+        new_run = await reset(client, workflow_id, 4, run_id=first_run, reason="from the top")
+        second = await events_of(client, workflow_id, second_run)
+        assert second[-1].event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
+        events = await events_of(client, workflow_id, new_run)
+        signaled = [e.workflow_execution_signaled_event_attributes.input for e in events if e.event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+        assert [p.payloads[0].data for p in signaled] == [b'"first"', b'"second"']
+        assert events[0].workflow_execution_started_event_attributes.original_execution_run_id == first_run
+        await client.get_workflow_handle(workflow_id).terminate("done")
