@@ -650,6 +650,7 @@ class HistoryEngine:
                 break
         return events, runs
 
+
 # A run whose history grows past these is logged once (Temporal's warning limits), well before
 # the limits that terminate it.
 HISTORY_COUNT_WARN = 10 * 1024
