@@ -52,7 +52,7 @@ from odin.frontend.common import (
 )
 from odin.frontend.limits import limits_for
 from odin.history import cron, operations, retry, updates
-from odin.history.events import duration, optional_duration, seconds, timestamp
+from odin.history.events import duration, optional_duration, reset_points, seconds, timestamp
 from odin.history.machine import transient_events
 from odin.history.notifier import run_key
 from odin.history.reset import Reapply
@@ -395,14 +395,8 @@ class WorkflowCalls(FrontendBase):
             workflow_execution_info=info,
             pending_activities=pending,
         )
-        for p in s.auto_reset_points:
-            response.workflow_execution_info.auto_reset_points.points.add(
-                build_id=p.build_id,
-                run_id=p.run_id,
-                first_workflow_task_completed_id=p.first_workflow_task_completed_id,
-                create_time=timestamp(p.create_time),
-                resettable=True,
-            )
+        if s.auto_reset_points:
+            response.workflow_execution_info.auto_reset_points.CopyFrom(reset_points(s.auto_reset_points))
         extended = response.workflow_extended_info
         extended.reset_run_id = s.reset_run_id
         if s.last_reset_time:

@@ -527,6 +527,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
                 last_completion_result=a.last_completion_result if a.HasField("last_completion_result") else None,
                 failure=a.failure if a.HasField("failure") else None,
                 parent=chains.parent_of(s),
+                reset_points=s.auto_reset_points,
             ),
             scheduled_by=s.scheduled_by,
         )

@@ -33,7 +33,7 @@ from temporalio.api.history.v1 import message_pb2 as h
 from odin.errors import InvalidArgument
 from odin.history import activities, retry, updates
 from odin.history.commands import _merge
-from odin.history.events import attributes_of, seconds
+from odin.history.events import attributes_of, reset_points_of, seconds
 from odin.history.machine import (
     ACTIVITY_OUTCOMES,
     CHILD_OUTCOMES,
@@ -202,6 +202,7 @@ def _rebuild(base: MutableState, events: list[HistoryEvent], run_id: str, ts: fl
         scheduled_by=base.scheduled_by,
         user_metadata=base.user_metadata,
     )
+    s.auto_reset_points = reset_points_of(started.prev_auto_reset_points)
     for event in events:
         _fold(s, event)
     s.signal_request_ids = s.signal_request_ids[-SIGNAL_REQUEST_ID_WINDOW:]

@@ -482,6 +482,15 @@ async def test_reset_of_an_earlier_run_reapplies_what_the_runs_after_it_received
         await current.signal(Continues.note, "second")
         await wait_for_events(client, workflow_id, second_run, 2, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
 
+        # The continued run starts with the first run's auto-reset point (same build: no new one).
+        described = await client.workflow_service.describe_workflow_execution(
+            ws.DescribeWorkflowExecutionRequest(namespace="default", execution=WorkflowExecution(workflow_id=workflow_id))
+        )
+        [point] = described.workflow_execution_info.auto_reset_points.points
+        assert (point.run_id, point.first_workflow_task_completed_id) == (first_run, 4)
+        started = (await events_of(client, workflow_id, second_run))[0].workflow_execution_started_event_attributes
+        assert [p.run_id for p in started.prev_auto_reset_points.points] == [first_run]
+
         new_run = await reset(client, workflow_id, 4, run_id=first_run, reason="from the top")
         second = await events_of(client, workflow_id, second_run)
         assert second[-1].event_type == E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED
