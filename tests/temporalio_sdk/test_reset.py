@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 from temporalio import activity, workflow
-from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.common.v1 import WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import (
     ResetReapplyExcludeType,
@@ -23,6 +23,7 @@ from temporalio.api.enums.v1 import (
     UpdateAdmittedEventOrigin,
     WorkflowTaskFailedCause,
 )
+from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -499,3 +500,47 @@ async def test_reset_of_an_earlier_run_reapplies_what_the_runs_after_it_received
         assert [p.payloads[0].data for p in signaled] == [b'"first"', b'"second"']
         assert events[0].workflow_execution_started_event_attributes.original_execution_run_id == first_run
         await client.get_workflow_handle(workflow_id).terminate("done")
+
+
+async def test_reset_during_a_started_task_reapplies_the_signal_it_held_back(client, task_queue):
+    """The current run's workflow task is started (polled here by hand) when a signal comes: the
+    signal waits in the buffer. The reset terminates the run (failing the task and writing the
+    signal first) and the signal goes into the new run; both histories are the ones Temporal
+    1.32's dev server writes for the same calls."""
+    svc, workflow_id = client.workflow_service, wid()
+    await svc.start_workflow_execution(
+        ws.StartWorkflowExecutionRequest(
+            namespace="default", workflow_id=workflow_id, workflow_type=WorkflowType(name="W"),
+            task_queue=TaskQueue(name=task_queue), request_id=str(uuid.uuid4()),
+        )
+    )
+    polled = await svc.poll_workflow_task_queue(
+        ws.PollWorkflowTaskQueueRequest(namespace="default", task_queue=TaskQueue(name=task_queue), identity="by-hand")
+    )
+    await svc.signal_workflow_execution(
+        ws.SignalWorkflowExecutionRequest(
+            namespace="default", workflow_execution=WorkflowExecution(workflow_id=workflow_id), signal_name="held", request_id="sig-1"
+        )
+    )
+    new_run = await reset(client, workflow_id, 3, reason="mid-task")
+
+    def shape(events):
+        return [
+            (e.event_id, E.Name(e.event_type).removeprefix("EVENT_TYPE_"), e.workflow_task_failed_event_attributes.cause,
+             e.workflow_task_started_event_attributes.identity)
+            for e in events
+        ]
+
+    old = await events_of(client, workflow_id, polled.workflow_execution.run_id)
+    force_close, reset_cause = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND, WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
+    assert shape(old) == [
+        (1, "WORKFLOW_EXECUTION_STARTED", 0, ""), (2, "WORKFLOW_TASK_SCHEDULED", 0, ""), (3, "WORKFLOW_TASK_STARTED", 0, "by-hand"),
+        (4, "WORKFLOW_TASK_FAILED", force_close, ""), (5, "WORKFLOW_EXECUTION_SIGNALED", 0, ""), (6, "WORKFLOW_EXECUTION_TERMINATED", 0, ""),
+    ]
+    new = await events_of(client, workflow_id, new_run)
+    assert shape(new) == [
+        (1, "WORKFLOW_EXECUTION_STARTED", 0, ""), (2, "WORKFLOW_TASK_SCHEDULED", 0, ""), (3, "WORKFLOW_TASK_STARTED", 0, "history-service"),
+        (4, "WORKFLOW_TASK_FAILED", reset_cause, ""), (5, "WORKFLOW_EXECUTION_SIGNALED", 0, ""), (6, "WORKFLOW_TASK_SCHEDULED", 0, ""),
+    ]
+    assert new[4].workflow_execution_signaled_event_attributes.signal_name == "held"
+    await client.get_workflow_handle(workflow_id).terminate("done")
