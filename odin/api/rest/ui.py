@@ -392,11 +392,8 @@ def _reset_form(namespace: str, events: list[HistoryEvent]) -> dict:
     completed = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
     points = []
     for i, e in enumerate(completed):
-        label = f"Event {e.event_id}: workflow task completed"
-        if i == 0:
-            label += " (first workflow task)"
-        if i == len(completed) - 1:
-            label += " (last workflow task)"
+        which = [name for name, yes in (("first", i == 0), ("last", i == len(completed) - 1)) if yes]
+        label = f"Event {e.event_id}: workflow task completed" + (f" ({' and '.join(which)} workflow task)" if which else "")
         points.append({"event_id": e.event_id, "label": label, "last": i == len(completed) - 1})
     return {"can_reset": bool(points), "reset_points": points, "reset_request_id": new_id()}
 
