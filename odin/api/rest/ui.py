@@ -25,7 +25,7 @@ from flask import (
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1 import Payloads, WorkflowExecution
-from temporalio.api.enums.v1 import ScheduleOverlapPolicy, WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType, ResetReapplyExcludeType, ScheduleOverlapPolicy, WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.schedule.v1 import BackfillRequest, SchedulePatch, TriggerImmediatelyRequest
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
@@ -44,6 +44,7 @@ from odin.api.rest.routes.task_queues import QUEUE_TYPES
 from odin.api.rest.routes.task_queues import describe as describe_task_queue
 from odin.errors import InvalidArgument, OdinError
 from odin.history.schedule_text import describe_duration, describe_spec, spec_summary
+from odin.ids import new_id
 from odin.operations import Operation
 from odin.visibility import query as visibility_query
 from odin.visibility.sql import STATUS_NAMES
@@ -60,8 +61,13 @@ STATUS = Param("status", "query", {"type": "string", "enum": ["", *STATUS_NAMES]
 NAME = Param("name", "query", {"type": "string", "maxLength": 1000}, "A task queue name.", "")
 PAGE_SIZE = Param("pageSize", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Workflows per page.", 50)
 SCHEDULE_PAGE_SIZE = Param("pageSize", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Schedules per page.", 50)
-DONE = Param("done", "query", {"type": "string", "enum": ["signal", "cancel", "terminate"]}, "The action just taken.", "")
-_NOTICES = {"signal": "Signal sent.", "cancel": "Cancellation requested.", "terminate": "Workflow terminated."}
+_NOTICES = {
+    "signal": "Signal sent.",
+    "cancel": "Cancellation requested.",
+    "terminate": "Workflow terminated.",
+    "reset": "Workflow reset: this is the new run.",
+}
+DONE = Param("done", "query", {"type": "string", "enum": list(_NOTICES)}, "The action just taken.", "")
 
 SCHEDULE_DONE = Param(
     "done", "query", {"type": "string", "enum": ["pause", "unpause", "trigger", "backfill"]}, "The action just taken.", ""
@@ -215,6 +221,7 @@ def workflow(namespace: str, workflow_id: str):
         can_signal=session.allowed(Operation.SignalWorkflowExecution, namespace),
         can_cancel=session.allowed(Operation.RequestCancelWorkflowExecution, namespace),
         can_terminate=session.allowed(Operation.TerminateWorkflowExecution, namespace),
+        **_reset_form(namespace, events),
     )
 
 
@@ -402,6 +409,51 @@ def delete_schedule(namespace: str, schedule_id: str):
     req = ws.DeleteScheduleRequest(namespace=namespace, schedule_id=schedule_id, identity=IDENTITY)
     invoke(Operation.DeleteSchedule, namespace, lambda f: f.delete_schedule(req), target=schedule_id)
     return redirect(url_for(".schedules", namespace=namespace, done="delete"), 303)
+
+
+def _reset_form(namespace: str, events: list[HistoryEvent]) -> dict:
+    """The reset form's context: whether the caller may reset, the points to offer (each
+    completed workflow task, the first and the last named), and a request id for this form."""
+    if not session.allowed(Operation.ResetWorkflowExecution, namespace):
+        return {"can_reset": False, "reset_points": []}
+    completed = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+    points = []
+    for i, e in enumerate(completed):
+        which = [name for name, yes in (("first", i == 0), ("last", i == len(completed) - 1)) if yes]
+        label = f"Event {e.event_id}: workflow task completed" + (f" ({' and '.join(which)} workflow task)" if which else "")
+        points.append({"event_id": e.event_id, "label": label, "last": i == len(completed) - 1})
+    return {"can_reset": bool(points), "reset_points": points, "reset_request_id": new_id()}
+
+
+@bp.post("/namespaces/<namespace>/workflows/<workflow_id>/reset")
+@documented(Doc(
+    "Reset a workflow (form)", TAG, Operation.ResetWorkflowExecution,
+    body=_form({
+        "event_id": {"type": "integer", "description": "The WorkflowTaskCompleted event to reset to."},
+        "reason": {"type": "string"},
+        "exclude_signals": {"type": "string", "description": "Present: signals after the point are not reapplied."},
+        "request_id": {"type": "string", "description": "The form's request id: submitting it twice resets once."},
+    }),
+    responses={303: Reply("Done; to the new run's page.", media=HTML, headers=("Location",))},
+))
+def reset(namespace: str, workflow_id: str):
+    csrf.check_form()
+    try:
+        event_id = int(request.form.get("event_id", ""))
+    except ValueError:
+        raise InvalidArgument("Choose the event to reset to.") from None
+    req = ws.ResetWorkflowExecutionRequest(
+        namespace=namespace,
+        workflow_execution=_form_execution(workflow_id),
+        workflow_task_finish_event_id=event_id,
+        reason=request.form.get("reason", "").strip() or "Reset from the web UI",
+        request_id=request.form.get("request_id", "") or new_id(),
+        identity=IDENTITY,
+    )
+    if request.form.get("exclude_signals"):
+        req.reset_reapply_exclude_types.append(ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL)
+    response = invoke(Operation.ResetWorkflowExecution, namespace, lambda f: f.reset_workflow_execution(req), target=workflow_id)
+    return redirect(url_for(".workflow", namespace=namespace, workflow_id=workflow_id, runId=response.run_id, done="reset"), 303)
 
 
 # -- signing in (when authentication is on) ------------------------------------------------
