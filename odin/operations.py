@@ -64,6 +64,13 @@ class Operation(StrEnum):
     DeleteSchedule = "DeleteSchedule"
     ListSchedules = "ListSchedules"
     ListScheduleMatchingTimes = "ListScheduleMatchingTimes"
+    PauseActivity = "PauseActivity"
+    UnpauseActivity = "UnpauseActivity"
+    ResetActivity = "ResetActivity"
+    UpdateActivityOptions = "UpdateActivityOptions"
+    RecordWorkerHeartbeat = "RecordWorkerHeartbeat"
+    ListWorkers = "ListWorkers"
+    DescribeWorker = "DescribeWorker"
     # OperatorService
     AddSearchAttributes = "AddSearchAttributes"
     ListSearchAttributes = "ListSearchAttributes"

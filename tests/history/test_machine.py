@@ -918,7 +918,7 @@ def test_heartbeat_timeout_is_rearmed_after_a_heartbeat():
 
     details = payloads("progress-1")
     t = run.heartbeat(sched, details, now=6)
-    assert run.result is False  # no cancellation requested
+    assert run.result == activities.HeartbeatAnswer()  # no cancellation, pause or reset requested
     assert t.events == []
 
     t = run.activity_timeout(sched, 1, hb, now=10)
@@ -1039,7 +1039,7 @@ def test_request_cancel_of_a_running_activity_waits_for_the_worker():
     assert run.state.wft is None
     assert run.state.activities[sched].cancel_requested
     run.heartbeat(sched)
-    assert run.result is True  # the heartbeat tells the worker to stop
+    assert run.result == activities.HeartbeatAnswer(cancel_requested=True)  # the heartbeat tells the worker to stop
     t = run.activity_canceled(sched)
     assert names(t.events) == ["ACTIVITY_TASK_STARTED", "ACTIVITY_TASK_CANCELED", "WORKFLOW_TASK_SCHEDULED"]
     canceled = t.events[1].activity_task_canceled_event_attributes
