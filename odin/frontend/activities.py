@@ -8,9 +8,10 @@ import uuid
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.errors import InvalidArgument
+from odin.errors import InvalidArgument, NotFound
 from odin.frontend.base import FrontendBase
 from odin.frontend.common import MAX_ID_LENGTH, check_text
 from odin.history import activity_ops, operations
@@ -70,6 +71,8 @@ class ActivityCalls(FrontendBase):
         selector = _selector(req.id, req.type, req.match_all)
         paths: list[str] = []
         if not req.restore_original:
+            if not req.HasField("activity_options"):
+                raise InvalidArgument("ActivityOptions are not provided")
             if not req.HasField("update_mask"):
                 raise InvalidArgument("UpdateMask is not provided")
             paths = activity_ops.normalized_paths(req.update_mask.paths)
@@ -85,6 +88,71 @@ class ActivityCalls(FrontendBase):
             self.engine, ns.id, wid, rid, selector, req.activity_options, paths, req.restore_original
         )
         return ws.UpdateActivityOptionsResponse(activity_options=options)
+
+
+    # -- the same calls addressing one workflow activity by workflow id and activity id ------
+    # (what the ``temporal activity`` commands send). Without a workflow id they name a
+    # standalone activity, which Odin does not run: NOT_FOUND, as Temporal answers an unknown one.
+
+    async def pause_activity_execution(self, req: ws.PauseActivityExecutionRequest) -> ws.PauseActivityExecutionResponse:
+        await self.pause_activity(
+            ws.PauseActivityRequest(
+                namespace=req.namespace, execution=_execution(req), id=req.activity_id, identity=req.identity, reason=req.reason
+            )
+        )
+        return ws.PauseActivityExecutionResponse()
+
+    async def unpause_activity_execution(
+        self, req: ws.UnpauseActivityExecutionRequest
+    ) -> ws.UnpauseActivityExecutionResponse:
+        await self.unpause_activity(
+            ws.UnpauseActivityRequest(
+                namespace=req.namespace, execution=_execution(req), id=req.activity_id, identity=req.identity, jitter=req.jitter
+            )
+        )
+        return ws.UnpauseActivityExecutionResponse()
+
+    async def reset_activity_execution(self, req: ws.ResetActivityExecutionRequest) -> ws.ResetActivityExecutionResponse:
+        await self.reset_activity(
+            ws.ResetActivityRequest(
+                namespace=req.namespace,
+                execution=_execution(req),
+                id=req.activity_id,
+                identity=req.identity,
+                reset_heartbeat=req.reset_heartbeat,
+                keep_paused=req.keep_paused,
+                jitter=req.jitter,
+                restore_original_options=req.restore_original_options,
+            )
+        )
+        return ws.ResetActivityExecutionResponse()
+
+    async def update_activity_execution_options(
+        self, req: ws.UpdateActivityExecutionOptionsRequest
+    ) -> ws.UpdateActivityExecutionOptionsResponse:
+        if not req.restore_original and not req.HasField("activity_options"):
+            raise InvalidArgument("ActivityOptions are not provided")
+        response = await self.update_activity_options(
+            ws.UpdateActivityOptionsRequest(
+                namespace=req.namespace,
+                execution=_execution(req),
+                id=req.activity_id,
+                identity=req.identity,
+                activity_options=req.activity_options if req.HasField("activity_options") else None,
+                update_mask=req.update_mask if req.HasField("update_mask") else None,
+                restore_original=req.restore_original,
+            )
+        )
+        return ws.UpdateActivityExecutionOptionsResponse(activity_options=response.activity_options)
+
+
+def _execution(req) -> WorkflowExecution:
+    """The run an ``...ActivityExecution`` request addresses; a workflow activity needs its ids."""
+    if not req.activity_id:
+        raise InvalidArgument("activity ID is required")
+    if not req.workflow_id:
+        raise NotFound(f"activity not found for ID: {req.activity_id}", NotFoundFailure())
+    return WorkflowExecution(workflow_id=req.workflow_id, run_id=req.run_id)
 
 
 def _selector(activity_id: str, activity_type: str, match_all: bool = False) -> Selector:

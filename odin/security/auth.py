@@ -64,7 +64,8 @@ _WRITE = (
     Op.RequestCancelWorkflowExecution, Op.TerminateWorkflowExecution, Op.UpdateWorkflowExecution, Op.ExecuteMultiOperation,
     Op.CreateSchedule, Op.UpdateSchedule, Op.PatchSchedule, Op.DeleteSchedule,
     Op.ResetWorkflowExecution,
-    Op.PauseActivity, Op.UnpauseActivity, Op.ResetActivity, Op.UpdateActivityOptions,
+    Op.PauseActivity, Op.UnpauseActivity, Op.ResetActivity, Op.UpdateActivityOptions, Op.PauseActivityExecution,
+    Op.UnpauseActivityExecution, Op.ResetActivityExecution, Op.UpdateActivityExecutionOptions,
 )
 _WORK = (
     Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,
