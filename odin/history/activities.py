@@ -165,8 +165,12 @@ def timed_out(t: Transition, scheduled_event_id: int, attempt: int, timeout_type
         raise StaleTask("timer of an older attempt")
     if timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START and (a.started or a.paused):
         raise StaleTask("activity started in time, or paused (unpausing re-arms it)")
-    if timeout_type in (TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE, TimeoutType.TIMEOUT_TYPE_HEARTBEAT) and not a.started:
-        raise StaleTask("attempt not running")
+    if timeout_type in (TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE, TimeoutType.TIMEOUT_TYPE_HEARTBEAT):
+        if not a.started:
+            raise StaleTask("attempt not running")
+        if a.paused:
+            # A paused attempt's own clocks stop (as in Temporal); unpausing re-arms them.
+            raise StaleTask("attempt paused")
     deadline = timeout_deadline(a, timeout_type)
     if deadline is None:
         raise StaleTask("the timeout was removed (UpdateActivityOptions)")

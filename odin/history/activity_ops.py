@@ -28,7 +28,7 @@ from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.taskqueue.v1 import TaskQueue
 
 from odin.errors import InvalidArgument, NotFound
-from odin.history import retry
+from odin.history import activities, retry
 from odin.history.activities import arm_timeout, dispatch
 from odin.history.events import duration, seconds
 from odin.history.machine import Transition
@@ -103,7 +103,9 @@ def unpause(
             _clear_heartbeat(a)
         if reset_attempts:
             _restart_attempts(t, a)
-        if not a.started:
+        if a.started:
+            _rearm_running(t, a)
+        else:
             _schedule_now(t, a, delay)
 
 
@@ -206,6 +208,15 @@ def _restart_attempts(t: Transition, a: ActivityInfo) -> None:
             arm_timeout(t, a, t.ts + a.start_to_close, TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE)
         if a.heartbeat:
             arm_timeout(t, a, t.ts + a.heartbeat, TimeoutType.TIMEOUT_TYPE_HEARTBEAT)
+
+
+def _rearm_running(t: Transition, a: ActivityInfo) -> None:
+    """A running attempt's start-to-close and heartbeat timers, at their deadlines (at once if
+    passed): they were ignored while it was paused."""
+    for timeout_type in (TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE, TimeoutType.TIMEOUT_TYPE_HEARTBEAT):
+        deadline = activities.timeout_deadline(a, timeout_type)
+        if deadline is not None:
+            arm_timeout(t, a, max(deadline, t.ts), timeout_type)
 
 
 def _schedule_now(t: Transition, a: ActivityInfo, delay: float) -> None:

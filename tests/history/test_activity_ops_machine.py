@@ -243,3 +243,21 @@ def test_camel_case_mask_paths_are_understood():
         "start_to_close_timeout",
         "retry_policy.maximum_attempts",
     ]
+
+
+def test_a_paused_running_attempt_does_not_time_out_until_unpaused():
+    # Temporal 1.32: paused while running and never heard from again, the attempt stays running
+    # past its start-to-close and heartbeat timeouts; unpaused, it times out at once.
+    run, sched = with_activity(start_to_close=2, heartbeat=2, retry_policy=policy(initial=1))
+    run.activity_started(sched, now=0)
+    pause(run, now=0.5)
+    stc, hb = TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE, TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+    for timeout_type in (stc, hb):
+        with pytest.raises(StaleTask):
+            run.activity_timeout(sched, 1, timeout_type, now=2)
+    assert run.state.activities[sched].started
+    t = unpause(run, now=4)
+    assert TimerSpec("activity_timeout", TS0 + 4, {"scheduled_event_id": sched, "attempt": 1, "timeout_type": stc}) in t.timers
+    run.activity_timeout(sched, 1, stc, now=4)
+    a = run.state.activities[sched]
+    assert (a.attempt, a.started) == (2, False)
