@@ -70,8 +70,10 @@ TASK_NOT_FOUND = "invalid activityID or activity already timed out or invoking w
 
 def for_token(t: Transition, token: ActivityTaskToken) -> ActivityInfo:
     s = t.state
+    if not s.running:
+        raise NotFound("workflow execution already completed", NotFoundFailure())
     a = s.activities.get(token.scheduled_event_id)
-    if not s.running or a is None or a.attempt != token.attempt or not a.started:
+    if a is None or a.attempt != token.attempt or not a.started:
         raise NotFound(TASK_NOT_FOUND, NotFoundFailure())
     return a
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio.api.activity.v1 import ActivityOptions
 from temporalio.api.common.v1 import Header, Payloads
+from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.update.v1 import Request as UpdateRequest
 
@@ -130,9 +131,14 @@ async def on_started_activity(
     the run's started activity with that id; returns what ``apply`` returns."""
 
     def op(t: Transition) -> Any:
-        a = t.state.activity_by_id(activity_id) if t.state.running else None
+        if not t.state.running:
+            raise NotFound("workflow execution already completed", NotFoundFailure())
+        a = t.state.activity_by_id(activity_id)
         if a is None or not a.started:
-            raise NotFound(f"Activity task not found: no started activity with id {activity_id}.")
+            raise NotFound(
+                f"cannot find pending activity with ActivityID {activity_id}, check workflow execution history for more details",
+                NotFoundFailure(),
+            )
         return apply(t, a)
 
     result, _ = await engine.update(namespace_id, workflow_id, run_id, op)

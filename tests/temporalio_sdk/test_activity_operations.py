@@ -443,3 +443,24 @@ async def test_temporal_cli_activity_commands(client, odin_server):
         assert "KeepPaused      true" in out
         assert (await pending(client, workflow_id)).state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
         await client.get_workflow_handle(workflow_id).terminate()
+
+
+async def test_heartbeats_of_a_not_started_activity_and_of_a_closed_run_are_not_found(client, stub):
+    async with Worker(client, task_queue=_WORKFLOW_QUEUE, workflows=WORKFLOWS):
+        workflow_id, queue = await _start_by_hand(client)
+        await eventually(lambda: _has_pending(client, workflow_id))
+        by_id = ws.RecordActivityTaskHeartbeatByIdRequest(namespace="default", workflow_id=workflow_id, activity_id="a1")
+        assert await _code_and_message(stub.RecordActivityTaskHeartbeatById(by_id)) == (
+            grpc.StatusCode.NOT_FOUND,
+            "cannot find pending activity with ActivityID a1, check workflow execution history for more details",
+        )
+        task = await _poll(stub, queue)
+        await stub.PauseActivity(ws.PauseActivityRequest(namespace="default", execution=WorkflowExecution(workflow_id=workflow_id), id="a1"))
+        beat = await stub.RecordActivityTaskHeartbeatById(by_id)
+        assert (beat.cancel_requested, beat.activity_paused, beat.activity_reset) == (False, True, False)
+        await client.get_workflow_handle(workflow_id).terminate()
+        closed = (grpc.StatusCode.NOT_FOUND, "workflow execution already completed")
+        assert await _code_and_message(stub.RecordActivityTaskHeartbeatById(by_id)) == closed
+        assert await _code_and_message(
+            stub.RecordActivityTaskHeartbeat(ws.RecordActivityTaskHeartbeatRequest(namespace="default", task_token=task.task_token))
+        ) == closed
