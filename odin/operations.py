@@ -74,6 +74,7 @@ class Operation(StrEnum):
     UpdateActivityExecutionOptions = "UpdateActivityExecutionOptions"
     RecordWorkerHeartbeat = "RecordWorkerHeartbeat"
     ListWorkers = "ListWorkers"
+    CountWorkers = "CountWorkers"
     DescribeWorker = "DescribeWorker"
     # OperatorService
     AddSearchAttributes = "AddSearchAttributes"

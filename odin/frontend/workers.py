@@ -261,13 +261,16 @@ class WorkerCalls(FrontendBase):
                 await self.workers.record(ns.id, _bounded_heartbeat(heartbeat))
         return ws.RecordWorkerHeartbeatResponse()
 
-    async def list_workers(self, req: ws.ListWorkersRequest) -> ws.ListWorkersResponse:
-        ns = await self.namespace(req.namespace)
+    async def _workers_matching(self, namespace: str, query: str) -> list[WorkerHeartbeat]:
+        ns = await self.namespace(namespace)
         try:
-            where = parse_query(req.query).where if req.query.strip() else None
+            where = parse_query(query).where if query.strip() else None
         except QueryError as exc:
             raise InvalidArgument(f"malformed query: {exc}") from None
-        found = [hb for hb in await self.workers.list(ns.id) if worker_matches(where, hb)]
+        return [hb for hb in await self.workers.list(ns.id) if worker_matches(where, hb)]
+
+    async def list_workers(self, req: ws.ListWorkersRequest) -> ws.ListWorkersResponse:
+        found = await self._workers_matching(req.namespace, req.query)
         offset = offset_token(req.next_page_token)
         size = page_size(req.page_size, DEFAULT_WORKERS_PAGE, MAX_LIST_PAGE)
         page = found[offset : offset + size]
@@ -277,6 +280,9 @@ class WorkerCalls(FrontendBase):
             workers=[worker_list_info(hb) for hb in page],
             next_page_token=str(offset + size).encode() if more else b"",
         )
+
+    async def count_workers(self, req: ws.CountWorkersRequest) -> ws.CountWorkersResponse:
+        return ws.CountWorkersResponse(count=len(await self._workers_matching(req.namespace, req.query)))
 
     async def describe_worker(self, req: ws.DescribeWorkerRequest) -> ws.DescribeWorkerResponse:
         ns = await self.namespace(req.namespace)

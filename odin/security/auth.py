@@ -57,7 +57,7 @@ _READ = (
     Op.QueryWorkflow, Op.ListWorkflowExecutions, Op.ScanWorkflowExecutions, Op.CountWorkflowExecutions,
     Op.ListOpenWorkflowExecutions, Op.ListClosedWorkflowExecutions, Op.ListSearchAttributes, Op.DescribeTaskQueue,
     Op.ListTaskQueuePartitions, Op.PollWorkflowExecutionUpdate, Op.DescribeSchedule, Op.ListSchedules,
-    Op.ListScheduleMatchingTimes, Op.ListWorkers, Op.DescribeWorker,
+    Op.ListScheduleMatchingTimes, Op.ListWorkers, Op.CountWorkers, Op.DescribeWorker,
 )
 _WRITE = (
     Op.StartWorkflowExecution, Op.SignalWithStartWorkflowExecution, Op.SignalWorkflowExecution,

@@ -49,6 +49,8 @@ async def test_a_running_sdk_worker_is_listed_and_its_shutdown_is_seen(odin_serv
         [info] = found.workers_info
         assert info.worker_heartbeat.worker_instance_key == worker.worker_instance_key
         assert info.worker_heartbeat.HasField("activity_task_slots_info")
+        counted = await client.workflow_service.count_workers(ws.CountWorkersRequest(namespace="default", query=query))
+        assert counted.count == 1
         described = await client.workflow_service.describe_worker(
             ws.DescribeWorkerRequest(namespace="default", worker_instance_key=worker.worker_instance_key)
         )

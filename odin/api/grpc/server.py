@@ -126,6 +126,7 @@ _RPCS: dict[Operation, Call] = {
     Operation.UpdateActivityExecutionOptions: _plain("update_activity_execution_options"),
     Operation.RecordWorkerHeartbeat: _plain("record_worker_heartbeat"),
     Operation.ListWorkers: _plain("list_workers"),
+    Operation.CountWorkers: _plain("count_workers"),
     Operation.DescribeWorker: _plain("describe_worker"),
 }
 
