@@ -42,6 +42,8 @@ class ActivityCalls(FrontendBase):
     async def pause_activity(self, req: ws.PauseActivityRequest) -> ws.PauseActivityResponse:
         ns, wid, rid = await self._run_of(req.namespace, req.execution)
         selector = _selector(req.id, req.type)
+        if len(req.identity) > MAX_ID_LENGTH:
+            raise InvalidArgument(f"Identity exceeds length limit of {MAX_ID_LENGTH}.")
         check_text(req.identity, "Identity")
         check_text(req.reason, "Reason")
         reason = req.reason[:MAX_REASON_LENGTH]

@@ -295,6 +295,8 @@ async def test_pause_unpause_reset_by_hand_and_their_errors(client, stub):
              grpc.StatusCode.INVALID_ARGUMENT, "RunId is not valid UUID."),
             (stub.UnpauseActivity(ws.UnpauseActivityRequest(namespace="default", execution=execution, unpause_all=True)),
              grpc.StatusCode.NOT_FOUND, "Can't find pending activity with such ID. Invalid activityID or activity already completed"),
+            (stub.PauseActivity(ws.PauseActivityRequest(namespace="default", execution=execution, id="a1", identity="i" * 1001)),
+             grpc.StatusCode.INVALID_ARGUMENT, "Identity exceeds length limit of 1000."),
             (stub.ResetActivity(ws.ResetActivityRequest(namespace="default", execution=execution)),
              grpc.StatusCode.INVALID_ARGUMENT, "Either Activity.Id or Activity.Type should be set on request."),
             (stub.PauseActivityExecution(ws.PauseActivityExecutionRequest(namespace="default", workflow_id=workflow_id)),
