@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads, SearchAttributes
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import RetryState, TimeoutType
 from temporalio.api.errordetails.v1 import NotFoundFailure
@@ -78,6 +79,26 @@ def for_token(t: Transition, token: ActivityTaskToken) -> ActivityInfo:
     return a
 
 
+PAUSE_INFO = "TemporalPauseInfo"
+
+
+def refresh_pause_info(t: Transition) -> None:
+    """Keep the run's TemporalPauseInfo search attribute in step with its paused activities (as
+    Temporal does: one "property:activityType=<type>" per paused type; gone when none is paused)."""
+    s = t.state
+    values = sorted({f"property:activityType={a.activity_type}" for a in s.activities.values() if a.paused})
+    attributes = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
+    if values:
+        attributes.indexed_fields[PAUSE_INFO].CopyFrom(
+            Payload(metadata={"encoding": b"json/plain", "type": b"KeywordList"}, data=json.dumps(values).encode())
+        )
+    elif PAUSE_INFO in attributes.indexed_fields:
+        del attributes.indexed_fields[PAUSE_INFO]
+    else:
+        return
+    s.search_attributes = pack(attributes)
+
+
 def _close(t: Transition, a: ActivityInfo, event_type: E.ValueType, attributes: Message) -> None:
     if a.started:
         t.append(
@@ -92,6 +113,8 @@ def _close(t: Transition, a: ActivityInfo, event_type: E.ValueType, attributes: 
             bufferable=True,
         )
     del t.state.activities[a.scheduled_event_id]
+    if a.paused:
+        refresh_pause_info(t)
     t.deliver(event_type, attributes)
 
 

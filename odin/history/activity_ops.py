@@ -87,6 +87,7 @@ def pause(t: Transition, found: Iterable[ActivityInfo], identity: str, reason: s
         a.pause_time = t.ts
         a.pause_identity = identity
         a.pause_reason = reason
+    activities.refresh_pause_info(t)
 
 
 def unpause(
@@ -107,6 +108,7 @@ def unpause(
             _rearm_running(t, a)
         else:
             _schedule_now(t, a, delay)
+    activities.refresh_pause_info(t)
 
 
 def reset(
@@ -129,6 +131,7 @@ def reset(
         _restart_attempts(t, a)
         if not a.started and not a.paused:
             _schedule_now(t, a, delay)
+    activities.refresh_pause_info(t)
 
 
 def update_options(

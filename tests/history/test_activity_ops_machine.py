@@ -261,3 +261,30 @@ def test_a_paused_running_attempt_does_not_time_out_until_unpaused():
     run.activity_timeout(sched, 1, stc, now=4)
     a = run.state.activities[sched]
     assert (a.attempt, a.started) == (2, False)
+
+
+def test_the_pause_info_search_attribute_follows_the_paused_activities():
+    from temporalio.api.common.v1 import SearchAttributes
+
+    from odin.history.state import unpack
+
+    def pause_info(run):
+        attributes = unpack(SearchAttributes, run.state.search_attributes)
+        field = attributes.indexed_fields.get("TemporalPauseInfo") if attributes else None
+        return None if field is None else (field.metadata["type"], field.data)
+
+    run, sched = with_activity()
+    assert pause_info(run) is None
+    pause(run)
+    assert pause_info(run) == (b"KeywordList", b'["property:activityType=Act"]')  # as Temporal 1.32 sets it
+    unpause(run)
+    assert pause_info(run) is None
+    pause(run)
+    reset(run)  # reset unpauses
+    assert pause_info(run) is None
+    unpause(run)
+    run.activity_started(sched)
+    pause(run)
+    assert pause_info(run) is not None
+    run.activity_completed(sched)  # a paused activity that completes is no longer paused anywhere
+    assert pause_info(run) is None

@@ -466,3 +466,23 @@ async def test_heartbeats_of_a_not_started_activity_and_of_a_closed_run_are_not_
         assert await _code_and_message(
             stub.RecordActivityTaskHeartbeat(ws.RecordActivityTaskHeartbeatRequest(namespace="default", task_token=task.task_token))
         ) == closed
+
+
+async def test_runs_with_paused_activities_are_found_by_temporal_pause_info(client, stub):
+    async with Worker(client, task_queue=_WORKFLOW_QUEUE, workflows=WORKFLOWS):
+        workflow_id, _ = await _start_by_hand(client)
+        await eventually(lambda: _has_pending(client, workflow_id))
+        execution = WorkflowExecution(workflow_id=workflow_id)
+        query = f"WorkflowId = '{workflow_id}' AND TemporalPauseInfo = 'property:activityType=by_hand'"
+
+        async def found() -> list[str]:
+            return [w.id async for w in client.list_workflows(query)]
+
+        assert await found() == []
+        await stub.PauseActivity(ws.PauseActivityRequest(namespace="default", execution=execution, id="a1"))
+        assert await found() == [workflow_id]
+        described = await client.get_workflow_handle(workflow_id).describe()
+        assert described.search_attributes["TemporalPauseInfo"] == ["property:activityType=by_hand"]
+        await stub.UnpauseActivity(ws.UnpauseActivityRequest(namespace="default", execution=execution, id="a1"))
+        assert await found() == []
+        await client.get_workflow_handle(workflow_id).terminate()
