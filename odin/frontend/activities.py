@@ -30,6 +30,8 @@ _TIMEOUT_NAMES = {
 
 
 class ActivityCalls(FrontendBase):
+    """The operator's calls on pending activities: validated here, applied by one history operation each."""
+
     async def _run_of(self, namespace: str, execution: WorkflowExecution) -> tuple[NamespaceRecord, str, str]:
         """The run a request addresses (with Temporal's wording for a bad run id on these calls)."""
         if execution.run_id:

@@ -22,6 +22,8 @@ WORKER_TTL = 300.0
 
 
 class WorkerRegistry(Protocol):
+    """Where the latest heartbeat of each worker is kept, per namespace, for ``WORKER_TTL`` seconds."""
+
     async def record(self, namespace_id: str, heartbeat: WorkerHeartbeat) -> None:
         """Keep a worker's latest heartbeat (by its ``worker_instance_key``), replacing the previous one."""
 
@@ -36,6 +38,8 @@ def _newest_first(beats: list[tuple[float, WorkerHeartbeat]]) -> list[WorkerHear
 
 
 class InMemoryWorkerRegistry:
+    """Worker heartbeats in this process's memory (``odin dev``, one server without Redis)."""
+
     def __init__(self, ttl: float = WORKER_TTL) -> None:
         self.ttl = ttl
         # namespace id -> worker instance key -> (time recorded, heartbeat)
@@ -61,6 +65,8 @@ class InMemoryWorkerRegistry:
 
 
 class RedisWorkerRegistry:
+    """Worker heartbeats in Redis, shared by every server of the distributed shape."""
+
     def __init__(self, redis, prefix: str = "odin:", ttl: float = WORKER_TTL) -> None:
         self._redis = redis
         self._prefix = prefix
