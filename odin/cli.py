@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from odin import __version__, commands
+from odin.commands._common import unreachable
 from odin.config import (
     DEFAULT_NUM_SHARDS,
     Settings,
@@ -20,6 +22,7 @@ from odin.config import (
 
 
 @click.group()
+@click.version_option(__version__, prog_name="odin")
 @click.option("--log-level", default="WARNING", show_default=True, help="Python logging level.")
 def main(log_level: str) -> None:
     """Odin: durable workflows speaking Temporal's WorkflowService API."""
@@ -142,7 +145,7 @@ def server(
         audit.setLevel(logging.INFO)
     settings = _settings(
         Settings.from_env,
-        database_url=normalize_database_url(database_url),
+        database_url=_settings(normalize_database_url, database_url),
         redis_url=redis_url or None,
         redis_prefix=redis_prefix,
         grpc_host=host,
@@ -189,6 +192,8 @@ def load_app(spec: str):
               help="Seconds a cached workflow's task waits for this worker before any worker may take it.")
 @click.option("-B", "--beat", is_flag=True,
               help="Before polling, sync the app's schedules (conf.beat_schedule, app.schedule) as `odin beat --once` does.")
+@click.option("--address", default=None, help="The server's gRPC address (default: the app's, from ODIN_ADDRESS).")
+@click.option("--namespace", default=None, help="The namespace (default: the app's, from ODIN_NAMESPACE).")
 def worker(
     app_spec: str,
     queues: str | None,
@@ -199,12 +204,16 @@ def worker(
     max_cached_workflows: int,
     sticky_timeout: float,
     beat: bool,
+    address: str | None,
+    namespace: str | None,
 ) -> None:
     """Run the workers of an Odin SDK app (its workflows and activities)."""
     from odin.sdk import ReplayMismatch, ScheduleError
 
     _uses_temporal_runtime()
     app = load_app(app_spec)
+    app.address = address or app.address
+    app.namespace = namespace or app.namespace
     host = app.worker(
         queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
         concurrency=concurrency,
@@ -227,10 +236,21 @@ def worker(
     except (ReplayMismatch, ScheduleError) as exc:
         raise click.ClickException(str(exc)) from None
     except RuntimeError as exc:
-        if not str(exc).startswith("Failed client connect"):
-            raise
-        raise click.ClickException(f"cannot reach the server at {app.address} (ODIN_ADDRESS): {exc}") from None
+        raise _worker_start_error(app, exc) from None
     click.echo("odin worker: stopped")
+
+
+def _worker_start_error(app, exc: RuntimeError) -> click.ClickException:
+    """One line for the ways temporalio's core refuses to start: no server, no such namespace."""
+    text = str(exc)
+    if text.startswith("Failed client connect"):
+        return unreachable(app.address, text)
+    if text.startswith("Worker validation failed") and "NotFound" in text:
+        return click.ClickException(
+            f"the namespace {app.namespace!r} does not exist on the server at {app.address}: "
+            f"create it (odin namespace create {app.namespace}) or pass --namespace / ODIN_NAMESPACE"
+        )
+    raise exc
 
 
 async def _sync_schedules(app) -> None:
@@ -283,16 +303,15 @@ def beat(app_spec: str, address: str | None, namespace: str | None, once: bool) 
     except ScheduleError as exc:
         raise click.ClickException(str(exc)) from None
     except RuntimeError as exc:
-        if not str(exc).startswith("Failed client connect"):
-            raise
-        raise click.ClickException(f"cannot reach the server at {app.address}: {exc}") from None
+        raise _worker_start_error(app, exc) from None
     if not once:
         click.echo("odin beat: stopped")
 
 
 @main.group()
 def workflow() -> None:
-    """Workflow commands: export a history, replay histories through code."""
+    """Workflow commands: list, describe, show, start, signal, query, cancel, terminate, delete,
+    result; export a history, replay histories through code."""
 
 
 @workflow.command("history")
@@ -367,10 +386,18 @@ def upgrade(database_url: str | None) -> None:
     if not url:
         raise click.ClickException("set ODIN_DATABASE_URL or DATABASE_URL, or pass --database-url")
 
+    import sqlalchemy.exc
+
+    from odin.runtime import database_unreachable
+
+    normalized = _settings(normalize_database_url, url)
+
     async def run() -> None:
-        db = open_database(normalize_database_url(url))
+        db = open_database(normalized)
         try:
             await migrate.upgrade(db)
+        except sqlalchemy.exc.OperationalError as exc:
+            raise click.ClickException(str(database_unreachable(normalized, exc))) from None
         finally:
             await db.dispose()
 
@@ -378,13 +405,12 @@ def upgrade(database_url: str | None) -> None:
     click.echo("database is at the newest schema")
 
 
-# Set by commands that run temporalio's core (a client or a worker); see ``run``.
-_temporal_runtime_used = False
+commands.register(main, workflow)
 
 
 def _uses_temporal_runtime() -> None:
-    global _temporal_runtime_used
-    _temporal_runtime_used = True
+    """Said by commands that run temporalio's core (a client or a worker); see ``run``."""
+    commands.uses_temporal_runtime()
 
 
 def run() -> None:
@@ -401,7 +427,7 @@ def run() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, (int, type(None))):
             print(exc.code, file=sys.stderr)
-    if not _temporal_runtime_used:
+    if not commands.temporal_runtime_used():
         sys.exit(code)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -18,9 +18,13 @@ DEFAULT_NUM_SHARDS = 512
 
 
 def normalize_database_url(url: str) -> str:
-    """Accept Heroku-style ``postgres://`` and plain paths; pick the psycopg 3 driver for PostgreSQL."""
+    """Accept Heroku-style ``postgres://``; pick the psycopg 3 driver for PostgreSQL. A value without
+    a scheme is refused: taking it for a SQLite path would migrate a new empty file named after a typo."""
     if "://" not in url:
-        url = "sqlite:///" + url
+        raise ValueError(
+            f"the database URL {url!r} has no scheme: write postgresql://user:password@host/db, "
+            f"or sqlite:///{url} for a SQLite file"
+        )
     scheme, rest = url.split("://", 1)
     base = scheme.split("+", 1)[0]
     if base in ("postgres", "postgresql"):

@@ -60,6 +60,12 @@ class NotMigrated(RuntimeError):
     pass
 
 
+def database_unreachable(url: str, exc: sqlalchemy.exc.OperationalError) -> Unreachable:
+    """One line for a database that did not answer: where (without the password) and why."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc).splitlines()[0]
+    return Unreachable(f"cannot reach the database at {_safe_url(url)} (ODIN_DATABASE_URL / DATABASE_URL): {reason}")
+
+
 class NoShards:
     """A process that runs no background work (an ``odin server`` in the distributed shape)."""
 
@@ -121,10 +127,7 @@ class Runtime:
                 raise NotMigrated("the database schema is not up to date: run `odin db upgrade` first")
         except sqlalchemy.exc.OperationalError as exc:
             await db.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-            raise Unreachable(
-                f"cannot reach the database at {_safe_url(s.database_url)} (ODIN_DATABASE_URL / DATABASE_URL): {reason}"
-            ) from None
+            raise database_unreachable(s.database_url, exc) from None
         self.store = store = SqlExecutionStore(db)
         self._closers.append(store.close)
         num_shards = await store.init_cluster(s.num_shards)

@@ -59,7 +59,6 @@ def test_nothing_configured_means_no_database_and_no_redis():
         ("postgresql://h/db", "postgresql+psycopg://h/db"),
         ("postgresql+psycopg://h/db", "postgresql+psycopg://h/db"),
         ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
-        ("/tmp/x.db", "sqlite:////tmp/x.db"),
     ],
 )
 def test_database_urls(url, expected):
@@ -69,6 +68,15 @@ def test_database_urls(url, expected):
 def test_unsupported_database_scheme():
     with pytest.raises(ValueError, match="unsupported"):
         normalize_database_url("mongodb://h/db")
+
+
+def test_a_database_url_without_a_scheme_is_refused_not_taken_for_a_file():
+    with pytest.raises(ValueError) as caught:
+        normalize_database_url("db.example.com/odin")
+    assert str(caught.value) == (
+        "the database URL 'db.example.com/odin' has no scheme: write postgresql://user:password@host/db, "
+        "or sqlite:///db.example.com/odin for a SQLite file"
+    )
 
 
 def test_rediss_skips_certificate_checks_unless_asked(monkeypatch):

@@ -197,9 +197,22 @@ def _expand_one(desc: Descriptor, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise InvalidArgument(f"Invalid request body: {where} must be a JSON array of values.")
         return {"payloads": [_payload_json(v, f"{where}[{i}]") for i, v in enumerate(value)]}
-    if desc.full_name.startswith("google.protobuf.") or not isinstance(value, dict):
+    if desc.full_name.startswith("google.protobuf."):
         return value  # ParseDict judges these
+    if not isinstance(value, dict):
+        raise InvalidArgument(_not_an_object(desc, value, where))
     return _expand(desc, value, where + ".")
+
+
+def _not_an_object(desc: Descriptor, value: Any, where: str) -> str:
+    """The message for a scalar where a message goes, e.g. ``"workflowType": "Greeting"``: name the
+    field, and show the object it takes (``{"name": ...}`` for the name-only messages)."""
+    name = desc.fields_by_name.get("name")
+    if isinstance(value, str) and name is not None and name.type == FieldDescriptor.TYPE_STRING:
+        example = json.dumps({"name": value})
+    else:
+        example = "{" + ", ".join(json.dumps(f.json_name) + ": ..." for f in desc.fields[:3]) + "}"
+    return f"Invalid request body: {where} must be a JSON object ({desc.full_name}), e.g. {example}, not {json.dumps(value)}."
 
 
 def _payload_json(value: Any, where: str) -> dict:

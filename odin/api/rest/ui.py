@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,7 +170,7 @@ def workflows(namespace: str):
         page={"query": text or None, "status": status or None, "pageSize": size if size != PAGE_SIZE.default else None},
     )
     try:
-        effective = with_status(text, status)
+        effective = with_status(search_box_query(text), status)
         req = ws.ListWorkflowExecutionsRequest(
             namespace=namespace, query=effective, page_size=size, next_page_token=NEXT_PAGE_TOKEN.read()
         )
@@ -545,6 +546,24 @@ def logout():
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+# What a workflow id typed into the query box looks like: one word of id characters, no operators.
+_PLAUSIBLE_ID = re.compile(r"[^\s'\"`()=<>!,]+")
+
+
+def search_box_query(text: str) -> str:
+    """The list filter for what was typed into the workflows page's box: a valid query as it is,
+    else a plausible workflow id (``reminder-ann``) as ``WorkflowId = '...'``; anything else stays
+    as typed, so its parse error is shown."""
+    text = text.strip()
+    if not text or not _PLAUSIBLE_ID.fullmatch(text):
+        return text
+    try:
+        visibility_query.parse(text)
+        return text
+    except visibility_query.QueryError:
+        return visibility_query.render(visibility_query.Query(visibility_query.Comparison("WorkflowId", "=", text)))
 
 
 def with_status(text: str, status: str) -> str:

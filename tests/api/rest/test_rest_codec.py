@@ -94,3 +94,29 @@ def test_payloads_that_are_not_strict_json_are_shown_as_they_are(data):
     assert json.loads(json.dumps(shown, allow_nan=False)) == shown
     deepest_shown = payload_value(Payload(metadata={"encoding": b"json/plain"}, data=b"[" * 100 + b"]" * 100))
     assert deepest_shown == json.loads(b"[" * 100 + b"]" * 100)  # up to the limit it is a value
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            {"workflowType": "Greeting"},
+            'Invalid request body: workflowType must be a JSON object (temporal.api.common.v1.WorkflowType), '
+            'e.g. {"name": "Greeting"}, not "Greeting".',
+        ),
+        (
+            {"workflowType": {"name": "G"}, "taskQueue": "hello"},
+            'Invalid request body: taskQueue must be a JSON object (temporal.api.taskqueue.v1.TaskQueue), '
+            'e.g. {"name": "hello"}, not "hello".',
+        ),
+        (
+            {"retryPolicy": 3},
+            'Invalid request body: retryPolicy must be a JSON object (temporal.api.common.v1.RetryPolicy), '
+            'e.g. {"initialInterval": ..., "backoffCoefficient": ..., "maximumInterval": ...}, not 3.',
+        ),
+    ],
+)
+def test_a_scalar_where_a_message_goes_says_what_to_write(body, message):
+    with pytest.raises(InvalidArgument) as caught:
+        from_json(body, ws.StartWorkflowExecutionRequest)
+    assert caught.value.message == message

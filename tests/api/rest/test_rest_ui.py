@@ -295,3 +295,36 @@ async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch
         await handle.describe()
     assert screenshot.stat().st_size > 0
     print(f"screenshot: {screenshot}")
+
+
+def test_the_namespaces_page_names_no_namespace_and_links_nowhere_broken(http):
+    page = http.get("/namespaces").get_data(as_text=True)
+    assert "jinja2" not in page and 'class="current-ns"' not in page
+    nav = re.search(r"<nav>(.*?)</nav>", page, re.S).group(1)
+    links = re.findall(r'href="([^"]+)"', nav)
+    assert links and all(http.get(link).status_code == 200 for link in links), links
+
+
+def test_the_query_box_takes_a_plain_workflow_id(http):
+    shown, other = wid("reminder-ann"), wid("reminder-bob")
+    for workflow_id in (shown, other):
+        http.post(f"{NS}/workflows/{workflow_id}", json=start_body("Shown", "q"))
+    response = http.get(f"{UI}/workflows", query_string={"query": shown})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, page
+    assert shown in page and other not in page and "1 workflow" in page
+    assert f'value="{shown}"' in page  # the box keeps what was typed
+    # With a status filter too, and something that is neither a query nor an id still says why.
+    assert shown in http.get(f"{UI}/workflows", query_string={"query": shown, "status": "Running"}).get_data(as_text=True)
+    bad = http.get(f"{UI}/workflows", query_string={"query": "reminder ann"})
+    assert bad.status_code == 400 and "Invalid query" in bad.get_data(as_text=True)
+
+
+def test_search_box_query_keeps_queries_and_wraps_ids():
+    from odin.api.rest.ui import search_box_query
+
+    assert search_box_query("WorkflowType = 'Greeting'") == "WorkflowType = 'Greeting'"
+    assert search_box_query("reminder-ann") == "WorkflowId = 'reminder-ann'"
+    assert search_box_query("order/42:retry") == "WorkflowId = 'order/42:retry'"
+    assert search_box_query("WorkflowType =") == "WorkflowType ="
+    assert search_box_query("") == ""
