@@ -26,7 +26,9 @@ from odin.config import (
 @click.option("--log-level", default="WARNING", show_default=True, help="Python logging level.")
 def main(log_level: str) -> None:
     """Odin: durable workflows speaking Temporal's WorkflowService API."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from odin import logs
+
+    _settings(logs.configure, log_level)
 
 
 async def _serve(settings: Settings, banner: str, auto_migrate: bool, serve_http: bool = False) -> None:

@@ -42,6 +42,17 @@ def database_url_from_env() -> str | None:
     return os.environ.get("ODIN_DATABASE_URL") or os.environ.get("DATABASE_URL")
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def log_format_from_env() -> str:
+    """``ODIN_LOG_FORMAT``: ``text`` (the default) or ``json`` (one object per line)."""
+    value = os.environ.get("ODIN_LOG_FORMAT", "text").strip().lower() or "text"
+    if value not in LOG_FORMATS:
+        raise ValueError(f"ODIN_LOG_FORMAT must be text or json, not {value!r}")
+    return value
+
+
 def redis_url_from_env() -> str | None:
     return os.environ.get("ODIN_REDIS_URL") or os.environ.get("REDIS_URL")
 

@@ -21,7 +21,7 @@ from celery import Celery, signals
 from kombu import Exchange, Queue
 from kombu.common import Broadcast
 
-from odin import bridge, metrics
+from odin import bridge, logs, metrics
 from odin.config import Settings, redis_tls_options
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,10 @@ def _connect_lifecycle(app: Celery) -> None:
 
     signals.worker_ready.connect(ready, weak=False)
     signals.worker_shutdown.connect(shutdown, weak=False)
+    # Routine sweeps log at DEBUG; ODIN_LOG_FORMAT=json turns Celery's lines into JSON objects.
+    logs.quiet_routine_celery_tasks()
+    for setup in (signals.after_setup_logger, signals.after_setup_task_logger):
+        setup.connect(logs.celery_handlers_use_odin_format, weak=False, dispatch_uid=f"odin-log-format-{setup.name}")
 
 
 class WorkerRuntime:

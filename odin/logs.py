@@ -1,0 +1,88 @@
+"""How Odin's processes log: plain text or one JSON object per line (``ODIN_LOG_FORMAT``), and the
+routine sweeps of the Celery worker and beat at DEBUG, so that an idle deployment logged at INFO
+says nothing every second."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from odin.config import log_format_from_env
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# System jobs beat sends every second or two (and retention's every few minutes): each sending,
+# receipt and success would be an INFO line. Timers fired and runs archived stay at INFO.
+ROUTINE_TASKS = frozenset({"odin.sweep_timers", "odin.sweep_transfers", "odin.retention_sweep"})
+# The Celery loggers that write a line per task: received, succeeded, sent by beat.
+CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace", "celery.beat")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, RFC 3339), level, logger, message, process, and the
+    traceback as ``exception`` when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str)
+
+
+def formatter() -> logging.Formatter:
+    """The formatter ``ODIN_LOG_FORMAT`` asks for (``text``, the default, or ``json``)."""
+    return JsonFormatter() if log_format_from_env() == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def configure(level: str) -> None:
+    """Logging of the ``odin`` command's processes: the root logger at ``level``, on stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+def _task_name(record: logging.LogRecord) -> str | None:
+    if isinstance(record.args, Mapping):  # Celery's received/succeeded lines pass a context dict
+        name = record.args.get("name")
+        return name if isinstance(name, str) else None
+    if isinstance(record.args, tuple) and len(record.args) == 2 and str(record.msg).startswith("Scheduler: Sending due task"):
+        return str(record.args[1])
+    return None
+
+
+class RoutineAtDebug(logging.Filter):
+    """Lower the INFO lines of routine tasks to DEBUG: dropped unless the logger is at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or _task_name(record) not in ROUTINE_TASKS:
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_ROUTINE = RoutineAtDebug()
+
+
+def quiet_routine_celery_tasks() -> None:
+    for name in CELERY_TASK_LOGGERS:
+        logger = logging.getLogger(name)
+        if _ROUTINE not in logger.filters:
+            logger.addFilter(_ROUTINE)
+
+
+def celery_handlers_use_odin_format(logger: logging.Logger | None = None, **_) -> None:
+    """For Celery's ``after_setup_logger`` / ``after_setup_task_logger``: JSON lines when asked."""
+    if logger is None or log_format_from_env() != "json":
+        return
+    for handler in logger.handlers:
+        handler.setFormatter(JsonFormatter())

@@ -1,0 +1,52 @@
+"""Start-up mistakes end in one line that names the cause and the fix, with a non-zero exit."""
+
+from __future__ import annotations
+
+import socket
+
+from conftest import HERE, odin
+from test_cli_workflows import one_line_error
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_db_upgrade_on_an_unreachable_database(tmp_path):
+    port = _free_port()
+    done = odin("db", "upgrade", "--database-url", f"postgresql://odin:secret@127.0.0.1:{port}/odin")
+    message = one_line_error(done, 1)
+    assert message.startswith(
+        f"cannot reach the database at postgresql+psycopg://odin:***@127.0.0.1:{port}/odin (ODIN_DATABASE_URL / DATABASE_URL): "
+    ), message
+    assert "secret" not in done.stderr
+
+
+def test_a_database_url_without_a_scheme_creates_nothing(tmp_path):
+    for command in (["db", "upgrade"], ["server", "--grpc-port", "0"]):
+        done = odin(*command, env={"ODIN_DATABASE_URL": "odin.db"})
+        assert one_line_error(done, 1) == (
+            "bad configuration: the database URL 'odin.db' has no scheme: write postgresql://user:password@host/db, "
+            "or sqlite:///odin.db for a SQLite file"
+        )
+        assert not (HERE / "odin.db").exists()
+    done = odin("server", "--grpc-port", "0", "--database-url", "mysql://h/db")
+    assert one_line_error(done, 1) == "bad configuration: unsupported database URL scheme 'mysql': use postgresql:// or sqlite://"
+
+
+def test_a_worker_on_a_namespace_the_server_lacks(dev):
+    done = odin("worker", "-A", "greeter:app", "--address", dev.grpc, "--namespace", "nope", timeout=90)
+    assert one_line_error(done, 1) == (
+        f"the namespace 'nope' does not exist on the server at {dev.grpc}: "
+        "create it (odin namespace create nope) or pass --namespace / ODIN_NAMESPACE"
+    )
+    # ODIN_NAMESPACE says the same, and no server at all is one line too.
+    done = odin("worker", "-A", "greeter:app", env={"ODIN_ADDRESS": dev.grpc, "ODIN_NAMESPACE": "nope"}, timeout=90)
+    assert "the namespace 'nope' does not exist" in one_line_error(done, 1)
+    port = _free_port()
+    done = odin("worker", "-A", "greeter:app", "--address", f"127.0.0.1:{port}", timeout=90)
+    assert one_line_error(done, 4) == (
+        f"cannot reach the server at 127.0.0.1:{port} (--address / ODIN_ADDRESS): nothing listens there (connection refused)"
+    )
