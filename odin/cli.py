@@ -341,8 +341,8 @@ def workflow_history(workflow_id: str, run_id: str, address: str, namespace: str
 
     try:
         document = asyncio.run(fetch())
-    except Exception as exc:  # connection refused, unknown workflow...
-        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # connection refused, unknown namespace or workflow...
+        raise commands.explain(exc, commands.Target(address, namespace, api_key, False, "json")) from None
     text = json.dumps(document, indent=2)
     if output:
         with open(output, "w") as f:

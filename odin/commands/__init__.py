@@ -6,9 +6,9 @@ from __future__ import annotations
 import click
 
 from odin.commands import namespaces, task_queues, workflows
-from odin.commands._common import temporal_runtime_used, uses_temporal_runtime
+from odin.commands._common import CommandError, Target, explain, temporal_runtime_used, uses_temporal_runtime
 
-__all__ = ["register", "temporal_runtime_used", "uses_temporal_runtime"]
+__all__ = ["CommandError", "Target", "explain", "register", "temporal_runtime_used", "uses_temporal_runtime"]
 
 
 def register(main: click.Group, workflow: click.Group) -> None:
