@@ -262,7 +262,7 @@ async def _sync_schedules(app) -> None:
     try:
         report = await app.sync_schedules_async()
     except RPCError as exc:  # e.g. an unknown namespace, a refused token
-        raise click.ClickException(f"the server at {app.address} refused: {exc}") from None
+        raise commands.explain(exc, commands.Target(app.address, app.namespace, None, False, "table")) from None
     click.echo(f"odin beat for {app.name}: schedules {report}")
     for what in ("created", "updated", "deleted"):
         for schedule_id in getattr(report, what):

@@ -42,7 +42,9 @@ def test_a_worker_on_a_namespace_the_server_lacks(dev):
         f"the namespace 'nope' does not exist on the server at {dev.grpc}: "
         "create it (odin namespace create nope) or pass --namespace / ODIN_NAMESPACE"
     )
-    # ODIN_NAMESPACE says the same, and no server at all is one line too.
+    # odin beat and ODIN_NAMESPACE say the same, and no server at all is one line too.
+    done = odin("beat", "-A", "greeter:app", "--address", dev.grpc, "--namespace", "nope", "--once", timeout=90)
+    assert one_line_error(done, 3).startswith("the namespace 'nope' does not exist")
     done = odin("worker", "-A", "greeter:app", env={"ODIN_ADDRESS": dev.grpc, "ODIN_NAMESPACE": "nope"}, timeout=90)
     assert "the namespace 'nope' does not exist" in one_line_error(done, 1)
     port = _free_port()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
@@ -197,11 +198,29 @@ def _expand_one(desc: Descriptor, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise InvalidArgument(f"Invalid request body: {where} must be a JSON array of values.")
         return {"payloads": [_payload_json(v, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if desc.full_name == "google.protobuf.Duration" and isinstance(value, str) and not _SECONDS.fullmatch(value.strip()):
+        raise InvalidArgument(_not_seconds(value, where))
     if desc.full_name.startswith("google.protobuf."):
         return value  # ParseDict judges these
     if not isinstance(value, dict):
         raise InvalidArgument(_not_an_object(desc, value, where))
     return _expand(desc, value, where + ".")
+
+
+_SECONDS = re.compile(r"-?\d+(\.\d{1,9})?s")
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _not_seconds(value: str, where: str) -> str:
+    """The message for a duration not in proto3 JSON's form (``"604800s"``), with that form of it
+    when it reads as days, hours and minutes (``"7d"``, ``"1h30m"``)."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)([dhms])", value.strip().lower())
+    if parts and "".join(n + u for n, u in parts) == value.strip().lower().replace(" ", ""):
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+        example = f'"{seconds:g}s" for {value}'
+    else:
+        example = '"604800s" for 7 days'
+    return f"Invalid request body: {where} must be a duration in seconds, e.g. {example}, not {json.dumps(value)}."
 
 
 def _not_an_object(desc: Descriptor, value: Any, where: str) -> str:

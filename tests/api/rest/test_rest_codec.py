@@ -120,3 +120,19 @@ def test_a_scalar_where_a_message_goes_says_what_to_write(body, message):
     with pytest.raises(InvalidArgument) as caught:
         from_json(body, ws.StartWorkflowExecutionRequest)
     assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("7d", 'must be a duration in seconds, e.g. "604800s" for 7d, not "7d".'),
+        ("1h30m", 'must be a duration in seconds, e.g. "5400s" for 1h30m, not "1h30m".'),
+        ("a week", 'must be a duration in seconds, e.g. "604800s" for 7 days, not "a week".'),
+    ],
+)
+def test_a_duration_not_in_seconds_says_how_to_write_it(value, message):
+    with pytest.raises(InvalidArgument) as caught:
+        from_json({"namespace": "n", "workflowExecutionRetentionPeriod": value}, ws.RegisterNamespaceRequest)
+    assert caught.value.message == f"Invalid request body: workflowExecutionRetentionPeriod {message}"
+    parsed = from_json({"namespace": "n", "workflowExecutionRetentionPeriod": "604800.5s"}, ws.RegisterNamespaceRequest)
+    assert parsed.workflow_execution_retention_period.seconds == 604800
