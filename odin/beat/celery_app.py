@@ -152,5 +152,8 @@ def default_app() -> Celery:
     """The app ``celery -A odin`` finds (``odin.celery``), configured from the environment."""
     global _default
     if _default is None:
-        _default = create_celery()
+        try:
+            _default = create_celery()
+        except (ValueError, RuntimeError) as exc:  # a bad or missing setting: one line, not a traceback
+            raise SystemExit(f"odin: bad configuration: {exc}") from None
     return _default

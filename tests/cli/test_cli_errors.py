@@ -52,3 +52,19 @@ def test_a_worker_on_a_namespace_the_server_lacks(dev):
     assert one_line_error(done, 4) == (
         f"cannot reach the server at 127.0.0.1:{port} (--address / ODIN_ADDRESS): nothing listens there (connection refused)"
     )
+
+
+def test_celery_worker_and_beat_with_a_bad_setting():
+    import subprocess
+    import sys
+
+    from conftest import ENV
+
+    for role, env, message in (
+        ("worker", {"ODIN_DATABASE_URL": "odin.db", "ODIN_REDIS_URL": "redis://127.0.0.1:1/0"},
+         "the database URL 'odin.db' has no scheme: write postgresql://user:password@host/db, or sqlite:///odin.db for a SQLite file"),
+        ("beat", {}, "Odin's system workers need Redis: set ODIN_REDIS_URL (or REDIS_URL)"),
+    ):
+        done = subprocess.run([sys.executable, "-m", "celery", "-A", "odin", role], capture_output=True, text=True,
+                              timeout=60, env={**{k: v for k, v in ENV.items() if k != "REDIS_URL"}, **env}, cwd=HERE)
+        assert done.returncode == 1 and done.stderr.strip() == f"odin: bad configuration: {message}", done.stderr
