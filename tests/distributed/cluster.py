@@ -112,10 +112,11 @@ class Cluster:
         )
         return p, port
 
-    def start_worker(self, name: str = "w1") -> Process:
+    def start_worker(self, name: str = "w1", loglevel: str = "INFO") -> Process:
+        """A Celery worker; at DEBUG it also logs each routine sweep it runs."""
         return self._spawn(
             f"celery-worker:{name}",
-            [sys.executable, "-m", "celery", "-A", "odin", "worker", "--loglevel=INFO", "-n", f"{name}@%h"],
+            [sys.executable, "-m", "celery", "-A", "odin", "worker", f"--loglevel={loglevel}", "-n", f"{name}@%h"],
             ready=" ready.",
         )
 

@@ -294,7 +294,7 @@ def test_a_celery_worker_whose_clock_is_ahead_still_runs_the_sweeps_beat_sends(c
     clocks.set("a", 30)
     plain = cluster.env
     cluster.env = {**plain, **clocks.env("a", "worker")}
-    worker = cluster.start_worker()
+    worker = cluster.start_worker(loglevel="DEBUG")  # the sweeps it runs are DEBUG lines
     cluster.env = plain
     cluster.start_beat()
     deadline = time.monotonic() + 30
