@@ -11,7 +11,7 @@ import sys
 import click
 
 from odin import __version__, commands
-from odin.commands._common import unreachable
+from odin.commands._common import namespace_missing, unreachable
 from odin.config import (
     DEFAULT_NUM_SHARDS,
     Settings,
@@ -248,10 +248,7 @@ def _worker_start_error(app, exc: RuntimeError) -> click.ClickException:
     if text.startswith("Failed client connect"):
         return unreachable(app.address, text)
     if text.startswith("Worker validation failed") and "NotFound" in text:
-        return click.ClickException(
-            f"the namespace {app.namespace!r} does not exist on the server at {app.address}: "
-            f"create it (odin namespace create {app.namespace}) or pass --namespace / ODIN_NAMESPACE"
-        )
+        return namespace_missing(app.namespace, app.address)
     raise exc
 
 

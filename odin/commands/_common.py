@@ -115,6 +115,14 @@ def unreachable(address: str, text: str) -> CommandError:
     return CommandError(f"cannot reach the server at {address} (--address / ODIN_ADDRESS): {why}", UNREACHABLE)
 
 
+def namespace_missing(namespace: str, address: str) -> CommandError:
+    return CommandError(
+        f"the namespace {namespace!r} does not exist on the server at {address}: "
+        f"create it (odin namespace create {namespace}) or pass --namespace / ODIN_NAMESPACE",
+        NOT_FOUND,
+    )
+
+
 def explain(exc: Exception, target: Target) -> CommandError:
     """The one line (and exit code) for an exception out of the temporalio client."""
     from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -131,11 +139,7 @@ def explain(exc: Exception, target: Target) -> CommandError:
         return CommandError(text, FAILED)
     message = exc.message
     if exc.status == RPCStatusCode.NOT_FOUND and _namespace_missing(exc):
-        return CommandError(
-            f"the namespace {target.namespace!r} does not exist on the server at {target.address}: "
-            f"create it (odin namespace create {target.namespace}) or pass --namespace / ODIN_NAMESPACE",
-            NOT_FOUND,
-        )
+        return namespace_missing(target.namespace, target.address)
     if exc.status == RPCStatusCode.NOT_FOUND:
         return CommandError(message, NOT_FOUND)
     if exc.status == RPCStatusCode.ALREADY_EXISTS:

@@ -38,7 +38,7 @@ def test_a_database_url_without_a_scheme_creates_nothing(tmp_path):
 
 def test_a_worker_on_a_namespace_the_server_lacks(dev):
     done = odin("worker", "-A", "greeter:app", "--address", dev.grpc, "--namespace", "nope", timeout=90)
-    assert one_line_error(done, 1) == (
+    assert one_line_error(done, 3) == (
         f"the namespace 'nope' does not exist on the server at {dev.grpc}: "
         "create it (odin namespace create nope) or pass --namespace / ODIN_NAMESPACE"
     )
@@ -46,7 +46,7 @@ def test_a_worker_on_a_namespace_the_server_lacks(dev):
     done = odin("beat", "-A", "greeter:app", "--address", dev.grpc, "--namespace", "nope", "--once", timeout=90)
     assert one_line_error(done, 3).startswith("the namespace 'nope' does not exist")
     done = odin("worker", "-A", "greeter:app", env={"ODIN_ADDRESS": dev.grpc, "ODIN_NAMESPACE": "nope"}, timeout=90)
-    assert "the namespace 'nope' does not exist" in one_line_error(done, 1)
+    assert "the namespace 'nope' does not exist" in one_line_error(done, 3)
     port = _free_port()
     done = odin("worker", "-A", "greeter:app", "--address", f"127.0.0.1:{port}", timeout=90)
     assert one_line_error(done, 4) == (
