@@ -27,6 +27,12 @@ async def waiter(first: str) -> list:
     workflow.on_signal("add", items.append)
     workflow.on_signal("finish", lambda: done.append(True))
     workflow.on_query("items", lambda: list(items))
+
+    def add_and_count(item) -> int:
+        items.append(item)
+        return len(items)
+
+    workflow.on_update("add_and_count", add_and_count)
     await workflow.wait_condition(lambda: bool(done))
     return items
 

@@ -44,6 +44,8 @@ def test_workflow_commands(temporal, worker):
     temporal("workflow", "signal", "--workflow-id", waiting, "--name", "add", "--input", '"b"')
     assert '["a","b"]' in temporal("workflow", "query", "--workflow-id", waiting, "--type", "items").replace(" ", "")
     assert "Stack" in temporal("workflow", "stack", "--workflow-id", waiting)
+    updated = temporal("workflow", "update", "execute", "--workflow-id", waiting, "--name", "add_and_count", "--input", '"c"')
+    assert "3" in updated.split("Result")[-1], updated
     temporal("workflow", "cancel", "--workflow-id", waiting)
     temporal("workflow", "start", "--type", "waiter", "--task-queue", "clitest", "--workflow-id", ended, "--input", '"a"')
     temporal("workflow", "terminate", "--workflow-id", ended, "--reason", "from the temporal CLI")
