@@ -1,36 +1,15 @@
-"""An `odin dev` subprocess on ephemeral ports, an `odin worker` for greeter.py, and `odin` itself
-run as a user runs it (a subprocess; its stdout, stderr and exit code)."""
+"""Fixtures of the CLI tests: an `odin dev` subprocess on ephemeral ports, and an `odin worker`
+for greeter.py polling it."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
-# Off a terminal the CLI prints plain text; no COLUMNS so the tables take the wide default.
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_") and k != "COLUMNS"}
-
-
-def odin(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "odin.cli", *args], capture_output=True, text=True, timeout=timeout,
-        env={**ENV, **(env or {})}, cwd=HERE,
-    )
-
-
-class Dev:
-    def __init__(self, proc: subprocess.Popen, grpc: str, http: str):
-        self.proc, self.grpc, self.http = proc, grpc, http
-
-    def odin(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        """``odin`` with ODIN_ADDRESS pointing at this server."""
-        return odin(*args, env={"ODIN_ADDRESS": self.grpc}, timeout=timeout)
+from cli_support import ENV, HERE, Dev
 
 
 @pytest.fixture(scope="session")

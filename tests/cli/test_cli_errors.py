@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from conftest import HERE, odin
-from test_cli_workflows import one_line_error
+from cli_support import HERE, odin, one_line_error
 
 
 def _free_port() -> int:
@@ -58,7 +57,7 @@ def test_celery_worker_and_beat_with_a_bad_setting():
     import subprocess
     import sys
 
-    from conftest import ENV
+    from cli_support import ENV
 
     for role, env, message in (
         ("worker", {"ODIN_DATABASE_URL": "odin.db", "ODIN_REDIS_URL": "redis://127.0.0.1:1/0"},

@@ -11,8 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import ENV, HERE, odin
-from test_cli_workflows import one_line_error
+from cli_support import ENV, HERE, odin, one_line_error
 
 from odin.commands._common import CommandError, ago, duration_text, parse_duration
 

@@ -6,24 +6,10 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
-from conftest import odin
+from cli_support import odin, one_line_error, wid
 
 from odin import __version__
-
-
-def one_line_error(done, code: int) -> str:
-    """The command failed with ``code`` and said why in one line, without a traceback."""
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert lines[0].startswith("Error: "), lines
-    return lines[0].removeprefix("Error: ")
-
-
-def wid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def test_version_and_worker_flags():
