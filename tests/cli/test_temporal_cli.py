@@ -39,6 +39,8 @@ def test_workflow_commands(temporal, worker):
     assert json.loads(temporal("workflow", "count", "--query", f"WorkflowId = '{greeted}'", "-o", "json"))["count"] == "1"
     assert "COMPLETED" in temporal("workflow", "describe", "--workflow-id", greeted)
     assert "WorkflowExecutionCompleted" in temporal("workflow", "show", "--workflow-id", greeted)
+    temporal("workflow", "reset", "--workflow-id", greeted, "--type", "FirstWorkflowTask", "--reason", "again")
+    assert "Hello, TEM!" in temporal("workflow", "result", "--workflow-id", greeted)
 
     temporal("workflow", "start", "--type", "waiter", "--task-queue", "clitest", "--workflow-id", waiting, "--input", '"a"')
     temporal("workflow", "signal", "--workflow-id", waiting, "--name", "add", "--input", '"b"')
