@@ -71,6 +71,8 @@ def describe(target: Target, workflow_id: str, run_id: str) -> None:
         client = await target.client()
         return (await client.get_workflow_handle(workflow_id, run_id=run_id or None).describe()).raw_description
 
+    from temporalio.api.enums.v1 import PendingActivityState
+
     described = run(target, call())
     if target.json:
         print_json(message_json(described))
@@ -91,9 +93,8 @@ def describe(target: Target, workflow_id: str, run_id: str) -> None:
     if described.pending_activities:
         t = table("Activity ID", "Type", "State", "Attempt", "Last failure", title="Pending activities")
         for a in described.pending_activities:
-            state = a.state and type(a).DESCRIPTOR.fields_by_name["state"].enum_type.values_by_number[a.state].name
-            t.add_row(a.activity_id, a.activity_type.name, (state or "").removeprefix("PENDING_ACTIVITY_STATE_").lower(),
-                      str(a.attempt), a.last_failure.message)
+            state = PendingActivityState.Name(a.state).removeprefix("PENDING_ACTIVITY_STATE_").lower()
+            t.add_row(a.activity_id, a.activity_type.name, state, str(a.attempt), a.last_failure.message)
         out.print(t)
     if described.pending_children:
         t = table("Workflow ID", "Type", title="Pending children")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
-from odin.sdk import App, workflow
+from odin.sdk import App, Retry, workflow
 
 app = App("clitest")
 
@@ -12,6 +12,16 @@ app = App("clitest")
 @app.activity(start_to_close_timeout=10)
 def shout(text: str) -> str:
     return text.upper()
+
+
+@app.activity(start_to_close_timeout=10, retry=Retry(max_attempts=0, initial_interval=1, max_interval=1))
+def always_down(service: str) -> str:
+    raise ConnectionError(f"{service} is down")
+
+
+@app.workflow
+async def stuck_on(service: str) -> str:
+    return await always_down(service)
 
 
 @app.workflow

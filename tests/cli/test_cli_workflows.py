@@ -167,3 +167,20 @@ def test_task_queue_and_status_show_pollers_and_backlog(dev, worker):
     assert lonely_row.split()[1:4] == ["workflow", "1", "0"]
     described = dev.odin("task-queue", "describe", "clitest").stdout
     assert "workflow" in described and "activity" in described
+
+
+def test_describe_shows_a_pending_activity_and_its_last_failure(dev, worker):
+    workflow_id = wid("stuck")
+    assert dev.odin("workflow", "start", "-t", "stuck_on", "--task-queue", "clitest", "-w", workflow_id, "-i", '"billing"').returncode == 0
+    deadline = time.monotonic() + 30
+    while True:
+        described = json.loads(dev.odin("workflow", "describe", workflow_id, "-o", "json").stdout)
+        pending = described.get("pendingActivities", [])
+        if pending and pending[0].get("attempt", 0) >= 2:
+            break
+        assert time.monotonic() < deadline, described
+        time.sleep(0.5)
+    table = dev.odin("workflow", "describe", workflow_id).stdout
+    row = next(line for line in table.splitlines() if "always_down" in line)
+    assert "billing is down" in row and ("scheduled" in row or "started" in row), table
+    assert dev.odin("workflow", "terminate", workflow_id).returncode == 0
