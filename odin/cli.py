@@ -309,8 +309,8 @@ def beat(app_spec: str, address: str | None, namespace: str | None, once: bool) 
 
 @main.group()
 def workflow() -> None:
-    """Workflow commands: list, describe, show, start, signal, query, cancel, terminate, delete,
-    result; export a history, replay histories through code."""
+    """Workflow commands: list, count, describe, show, start, signal, query, cancel, terminate,
+    delete, result; export a history, replay histories through code."""
 
 
 @workflow.command("history")

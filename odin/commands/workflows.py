@@ -29,7 +29,7 @@ run_id_option = click.option("-r", "--run-id", default="", help="A run of the wo
 
 
 def register(workflow: click.Group) -> None:
-    for command in (list_, describe, show, start, signal, query, cancel, terminate, delete, result):
+    for command in (list_, count, describe, show, start, signal, query, cancel, terminate, delete, result):
         workflow.add_command(command)
 
 
@@ -58,6 +58,29 @@ def list_(target: Target, query: str, limit: int) -> None:
     console().print(t)
     if not infos:
         click.echo("no workflows" + (f" match {query!r}" if query else ""), err=True)
+
+
+@click.command()
+@click.option("-q", "--query", default="", help="A list filter; with GROUP BY ExecutionStatus, a count per status.")
+@connection_options
+def count(target: Target, query: str) -> None:
+    """Count workflows (the number alone on stdout, for scripts)."""
+
+    async def call():
+        client = await target.client()
+        return await client.count_workflows(query)
+
+    counted = run(target, call())
+    groups = [(list(g.group_values), g.count) for g in counted.groups]
+    if target.json:
+        print_json({"count": counted.count, "groups": [{"values": v, "count": n} for v, n in groups]})
+    elif groups:
+        t = table("Group", "Count")
+        for values, n in groups:
+            t.add_row(", ".join(str(v) for v in values), str(n))
+        console().print(t)
+    else:
+        click.echo(str(counted.count))
 
 
 @click.command()

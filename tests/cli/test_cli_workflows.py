@@ -31,6 +31,9 @@ def test_start_result_list_describe_show(dev, worker):
     assert [(w["execution"]["workflowId"], w["status"]) for w in json.loads(listed.stdout)] == [
         (workflow_id, "WORKFLOW_EXECUTION_STATUS_COMPLETED")
     ]
+    assert dev.odin("workflow", "count", "-q", f"WorkflowId = '{workflow_id}'").stdout == "1\n"
+    grouped = json.loads(dev.odin("workflow", "count", "-q", f"WorkflowId = '{workflow_id}' GROUP BY ExecutionStatus", "-o", "json").stdout)
+    assert grouped == {"count": 1, "groups": [{"values": ["Completed"], "count": 1}]}
     table = dev.odin("workflow", "list", "-q", f"WorkflowId = '{workflow_id}'").stdout
     row = next(line for line in table.splitlines() if workflow_id in line)
     assert row.split()[:3] == [workflow_id, "greet", "Completed"] and run_id in row and "ago" in row
