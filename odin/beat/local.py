@@ -15,12 +15,21 @@ log = logging.getLogger(__name__)
 
 
 class LocalSystemWorkers:
-    def __init__(self, jobs: SystemJobs, timers: AsyncioTimerScheduler, *, transfers_every: float, retention_every: float):
+    def __init__(
+        self,
+        jobs: SystemJobs,
+        timers: AsyncioTimerScheduler,
+        *,
+        transfers_every: float,
+        retention_every: float,
+        batches_every: float = 1.0,
+    ):
         self.jobs = jobs
         self.timers = timers
         self._schedule: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
             ("sweep_transfers", transfers_every, jobs.sweep_transfers),
             ("retention_sweep", retention_every, jobs.retention_sweep),
+            ("run_batches", batches_every, jobs.run_batches),
         ]
         self._tasks: list[asyncio.Task] = []
 
