@@ -429,3 +429,28 @@ async def test_temporal_cli_batch_commands(database_url):
         assert "could not find Batch Job 'nope'" in out
         for wid in ("Cli-0", "Cli-1", "Cli-2"):
             assert await status(client, wid) == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED
+
+        # Signal, cancel and delete by query, one job after the other.
+        await start_runs(client, "CliB", 2)
+        query = "WorkflowType='CliB'"
+        for command, extra, operation_type in (
+            ("signal", ("--name", "ping", "--input", '{"x": 1}'), BatchOperationType.BATCH_OPERATION_TYPE_SIGNAL_WORKFLOW),
+            ("cancel", (), BatchOperationType.BATCH_OPERATION_TYPE_CANCEL_WORKFLOW),
+            ("delete", (), BatchOperationType.BATCH_OPERATION_TYPE_DELETE_WORKFLOW),
+        ):
+            out = await asyncio.to_thread(run, "workflow", command, "--query", query, "--reason", f"cli {command}", "--yes", *extra)
+            job_id = out.split("Started batch for job ID: ")[1].split()[0]
+            d = await finished(client, job_id)
+            assert (d.state, d.operation_type, d.complete_operation_count) == (COMPLETED, operation_type, 2), command
+            if command == "signal":
+                signaled = events_of(await history(client, "CliB-0"), EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+                assert [e.workflow_execution_signaled_event_attributes.signal_name for e in signaled] == ["ping"]
+            if command == "cancel":
+                requested = events_of(await history(client, "CliB-1"), EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
+                assert len(requested) == 1
+        for wid in ("CliB-0", "CliB-1"):
+            with pytest.raises(RPCError) as err:
+                await status(client, wid)
+            assert err.value.status == RPCStatusCode.NOT_FOUND
+        listed = json.loads(await asyncio.to_thread(run, "batch", "list", "-o", "json"))
+        assert len(listed) == 4 and {j["state"] for j in listed} == {"BATCH_OPERATION_STATE_COMPLETED"}
