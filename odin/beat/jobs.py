@@ -219,6 +219,8 @@ class SystemJobs:
             if retention <= 0:
                 continue
             cutoff = now - timedelta(seconds=retention)
+            # Batch jobs past retention go with the runs, as Temporal's batch workflows do.
+            await self.store.delete_batch_operations_closed_before(ns.id, cutoff)
             for workflow_id, run_id in await self.store.closed_runs_before(ns.id, cutoff, BATCH):
                 runs.append((ns.id, workflow_id, run_id))
         return runs

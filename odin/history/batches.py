@@ -28,6 +28,7 @@ from odin.history import operations
 from odin.history.engine import HistoryEngine
 from odin.ids import new_id
 from odin.persistence.store import BatchOperationRecord
+from odin.visibility import query as visibility_query
 from odin.visibility import sql as visibility_sql
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ DEFAULT_RPS = 50.0
 MAX_PAGE = 100
 # How long a runner's claim on a job lasts without a page committed.
 LEASE = timedelta(seconds=10)
+# Most jobs one runner takes on in one round.
+MAX_JOBS = 20
 # Jobs of one namespace running at once (Temporal's frontend.MaxConcurrentBatchOperationPerNamespace);
 # a namespace may set its own with the data key ``odin.max_concurrent_batch_operations``.
 DEFAULT_MAX_RUNNING = 1
@@ -124,15 +127,13 @@ class BatchRunner:
         """Run every claimable job (until done, stopped, or ``budget`` seconds are spent, after
         which the job's lease is let go for the next round). Returns how many targets were done."""
         deadline = None if budget is None else monotonic() + budget
-        done = 0
-        for record in await self.store.running_batch_operations(self.clock.now(), 20):
+        claimed = []
+        for record in await self.store.running_batch_operations(self.clock.now(), MAX_JOBS):
             now = self.clock.now()
-            if not await self.store.claim_batch_operation(record.namespace_id, record.job_id, self.owner, now, now + LEASE):
-                continue  # another runner took it
-            done += await self.run(record, deadline)
-            if deadline is not None and monotonic() >= deadline:
-                break
-        return done
+            if await self.store.claim_batch_operation(record.namespace_id, record.job_id, self.owner, now, now + LEASE):
+                claimed.append(record)  # else another runner took it
+        # Jobs of different namespaces run side by side, each at its own pace.
+        return sum(await asyncio.gather(*(self.run(r, deadline) for r in claimed)))
 
     async def run(self, record: BatchOperationRecord, deadline: float | None = None) -> int:
         """Work on a claimed job page by page. Returns how many targets were done."""
@@ -143,7 +144,14 @@ class BatchRunner:
         pacer = _Pacer(rps)
         done = 0
         while True:
-            page, cursor = await self._page(record, req, page_size)
+            try:
+                page, cursor = await self._page(record, req, page_size)
+            except visibility_query.QueryError as exc:
+                # The filter no longer compiles (a custom search attribute it names was removed).
+                log.warning("batch %s failed: its query is no longer valid: %s", record.job_id, exc)
+                now = self.clock.now()
+                await self.store.save_batch_progress(replace(record, state=FAILED, close_time=now), self.owner, now)
+                return done
             completed, failed = record.completed, record.failed
             for workflow_id, run_id in page:
                 await pacer.wait()

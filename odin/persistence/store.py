@@ -294,6 +294,7 @@ class ExecutionStore(Protocol):
     async def visibility_runs_after(
         self, namespace_id: str, where: Any, after_run_id: str, limit: int
     ) -> list[tuple[str, str]]: ...
+    async def delete_batch_operations_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
 
 
 class Database:
@@ -445,11 +446,12 @@ class SqlExecutionStore:
             raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
 
     async def delete_namespace(self, namespace_id: str) -> None:
-        """Remove a namespace row, its search-attribute registry and its schedules (its runs
-        must be gone)."""
+        """Remove a namespace row, its search-attribute registry, its schedules and its batch
+        operations (its runs must be gone)."""
 
         def run(conn: sa.Connection) -> None:
             conn.execute(t.search_attributes.delete().where(t.search_attributes.c.namespace_id == namespace_id))
+            conn.execute(t.batch_operations.delete().where(t.batch_operations.c.namespace_id == namespace_id))
             conn.execute(t.schedules.delete().where(t.schedules.c.namespace_id == namespace_id))
             x = t.timer_tasks.c
             conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind == "schedule"))
@@ -976,6 +978,15 @@ class SqlExecutionStore:
             .values(state="stopped", close_time=now, stop_reason=reason, stop_identity=identity, owner=None, lease_expires_at=None)
         )
         return await self._write(lambda conn: conn.execute(stmt).rowcount) == 1
+
+    async def delete_batch_operations_closed_before(self, namespace_id: str, closed_before: datetime) -> int:
+        """Forget a namespace's jobs that ended before ``closed_before`` (past its retention, as
+        Temporal's batch workflows go). Returns how many went."""
+        b = t.batch_operations.c
+        stmt = t.batch_operations.delete().where(
+            b.namespace_id == namespace_id, b.state != "running", b.close_time < closed_before
+        )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount)
 
     async def visibility_runs_after(self, namespace_id: str, where, after_run_id: str, limit: int) -> list[tuple[str, str]]:
         """(workflow_id, run_id) of runs matching ``where``, in run id order after ``after_run_id``: a

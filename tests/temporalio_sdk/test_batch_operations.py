@@ -13,6 +13,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from temporalio.api.batch.v1 import message_pb2 as b
@@ -454,3 +455,63 @@ async def test_temporal_cli_batch_commands(database_url):
             assert err.value.status == RPCStatusCode.NOT_FOUND
         listed = json.loads(await asyncio.to_thread(run, "batch", "list", "-o", "json"))
         assert len(listed) == 4 and {j["state"] for j in listed} == {"BATCH_OPERATION_STATE_COMPLETED"}
+
+
+async def test_a_job_whose_query_stops_compiling_fails_and_jobs_of_two_namespaces_run_side_by_side(database_url):
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import request_response_pb2 as ops
+    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+    async with odin(database_url) as (server, client):
+        other = await connect(server)
+        await client.operator_service.add_search_attributes(
+            ops.AddSearchAttributesRequest(
+                namespace=client.namespace, search_attributes={"Team": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD}
+            )
+        )
+        team = TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword("Team"), "red")])
+        for i in range(6):
+            await client.start_workflow("Teamed", id=f"teamed-{i}", task_queue="nobody", search_attributes=team)
+        await start_runs(other, "Elsewhere", 6)
+        await start_batch(
+            client, "by-team", visibility_query="Team = 'red'", max_operations_per_second=2,
+            cancellation_operation=b.BatchOperationCancellation(),
+        )
+        await start_batch(
+            other, "elsewhere", visibility_query="WorkflowType = 'Elsewhere'", max_operations_per_second=2,
+            termination_operation=b.BatchOperationTermination(),
+        )
+        await eventually(lambda: _done_at_least(client, "by-team", 2))
+        # The other namespace's job is under way too, not waiting for the first one to end.
+        assert (await describe(other, "elsewhere")).complete_operation_count >= 1
+        await client.operator_service.remove_search_attributes(
+            ops.RemoveSearchAttributesRequest(namespace=client.namespace, search_attributes=["Team"])
+        )
+        d = await finished(client, "by-team")
+        assert d.state == FAILED and d.HasField("close_time") and 2 <= d.complete_operation_count < 6
+        d = await finished(other, "elsewhere")
+        assert (d.state, d.complete_operation_count) == (COMPLETED, 6)
+
+
+async def test_jobs_past_the_namespace_retention_are_forgotten(tmp_path):
+    from odin.clock import ManualClock
+    from odin.config import sqlite_url_for_path
+
+    clock = ManualClock(datetime.now(UTC))
+    server = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0), clock=clock)
+    await server.start()
+    try:
+        client = await connect(server)  # retention: one day
+        await start_runs(client, "Old", 2)
+        await start_batch(client, "old", visibility_query="WorkflowType = 'Old'", termination_operation=b.BatchOperationTermination())
+        await finished(client, "old")
+        clock.advance(3600)
+        await server.runtime.jobs.retention_sweep()
+        assert (await describe(client, "old")).state == COMPLETED
+        clock.advance(86400)
+        await server.runtime.jobs.retention_sweep()
+        with pytest.raises(RPCError) as err:
+            await describe(client, "old")
+        assert err.value.status == RPCStatusCode.NOT_FOUND
+    finally:
+        await server.stop(grace=0.5)
