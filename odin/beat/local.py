@@ -13,6 +13,9 @@ from odin.beat.timers import AsyncioTimerScheduler
 
 log = logging.getLogger(__name__)
 
+# Seconds one round of batch jobs works before letting them go for the next round.
+BATCH_ROUND = 5.0
+
 
 class LocalSystemWorkers:
     def __init__(
@@ -29,7 +32,8 @@ class LocalSystemWorkers:
         self._schedule: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
             ("sweep_transfers", transfers_every, jobs.sweep_transfers),
             ("retention_sweep", retention_every, jobs.retention_sweep),
-            ("run_batches", batches_every, jobs.run_batches),
+            # A few seconds a round, so a job started meanwhile is taken up soon after.
+            ("run_batches", batches_every, lambda: jobs.run_batches(BATCH_ROUND)),
         ]
         self._tasks: list[asyncio.Task] = []
 
