@@ -52,7 +52,7 @@ class BatchCalls(FrontendBase):
         if op == "signal_operation" and not req.signal_operation.signal:
             raise InvalidArgument("must provide signal name")
         check_text(req.reason, "Reason")
-        check_text(getattr(req, op).identity, "Identity")
+        check_text(getattr(getattr(req, op), "identity", ""), "Identity")
         for execution in targets:
             check_id(execution.workflow_id, "WorkflowId")
             if execution.run_id:

@@ -265,6 +265,15 @@ async def test_errors_match_temporal(database_url):
             ws.StartBatchOperationRequest(namespace=ns, job_id="j", visibility_query=q, reason="r", reset_operation=b.BatchOperationReset()),
         )
         assert e.status == RPCStatusCode.UNIMPLEMENTED and "reset" in e.message
+        e = await error(
+            s.start_batch_operation,
+            ws.StartBatchOperationRequest(
+                namespace=ns, job_id="j", visibility_query=q, reason="r", delete_activities_operation=b.BatchOperationDeleteActivities()
+            ),
+        )
+        assert (e.status, e.message) == (
+            RPCStatusCode.UNIMPLEMENTED, "Batch deletion of activities is not supported by this server."
+        )
 
         e = await error(s.describe_batch_operation, ws.DescribeBatchOperationRequest(namespace=ns))
         assert (e.status, e.message) == (RPCStatusCode.INVALID_ARGUMENT, "JobId is not set on request.")
