@@ -130,16 +130,25 @@ class BatchRunner:
         claimed = []
         for record in await self.store.running_batch_operations(self.clock.now(), MAX_JOBS):
             now = self.clock.now()
-            if await self.store.claim_batch_operation(record.namespace_id, record.job_id, self.owner, now, now + LEASE):
+            until = now + _lease(ws.StartBatchOperationRequest.FromString(record.request))
+            if await self.store.claim_batch_operation(record.namespace_id, record.job_id, self.owner, now, until):
                 claimed.append(record)  # else another runner took it
         # Jobs of different namespaces run side by side, each at its own pace.
-        return sum(await asyncio.gather(*(self.run(r, deadline) for r in claimed)))
+        done = 0
+        outcomes = await asyncio.gather(*(self.run(r, deadline) for r in claimed), return_exceptions=True)
+        for record, outcome in zip(claimed, outcomes):
+            if isinstance(outcome, BaseException):
+                # Its lease lapses and a later round (here or elsewhere) goes on from its last page.
+                log.error("batch %s: a page failed", record.job_id, exc_info=outcome)
+            else:
+                done += outcome
+        return done
 
     async def run(self, record: BatchOperationRecord, deadline: float | None = None) -> int:
         """Work on a claimed job page by page. Returns how many targets were done."""
         req = ws.StartBatchOperationRequest.FromString(record.request)
         rps = rps_of(req)
-        page_size = max(1, min(MAX_PAGE, int(rps)))
+        page_size = _page_size(rps)
         act = self._action(record, req)
         pacer = _Pacer(rps)
         done = 0
@@ -177,7 +186,7 @@ class BatchRunner:
             )
             out_of_time = deadline is not None and monotonic() >= deadline and not finished
             # Out of time: commit the page and let the lease go, so any runner continues.
-            until = now if out_of_time else now + LEASE
+            until = now if out_of_time else now + _lease(req)
             if not await self.store.save_batch_progress(record, self.owner, until):
                 log.info("batch %s was stopped or taken over; leaving it", record.job_id)
                 return done
@@ -221,6 +230,18 @@ class BatchRunner:
         if op == "deletion_operation":
             return lambda wid, rid: operations.delete(engine, ns, wid, rid)
         raise AssertionError(f"batch {record.job_id}: no runner for {op}")
+
+
+def _lease(req: ws.StartBatchOperationRequest) -> timedelta:
+    """How long a claim lasts: LEASE past the time a page takes at the job's pace, so a slow job's
+    runner keeps it between two commits."""
+    rps = rps_of(req)
+    return LEASE + timedelta(seconds=_page_size(rps) / rps)
+
+
+def _page_size(rps: float) -> int:
+    """About a second's worth of actions: stop takes effect and progress shows within a second or so."""
+    return max(1, min(MAX_PAGE, int(rps)))
 
 
 class _Pacer:
