@@ -465,6 +465,17 @@ async def test_temporal_cli_batch_commands(database_url):
         listed = json.loads(await asyncio.to_thread(run, "batch", "list", "-o", "json"))
         assert len(listed) == 4 and {j["state"] for j in listed} == {"BATCH_OPERATION_STATE_COMPLETED"}
 
+        # `temporal batch terminate` stops a running job.
+        await start_runs(client, "CliSlow", 20)
+        await asyncio.to_thread(
+            run, "workflow", "terminate", "--query", "WorkflowType='CliSlow'", "--reason", "slow", "--rps", "2", "--yes"
+        )
+        slow = [j for j in json.loads(await asyncio.to_thread(run, "batch", "list", "-o", "json")) if j["state"] == "BATCH_OPERATION_STATE_RUNNING"]
+        assert len(slow) == 1
+        await asyncio.to_thread(run, "batch", "terminate", "--job-id", slow[0]["jobId"], "--reason", "enough")
+        d = await describe(client, slow[0]["jobId"])
+        assert d.state == FAILED and d.complete_operation_count < 20
+
 
 async def test_a_job_whose_query_stops_compiling_fails_and_jobs_of_two_namespaces_run_side_by_side(database_url):
     from temporalio.api.enums.v1 import IndexedValueType
