@@ -72,7 +72,8 @@ def create_celery(settings: Settings | None = None) -> Celery:
             "odin-sweep-timers": {"task": "odin.sweep_timers", "schedule": settings.sweep_timers_seconds},
             "odin-sweep-transfers": {"task": "odin.sweep_transfers", "schedule": settings.sweep_transfers_seconds},
             "odin-retention-sweep": {"task": "odin.retention_sweep", "schedule": settings.retention_sweep_seconds},
-            "odin-run-batches": {"task": "odin.run_batches", "schedule": 1.0, "options": {"expires": 5}},
+            # No expiry either; rounds that pile up find their jobs claimed and end at once.
+            "odin-run-batches": {"task": "odin.run_batches", "schedule": 1.0},
         },
     )
     app.odin_settings = settings
