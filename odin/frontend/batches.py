@@ -7,9 +7,16 @@ import json
 import uuid
 from datetime import datetime
 
-from temporalio.api.batch.v1 import BatchOperationInfo
+from temporalio.api.batch.v1 import BatchOperationInfo, BatchOperationReset
 from temporalio.api.common.v1 import Execution
-from temporalio.api.enums.v1 import BatchOperationType, ExecutionType, ResourceExhaustedCause, ResourceExhaustedScope
+from temporalio.api.enums.v1 import (
+    BatchOperationType,
+    ExecutionType,
+    ResetReapplyType,
+    ResetType,
+    ResourceExhaustedCause,
+    ResourceExhaustedScope,
+)
 from temporalio.api.errordetails.v1 import NotFoundFailure, ResourceExhaustedFailure, WorkflowExecutionAlreadyStartedFailure
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
@@ -29,7 +36,6 @@ _REQUIRED = (
 )
 # Operations of the API that Odin does not run as batches.
 _UNSUPPORTED = {
-    "reset_operation": "Batch reset is not supported by this server.",
     "update_workflow_options_operation": "Batch update of workflow execution options is not supported by this server.",
     "unpause_activities_operation": "Batch unpause of activities is not supported by this server.",
     "reset_activities_operation": "Batch reset of activities is not supported by this server.",
@@ -51,6 +57,8 @@ class BatchCalls(FrontendBase):
             raise InvalidArgument("visibility query, executions, and target executions are mutually exclusive")
         if op == "signal_operation" and not req.signal_operation.signal:
             raise InvalidArgument("must provide signal name")
+        if op == "reset_operation":
+            _check_reset(req.reset_operation)
         check_text(req.reason, "Reason")
         check_text(getattr(getattr(req, op), "identity", ""), "Identity")
         for execution in targets:
@@ -144,6 +152,20 @@ class BatchCalls(FrontendBase):
         except NotFound as exc:
             raise NotFound(exc.message, NotFoundFailure()) from None
         return ws.StopBatchOperationResponse()
+
+
+def _check_reset(reset: BatchOperationReset) -> None:
+    """A batch reset names where to reset to (Temporal's checks and words)."""
+    if reset.HasField("options"):
+        if not reset.options.WhichOneof("target"):
+            raise InvalidArgument("unknown batch reset type Unspecified")
+        if reset.options.reset_reapply_type not in ResetReapplyType.values():
+            raise InvalidArgument(f"unknown reset reapply type: {reset.options.reset_reapply_type}")
+    elif reset.reset_type not in (ResetType.RESET_TYPE_FIRST_WORKFLOW_TASK, ResetType.RESET_TYPE_LAST_WORKFLOW_TASK):
+        name = ResetType.Name(reset.reset_type) if reset.reset_type in ResetType.values() else str(reset.reset_type)
+        raise InvalidArgument(f"unknown batch reset type {name.removeprefix('RESET_TYPE_').title().replace('_', '')}")
+    if reset.post_reset_operations:
+        raise InvalidArgument("Post-reset operations are not supported.")
 
 
 def _max_running(ns: NamespaceRecord) -> int:

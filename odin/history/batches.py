@@ -1,12 +1,13 @@
 """Batch operations (docs/architecture.md#batch-operations): one action (terminate, cancel, signal,
-delete) applied to every run a visibility query matches, or to a list of executions.
+delete, reset) applied to every run a visibility query matches, or to a list of executions.
 
 A job is a ``batch_operations`` row: the ``StartBatchOperationRequest``, its counts and a cursor.
 ``BatchRunner`` (run by the system jobs) takes a job's lease, works through its targets a page at a
 time at no more than the job's operations per second, and commits the counts with the cursor after
 each page. A runner that dies mid-page leaves the lease to expire; the next runner redoes only that
 page, and each action is idempotent (a terminated, deleted or cancel-requested run is left as it is;
-a signal carries a request id derived from the job and the run), so every run is acted on once.
+a signal or a reset carries a request id derived from the job and the run), so every run is acted on
+once.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 
+from temporalio.api.batch.v1 import BatchOperationReset
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import BatchOperationState, BatchOperationType
+from temporalio.api.enums.v1 import BatchOperationState, BatchOperationType, EventType, ResetType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.clock import monotonic
-from odin.errors import NotFound, OdinError
+from odin.errors import InvalidArgument, NotFound, OdinError
 from odin.history import operations
 from odin.history.engine import HistoryEngine
+from odin.history.reset import Reapply
+from odin.history.state import ResetPoint
 from odin.ids import new_id
 from odin.persistence.store import BatchOperationRecord
 from odin.visibility import query as visibility_query
@@ -229,6 +234,24 @@ class BatchRunner:
             return signal
         if op == "deletion_operation":
             return lambda wid, rid: operations.delete(engine, ns, wid, rid)
+        if op == "reset_operation":
+            r = req.reset_operation
+            options = r.options
+            if r.HasField("options"):
+                reapply = Reapply.of(options.reset_reapply_type, options.reset_reapply_exclude_types)
+            else:
+                reapply = Reapply.of(r.reset_reapply_type, [])
+
+            async def reset(wid: str, rid: str) -> None:
+                loaded = await engine.load(ns, wid, rid)
+                s = loaded.state
+                events = await operations.read_events(engine, s.run_id, 1, s.next_event_id)
+                finish = reset_point(r, s.run_id, events, s.auto_reset_points)
+                # One request id per job and run: a page redone after a crash resets once.
+                request_id = str(uuid.uuid5(uuid.UUID(record.run_id), f"reset\0{wid}\0{rid}"))
+                await operations.reset(engine, ns, wid, s.run_id, finish, req.reason, request_id, reapply)
+
+            return reset
         raise AssertionError(f"batch {record.job_id}: no runner for {op}")
 
 
@@ -242,6 +265,30 @@ def _lease(req: ws.StartBatchOperationRequest) -> timedelta:
 def _page_size(rps: float) -> int:
     """About a second's worth of actions: stop takes effect and progress shows within a second or so."""
     return max(1, min(MAX_PAGE, int(rps)))
+
+
+def reset_point(
+    reset: BatchOperationReset, run_id: str, events: list[HistoryEvent], points: list[ResetPoint]
+) -> int:
+    """The event a batch reset takes a run back to: its first or last completed workflow task, a
+    given event, or the first workflow task a build completed (Temporal's batch reset targets). A
+    run without one is a failure of the batch, as in Temporal."""
+    options = reset.options
+    target = options.WhichOneof("target") if reset.HasField("options") else None
+    if target == "workflow_task_id":
+        return options.workflow_task_id
+    if target == "build_id":
+        for p in points:
+            if p.build_id == options.build_id and p.run_id == run_id:
+                return p.first_workflow_task_completed_id
+        raise InvalidArgument(f"no workflow task of build {options.build_id} to reset to")
+    completed = [e.event_id for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+    if not completed:
+        raise InvalidArgument("no completed workflow task to reset to")
+    first = target == "first_workflow_task" or (
+        target is None and reset.reset_type == ResetType.RESET_TYPE_FIRST_WORKFLOW_TASK
+    )
+    return completed[0] if first else completed[-1]
 
 
 class _Pacer:

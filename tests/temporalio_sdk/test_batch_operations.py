@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from temporalio import workflow
 from temporalio.api.batch.v1 import message_pb2 as b
 from temporalio.api.common.v1 import Execution, Payloads, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import (
@@ -260,11 +261,6 @@ async def test_errors_match_temporal(database_url):
         detail = NamespaceNotFoundFailure()
         e.grpc_status.details[0].Unpack(detail)
         assert detail.namespace == "no-such-ns"
-        e = await error(
-            s.start_batch_operation,
-            ws.StartBatchOperationRequest(namespace=ns, job_id="j", visibility_query=q, reason="r", reset_operation=b.BatchOperationReset()),
-        )
-        assert e.status == RPCStatusCode.UNIMPLEMENTED and "reset" in e.message
         e = await error(
             s.start_batch_operation,
             ws.StartBatchOperationRequest(
@@ -536,3 +532,92 @@ async def test_jobs_past_the_namespace_retention_are_forgotten(tmp_path):
         assert err.value.status == RPCStatusCode.NOT_FOUND
     finally:
         await server.stop(grace=0.5)
+
+
+@workflow.defn
+class Waiting:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.go)
+        return "done"
+
+
+async def test_batch_reset_to_the_first_and_last_workflow_task(database_url):
+    from google.protobuf.empty_pb2 import Empty
+    from temporalio.api.common.v1 import ResetOptions
+    from temporalio.api.enums.v1 import ResetType
+    from temporalio.worker import Worker
+
+    async with odin(database_url) as (server, client):
+        queue = f"reset-{uuid.uuid4().hex[:6]}"
+        # As Temporal: a reset names where to go.
+        with pytest.raises(RPCError) as err:
+            await start_batch(client, "no-target", visibility_query="WorkflowType = 'Waiting'", reset_operation=b.BatchOperationReset())
+        assert (err.value.status, err.value.message) == (RPCStatusCode.INVALID_ARGUMENT, "unknown batch reset type Unspecified")
+
+        async with Worker(client, task_queue=queue, workflows=[Waiting]):
+            handles = [await client.start_workflow(Waiting.run, id=f"waiting-{i}", task_queue=queue) for i in range(3)]
+            for h in handles:
+                await eventually(lambda h=h: _completed_tasks(client, h.id, h.result_run_id))
+            await start_batch(
+                client, "reset-first", visibility_query="WorkflowType = 'Waiting' AND ExecutionStatus = 'Running'",
+                reason="start over", reset_operation=b.BatchOperationReset(identity="me", options=ResetOptions(first_workflow_task=Empty())),
+            )
+            d = await finished(client, "reset-first")
+            assert (d.state, d.operation_type) == (COMPLETED, BatchOperationType.BATCH_OPERATION_TYPE_RESET_WORKFLOW)
+            assert (d.total_operation_count, d.complete_operation_count, d.failure_operation_count) == (3, 3, 0)
+            for h in handles:
+                old = await history(client, h.id, h.result_run_id)
+                terminated = old[-1].workflow_execution_terminated_event_attributes
+                assert (old[-1].event_type, terminated.reason, terminated.identity) == (
+                    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, "start over", "history-resetter",
+                )
+                new = await history(client, h.id)
+                assert new[3].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED  # the reset point, as in Temporal
+                assert new[0].workflow_execution_started_event_attributes == old[0].workflow_execution_started_event_attributes
+            # The legacy field, to the last workflow task; the new runs still finish normally.
+            await start_batch(
+                client, "reset-last", executions=[WorkflowExecution(workflow_id=h.id) for h in handles], reason="again",
+                reset_operation=b.BatchOperationReset(reset_type=ResetType.RESET_TYPE_LAST_WORKFLOW_TASK),
+            )
+            d = await finished(client, "reset-last")
+            assert (d.complete_operation_count, d.failure_operation_count) == (3, 0)
+            # And through the CLI.
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    _temporal_cli(), "--address", f"127.0.0.1:{server.endpoints.grpc_port}", "--namespace", client.namespace,
+                    "workflow", "reset", "--query", "WorkflowType='Waiting' AND ExecutionStatus='Running'",
+                    "--type", "FirstWorkflowTask", "--reason", "from the cli", "--yes",
+                ],
+                capture_output=True, text=True, timeout=60,
+            )
+            assert done.returncode == 0 and "Started batch for job ID: " in done.stdout, done.stdout + done.stderr
+            d = await finished(client, done.stdout.split("Started batch for job ID: ")[1].split()[0])
+            assert (d.operation_type, d.reason, d.complete_operation_count) == (
+                BatchOperationType.BATCH_OPERATION_TYPE_RESET_WORKFLOW, "from the cli", 3,
+            )
+            for h in handles:
+                await client.get_workflow_handle(h.id).signal(Waiting.proceed)
+                assert await client.get_workflow_handle(h.id).result() == "done"
+
+        # Runs no worker ever ran have nothing to reset to: failures, as in Temporal.
+        await start_runs(client, "Idle", 2)
+        await start_batch(
+            client, "reset-idle", visibility_query="WorkflowType = 'Idle'",
+            reset_operation=b.BatchOperationReset(options=ResetOptions(first_workflow_task=Empty())),
+        )
+        d = await finished(client, "reset-idle")
+        assert (d.state, d.total_operation_count, d.complete_operation_count, d.failure_operation_count) == (COMPLETED, 2, 0, 2)
+
+
+async def _completed_tasks(client: Client, workflow_id: str, run_id: str) -> bool:
+    events = await history(client, workflow_id, run_id)
+    return bool(events_of(events, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED))

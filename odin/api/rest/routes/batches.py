@@ -1,4 +1,4 @@
-"""Batch operations: start (terminate, cancel, signal or delete the runs a query matches, or a list
+"""Batch operations: start (terminate, cancel, signal, delete or reset the runs a query matches, or a list
 of runs), list, describe, stop. The paths are Temporal's HTTP API's.
 
 Bodies are the WorkflowService request messages in proto3 JSON (payloads as plain JSON values)
@@ -46,7 +46,8 @@ def list_batch_operations(namespace: str):
         'Body: `{"visibilityQuery": "WorkflowType = \'Report\' AND ExecutionStatus = \'Running\'", "reason": "cleanup", '
         '"terminationOperation": {}}`, or `"executions": [{"workflowId": "a"}, ...]` instead of the query; the '
         'operation is one of `terminationOperation`, `cancellationOperation`, `signalOperation` (`{"signal": "name", '
-        '"input": [...]}`) or `deletionOperation` (admin rights needed). `maxOperationsPerSecond` limits the pace '
+        '"input": [...]}`), `deletionOperation` (admin rights needed) or `resetOperation` (`{"options": '
+        '{"firstWorkflowTask": {}}}`, or `lastWorkflowTask`, `workflowTaskId`, `buildId`). `maxOperationsPerSecond` limits the pace '
         "(50 when unset). 409 ALREADY_EXISTS when the job id was used; 429 RESOURCE_EXHAUSTED while the namespace "
         "runs another job."
     ),
