@@ -43,7 +43,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from odin.config import Settings
 from odin.server import OdinServer
-from tests.temporalio_sdk.test_schedules import _temporal_cli, eventually
+from tests.support.services import temporal_cli
+from tests.temporalio_sdk.test_schedules import eventually
 
 RUNNING = BatchOperationState.BATCH_OPERATION_STATE_RUNNING
 COMPLETED = BatchOperationState.BATCH_OPERATION_STATE_COMPLETED
@@ -404,7 +405,7 @@ SIGNALED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
 
 
 async def test_temporal_cli_batch_commands(database_url):
-    cli = _temporal_cli()
+    cli = temporal_cli()
     async with odin(database_url) as (server, client):
         address = f"127.0.0.1:{server.endpoints.grpc_port}"
         await start_runs(client, "Cli", 3)
@@ -593,7 +594,7 @@ async def test_batch_reset_to_the_first_and_last_workflow_task(database_url):
             done = await asyncio.to_thread(
                 subprocess.run,
                 [
-                    _temporal_cli(), "--address", f"127.0.0.1:{server.endpoints.grpc_port}", "--namespace", client.namespace,
+                    temporal_cli(), "--address", f"127.0.0.1:{server.endpoints.grpc_port}", "--namespace", client.namespace,
                     "workflow", "reset", "--query", "WorkflowType='Waiting' AND ExecutionStatus='Running'",
                     "--type", "FirstWorkflowTask", "--reason", "from the cli", "--yes",
                 ],
