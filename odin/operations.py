@@ -76,6 +76,10 @@ class Operation(StrEnum):
     ListWorkers = "ListWorkers"
     CountWorkers = "CountWorkers"
     DescribeWorker = "DescribeWorker"
+    StartBatchOperation = "StartBatchOperation"
+    DescribeBatchOperation = "DescribeBatchOperation"
+    ListBatchOperations = "ListBatchOperations"
+    StopBatchOperation = "StopBatchOperation"
     # OperatorService
     AddSearchAttributes = "AddSearchAttributes"
     ListSearchAttributes = "ListSearchAttributes"

@@ -6,7 +6,9 @@ The app is configured from the environment alone (``ODIN_REDIS_URL``/``REDIS_URL
 - ``odin.fire_timer`` — sent with an ETA by whichever process committed a timer due soon;
 - ``odin.sweep_timers``, ``odin.sweep_transfers`` — sent by beat every second or two to every
   worker (a broadcast queue); each worker sweeps the shards it holds leases on;
-- ``odin.retention_sweep`` — sent by beat; fans out one ``odin.archive_workflow`` per expired run.
+- ``odin.retention_sweep`` — sent by beat; fans out one ``odin.archive_workflow`` per expired run;
+- ``odin.run_batches`` — sent by beat every second to one worker; it works on the batch operations
+  nobody holds a lease on for up to ``BATCH_BUDGET`` seconds, then lets them go for the next one.
 
 Workers use the threads pool: the jobs are I/O bound, and one process per worker keeps one event
 loop, one set of shard leases and one database pool.
@@ -28,7 +30,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE = "odin"
 SWEEPS = "odin.sweeps"
-JOBS = ("odin.fire_timer", "odin.sweep_timers", "odin.sweep_transfers", "odin.retention_sweep", "odin.archive_workflow")
+JOBS = (
+    "odin.fire_timer",
+    "odin.sweep_timers",
+    "odin.sweep_transfers",
+    "odin.retention_sweep",
+    "odin.archive_workflow",
+    "odin.run_batches",
+)
+# Seconds one run_batches job works before leaving the rest to the next (a worker stays responsive
+# to its other jobs, and a batch moves to another worker if this one goes).
+BATCH_BUDGET = 30.0
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
@@ -60,6 +72,8 @@ def create_celery(settings: Settings | None = None) -> Celery:
             "odin-sweep-timers": {"task": "odin.sweep_timers", "schedule": settings.sweep_timers_seconds},
             "odin-sweep-transfers": {"task": "odin.sweep_transfers", "schedule": settings.sweep_transfers_seconds},
             "odin-retention-sweep": {"task": "odin.retention_sweep", "schedule": settings.retention_sweep_seconds},
+            # No expiry either; rounds that pile up find their jobs claimed and end at once.
+            "odin-run-batches": {"task": "odin.run_batches", "schedule": 1.0},
         },
     )
     app.odin_settings = settings
@@ -88,6 +102,10 @@ def _register_jobs(app: Celery) -> None:
         for namespace_id, workflow_id, run_id in runs:
             archive_workflow.delay(namespace_id, workflow_id, run_id)
         return len(runs)
+
+    @app.task(name="odin.run_batches")
+    def run_batches() -> int:
+        return worker_runtime(app).run(lambda jobs: jobs.run_batches(BATCH_BUDGET))
 
     @app.task(name="odin.archive_workflow")
     def archive_workflow(namespace_id: str, workflow_id: str, run_id: str) -> bool:

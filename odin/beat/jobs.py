@@ -7,6 +7,7 @@ scheduler of ``odin dev`` (``odin.beat.local``).
 - ``sweep_transfers``: put every transfer task of its shards that is still in SQL back on its
   queue (idempotent), so tasks survive a lost queue store or a process that died between commit
   and dispatch.
+- ``run_batches``: work on the batch operations whose lease is free (``odin.history.batches``).
 - ``retention_sweep`` / ``archive_workflow``: closed runs past their namespace's retention are
   archived (when the namespace or the cluster names an archive) and deleted.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,7 @@ from temporalio.api.enums.v1 import NamespaceState
 from odin.aio import cancel_and_wait
 from odin.clock import Clock
 from odin.errors import NotFound, ShardOwnershipLost
+from odin.history.batches import BatchRunner
 from odin.history.events import MAX_SECONDS
 from odin.persistence import archive
 from odin.persistence.store import OutboxTask
@@ -72,6 +75,7 @@ class SystemJobs:
         self._sweeping_transfers = False
         self._deferred: set[asyncio.TimerHandle] = set()
         self._deferred_jobs: set[asyncio.Task] = set()
+        self.batches = BatchRunner(engine, f"batch-runner:{uuid.uuid4()}")
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -197,6 +201,13 @@ class SystemJobs:
                 log.exception("could not dispatch transfer task %s", task.task_id)
         return len(tasks)
 
+    # -- batch operations ------------------------------------------------------------------
+
+    async def run_batches(self, budget: float | None = None) -> int:
+        """Work on the running batch operations nobody holds (until each ends, or for ``budget``
+        seconds). Returns how many targets were acted on."""
+        return await self.batches.run_due(budget)
+
     # -- retention and archival ------------------------------------------------------------
 
     async def expired_runs(self) -> list[tuple[str, str, str]]:
@@ -208,6 +219,8 @@ class SystemJobs:
             if retention <= 0:
                 continue
             cutoff = now - timedelta(seconds=retention)
+            # Batch jobs past retention go with the runs, as Temporal's batch workflows do.
+            await self.store.delete_batch_operations_closed_before(ns.id, cutoff)
             for workflow_id, run_id in await self.store.closed_runs_before(ns.id, cutoff, BATCH):
                 runs.append((ns.id, workflow_id, run_id))
         return runs

@@ -8,6 +8,7 @@ this package.
 from __future__ import annotations
 
 from odin.frontend.activities import ActivityCalls
+from odin.frontend.batches import BatchCalls
 from odin.frontend.common import DEFAULT_RETENTION, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id
 from odin.frontend.namespaces import NamespaceCalls
 from odin.frontend.schedules import ScheduleCalls
@@ -28,5 +29,7 @@ __all__ = [
 ]
 
 
-class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls, ScheduleCalls, ActivityCalls):
+class FrontendService(
+    NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls, ScheduleCalls, ActivityCalls, BatchCalls
+):
     """Every call of both doors; the parts it works with are set up by ``FrontendBase``."""

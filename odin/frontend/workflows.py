@@ -435,13 +435,7 @@ class WorkflowCalls(FrontendBase):
         self, req: ws.DeleteWorkflowExecutionRequest
     ) -> ws.DeleteWorkflowExecutionResponse:
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
-        s = (await self.engine.load(ns.id, wid, rid)).state
-        if s.running:
-            try:
-                await operations.terminate(self.engine, ns.id, wid, s.run_id, "Delete workflow execution", None, "odin-frontend")
-            except NotFound:
-                pass  # closed meanwhile
-        await self.engine.delete_run(ns.id, wid, s.run_id)
+        await operations.delete(self.engine, ns.id, wid, rid)
         return ws.DeleteWorkflowExecutionResponse()
 
 

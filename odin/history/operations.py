@@ -79,6 +79,17 @@ async def reset(
     )
 
 
+async def delete(engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str) -> None:
+    """DeleteWorkflowExecution: terminate the run if it is open, then remove it entirely."""
+    s = (await engine.load(namespace_id, workflow_id, run_id)).state
+    if s.running:
+        try:
+            await terminate(engine, namespace_id, workflow_id, s.run_id, "Delete workflow execution", None, "odin-frontend")
+        except NotFound:
+            pass  # closed meanwhile
+    await engine.delete_run(namespace_id, workflow_id, s.run_id)
+
+
 async def admit_update(
     engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, request: UpdateRequest, pinned: bool
 ) -> tuple[Any, Transition]:

@@ -26,7 +26,7 @@ from sqlalchemy.pool import StaticPool
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
-from odin.errors import AlreadyExists, ConcurrentUpdate, ScheduleConflict, ShardOwnershipLost
+from odin.errors import AlreadyExists, ConcurrentUpdate, ResourceExhausted, ScheduleConflict, ShardOwnershipLost
 from odin.persistence import tables as t
 
 R = TypeVar("R")
@@ -191,6 +191,31 @@ class ScheduleWrite:
 
 
 @dataclass
+class BatchOperationRecord:
+    """One batch operation's row (``batch_operations``)."""
+
+    namespace_id: str
+    job_id: str
+    run_id: str
+    request_id: str
+    operation_type: int  # temporal.api.enums.v1.BatchOperationType
+    request: bytes  # temporal.api.workflowservice.v1.StartBatchOperationRequest
+    identity: str
+    reason: str
+    state: str  # running | completed | failed | stopped
+    total: int
+    completed: int
+    failed: int
+    cursor: str
+    start_time: datetime
+    owner: str | None = None
+    lease_expires_at: datetime | None = None
+    close_time: datetime | None = None
+    stop_reason: str | None = None
+    stop_identity: str | None = None
+
+
+@dataclass
 class Batch:
     workflows: list[WorkflowWrite] = field(default_factory=list)
     current: list[CurrentWrite] = field(default_factory=list)
@@ -202,6 +227,14 @@ class Batch:
     # (shard_id, range_id): written by a shard's queue processor, valid only while that shard's
     # range_id is unchanged (no newer lease holder).
     fence: tuple[int, int] | None = None
+
+
+class BatchOperationExists(AlreadyExists):
+    """A batch operation with this job id exists in the namespace (``existing``)."""
+
+    def __init__(self, existing: BatchOperationRecord):
+        super().__init__(f"Batch operation {existing.job_id} already exists.")
+        self.existing = existing
 
 
 class ExecutionStore(Protocol):
@@ -247,6 +280,21 @@ class ExecutionStore(Protocol):
     async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None: ...
     async def list_schedules(self, namespace_id: str, after: str, limit: int) -> list[ScheduleRecord]: ...
     async def release_shards(self, shard_ids: list[int], owner: str) -> None: ...
+    async def create_batch_operation(self, record: BatchOperationRecord, max_running: int) -> None: ...
+    async def get_batch_operation(self, namespace_id: str, job_id: str) -> BatchOperationRecord | None: ...
+    async def list_batch_operations(
+        self, namespace_id: str, before: tuple[datetime, str] | None, limit: int
+    ) -> list[BatchOperationRecord]: ...
+    async def running_batch_operations(self, now: datetime, limit: int) -> list[BatchOperationRecord]: ...
+    async def claim_batch_operation(self, namespace_id: str, job_id: str, owner: str, now: datetime, until: datetime) -> bool: ...
+    async def save_batch_progress(self, record: BatchOperationRecord, owner: str, until: datetime) -> bool: ...
+    async def stop_batch_operation(
+        self, namespace_id: str, job_id: str, reason: str, identity: str, now: datetime
+    ) -> bool: ...
+    async def visibility_runs_after(
+        self, namespace_id: str, where: Any, after_run_id: str, limit: int
+    ) -> list[tuple[str, str]]: ...
+    async def delete_batch_operations_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
 
 
 class Database:
@@ -398,11 +446,12 @@ class SqlExecutionStore:
             raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
 
     async def delete_namespace(self, namespace_id: str) -> None:
-        """Remove a namespace row, its search-attribute registry and its schedules (its runs
-        must be gone)."""
+        """Remove a namespace row, its search-attribute registry, its schedules and its batch
+        operations (its runs must be gone)."""
 
         def run(conn: sa.Connection) -> None:
             conn.execute(t.search_attributes.delete().where(t.search_attributes.c.namespace_id == namespace_id))
+            conn.execute(t.batch_operations.delete().where(t.batch_operations.c.namespace_id == namespace_id))
             conn.execute(t.schedules.delete().where(t.schedules.c.namespace_id == namespace_id))
             x = t.timer_tasks.c
             conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind == "schedule"))
@@ -816,6 +865,141 @@ class SqlExecutionStore:
             .values(owner=None, lease_expires_at=None)
         )
         await self._write(lambda conn: conn.execute(stmt))
+
+    # -- batch operations ------------------------------------------------------------------
+
+    async def create_batch_operation(self, record: BatchOperationRecord, max_running: int) -> None:
+        """Insert a new job. ResourceExhausted if ``max_running`` jobs of the namespace are running
+        (checked first, as Temporal does); else BatchOperationExists if the namespace has a job with
+        this id."""
+        b = t.batch_operations.c
+
+        def run(conn: sa.Connection) -> None:
+            running = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.batch_operations)
+                .where(b.namespace_id == record.namespace_id, b.state == "running")
+            ).scalar_one()
+            if running >= max_running:
+                raise ResourceExhausted("Max concurrent batch operations is reached")
+            existing = conn.execute(
+                sa.select(t.batch_operations).where(b.namespace_id == record.namespace_id, b.job_id == record.job_id)
+            ).first()
+            if existing is not None:
+                raise BatchOperationExists(BatchOperationRecord(**existing._mapping))
+            try:
+                conn.execute(t.batch_operations.insert().values(**record.__dict__))
+            except IntegrityError:
+                # A racing start with the same id committed first.
+                row = conn.execute(
+                    sa.select(t.batch_operations).where(b.namespace_id == record.namespace_id, b.job_id == record.job_id)
+                ).one()
+                raise BatchOperationExists(BatchOperationRecord(**row._mapping)) from None
+
+        await self._write(run)
+
+    async def get_batch_operation(self, namespace_id: str, job_id: str) -> BatchOperationRecord | None:
+        b = t.batch_operations.c
+        query = sa.select(t.batch_operations).where(b.namespace_id == namespace_id, b.job_id == job_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
+        return BatchOperationRecord(**row._mapping) if row else None
+
+    async def list_batch_operations(
+        self, namespace_id: str, before: tuple[datetime, str] | None, limit: int
+    ) -> list[BatchOperationRecord]:
+        """A namespace's jobs, newest first, starting after (start_time, job_id) ``before``."""
+        b = t.batch_operations.c
+        query = sa.select(t.batch_operations).where(b.namespace_id == namespace_id)
+        if before is not None:
+            at, job_id = before
+            query = query.where(sa.or_(b.start_time < at, sa.and_(b.start_time == at, b.job_id < job_id)))
+        query = query.order_by(b.start_time.desc(), b.job_id.desc()).limit(limit)
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [BatchOperationRecord(**r._mapping) for r in rows]
+
+    async def running_batch_operations(self, now: datetime, limit: int) -> list[BatchOperationRecord]:
+        """Running jobs nobody holds a live lease on, oldest first."""
+        b = t.batch_operations.c
+        query = (
+            sa.select(t.batch_operations)
+            .where(b.state == "running", sa.or_(b.lease_expires_at.is_(None), b.lease_expires_at < now))
+            .order_by(b.start_time)
+            .limit(limit)
+        )
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [BatchOperationRecord(**r._mapping) for r in rows]
+
+    async def claim_batch_operation(self, namespace_id: str, job_id: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Take the job's lease if it is running and its lease is free or expired (or already ours)."""
+        b = t.batch_operations.c
+        stmt = (
+            t.batch_operations.update()
+            .where(
+                b.namespace_id == namespace_id,
+                b.job_id == job_id,
+                b.state == "running",
+                sa.or_(b.lease_expires_at.is_(None), b.lease_expires_at < now, b.owner == owner),
+            )
+            .values(owner=owner, lease_expires_at=until)
+        )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount) == 1
+
+    async def save_batch_progress(self, record: BatchOperationRecord, owner: str, until: datetime) -> bool:
+        """Write the job's counts, cursor, state and close time, and renew the lease, if the job is
+        still running under ``owner``'s lease. False if it was stopped or taken over meanwhile."""
+        b = t.batch_operations.c
+        stmt = (
+            t.batch_operations.update()
+            .where(
+                b.namespace_id == record.namespace_id,
+                b.job_id == record.job_id,
+                b.state == "running",
+                b.owner == owner,
+            )
+            .values(
+                total=record.total,
+                completed=record.completed,
+                failed=record.failed,
+                cursor=record.cursor,
+                state=record.state,
+                close_time=record.close_time,
+                lease_expires_at=until if record.state == "running" else None,
+                owner=owner if record.state == "running" else None,
+            )
+        )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount) == 1
+
+    async def stop_batch_operation(self, namespace_id: str, job_id: str, reason: str, identity: str, now: datetime) -> bool:
+        """Mark a running job stopped; False if it is not running."""
+        b = t.batch_operations.c
+        stmt = (
+            t.batch_operations.update()
+            .where(b.namespace_id == namespace_id, b.job_id == job_id, b.state == "running")
+            .values(state="stopped", close_time=now, stop_reason=reason, stop_identity=identity, owner=None, lease_expires_at=None)
+        )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount) == 1
+
+    async def delete_batch_operations_closed_before(self, namespace_id: str, closed_before: datetime) -> int:
+        """Forget a namespace's jobs that ended before ``closed_before`` (past its retention, as
+        Temporal's batch workflows go). Returns how many went."""
+        b = t.batch_operations.c
+        stmt = t.batch_operations.delete().where(
+            b.namespace_id == namespace_id, b.state != "running", b.close_time < closed_before
+        )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount)
+
+    async def visibility_runs_after(self, namespace_id: str, where, after_run_id: str, limit: int) -> list[tuple[str, str]]:
+        """(workflow_id, run_id) of runs matching ``where``, in run id order after ``after_run_id``: a
+        page that does not shift when the runs before it change or go."""
+        v = t.visibility_records
+        stmt = (
+            sa.select(v.c.workflow_id, v.c.run_id)
+            .where(v.c.namespace_id == namespace_id, where, v.c.run_id > after_run_id)
+            .order_by(v.c.run_id)
+            .limit(limit)
+        )
+        rows = await self._read(lambda conn: conn.execute(stmt).all())
+        return [(r.workflow_id, r.run_id) for r in rows]
 
     async def shard_range_ids(self) -> dict[int, int]:
         h = t.history_shards.c

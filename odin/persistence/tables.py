@@ -201,3 +201,36 @@ schedules = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("next_action_at", UtcDateTime),
 )
+
+# One row per batch operation (docs/architecture.md#batch-operations): what to do and to which runs
+# (the StartBatchOperationRequest), its progress (counts and the cursor of the last page done, both
+# committed together after each page) and which process is running it until when (a lease).
+batch_operations = sa.Table(
+    "batch_operations",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("job_id", sa.String(1000), primary_key=True),
+    # A run id of its own, named in the duplicate-job-id error as Temporal names its batch workflow's run.
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("request_id", sa.String(36), nullable=False),
+    sa.Column("operation_type", sa.Integer, nullable=False),  # temporal.api.enums.v1.BatchOperationType
+    # Serialized temporal.api.workflowservice.v1.StartBatchOperationRequest.
+    sa.Column("request", sa.LargeBinary, nullable=False),
+    sa.Column("identity", sa.String(1000), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    # running | completed | failed | stopped
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("completed", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    # Where the next page starts: the last run id acted on (a query) or the next index (a list).
+    sa.Column("cursor", sa.String(1000), nullable=False),
+    sa.Column("owner", sa.String(255)),
+    sa.Column("lease_expires_at", UtcDateTime),
+    sa.Column("start_time", UtcDateTime, nullable=False),
+    sa.Column("close_time", UtcDateTime),
+    sa.Column("stop_reason", sa.Text),
+    sa.Column("stop_identity", sa.String(1000)),
+    sa.Index("ix_batch_operations_state", "state"),
+    sa.Index("ix_batch_operations_ns_start", "namespace_id", "start_time"),
+)

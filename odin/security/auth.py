@@ -57,7 +57,8 @@ _READ = (
     Op.QueryWorkflow, Op.ListWorkflowExecutions, Op.ScanWorkflowExecutions, Op.CountWorkflowExecutions,
     Op.ListOpenWorkflowExecutions, Op.ListClosedWorkflowExecutions, Op.ListSearchAttributes, Op.DescribeTaskQueue,
     Op.ListTaskQueuePartitions, Op.PollWorkflowExecutionUpdate, Op.DescribeSchedule, Op.ListSchedules,
-    Op.ListScheduleMatchingTimes, Op.ListWorkers, Op.CountWorkers, Op.DescribeWorker,
+    Op.ListScheduleMatchingTimes, Op.ListWorkers, Op.CountWorkers, Op.DescribeWorker, Op.DescribeBatchOperation,
+    Op.ListBatchOperations,
 )
 _WRITE = (
     Op.StartWorkflowExecution, Op.SignalWithStartWorkflowExecution, Op.SignalWorkflowExecution,
@@ -66,6 +67,8 @@ _WRITE = (
     Op.ResetWorkflowExecution,
     Op.PauseActivity, Op.UnpauseActivity, Op.ResetActivity, Op.UpdateActivityOptions, Op.PauseActivityExecution,
     Op.UnpauseActivityExecution, Op.ResetActivityExecution, Op.UpdateActivityExecutionOptions,
+    # A batch deletion also needs admin rights (checked by the call, as DeleteWorkflowExecution's).
+    Op.StartBatchOperation, Op.StopBatchOperation,
 )
 _WORK = (
     Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,

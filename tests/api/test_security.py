@@ -5,6 +5,7 @@ Each refusal is checked for its status and for having changed nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -364,3 +365,38 @@ async def test_every_call_and_role_is_allowed_or_refused_as_the_operations_table
             return conn.execute(sa.select(sa.func.count()).select_from(tables.workflow_executions)).scalar_one()
 
     assert await server.store.db.run(runs) == 0
+
+
+async def test_a_batch_deletion_needs_admin_rights_other_batches_writer_rights(server):
+    from temporalio.api.batch.v1 import message_pb2 as batch
+    from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+    writer = await connect(server, token("ops", ["default:writer"]))
+    reader = await connect(server, token("viewer", ["default:reader"]))
+    admin = await connect(server, token("boss", ["default:admin"]))
+    query = f"WorkflowType = 'Nothing{uuid.uuid4().hex[:6]}'"
+
+    def start(job_id: str, **operation) -> ws.StartBatchOperationRequest:
+        return ws.StartBatchOperationRequest(namespace="default", job_id=job_id, visibility_query=query, reason="r", **operation)
+
+    with pytest.raises(RPCError) as err:
+        await writer.workflow_service.start_batch_operation(start("del-w", deletion_operation=batch.BatchOperationDeletion()))
+    assert err.value.status == RPCStatusCode.PERMISSION_DENIED
+    assert err.value.message == (
+        "ops may not call StartBatchOperation with a deletion in namespace 'default': it needs admin access."
+    )
+    with pytest.raises(RPCError) as err:
+        await reader.workflow_service.start_batch_operation(start("term-r", termination_operation=batch.BatchOperationTermination()))
+    assert err.value.status == RPCStatusCode.PERMISSION_DENIED
+    # Refused calls wrote nothing; a reader may list.
+    listed = await reader.workflow_service.list_batch_operations(ws.ListBatchOperationsRequest(namespace="default"))
+    assert list(listed.operation_info) == []
+    await writer.workflow_service.start_batch_operation(start("term-w", termination_operation=batch.BatchOperationTermination()))
+    for _ in range(100):
+        d = await reader.workflow_service.describe_batch_operation(ws.DescribeBatchOperationRequest(namespace="default", job_id="term-w"))
+        if d.state != 1:
+            break
+        await asyncio.sleep(0.1)
+    await admin.workflow_service.start_batch_operation(start("del-a", deletion_operation=batch.BatchOperationDeletion()))
+    listed = await reader.workflow_service.list_batch_operations(ws.ListBatchOperationsRequest(namespace="default"))
+    assert [i.job_id for i in listed.operation_info] == ["del-a", "term-w"]

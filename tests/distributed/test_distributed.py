@@ -324,3 +324,51 @@ async def test_worker_heartbeats_are_listed_by_every_server(cluster):
     assert [w.worker_instance_key for w in listed.workers] == [key]
     described = await client_a.workflow_service.describe_worker(DescribeWorkerRequest(namespace="default", worker_instance_key=key))
     assert described.worker_info.worker_heartbeat == heartbeat
+
+
+async def test_a_batch_run_by_celery_workers_survives_a_killed_worker(cluster):
+    """A batch signal run by the Celery workers' ``odin.run_batches``: the worker running it is
+    SIGKILLed mid-way, the other takes the job over once its lease lapses, and every run is
+    signalled exactly once with the counts right (docs/architecture.md#batch-operations)."""
+    from temporalio.api.batch.v1 import message_pb2 as batch
+    from temporalio.api.common.v1 import WorkflowExecution, WorkflowType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+
+    _, port = cluster.start_server()
+    w1 = cluster.start_worker("w1")
+    cluster.start_beat()
+    client = await Client.connect(f"127.0.0.1:{port}")
+    s = client.workflow_service
+    n, kind = 40, f"Batched{uuid.uuid4().hex[:6]}"
+    for i in range(n):
+        await s.start_workflow_execution(ws.StartWorkflowExecutionRequest(
+            namespace="default", workflow_id=f"{kind}-{i}", workflow_type=WorkflowType(name=kind),
+            task_queue=TaskQueue(name=f"none-{kind}"), request_id=str(uuid.uuid4()),
+        ))
+    await s.start_batch_operation(ws.StartBatchOperationRequest(
+        namespace="default", job_id=kind, visibility_query=f"WorkflowType = '{kind}'", reason="chaos",
+        max_operations_per_second=5, signal_operation=batch.BatchOperationSignal(signal="once", identity="ops"),
+    ))
+
+    async def describe() -> ws.DescribeBatchOperationResponse:
+        return await s.describe_batch_operation(ws.DescribeBatchOperationRequest(namespace="default", job_id=kind))
+
+    deadline = time.monotonic() + 60
+    while (await describe()).complete_operation_count < 10:
+        assert time.monotonic() < deadline, "the batch did not start"
+        await asyncio.sleep(0.2)
+    cluster.start_worker("w2")
+    w1.kill()
+    assert "odin.run_batches" in w1.output()
+    deadline = time.monotonic() + 120
+    while (d := await describe()).state == 1:
+        assert time.monotonic() < deadline, f"the batch did not finish: {d}"
+        await asyncio.sleep(0.5)
+    assert (d.state, d.total_operation_count, d.complete_operation_count, d.failure_operation_count) == (2, n, n, 0)
+    for i in range(n):
+        history = await s.get_workflow_execution_history(ws.GetWorkflowExecutionHistoryRequest(
+            namespace="default", execution=WorkflowExecution(workflow_id=f"{kind}-{i}"),
+        ))
+        signaled = [e for e in history.history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+        assert len(signaled) == 1, (i, len(signaled))

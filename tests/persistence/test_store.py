@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -28,6 +29,7 @@ from odin.persistence import migrate
 from odin.persistence import tables as t
 from odin.persistence.store import (
     Batch,
+    BatchOperationRecord,
     CurrentExecution,
     CurrentWrite,
     ExecutionRecord,
@@ -681,3 +683,57 @@ async def test_outbox_queries_filter_by_shard_and_age(store):
     timer = (await store.due_timer_tasks(later, 10, [1]))[0]
     assert await store.get_timer_task(timer.task_id) == timer
     assert await store.get_timer_task("missing") is None
+
+
+# -- batch operations --------------------------------------------------------------------------
+
+
+def _job(job_id: str, at: datetime = T0) -> BatchOperationRecord:
+    return BatchOperationRecord(
+        namespace_id=NS, job_id=job_id, run_id=str(uuid.uuid4()), request_id=str(uuid.uuid4()), operation_type=13,
+        request=b"", identity="me", reason="r", state="running", total=3, completed=0, failed=0, cursor="", start_time=at,
+    )
+
+
+async def test_batch_jobs_one_at_a_time_unique_ids_leases_and_stop(store):
+    from odin.errors import ResourceExhausted
+    from odin.persistence.store import BatchOperationExists
+
+    await store.create_batch_operation(_job("a"), max_running=1)
+    with pytest.raises(ResourceExhausted):
+        await store.create_batch_operation(_job("b"), max_running=1)
+    with pytest.raises(ResourceExhausted):  # the limit is checked first, as Temporal does
+        await store.create_batch_operation(_job("a"), max_running=1)
+    with pytest.raises(BatchOperationExists) as err:
+        await store.create_batch_operation(_job("a"), max_running=2)
+    assert err.value.existing.job_id == "a" and err.value.existing.state == "running"
+
+    # A lease is taken when free or lapsed, never from a live holder.
+    lease = timedelta(seconds=10)
+    assert [j.job_id for j in await store.running_batch_operations(T0, 10)] == ["a"]
+    assert await store.claim_batch_operation(NS, "a", "r1", T0, T0 + lease)
+    assert not await store.claim_batch_operation(NS, "a", "r2", T0 + timedelta(seconds=5), T0 + lease * 2)
+    assert await store.running_batch_operations(T0 + timedelta(seconds=5), 10) == []
+    job = await store.get_batch_operation(NS, "a")
+    assert await store.save_batch_progress(replace(job, completed=2, cursor="run-2"), "r1", T0 + lease * 2)
+    assert not await store.save_batch_progress(replace(job, completed=3), "r2", T0 + lease * 2)  # not its lease
+    assert await store.claim_batch_operation(NS, "a", "r2", T0 + lease * 3, T0 + lease * 4)  # r1's lapsed
+    assert not await store.save_batch_progress(replace(job, completed=3), "r1", T0 + lease * 4)
+    job = await store.get_batch_operation(NS, "a")
+    assert (job.completed, job.cursor, job.owner) == (2, "run-2", "r2")
+
+    # Stopped: the holder's next commit finds it so and writes nothing.
+    assert await store.stop_batch_operation(NS, "a", "enough", "ops", T0 + lease * 4)
+    assert not await store.stop_batch_operation(NS, "a", "again", "ops", T0 + lease * 5)
+    assert not await store.save_batch_progress(replace(job, completed=3), "r2", T0 + lease * 5)
+    job = await store.get_batch_operation(NS, "a")
+    assert (job.state, job.completed, job.stop_reason, job.close_time) == ("stopped", 2, "enough", T0 + lease * 4)
+
+    # The namespace is free again; the list is newest first and pages.
+    await store.create_batch_operation(_job("b", T0 + timedelta(minutes=1)), max_running=1)
+    assert [j.job_id for j in await store.list_batch_operations(NS, None, 10)] == ["b", "a"]
+    first = (await store.list_batch_operations(NS, None, 1))[0]
+    assert [j.job_id for j in await store.list_batch_operations(NS, (first.start_time, first.job_id), 10)] == ["a"]
+    # Jobs that ended before a cutoff are forgotten; running ones never.
+    assert await store.delete_batch_operations_closed_before(NS, T0 + lease * 10) == 1
+    assert [j.job_id for j in await store.list_batch_operations(NS, None, 10)] == ["b"]

@@ -128,6 +128,10 @@ _RPCS: dict[Operation, Call] = {
     Operation.ListWorkers: _plain("list_workers"),
     Operation.CountWorkers: _plain("count_workers"),
     Operation.DescribeWorker: _plain("describe_worker"),
+    Operation.StartBatchOperation: _plain("start_batch_operation"),
+    Operation.DescribeBatchOperation: _plain("describe_batch_operation"),
+    Operation.ListBatchOperations: _plain("list_batch_operations"),
+    Operation.StopBatchOperation: _plain("stop_batch_operation"),
 }
 
 

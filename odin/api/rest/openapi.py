@@ -53,6 +53,7 @@ PATH_PARAMS = {
     "schedule_id": "Schedule id; a \"/\" in it is sent as %2F.",
     "activity_id": "Activity id within the workflow run.",
     "worker_instance_key": "The worker's instance key (from its heartbeats).",
+    "job_id": "Batch operation job id; a \"/\" in it is sent as %2F.",
     "filename": "A file of the web UI's static assets.",
 }
 

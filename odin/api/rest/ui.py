@@ -8,6 +8,7 @@ import base64
 import json
 import re
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ from flask import (
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1 import Payloads, WorkflowExecution
-from temporalio.api.enums.v1 import EventType, ResetReapplyExcludeType, ScheduleOverlapPolicy, WorkflowExecutionStatus
+from temporalio.api.enums.v1 import (
+    BatchOperationState,
+    EventType,
+    ResetReapplyExcludeType,
+    ScheduleOverlapPolicy,
+    WorkflowExecutionStatus,
+)
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.schedule.v1 import BackfillRequest, SchedulePatch, TriggerImmediatelyRequest
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
@@ -72,6 +79,9 @@ _NOTICES = {
     "unpause-activity": "Activity unpaused.",
 }
 DONE = Param("done", "query", {"type": "string", "enum": list(_NOTICES)}, "The action just taken.", "")
+
+BATCH_DONE = Param("done", "query", {"type": "string", "enum": ["start", "stop"]}, "The action just taken.", "")
+_BATCH_NOTICES = {"start": "Batch started: it runs in the background.", "stop": "Batch stopped: what was done stays done."}
 
 SCHEDULE_DONE = Param(
     "done", "query", {"type": "string", "enum": ["pause", "unpause", "trigger", "backfill"]}, "The action just taken.", ""
@@ -185,6 +195,11 @@ def workflows(namespace: str):
     context.update(
         rows=[to_json(e) for e in listed.executions],
         count=counted.count,
+        batch_query=effective,
+        can_terminate=session.allowed(Operation.StartBatchOperation, namespace)
+        and session.allowed(Operation.TerminateWorkflowExecution, namespace),
+        can_cancel=session.allowed(Operation.StartBatchOperation, namespace)
+        and session.allowed(Operation.RequestCancelWorkflowExecution, namespace),
         next_page_token=_token(listed.next_page_token),
         first_page=bool(NEXT_PAGE_TOKEN.read()),
     )
@@ -279,6 +294,93 @@ def schedule(namespace: str, schedule_id: str):
         can_backfill=can_patch,
         can_delete=session.allowed(Operation.DeleteSchedule, namespace),
     )
+
+
+@bp.get("/namespaces/<namespace>/batch-operations")
+@documented(Doc("Batch operations of a namespace", TAG, Operation.ListBatchOperations, params=(NEXT_PAGE_TOKEN,), responses=_PAGE))
+def batches(namespace: str):
+    req = ws.ListBatchOperationsRequest(namespace=namespace, page_size=50, next_page_token=NEXT_PAGE_TOKEN.read())
+    listed = invoke(Operation.ListBatchOperations, namespace, lambda f: f.list_batch_operations(req))
+    return render_template(
+        "batches.html",
+        namespace=namespace,
+        rows=[to_json(i) for i in listed.operation_info],
+        next_page_token=_token(listed.next_page_token),
+        first_page=bool(NEXT_PAGE_TOKEN.read()),
+    )
+
+
+@bp.get("/namespaces/<namespace>/batch-operations/<job_id>")
+@documented(Doc("A batch operation: its progress", TAG, Operation.DescribeBatchOperation, params=(BATCH_DONE,), responses=_PAGE))
+def batch(namespace: str, job_id: str):
+    req = ws.DescribeBatchOperationRequest(namespace=namespace, job_id=job_id)
+    described = invoke(Operation.DescribeBatchOperation, namespace, lambda f: f.describe_batch_operation(req))
+    total = described.total_operation_count
+    done = described.complete_operation_count + described.failure_operation_count
+    return render_template(
+        "batch.html",
+        namespace=namespace,
+        job_id=job_id,
+        job=to_json(described),
+        running=described.state == BatchOperationState.BATCH_OPERATION_STATE_RUNNING,
+        done=done,
+        percent=100 if not total else min(100, round(100 * done / total)),
+        notice=_BATCH_NOTICES.get(BATCH_DONE.read() or ""),
+        can_stop=session.allowed(Operation.StopBatchOperation, namespace),
+    )
+
+
+@bp.post("/namespaces/<namespace>/batch-operations")
+@documented(Doc(
+    "Terminate or cancel workflows as a batch (form)", TAG, Operation.StartBatchOperation,
+    body=_form({
+        "action": {"type": "string", "enum": ["terminate", "cancel"]},
+        "scope": {"type": "string", "enum": ["selected", "query"], "description": "The checked runs, or all the query matches."},
+        "run": {"type": "array", "items": {"type": "string"}, "description": "A checked run: its run id, a colon, its workflow id."},
+        "query": {"type": "string"},
+        "reason": {"type": "string"},
+    }, run_id=False),
+    responses={303: Reply("Started; on to the batch's page.", media=HTML, headers=("Location",))},
+))
+def start_batch(namespace: str):
+    csrf.check_form()
+    form = request.form
+    action = form.get("action", "")
+    if action not in ("terminate", "cancel"):
+        raise InvalidArgument("Choose terminate or cancel.")
+    req = ws.StartBatchOperationRequest(
+        namespace=namespace,
+        job_id=f"ui-{uuid.uuid4()}",
+        reason=form.get("reason", "").strip() or f"{action.capitalize()} from the web UI",
+    )
+    if form.get("scope") == "query":
+        req.visibility_query = form.get("query", "")
+        if not req.visibility_query:
+            raise InvalidArgument("There is no query: every workflow of the namespace would be affected. Filter first.")
+    else:
+        for value in form.getlist("run"):
+            run_id, _, workflow_id = value.partition(":")
+            req.executions.append(WorkflowExecution(workflow_id=workflow_id, run_id=run_id))
+        if not req.executions:
+            raise InvalidArgument("No workflows are selected.")
+    if action == "terminate":
+        req.termination_operation.identity = IDENTITY
+    else:
+        req.cancellation_operation.identity = IDENTITY
+    invoke(Operation.StartBatchOperation, namespace, lambda f: f.start_batch_operation(req), target=req.job_id)
+    return redirect(url_for(".batch", namespace=namespace, job_id=req.job_id, done="start"), 303)
+
+
+@bp.post("/namespaces/<namespace>/batch-operations/<job_id>/stop")
+@documented(Doc(
+    "Stop a batch operation (form)", TAG, Operation.StopBatchOperation, body=_form({}, run_id=False),
+    responses={303: Reply("Stopped; back to the batch's page.", media=HTML, headers=("Location",))},
+))
+def stop_batch(namespace: str, job_id: str):
+    csrf.check_form()
+    req = ws.StopBatchOperationRequest(namespace=namespace, job_id=job_id, reason="Stopped from the web UI", identity=IDENTITY)
+    invoke(Operation.StopBatchOperation, namespace, lambda f: f.stop_batch_operation(req), target=job_id)
+    return redirect(url_for(".batch", namespace=namespace, job_id=job_id, done="stop"), 303)
 
 
 @bp.get("/namespaces/<namespace>/task-queues")

@@ -21,3 +21,9 @@ document.addEventListener("submit", (event) => {
 });
 
 document.addEventListener("input", (event) => event.target.setCustomValidity && event.target.setCustomValidity(""));
+
+// The workflows list: one checkbox checks every run on the page.
+document.addEventListener("change", (event) => {
+  if (event.target.id !== "check-all") return;
+  for (const box of document.querySelectorAll('input[name="run"][form="batch-form"]')) box.checked = event.target.checked;
+});
