@@ -32,11 +32,10 @@ def arm_timeout(t: Transition, a: ActivityInfo, fire_at: float, timeout_type: Ti
 
 def dispatch(t: Transition, a: ActivityInfo) -> None:
     """Queue the current attempt and arm its schedule-to-start timeout."""
-    t.transfers.append(
-        TransferSpec(
-            TransferKind.ACTIVITY_TASK, {"scheduled_event_id": a.scheduled_event_id, "attempt": a.attempt, "queue": a.task_queue}
-        )
-    )
+    data = {"scheduled_event_id": a.scheduled_event_id, "attempt": a.attempt, "queue": a.task_queue}
+    if a.priority:
+        data["priority"] = a.priority
+    t.transfers.append(TransferSpec(TransferKind.ACTIVITY_TASK, data))
     if a.schedule_to_start:
         arm_timeout(t, a, a.scheduled_time + a.schedule_to_start, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from temporalio.api.command.v1 import message_pb2 as cmd
-from temporalio.api.common.v1 import Memo, Payload, RetryPolicy, SearchAttributes, WorkflowType
+from temporalio.api.common.v1 import Memo, Payload, Priority, RetryPolicy, SearchAttributes, WorkflowType
 from temporalio.api.enums.v1 import CommandType as C
 from temporalio.api.enums.v1 import (
     ContinueAsNewInitiator,
@@ -224,6 +224,7 @@ def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttribut
         start_to_close=stc,
         heartbeat=hb,
         retry=retry.info_of(policy),
+        priority=a.priority.priority_key or s.priority,
     )
     s.activities[event.event_id] = info
     if a.request_eager_execution and t.eager_request_id is not None and _eager_allowed(t, queue):
@@ -482,6 +483,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
         retry_policy=a.retry_policy if a.HasField("retry_policy") else unpack(RetryPolicy, s.retry_policy),
         cron_schedule=a.cron_schedule or s.cron_schedule,
         request_id=f"continue-as-new:{new_run_id}",
+        priority=Priority(priority_key=s.priority),
     )
     initiator = a.initiator or ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW
     t.close(

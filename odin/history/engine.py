@@ -354,6 +354,7 @@ class HistoryEngine:
             run_id=task.run_id,
             scheduled_event_id=d["scheduled_event_id"],
             attempt=d.get("attempt", 0),
+            priority=d.get("priority", 0),
         )
         if task.kind == TransferKind.WORKFLOW_TASK:
             queue = d["queue"]

@@ -82,6 +82,8 @@ class ActivityInfo:
     last_worker_identity: str = ""
     cancel_requested: bool = False
     cancel_requested_event_id: int = 0
+    # Priority key its tasks are queued with: its own, else its workflow's (0: the default).
+    priority: int = 0
 
     @property
     def started(self) -> bool:
@@ -194,6 +196,8 @@ class MutableState:
     scheduled_by: str = ""
     # The start's user metadata (summary and details, a packed UserMetadata).
     user_metadata: str | None = None
+    # The run's priority key (0: the default), inherited by its activities and children.
+    priority: int = 0
 
     @property
     def running(self) -> bool:

@@ -179,11 +179,14 @@ class WorkerTasks:
     # -- activity tasks --------------------------------------------------------------------
 
     async def poll_activity_task(
-        self, namespace_id: str, namespace: str, queue: str, identity: str, timeout: float
+        self, namespace_id: str, namespace: str, queue: str, identity: str, timeout: float, max_per_second: float | None = None
     ) -> PollActivityTaskQueueResponse:
+        """Wait for an activity task; ``max_per_second`` is the queue's dispatch rate limit the
+        worker asks for (Temporal's ``max_task_queue_activities_per_second``), held by matching
+        for all the queue's pollers together."""
         deadline = monotonic() + timeout
         while (remaining := deadline - monotonic()) > 0:
-            entry = await self.engine.queues.poll(namespace_id, queue, ACTIVITY, remaining, identity)
+            entry = await self.engine.queues.poll(namespace_id, queue, ACTIVITY, remaining, identity, max_per_second)
             if entry is None:
                 break
             response = await self._decide(

@@ -1,13 +1,25 @@
 """Task queues on Redis streams (docs/architecture.md#matching-redis).
 
 Keys of a queue (namespace id, name, kind), all under one hash tag, so in one Redis Cluster slot:
-``<prefix>{<ns>:<queue>:<kind>}:<p>`` for each of ``partitions`` streams (one consumer group each);
+``<prefix>{<ns>:<queue>:<kind>}:<p>`` for each of ``partitions`` streams (one consumer group each)
+of the default priority level, ``…}:k<level>:<p>`` for the other levels (an entry's stream is its
+level's; a stream is numbered by its position, ``(level - 1) * partitions + p``);
 ``:ids`` (task id -> ``<p>:<entry id>`` of its queued or handed-out entry: ``add`` is idempotent);
 ``:seq`` (the last entry id given out: ids grow across partitions, so a poll takes the oldest head of
 all of them, FIFO by add time); ``:pollers`` (identity -> start or end of its last poll, wall clock);
-``:polling`` (consumer -> deadline of each poll waiting now). Every queue has the same partition count
+``:polling`` (consumer -> deadline of each poll waiting now); ``:rate`` (the dispatch rate limit and
+its token bucket, expiring ``RATE_TTL`` after the last poll that set it). Every queue has the same partition count
 (sticky ones too: their names tell nothing) and all processes must agree on it. Each step touching
 several keys is one Lua script, hence atomic.
+
+Priority. A take looks at the levels highest first and hands out the oldest head of the first level
+that has one; a level's empty streams cost it two O(1) calls (EXISTS, XLEN). A poll that blocks
+reads all streams; entries arriving together are sorted by level, then id.
+
+Rate limit. A poll with ``max_per_second`` sets ``:rate``. While a rate is in force, a take first
+refills the bucket (at most one token, by Redis's clock), and without a token returns how long to
+wait: the poll sleeps that long (at least ``MIN_RATE_WAIT``) and takes again. A take that finds no
+entry keeps its token while it blocks and gives it back if the poll ends empty.
 
 Consumers. Each poll is its own consumer ``<instance>:<n>``. A script hands it the oldest queued entry,
 creating missing groups on the way (at id 0, not ``$``: after a FLUSHALL, entries re-added before a
@@ -54,7 +66,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from odin.clock import monotonic
-from odin.matching import PollerInfo, TaskEntry
+from odin.matching import DEFAULT_PRIORITY, PRIORITY_LEVELS, RATE_TTL, PollerInfo, TaskEntry, priority_level
 from odin.redisconn import block_limit
 
 log = logging.getLogger(__name__)
@@ -63,15 +75,17 @@ GROUP = "odin"
 POLLER_TTL = 300  # seconds an identity stays listed after its last poll
 WATCH = 60.0  # an instance reclaims the entries of queues it polled this recently
 RECENT_POLLER_CACHE = 1.0  # seconds a "the queue has a recent poller" answer is reused
+MIN_RATE_WAIT = 0.005  # a poll short of a token sleeps at least this long before it takes again
 
 _FIELDS = {f.name for f in dataclasses.fields(TaskEntry)} - {"receipt"}
 
-# KEYS of every script: the partitions' streams, then :ids, :seq, :pollers, :polling.
+# KEYS of every script: the streams (levels x partitions), then :ids, :seq, :pollers, :polling, :rate.
 # Stream entries are {'t', task id, 'e', payload}, so e[2][2] is the task id and e[2][4] the payload.
 _PRELUDE = f"""
-local G, TTL = '{GROUP}', {POLLER_TTL}
-local P = #KEYS - 4
-local IDS, SEQ, POLLERS, POLLING = KEYS[P + 1], KEYS[P + 2], KEYS[P + 3], KEYS[P + 4]
+local G, TTL, LEVELS = '{GROUP}', {POLLER_TTL}, {PRIORITY_LEVELS}
+local P = #KEYS - 5
+local PARTS = P / LEVELS
+local IDS, SEQ, POLLERS, POLLING, RATE = KEYS[P + 1], KEYS[P + 2], KEYS[P + 3], KEYS[P + 4], KEYS[P + 5]
 
 local function fields(flat)
   local t = {{}}
@@ -162,16 +176,41 @@ push(tonumber(ARGV[3]), ARGV[1], ARGV[2])
 return 1
 """
 
-# ARGV: consumer, identity, now, deadline. Hands the consumer the oldest head of all partitions, or
-# registers the poll as waiting and returns nil.
-_TAKE = """
+# ARGV: consumer, identity, now, deadline, rate (0: keep the queue's), whether the poll holds a token
+# already ('1': it blocked before). Hands the consumer the oldest
+# head of the highest level that has one; or registers the poll as waiting and returns nil; or, short
+# of a token, returns {-1, seconds to wait}.
+_TAKE = f"""
 seen(ARGV[2], ARGV[3])
+local rate, t = tonumber(ARGV[5]), redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+if rate > 0 then
+  redis.call('HSET', RATE, 'rate', rate)
+  redis.call('EXPIRE', RATE, {int(RATE_TTL)})
+else
+  rate = tonumber(redis.call('HGET', RATE, 'rate')) or 0
+end
+if rate > 0 and ARGV[6] ~= '1' then
+  local b = redis.call('HMGET', RATE, 'tokens', 'stamp')
+  local tokens = math.min(1, (tonumber(b[1]) or 1) + math.max(now - (tonumber(b[2]) or now), 0) * rate)
+  if tokens < 1 then
+    redis.call('HSET', RATE, 'tokens', tostring(tokens), 'stamp', tostring(now))
+    return {{-1, tostring((1 - tokens) / rate)}}
+  end
+  redis.call('HSET', RATE, 'tokens', tostring(tokens - 1), 'stamp', tostring(now))
+end
 local best, bms, bseq
 for p = 0, P - 1 do
-  local head = redis.call('XRANGE', KEYS[p + 1], '(' .. ensure(KEYS[p + 1]), '+', 'COUNT', 1)[1]
-  if head then
-    local ms, seq = parse(head[1])
-    if not best or ms < bms or (ms == bms and seq < bseq) then best, bms, bseq = p, ms, seq end
+  if best and p % PARTS == 0 then break end -- a higher level has an entry
+  local key = KEYS[p + 1]
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('XGROUP', 'CREATE', key, G, '0', 'MKSTREAM')
+  elseif redis.call('XLEN', key) > 0 then
+    local head = redis.call('XRANGE', key, '(' .. ensure(key), '+', 'COUNT', 1)[1]
+    if head then
+      local ms, seq = parse(head[1])
+      if not best or ms < bms or (ms == bms and seq < bseq) then best, bms, bseq = p, ms, seq end
+    end
   end
 end
 if not best then
@@ -181,13 +220,17 @@ if not best then
 end
 redis.call('ZREM', POLLING, ARGV[1])
 local e = redis.call('XREADGROUP', 'GROUP', G, ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[best + 1], '>')[1][2][1]
-return {best, e[1], e[2][4]}
+return {{best, e[1], e[2][4]}}
 """
 
-# ARGV: consumer, identity, now, release all ('1') or not ('0'), then <partition, id> pairs to give back.
+# ARGV: consumer, identity, now, release all ('1') or not ('0'), give the poll's token back ('1') or
+# not ('0'), then <stream, id> pairs to give back.
 _FINISH = """
 if ARGV[4] == '1' then release(ARGV[1]) end
-for i = 5, #ARGV, 2 do give_back(tonumber(ARGV[i]), ARGV[i + 1]) end
+if ARGV[5] == '1' and redis.call('EXISTS', RATE) == 1 then
+  redis.call('HSET', RATE, 'tokens', math.min(1, (tonumber(redis.call('HGET', RATE, 'tokens')) or 0) + 1))
+end
+for i = 6, #ARGV, 2 do give_back(tonumber(ARGV[i]), ARGV[i + 1]) end
 redis.call('ZREM', POLLING, ARGV[1])
 seen(ARGV[2], ARGV[3])
 """
@@ -239,7 +282,7 @@ end
 return n
 """
 
-# Returns <entry id, payload> pairs of every entry not handed out, deleted.
+# Returns <stream, entry id, payload> triples of every entry not handed out, deleted.
 _DRAIN = """
 local out, held = {}, 0
 for p = 0, P - 1 do
@@ -249,6 +292,7 @@ for p = 0, P - 1 do
   for _, e in ipairs(redis.call('XRANGE', key, g and '(' .. g['last-delivered-id'] or '-', '+')) do
     redis.call('XDEL', key, e[1])
     if redis.call('HGET', IDS, e[2][2]) == p .. ':' .. e[1] then redis.call('HDEL', IDS, e[2][2]) end
+    table.insert(out, p)
     table.insert(out, e[1])
     table.insert(out, e[2][4])
   end
@@ -286,6 +330,7 @@ class RedisTaskQueues:
         self._redis = redis
         self._prefix = prefix
         self.partitions = partitions
+        self._streams = partitions * PRIORITY_LEVELS
         self._reclaim_idle = reclaim_idle
         self._name = uuid.uuid4().hex[:12]
         self._counter = itertools.count(1)
@@ -302,17 +347,22 @@ class RedisTaskQueues:
 
     def _keys(self, namespace_id: str, queue: str, kind: str) -> tuple[str, ...]:
         base = f"{self._prefix}{{{namespace_id}:{queue}:{kind}}}:"
-        streams = (f"{base}{p}" for p in range(self.partitions))
-        return (*streams, base + "ids", base + "seq", base + "pollers", base + "polling")
+        streams = (
+            f"{base}{p}" if level == DEFAULT_PRIORITY else f"{base}k{level}:{p}"
+            for level in range(1, PRIORITY_LEVELS + 1)
+            for p in range(self.partitions)
+        )
+        return (*streams, base + "ids", base + "seq", base + "pollers", base + "polling", base + "rate")
 
     def _receipt(self, entry: TaskEntry) -> tuple[int, str, str]:
         p, entry_id, consumer = entry.receipt.split(":", 2)
-        if not 0 <= int(p) < self.partitions:
-            raise ValueError(f"receipt {entry.receipt!r} names a partition this queue does not have")
+        if not 0 <= int(p) < self._streams:
+            raise ValueError(f"receipt {entry.receipt!r} names a stream this queue does not have")
         return int(p), entry_id, consumer
 
     async def add(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
-        p = zlib.crc32(entry.task_id.encode()) % self.partitions
+        level = priority_level(entry.priority)
+        p = (level - 1) * self.partitions + zlib.crc32(entry.task_id.encode()) % self.partitions
         await self._add(keys=self._keys(namespace_id, queue, task_type), args=[entry.task_id, _payload(entry), p])
 
     async def ack(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
@@ -331,35 +381,59 @@ class RedisTaskQueues:
     # -- polls -----------------------------------------------------------------------------
 
     async def poll(
-        self, namespace_id: str, queue: str, task_type: str, timeout: float, identity: str
+        self,
+        namespace_id: str,
+        queue: str,
+        task_type: str,
+        timeout: float,
+        identity: str,
+        max_per_second: float | None = None,
     ) -> TaskEntry | None:
         keys = self._keys(namespace_id, queue, task_type)
         deadline = monotonic() + timeout
         self._watch(keys, deadline)
         consumer = f"{self._name}:{next(self._counter)}"
         conn = self._redis.client()  # one connection for the whole poll, so a cancelled poll can be cut off
-        blocking: dict[str, int] = {}  # the connection's CLIENT ID, once the poll blocks on it
+        # The connection's CLIENT ID once the poll blocks on it; "token" while it holds a rate token.
+        blocking: dict[str, int] = {}
         try:
-            entry = await self._poll(conn, keys, consumer, identity, deadline, blocking)
+            entry = await self._poll(conn, keys, consumer, identity, deadline, blocking, max_per_second or 0)
         except BaseException:
-            client_id = blocking.get("client_id")
-            await asyncio.shield(self._spawn(self._abandon(conn, client_id, keys, consumer, identity)))
+            client_id, token = blocking.get("client_id"), "token" in blocking
+            await asyncio.shield(self._spawn(self._abandon(conn, client_id, keys, consumer, identity, token)))
             raise
         if entry is None:
-            await asyncio.shield(self._spawn(self._abandon(conn, None, keys, consumer, identity)))
+            token = "token" in blocking
+            await asyncio.shield(self._spawn(self._abandon(conn, None, keys, consumer, identity, token)))
         else:
             self._spawn(conn.aclose())  # no await between taking an entry and returning it
         return entry
 
     async def _poll(
-        self, conn: Redis, keys: tuple[str, ...], consumer: str, identity: str, deadline: float, blocking: dict
+        self,
+        conn: Redis,
+        keys: tuple[str, ...],
+        consumer: str,
+        identity: str,
+        deadline: float,
+        blocking: dict,
+        rate: float,
     ) -> TaskEntry | None:
-        streams = keys[: self.partitions]
+        streams = keys[: self._streams]
         while True:
             remaining, now = deadline - monotonic(), time.time()
-            got = await self._take(keys=keys, args=[consumer, identity, now, now + max(remaining, 0)], client=conn)
+            args: list[str | float] = [consumer, identity, now, now + max(remaining, 0), rate, int("token" in blocking)]
+            got = await self._take(keys=keys, args=args, client=conn)
+            if got and int(got[0]) < 0:  # short of a rate token
+                wait = max(float(got[1]), MIN_RATE_WAIT)
+                if wait >= deadline - monotonic():
+                    await asyncio.sleep(max(deadline - monotonic(), 0))
+                    return None
+                await asyncio.sleep(wait)
+                continue
             if got:
                 return _entry(got[2], f"{got[0]}:{_s(got[1])}:{consumer}")
+            blocking["token"] = 1  # taken by the take that found nothing (if a rate is in force)
             if remaining <= 0:
                 return None
             block = max(1, int(min(remaining, self._max_block) * 1000))
@@ -371,13 +445,15 @@ class RedisTaskQueues:
                 if str(exc).startswith(("NOGROUP", "UNBLOCKED")):
                     continue  # the queue's keys vanished (a flush): the next take recreates them
                 raise
-            delivered = sorted(self._delivered(reply, streams), key=lambda d: _id_order(d[1]))
+            delivered = sorted(
+                self._delivered(reply, streams), key=lambda d: (d[0] // self.partitions, _id_order(d[1]))
+            )
             if delivered:
                 (p, entry_id, payload), *rest = delivered
                 # Entries that came to other partitions between take and block arrive together: give
                 # those back. In the background, like the rest of the clean-up: nothing may delay the return.
                 extra = [x for p2, id2, _ in rest for x in (p2, id2)]
-                self._spawn(self._finish(keys=keys, args=[consumer, identity, time.time(), 0, *extra]))
+                self._spawn(self._finish(keys=keys, args=[consumer, identity, time.time(), 0, 0, *extra]))
                 return _entry(payload, f"{p}:{_s(entry_id)}:{consumer}")
             if monotonic() >= deadline:
                 return None
@@ -402,9 +478,10 @@ class RedisTaskQueues:
                 yield partition[_s(name)], entry_id, {_s(k): v for k, v in fields.items()}["e"]
 
     async def _abandon(
-        self, conn: Redis, client_id: int | None, keys: tuple[str, ...], consumer: str, identity: str
+        self, conn: Redis, client_id: int | None, keys: tuple[str, ...], consumer: str, identity: str, token: bool
     ) -> None:
-        """End a poll that returns nothing: give back whatever its consumer got, then delete it."""
+        """End a poll that returns nothing: give back whatever its consumer got (and its rate token,
+        if it holds one), then delete it."""
         try:
             if client_id is not None:
                 if conn.connection is not None:
@@ -413,7 +490,7 @@ class RedisTaskQueues:
                     await self._redis.client_kill_filter(_id=str(client_id))
                 except ResponseError as exc:  # no permission: the reclaimer covers the race
                     log.debug("CLIENT KILL refused: %s", exc)
-            await self._finish(keys=keys, args=[consumer, identity, time.time(), 1])
+            await self._finish(keys=keys, args=[consumer, identity, time.time(), 1, int(token)])
         except (RedisError, OSError) as exc:
             log.warning("could not release task queue consumer %s (the reclaimer will): %s", consumer, exc)
         finally:
@@ -468,7 +545,7 @@ class RedisTaskQueues:
         now = time.time()
         if self._recent.get((keys, within), 0.0) > now:
             return True
-        *_, pollers, polling = keys
+        *_, pollers, polling, _ = keys
         async with self._redis.pipeline(transaction=False) as pipe:
             waiting, seen = await pipe.zcount(polling, now, "+inf").hvals(pollers).execute()
         latest = now if waiting > 0 else max((float(t) for t in seen), default=0.0)
@@ -481,7 +558,7 @@ class RedisTaskQueues:
         return True
 
     async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]:
-        *_, pollers, _ = self._keys(namespace_id, queue, task_type)
+        *_, pollers, _, _ = self._keys(namespace_id, queue, task_type)
         now = time.time()
         seen = await self._redis.hgetall(pollers)
         return [PollerInfo(_s(i), min(float(t), now)) for i, t in seen.items() if float(t) >= now - POLLER_TTL]
@@ -494,5 +571,6 @@ class RedisTaskQueues:
         for cached in [k for k in self._recent if k[0] == keys]:
             del self._recent[cached]
         flat = await self._drain(keys=keys)
-        pairs = sorted(zip(flat[::2], flat[1::2]), key=lambda pair: _id_order(pair[0]))
-        return [_entry(payload) for _, payload in pairs]
+        triples = zip(flat[::3], flat[1::3], flat[2::3])
+        ordered = sorted(triples, key=lambda t: (int(t[0]) // self.partitions, _id_order(t[1])))
+        return [_entry(payload) for _, _, payload in ordered]
