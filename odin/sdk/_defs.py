@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Generic, NotRequired, TypedDict, Unpack
 
 import temporalio.activity
 import temporalio.common
@@ -23,6 +23,7 @@ import temporalio.workflow
 from typing_extensions import ParamSpec
 
 from odin import bridge
+from odin.sdk._flow import check_priority, parse_rate, rate_limited_queue
 from odin.sdk._handles import R, WorkflowHandle
 from odin.sdk._options import (
     Duration,
@@ -97,11 +98,14 @@ class WorkflowFunction(Generic[P, R]):
         execution_timeout: Duration | None = None,
         retry: RetryOption | None = None,
         sandboxed: bool = True,
+        priority: int | temporalio.common.Priority | None = None,
     ):
         self.app = app
         self.queue = queue
         self.execution_timeout = as_timedelta(execution_timeout)
         self.retry = retry_policy(retry)
+        # Its runs' priority key unless a start gives one (its activities and children inherit it).
+        self.priority = check_priority(priority)
         if isinstance(target, type):  # what inspect.isclass tests, in a form type checkers narrow on
             self.name = name or target.__name__
             self.fn = None
@@ -146,9 +150,13 @@ class WorkflowFunction(Generic[P, R]):
         memo: Mapping[str, Any] | None = None,
         id_reuse_policy: temporalio.common.WorkflowIDReusePolicy | None = None,
         id_conflict_policy: temporalio.common.WorkflowIDConflictPolicy | None = None,
+        priority: int | temporalio.common.Priority | None = None,
     ) -> WorkflowHandle[R]:
         client = await self.app.client_async()
         options: dict[str, Any] = {}
+        chosen = check_priority(priority) or self.priority
+        if chosen is not None:
+            options["priority"] = chosen
         if id_reuse_policy is not None:
             options["id_reuse_policy"] = id_reuse_policy
         if id_conflict_policy is not None:
@@ -213,6 +221,8 @@ class ScheduleOptions(TypedDict):
     schedule_to_close_timeout: timedelta | None
     heartbeat_timeout: timedelta | None
     retry_policy: temporalio.common.RetryPolicy | None
+    schedule_to_start_timeout: NotRequired[timedelta]
+    priority: NotRequired[temporalio.common.Priority]
 
 
 class ActivityFunction(Generic[P, R]):
@@ -235,11 +245,23 @@ class ActivityFunction(Generic[P, R]):
         schedule_to_close_timeout: Duration | None = None,
         heartbeat_timeout: Duration | None = None,
         auto_heartbeat: bool = True,
+        rate_limit: str | float | None = None,
+        priority: int | temporalio.common.Priority | None = None,
+        expires: Duration | None = None,
     ):
         self.app = app
         self.fn = fn
         self.name = name or fn.__name__
-        self.queue = queue
+        self._queue = queue
+        # At most this many attempts start per second, over all workers: the activity gets a task
+        # queue of its own, whose workers ask matching to hold that rate for the whole queue.
+        self.rate_limit = parse_rate(rate_limit, f"rate_limit of {self.name}")
+        self.priority = check_priority(priority, f"priority of {self.name}")
+        # Celery's expires: an attempt not started this long after it was scheduled is dropped (it
+        # times out schedule-to-start, which Temporal never retries).
+        self.expires = as_timedelta(expires)
+        if self.expires is not None and self.expires <= timedelta(0):
+            raise ValueError(f"expires of {self.name} must be positive, not {expires!r}")
         self.retry = retry_policy(retry)
         self.start_to_close_timeout = as_timedelta(start_to_close_timeout)
         self.schedule_to_close_timeout = as_timedelta(schedule_to_close_timeout)
@@ -256,19 +278,31 @@ class ActivityFunction(Generic[P, R]):
         return f"<activity {self.name}>"
 
     @property
+    def queue(self) -> str | None:
+        """Its own task queue, if it has one (a rate-limited activity always has)."""
+        if self.rate_limit is None:
+            return self._queue
+        return rate_limited_queue(self._queue or self.app.task_queue, self.name)
+
+    @property
     def task_queue(self) -> str:
         return self.queue or self.app.task_queue
 
     def options(self) -> ScheduleOptions:
         """Options for scheduling it from a workflow. Without a queue of its own it runs on the
         workflow's queue (Temporal's default)."""
-        return {
+        options: ScheduleOptions = {
             "task_queue": self.queue,
             "start_to_close_timeout": self.start_to_close_timeout,
             "schedule_to_close_timeout": self.schedule_to_close_timeout,
             "heartbeat_timeout": self.heartbeat_timeout,
             "retry_policy": self.retry,
         }
+        if self.expires is not None:
+            options["schedule_to_start_timeout"] = self.expires
+        if self.priority is not None:
+            options["priority"] = self.priority
+        return options
 
     # Any: what a call gives depends on where it runs, which no type can say. Inside a workflow
     # it is an awaitable of R, outside it is what the function returns (R, or a coroutine of R).

@@ -75,6 +75,7 @@ class WorkflowOptions(TypedDict, total=False):
     execution_timeout: Duration | None
     retry: RetryOption | None
     sandboxed: bool
+    priority: int | temporalio.common.Priority | None
 
 
 class ActivityOptions(TypedDict, total=False):
@@ -87,6 +88,9 @@ class ActivityOptions(TypedDict, total=False):
     schedule_to_close_timeout: Duration | None
     heartbeat_timeout: Duration | None
     auto_heartbeat: bool
+    rate_limit: str | float | None
+    priority: int | temporalio.common.Priority | None
+    expires: Duration | None
 
 
 class RunOptions(TypedDict, total=False):
@@ -97,6 +101,7 @@ class RunOptions(TypedDict, total=False):
     memo: Mapping[str, Any] | None
     id_reuse_policy: temporalio.common.WorkflowIDReusePolicy | None
     id_conflict_policy: temporalio.common.WorkflowIDConflictPolicy | None
+    priority: int | temporalio.common.Priority | None
 
 
 class StartOptions(RunOptions, total=False):
@@ -123,6 +128,8 @@ class ActivityCallOptions(TypedDict, total=False):
     cancellation_type: temporalio.workflow.ActivityCancellationType
     activity_id: str | None
     summary: str | None
+    priority: int | temporalio.common.Priority | None
+    expires: Duration | None
 
 
 class ChildOptions(TypedDict, total=False):

@@ -155,9 +155,13 @@ class WorkerHost:
         interceptor = _Counting(self.counters)
         for queue in self.queue_names():
             workflows = [w.cls for w in self.app.workflows_on(queue)]
-            activities = [a.definition for a in self.app.activities_on(queue)]
+            on_queue = self.app.activities_on(queue)
+            activities = [a.definition for a in on_queue]
             # Local activities run on the workflow's own worker.
             activities.append(capture)
+            # A rate-limited activity has its queue to itself: matching holds the rate for all
+            # the queue's workers together (Temporal's max_task_queue_activities_per_second).
+            rates = [a.rate_limit for a in on_queue if a.rate_limit is not None]
             self._workers.append(
                 temporalio.worker.Worker(
                     client,
@@ -172,6 +176,7 @@ class WorkerHost:
                     max_cached_workflows=self.max_cached_workflows,
                     sticky_queue_schedule_to_start_timeout=timedelta(seconds=self.sticky_schedule_to_start),
                     graceful_shutdown_timeout=timedelta(seconds=self.grace),
+                    max_task_queue_activities_per_second=min(rates) if rates else None,
                 )
             )
 

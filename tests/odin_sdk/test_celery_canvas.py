@@ -81,9 +81,11 @@ def test_a_canvas_becomes_plain_json():
 
 def test_eta_becomes_utc_and_delivery_options_are_dropped():
     eta = datetime(2030, 1, 2, 3, 4, 5)
-    node = serialize(add.s(1).set(eta=eta, priority=5, routing_key="x", task_id="abc"))["canvas"]
+    node = serialize(add.s(1).set(eta=eta, priority=5, routing_key="x", task_id="abc", expires=eta))["canvas"]
     assert node["eta"] == eta.replace(tzinfo=UTC).isoformat()
-    assert set(node) == {"type", "task", "args", "kwargs", "eta"}
+    assert node["expires_at"] == eta.replace(tzinfo=UTC).isoformat()
+    assert node["priority"] == 5  # kept: it becomes the step's priority key
+    assert set(node) == {"type", "task", "args", "kwargs", "eta", "expires_at", "priority"}
 
 
 def test_prepare_writes_each_activitys_options_into_the_spec():
@@ -105,7 +107,7 @@ def test_prepare_writes_each_activitys_options_into_the_spec():
         (add.starmap([(1, 2)]), r"starmap\(\)"),
         (add.chunks([(1, 2)], 1), r"chunks\(\)"),
         (add.s(1).set(link=add.s()), "option link on unreliable.add is not supported"),
-        (add.s(1).set(expires=60), "option expires"),
+        (chain(add.s(1), add.s()).set(expires=60), "option expires on a chain"),
         # (dict forms: Celery's own constructors already drop an empty group from a chain and
         # hand a group's partial arguments to its members)
         ({**chain(add.s(1), add.s()), "kwargs": {"tasks": [add.s(1), group([]), add.s()]}}, "an empty group in a chain"),
