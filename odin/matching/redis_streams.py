@@ -13,7 +13,7 @@ its token bucket, expiring ``RATE_TTL`` after the last poll that set it). Every 
 several keys is one Lua script, hence atomic.
 
 Priority. A take looks at the levels highest first and hands out the oldest head of the first level
-that has one; a level's empty streams cost it two O(1) calls (EXISTS, XLEN). A poll that blocks
+that has one; an empty stream costs it one O(1) call (XLEN). A poll that blocks
 reads all streams; entries arriving together are sorted by level, then id.
 
 Rate limit. A poll with ``max_per_second`` sets ``:rate``. While a rate is in force, a take first
@@ -146,9 +146,12 @@ local function give_back(p, id)
   if e then requeue(p, id, e[2][2], e[2][4]) else redis.call('XACK', KEYS[p + 1], G, id) end
 end
 
--- Re-queue what a consumer holds, then delete it.
-local function release(c)
-  for p = 0, P - 1 do
+-- Re-queue what a consumer holds, then delete it: in stream ``only`` (a poll that never blocked
+-- read no other), else in all.
+local function release(c, only)
+  local first, last = 0, P - 1
+  if only then first, last = only, only end
+  for p = first, last do
     local ok, held = pcall(redis.call, 'XPENDING', KEYS[p + 1], G, '-', '+', 1000, c)
     if ok then
       for _, e in ipairs(held) do give_back(p, e[1]) end
@@ -182,8 +185,7 @@ return 1
 # of a token, returns {-1, seconds to wait}.
 _TAKE = f"""
 seen(ARGV[2], ARGV[3])
-local rate, t = tonumber(ARGV[5]), redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local rate = tonumber(ARGV[5])
 if rate > 0 then
   redis.call('HSET', RATE, 'rate', rate)
   redis.call('EXPIRE', RATE, {int(RATE_TTL)})
@@ -191,6 +193,8 @@ else
   rate = tonumber(redis.call('HGET', RATE, 'rate')) or 0
 end
 if rate > 0 and ARGV[6] ~= '1' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
   local b = redis.call('HMGET', RATE, 'tokens', 'stamp')
   local tokens = math.min(1, (tonumber(b[1]) or 1) + math.max(now - (tonumber(b[2]) or now), 0) * rate)
   if tokens < 1 then
@@ -203,9 +207,7 @@ local best, bms, bseq
 for p = 0, P - 1 do
   if best and p % PARTS == 0 then break end -- a higher level has an entry
   local key = KEYS[p + 1]
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('XGROUP', 'CREATE', key, G, '0', 'MKSTREAM')
-  elseif redis.call('XLEN', key) > 0 then
+  if redis.call('XLEN', key) > 0 then
     local head = redis.call('XRANGE', key, '(' .. ensure(key), '+', 'COUNT', 1)[1]
     if head then
       local ms, seq = parse(head[1])
@@ -214,6 +216,10 @@ for p = 0, P - 1 do
   end
 end
 if not best then
+  -- The poll blocks on every stream next: each needs its group.
+  for p = 0, P - 1 do
+    if redis.call('EXISTS', KEYS[p + 1]) == 0 then redis.call('XGROUP', 'CREATE', KEYS[p + 1], G, '0', 'MKSTREAM') end
+  end
   redis.call('ZADD', POLLING, ARGV[4], ARGV[1])
   redis.call('EXPIRE', POLLING, TTL + math.ceil(ARGV[4] - ARGV[3]))
   return false
@@ -235,18 +241,18 @@ redis.call('ZREM', POLLING, ARGV[1])
 seen(ARGV[2], ARGV[3])
 """
 
-# ARGV: consumer, task id, partition, entry id[, payload]. Acknowledges the delivery, or with a
-# payload gives it back; then the consumer goes.
+# ARGV: consumer, task id, stream, entry id, the stream the consumer read alone ('*': it blocked, so
+# all)[, payload]. Acknowledges the delivery, or with a payload gives it back; then the consumer goes.
 _SETTLE = """
 local p, id = tonumber(ARGV[3]), ARGV[4]
-if ARGV[5] then
-  requeue(p, id, ARGV[2], ARGV[5])
+if ARGV[6] then
+  requeue(p, id, ARGV[2], ARGV[6])
 else
   redis.call('XACK', KEYS[p + 1], G, id)
   redis.call('XDEL', KEYS[p + 1], id)
   if redis.call('HGET', IDS, ARGV[2]) == p .. ':' .. id then redis.call('HDEL', IDS, ARGV[2]) end
 end
-release(ARGV[1])
+release(ARGV[1], tonumber(ARGV[5]))
 """
 
 # ARGV: min idle ms, now.
@@ -354,11 +360,13 @@ class RedisTaskQueues:
         )
         return (*streams, base + "ids", base + "seq", base + "pollers", base + "polling", base + "rate")
 
-    def _receipt(self, entry: TaskEntry) -> tuple[int, str, str]:
-        p, entry_id, consumer = entry.receipt.split(":", 2)
+    def _receipt(self, entry: TaskEntry) -> tuple[int, str, str, str]:
+        """``<stream>:<entry id>:<scope>:<consumer>``; scope is the one stream the consumer read,
+        or ``*`` if it blocked on all of them."""
+        p, entry_id, scope, consumer = entry.receipt.split(":", 3)
         if not 0 <= int(p) < self._streams:
             raise ValueError(f"receipt {entry.receipt!r} names a stream this queue does not have")
-        return int(p), entry_id, consumer
+        return int(p), entry_id, scope, consumer
 
     async def add(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
         level = priority_level(entry.priority)
@@ -367,15 +375,15 @@ class RedisTaskQueues:
 
     async def ack(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
         if entry.receipt:  # else it came from no poll: nothing to acknowledge
-            p, entry_id, consumer = self._receipt(entry)
-            args = [consumer, entry.task_id, p, entry_id]
+            p, entry_id, scope, consumer = self._receipt(entry)
+            args = [consumer, entry.task_id, p, entry_id, scope]
             await self._settle(keys=self._keys(namespace_id, queue, task_type), args=args)
 
     async def requeue(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
         if not entry.receipt:
             return await self.add(namespace_id, queue, task_type, entry)
-        p, entry_id, consumer = self._receipt(entry)
-        args = [consumer, entry.task_id, p, entry_id, _payload(entry)]
+        p, entry_id, scope, consumer = self._receipt(entry)
+        args = [consumer, entry.task_id, p, entry_id, scope, _payload(entry)]
         await self._settle(keys=self._keys(namespace_id, queue, task_type), args=args)
 
     # -- polls -----------------------------------------------------------------------------
@@ -432,7 +440,8 @@ class RedisTaskQueues:
                 await asyncio.sleep(wait)
                 continue
             if got:
-                return _entry(got[2], f"{got[0]}:{_s(got[1])}:{consumer}")
+                scope = "*" if "client_id" in blocking else got[0]
+                return _entry(got[2], f"{got[0]}:{_s(got[1])}:{scope}:{consumer}")
             blocking["token"] = 1  # taken by the take that found nothing (if a rate is in force)
             if remaining <= 0:
                 return None
@@ -454,7 +463,7 @@ class RedisTaskQueues:
                 # those back. In the background, like the rest of the clean-up: nothing may delay the return.
                 extra = [x for p2, id2, _ in rest for x in (p2, id2)]
                 self._spawn(self._finish(keys=keys, args=[consumer, identity, time.time(), 0, 0, *extra]))
-                return _entry(payload, f"{p}:{_s(entry_id)}:{consumer}")
+                return _entry(payload, f"{p}:{_s(entry_id)}:*:{consumer}")
             if monotonic() >= deadline:
                 return None
 

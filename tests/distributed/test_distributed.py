@@ -20,12 +20,13 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 from cluster import Cluster, free_port
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
-from workflows import Counter, Durable, Nap, add_one
+from workflows import STARTS, Counter, Durable, Nap, Prioritized, add_one, record
 
 from odin.beat.celery_app import JOBS
 from tests.support.services import private_redis_server, throwaway_postgres_database
@@ -220,6 +221,42 @@ async def test_queries_updates_and_results_cross_servers(cluster):
         assert await handle.query(Counter.value) == 11
         await handle.signal(Counter.finish)
         assert await asyncio.wait_for(result, 30) == 11
+
+
+async def test_priority_and_rate_limit_hold_across_servers_on_redis(cluster):
+    """Matching on Redis: a backlog goes out by priority key, and the rate limit the workers ask for
+    holds for both of them together, though each polls through a server of its own."""
+    _, port_a = cluster.start_server()
+    _, port_b = cluster.start_server()
+    client_a = await Client.connect(f"127.0.0.1:{port_a}")
+    client_b = await Client.connect(f"127.0.0.1:{port_b}")
+    queue = f"prio-{uuid.uuid4().hex[:6]}"
+    activities = f"{queue}-act"
+    items = [(f"k{key}-{n}", key) for n in range(2) for key in (5, 2, 4, 1, 3)]
+    rate = 5.0
+    STARTS.clear()
+    async with Worker(client_a, task_queue=queue, workflows=[Prioritized]):
+        handle = await client_a.start_workflow(Prioritized.run, args=[activities, items], id=queue, task_queue=queue)
+        request = DescribeTaskQueueRequest(
+            namespace="default", task_queue=TaskQueue(name=activities),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, include_task_queue_status=True,
+        )
+        deadline = time.monotonic() + 30
+        while (await client_b.workflow_service.describe_task_queue(request)).task_queue_status.backlog_count_hint < len(items):
+            assert time.monotonic() < deadline, "the activities never queued up"
+            await asyncio.sleep(0.1)
+        workers = [
+            Worker(c, task_queue=activities, activities=[record], max_concurrent_activities=1,
+                   max_task_queue_activities_per_second=rate)
+            for c in (client_a, client_b)
+        ]
+        async with workers[0], workers[1]:
+            await asyncio.wait_for(handle.result(), 60)
+    names = [name for name, _ in sorted(STARTS, key=lambda s: s[1])]
+    assert [name.split("-")[0] for name in names] == ["k1", "k1", "k2", "k2", "k3", "k3", "k4", "k4", "k5", "k5"]
+    times = sorted(t for _, t in STARTS)
+    observed = (len(times) - 1) / (times[-1] - times[0])
+    assert rate * 0.6 <= observed <= rate * 1.1, observed
 
 
 async def test_retention_through_celery_archives_and_deletes(cluster):
