@@ -35,6 +35,9 @@ def dispatch(t: Transition, a: ActivityInfo) -> None:
     data = {"scheduled_event_id": a.scheduled_event_id, "attempt": a.attempt, "queue": a.task_queue}
     if a.priority:
         data["priority"] = a.priority
+    if a.concurrency_key:
+        # The slot's lease: the attempt's longest possible run.
+        data["concurrency"] = [a.concurrency_key, a.max_concurrency, a.start_to_close or a.schedule_to_close]
     t.transfers.append(TransferSpec(TransferKind.ACTIVITY_TASK, data))
     if a.schedule_to_start:
         arm_timeout(t, a, a.scheduled_time + a.schedule_to_start, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)

@@ -84,6 +84,9 @@ class ActivityInfo:
     cancel_requested_event_id: int = 0
     # Priority key its tasks are queued with: its own, else its workflow's (0: the default).
     priority: int = 0
+    # At most max_concurrency attempts with this key run at once in the namespace ("": no limit).
+    concurrency_key: str = ""
+    max_concurrency: int = 0
 
     @property
     def started(self) -> bool:

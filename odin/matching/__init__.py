@@ -38,6 +38,11 @@ class TaskEntry:
     attempt: int = 0
     query_id: str = ""
     priority: int = 0  # Temporal's priority key: 1 highest; 0 is the default (DEFAULT_PRIORITY)
+    # At most ``max_concurrency`` activity attempts with this key run at once, cluster-wide; a
+    # slot is held for at most ``lease`` seconds (the attempt's start-to-close timeout).
+    concurrency_key: str = ""
+    max_concurrency: int = 0
+    lease: float = 0.0
     # Set by a backend on the entries its polls return: what ``ack``/``requeue`` need to find the
     # delivery again (the in-memory backend needs nothing). Not part of the entry's identity.
     receipt: str = field(default="", compare=False)
@@ -92,3 +97,11 @@ class TaskQueues(Protocol):
 
     async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
         """Remove and return every queued entry (used to move a dead sticky queue's tasks)."""
+
+    async def acquire_slot(self, namespace_id: str, key: str, limit: int, holder: str, lease: float) -> bool:
+        """Take one of the ``limit`` slots of concurrency key ``key`` for ``holder`` (an activity
+        attempt) for ``lease`` seconds; False if all are held. Taking a slot one already holds
+        renews it. A slot whose lease ran out is free again (its holder died)."""
+
+    async def release_slot(self, namespace_id: str, key: str, holder: str) -> None:
+        """Give back ``holder``'s slot of ``key`` (no-op if it holds none)."""

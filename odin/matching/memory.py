@@ -59,6 +59,8 @@ class InMemoryTaskQueues:
 
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str, str], _Queue] = collections.defaultdict(_Queue)
+        # (namespace id, concurrency key) -> holder -> monotonic time its lease ends
+        self._slots: dict[tuple[str, str], dict[str, float]] = collections.defaultdict(dict)
 
     def _q(self, namespace_id: str, queue: str, task_type: str) -> _Queue:
         return self._queues[(namespace_id, queue, task_type)]
@@ -175,3 +177,20 @@ class InMemoryTaskQueues:
         for waiter in q.waiters:
             waiter.cancel()
         return [entry for level in q.levels for entry in level]
+
+    async def acquire_slot(self, namespace_id: str, key: str, limit: int, holder: str, lease: float) -> bool:
+        now = monotonic()
+        held = self._slots[(namespace_id, key)]
+        for expired in [h for h, until in held.items() if until <= now]:
+            del held[expired]
+        if holder not in held and len(held) >= limit:
+            return False
+        held[holder] = now + lease
+        return True
+
+    async def release_slot(self, namespace_id: str, key: str, holder: str) -> None:
+        held = self._slots.get((namespace_id, key))
+        if held is not None:
+            held.pop(holder, None)
+            if not held:
+                del self._slots[(namespace_id, key)]

@@ -278,6 +278,20 @@ for i = 1, #pollers, 2 do
 end
 """
 
+# KEYS: the key's holders (a sorted set: holder -> when its lease ends, by Redis's clock).
+# ARGV: limit, holder, lease seconds. 1 if the holder has a slot now.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+local ends = now + tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], ends, ARGV[2])
+local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
+redis.call('EXPIREAT', KEYS[1], math.ceil(math.max(last, ends)) + 1)
+return 1
+"""
+
 # Queued and not handed out: with acked entries deleted, that is XLEN minus pending.
 _BACKLOG = """
 local n = 0
@@ -344,6 +358,7 @@ class RedisTaskQueues:
         self._add, self._take, self._finish = script(_ADD), script(_TAKE), script(_FINISH)
         self._settle, self._reclaim = script(_SETTLE), script(_RECLAIM)
         self._backlog, self._drain = script(_BACKLOG), script(_DRAIN)
+        self._acquire = redis.register_script(_ACQUIRE)
         self._max_block = block_limit(redis)
         self._watched: dict[tuple[str, ...], float] = {}
         # (queue keys, window) -> wall time until which has_recent_poller may answer yes unasked.
@@ -583,3 +598,15 @@ class RedisTaskQueues:
         triples = zip(flat[::3], flat[1::3], flat[2::3])
         ordered = sorted(triples, key=lambda t: (int(t[0]) // self.partitions, _id_order(t[1])))
         return [_entry(payload) for _, _, payload in ordered]
+
+    # -- concurrency slots -----------------------------------------------------------------
+
+    def _slots_key(self, namespace_id: str, key: str) -> str:
+        return f"{self._prefix}slots:{{{namespace_id}}}:{key}"
+
+    async def acquire_slot(self, namespace_id: str, key: str, limit: int, holder: str, lease: float) -> bool:
+        keys = [self._slots_key(namespace_id, key)]
+        return bool(await self._acquire(keys=keys, args=[limit, holder, max(lease, 0.001)]))
+
+    async def release_slot(self, namespace_id: str, key: str, holder: str) -> None:
+        await self._redis.zrem(self._slots_key(namespace_id, key), holder)

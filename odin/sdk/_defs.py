@@ -248,6 +248,8 @@ class ActivityFunction(Generic[P, R]):
         rate_limit: str | float | None = None,
         priority: int | temporalio.common.Priority | None = None,
         expires: Duration | None = None,
+        concurrency_key: str | Callable[..., str] | None = None,
+        max_concurrency: int | None = None,
     ):
         self.app = app
         self.fn = fn
@@ -262,6 +264,16 @@ class ActivityFunction(Generic[P, R]):
         self.expires = as_timedelta(expires)
         if self.expires is not None and self.expires <= timedelta(0):
             raise ValueError(f"expires of {self.name} must be positive, not {expires!r}")
+        # At most max_concurrency attempts with the same key (a string, or a function of the
+        # activity's arguments) run at once, over all workers; matching holds the slots.
+        if (concurrency_key is None) != (max_concurrency is None):
+            raise ValueError(f"{self.name}: concurrency_key and max_concurrency go together")
+        if concurrency_key is not None and not (callable(concurrency_key) or (isinstance(concurrency_key, str) and concurrency_key)):
+            raise TypeError(f"concurrency_key of {self.name} must be a non-empty string or a function of the arguments")
+        if max_concurrency is not None and (isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1):
+            raise ValueError(f"max_concurrency of {self.name} must be a positive integer, not {max_concurrency!r}")
+        self.concurrency_key = concurrency_key
+        self.max_concurrency = max_concurrency
         self.retry = retry_policy(retry)
         self.start_to_close_timeout = as_timedelta(start_to_close_timeout)
         self.schedule_to_close_timeout = as_timedelta(schedule_to_close_timeout)
@@ -303,6 +315,18 @@ class ActivityFunction(Generic[P, R]):
         if self.priority is not None:
             options["priority"] = self.priority
         return options
+
+    def concurrency(self, args: Sequence[Any]) -> tuple[str, int] | None:
+        """The concurrency key and limit of a call with these (packed) arguments, if it has any."""
+        if self.concurrency_key is None or self.max_concurrency is None:
+            return None
+        key = self.concurrency_key
+        if callable(key):
+            positional, keywords = unpack_args(tuple(args))
+            key = key(*positional, **keywords)
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"concurrency_key of {self.name} gave {key!r}, not a non-empty string")
+        return key, self.max_concurrency
 
     # Any: what a call gives depends on where it runs, which no type can say. Inside a workflow
     # it is an awaitable of R, outside it is what the function returns (R, or a coroutine of R).

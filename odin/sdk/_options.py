@@ -4,7 +4,7 @@ policies given Celery-style, and the keyword options of the decorators and of st
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypedDict, overload
@@ -91,6 +91,8 @@ class ActivityOptions(TypedDict, total=False):
     rate_limit: str | float | None
     priority: int | temporalio.common.Priority | None
     expires: Duration | None
+    concurrency_key: str | Callable[..., str] | None
+    max_concurrency: int | None
 
 
 class RunOptions(TypedDict, total=False):

@@ -11,6 +11,7 @@ start a deploy whose code would break runs in flight. A status line shows what i
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -22,14 +23,18 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TextIO, TypedDict
 
 import temporalio.worker
+import temporalio.workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
     ExecuteWorkflowInput,
     Interceptor,
     Replayer,
+    StartActivityInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -105,6 +110,41 @@ class _Counting(Interceptor):
         return Workflow
 
 
+# The apps of every host in this process, by id, reachable from inside the workflow sandbox.
+_APPS: dict[int, App] = {}
+
+# The header of ScheduleActivityTask that carries an activity's concurrency limit to the server.
+CONCURRENCY_HEADER = "odin-concurrency"
+
+
+class _Concurrency(Interceptor):
+    """Puts each activity call's concurrency key and limit (``concurrency_key``/``max_concurrency``
+    of its definition) in the ScheduleActivityTask header, where the server reads them."""
+
+    def __init__(self, app: App):
+        self.key = id(app)
+        _APPS[self.key] = app
+
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        key = self.key
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input: StartActivityInput) -> temporalio.workflow.ActivityHandle[Any]:
+                activity = _APPS[key].activities.get(input.activity)
+                limit = activity.concurrency(input.args) if activity is not None else None
+                if limit is not None:
+                    data = json.dumps({"key": limit[0], "max": limit[1]}).encode()
+                    payload = Payload(metadata={"encoding": b"json/plain"}, data=data)
+                    input.headers = {**input.headers, CONCURRENCY_HEADER: payload}
+                return super().start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+        return Inbound
+
+
 def sandbox_runner() -> SandboxedWorkflowRunner:
     """The workflow sandbox, with Odin's SDK shared rather than re-imported per run."""
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("odin"))
@@ -153,6 +193,7 @@ class WorkerHost:
         client = await self.app.client_async()
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="odin-activity")
         interceptor = _Counting(self.counters)
+        concurrency = _Concurrency(self.app)
         for queue in self.queue_names():
             workflows = [w.cls for w in self.app.workflows_on(queue)]
             on_queue = self.app.activities_on(queue)
@@ -170,7 +211,7 @@ class WorkerHost:
                     activities=activities,
                     activity_executor=self._executor,
                     workflow_runner=sandbox_runner(),
-                    interceptors=[interceptor],
+                    interceptors=[interceptor, concurrency],
                     identity=self.identity,
                     max_concurrent_activities=self.concurrency,
                     max_cached_workflows=self.max_cached_workflows,

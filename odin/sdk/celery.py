@@ -19,6 +19,7 @@ and deploys and no finished step runs twice. docs/migrating-from-celery.md has t
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import socket
 import weakref
@@ -122,6 +123,8 @@ def register_tasks(
                 rate_limit=task.rate_limit if task.rate_limit is not None else conf.task_default_rate_limit,
                 priority=celery_priority(_task_priority(task, route, conf), _highest_first(celery_app)),
                 expires=_expires(getattr(task, "expires", None), name),
+                concurrency_key=_unbound(getattr(task, "concurrency_key", None), task),
+                max_concurrency=getattr(task, "max_concurrency", None),
             )
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"task {name}: {exc}") from None
@@ -179,6 +182,11 @@ def _highest_first(celery_app: celery.Celery) -> bool:
     """Whether 0 is the highest Celery priority: on Redis and SQS, not on RabbitMQ (AMQP)."""
     broker = str(celery_app.conf.broker_url or "")
     return not broker.startswith(("amqp", "pyamqp", "librabbitmq"))
+
+
+def _unbound(value: Any, task: celery.Task) -> Any:
+    """A function given as a task option is a class attribute, read back bound to the task."""
+    return value.__func__ if inspect.ismethod(value) and value.__self__ is task else value
 
 
 def _expires(value: Any, what: str) -> float | None:

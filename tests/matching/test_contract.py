@@ -178,3 +178,23 @@ async def test_rate_limited_poll_waiting_on_an_empty_queue_gets_a_new_entry(queu
     await asyncio.sleep(0.1)
     await queues.add("ns", "limited", ACTIVITY, _entry(1))
     assert (await asyncio.wait_for(poll, 3)).task_id == "t1"
+
+
+async def test_concurrency_slots_are_limited_renewed_and_released(queues):
+    assert await queues.acquire_slot("ns", "customer-1", 2, "a", 30)
+    assert await queues.acquire_slot("ns", "customer-1", 2, "b", 30)
+    assert not await queues.acquire_slot("ns", "customer-1", 2, "c", 30)
+    assert await queues.acquire_slot("ns", "customer-1", 2, "a", 30)  # a renewal, not a third slot
+    assert await queues.acquire_slot("ns", "customer-2", 2, "c", 30)  # keys are separate
+    assert await queues.acquire_slot("other", "customer-1", 2, "c", 30)  # and namespaces
+    await queues.release_slot("ns", "customer-1", "b")
+    await queues.release_slot("ns", "customer-1", "nobody")
+    assert await queues.acquire_slot("ns", "customer-1", 2, "c", 30)
+    assert not await queues.acquire_slot("ns", "customer-1", 2, "d", 30)
+
+
+async def test_a_slot_whose_lease_ran_out_is_free_again(queues):
+    assert await queues.acquire_slot("ns", "k", 1, "dead-worker", 0.2)
+    assert not await queues.acquire_slot("ns", "k", 1, "b", 30)
+    await asyncio.sleep(0.3)
+    assert await queues.acquire_slot("ns", "k", 1, "b", 30)

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,9 @@ def _root_cause(error: BaseException) -> BaseException:
         ({"priority": "high"}, TypeError, "must be a priority key"),
         ({"expires": -5}, ValueError, "cannot be negative"),
         ({"expires": 0}, ValueError, "expires of job must be positive"),
+        ({"concurrency_key": "k"}, ValueError, "concurrency_key and max_concurrency go together"),
+        ({"concurrency_key": "k", "max_concurrency": 0}, ValueError, "max_concurrency of job must be a positive integer"),
+        ({"concurrency_key": "", "max_concurrency": 1}, TypeError, "concurrency_key of job must be a non-empty string"),
     ],
 )
 def test_bad_options_are_refused_when_the_activity_is_defined(options, error, message):
@@ -233,3 +237,16 @@ async def test_expires_drops_a_step_not_started_in_time(server, journal):
     assert "ScheduleToStart" in str(_root_cause(failed.value)) or "timed out" in str(_root_cause(failed.value)).lower()
     assert [e["key"] for e in entries(journal, "rank")] == ["blocker", "blocker-2", "fresh"]
     assert entries(journal, "stale") == []
+
+
+async def test_per_key_concurrency_is_never_exceeded(server):
+    throttled.PEAK.clear()
+    calls = [throttled.export.s("a", n) for n in range(6)] + [throttled.export.s("b", n) for n in range(2)]
+    async with throttled.app.worker(concurrency=8):
+        started = time.monotonic()
+        handle = await run_async(group(calls), throttled.app)
+        assert len(await handle.result_async(timeout=60)) == 8
+        elapsed = time.monotonic() - started
+    # Eight slots in the worker, but two per customer: "a" runs in three rounds of 0.3 s.
+    assert throttled.PEAK == {"customer:a": 2, "customer:b": 2}
+    assert elapsed >= 0.85

@@ -53,5 +53,22 @@ def stale(key: str) -> str:
     return key
 
 
+
+RUNNING: dict[str, int] = {}  # concurrency key -> attempts running now (in this process)
+PEAK: dict[str, int] = {}  # concurrency key -> most attempts seen running at once
+
+
+@celery_app.task(name="throttled.export", concurrency_key=lambda customer, n: f"customer:{customer}", max_concurrency=2)
+def export(customer: str, n: int) -> str:
+    key = f"customer:{customer}"
+    RUNNING[key] = RUNNING.get(key, 0) + 1
+    PEAK[key] = max(PEAK.get(key, 0), RUNNING[key])
+    try:
+        time.sleep(0.3)
+    finally:
+        RUNNING[key] -= 1
+    return f"{customer}-{n}"
+
+
 app = App("throttled")
 register_tasks(app, celery_app)
