@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 import redis.exceptions
 import sqlalchemy.exc
@@ -19,7 +20,7 @@ from odin import redisconn
 from odin.beat.jobs import SystemJobs
 from odin.beat.local import LocalSystemWorkers
 from odin.beat.timers import AsyncioTimerScheduler, CeleryTimerScheduler, TimerScheduler
-from odin.clock import Clock, SystemClock
+from odin.clock import Clock, ReferenceClock, SystemClock
 from odin.config import Settings, default_identity
 from odin.frontend import FrontendService
 from odin.history.engine import HistoryEngine
@@ -84,7 +85,10 @@ class Runtime:
         if not settings.database_url:
             raise ValueError("no database configured: set ODIN_DATABASE_URL (or DATABASE_URL)")
         self.settings = settings
-        self.clock = clock or SystemClock()
+        # Without a clock given, a database with a server of its own (PostgreSQL) gives every
+        # process the same time (ReferenceClock, at start); SQLite is one process's wall clock.
+        self._clock_given = clock is not None
+        self.clock: Clock = clock or SystemClock()
         self.auto_migrate = auto_migrate
         self.system_worker = system_worker
         # Without Redis, whether this process runs the jobs of time itself (the one server does;
@@ -123,6 +127,11 @@ class Runtime:
         self.store = store = SqlExecutionStore(db)
         self._closers.append(store.close)
         num_shards = await store.init_cluster(s.num_shards)
+        if not self._clock_given and not store.is_sqlite:
+            clock = ReferenceClock(self._database_time)
+            await clock.start()
+            self._closers.insert(0, clock.stop)
+            self.clock = clock
 
         if self.distributed:
             from odin.beat.celery_app import create_celery
@@ -138,7 +147,8 @@ class Runtime:
                     f"cannot reach Redis at {_safe_url(s.redis_url)} (ODIN_REDIS_URL / REDIS_URL): {exc or 'no answer'}"
                 ) from None
             queues = RedisTaskQueues(
-                self.redis, prefix=s.redis_prefix, partitions=s.queue_partitions, reclaim_idle=s.queue_reclaim_seconds
+                self.redis, prefix=s.redis_prefix, partitions=s.queue_partitions, reclaim_idle=s.queue_reclaim_seconds,
+                clock=self.clock,
             )
             self._closers.insert(0, queues.close)
             notifier = RedisNotifier(self.redis, s.redis_prefix)
@@ -150,7 +160,7 @@ class Runtime:
             if self.system_worker:
                 self.shards = RedisShardLeases(
                     self.redis, store, num_shards, prefix=s.redis_prefix, owner=f"{self.identity}:{id(self):x}",
-                    ttl=s.shard_lease_seconds,
+                    ttl=s.shard_lease_seconds, clock=self.clock,
                 )
             else:
                 self.shards = NoShards()
@@ -185,12 +195,20 @@ class Runtime:
             await self.timers.start()
         return self
 
+    async def _database_time(self) -> datetime:
+        assert self.store is not None
+        value = await self.store.database_time()
+        assert value is not None
+        return value
+
     async def stop(self) -> None:
         if self._local is not None:
             await self._local.stop()
             self._local = None
         elif self.timers is not None and self.distributed:
             await self.timers.stop()
+        if self.jobs is not None:
+            await self.jobs.close()
         if self.shards is not None:
             await self.shards.stop()
         if self.engine is not None:

@@ -1,4 +1,4 @@
-"""odin.ids: random version-4 UUIDs read from the OS in batches."""
+"""odin.ids: random version-4 UUIDs read from the OS in batches, and version-7 run ids."""
 
 from __future__ import annotations
 
@@ -30,3 +30,22 @@ def test_threads_draw_distinct_ids():
         th.join()
     every = [i for bucket in seen for i in bucket]
     assert len(set(every)) == len(every) == 2400
+
+
+def test_run_ids_are_version_7_uuids_that_sort_by_time():
+    import time
+
+    from odin.ids import new_run_id
+    from odin.uuids import uuid7
+
+    before = time.time_ns() // 1_000_000
+    ids = [uuid.UUID(new_run_id()) for _ in range(500)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    assert {(u.version, u.variant) for u in ids} == {(7, uuid.RFC_4122)}
+    assert all(before <= u.int >> 80 <= after for u in ids)
+    # The layout: 48 bits of milliseconds, the version, then the entropy's bits.
+    u = uuid7(0x0123456789AB, bytes(range(1, 11)))
+    assert str(u) == "01234567-89ab-7010-8304-05060708090a"
+    assert (u.int >> 80, u.version, u.variant) == (0x0123456789AB, 7, uuid.RFC_4122)
+    assert uuid7(1, bytes(10)) < uuid7(2, b"\xff" * 10)

@@ -54,16 +54,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_pool="threads",
         worker_concurrency=8,
         beat_schedule={
-            "odin-sweep-timers": {
-                "task": "odin.sweep_timers",
-                "schedule": settings.sweep_timers_seconds,
-                "options": {"expires": max(settings.sweep_timers_seconds * 5, 5)},
-            },
-            "odin-sweep-transfers": {
-                "task": "odin.sweep_transfers",
-                "schedule": settings.sweep_transfers_seconds,
-                "options": {"expires": max(settings.sweep_transfers_seconds * 5, 5)},
-            },
+            # No expiry on the sweeps: Celery would judge it by the worker's wall clock, and a
+            # worker whose clock runs ahead of beat's would drop every sweep. Sweeps piled up
+            # behind a paused worker cost a few queries each (one runs at a time per process).
+            "odin-sweep-timers": {"task": "odin.sweep_timers", "schedule": settings.sweep_timers_seconds},
+            "odin-sweep-transfers": {"task": "odin.sweep_transfers", "schedule": settings.sweep_transfers_seconds},
             "odin-retention-sweep": {"task": "odin.retention_sweep", "schedule": settings.retention_sweep_seconds},
         },
     )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from temporalio.api.enums.v1 import NamespaceState
 
+from odin.aio import cancel_and_wait
 from odin.clock import Clock
 from odin.errors import NotFound, ShardOwnershipLost
 from odin.history.events import MAX_SECONDS
@@ -67,20 +68,68 @@ class SystemJobs:
         # covered over several sweeps instead of its oldest rows over and over.
         self._transfer_cursor: tuple[datetime, str] | None = None
         self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._sweeping_timers = False
+        self._sweeping_transfers = False
+        self._deferred: set[asyncio.TimerHandle] = set()
+        self._deferred_jobs: set[asyncio.Task] = set()
 
     # -- timers ----------------------------------------------------------------------------
 
     async def fire_timer(self, task_id: str) -> bool:
-        """Fire one timer task if it still exists (its ETA came). Returns whether it existed."""
+        """Fire one timer task (its ETA came) if it still exists and is due by ``clock``. Celery
+        runs an ETA job by the worker's own wall clock: a job that comes early (that clock is
+        ahead) is put off on this process's monotonic clock until the task is due; if the process
+        dies meanwhile, the sweep fires the task once it is ``ETA_GRACE`` late. Returns whether the
+        task existed."""
         task = await self.store.get_timer_task(task_id)
         if task is None:
             return False
+        early = (task.fire_at - self.clock.now()).total_seconds() if task.fire_at is not None else 0.0
+        if early > 0:
+            self._defer(task_id, early)
+            return True
         await self.engine.fire_timer(task)
         return True
 
+    def _defer(self, task_id: str, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+
+        async def again() -> None:
+            try:
+                await self.fire_timer(task_id)
+            except Exception:  # the sweep fires it
+                log.exception("deferred timer task %s failed", task_id)
+
+        def start() -> None:
+            self._deferred.discard(handle)
+            job = loop.create_task(again())
+            self._deferred_jobs.add(job)
+            job.add_done_callback(self._deferred_jobs.discard)
+
+        handle = loop.call_later(delay, start)
+        self._deferred.add(handle)
+
+    async def close(self) -> None:
+        """Drop the timer tasks put off to their due time (the sweep fires them)."""
+        for handle in self._deferred:
+            handle.cancel()
+        self._deferred.clear()
+        await cancel_and_wait(*self._deferred_jobs)
+
     async def sweep_timers(self) -> int:
         """Fire the due timers of this process's shards; hand the ones coming due to the timer
-        scheduler. Returns how many were fired."""
+        scheduler. Returns how many were fired. Beat asks every second; a sweep still running
+        (a backlog after an outage) covers the next ones, which return 0 at once instead of
+        firing the same tasks again beside it."""
+        if self._sweeping_timers:
+            return 0
+        self._sweeping_timers = True
+        try:
+            return await self._sweep_timers()
+        finally:
+            self._sweeping_timers = False
+
+    async def _sweep_timers(self) -> int:
         owned = self.shards.owned()
         if not owned:
             return 0
@@ -124,7 +173,17 @@ class SystemJobs:
     # -- transfers -------------------------------------------------------------------------
 
     async def sweep_transfers(self) -> int:
-        """Dispatch again the transfer tasks of this process's shards still waiting in SQL."""
+        """Dispatch again the transfer tasks of this process's shards still waiting in SQL (one
+        sweep at a time, as for timers)."""
+        if self._sweeping_transfers:
+            return 0
+        self._sweeping_transfers = True
+        try:
+            return await self._sweep_transfers()
+        finally:
+            self._sweeping_transfers = False
+
+    async def _sweep_transfers(self) -> int:
         owned = self.shards.owned()
         if not owned:
             return 0

@@ -6,15 +6,21 @@ import socket
 import uuid
 
 from temporalio.api.common.v1 import Payloads
-from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.enums.v1 import BuildIdTaskReachability, DescribeTaskQueueMode, TaskQueueType
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.query.v1 import WorkflowQueryResult
-from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueuePartitionMetadata, TaskQueueStatus
+from temporalio.api.taskqueue.v1 import (
+    PollerInfo,
+    TaskQueuePartitionMetadata,
+    TaskQueueStats,
+    TaskQueueStatus,
+    TaskQueueTypeInfo,
+)
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.errors import InvalidArgument
 from odin.frontend.base import FrontendBase
-from odin.frontend.common import check_id
+from odin.frontend.common import check_enum, check_id
 from odin.frontend.limits import (
     FAILURE_TOO_LARGE,
     HEARTBEAT_TOO_LARGE,
@@ -24,8 +30,9 @@ from odin.frontend.limits import (
     oversized_failure,
 )
 from odin.history import activities, operations, tokens
-from odin.history.events import timestamp
-from odin.matching import ACTIVITY, WORKFLOW
+from odin.history.events import duration, timestamp
+from odin.matching import ACTIVITY, WORKFLOW, QueueStats
+from odin.matching import PollerInfo as QueuePoller
 
 
 class WorkerCalls(FrontendBase):
@@ -176,19 +183,55 @@ class WorkerCalls(FrontendBase):
     async def describe_task_queue(self, req: ws.DescribeTaskQueueRequest) -> ws.DescribeTaskQueueResponse:
         ns = await self.namespace(req.namespace)
         check_id(req.task_queue.name, "TaskQueue")
+        if req.api_mode == DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED:
+            return await self._describe_task_queue_enhanced(ns.id, req)
         kind = ACTIVITY if req.task_queue_type == TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY else WORKFLOW
         queues = self.engine.queues
         pollers = await queues.pollers(ns.id, req.task_queue.name, kind)
         backlog = await queues.backlog(ns.id, req.task_queue.name, kind)
         return ws.DescribeTaskQueueResponse(
-            pollers=[
-                PollerInfo(identity=p.identity, last_access_time=timestamp(p.last_access_time), rate_per_second=100_000.0)
-                for p in sorted(pollers, key=lambda p: -p.last_access_time)
-            ],
+            pollers=_poller_infos(pollers),
             task_queue_status=TaskQueueStatus(backlog_count_hint=backlog, rate_per_second=100_000.0)
             if req.include_task_queue_status
             else None,
         )
+
+    async def _describe_task_queue_enhanced(self, namespace_id: str, req: ws.DescribeTaskQueueRequest) -> ws.DescribeTaskQueueResponse:
+        """The enhanced form (``temporal task-queue describe``): per build id and task type, pollers
+        and stats, and reachability. Odin has no worker versioning, so every poller and task is
+        unversioned (build id ""); a build id asked for has no pollers, no tasks, and nothing can
+        reach it."""
+        for task_type in req.task_queue_types:
+            check_enum(TaskQueueType, task_type, "TaskQueueTypes")
+        types = list(req.task_queue_types) or [TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]
+        selection = req.versions
+        build_ids = ([""] if not req.HasField("versions") or selection.unversioned or selection.all_active else [])
+        build_ids += [b for b in selection.build_ids if b and b not in build_ids]
+        unversioned: dict[int, TaskQueueTypeInfo] = {}
+        for task_type in types:
+            info = TaskQueueTypeInfo()
+            kind = _QUEUE_KINDS.get(task_type)  # Nexus: Odin has no such queue, so nothing to report
+            if kind is not None and req.report_pollers:
+                pollers = await self.engine.queues.pollers(namespace_id, req.task_queue.name, kind)
+                info.pollers.extend(_poller_infos(pollers))
+            if req.report_stats:
+                stats = await self.engine.queues.stats(namespace_id, req.task_queue.name, kind) if kind else None
+                info.stats.CopyFrom(_stats(stats))
+            unversioned[task_type] = info
+        response = ws.DescribeTaskQueueResponse()
+        for build_id in build_ids:
+            version = response.versions_info[build_id]
+            for task_type in types:
+                version.types_info[task_type].CopyFrom(
+                    unversioned[task_type] if not build_id else TaskQueueTypeInfo(stats=_stats(None) if req.report_stats else None)
+                )
+            if req.report_task_reachability:
+                version.task_reachability = (
+                    BuildIdTaskReachability.BUILD_ID_TASK_REACHABILITY_REACHABLE
+                    if not build_id
+                    else BuildIdTaskReachability.BUILD_ID_TASK_REACHABILITY_UNREACHABLE
+                )
+        return response
 
     async def shutdown_worker(self, req: ws.ShutdownWorkerRequest) -> ws.ShutdownWorkerResponse:
         ns = await self.namespace(req.namespace)
@@ -207,6 +250,30 @@ class WorkerCalls(FrontendBase):
         return ws.ListTaskQueuePartitionsResponse(
             activity_task_queue_partitions=[partition], workflow_task_queue_partitions=[partition]
         )
+
+
+_QUEUE_KINDS = {TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW: WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY: ACTIVITY}
+
+
+def _poller_infos(pollers: list[QueuePoller]) -> list[PollerInfo]:
+    """A queue's recent pollers, most recent first (each may take 100,000 tasks a second, the
+    rate Temporal reports for a poller that set none)."""
+    return [
+        PollerInfo(identity=p.identity, last_access_time=timestamp(p.last_access_time), rate_per_second=100_000.0)
+        for p in sorted(pollers, key=lambda p: -p.last_access_time)
+    ]
+
+
+def _stats(stats: QueueStats | None) -> TaskQueueStats:
+    """A queue's stats as Temporal reports them (zero for a queue that cannot exist here)."""
+    if stats is None:
+        return TaskQueueStats(approximate_backlog_age=duration(0))
+    return TaskQueueStats(
+        approximate_backlog_count=stats.backlog,
+        approximate_backlog_age=duration(stats.backlog_age),
+        tasks_add_rate=stats.add_rate,
+        tasks_dispatch_rate=stats.dispatch_rate,
+    )
 
 
 def _completion(limits: Limits, req, call: str):

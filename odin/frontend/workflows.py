@@ -13,12 +13,14 @@ from temporalio.api.enums.v1 import (
     HistoryEventFilterType,
     PendingActivityState,
     QueryRejectCondition,
+    ResourceExhaustedCause,
+    ResourceExhaustedScope,
     UpdateWorkflowExecutionLifecycleStage,
     WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy,
 )
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
-from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure
+from temporalio.api.errordetails.v1 import MultiOperationExecutionFailure, ResourceExhaustedFailure, WorkflowNotReadyFailure
 from temporalio.api.failure.v1 import Failure, MultiOperationExecutionAborted
 from temporalio.api.history.v1 import History
 from temporalio.api.query.v1 import QueryRejected
@@ -35,7 +37,7 @@ from temporalio.api.workflow.v1 import (
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
 from odin.clock import monotonic
-from odin.errors import InvalidArgument, NotFound, OdinError
+from odin.errors import FailedPrecondition, InvalidArgument, NotFound, OdinError, ResourceExhausted
 from odin.frontend.base import FrontendBase
 from odin.frontend.common import (
     DEFAULT_HISTORY_PAGE,
@@ -49,7 +51,7 @@ from odin.frontend.common import (
 )
 from odin.frontend.limits import limits_for
 from odin.history import cron, operations, retry, updates
-from odin.history.events import duration, seconds, timestamp
+from odin.history.events import duration, optional_duration, seconds, timestamp
 from odin.history.machine import transient_events
 from odin.history.notifier import run_key
 from odin.history.start import SignalInput
@@ -185,7 +187,8 @@ class WorkflowCalls(FrontendBase):
         limits_for(ns).check_blob(req.request.input.args.ByteSize(), "UpdateWorkflowExecution input", ns.name)
         if not req.request.meta.update_id:
             req.request.meta.update_id = new_id()
-        u, t = await operations.admit_update(self.engine, ns.id, wid, rid, req.request)
+        pinned = bool(req.workflow_execution.run_id)
+        u, t = await operations.admit_update(self.engine, ns.id, wid, rid, req.request, pinned)
         return await self._await_update(ns.id, wid, t.state.run_id, u.update_id, req.wait_policy.lifecycle_stage, timeout)
 
     async def poll_workflow_execution_update(
@@ -214,9 +217,9 @@ class WorkflowCalls(FrontendBase):
                 s = (await self.engine.load(namespace_id, workflow_id, run_id)).state
                 u = s.updates.get(update_id)
                 if u is None:
-                    if s.running:
-                        raise NotFound(f"update {update_id} not found")
-                    raise NotFound("workflow execution already completed before the update completed")
+                    raise NotFound(f'update "{update_id}" not found')
+                if u.stage == updates.ABORTED:
+                    raise _update_aborted(u.aborted)
                 stage = updates.STAGES[u.stage]
                 if stage >= wait_for or monotonic() >= deadline:
                     response = ws.UpdateWorkflowExecutionResponse(update_ref=ref, stage=stage)
@@ -246,7 +249,14 @@ class WorkflowCalls(FrontendBase):
                 raise InvalidArgument("The update must target the started workflow id, without a run id.")
             if start.cron_schedule or seconds(start.workflow_start_delay) > 0:
                 raise InvalidArgument("Update-with-start cannot use a cron schedule or a start delay.")
-            started = await self.start_workflow_execution(start)
+            ns = await self.namespace(req.namespace)
+            update_id = update.request.meta.update_id
+            existing = await operations.run_to_attach(self.engine, ns.id, start.workflow_id, update_id) if update_id else None
+            if existing is not None:
+                # The update is known to the workflow's run: join it, start nothing.
+                started = ws.StartWorkflowExecutionResponse(run_id=existing.run_id, started=False, status=Status.ValueType(existing.status))
+            else:
+                started = await self.start_workflow_execution(start)
         except OdinError as err:
             raise _multi_operation_failure(err, 0) from None
         update.workflow_execution.run_id = started.run_id
@@ -357,8 +367,8 @@ class WorkflowCalls(FrontendBase):
         response = ws.DescribeWorkflowExecutionResponse(
             execution_config=WorkflowExecutionConfig(
                 task_queue=TaskQueue(name=s.task_queue),
-                workflow_execution_timeout=duration(s.execution_timeout),
-                workflow_run_timeout=duration(s.run_timeout),
+                workflow_execution_timeout=optional_duration(s.execution_timeout),
+                workflow_run_timeout=optional_duration(s.run_timeout),
                 default_workflow_task_timeout=duration(s.workflow_task_timeout),
                 user_metadata=unpack(UserMetadata, s.user_metadata),
             ),
@@ -424,6 +434,24 @@ def _check_id_policies(reuse: int, conflict: int) -> None:
             "Invalid WorkflowIdReusePolicy: WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE cannot be used together "
             "with WorkflowIdConflictPolicy WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING."
         )
+
+
+def _update_aborted(reason: str) -> OdinError:
+    """What Temporal answers the caller of an update that ended without an outcome: NOT_FOUND when
+    its run closed, RESOURCE_EXHAUSTED (retryable: SDKs send it again, to the successor) when the
+    run continued as new, FAILED_PRECONDITION when its workflow task failed."""
+    message = updates.ABORT_MESSAGES[reason]
+    if reason == updates.CONTINUED:
+        return ResourceExhausted(
+            message,
+            ResourceExhaustedFailure(
+                cause=ResourceExhaustedCause.RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW,
+                scope=ResourceExhaustedScope.RESOURCE_EXHAUSTED_SCOPE_NAMESPACE,
+            ),
+        )
+    if reason == updates.TASK_FAILED:
+        return FailedPrecondition(message, WorkflowNotReadyFailure())
+    return NotFound(message)
 
 
 def _check_update(req: ws.UpdateWorkflowExecutionRequest) -> None:
@@ -503,7 +531,7 @@ def _multi_operation_failure(err: OdinError, failed_index: int) -> OdinError:
                 code=grpc.StatusCode.ABORTED.value[0], message="Operation was aborted.", details=[aborted]
             )
         statuses.append(status)
-    wrapped = type(err)(f"MultiOperation could not be executed: {err.message}", MultiOperationExecutionFailure(statuses=statuses))
+    wrapped = type(err)("Update-with-Start could not be executed.", MultiOperationExecutionFailure(statuses=statuses))
     return wrapped
 
 

@@ -18,7 +18,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from odin.history import cron, retry
-from odin.history.events import duration
+from odin.history.events import duration, optional_duration
 from odin.history.machine import Transition
 from odin.history.start import Continuation, ParentInfo, new_run
 from odin.history.state import MutableState, unpack
@@ -100,7 +100,7 @@ def successor_run(t: Transition, started: h.WorkflowExecutionStartedEventAttribu
         workflow_type=started.workflow_type,
         task_queue=TaskQueue(name=s.task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
         input=started.input,
-        workflow_execution_timeout=duration(s.execution_timeout),
+        workflow_execution_timeout=optional_duration(s.execution_timeout),
         workflow_run_timeout=started.workflow_run_timeout,
         workflow_task_timeout=started.workflow_task_timeout,
         workflow_start_delay=duration(nxt.backoff),

@@ -85,8 +85,9 @@ def start_child(t: Transition, a: cmd.StartChildWorkflowExecutionCommandAttribut
         bad,
         "StartChildWorkflowExecutionCommand",
     )
-    if any(c.workflow_id == a.workflow_id and (a.namespace or s.namespace) == c.namespace for c in s.children.values()):
-        raise BadCommand(bad, f"A child workflow with id {a.workflow_id} is already pending.")
+    # A workflow id already in use (by a child of this run, or anything else) is not refused
+    # here: the start fails later as it does in Temporal, with StartChildWorkflowExecutionFailed
+    # (WORKFLOW_ALREADY_EXISTS) recorded for the workflow code.
     search = checked_search_attributes(t, a.search_attributes if a.HasField("search_attributes") else None)
     # Temporal's messages, with their odd space (read off Temporal Server 1.32).
     check_size(
@@ -225,9 +226,9 @@ def _record_started(t: Transition, initiated_id: int, run_id: str, header: Heade
     )
 
 
-def child_start_failed(
-    t: Transition, initiated_id: int, cause: StartChildWorkflowExecutionFailedCause.ValueType, completed_id: int
-) -> None:
+def child_start_failed(t: Transition, initiated_id: int, cause: StartChildWorkflowExecutionFailedCause.ValueType) -> None:
+    """The child could not be started. Temporal 1.32 leaves the event's
+    workflow_task_completed_event_id unset (0), and so does this."""
     s = t.state
     c = pending_child(t, initiated_id)
     if c.run_id:
@@ -242,7 +243,6 @@ def child_start_failed(
             workflow_type=WorkflowType(name=c.workflow_type),
             cause=cause,
             initiated_event_id=initiated_id,
-            workflow_task_completed_event_id=completed_id,
         ),
     )
 

@@ -27,7 +27,7 @@ from temporalio.api.workflowservice.v1 import (
 
 from odin.errors import InvalidArgument
 from odin.history import activities, chains, children, retry, updates
-from odin.history.events import duration, seconds
+from odin.history.events import duration, optional_duration, seconds
 from odin.history.machine import (
     ACTIVITY_OUTCOMES,
     DEFAULT_STICKY_SCHEDULE_TO_START,
@@ -71,6 +71,7 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
     s = t.state
     if s.buffered_events and any(c.command_type in CLOSE_COMMANDS for c in req.commands):
         # New events arrived while the worker decided to close: it must see them first.
+        updates.abort_sent(s, w)
         t.fail_workflow_task(
             Cause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
             Failure(
@@ -86,6 +87,8 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
         _apply(t, w, req)
     except BadCommand as bad:
         restore(t, snap)
+        # The worker saw the updates this task carried: they fail with it rather than go out again.
+        updates.abort_sent(t.state, w)
         failure = Failure(message=bad.message, server_failure_info=ServerFailureInfo())
         if bad.terminate and token.attempt == 1:
             t.fail_workflow_task_and_terminate(bad.cause, failure, req.identity)
@@ -313,10 +316,13 @@ def _start_timer(t: Transition, a: cmd.StartTimerCommandAttributes, completed_id
             Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID, f"Timer with id {a.timer_id} is already pending."
         )
     fire_in = seconds(a.start_to_fire_timeout)
-    if fire_in <= 0:
+    if fire_in < 0:
         raise BadCommand(
-            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES, "A valid StartToFireTimeout is not set on command."
+            Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+            "BadStartTimerAttributes: An invalid StartToFireTimeout is set on StartTimerCommand: negative duration."
+            f" TimerId={a.timer_id}",
         )
+    # A zero (or unset) duration is a timer due at once, as in Temporal: started, then fired.
     event = t.append(
         E.EVENT_TYPE_TIMER_STARTED,
         h.TimerStartedEventAttributes(
@@ -500,8 +506,8 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
         workflow_type=WorkflowType(name=workflow_type),
         task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
         input=a.input,
-        workflow_execution_timeout=duration(s.execution_timeout),
-        workflow_run_timeout=duration(run_timeout),
+        workflow_execution_timeout=optional_duration(s.execution_timeout),
+        workflow_run_timeout=optional_duration(run_timeout),
         workflow_task_timeout=duration(task_timeout),
         workflow_start_delay=a.backoff_start_interval,
         header=a.header,
@@ -521,7 +527,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
             workflow_type=request.workflow_type,
             task_queue=request.task_queue,
             input=a.input,
-            workflow_run_timeout=duration(run_timeout),
+            workflow_run_timeout=optional_duration(run_timeout),
             workflow_task_timeout=duration(task_timeout),
             workflow_task_completed_event_id=completed_id,
             backoff_start_interval=a.backoff_start_interval,

@@ -35,7 +35,7 @@ from odin.history.start import ParentInfo, SignalInput, new_run
 from odin.history.state import MutableState, unpack
 from odin.history.tasks import SYSTEM_TRANSFERS, TimerKind, TransferKind
 from odin.history.transfers import TransferProcessor
-from odin.ids import new_hex, new_id
+from odin.ids import new_hex, new_run_id
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
 from odin.persistence.store import (
     Batch,
@@ -490,12 +490,22 @@ class HistoryEngine:
                     batch.current.clear()
                 else:
                     reuse = req.workflow_id_reuse_policy
-                    if reuse == Reuse.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE or (
+                    if reuse == Reuse.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE:
+                        raise _already_started(
+                            req.workflow_id, current,
+                            "Workflow execution already finished. WorkflowId: {}, RunId: {}."
+                            " Workflow Id reuse policy: reject duplicate workflow Id.",
+                        )
+                    if (
                         reuse == Reuse.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
                         and current.status not in _FAILED_STATES
                     ):
-                        raise _already_started(req.workflow_id, current)
-            run_id = new_id()
+                        raise _already_started(
+                            req.workflow_id, current,
+                            "Workflow execution already finished successfully. WorkflowId: {}, RunId: {}."
+                            " Workflow Id reuse policy: allow duplicate workflow Id if last run failed.",
+                        )
+            run_id = new_run_id()
             t = new_run(
                 namespace_id=namespace_id,
                 namespace=namespace,
@@ -564,9 +574,14 @@ def _signal_existing(t: Transition, signal: SignalInput) -> None:
         t.schedule_workflow_task()
 
 
-def _already_started(workflow_id: str, current: CurrentExecution) -> AlreadyExists:
+def _already_started(
+    workflow_id: str,
+    current: CurrentExecution,
+    message: str = "Workflow execution is already running. WorkflowId: {}, RunId: {}.",
+) -> AlreadyExists:
+    """The start is refused because of the current run (Temporal's wordings, filled in)."""
     return AlreadyExists(
-        f"Workflow execution is already running. WorkflowId: {workflow_id}, RunId: {current.run_id}.",
+        message.format(workflow_id, current.run_id),
         WorkflowExecutionAlreadyStartedFailure(
             start_request_id=current.create_request_id,
             run_id=current.run_id,

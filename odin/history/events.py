@@ -44,6 +44,12 @@ def duration(seconds: float) -> Duration:
     return d
 
 
+def optional_duration(seconds: float) -> Duration | None:
+    """A timeout for a message field that Temporal leaves unset when there is none (0): the SDKs
+    read an unset field as "no timeout" and a zero one as a zero timeout."""
+    return duration(seconds) if seconds else None
+
+
 # The longest duration Temporal's server honours: Go's time.Duration saturates at 2^63-1 ns
 # (about 292 years). Longer ones (protobuf allows 10,000 years) are read as this, which keeps
 # every deadline computed from them inside datetime's range.

@@ -38,6 +38,7 @@ from odin.history.state import MutableState, WorkflowTaskInfo
 from odin.history.tasks import TimerKind, TransferKind
 from odin.history.tokens import WorkflowTaskToken
 from odin.history.validation import DEFAULT_CONTINUE_AS_NEW, ContinueAsNewThresholds, SizeLimits
+from odin.uuids import uuid7
 
 if TYPE_CHECKING:
     from temporalio.api.common.v1 import Header, Payloads, WorkflowExecution
@@ -141,11 +142,12 @@ class Transition:
         self.eager_activities: list[int] = []
 
     def new_run_id(self) -> str:
-        """The id of a run this transition creates (retry, cron or continue-as-new successor):
-        derived from this run's id and position, so the core needs no random source, and the
-        same transition recomputed after a conflict names the same run."""
+        """The id of a run this transition creates (retry, cron or continue-as-new successor): a
+        version-7 UUID of the transition's time whose other bits derive from this run's id and
+        position, so the core needs no random source."""
         s = self.state
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"odin:{s.namespace_id}/{s.run_id}/{s.next_event_id}"))
+        derived = uuid.uuid5(uuid.NAMESPACE_URL, f"odin:{s.namespace_id}/{s.run_id}/{s.next_event_id}")
+        return str(uuid7(int(self.ts * 1000), derived.bytes))
 
     # -- events ----------------------------------------------------------------------------
 
@@ -551,7 +553,7 @@ class Transition:
             self.transfers.append(TransferSpec(TransferKind.PARENT_CLOSE_POLICY, {"children": affected}))
         s.children.clear()
         s.external_requests.clear()
-        updates.drop_open(s)
+        updates.close_open(s, continued)
         return event
 
     # -- user timers -----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from odin.errors import NotFound
 from odin.history import updates
 from odin.history.engine import HistoryEngine
 from odin.history.machine import Transition
-from odin.history.state import ActivityInfo
+from odin.history.state import ActivityInfo, MutableState
 from odin.matching import WORKFLOW
 
 
@@ -59,11 +59,32 @@ async def terminate(
 
 
 async def admit_update(
-    engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, request: UpdateRequest
+    engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, request: UpdateRequest, pinned: bool
 ) -> tuple[Any, Transition]:
     """UpdateWorkflowExecution: admit the update (or find the one with its id); returns it and the
-    transition, whose state says which run took it."""
-    return await engine.update(namespace_id, workflow_id, run_id, lambda t: updates.admit(t, request))
+    transition, whose state says which run took it. Unless the caller ``pinned`` the run, an update
+    that meets a run just closed by its successor (continue-as-new, retry, cron) goes to the
+    successor, as one sent a moment later would."""
+    while True:
+        target = run_id or (await engine.current_run_id(namespace_id, workflow_id)).run_id
+        try:
+            return await engine.update(namespace_id, workflow_id, target, lambda t: updates.admit(t, request))
+        except NotFound:
+            if pinned:
+                raise
+            run_id = (await engine.current_run_id(namespace_id, workflow_id)).run_id
+            if run_id == target:
+                raise
+
+
+async def run_to_attach(engine: HistoryEngine, namespace_id: str, workflow_id: str, update_id: str) -> MutableState | None:
+    """Update-with-start: the current run of the workflow id if it knows ``update_id`` in a way
+    the update joins (``updates.attachable``), whatever the start's id policies say."""
+    try:
+        s = (await engine.load(namespace_id, workflow_id)).state
+    except NotFound:
+        return None
+    return s if updates.attachable(s, update_id) else None
 
 
 async def reset_sticky(engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str) -> None:

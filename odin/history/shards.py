@@ -22,11 +22,12 @@ import math
 import time
 import uuid
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from odin import metrics
 from odin.aio import cancel_and_wait
+from odin.clock import Clock, SystemClock
 from odin.persistence.store import ExecutionStore
 
 log = logging.getLogger(__name__)
@@ -126,12 +127,14 @@ class RedisShardLeases:
         prefix: str = "odin:",
         owner: str | None = None,
         ttl: float = 10.0,
+        clock: Clock | None = None,
     ):
         self._redis = redis
         self._store = store
         self._num_shards = num_shards
         self.owner = owner or f"{uuid.uuid4().hex[:12]}"
         self._ttl = ttl
+        self._clock = clock or SystemClock()
         # One hash tag for every lease key, so the scripts' keys share a Redis Cluster slot.
         self._key = f"{prefix}{{shards}}:lease:"
         self._members = f"{prefix}{{shards}}:members"
@@ -217,7 +220,7 @@ class RedisShardLeases:
             )
             taken = [candidates[i - 1] for i in taken_idx]
             if taken:
-                expires = datetime.now(UTC) + timedelta(seconds=self._ttl)
+                expires = self._clock.now() + timedelta(seconds=self._ttl)
                 try:
                     self._held.update(await self._store.acquire_shards(taken, self.owner, expires))
                 except Exception:

@@ -14,7 +14,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from odin.history import cron
-from odin.history.events import duration, seconds, timestamp
+from odin.history.events import duration, optional_duration, seconds, timestamp
 from odin.history.machine import Transition
 from odin.history.state import MutableState, pack
 from odin.history.tasks import TimerKind
@@ -80,8 +80,10 @@ def new_run(
     if continuation is not None:
         expiration = continuation.execution_expiration
     run_timeout = seconds(request.workflow_run_timeout) or execution_timeout
-    if expiration:
-        run_timeout = min(run_timeout or expiration - ts, max(expiration - ts, 0.001))
+    if execution_timeout and continuation is None:
+        run_timeout = min(run_timeout, execution_timeout)
+    # A successor keeps its nominal run timeout (as Temporal records it); the chain's expiration
+    # still bounds when its run times out (below).
     task_timeout = seconds(request.workflow_task_timeout) or DEFAULT_WORKFLOW_TASK_TIMEOUT
     task_timeout = min(task_timeout, MAX_WORKFLOW_TASK_TIMEOUT)
     if run_timeout:
@@ -129,8 +131,8 @@ def new_run(
         workflow_type=request.workflow_type,
         task_queue=TaskQueue(name=request.task_queue.name, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
         input=request.input,
-        workflow_execution_timeout=duration(execution_timeout),
-        workflow_run_timeout=duration(run_timeout),
+        workflow_execution_timeout=optional_duration(execution_timeout),
+        workflow_run_timeout=optional_duration(run_timeout),
         workflow_task_timeout=duration(task_timeout),
         identity=request.identity,
         header=request.header,
@@ -170,9 +172,12 @@ def new_run(
     started = t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, attrs)
     if request.HasField("user_metadata"):
         t.set_user_metadata(started, request.user_metadata)
-    if run_timeout:
-        # The run's clock starts when its first workflow task is due.
-        t.timer(TimerKind.RUN_TIMEOUT, ts + delay + run_timeout)
+    if run_timeout or expiration:
+        # The run's clock starts when its first workflow task is due; the chain's ends at expiration.
+        due = ts + delay + run_timeout if run_timeout else expiration
+        if expiration:
+            due = min(due, max(expiration, ts + 0.001))
+        t.timer(TimerKind.RUN_TIMEOUT, due)
     if delay:
         state.first_wft_backoff = True
         t.timer(TimerKind.FIRST_WFT, ts + delay)

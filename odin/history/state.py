@@ -130,13 +130,16 @@ class UpdateInfo:
     """A workflow update from admission to outcome (kept a while after completion for lookups)."""
 
     update_id: str
-    stage: str  # "admitted" | "sent" | "accepted" | "completed"
+    stage: str  # "admitted" | "sent" | "accepted" | "completed" | "aborted"
     seq: int
     request: str | None = None  # temporal.api.update.v1.Request
     # The workflow task (scheduled event id) that carries the request to the worker.
     sent_in: int = 0
     accepted_event_id: int = 0
     outcome: str | None = None  # temporal.api.update.v1.Outcome
+    aborted: str = ""  # why an aborted update ended: "closed" | "continued" | "task_failed"
+    # Completed by the run's close (a server failure), not by the worker.
+    completed_by_close: bool = False
 
 
 @dataclass

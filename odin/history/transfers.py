@@ -108,7 +108,7 @@ class TransferProcessor:
             cause = StartChildWorkflowExecutionFailedCause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_NAMESPACE_NOT_FOUND
             await self._record(
                 task, s.namespace_id, s.workflow_id, s.run_id,
-                lambda t: children.child_start_failed(t, iid, cause, a.workflow_task_completed_event_id),
+                lambda t: children.child_start_failed(t, iid, cause),
             )
             return
         request = StartWorkflowExecutionRequest(
@@ -148,7 +148,7 @@ class TransferProcessor:
             cause = StartChildWorkflowExecutionFailedCause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS
             await self._record(
                 task, s.namespace_id, s.workflow_id, s.run_id,
-                lambda t: children.child_start_failed(t, iid, cause, a.workflow_task_completed_event_id),
+                lambda t: children.child_start_failed(t, iid, cause),
             )
             return
         recorded = await self._record(

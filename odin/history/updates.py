@@ -5,8 +5,10 @@ An update is admitted into mutable state (durable, so any server process can ans
 a workflow task is scheduled to carry it. The task's poll response holds the request as a
 protocol message; the completion's messages accept or reject it and later respond. Acceptance
 writes WorkflowExecutionUpdateAccepted, the response WorkflowExecutionUpdateCompleted; a rejection
-writes nothing. Updates still open when the run closes are dropped (their callers are told the
-run closed); completed outcomes are kept for late and repeated callers.
+writes nothing. When the run closes, accepted updates complete with a server failure (no event is
+written) and updates not yet accepted are aborted: for good, or, when a successor carries the chain
+on (continue-as-new, retry, cron), with an error that tells the caller to try again (the retry goes
+to the successor). Outcomes and abort marks are kept for late and repeated callers.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from odin.history.machine import Transition
 
 ADMITTED, SENT, ACCEPTED, COMPLETED = "admitted", "sent", "accepted", "completed"
+# Ended without an outcome; ``UpdateInfo.aborted`` says why (one of the reasons below).
+ABORTED = "aborted"
+CLOSED, CONTINUED, TASK_FAILED = "closed", "continued", "task_failed"
 STAGES = {
     ADMITTED: Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED,
     SENT: Stage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED,
@@ -41,6 +46,22 @@ MAX_COMPLETED = 500
 MAX_OPEN = 50
 BAD = Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE
 NOT_HANDLED = "Workflow Update is rejected because it wasn't processed by worker. Probably, Workflow Update is not supported by the worker."
+COMPLETED_BEFORE = "Workflow Update failed because the Workflow completed before the Update completed."
+# What callers of an aborted update are told (Temporal's wording), by reason.
+ABORT_MESSAGES = {
+    CLOSED: "workflow update was aborted by closing workflow",
+    CONTINUED: "workflow operation can not be applied because workflow is closing",
+    TASK_FAILED: "Unable to perform workflow execution update due to unexpected workflow task failure.",
+}
+
+
+def server_failure(message: str, failure_type: str) -> Failure:
+    """An update failure the server makes up (the worker never answered)."""
+    return Failure(
+        message=message,
+        source="Server",
+        application_failure_info=ApplicationFailureInfo(type=failure_type, non_retryable=True),
+    )
 
 
 def admit(t: Transition, request: Request) -> UpdateInfo:
@@ -48,11 +69,11 @@ def admit(t: Transition, request: Request) -> UpdateInfo:
     s = t.state
     uid = request.meta.update_id
     known = s.updates.get(uid)
-    if known is not None:
+    if known is not None and not (s.running and _forgotten(known)):
         return known
     if not s.running:
         raise NotFound("workflow execution already completed")
-    if sum(u.stage != COMPLETED for u in s.updates.values()) >= MAX_OPEN:
+    if sum(u.stage not in (COMPLETED, ABORTED) for u in s.updates.values()) >= MAX_OPEN:
         raise ResourceExhausted("Too many updates in flight for this workflow execution.")
     s.update_seq += 1
     u = UpdateInfo(update_id=uid, stage=ADMITTED, seq=s.update_seq, request=pack(request))
@@ -60,6 +81,12 @@ def admit(t: Transition, request: Request) -> UpdateInfo:
     t.wft_needed = True
     t.finish()
     return u
+
+
+def _forgotten(u: UpdateInfo) -> bool:
+    """An update that left no trace in the history, so a new request with its id is a new update
+    (as in Temporal): one rejected (never accepted), or one failed with its workflow task."""
+    return (u.stage == COMPLETED and not u.accepted_event_id) or (u.stage == ABORTED and u.aborted == TASK_FAILED)
 
 
 def has_admitted(s: MutableState) -> bool:
@@ -101,7 +128,16 @@ def messages_for(s: MutableState, w: WorkflowTaskInfo) -> list[Message]:
 
 def _complete(s: MutableState, u: UpdateInfo, outcome: Outcome) -> None:
     u.stage, u.outcome, u.request = COMPLETED, pack(outcome), None
-    done = sorted((x for x in s.updates.values() if x.stage == COMPLETED), key=lambda x: x.seq)
+    _forget_old(s)
+
+
+def _abort(s: MutableState, u: UpdateInfo, reason: str) -> None:
+    u.stage, u.aborted, u.request, u.sent_in = ABORTED, reason, None, 0
+    _forget_old(s)
+
+
+def _forget_old(s: MutableState) -> None:
+    done = sorted((x for x in s.updates.values() if x.stage in (COMPLETED, ABORTED)), key=lambda x: x.seq)
     for old in done[:-MAX_COMPLETED]:
         del s.updates[old.update_id]
 
@@ -160,14 +196,33 @@ def finish_task_messages(t: Transition, w: WorkflowTaskInfo, messages: dict[str,
             apply_message(t, message, completed_id)
     for u in list(t.state.updates.values()):
         if u.stage == SENT and u.sent_in == w.scheduled_event_id:
-            _complete(
-                t.state,
-                u,
-                Outcome(failure=Failure(message=NOT_HANDLED, application_failure_info=ApplicationFailureInfo(non_retryable=True))),
-            )
+            _complete(t.state, u, Outcome(failure=server_failure(NOT_HANDLED, "UnprocessedUpdate")))
 
 
-def drop_open(s: MutableState) -> None:
-    """The run closed: updates without an outcome are abandoned."""
-    for uid in [u.update_id for u in s.updates.values() if u.stage != COMPLETED]:
-        del s.updates[uid]
+def abort_sent(s: MutableState, w: WorkflowTaskInfo) -> None:
+    """The server failed the task carrying these updates (a bad command or message): the worker
+    saw them, so they are not sent again; their callers are told the task failed."""
+    for u in list(s.updates.values()):
+        if u.stage == SENT and u.sent_in == w.scheduled_event_id:
+            _abort(s, u, TASK_FAILED)
+
+
+def close_open(s: MutableState, continued: bool) -> None:
+    """The run closed. Accepted updates complete with a server failure (their callers know they
+    were accepted and expect an outcome); updates not yet accepted are aborted."""
+    for u in list(s.updates.values()):
+        if u.stage == ACCEPTED:
+            _complete(s, u, Outcome(failure=server_failure(COMPLETED_BEFORE, "AcceptedUpdateCompletedWorkflow")))
+            u.completed_by_close = True
+        elif u.stage in (ADMITTED, SENT):
+            _abort(s, u, CONTINUED if continued else CLOSED)
+
+
+def attachable(s: MutableState, update_id: str) -> bool:
+    """Whether update-with-start joins the run's update with this id instead of starting: any
+    update of a running run, and an update of a closed run that the worker accepted and completed
+    (the history holds its outcome; a rejection leaves none)."""
+    u = s.updates.get(update_id)
+    if u is None:
+        return False
+    return s.running or (u.stage == COMPLETED and bool(u.accepted_event_id) and not u.completed_by_close)

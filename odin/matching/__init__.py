@@ -58,6 +58,20 @@ class PollerInfo:
     last_access_time: float  # wall-clock seconds
 
 
+@dataclass
+class QueueStats:
+    """A queue's backlog and traffic (DescribeTaskQueue's enhanced form reports them per type)."""
+
+    backlog: int  # entries queued and not handed out
+    backlog_age: float  # seconds since the oldest of them was added (0 without backlog)
+    add_rate: float  # entries added per second over the last ``RATE_WINDOW`` seconds
+    dispatch_rate: float  # entries handed to pollers per second, same window
+
+
+# Seconds over which queues average their add and dispatch rates (Temporal's window).
+RATE_WINDOW = 30
+
+
 class TaskQueues(Protocol):
     # Whether a requeued entry is handed out before the entries already queued (else it goes last).
     requeue_first: bool
@@ -94,6 +108,8 @@ class TaskQueues(Protocol):
     async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]: ...
 
     async def backlog(self, namespace_id: str, queue: str, task_type: str) -> int: ...
+
+    async def stats(self, namespace_id: str, queue: str, task_type: str) -> QueueStats: ...
 
     async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
         """Remove and return every queued entry (used to move a dead sticky queue's tasks)."""

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from odin.clock import monotonic
-from odin.matching import PRIORITY_LEVELS, RATE_TTL, PollerInfo, TaskEntry, priority_level
+from odin.matching import PRIORITY_LEVELS, RATE_TTL, RATE_WINDOW, PollerInfo, QueueStats, TaskEntry, priority_level
 
 # A poll short of a token sleeps at least this long before it looks again.
 MIN_RATE_WAIT = 0.005
@@ -37,21 +37,31 @@ class _Bucket:
 class _Queue:
     # One deque per priority level, highest first.
     levels: list = field(default_factory=lambda: [collections.deque() for _ in range(PRIORITY_LEVELS)])
-    ids: set = field(default_factory=set)
+    ids: dict = field(default_factory=dict)  # task id of each queued entry -> when it was queued
     waiters: collections.deque = field(default_factory=collections.deque)
     pollers: dict = field(default_factory=dict)
     bucket: _Bucket = field(default_factory=_Bucket)
+    # When entries were added and handed out, over the last RATE_WINDOW seconds.
+    adds: collections.deque = field(default_factory=collections.deque)
+    dispatches: collections.deque = field(default_factory=collections.deque)
 
     def take(self) -> TaskEntry | None:
         for level in self.levels:
             if level:
                 entry = level.popleft()
-                self.ids.discard(entry.task_id)
+                self.ids.pop(entry.task_id, None)
                 return entry
         return None
 
     def size(self) -> int:
         return sum(len(level) for level in self.levels)
+
+
+def _count(times: collections.deque, now: float) -> int:
+    """Drop the times older than the rate window and count the rest."""
+    while times and times[0] <= now - RATE_WINDOW:
+        times.popleft()
+    return len(times)
 
 
 class InMemoryTaskQueues:
@@ -69,6 +79,7 @@ class InMemoryTaskQueues:
         q = self._q(namespace_id, queue, task_type)
         if entry.task_id in q.ids:
             return
+        q.adds.append(time.time())
         self._put(q, entry, front=False)
 
     async def requeue(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
@@ -86,7 +97,7 @@ class InMemoryTaskQueues:
             if not waiter.done():
                 waiter.set_result(entry)
                 return
-        q.ids.add(entry.task_id)
+        q.ids[entry.task_id] = time.time()
         level = q.levels[priority_level(entry.priority) - 1]
         if front:
             level.appendleft(entry)
@@ -126,6 +137,8 @@ class InMemoryTaskQueues:
             q.pollers[identity] = time.time()
         if entry is None:
             q.bucket.tokens = min(1.0, q.bucket.tokens + 1)
+        else:
+            q.dispatches.append(time.time())
         return entry
 
     async def _wait(self, q: _Queue, timeout: float) -> TaskEntry | None:
@@ -169,6 +182,16 @@ class InMemoryTaskQueues:
     async def backlog(self, namespace_id: str, queue: str, task_type: str) -> int:
         q = self._queues.get((namespace_id, queue, task_type))
         return q.size() if q else 0
+
+    async def stats(self, namespace_id: str, queue: str, task_type: str) -> QueueStats:
+        q = self._queues.get((namespace_id, queue, task_type))
+        if q is None:
+            return QueueStats(0, 0.0, 0.0, 0.0)
+        now = time.time()
+        oldest = min(q.ids.values(), default=now)
+        return QueueStats(
+            q.size(), max(now - oldest, 0.0), _count(q.adds, now) / RATE_WINDOW, _count(q.dispatches, now) / RATE_WINDOW
+        )
 
     async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
         q = self._queues.pop((namespace_id, queue, task_type), None)

@@ -6,9 +6,11 @@ of the default priority level, ``…}:k<level>:<p>`` for the other levels (an en
 level's; a stream is numbered by its position, ``(level - 1) * partitions + p``);
 ``:ids`` (task id -> ``<p>:<entry id>`` of its queued or handed-out entry: ``add`` is idempotent);
 ``:seq`` (the last entry id given out: ids grow across partitions, so a poll takes the oldest head of
-all of them, FIFO by add time); ``:pollers`` (identity -> start or end of its last poll, wall clock);
-``:polling`` (consumer -> deadline of each poll waiting now); ``:rate`` (the dispatch rate limit and
-its token bucket, expiring ``RATE_TTL`` after the last poll that set it). Every queue has the same partition count
+all of them, FIFO by add time); ``:pollers`` (identity -> start or end of its last poll, cluster time);
+``:polling`` (consumer -> deadline of each poll waiting now); ``:rates`` (``a<second>`` / ``d<second>``
+-> entries added / handed out in that second of Redis's clock, for the last ``RATE_WINDOW`` seconds);
+``:limit`` (the dispatch rate limit and its token bucket, expiring ``RATE_TTL`` after the last poll
+that set it). Every queue has the same partition count
 (sticky ones too: their names tell nothing) and all processes must agree on it. Each step touching
 several keys is one Lua script, hence atomic.
 
@@ -56,7 +58,6 @@ import dataclasses
 import itertools
 import json
 import logging
-import time
 import uuid
 import zlib
 from collections.abc import Coroutine, Iterator
@@ -65,8 +66,17 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from odin.clock import monotonic
-from odin.matching import DEFAULT_PRIORITY, PRIORITY_LEVELS, RATE_TTL, PollerInfo, TaskEntry, priority_level
+from odin.clock import Clock, SystemClock, monotonic
+from odin.matching import (
+    DEFAULT_PRIORITY,
+    PRIORITY_LEVELS,
+    RATE_TTL,
+    RATE_WINDOW,
+    PollerInfo,
+    QueueStats,
+    TaskEntry,
+    priority_level,
+)
 from odin.redisconn import block_limit
 
 log = logging.getLogger(__name__)
@@ -79,13 +89,13 @@ MIN_RATE_WAIT = 0.005  # a poll short of a token sleeps at least this long befor
 
 _FIELDS = {f.name for f in dataclasses.fields(TaskEntry)} - {"receipt"}
 
-# KEYS of every script: the streams (levels x partitions), then :ids, :seq, :pollers, :polling, :rate.
-# Stream entries are {'t', task id, 'e', payload}, so e[2][2] is the task id and e[2][4] the payload.
+# KEYS of every script: the streams (levels x partitions), then :ids, :seq, :pollers, :polling, :rates,
+# :limit. Stream entries are {'t', task id, 'e', payload}, so e[2][2] is the task id and e[2][4] the payload.
 _PRELUDE = f"""
-local G, TTL, LEVELS = '{GROUP}', {POLLER_TTL}, {PRIORITY_LEVELS}
-local P = #KEYS - 5
+local G, TTL, WINDOW, LEVELS = '{GROUP}', {POLLER_TTL}, {RATE_WINDOW}, {PRIORITY_LEVELS}
+local P = #KEYS - 6
 local PARTS = P / LEVELS
-local IDS, SEQ, POLLERS, POLLING, RATE = KEYS[P + 1], KEYS[P + 2], KEYS[P + 3], KEYS[P + 4], KEYS[P + 5]
+local IDS, SEQ, POLLERS, POLLING, RATES, LIMIT = KEYS[P + 1], KEYS[P + 2], KEYS[P + 3], KEYS[P + 4], KEYS[P + 5], KEYS[P + 6]
 
 local function fields(flat)
   local t = {{}}
@@ -160,6 +170,12 @@ local function release(c, only)
   end
 end
 
+-- One more entry added ('a') or handed out ('d') in this second.
+local function count(kind)
+  redis.call('HINCRBY', RATES, kind .. redis.call('TIME')[1], 1)
+  redis.call('EXPIRE', RATES, 2 * WINDOW)
+end
+
 local function seen(identity, now)
   redis.call('HSET', POLLERS, identity, now)
   redis.call('EXPIRE', POLLERS, TTL)
@@ -176,6 +192,7 @@ if loc then
   if p == nil or p >= P or redis.call('XRANGE', KEYS[p + 1], id, id)[1] then return 0 end
 end
 push(tonumber(ARGV[3]), ARGV[1], ARGV[2])
+count('a')
 return 1
 """
 
@@ -187,21 +204,21 @@ _TAKE = f"""
 seen(ARGV[2], ARGV[3])
 local rate = tonumber(ARGV[5])
 if rate > 0 then
-  redis.call('HSET', RATE, 'rate', rate)
-  redis.call('EXPIRE', RATE, {int(RATE_TTL)})
+  redis.call('HSET', LIMIT, 'rate', rate)
+  redis.call('EXPIRE', LIMIT, {int(RATE_TTL)})
 else
-  rate = tonumber(redis.call('HGET', RATE, 'rate')) or 0
+  rate = tonumber(redis.call('HGET', LIMIT, 'rate')) or 0
 end
 if rate > 0 and ARGV[6] ~= '1' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-  local b = redis.call('HMGET', RATE, 'tokens', 'stamp')
+  local b = redis.call('HMGET', LIMIT, 'tokens', 'stamp')
   local tokens = math.min(1, (tonumber(b[1]) or 1) + math.max(now - (tonumber(b[2]) or now), 0) * rate)
   if tokens < 1 then
-    redis.call('HSET', RATE, 'tokens', tostring(tokens), 'stamp', tostring(now))
+    redis.call('HSET', LIMIT, 'tokens', tostring(tokens), 'stamp', tostring(now))
     return {{-1, tostring((1 - tokens) / rate)}}
   end
-  redis.call('HSET', RATE, 'tokens', tostring(tokens - 1), 'stamp', tostring(now))
+  redis.call('HSET', LIMIT, 'tokens', tostring(tokens - 1), 'stamp', tostring(now))
 end
 local best, bms, bseq
 for p = 0, P - 1 do
@@ -226,15 +243,16 @@ if not best then
 end
 redis.call('ZREM', POLLING, ARGV[1])
 local e = redis.call('XREADGROUP', 'GROUP', G, ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[best + 1], '>')[1][2][1]
+count('d')
 return {{best, e[1], e[2][4]}}
 """
 
-# ARGV: consumer, identity, now, release all ('1') or not ('0'), give the poll's token back ('1') or
-# not ('0'), then <stream, id> pairs to give back.
+# ARGV: consumer, identity, now, release all ('1') or not ('0': the poll got an entry by blocking), give
+# the poll's rate token back ('1') or not ('0'), then <stream, id> pairs to give back.
 _FINISH = """
-if ARGV[4] == '1' then release(ARGV[1]) end
-if ARGV[5] == '1' and redis.call('EXISTS', RATE) == 1 then
-  redis.call('HSET', RATE, 'tokens', math.min(1, (tonumber(redis.call('HGET', RATE, 'tokens')) or 0) + 1))
+if ARGV[4] == '1' then release(ARGV[1]) else count('d') end
+if ARGV[5] == '1' and redis.call('EXISTS', LIMIT) == 1 then
+  redis.call('HSET', LIMIT, 'tokens', math.min(1, (tonumber(redis.call('HGET', LIMIT, 'tokens')) or 0) + 1))
 end
 for i = 6, #ARGV, 2 do give_back(tonumber(ARGV[i]), ARGV[i + 1]) end
 redis.call('ZREM', POLLING, ARGV[1])
@@ -292,14 +310,36 @@ redis.call('EXPIREAT', KEYS[1], math.ceil(math.max(last, ends)) + 1)
 return 1
 """
 
-# Queued and not handed out: with acked entries deleted, that is XLEN minus pending.
-_BACKLOG = """
-local n = 0
+# The backlog (queued and not handed out: with acked entries deleted, XLEN minus pending), the add
+# time (ms) of its oldest entry or -1, Redis's time (ms), and the adds and dispatches of the window.
+_STATS = """
+local n, oldest = 0, nil
 for p = 0, P - 1 do
   local g = group(KEYS[p + 1])
-  if g then n = n + redis.call('XLEN', KEYS[p + 1]) - g['pending'] end
+  if g then
+    n = n + redis.call('XLEN', KEYS[p + 1]) - g['pending']
+    local head = redis.call('XRANGE', KEYS[p + 1], '(' .. g['last-delivered-id'], '+', 'COUNT', 1)[1]
+    if head then
+      local ms = parse(head[1])
+      if not oldest or ms < oldest then oldest = ms end
+    end
+  end
 end
-return n
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local adds, dispatches = 0, 0
+local counts = redis.call('HGETALL', RATES)
+for i = 1, #counts, 2 do
+  local kind, second = string.sub(counts[i], 1, 1), tonumber(string.sub(counts[i], 2))
+  if second <= now - WINDOW then
+    redis.call('HDEL', RATES, counts[i])
+  elseif kind == 'a' then
+    adds = adds + tonumber(counts[i + 1])
+  else
+    dispatches = dispatches + tonumber(counts[i + 1])
+  end
+end
+return {n, oldest or -1, now * 1000 + math.floor(tonumber(t[2]) / 1000), adds, dispatches}
 """
 
 # Returns <stream, entry id, payload> triples of every entry not handed out, deleted.
@@ -344,7 +384,9 @@ def _entry(payload: bytes | str, receipt: str = "") -> TaskEntry:
 class RedisTaskQueues:
     requeue_first = False
 
-    def __init__(self, redis: Redis, prefix: str = "odin:", partitions: int = 1, reclaim_idle: float = 30.0) -> None:
+    def __init__(
+        self, redis: Redis, prefix: str = "odin:", partitions: int = 1, reclaim_idle: float = 30.0, clock: Clock | None = None
+    ) -> None:
         if partitions < 1:
             raise ValueError("partitions must be at least 1")
         self._redis = redis
@@ -357,13 +399,16 @@ class RedisTaskQueues:
         script = lambda body: redis.register_script(_PRELUDE + body)  # noqa: E731
         self._add, self._take, self._finish = script(_ADD), script(_TAKE), script(_FINISH)
         self._settle, self._reclaim = script(_SETTLE), script(_RECLAIM)
-        self._backlog, self._drain = script(_BACKLOG), script(_DRAIN)
+        self._stats, self._drain = script(_STATS), script(_DRAIN)
         self._acquire = redis.register_script(_ACQUIRE)
         self._max_block = block_limit(redis)
         self._watched: dict[tuple[str, ...], float] = {}
-        # (queue keys, window) -> wall time until which has_recent_poller may answer yes unasked.
+        # (queue keys, window) -> cluster time until which has_recent_poller may answer yes unasked.
         self._recent: dict[tuple[tuple[str, ...], float], float] = {}
         self._reclaimer: asyncio.Task | None = None
+        # Poll times and deadlines are compared across processes: with the cluster's clock, a
+        # process whose wall clock is off neither hides the others' polls nor keeps its own alive.
+        self._clock = clock or SystemClock()
         self._tasks: set[asyncio.Task] = set()
 
     def _keys(self, namespace_id: str, queue: str, kind: str) -> tuple[str, ...]:
@@ -373,7 +418,8 @@ class RedisTaskQueues:
             for level in range(1, PRIORITY_LEVELS + 1)
             for p in range(self.partitions)
         )
-        return (*streams, base + "ids", base + "seq", base + "pollers", base + "polling", base + "rate")
+        extra = ("ids", "seq", "pollers", "polling", "rates", "limit")
+        return (*streams, *(base + name for name in extra))
 
     def _receipt(self, entry: TaskEntry) -> tuple[int, str, str, str]:
         """``<stream>:<entry id>:<scope>:<consumer>``; scope is the one stream the consumer read,
@@ -444,7 +490,7 @@ class RedisTaskQueues:
     ) -> TaskEntry | None:
         streams = keys[: self._streams]
         while True:
-            remaining, now = deadline - monotonic(), time.time()
+            remaining, now = deadline - monotonic(), self._now()
             args: list[str | float] = [consumer, identity, now, now + max(remaining, 0), rate, int("token" in blocking)]
             got = await self._take(keys=keys, args=args, client=conn)
             if got and int(got[0]) < 0:  # short of a rate token
@@ -477,10 +523,13 @@ class RedisTaskQueues:
                 # Entries that came to other partitions between take and block arrive together: give
                 # those back. In the background, like the rest of the clean-up: nothing may delay the return.
                 extra = [x for p2, id2, _ in rest for x in (p2, id2)]
-                self._spawn(self._finish(keys=keys, args=[consumer, identity, time.time(), 0, 0, *extra]))
+                self._spawn(self._finish(keys=keys, args=[consumer, identity, self._now(), 0, 0, *extra]))
                 return _entry(payload, f"{p}:{_s(entry_id)}:*:{consumer}")
             if monotonic() >= deadline:
                 return None
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
 
     @staticmethod
     async def _client_id(conn: Redis) -> int:
@@ -514,7 +563,7 @@ class RedisTaskQueues:
                     await self._redis.client_kill_filter(_id=str(client_id))
                 except ResponseError as exc:  # no permission: the reclaimer covers the race
                     log.debug("CLIENT KILL refused: %s", exc)
-            await self._finish(keys=keys, args=[consumer, identity, time.time(), 1, int(token)])
+            await self._finish(keys=keys, args=[consumer, identity, self._now(), 1, int(token)])
         except (RedisError, OSError) as exc:
             log.warning("could not release task queue consumer %s (the reclaimer will): %s", consumer, exc)
         finally:
@@ -548,7 +597,7 @@ class RedisTaskQueues:
                     del self._watched[keys]
                     continue
                 try:
-                    await self._reclaim(keys=keys, args=[int(self._reclaim_idle * 1000), time.time()])
+                    await self._reclaim(keys=keys, args=[int(self._reclaim_idle * 1000), self._now()])
                 except RedisError as exc:
                     log.warning("could not reclaim entries of %s: %s", keys[0], exc)
         self._reclaimer = None
@@ -566,10 +615,10 @@ class RedisTaskQueues:
         stays true until the latest poll seen plus ``within``, so it is remembered for that long,
         but at most ``RECENT_POLLER_CACHE`` seconds (another process may drain the queue meanwhile)."""
         keys = self._keys(namespace_id, queue, task_type)
-        now = time.time()
+        now = self._now()
         if self._recent.get((keys, within), 0.0) > now:
             return True
-        *_, pollers, polling, _ = keys
+        *_, pollers, polling, _, _ = keys
         async with self._redis.pipeline(transaction=False) as pipe:
             waiting, seen = await pipe.zcount(polling, now, "+inf").hvals(pollers).execute()
         latest = now if waiting > 0 else max((float(t) for t in seen), default=0.0)
@@ -582,13 +631,18 @@ class RedisTaskQueues:
         return True
 
     async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]:
-        *_, pollers, _, _ = self._keys(namespace_id, queue, task_type)
-        now = time.time()
+        *_, pollers, _, _, _ = self._keys(namespace_id, queue, task_type)
+        now = self._now()
         seen = await self._redis.hgetall(pollers)
         return [PollerInfo(_s(i), min(float(t), now)) for i, t in seen.items() if float(t) >= now - POLLER_TTL]
 
     async def backlog(self, namespace_id: str, queue: str, task_type: str) -> int:
-        return int(await self._backlog(keys=self._keys(namespace_id, queue, task_type)))
+        return (await self.stats(namespace_id, queue, task_type)).backlog
+
+    async def stats(self, namespace_id: str, queue: str, task_type: str) -> QueueStats:
+        backlog, oldest_ms, now_ms, adds, dispatches = await self._stats(keys=self._keys(namespace_id, queue, task_type))
+        age = max(int(now_ms) - int(oldest_ms), 0) / 1000 if int(oldest_ms) >= 0 else 0.0
+        return QueueStats(int(backlog), age, int(adds) / RATE_WINDOW, int(dispatches) / RATE_WINDOW)
 
     async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
         keys = self._keys(namespace_id, queue, task_type)

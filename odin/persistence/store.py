@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -327,6 +327,14 @@ class SqlExecutionStore:
     async def ping(self) -> None:
         """Raise unless the database answers."""
         await self._read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
+
+    async def database_time(self) -> datetime | None:
+        """The database server's clock now (``clock_timestamp()``), or None when the database has
+        no server of its own (SQLite reads this process's clock)."""
+        if self.is_sqlite:
+            return None
+        value = await self._read(lambda conn: conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one())
+        return value.astimezone(UTC)
 
     async def _read(self, fn: Callable[[sa.Connection], R]) -> R:
         """Run ``fn`` on a connection in autocommit mode (a read needs no transaction to end)."""
@@ -825,6 +833,12 @@ def _insert_if_absent(dialect: str) -> Callable[[sa.Table], Any]:
 
 
 _FENCE = (
+    sa.select(t.history_shards.c.range_id)
+    .where(t.history_shards.c.shard_id == sa.bindparam("shard"), t.history_shards.c.range_id == sa.bindparam("range"))
+    .with_for_update(read=True)
+)
+# SQLite has one writer at a time and no row locks: a no-op update takes the write lock at once.
+_FENCE_SQLITE = (
     t.history_shards.update()
     .where(t.history_shards.c.shard_id == sa.bindparam("shard"), t.history_shards.c.range_id == sa.bindparam("range"))
     .values(range_id=t.history_shards.c.range_id)
@@ -832,10 +846,16 @@ _FENCE = (
 
 
 def _check_fence(conn: sa.Connection, fence: tuple[int, int]) -> None:
-    """Refuse the transaction unless the shard still has the given range_id. The no-op update
-    also locks the shard row (PostgreSQL), so a new holder's bump waits for this commit."""
+    """Refuse the transaction unless the shard still has the given range_id. On PostgreSQL the
+    check takes a share lock on the shard row (``FOR SHARE``): fenced transactions of one shard
+    run side by side, while a new holder's bump waits for them to commit (and they, for it)."""
     shard_id, range_id = fence
-    if conn.execute(_FENCE, {"shard": shard_id, "range": range_id}).rowcount != 1:
+    params = {"shard": shard_id, "range": range_id}
+    if conn.dialect.name == "sqlite":
+        held = conn.execute(_FENCE_SQLITE, params).rowcount == 1
+    else:
+        held = conn.execute(_FENCE, params).first() is not None
+    if not held:
         raise ShardOwnershipLost(f"shard {shard_id} has a newer owner than range {range_id}")
 
 

@@ -593,10 +593,8 @@ async def test_an_oversized_update_response_terminates_the_run(stub, odin_server
         "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED",
     ]
     assert_failed_and_terminated(events, "BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE", message, first_task=6)
-    # The update's caller hears that it will not complete (Temporal says FAILED_PRECONDITION
-    # "Unable to perform workflow execution update due to unexpected workflow task failure.").
-    with pytest.raises(grpc.aio.AioRpcError):
-        await update
+    # The update's caller hears that it will not complete, as from Temporal.
+    await refused(update, grpc.StatusCode.FAILED_PRECONDITION, "Unable to perform workflow execution update due to unexpected workflow task failure.")
 
 
 async def test_an_oversized_payload_on_a_retried_task_fails_it_without_terminating(stub, odin_server, task_queue):

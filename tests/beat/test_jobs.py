@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.api.enums.v1 import ArchivalState
@@ -14,9 +14,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from odin.clock import ManualClock
+from odin.config import Settings
+from odin.history.tasks import TimerKind
 from odin.matching import WORKFLOW
 from odin.persistence.archive import FileArchiver
-from tests.support.workflows import OneActivity, echo
+from odin.server import OdinServer
+from tests.support.workflows import Nap, OneActivity, echo
 
 
 async def test_transfer_sweep_rebuilds_lost_queue_entries(odin_server, client, task_queue):
@@ -112,3 +116,44 @@ async def test_a_namespace_with_a_retention_of_millennia_does_not_stop_the_sweep
     with pytest.raises(RPCError) as err:
         await handle.describe()
     assert err.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_a_timer_sweep_asked_for_while_one_runs_leaves_the_work_to_it(database_url, task_queue):
+    """Beat asks for a timer sweep every second; after an outage a sweep can take longer than
+    that. A second sweep beside a running one used to fire the same due timers again (each a
+    transaction on the shard, each but the first wasted); now it returns at once."""
+    clock = ManualClock(datetime.now(UTC))
+    server = OdinServer(Settings(database_url=database_url, grpc_port=0), clock=clock)
+    await server.start()
+    runtime = server.runtime
+    try:
+        client = await Client.connect(f"127.0.0.1:{server.endpoints.grpc_port}")
+        async with Worker(client, task_queue=task_queue, workflows=[Nap]):
+            handles = [
+                await client.start_workflow(Nap.run, 5.0, id=f"nap-{uuid.uuid4()}", task_queue=task_queue) for _ in range(3)
+            ]
+            ids = {h.id for h in handles}
+            for _ in range(200):
+                timers = [t for t in await runtime.store.due_timer_tasks(clock.now() + timedelta(seconds=10), 1000)
+                          if t.workflow_id in ids and t.kind == TimerKind.USER_TIMER]
+                if len(timers) == 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(timers) == 3
+            await runtime._local.stop()  # the sweeps below are the only ones
+            fired: list[str] = []
+            fire = runtime.engine.fire_timer
+
+            async def counting(task, fence=None):
+                fired.append(task.task_id)
+                await asyncio.sleep(0.05)  # a busy database: the sweep is still running when the next comes
+                await fire(task, fence)
+
+            runtime.engine.fire_timer = counting
+            clock.advance(5.0)
+            assert sorted(await asyncio.gather(runtime.jobs.sweep_timers(), runtime.jobs.sweep_timers())) == [0, 3]
+            assert sorted(fired) == sorted(t.task_id for t in timers)
+            for h in handles:
+                assert await asyncio.wait_for(h.result(), 10) == "woke"
+    finally:
+        await server.stop(grace=0.5)

@@ -313,3 +313,31 @@ def test_the_web_process_starts_under_gunicorn_and_is_ready(cluster):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as r:
         body = json.load(r)
     assert body == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+
+
+def test_a_celery_worker_whose_clock_is_ahead_still_runs_the_sweeps_beat_sends(cluster, tmp_path):
+    """Celery checks a job's expiry against its worker's wall clock. Sweeps used to expire 5 s
+    after beat sent them, so a worker whose clock ran more than 5 s ahead of beat's discarded
+    every one: the timeouts of its shards, and timers whose ETA job was lost, never fired. The
+    worker runs under libfaketime, 30 s ahead."""
+    from tests.soak.test_soak import load_soak
+    from tests.support.services import skip_or_fail
+
+    soak = load_soak()
+    library = soak.faketime_library()
+    if library is None:
+        skip_or_fail(soak.CLOCK_JUMPS_MISSING)
+    clocks = soak.FakeClocks(tmp_path, library)
+    clocks.set("a", 30)
+    plain = cluster.env
+    cluster.env = {**plain, **clocks.env("a", "worker")}
+    worker = cluster.start_worker()
+    cluster.env = plain
+    cluster.start_beat()
+    deadline = time.monotonic() + 30
+    ran = []
+    while time.monotonic() < deadline and len(ran) < 3:
+        ran = [line for line in list(worker.lines) if "odin.sweep_timers[" in line and "succeeded" in line]
+        time.sleep(0.2)
+    discarded = [line for line in list(worker.lines) if "Discarding revoked task: odin.sweep_timers" in line]
+    assert len(ran) >= 3 and not discarded, worker.output()

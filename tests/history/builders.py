@@ -20,9 +20,10 @@ def dur(seconds: float) -> Duration:
     return d
 
 
-def start_timer(timer_id: str = "t1", seconds: float = 30.0) -> Command:
+def start_timer(timer_id: str = "t1", seconds: float | None = 30.0) -> Command:
+    """A StartTimer command; ``seconds=None`` leaves its duration unset."""
     a = StartTimerCommandAttributes(timer_id=timer_id)
-    if seconds:
+    if seconds is not None:
         a.start_to_fire_timeout.CopyFrom(dur(seconds))
     return Command(command_type=C.COMMAND_TYPE_START_TIMER, start_timer_command_attributes=a)
 

@@ -111,7 +111,7 @@ def child_step(driver: Driver, data) -> None:
     if op == "child_started":
         driver.apply(lambda t: children.child_started(t, iid, f"run-{iid}"))
     elif op == "child_start_failed":
-        driver.apply(lambda t: children.child_start_failed(t, iid, 1, 4))
+        driver.apply(lambda t: children.child_start_failed(t, iid, 1))
     else:
         close = _close_event(data.draw(st.integers(0, len(_CLOSE_EVENTS) - 1), label="close"))
         driver.apply(lambda t: children.child_closed(t, iid, f"run-{iid}", close))

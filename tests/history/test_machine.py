@@ -7,6 +7,7 @@ re-loaded from its serialized bytes for every step and only kept when the step r
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -649,7 +650,7 @@ BAD_COMPLETIONS = {
         Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
     ),
     "timer without id": ([start_timer("", 5)], Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES),
-    "timer without timeout": ([start_timer("t1", 0)], Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES),
+    "timer with a negative timeout": ([start_timer("t1", -1)], Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES),
     "cancel unknown timer": ([cancel_timer("nope")], Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES),
     "cancel unknown activity": (
         [request_cancel_activity(42)],
@@ -662,7 +663,7 @@ BAD_COMPLETIONS = {
     ),
     # Good commands before the bad one must be rolled back too.
     "good commands then a bad one": (
-        [start_timer("t1", 5), schedule_activity("a1", start_to_close=10), record_marker("m"), start_timer("t2", 0)],
+        [start_timer("t1", 5), schedule_activity("a1", start_to_close=10), record_marker("m"), start_timer("t2", -1)],
         Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
     ),
 }
@@ -728,6 +729,26 @@ def test_timer_fires_and_schedules_a_task():
     with pytest.raises(StaleTask):  # fired already: at-least-once delivery is harmless
         run.fire_timer("t1", started_event_id=started_id)
     assert_contiguous(run)
+
+
+@pytest.mark.parametrize("seconds", [0, None], ids=["zero", "unset"])
+def test_a_zero_or_unset_timer_is_due_at_once(seconds):
+    # Temporal 1.32 accepts both and records TimerStarted then TimerFired.
+    run = Run()
+    t = run.task(start_timer("t0", seconds), now=7)
+    assert t.deferred_error is None and names(t.events)[-1] == "TIMER_STARTED"
+    assert [(x.kind, x.fire_at) for x in t.timers] == [("user_timer", TS0 + 7)]
+    assert run.state.timers["t0"].fire_time == TS0 + 7
+    t = run.fire_timer("t0", now=7)
+    assert names(t.events) == ["TIMER_FIRED", "WORKFLOW_TASK_SCHEDULED"]
+
+
+def test_a_negative_timer_fails_the_task_with_temporals_message():
+    run = Run()
+    t = run.task(start_timer("t1", -1))
+    assert t.deferred_error.message == (
+        "BadStartTimerAttributes: An invalid StartToFireTimeout is set on StartTimerCommand: negative duration. TimerId=t1"
+    )
 
 
 def test_timer_fired_during_a_started_task_is_buffered():
@@ -1345,4 +1366,9 @@ def test_continue_as_new_closes_the_run_and_creates_its_successor():
     assert started.first_workflow_task_backoff.seconds == 5
     assert started.input == payloads("next")
     assert [x.kind for x in successor.timers] == ["run_timeout", "first_wft"]
+    # The successor records its nominal run timeout (as Temporal does: 3600, not what is left of
+    # the chain's hour), and is timed out at the chain's expiration all the same.
+    assert started.workflow_run_timeout.seconds == 3600 and s2.run_timeout == 3600
+    assert successor.timers[0].fire_at == TS0 + 3600
+    assert uuid.UUID(s2.run_id).version == 7 and uuid.UUID(s2.run_id).int >> 80 == int((TS0 + 10) * 1000)
     assert_contiguous(run)

@@ -225,7 +225,7 @@ def completion_commands(draw, state: MutableState) -> list[Command]:
                     st.sampled_from(
                         [
                             start_timer("", 5),
-                            start_timer("t9", 0),
+                            start_timer("t9", -1),
                             cancel_timer("unknown"),
                             request_cancel_activity(9999),
                             _marker(""),

@@ -198,3 +198,30 @@ async def test_a_slot_whose_lease_ran_out_is_free_again(queues):
     assert not await queues.acquire_slot("ns", "k", 1, "b", 30)
     await asyncio.sleep(0.3)
     assert await queues.acquire_slot("ns", "k", 1, "b", 30)
+
+
+async def test_stats_count_the_backlog_its_age_and_the_traffic_of_the_window(queues):
+    from odin.matching import RATE_WINDOW, QueueStats
+
+    assert await queues.stats("ns", "q", WORKFLOW) == QueueStats(0, 0.0, 0.0, 0.0)
+    for n in (1, 2, 1, 3):  # the repeated add is no add
+        await queues.add("ns", "q", WORKFLOW, _entry(n))
+    await asyncio.sleep(0.3)
+    stats = await queues.stats("ns", "q", WORKFLOW)
+    assert (stats.backlog, stats.add_rate, stats.dispatch_rate) == (3, 3 / RATE_WINDOW, 0.0)
+    assert 0.25 <= stats.backlog_age < 5
+    assert (await queues.poll("ns", "q", WORKFLOW, 1.0, "w")).task_id == "t1"
+    # A poller waiting when an entry comes is handed it at once: an add and a dispatch, no backlog.
+    waiting = asyncio.create_task(queues.poll("ns", "q2", WORKFLOW, 5.0, "w"))
+    await asyncio.sleep(0.05)
+    await queues.add("ns", "q2", WORKFLOW, _entry(9))
+    assert (await asyncio.wait_for(waiting, 2)).task_id == "t9"
+    stats = await queues.stats("ns", "q", WORKFLOW)
+    assert (stats.backlog, stats.add_rate, stats.dispatch_rate) == (2, 3 / RATE_WINDOW, 1 / RATE_WINDOW)
+    for _ in range(2):
+        await queues.poll("ns", "q", WORKFLOW, 1.0, "w")
+    stats = await queues.stats("ns", "q", WORKFLOW)
+    assert (stats.backlog, stats.backlog_age, stats.dispatch_rate) == (0, 0.0, 3 / RATE_WINDOW)
+    await asyncio.sleep(0.2)  # the blocked poll's dispatch may be counted just after it returns
+    assert await queues.stats("ns", "q2", WORKFLOW) == QueueStats(0, 0.0, 1 / RATE_WINDOW, 1 / RATE_WINDOW)
+    assert await queues.stats("ns", "q", ACTIVITY) == QueueStats(0, 0.0, 0.0, 0.0)

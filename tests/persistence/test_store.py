@@ -35,6 +35,7 @@ from odin.persistence.store import (
     OutboxTask,
     SqlExecutionStore,
     WorkflowWrite,
+    _check_fence,
     open_database,
 )
 from tests.support.services import throwaway_postgres_database
@@ -602,6 +603,69 @@ async def test_a_fenced_write_is_refused_after_another_owner_took_the_shard(stor
     current = (await store.shard_range_ids())[2]
     await store.commit(Batch(workflows=[run.update_write(1)], delete_timer_ids=[timer.task_id], fence=(2, current)))
     assert await count(engine, t.timer_tasks) == 0
+
+
+async def test_fenced_transactions_of_one_shard_run_side_by_side_and_a_new_owner_waits():
+    """Every timer a shard owner fires is a fenced transaction. A fence that locked the shard row
+    exclusively made a shard's fenced transactions queue one behind another; the share lock lets
+    them overlap, while a new holder's bump still waits for them (and a fence taken after the
+    bump is refused). PostgreSQL only: SQLite runs one writing transaction at a time."""
+    with throwaway_postgres_database() as url:
+        engine = open_database(url)
+        try:
+            await migrate.upgrade(engine)
+            await _fences_side_by_side(SqlExecutionStore(engine), engine)
+        finally:
+            await engine.dispose()
+
+
+async def _fences_side_by_side(store: SqlExecutionStore, engine) -> None:
+    await store.init_cluster(4)
+    [(_, held_range)] = (await store.acquire_shards([1], "owner-a", None)).items()
+    a, b = Run("wf-fence-a", shard_id=1), Run("wf-fence-b", shard_id=1)
+    await store.commit(a.create_batch(timers=[timer_a := a.task("user_timer", fire_in=5)]))
+    await store.commit(b.create_batch(timers=[timer_b := b.task("user_timer", fire_in=5)]))
+
+    def fenced_delete(conn: sa.Connection, task_id: str) -> None:
+        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        _check_fence(conn, (1, held_range))
+        conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.task_id == task_id))
+
+    first = engine.engine.connect()
+    tx = first.begin()
+    try:
+        fenced_delete(first, timer_a.task_id)  # open, holding its fence
+        # Another fenced transaction of the shard commits meanwhile, without waiting (it used to
+        # give up on the lock timeout).
+        await engine.run(lambda: _in_transaction(engine, lambda conn: fenced_delete(conn, timer_b.task_id)))
+        assert await count(engine, t.timer_tasks) == 1
+
+        # A new owner's bump waits for the open fenced transaction...
+        bump = asyncio.ensure_future(asyncio.to_thread(_acquire_sync, engine, 1))
+        await asyncio.sleep(0.5)
+        assert not bump.done()
+        tx.commit()
+        assert (await asyncio.wait_for(bump, 10)) == held_range + 1
+    finally:
+        if tx.is_active:
+            tx.rollback()
+        first.close()
+    assert await count(engine, t.timer_tasks) == 0
+    # ...and a fenced write under the old range is refused after it.
+    with pytest.raises(ShardOwnershipLost):
+        await store.delete_timer_task(timer_a.task_id, fence=(1, held_range))
+
+
+def _in_transaction(engine, fn) -> None:
+    with engine.engine.begin() as conn:
+        fn(conn)
+
+
+def _acquire_sync(engine, shard: int) -> int:
+    h = t.history_shards.c
+    with engine.engine.begin() as conn:
+        conn.execute(t.history_shards.update().where(h.shard_id == shard).values(range_id=h.range_id + 1))
+        return conn.execute(sa.select(h.range_id).where(h.shard_id == shard)).scalar_one()
 
 
 async def test_outbox_queries_filter_by_shard_and_age(store):

@@ -4,8 +4,8 @@ private PostgreSQL and a private redis-server, while the wall clocks of the Cele
 server jump by ±30 s (libfaketime), Redis is flushed and restarted, each server and each Celery
 process is SIGKILLed and restarted, the database connections are cut, PostgreSQL restarts, and a
 server and a Celery worker holding shard leases are paused (SIGSTOP) past their lease. Every
-workflow must complete, once, with its result, and no activity may run more often than its retry
-policy asked for.
+workflow must complete, once, with its result, no activity may run more often than its retry
+policy asked for, and no timer may fire early.
 
 Without libfaketime (Debian's ``faketime`` package) the clock jumps are left out with a warning
 saying so; with ODIN_TEST_REQUIRE_SERVICES=1 its absence fails the test instead.
@@ -69,6 +69,7 @@ def test_workflows_survive_the_fault_schedule_once_each():
     assert report["completed_twice"] == 0, detail
     assert report["wrong_results"] == [], detail
     assert report["activity_executions_beyond_retries"] == 0, detail
+    assert report["timers_early"] == 0, detail
     assert report["completed"] == 100, detail
     assert [f["fault"] for f in report["faults"]] == soak.planned_faults(clock_jumps), detail
     if clock_jumps:  # every process under libfaketime saw each of its jumps

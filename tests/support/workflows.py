@@ -20,3 +20,13 @@ class OneActivity:
     @workflow.run
     async def run(self, value: str) -> str:
         return await workflow.execute_activity(echo, value, start_to_close_timeout=timedelta(seconds=30))
+
+
+@workflow.defn
+class Nap:
+    """One timer of ``seconds``."""
+
+    @workflow.run
+    async def run(self, seconds: float) -> str:
+        await workflow.sleep(seconds)
+        return "woke"

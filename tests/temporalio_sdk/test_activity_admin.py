@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import EventType, TaskQueueKind, TaskQueueType
+from temporalio.api.enums.v1 import BuildIdTaskReachability, DescribeTaskQueueMode, EventType, TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client
@@ -146,6 +146,71 @@ async def test_describe_task_queue_lists_pollers(client, task_queue):
             assert resp.task_queue_status.backlog_count_hint == 0
     with pytest.raises(RPCError) as err:
         await client.workflow_service.describe_task_queue(ws.DescribeTaskQueueRequest(namespace="default"))
+    assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
+
+
+async def test_temporal_cli_describes_a_task_queue_in_the_enhanced_form(client, odin_server, task_queue):
+    """`temporal task-queue describe` (DescribeTaskQueue in its enhanced mode): per type, the
+    pollers and stats; the shape and values follow what Temporal 1.32 answered for the same
+    scenario (a worker that ran one workflow; a queue nobody polls, holding one task)."""
+    import json
+    import subprocess
+
+    from tests.temporalio_sdk.test_schedules import _temporal_cli
+
+    cli = _temporal_cli()
+
+    def describe(queue: str, *flags: str) -> dict:
+        args = [cli, "--address", f"127.0.0.1:{odin_server.endpoints.grpc_port}", "task-queue", "describe", "--task-queue", queue, "-o", "json", *flags]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    idle = f"{task_queue}-idle"
+    async with _worker(client, task_queue, identity="worker-under-test"):
+        handle = await client.start_workflow(Waiter.run, 0, id=f"tq-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+        assert await handle.result() == 0
+        await client.start_workflow(Waiter.run, 1, id=f"tq-{uuid.uuid4().hex[:8]}", task_queue=idle)
+        await asyncio.sleep(1.0)
+        polled = await asyncio.to_thread(describe, task_queue)
+        backlog = await asyncio.to_thread(describe, idle, "--report-reachability")
+        versions = await asyncio.to_thread(describe, idle, "--select-build-id", "b1", "--select-unversioned", "--report-reachability")
+    pollers = sorted((p["buildId"], p["taskQueueType"], p["identity"], p["ratePerSecond"]) for p in polled["pollers"])
+    assert pollers == [("UNVERSIONED", kind, "worker-under-test", 100000) for kind in ("activity", "workflow")]
+    stats = {s["taskQueueType"]: s for s in polled["stats"]}
+    assert set(stats) == {"workflow", "activity"}
+    assert stats["workflow"]["approximateBacklogCount"] == 0 and stats["workflow"]["approximateBacklogAge"] == "0s"
+    assert stats["workflow"]["tasksAddRate"] > 0 and stats["workflow"]["tasksDispatchRate"] > 0
+    assert stats["activity"] == {
+        "buildId": "UNVERSIONED", "taskQueueType": "activity", "approximateBacklogCount": 0, "approximateBacklogAge": "0s",
+        "backlogIncreaseRate": 0, "tasksAddRate": 0, "tasksDispatchRate": 0,
+    }
+    assert polled["reachability"] is None
+    assert backlog["pollers"] is None
+    waiting = {s["taskQueueType"]: s for s in backlog["stats"]}["workflow"]
+    assert waiting["approximateBacklogCount"] == 1 and waiting["tasksDispatchRate"] == 0
+    assert 0.5 <= float(waiting["approximateBacklogAge"].rstrip("s")) < 30
+    assert backlog["reachability"] == [{"buildId": "UNVERSIONED", "reachability": "reachable"}]
+    assert {s["buildId"] for s in versions["stats"]} == {"UNVERSIONED", "b1"}
+    assert sorted(versions["reachability"], key=lambda r: r["buildId"]) == [
+        {"buildId": "UNVERSIONED", "reachability": "reachable"}, {"buildId": "b1", "reachability": "unreachable"},
+    ]
+    # The same in the API's own terms.
+    resp = await client.workflow_service.describe_task_queue(
+        ws.DescribeTaskQueueRequest(
+            namespace="default", task_queue=TaskQueue(name=idle), api_mode=DescribeTaskQueueMode.DESCRIBE_TASK_QUEUE_MODE_ENHANCED,
+            task_queue_types=[TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW], report_stats=True, report_task_reachability=True,
+        )
+    )
+    [(build_id, version)] = resp.versions_info.items()
+    assert build_id == "" and version.task_reachability == BuildIdTaskReachability.BUILD_ID_TASK_REACHABILITY_REACHABLE
+    assert list(version.types_info) == [TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW]
+    assert version.types_info[TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW].stats.approximate_backlog_count == 1
+    assert not resp.pollers and not resp.HasField("task_queue_status")  # the legacy fields stay empty
+    with pytest.raises(RPCError) as err:
+        await client.workflow_service.describe_task_queue(
+            ws.DescribeTaskQueueRequest(namespace="default", task_queue=TaskQueue(name=idle), api_mode=1, task_queue_types=[9])
+        )
     assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
 
 

@@ -478,3 +478,73 @@ async def test_child_cancellation_types(client, task_queue, cancellation_type, c
         if child_status == WorkflowExecutionStatus.RUNNING:
             await client.get_workflow_handle(f"child-{key}").terminate("cleanup")
     assert await assert_replays(handle, CancellingParent, Child) > 5
+
+
+# -- a child id already in use -----------------------------------------------------------------
+
+
+@workflow.defn
+class DuplicateChildParent:
+    """Starts a child whose id is taken: by its own running child (in a later task or twice in one
+    task) or by a workflow that is no child of it."""
+
+    @workflow.run
+    async def run(self, mode: str, child_id: str) -> list[str]:
+        outcomes = []
+        if mode == "later":
+            await workflow.start_child_workflow(Child.run, "sleep", id=child_id)
+            await workflow.sleep(0.1)
+        starts = [workflow.start_child_workflow(Child.run, "sleep", id=child_id) for _ in range(2 if mode == "same" else 1)]
+        for result in await asyncio.gather(*starts, return_exceptions=True):
+            if isinstance(result, WorkflowAlreadyStartedError):
+                outcomes.append(f"already started: {result.workflow_id} {result.workflow_type}")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                outcomes.append("started")
+        return sorted(outcomes)
+
+
+async def test_a_child_whose_id_is_taken_fails_to_start_and_the_parent_goes_on(client, task_queue):
+    """Temporal 1.32 records the start (initiated) and then its failure with cause
+    WORKFLOW_ALREADY_EXISTS; the parent's code gets WorkflowAlreadyStartedError. The histories
+    below are the ones Temporal wrote for the same workflows."""
+    from temporalio.api.enums.v1 import StartChildWorkflowExecutionFailedCause
+
+    task_flow = ["WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED"]
+    expected = {
+        "later": ["WORKFLOW_EXECUTION_STARTED", *task_flow, "START_CHILD_WORKFLOW_EXECUTION_INITIATED", "CHILD_WORKFLOW_EXECUTION_STARTED",
+                  *task_flow, "TIMER_STARTED", "TIMER_FIRED", *task_flow, "START_CHILD_WORKFLOW_EXECUTION_INITIATED",
+                  "START_CHILD_WORKFLOW_EXECUTION_FAILED", *task_flow, "WORKFLOW_EXECUTION_COMPLETED"],
+        "foreign": ["WORKFLOW_EXECUTION_STARTED", *task_flow, "START_CHILD_WORKFLOW_EXECUTION_INITIATED",
+                    "START_CHILD_WORKFLOW_EXECUTION_FAILED", *task_flow, "WORKFLOW_EXECUTION_COMPLETED"],
+    }
+    async with Worker(client, task_queue=task_queue, workflows=[DuplicateChildParent, Child]):
+        for mode in ["later", "same", "foreign"]:
+            child_id = f"taken-{mode}-{uuid.uuid4().hex[:6]}"
+            if mode == "foreign":
+                await client.start_workflow(Child.run, "sleep", id=child_id, task_queue=task_queue)
+            parent = await client.start_workflow(
+                DuplicateChildParent.run, args=[mode, child_id], id=f"dup-parent-{uuid.uuid4().hex[:6]}", task_queue=task_queue
+            )
+            outcomes = await asyncio.wait_for(parent.result(), 20)
+            expected_outcomes = [f"already started: {child_id} Child"] + (["started"] if mode == "same" else [])
+            assert outcomes == expected_outcomes, mode
+            history = await parent.fetch_history()
+            names = _names(history)
+            if mode == "same":
+                # Both starts are initiated in one task; which one wins is a race, in Temporal too.
+                assert names[:6] == ["WORKFLOW_EXECUTION_STARTED", *task_flow, *["START_CHILD_WORKFLOW_EXECUTION_INITIATED"] * 2]
+                assert names.count("CHILD_WORKFLOW_EXECUTION_STARTED") == names.count("START_CHILD_WORKFLOW_EXECUTION_FAILED") == 1
+                assert names[-1] == "WORKFLOW_EXECUTION_COMPLETED"
+            else:
+                assert names == expected[mode], mode
+            assert "WORKFLOW_TASK_FAILED" not in names
+            [failed] = [e.start_child_workflow_execution_failed_event_attributes for e in history.events
+                        if e.HasField("start_child_workflow_execution_failed_event_attributes")]
+            assert failed.cause == StartChildWorkflowExecutionFailedCause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS
+            assert (failed.workflow_id, failed.workflow_type.name) == (child_id, "Child")
+            assert failed.workflow_task_completed_event_id == 0  # unset, as Temporal writes it
+            if mode == "foreign":  # the others were the parent's children, terminated with it
+                await client.get_workflow_handle(child_id).terminate("done")
+        await assert_replays(parent, DuplicateChildParent)

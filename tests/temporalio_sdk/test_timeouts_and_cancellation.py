@@ -301,3 +301,68 @@ async def test_activity_cancellation_types(client, task_queue, cancellation_type
     if activity_saw is not None:
         assert ("activity saw cancellation" in _seen.get(key, [])) == activity_saw
     assert await assert_replays(handle, *WORKFLOWS) > 5
+
+
+@workflow.defn
+class ZeroSleep:
+    @workflow.run
+    async def run(self, micros: int) -> str:
+        # workflow.sleep(0) sends a StartTimer command with a zero duration (asyncio.sleep(0) sends none).
+        await workflow.sleep(timedelta(microseconds=micros))
+        return "woke"
+
+
+async def test_a_zero_length_timer_fires_at_once(client, task_queue):
+    """Temporal 1.32 accepts a zero timer and writes exactly this history (observed with
+    `temporal server start-dev`); so does a 1 µs one."""
+    async with Worker(client, task_queue=task_queue, workflows=[ZeroSleep]):
+        for micros in (0, 1):
+            handle = await client.start_workflow(ZeroSleep.run, micros, id=f"zero-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+            assert await asyncio.wait_for(handle.result(), 10) == "woke"
+            history = await handle.fetch_history()
+            assert _names(history) == [
+                "WORKFLOW_EXECUTION_STARTED", "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED",
+                "TIMER_STARTED", "TIMER_FIRED",
+                "WORKFLOW_TASK_SCHEDULED", "WORKFLOW_TASK_STARTED", "WORKFLOW_TASK_COMPLETED", "WORKFLOW_EXECUTION_COMPLETED",
+            ]
+            started = history.events[4].timer_started_event_attributes
+            assert started.start_to_fire_timeout.ToNanoseconds() == micros * 1000
+    assert await assert_replays(handle, ZeroSleep) > 5
+
+
+@workflow.defn
+class ReportsInfo:
+    @workflow.run
+    async def run(self, again: bool) -> list:
+        if again:
+            workflow.continue_as_new(False)
+        info = workflow.info()
+        return [repr(info.execution_timeout), repr(info.run_timeout), repr(info.task_timeout), info.run_id]
+
+
+async def test_unset_timeouts_stay_unset_and_run_ids_are_version_7(client, task_queue):
+    """As Temporal 1.32 answers (observed with `temporal server start-dev`): a timeout not given
+    is absent from WorkflowExecutionStarted and DescribeWorkflowExecution, so workflow.info()
+    shows None; run ids are version-7 UUIDs."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+    async with Worker(client, task_queue=task_queue, workflows=[ReportsInfo]):
+        cases = [({}, "None", "None"), ({"run_timeout": timedelta(minutes=5)}, "None", "datetime.timedelta(seconds=300)"),
+                 ({"execution_timeout": timedelta(hours=1)}, "datetime.timedelta(seconds=3600)", "datetime.timedelta(seconds=3600)")]
+        for options, execution, run in cases:
+            handle = await client.start_workflow(ReportsInfo.run, True, id=f"info-{uuid.uuid4().hex[:8]}", task_queue=task_queue, **options)
+            result = await handle.result()
+            assert result[:3] == [execution, run, "datetime.timedelta(seconds=10)"]
+            assert result[3] != handle.result_run_id  # the continued run
+            for run_id in (handle.result_run_id, result[3]):
+                assert uuid.UUID(run_id).version == 7
+                started = (await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()).events[0]
+                attrs = started.workflow_execution_started_event_attributes
+                assert attrs.HasField("workflow_execution_timeout") == (execution != "None")
+                assert attrs.HasField("workflow_run_timeout") == (run != "None")
+            described = await client.workflow_service.describe_workflow_execution(
+                DescribeWorkflowExecutionRequest(namespace="default", execution=WorkflowExecution(workflow_id=handle.id))
+            )
+            assert described.execution_config.HasField("workflow_execution_timeout") == (execution != "None")
+            assert described.execution_config.HasField("workflow_run_timeout") == (run != "None")
