@@ -30,14 +30,19 @@ def arm_timeout(t: Transition, a: ActivityInfo, fire_at: float, timeout_type: Ti
     )
 
 
+def slot_lease(a: ActivityInfo) -> float:
+    """How long an attempt's concurrency slot is held without news: its heartbeat timeout (each
+    heartbeat renews it), else its longest possible run. A dead worker's slot comes back then."""
+    return a.heartbeat or a.start_to_close or a.schedule_to_close
+
+
 def dispatch(t: Transition, a: ActivityInfo) -> None:
     """Queue the current attempt and arm its schedule-to-start timeout."""
     data = {"scheduled_event_id": a.scheduled_event_id, "attempt": a.attempt, "queue": a.task_queue}
     if a.priority:
         data["priority"] = a.priority
     if a.concurrency_key:
-        # The slot's lease: the attempt's longest possible run.
-        data["concurrency"] = [a.concurrency_key, a.max_concurrency, a.start_to_close or a.schedule_to_close]
+        data["concurrency"] = [a.concurrency_key, a.max_concurrency, slot_lease(a)]
     t.transfers.append(TransferSpec(TransferKind.ACTIVITY_TASK, data))
     if a.schedule_to_start:
         arm_timeout(t, a, a.scheduled_time + a.schedule_to_start, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)

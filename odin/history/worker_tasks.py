@@ -216,8 +216,9 @@ class WorkerTasks:
         return PollActivityTaskQueueResponse()
 
     async def _slot(self, namespace_id: str, queue: str, entry: TaskEntry) -> bool:
-        """Take a slot of the entry's concurrency key for its attempt, leased for the attempt's
-        start-to-close timeout (so a dead worker's slot comes back). Without a free slot the entry
+        """Take a slot of the entry's concurrency key for its attempt, leased for its heartbeat
+        timeout (renewed by heartbeats) or else its start-to-close timeout, so that a dead worker's
+        slot comes back. Without a free slot the entry
         leaves the queue and comes back later (its transfer row stays in SQL meanwhile)."""
         holder = slot_holder(entry, entry.scheduled_event_id, entry.attempt)
         queues = self.engine.queues
@@ -268,9 +269,17 @@ class WorkerTasks:
         result, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
         if attempt and attempt[0][0]:
             key, scheduled_event_id, number = attempt[0]
+            holder = slot_holder(t.state, scheduled_event_id, number)
             after = t.state.activities.get(scheduled_event_id)
             if after is None or after.attempt != number or not after.started:  # the attempt ended
-                await self._release_slot(t.state.namespace_id, key, slot_holder(t.state, scheduled_event_id, number))
+                await self._release_slot(t.state.namespace_id, key, holder)
+            elif after.heartbeat:  # a heartbeat: the attempt lives on, so does its slot
+                renewed = await self.engine.queues.acquire_slot(
+                    t.state.namespace_id, key, after.max_concurrency, holder, activities.slot_lease(after)
+                )
+                if not renewed:
+                    log.warning("activity %s of %s beat after its concurrency slot of %r lapsed and was taken",
+                                scheduled_event_id, t.state.workflow_id, key)
         return result
 
     # -- queries ---------------------------------------------------------------------------

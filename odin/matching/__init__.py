@@ -39,7 +39,7 @@ class TaskEntry:
     query_id: str = ""
     priority: int = 0  # Temporal's priority key: 1 highest; 0 is the default (DEFAULT_PRIORITY)
     # At most ``max_concurrency`` activity attempts with this key run at once, cluster-wide; a
-    # slot is held for at most ``lease`` seconds (the attempt's start-to-close timeout).
+    # slot is held ``lease`` seconds unless renewed (the heartbeat timeout, else start-to-close).
     concurrency_key: str = ""
     max_concurrency: int = 0
     lease: float = 0.0

@@ -250,3 +250,38 @@ async def test_per_key_concurrency_is_never_exceeded(server):
     # Eight slots in the worker, but two per customer: "a" runs in three rounds of 0.3 s.
     assert throttled.PEAK == {"customer:a": 2, "customer:b": 2}
     assert elapsed >= 0.85
+
+
+async def test_a_slot_whose_attempt_stopped_beating_comes_back(server):
+    """An attempt that stops heartbeating (its worker hung or died) loses its slot with its
+    heartbeat timeout, not after its much longer start-to-close timeout."""
+    app = App("hung", address=throttled.app.address)
+    point(app, server)
+    starts: list[tuple[str, float]] = []
+
+    @app.activity(concurrency_key="printer", max_concurrency=1, heartbeat_timeout=1, start_to_close_timeout=60,
+                  auto_heartbeat=False, retry=1)
+    async def hang(name: str) -> str:
+        starts.append((name, time.monotonic()))
+        if name == "hung":
+            await asyncio.sleep(4)  # no heartbeats: times out after 1 s
+        return name
+
+    @app.workflow(sandboxed=False)  # defined in a test: the sandbox could not import it again
+    async def both() -> list:
+        from odin.sdk import workflow
+
+        first = workflow.start_activity(hang, "hung")
+        await workflow.sleep(0.2)
+        second = await workflow.execute_activity(hang, "next")
+        try:
+            await first
+        except Exception:
+            pass
+        return [second]
+
+    async with app.worker(concurrency=4):
+        begun = time.monotonic()
+        assert await (await both.start_async()).result_async(timeout=30) == ["next"]
+    waited = dict(starts)["next"] - begun
+    assert 0.9 <= waited < 3.5, waited  # the hung attempt's slot came back after ~1 s, not 60 s
