@@ -79,6 +79,16 @@ def _keep_in_module(cls: type, module_name: str) -> None:
         setattr(module, cls.__name__, cls)
 
 
+def _expiry(expires: Duration | datetime) -> datetime:
+    """``expires`` as a time: seconds (or a timedelta) from now, or a date (naive means UTC)."""
+    if isinstance(expires, datetime):
+        return expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+    span = as_timedelta(expires)
+    if span <= timedelta(0):
+        raise ValueError(f"expires must be positive, not {expires!r}")
+    return datetime.now(UTC) + span
+
+
 class WorkflowFunction(Generic[P, R]):
     """A workflow. Outside a workflow: ``delay``/``start``/``apply_async`` start it and return a
     ``WorkflowHandle``. Inside one: calling it runs it as a child workflow.
@@ -151,9 +161,13 @@ class WorkflowFunction(Generic[P, R]):
         id_reuse_policy: temporalio.common.WorkflowIDReusePolicy | None = None,
         id_conflict_policy: temporalio.common.WorkflowIDConflictPolicy | None = None,
         priority: int | temporalio.common.Priority | None = None,
+        expires: Duration | datetime | None = None,
     ) -> WorkflowHandle[R]:
         client = await self.app.client_async()
         options: dict[str, Any] = {}
+        if expires is not None:
+            # Celery's expires: a run whose first workflow task starts after this fails at once.
+            memo = {**(memo or {}), "odin-expires": _expiry(expires).timestamp()}
         chosen = check_priority(priority) or self.priority
         if chosen is not None:
             options["priority"] = chosen

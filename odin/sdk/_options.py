@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypedDict, overload
 
 import temporalio.common
@@ -104,6 +104,7 @@ class RunOptions(TypedDict, total=False):
     id_reuse_policy: temporalio.common.WorkflowIDReusePolicy | None
     id_conflict_policy: temporalio.common.WorkflowIDConflictPolicy | None
     priority: int | temporalio.common.Priority | None
+    expires: Duration | datetime | None
 
 
 class StartOptions(RunOptions, total=False):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypedDict
 import temporalio.worker
 import temporalio.workflow
 from temporalio.api.common.v1 import Payload
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -115,11 +116,14 @@ _APPS: dict[int, App] = {}
 
 # The header of ScheduleActivityTask that carries an activity's concurrency limit to the server.
 CONCURRENCY_HEADER = "odin-concurrency"
+# The memo field of a run started with ``expires``: when (epoch seconds) it must have started by.
+EXPIRES_MEMO = "odin-expires"
 
 
 class _Concurrency(Interceptor):
     """Puts each activity call's concurrency key and limit (``concurrency_key``/``max_concurrency``
-    of its definition) in the ScheduleActivityTask header, where the server reads them."""
+    of its definition) in the ScheduleActivityTask header, where the server reads them; and fails a
+    run started with ``expires`` whose first workflow task came too late (Celery's expires)."""
 
     def __init__(self, app: App):
         self.key = id(app)
@@ -141,6 +145,20 @@ class _Concurrency(Interceptor):
         class Inbound(WorkflowInboundInterceptor):
             def init(self, outbound: WorkflowOutboundInterceptor) -> None:
                 super().init(Outbound(outbound))
+
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+                info = temporalio.workflow.info()
+                # Only a fresh start expires: not a retry, a continuation or a cron run after it.
+                if info.attempt == 1 and info.continued_run_id is None:
+                    expires = temporalio.workflow.memo_value(EXPIRES_MEMO, None, type_hint=float)
+                    # now(): when the first workflow task started, the same on every replay.
+                    if expires is not None and temporalio.workflow.now().timestamp() > expires:
+                        late = temporalio.workflow.now().timestamp() - expires
+                        raise ApplicationError(
+                            f"expired: the run had not started {late:.1f} s after its expiry time",
+                            type="Expired", non_retryable=True,
+                        )
+                return await super().execute_workflow(input)
 
         return Inbound
 

@@ -285,3 +285,27 @@ async def test_a_slot_whose_attempt_stopped_beating_comes_back(server):
         assert await (await both.start_async()).result_async(timeout=30) == ["next"]
     waited = dict(starts)["next"] - begun
     assert 0.9 <= waited < 3.5, waited  # the hung attempt's slot came back after ~1 s, not 60 s
+
+
+async def test_a_run_not_started_before_it_expires_fails_without_running(server):
+    app = App("late", address=throttled.app.address)
+    point(app, server)
+    ran: list[str] = []
+
+    @app.workflow(sandboxed=False)  # defined in a test: the sandbox could not import it again
+    async def greet(name: str) -> str:
+        ran.append(name)
+        return f"hello {name}"
+
+    with pytest.raises(ValueError, match="expires must be positive"):
+        await greet.start_async("never", expires=0)
+    late = await greet.start_async("late", expires=0.3)  # no worker yet: it cannot start in time
+    in_time = await greet.start_async("in time", expires=60)
+    await asyncio.sleep(0.8)
+    async with app.worker():
+        with pytest.raises(WorkflowFailureError) as failed:
+            await late.result_async(timeout=30)
+        assert await in_time.result_async(timeout=30) == "hello in time"
+    cause = _root_cause(failed.value)
+    assert cause.type == "Expired" and "had not started" in cause.message
+    assert ran == ["in time"]
