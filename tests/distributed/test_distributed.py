@@ -20,13 +20,14 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 from cluster import Cluster, free_port
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
-from workflows import STARTS, Counter, Durable, Nap, Prioritized, add_one, record
+from temporalio.worker import Interceptor, Worker, WorkflowInboundInterceptor, WorkflowOutboundInterceptor
+from workflows import RUNS, STARTS, Counter, Durable, Limited, Nap, Prioritized, add_one, hold, record
 
 from odin.beat.celery_app import JOBS
 from tests.support.services import private_redis_server, throwaway_postgres_database
@@ -257,6 +258,59 @@ async def test_priority_and_rate_limit_hold_across_servers_on_redis(cluster):
     times = sorted(t for _, t in STARTS)
     observed = (len(times) - 1) / (times[-1] - times[0])
     assert rate * 0.6 <= observed <= rate * 1.1, observed
+
+
+class _ConcurrencyHeader(Interceptor):
+    """Puts ``{"key": <the activity's first argument>, "max": 2}`` in each ScheduleActivityTask's
+    ``odin-concurrency`` header (a workflow on any Temporal SDK can; Odin's SDK does it itself)."""
+
+    def workflow_interceptor_class(self, input):
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input):
+                data = json.dumps({"key": input.args[0], "max": 2}).encode()
+                input.headers = {**input.headers, "odin-concurrency": Payload(metadata={"encoding": b"json/plain"}, data=data)}
+                return super().start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound):
+                super().init(Outbound(outbound))
+
+        return Inbound
+
+
+def _peak(runs: list[tuple[str, float, float]], key: str) -> int:
+    """The most attempts with ``key`` running at the same time."""
+    edges = sorted([(start, 1) for k, start, _ in runs if k == key] + [(end, -1) for k, _, end in runs if k == key],
+                   key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+async def test_per_key_concurrency_holds_across_servers_on_redis(cluster):
+    """Two workers, each through a server of its own and with slots for eight attempts: at most
+    two attempts per key run at once, the slots being kept in Redis."""
+    _, port_a = cluster.start_server()
+    _, port_b = cluster.start_server()
+    client_a = await Client.connect(f"127.0.0.1:{port_a}")
+    client_b = await Client.connect(f"127.0.0.1:{port_b}")
+    queue = f"conc-{uuid.uuid4().hex[:6]}"
+    activities = f"{queue}-act"
+    keys = ["customer-a"] * 6 + ["customer-b"] * 3
+    RUNS.clear()
+    async with Worker(client_a, task_queue=queue, workflows=[Limited], interceptors=[_ConcurrencyHeader()]):
+        workers = [Worker(c, task_queue=activities, activities=[hold], max_concurrent_activities=8) for c in (client_a, client_b)]
+        async with workers[0], workers[1]:
+            handle = await client_a.start_workflow(Limited.run, args=[activities, keys, 0.5], id=queue, task_queue=queue)
+            assert sorted(await asyncio.wait_for(handle.result(), 90)) == sorted(keys)
+    assert len(RUNS) == len(keys)
+    assert _peak(RUNS, "customer-a") == 2
+    assert _peak(RUNS, "customer-b") == 2
+    history = await handle.fetch_history()
+    scheduled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert all("odin-concurrency" in e.activity_task_scheduled_event_attributes.header.fields for e in scheduled)
 
 
 async def test_retention_through_celery_archives_and_deletes(cluster):

@@ -104,3 +104,33 @@ class Prioritized:
             for name, key in items
         ]
         return list(await asyncio.gather(*calls))
+
+
+RUNS: list[tuple[str, float, float]] = []  # (key, start, end) of each ``hold`` attempt, in this process
+
+
+@activity.defn
+async def hold(key: str, seconds: float) -> str:
+    import asyncio
+    import time
+
+    start = time.monotonic()
+    await asyncio.sleep(seconds)
+    RUNS.append((key, start, time.monotonic()))
+    return key
+
+
+@workflow.defn
+class Limited:
+    """Runs ``hold`` for each key at once; a workflow interceptor of the test puts each call's
+    concurrency key in the ``odin-concurrency`` header, as Odin's SDK does."""
+
+    @workflow.run
+    async def run(self, queue: str, keys: list[str], seconds: float) -> list[str]:
+        import asyncio
+
+        calls = [
+            workflow.execute_activity(hold, args=[key, seconds], task_queue=queue, start_to_close_timeout=timedelta(seconds=30))
+            for key in keys
+        ]
+        return list(await asyncio.gather(*calls))
