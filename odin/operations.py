@@ -38,6 +38,7 @@ class Operation(StrEnum):
     DescribeWorkflowExecution = "DescribeWorkflowExecution"
     RequestCancelWorkflowExecution = "RequestCancelWorkflowExecution"
     TerminateWorkflowExecution = "TerminateWorkflowExecution"
+    ResetWorkflowExecution = "ResetWorkflowExecution"
     ShutdownWorker = "ShutdownWorker"
     RecordActivityTaskHeartbeatById = "RecordActivityTaskHeartbeatById"
     RespondActivityTaskCompletedById = "RespondActivityTaskCompletedById"

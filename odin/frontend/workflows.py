@@ -13,6 +13,7 @@ from temporalio.api.enums.v1 import (
     HistoryEventFilterType,
     PendingActivityState,
     QueryRejectCondition,
+    ResetReapplyType,
     ResourceExhaustedCause,
     ResourceExhaustedScope,
     UpdateWorkflowExecutionLifecycleStage,
@@ -51,9 +52,10 @@ from odin.frontend.common import (
 )
 from odin.frontend.limits import limits_for
 from odin.history import cron, operations, retry, updates
-from odin.history.events import duration, optional_duration, seconds, timestamp
+from odin.history.events import duration, optional_duration, reset_points, seconds, timestamp
 from odin.history.machine import transient_events
 from odin.history.notifier import run_key
+from odin.history.reset import Reapply
 from odin.history.start import SignalInput
 from odin.history.state import ActivityInfo, MutableState, unpack
 from odin.ids import new_id
@@ -176,6 +178,24 @@ class WorkflowCalls(FrontendBase):
         ns, wid, rid = await self._target(req.namespace, req.workflow_execution, req.first_execution_run_id)
         await operations.terminate(self.engine, ns.id, wid, rid, req.reason, req.details, req.identity)
         return ws.TerminateWorkflowExecutionResponse()
+
+    async def reset_workflow_execution(self, req: ws.ResetWorkflowExecutionRequest) -> ws.ResetWorkflowExecutionResponse:
+        # Temporal's frontend checks, in its order and words.
+        if not req.request_id:
+            raise InvalidArgument("RequestId is not set on request.")
+        if len(req.request_id) > MAX_ID_LENGTH:
+            raise InvalidArgument("RequestId exceeds length limit.")
+        check_text(req.request_id, "RequestId")
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
+        if req.reset_reapply_type not in ResetReapplyType.values():
+            raise OdinError(f"unknown reset reapply type: {req.reset_reapply_type}")
+        if req.post_reset_operations:
+            raise InvalidArgument("Post-reset operations are not supported.")
+        reapply = Reapply.of(req.reset_reapply_type, req.reset_reapply_exclude_types)
+        run_id = await operations.reset(
+            self.engine, ns.id, wid, rid, req.workflow_task_finish_event_id, req.reason, req.request_id, reapply
+        )
+        return ws.ResetWorkflowExecutionResponse(run_id=run_id)
 
     # -- updates ---------------------------------------------------------------------------
 
@@ -375,6 +395,13 @@ class WorkflowCalls(FrontendBase):
             workflow_execution_info=info,
             pending_activities=pending,
         )
+        if s.auto_reset_points:
+            response.workflow_execution_info.auto_reset_points.CopyFrom(reset_points(s.auto_reset_points))
+        extended = response.workflow_extended_info
+        extended.reset_run_id = s.reset_run_id
+        if s.last_reset_time:
+            extended.last_reset_time.CopyFrom(timestamp(s.last_reset_time))
+        extended.original_start_time.CopyFrom(timestamp(s.original_start_time or s.start_time))
         if s.wft is not None:
             w = s.wft
             response.pending_workflow_task.CopyFrom(

@@ -127,6 +127,7 @@ def successor_run(t: Transition, started: h.WorkflowExecutionStartedEventAttribu
             failure=nxt.failure,
             attempt=nxt.attempt,
             parent=parent_of(s),
+            reset_points=s.auto_reset_points,
         ),
         scheduled_by=s.scheduled_by,
     )

@@ -116,6 +116,7 @@ def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompleted
         attrs.worker_version.use_versioning = req.worker_version_stamp.use_versioning
         s.last_build_id = build_id
     completed = t.append(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, attrs)
+    s.note_reset_point(build_id, completed.event_id, t.ts)
     s.wft = None
     s.last_completed_wft_started_event_id = w.started_event_id
     s.completed_wft_count += 1
@@ -555,6 +556,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
                 last_completion_result=a.last_completion_result if a.HasField("last_completion_result") else None,
                 failure=a.failure if a.HasField("failure") else None,
                 parent=chains.parent_of(s),
+                reset_points=s.auto_reset_points,
             ),
             scheduled_by=s.scheduled_by,
         )

@@ -24,7 +24,7 @@ from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 from odin import metrics
 from odin.clock import Clock
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted, ScheduleConflict
-from odin.history import activities, chains
+from odin.history import activities, chains, reset
 from odin.history.event_cache import EventCache
 from odin.history.machine import HISTORY_COUNT_LIMIT, HISTORY_SIZE_LIMIT, StaleTask, Transition
 from odin.history.notifier import Notifier, RunChange, run_key
@@ -35,7 +35,7 @@ from odin.history.start import ParentInfo, SignalInput, new_run
 from odin.history.state import MutableState, unpack
 from odin.history.tasks import SYSTEM_TRANSFERS, TimerKind, TransferKind
 from odin.history.transfers import TransferProcessor
-from odin.ids import new_hex, new_run_id
+from odin.ids import new_hex, new_id, new_run_id
 from odin.matching import ACTIVITY, WORKFLOW, TaskEntry, TaskQueues
 from odin.persistence.store import (
     Batch,
@@ -545,6 +545,115 @@ class HistoryEngine:
             await self._after_commit(batch, [t] + ([terminated] if terminated else []))
             return StartOutcome(run_id, True, t if eager else None)
         raise ResourceExhausted("Workflow id is busy: too many concurrent starts, try again.")
+
+    # -- resetting runs --------------------------------------------------------------------
+
+    async def reset_workflow(
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        *,
+        finish_event_id: int,
+        reason: str,
+        request_id: str,
+        reapply: reset.Reapply,
+    ) -> str:
+        """ResetWorkflowExecution: a new run made of ``run_id``'s history (the current run when
+        empty) up to ``finish_event_id``, in one transaction with the termination of the current
+        run if it is running, the base run's link to the new run and the current pointer moved to
+        it. A request id that made the current run is answered with that run. Returns the new
+        run's id."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                base = await self.load(namespace_id, workflow_id, run_id)
+            except NotFound:
+                if not run_id:
+                    raise
+                raise NotFound(
+                    f'workflow execution not found for workflow ID "{workflow_id}" and run ID "{run_id}"'
+                ) from None
+            reset.check_finish_event_id(finish_event_id, base.state.next_event_id)
+            pointer = await self.store.get_current(namespace_id, workflow_id)
+            current = base
+            if pointer is not None and pointer.run_id != base.state.run_id:
+                current = await self.load(namespace_id, workflow_id, pointer.run_id)
+            if request_id and current.state.reset_request_id == request_id:
+                return current.state.run_id
+            now = self.clock.now()
+            batch = Batch()
+            events = await self.read_events(base.state.run_id, 1, base.state.next_event_id)
+            chain_events, chain_runs = await self._continued_events(namespace_id, base.state, current.state.run_id)
+            later = events[finish_event_id - 1 :] + chain_events
+            ended: Transition | None = None
+            if current.state.running:
+                ended = Transition(current.state, now)
+                ended.terminate(reason, None, reset.RESETTER_IDENTITY)
+                # Its children stay with the new run and its parent is not told: a reset is no close.
+                ended.transfers = [
+                    x for x in ended.transfers if x.kind not in (TransferKind.CHILD_CLOSED, TransferKind.PARENT_CLOSE_POLICY)
+                ]
+                if current.state.run_id in (base.state.run_id, *chain_runs):
+                    later += ended.events  # what it held back (buffered signals) follows the point too
+            reset_run_id = new_id()  # a version-4 id, as Temporal's resetter gives it
+            t = reset.new_run(
+                MutableState.from_bytes(base.record.state),
+                events,
+                finish_event_id=finish_event_id,
+                new_run_id=reset_run_id,
+                reason=reason,
+                request_id=request_id,
+                later_events=later,
+                reapply=reapply,
+                now=now,
+            )
+            base.state.reset_run_id = reset_run_id  # the same state as the ended one when base is current
+            if ended is not None:
+                self._add_write(batch, ended, current.record, ended.state.to_bytes(), True, ended.state.search_attributes is not None)
+                batch.current.clear()
+            if current is not base or ended is None:
+                self._add_write(batch, Transition(base.state, now), base.record, base.state.to_bytes(), False)
+            self._add_write(batch, t, None, t.state.to_bytes(), True)
+            s = t.state
+            batch.current.append(
+                CurrentWrite(
+                    CurrentExecution(namespace_id, workflow_id, reset_run_id, s.first_execution_run_id, s.start_request_id, s.status),
+                    expected_run_id=pointer.run_id if pointer else None,
+                )
+            )
+            try:
+                await self.store.commit(batch)
+            except ConcurrentUpdate:
+                for run in (base.state.run_id, current.state.run_id):
+                    self._state_cache.pop(run, None)
+                continue
+            self._remember(batch)
+            await self._after_commit(batch, [t] + ([ended] if ended else []))
+            return reset_run_id
+        raise ResourceExhausted("Workflow is busy: too many concurrent updates, try again.")
+
+    async def _continued_events(
+        self, namespace_id: str, base: MutableState, current_run_id: str
+    ) -> tuple[list[HistoryEvent], list[str]]:
+        """The events of the runs the base run continued as (continue-as-new, retry, cron), up to
+        the current run, and those runs' ids: what they received also follows the reset point."""
+        events: list[HistoryEvent] = []
+        runs: list[str] = []
+        s = base
+        while not s.running and s.close_event_id and len(runs) < 100:
+            close = await self.read_events(s.run_id, s.close_event_id, s.close_event_id + 1)
+            nxt = close[0].workflow_execution_continued_as_new_event_attributes.new_execution_run_id if close else ""
+            if not nxt or nxt in runs:
+                break
+            try:
+                s = (await self.load(namespace_id, base.workflow_id, nxt)).state
+            except NotFound:
+                break  # deleted: the chain is cut there
+            runs.append(nxt)
+            events += await self.read_events(nxt, 1, s.next_event_id)
+            if nxt == current_run_id:
+                break
+        return events, runs
 
 
 # A run whose history grows past these is logged once (Temporal's warning limits), well before

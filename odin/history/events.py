@@ -9,6 +9,9 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflow.v1 import ResetPointInfo, ResetPoints
+
+from odin.history.state import ResetPoint
 
 _PREFIX = len("EVENT_TYPE_")
 
@@ -61,3 +64,27 @@ def seconds(d: Duration) -> float:
     """A duration in seconds, at most ``MAX_SECONDS`` (negative ones stay negative: validation
     rejects them)."""
     return min(d.seconds + d.nanos / 1e9, MAX_SECONDS)
+
+
+def reset_points(points: list[ResetPoint]) -> ResetPoints:
+    """A run's auto-reset points as Temporal shows them (DescribeWorkflowExecution, and the
+    ``prev_auto_reset_points`` a continued run starts with)."""
+    return ResetPoints(
+        points=[
+            ResetPointInfo(
+                build_id=p.build_id,
+                run_id=p.run_id,
+                first_workflow_task_completed_id=p.first_workflow_task_completed_id,
+                create_time=timestamp(p.create_time),
+                resettable=True,
+            )
+            for p in points
+        ]
+    )
+
+
+def reset_points_of(points: ResetPoints) -> list[ResetPoint]:
+    return [
+        ResetPoint(p.build_id, p.run_id, p.first_workflow_task_completed_id, p.create_time.ToDatetime(UTC).timestamp())
+        for p in points.points
+    ]

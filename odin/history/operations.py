@@ -19,6 +19,7 @@ from odin.errors import NotFound
 from odin.history import updates
 from odin.history.engine import HistoryEngine
 from odin.history.machine import Transition
+from odin.history.reset import Reapply
 from odin.history.state import ActivityInfo, MutableState
 from odin.matching import WORKFLOW
 
@@ -56,6 +57,23 @@ async def terminate(
 ) -> None:
     """TerminateWorkflowExecution (and the termination that deleting a run or a namespace does)."""
     await engine.update(namespace_id, workflow_id, run_id, lambda t: t.terminate(reason, details, identity))
+
+
+async def reset(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    finish_event_id: int,
+    reason: str,
+    request_id: str,
+    reapply: Reapply,
+) -> str:
+    """ResetWorkflowExecution: a new run from the run's history up to the reset point (the
+    current run is terminated in the same transaction); returns the new run's id."""
+    return await engine.reset_workflow(
+        namespace_id, workflow_id, run_id, finish_event_id=finish_event_id, reason=reason, request_id=request_id, reapply=reapply
+    )
 
 
 async def admit_update(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from temporalio.api.common.v1 import Header, Payloads, WorkflowExecution
@@ -14,9 +14,9 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
 from odin.history import cron
-from odin.history.events import duration, optional_duration, seconds, timestamp
+from odin.history.events import duration, optional_duration, reset_points, seconds, timestamp
 from odin.history.machine import Transition
-from odin.history.state import MutableState, pack
+from odin.history.state import MutableState, ResetPoint, pack
 from odin.history.tasks import TimerKind
 
 DEFAULT_WORKFLOW_TASK_TIMEOUT = 10.0
@@ -59,6 +59,8 @@ class Continuation:
     failure: Failure | None = None
     attempt: int = 1
     parent: ParentInfo | None = None
+    # The previous run's auto-reset points: the new run starts with them (prev_auto_reset_points).
+    reset_points: list[ResetPoint] = field(default_factory=list)
 
 
 def new_run(
@@ -159,6 +161,9 @@ def new_run(
             attrs.last_completion_result.CopyFrom(continuation.last_completion_result)
         if continuation.failure is not None:
             attrs.continued_failure.CopyFrom(continuation.failure)
+        if continuation.reset_points:
+            attrs.prev_auto_reset_points.CopyFrom(reset_points(continuation.reset_points))
+            state.auto_reset_points = [ResetPoint(**vars(p)) for p in continuation.reset_points]
     else:
         # A schedule passes its previous run's outcome on (Temporal's StartWorkflowExecution fields).
         if request.HasField("last_completion_result"):

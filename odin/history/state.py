@@ -16,6 +16,8 @@ from google.protobuf.message import Message
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 
 RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+# Temporal's history.historyMaxAutoResetPoints default.
+MAX_AUTO_RESET_POINTS = 20
 
 M = TypeVar("M", bound=Message)
 
@@ -140,6 +142,19 @@ class UpdateInfo:
     aborted: str = ""  # why an aborted update ended: "closed" | "continued" | "task_failed"
     # Completed by the run's close (a server failure), not by the worker.
     completed_by_close: bool = False
+    # Set when the request is in the history (a WorkflowExecutionUpdateAdmitted event, as a reset
+    # writes for an update it applies again): the worker reads it there, not in a message.
+    admitted_event_id: int = 0
+
+
+@dataclass
+class ResetPoint:
+    """An auto-reset point: the first workflow task a worker build completed in the run."""
+
+    build_id: str
+    run_id: str
+    first_workflow_task_completed_id: int
+    create_time: float
 
 
 @dataclass
@@ -204,10 +219,24 @@ class MutableState:
     user_metadata: str | None = None
     # The run's priority key (0: the default), inherited by its activities and children.
     priority: int = 0
+    # Resets: the run a reset of this one created; for a run a reset created, the reset's request
+    # id (a repeated request finds it), when the reset happened and when the run it replaces started.
+    reset_run_id: str = ""
+    reset_request_id: str = ""
+    last_reset_time: float = 0.0
+    original_start_time: float = 0.0
+    # One reset point per worker build id (the newest MAX_AUTO_RESET_POINTS), as Temporal keeps them.
+    auto_reset_points: list[ResetPoint] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
         return self.status == RUNNING
+
+    def note_reset_point(self, build_id: str, completed_event_id: int, ts: float) -> None:
+        """A workflow task completed by ``build_id``: the first one of each build is a reset point."""
+        if build_id and all(p.build_id != build_id for p in self.auto_reset_points):
+            self.auto_reset_points.append(ResetPoint(build_id, self.run_id, completed_event_id, ts))
+            del self.auto_reset_points[:-MAX_AUTO_RESET_POINTS]
 
     def activity_by_id(self, activity_id: str) -> ActivityInfo | None:
         return next((a for a in self.activities.values() if a.activity_id == activity_id), None)
@@ -228,7 +257,9 @@ class MutableState:
         children = raw.pop("children", {})
         external = raw.pop("external_requests", {})
         updates = raw.pop("updates", {})
+        points = raw.pop("auto_reset_points", [])
         state = cls(**raw)
+        state.auto_reset_points = [ResetPoint(**p) for p in points]
         state.updates = {k: UpdateInfo(**v) for k, v in updates.items()}
         state.children = {int(k): ChildInfo(**v) for k, v in children.items()}
         state.external_requests = {int(k): ExternalRequest(**v) for k, v in external.items()}

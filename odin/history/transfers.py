@@ -167,13 +167,28 @@ class TransferProcessor:
             await self.engine.store.delete_transfer_task(task.task_id)
             return
         close = events[0]
+        parent_run_id = await self._after_resets(d["parent_namespace_id"], d["parent_workflow_id"], d["parent_run_id"])
         await self._record(
             task,
             d["parent_namespace_id"],
             d["parent_workflow_id"],
-            d["parent_run_id"],
+            parent_run_id,
             lambda t: children.child_closed(t, d["initiated_event_id"], d["first_run_id"], close),
         )
+
+    async def _after_resets(self, namespace_id: str, workflow_id: str, run_id: str) -> str:
+        """The run a child's outcome goes to: its parent run or, if a reset replaced that run,
+        the run the reset made (the reset run took the parent's pending children over), followed
+        at most 100 times as Temporal does."""
+        for _ in range(100):
+            try:
+                s = (await self.engine.load(namespace_id, workflow_id, run_id)).state  # fresh: a reset elsewhere counts
+            except NotFound:
+                break
+            if s.running or not s.reset_run_id:
+                break
+            run_id = s.reset_run_id
+        return run_id
 
     async def _parent_close_policy(self, task: OutboxTask) -> None:
         for child in task.data["children"]:

@@ -110,7 +110,7 @@ def unsend(s: MutableState) -> None:
 def messages_for(s: MutableState, w: WorkflowTaskInfo) -> list[Message]:
     out = []
     for u in sorted(s.updates.values(), key=lambda u: u.seq):
-        if u.stage == SENT and u.sent_in == w.scheduled_event_id:
+        if u.stage == SENT and u.sent_in == w.scheduled_event_id and not u.admitted_event_id:
             request = unpack(Request, u.request)
             assert request is not None  # a sent update still holds its request
             body = AnyProto()
@@ -162,7 +162,8 @@ def apply_message(t: Transition, message: Message, completed_id: int) -> None:
                 protocol_instance_id=u.update_id,
                 accepted_request_message_id=acceptance.accepted_request_message_id,
                 accepted_request_sequencing_event_id=acceptance.accepted_request_sequencing_event_id,
-                accepted_request=request,
+                # Not repeated when the history holds the request already (as Temporal does).
+                accepted_request=None if u.admitted_event_id else request,
             ),
         )
         u.stage, u.accepted_event_id = ACCEPTED, event.event_id

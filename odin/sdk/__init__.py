@@ -25,7 +25,7 @@ raises itself derives from ``OdinSdkError``. Periodic starts: ``app.schedule(...
 """
 
 from odin.sdk import activity, workflow
-from odin.sdk._app import App
+from odin.sdk._app import App, NoWorkerWarning
 from odin.sdk._beat import ScheduleEntry, ScheduleError, SyncReport
 from odin.sdk._defs import ActivityFunction, WorkflowFunction
 from odin.sdk._effects import DeterministicEffectStore, VersionGate
@@ -42,6 +42,7 @@ __all__ = [
     "ChannelClosed",
     "DeterministicEffectStore",
     "ErrGroup",
+    "NoWorkerWarning",
     "OdinSdkError",
     "ReplayMismatch",
     "Result",

@@ -18,22 +18,46 @@ any Temporal-compatible server.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 import uuid
+import warnings
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, Unpack, cast, overload
 
 import temporalio.client
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from odin import bridge
 from odin.sdk._beat import Config, ScheduleEntry, SyncReport, make_entry, sync
-from odin.sdk._defs import ActivityFunction, P, WorkflowFunction
+from odin.sdk._defs import ActivityFunction, P, WorkflowFunction, pack_args
 from odin.sdk._handles import R, WorkflowHandle
-from odin.sdk._options import ActivityOptions, Duration, WorkflowOptions
+from odin.sdk._options import ActivityOptions, Duration, RunOptions, WorkflowOptions, as_timedelta, retry_policy
+from odin.sdk._payloads import DATA_CONVERTER
 
 if TYPE_CHECKING:
     from odin.sdk._worker import WorkerHost, WorkerOptions
+
+log = logging.getLogger("odin.sdk")
+
+# A queue counts as served when a worker polled it this recently; a queue's answer is kept this long.
+POLLED_WITHIN = 120.0
+POLL_CHECK_TTL = 30.0
+
+
+class NoWorkerWarning(UserWarning):
+    """A workflow was started on a task queue no worker has polled recently: it waits until one does."""
+
+
+def _check_options(what: str, options: dict[str, Any], known: frozenset[str]) -> None:
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"{what} got unknown option {', '.join(unknown)} (it takes {', '.join(sorted(known))})")
+
 
 # What a client is cached under: the address, namespace, API key and TLS setting it was made with.
 _ClientKey = tuple[str, str, str | None, bool | temporalio.client.TLSConfig]
@@ -79,6 +103,8 @@ class App:
         self.activities: dict[str, ActivityFunction[..., Any]] = {}
         self.conf = Config()  # Celery's settings that Odin reads: beat_schedule, timezone, enable_utc
         self.scheduled: dict[str, ScheduleEntry] = {}  # app.schedule(...)'s entries, by name
+        self._polled: dict[str, float] = {}  # queue -> when a poller was last seen on it (monotonic)
+        self.serving: set[str] = set()  # the queues a worker host of this process polls
         self._clients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[_ClientKey, temporalio.client.Client]
         ] = weakref.WeakKeyDictionary()
@@ -104,6 +130,8 @@ class App:
         """``@app.workflow`` or ``@app.workflow(name=..., queue=..., retry=..., execution_timeout=...)``
         on an ``async def`` (or on a class with a ``@workflow.run`` method)."""
 
+        _check_options("@app.workflow", dict(options), WorkflowOptions.__optional_keys__)
+
         def register(t: Callable[..., Awaitable[Any]] | type) -> WorkflowFunction[..., Any]:
             wf = WorkflowFunction(self, t, **options)
             self.workflows[wf.name] = wf
@@ -127,6 +155,8 @@ class App:
     ) -> ActivityFunction[..., Any] | ActivityDecorator:
         """``@app.activity`` or ``@app.activity(retry=..., start_to_close_timeout=..., heartbeat_timeout=...,
         queue=..., name=...)`` on a sync or async function."""
+
+        _check_options("@app.activity", dict(options), ActivityOptions.__optional_keys__)
 
         def register(f: Callable[..., Any]) -> ActivityFunction[..., Any]:
             act = ActivityFunction(self, f, **options)
@@ -188,7 +218,7 @@ class App:
         cached = self._clients.get(loop)
         if cached is None or cached[0] != target:  # first use, or the app was pointed elsewhere
             client = await temporalio.client.Client.connect(
-                self.address, namespace=self.namespace, api_key=self.api_key, tls=self.tls
+                self.address, namespace=self.namespace, api_key=self.api_key, tls=self.tls, data_converter=DATA_CONVERTER
             )
             cached = self._clients[loop] = (target, client)
         return cached[1]
@@ -196,6 +226,96 @@ class App:
     def client(self) -> temporalio.client.Client:
         """The client of the loop the blocking API runs on."""
         return bridge.run(self.client_async())
+
+    async def queue_polled_async(self, queue: str) -> bool:
+        """Whether a worker polled ``queue`` for workflow tasks in the last ``POLLED_WITHIN``
+        seconds (the server's DescribeTaskQueue; each queue's answer is kept ``POLL_CHECK_TTL``
+        seconds, and only a yes: a queue without pollers is asked again). True when the server
+        cannot tell, or when a worker of this process serves the queue."""
+        now = time.monotonic()
+        if queue in self.serving or now - self._polled.get(queue, -POLL_CHECK_TTL) < POLL_CHECK_TTL:
+            return True
+        client = await self.client_async()
+        try:
+            described = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace,
+                    task_queue=TaskQueue(name=queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                )
+            )
+        except Exception as exc:  # a server that cannot describe queues: do not warn
+            log.debug("cannot describe task queue %s: %s", queue, exc)
+            return True
+        wall = time.time()
+        polled = any(wall - p.last_access_time.ToSeconds() < POLLED_WITHIN for p in described.pollers)
+        if polled:
+            self._polled[queue] = now
+        return polled
+
+    async def warn_if_unpolled(self, queue: str, workflow_id: str = "") -> None:
+        """``NoWorkerWarning`` (a Python warning, and logged) when no worker serves ``queue``."""
+        if await self.queue_polled_async(queue):
+            return
+        message = (
+            f"no worker has polled task queue {queue!r} in the last {POLLED_WITHIN:.0f} s: "
+            f"{'run ' + workflow_id if workflow_id else 'the run'} waits until one does "
+            f"(odin worker -A <module>:{self.name} -Q {queue})"
+        )
+        log.warning("%s", message)
+        warnings.warn(message, NoWorkerWarning, stacklevel=2)
+
+    # -- Celery's names ------------------------------------------------------------------------
+
+    def send_task(
+        self,
+        name: str,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        task_id: str | None = None,
+        countdown: float | None = None,
+        **options: Any,
+    ) -> WorkflowHandle[Any]:
+        """Celery's ``send_task``: start a workflow or run an activity by name. A name this app
+        declares is checked against its parameters; any other name starts that workflow type on
+        ``queue`` (else the app's), for a worker elsewhere that has it."""
+        args = list(args or ())
+        if name in self.workflows:
+            return self.workflows[name].apply_async(args, kwargs, queue=queue, task_id=task_id, countdown=countdown, **options)
+        if name in self.activities:
+            return self.activities[name].apply_async(args, kwargs, queue=queue, task_id=task_id, countdown=countdown, **options)
+        return bridge.run(self._start_by_name(name, args, kwargs, queue, task_id, countdown, **options))
+
+    async def _start_by_name(
+        self,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any] | None,
+        queue: str | None,
+        task_id: str | None,
+        countdown: float | None,
+        **options: Unpack[RunOptions],
+    ) -> WorkflowHandle[Any]:
+        client = await self.client_async()
+        queue = queue or self.task_queue
+        handle = await client.start_workflow(
+            name,
+            args=pack_args(args, kwargs),
+            id=task_id or self.new_id(name),
+            task_queue=queue,
+            start_delay=as_timedelta(countdown),
+            execution_timeout=as_timedelta(options.get("execution_timeout")),
+            retry_policy=retry_policy(options.get("retry")),
+            memo=options.get("memo"),
+        )
+        await self.warn_if_unpolled(queue, handle.id)
+        return WorkflowHandle(self, handle.id, handle.result_run_id, handle.first_execution_run_id, follow_runs=True)
+
+    def AsyncResult(self, task_id: str) -> WorkflowHandle[Any]:  # noqa: N802 - Celery's name
+        """Celery's ``app.AsyncResult(id)``: the handle of the workflow with that id."""
+        return WorkflowHandle(self, task_id, follow_runs=True)
 
     def new_id(self, name: str) -> str:
         return f"{name}-{uuid.uuid4()}"

@@ -20,38 +20,53 @@ from typing import TYPE_CHECKING, Any, Generic, NotRequired, TypedDict, Unpack
 import temporalio.activity
 import temporalio.common
 import temporalio.workflow
+from temporalio.exceptions import FailureError
 from typing_extensions import ParamSpec
 
 from odin import bridge
+from odin.sdk._errors import failure_of
 from odin.sdk._flow import check_priority, parse_rate, rate_limited_queue
 from odin.sdk._handles import R, WorkflowHandle
 from odin.sdk._options import (
+    NO_RETRY,
     Duration,
     RetryOption,
     RunOptions,
     StartOptions,
     as_timedelta,
+    celery_retry,
+    exception_types,
     retry_policy,
 )
+from odin.sdk._payloads import Kwargs
 
 if TYPE_CHECKING:
     from odin.sdk._app import App
+    from odin.sdk.celery import OdinSignature
+
+# What an ordinary exception in workflow code does (``@app.workflow(on_error=...)``): "fail" the run
+# with it, as Celery fails a task that raises; or "retry" the workflow task until the code is
+# fixed and redeployed (Temporal's default).
+ON_ERROR = ("fail", "retry")
 
 # The decorated function's parameters (``...``, any, for a definition nobody typed). With ``R``
 # (its result) they make ``WorkflowFunction[P, R]``/``ActivityFunction[P, R]`` check callers.
 P = ParamSpec("P", default=...)
 
-# Keyword arguments travel as a trailing marked dict (workflow and activity inputs are positional).
-KWARGS = "__odin_kwargs__"
+# Keyword arguments travel as a trailing ``Kwargs`` (workflow and activity inputs are positional):
+# see odin.sdk._payloads. Histories written before that mark them as this one-key object instead.
+LEGACY_KWARGS = "__odin_kwargs__"
 
 
 def pack_args(args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> list[Any]:
-    return [*args, {KWARGS: kwargs}] if kwargs else list(args)
+    return [*args, Kwargs(kwargs)] if kwargs else list(args)
 
 
 def unpack_args(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if args and isinstance(args[-1], dict) and set(args[-1]) == {KWARGS}:
-        return args[:-1], args[-1][KWARGS]
+    if args and isinstance(args[-1], Kwargs):
+        return args[:-1], dict(args[-1])
+    if args and isinstance(args[-1], dict) and set(args[-1]) == {LEGACY_KWARGS}:
+        return args[:-1], args[-1][LEGACY_KWARGS]
     return args, {}
 
 
@@ -71,6 +86,31 @@ def _workflow_class(fn: Callable[..., Awaitable[Any]], name: str, sandboxed: boo
     run.__module__ = fn.__module__
     cls = type(hidden, (), {"run": temporalio.workflow.run(run), "__module__": fn.__module__, "__qualname__": hidden})
     return temporalio.workflow.defn(name=name, sandboxed=sandboxed)(cls)
+
+
+def check_call(name: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> None:
+    """``TypeError`` now, as Celery's ``delay`` raises it, when ``args``/``kwargs`` do not fit
+    ``fn``'s parameters (rather than a run that fails on a worker)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a callable Python cannot introspect: nothing to check
+        return
+    try:
+        signature.bind(*args, **(kwargs or {}))
+    except TypeError as exc:
+        raise TypeError(f"{name}({', '.join(map(_parameter, signature.parameters.values()))}): {exc}") from None
+
+
+def _parameter(p: inspect.Parameter) -> str:
+    """A parameter as written (annotations of ``from __future__ import annotations`` unquoted)."""
+    prefixes: dict[inspect._ParameterKind, str] = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}
+    text = prefixes.get(p.kind, "") + p.name
+    if p.annotation is not p.empty:
+        annotation = p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)
+        text += f": {annotation}"
+    if p.default is not p.empty:
+        text += f" = {p.default!r}"
+    return text
 
 
 def _keep_in_module(cls: type, module_name: str) -> None:
@@ -109,8 +149,12 @@ class WorkflowFunction(Generic[P, R]):
         retry: RetryOption | None = None,
         sandboxed: bool = True,
         priority: int | temporalio.common.Priority | None = None,
+        on_error: str = "fail",
     ):
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be 'fail' (an exception fails the run) or 'retry' (the workflow task is retried), not {on_error!r}")
         self.app = app
+        self.on_error = on_error
         self.queue = queue
         self.execution_timeout = as_timedelta(execution_timeout)
         self.retry = retry_policy(retry)
@@ -129,7 +173,36 @@ class WorkflowFunction(Generic[P, R]):
             self.fn = target
             self.cls = _workflow_class(target, self.name, sandboxed)
             functools.update_wrapper(self, target)
+        self.cls.__odin_on_error__ = on_error  # type: ignore[attr-defined]  # read by the worker's interceptor
         _keep_in_module(self.cls, self.cls.__module__)
+
+    def _run_fn(self) -> Callable[..., Any]:
+        """The function whose parameters the workflow takes (a class's run method, bound)."""
+        if self.fn is not None:
+            return self.fn
+        run = temporalio.workflow._Definition.must_from_class(self.cls).run_fn
+        return functools.partial(run, None)
+
+    def check_call(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None) -> None:
+        """``TypeError`` if these arguments do not fit the workflow's parameters."""
+        check_call(self.name, self._run_fn(), args, kwargs)
+
+    # -- Celery's signatures -----------------------------------------------------------------
+
+    def s(self, *args: Any, **kwargs: Any) -> OdinSignature:
+        """A signature (Celery's ``.s()``): the workflow with these arguments as a canvas step
+        (a child workflow), to chain, group or start with ``.delay()``."""
+        from odin.sdk.celery import signature_of
+
+        return signature_of(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> OdinSignature:
+        """An immutable signature: it does not take the previous step's result."""
+        from odin.sdk.celery import signature_of
+
+        return signature_of(self, args, kwargs, immutable=True)
+
+    signature = s
 
     def __repr__(self) -> str:
         return f"<workflow {self.name}>"
@@ -163,6 +236,7 @@ class WorkflowFunction(Generic[P, R]):
         priority: int | temporalio.common.Priority | None = None,
         expires: Duration | datetime | None = None,
     ) -> WorkflowHandle[R]:
+        self.check_call(args, kwargs)
         client = await self.app.client_async()
         options: dict[str, Any] = {}
         if expires is not None:
@@ -189,6 +263,7 @@ class WorkflowFunction(Generic[P, R]):
             request_eager_start=True,
             **options,
         )
+        await self.app.warn_if_unpolled(queue or self.task_queue, handle.id)
         return WorkflowHandle(self.app, handle.id, handle.result_run_id, handle.first_execution_run_id, follow_runs=True)
 
     def start(self, *args: Any, **options: Unpack[StartOptions]) -> WorkflowHandle[R]:
@@ -225,6 +300,9 @@ class WorkflowFunction(Generic[P, R]):
 
 # Default when an activity names no timeout (Temporal requires one): five minutes per attempt.
 DEFAULT_START_TO_CLOSE = 300.0
+
+# The Celery options of @app.activity that ask for retries (``celery_retry``'s).
+_CELERY_RETRY_OPTIONS = ("max_retries", "default_retry_delay", "retry_backoff", "retry_backoff_max")
 
 
 class ScheduleOptions(TypedDict):
@@ -264,6 +342,9 @@ class ActivityFunction(Generic[P, R]):
         expires: Duration | None = None,
         concurrency_key: str | Callable[..., str] | None = None,
         max_concurrency: int | None = None,
+        autoretry_for: tuple[type[BaseException], ...] | type[BaseException] = (),
+        dont_autoretry_for: tuple[type[BaseException], ...] | type[BaseException] = (),
+        **celery_options: Any,
     ):
         self.app = app
         self.fn = fn
@@ -288,7 +369,23 @@ class ActivityFunction(Generic[P, R]):
             raise ValueError(f"max_concurrency of {self.name} must be a positive integer, not {max_concurrency!r}")
         self.concurrency_key = concurrency_key
         self.max_concurrency = max_concurrency
-        self.retry = retry_policy(retry)
+        unknown = sorted(set(celery_options) - set(_CELERY_RETRY_OPTIONS))
+        if unknown:
+            raise TypeError(f"@app.activity got unknown option {', '.join(unknown)}")
+        # Which exceptions are tried again: with autoretry_for, those only (as in Celery); else all.
+        self.autoretry_for = exception_types(autoretry_for, "autoretry_for")
+        self.dont_autoretry_for = exception_types(dont_autoretry_for, "dont_autoretry_for")
+        if retry is not None and (celery_options or self.autoretry_for):
+            raise TypeError(
+                f"{self.name}: give retry=Retry(...) or Celery's autoretry_for/max_retries/default_retry_delay/"
+                "retry_backoff, not both"
+            )
+        if retry is not None:
+            self.retry = retry_policy(retry)
+        elif celery_options or self.autoretry_for:
+            self.retry = celery_retry(**celery_options).policy()
+        else:  # Celery runs a task once unless it asks for retries; so does an activity.
+            self.retry = NO_RETRY.policy()
         self.start_to_close_timeout = as_timedelta(start_to_close_timeout)
         self.schedule_to_close_timeout = as_timedelta(schedule_to_close_timeout)
         if self.start_to_close_timeout is None and self.schedule_to_close_timeout is None:
@@ -313,6 +410,62 @@ class ActivityFunction(Generic[P, R]):
     @property
     def task_queue(self) -> str:
         return self.queue or self.app.task_queue
+
+    def retries(self, exc: BaseException) -> bool:
+        """Whether a failed attempt with ``exc`` may be tried again (under the retry policy)."""
+        if isinstance(exc, self.dont_autoretry_for):
+            return False
+        return not self.autoretry_for or isinstance(exc, self.autoretry_for)
+
+    def check_call(self, args: Sequence[Any], kwargs: Mapping[str, Any] | None = None) -> None:
+        """``TypeError`` if these arguments do not fit the activity's parameters."""
+        check_call(self.name, self.fn, args, kwargs)
+
+    # -- Celery's signatures and starts --------------------------------------------------------
+
+    def s(self, *args: Any, **kwargs: Any) -> OdinSignature:
+        """A signature (Celery's ``.s()``): this activity with these arguments as a canvas step."""
+        from odin.sdk.celery import signature_of
+
+        return signature_of(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> OdinSignature:
+        """An immutable signature: it does not take the previous step's result."""
+        from odin.sdk.celery import signature_of
+
+        return signature_of(self, args, kwargs, immutable=True)
+
+    signature = s
+
+    def map(self, it: Sequence[Any]) -> OdinSignature:
+        """Celery's ``map``: the activity on each item, one after the other; the list of results."""
+        from odin.sdk.celery import builtin_signature
+
+        return builtin_signature("celery.map", self, it)
+
+    def starmap(self, it: Sequence[Sequence[Any]]) -> OdinSignature:
+        """Celery's ``starmap``: the activity on each item's arguments, one after the other."""
+        from odin.sdk.celery import builtin_signature
+
+        return builtin_signature("celery.starmap", self, it)
+
+    def chunks(self, it: Sequence[Sequence[Any]], n: int) -> OdinSignature:
+        """Celery's ``chunks``: ``it`` in parts of ``n`` items, each a ``starmap``, the parts side
+        by side; a list of each part's results."""
+        from odin.sdk.celery import builtin_signature
+
+        return builtin_signature("celery.chunks", self, it, n)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
+        """Run the activity once, durably, from outside a workflow (Celery's ``delay``): a canvas
+        of one step, whose handle gives the activity's result."""
+        return self.s(*args, **kwargs).delay()
+
+    def apply_async(
+        self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> WorkflowHandle[R]:
+        """Celery's ``apply_async`` (``countdown``, ``eta``, ``queue``, ``task_id``, ``link``...)."""
+        return self.s(*args, **(kwargs or {})).apply_async(**options)
 
     def options(self) -> ScheduleOptions:
         """Options for scheduling it from a workflow. Without a queue of its own it runs on the
@@ -363,6 +516,9 @@ class ActivityFunction(Generic[P, R]):
                 beating = asyncio.ensure_future(_beat_async(every)) if every else None
                 try:
                     return await fn(*positional, **keywords)
+                except Exception as exc:
+                    self._raise_failure(exc)
+                    raise
                 finally:
                     if beating is not None:
                         beating.cancel()
@@ -378,12 +534,22 @@ class ActivityFunction(Generic[P, R]):
                     threading.Thread(target=_beat_thread, args=(beat, every, stop), daemon=True).start()
                 try:
                     return fn(*positional, **keywords)
+                except Exception as exc:
+                    self._raise_failure(exc)
+                    raise
                 finally:
                     stop.set()
 
             run = run_sync
         run.__name__ = run.__qualname__ = self.name
         return temporalio.activity.defn(name=self.name)(run)
+
+    def _raise_failure(self, exc: Exception) -> None:
+        """Tell the server of a failed attempt: any exception but Temporal's own (which return, to
+        be raised as they are) with its type and module, retryable as ``retries`` says."""
+        if isinstance(exc, FailureError) or type(exc).__module__.startswith("temporalio."):
+            return
+        raise failure_of(exc, non_retryable=not self.retries(exc)) from exc
 
 
 async def _beat_async(every: float) -> None:

@@ -67,6 +67,42 @@ def retry_policy(value: RetryOption | None) -> temporalio.common.RetryPolicy | N
     raise TypeError(f"retry must be a Retry, a RetryPolicy or a number of attempts, not {type(value).__name__}")
 
 
+# Celery's defaults for a task that asks to be retried: 3 retries, 180 s apart.
+CELERY_MAX_RETRIES = 3
+CELERY_RETRY_DELAY = 180.0
+
+# An activity that asks for no retry gets one attempt: Celery runs a task once unless told otherwise.
+NO_RETRY = Retry(max_attempts=1)
+
+
+def celery_retry(
+    *,
+    max_retries: int | None = CELERY_MAX_RETRIES,
+    default_retry_delay: Duration = CELERY_RETRY_DELAY,
+    retry_backoff: bool | int | float = False,
+    retry_backoff_max: Duration = 600,
+) -> Retry:
+    """Celery's retry options as a policy: ``max_retries`` + 1 attempts (None: no limit), spaced
+    ``default_retry_delay`` seconds, or with ``retry_backoff`` exponentially from that many seconds
+    (``True``: 1) up to ``retry_backoff_max``."""
+    if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
+        raise ValueError(f"max_retries must be a number of retries (0 or more) or None, not {max_retries!r}")
+    attempts = 0 if max_retries is None else max_retries + 1
+    if retry_backoff:
+        factor = int(max(1.0, float(retry_backoff)))
+        return Retry(max_attempts=attempts, initial_interval=factor, backoff=2.0, max_interval=retry_backoff_max)
+    return Retry(max_attempts=attempts, initial_interval=default_retry_delay, backoff=1.0)
+
+
+def exception_types(value: Any, option: str) -> tuple[type[BaseException], ...]:
+    """``autoretry_for``/``dont_autoretry_for``: a tuple of exception classes (or one class)."""
+    if isinstance(value, type):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or not all(isinstance(t, type) and issubclass(t, BaseException) for t in value):
+        raise TypeError(f"{option} must be a tuple of exception classes, not {value!r}")
+    return tuple(value)
+
+
 class WorkflowOptions(TypedDict, total=False):
     """``@app.workflow(...)``'s options."""
 
@@ -76,6 +112,7 @@ class WorkflowOptions(TypedDict, total=False):
     retry: RetryOption | None
     sandboxed: bool
     priority: int | temporalio.common.Priority | None
+    on_error: str
 
 
 class ActivityOptions(TypedDict, total=False):
@@ -93,6 +130,12 @@ class ActivityOptions(TypedDict, total=False):
     expires: Duration | None
     concurrency_key: str | Callable[..., str] | None
     max_concurrency: int | None
+    autoretry_for: tuple[type[BaseException], ...] | type[BaseException]
+    dont_autoretry_for: tuple[type[BaseException], ...] | type[BaseException]
+    max_retries: int | None
+    default_retry_delay: Duration
+    retry_backoff: bool | int | float
+    retry_backoff_max: Duration
 
 
 class RunOptions(TypedDict, total=False):

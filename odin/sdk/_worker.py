@@ -17,11 +17,13 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TextIO, TypedDict
 
+import temporalio.common
 import temporalio.worker
 import temporalio.workflow
 from temporalio.api.common.v1 import Payload
@@ -40,7 +42,8 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from odin.sdk._effects import capture
-from odin.sdk._errors import OdinSdkError
+from odin.sdk._errors import OdinSdkError, failure_of
+from odin.sdk._payloads import DATA_CONVERTER
 from odin.sdk._primitives import ErrGroup, WaitGroup
 
 if TYPE_CHECKING:
@@ -65,6 +68,37 @@ class Counters:
 # The counters of every host in this process, by id, reachable from inside the workflow sandbox
 # (this module passes through it).
 _COUNTERS: dict[int, Counters] = {}
+
+
+def _fails_the_run(workflow_class: type, exc: Exception) -> bool:
+    """Whether ``exc``, raised by workflow code, fails the run: an ordinary exception does in an
+    Odin workflow unless it asked for ``on_error="retry"``. Temporal's own errors (sandbox
+    violations, nondeterminism: fixed by deploying code) keep retrying the workflow task, and
+    failures (an activity's, an ``ApplicationError``) fail the run anyway."""
+    if type(exc).__module__.startswith("temporalio."):
+        return False
+    return getattr(workflow_class, "__odin_on_error__", "retry") == "fail"
+
+
+# The workflow types each queue's workers run, for the error a run of an unknown type fails with.
+_REGISTERED: dict[str, set[str]] = {}
+
+
+@temporalio.workflow.defn(dynamic=True, sandboxed=False)
+class UnknownWorkflow:
+    """Runs of a workflow type no worker of the queue has: failed at once, naming the types the
+    queue's workers run (a misspelled name or a missing worker, rather than a run that waits)."""
+
+    @temporalio.workflow.run
+    async def run(self, args: Sequence[temporalio.common.RawValue]) -> Any:
+        info = temporalio.workflow.info()
+        known = ", ".join(sorted(_REGISTERED.get(info.task_queue, ()))) or "none"
+        raise ApplicationError(
+            f"no workflow type {info.workflow_type!r} on task queue {info.task_queue!r}: "
+            f"its workers run {known}",
+            type="WorkflowTypeNotRegistered",
+            non_retryable=True,
+        )
 
 
 class _Counting(Interceptor):
@@ -100,9 +134,11 @@ class _Counting(Interceptor):
                 counters = _COUNTERS[key]
                 try:
                     result = await super().execute_workflow(input)
-                except Exception:  # not GeneratorExit: an evicted run's coroutine is closed outside the workflow
+                except Exception as exc:  # not GeneratorExit: an evicted run's coroutine is closed outside the workflow
                     if not tw.unsafe.is_replaying():
                         counters.workflows_failed += 1
+                    if _fails_the_run(input.type, exc):
+                        raise failure_of(exc, non_retryable=True) from exc
                     raise
                 if not tw.unsafe.is_replaying():
                     counters.workflows_completed += 1
@@ -180,6 +216,7 @@ class WorkerOptions(TypedDict, total=False):
     identity: str | None
     max_cached_workflows: int
     sticky_schedule_to_start: float
+    fail_unknown_workflows: bool
 
 
 @dataclass
@@ -194,6 +231,9 @@ class WorkerHost:
     identity: str | None = None
     max_cached_workflows: int = 1000
     sticky_schedule_to_start: float = 10.0
+    # Fail a run of a workflow type this worker does not have (rather than retry its task until a
+    # worker that has it polls the queue: turn off while rolling out a new workflow type).
+    fail_unknown_workflows: bool = True
 
     def __post_init__(self) -> None:
         self.counters = Counters()
@@ -208,12 +248,19 @@ class WorkerHost:
         return self.queues or self.app.queues()
 
     async def _build(self) -> None:
+        from odin.sdk.celery import register_canvas_workflow
+
+        register_canvas_workflow(self.app)  # canvases (.s(), chain, group...) run on every app's workers
         client = await self.app.client_async()
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="odin-activity")
         interceptor = _Counting(self.counters)
         concurrency = _Concurrency(self.app)
         for queue in self.queue_names():
-            workflows = [w.cls for w in self.app.workflows_on(queue)]
+            workflow_defs = self.app.workflows_on(queue)
+            workflows = [w.cls for w in workflow_defs]
+            _REGISTERED.setdefault(queue, set()).update(w.name for w in workflow_defs)
+            if self.fail_unknown_workflows:
+                workflows.append(UnknownWorkflow)
             on_queue = self.app.activities_on(queue)
             activities = [a.definition for a in on_queue]
             # Local activities run on the workflow's own worker.
@@ -245,7 +292,8 @@ class WorkerHost:
         limit = limit if limit is not None else self.replay_check
         client = await self.app.client_async()
         replayer = Replayer(
-            workflows=[w.cls for w in self.app.workflows.values()], workflow_runner=sandbox_runner()
+            workflows=[w.cls for w in self.app.workflows.values()], workflow_runner=sandbox_runner(),
+            data_converter=DATA_CONVERTER,
         )
         broken, checked = [], 0
         for wf in self.app.workflows.values():
@@ -272,6 +320,7 @@ class WorkerHost:
             checked = await self.check_replay()
             log.info("replayed %d recent runs through the current code: all consistent", checked)
         await self._build()
+        self.app.serving.update(self.queue_names())
         self._install_signal_handlers()
         group = ErrGroup()
         for worker in self._workers:
@@ -281,6 +330,7 @@ class WorkerHost:
         try:
             await group.wait()
         finally:
+            self.app.serving.difference_update(self.queue_names())
             stopper.cancel()
             if status is not None:
                 status.cancel()

@@ -23,23 +23,24 @@ import inspect
 import json
 import socket
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import celery
 import temporalio.activity
+import temporalio.workflow
 from billiard.einfo import ExceptionInfo
-from celery import states
+from celery import signature, states
 from celery.app.trace import task_has_custom
-from celery.canvas import Signature
+from celery.canvas import Signature, _chain, _chord
 from celery.exceptions import Retry as CeleryRetry
 from temporalio.exceptions import ApplicationError
 
 from odin.sdk import workflow
 from odin.sdk._app import App
 from odin.sdk._defs import ActivityFunction, WorkflowFunction
-from odin.sdk._errors import OdinSdkError
+from odin.sdk._errors import OdinSdkError, failure_of
 from odin.sdk._flow import celery_priority
 from odin.sdk._handles import WorkflowHandle
 from odin.sdk._options import Duration, Retry
@@ -47,6 +48,14 @@ from odin.sdk._options import Duration, Retry
 __all__ = [
     "CANVAS_WORKFLOW",
     "CanvasError",
+    "OdinChain",
+    "OdinChord",
+    "OdinGroup",
+    "OdinSignature",
+    "app_of",
+    "chain",
+    "chord",
+    "group",
     "interpret",
     "prepare",
     "register_canvas_workflow",
@@ -259,7 +268,7 @@ def _task_body(task: celery.Task) -> Callable[..., Any]:
             task.on_failure(exc, task_id, args, kwargs, einfo)
             task.after_return(states.FAILURE, exc, task_id, args, kwargs, einfo)
             # Celery fails a task that raises without asking for a retry; so does Odin.
-            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
+            raise failure_of(exc, non_retryable=True) from exc
         else:
             task.on_success(result, task_id, args, kwargs)
             task.after_return(states.SUCCESS, result, task_id, args, kwargs, None)
@@ -300,11 +309,10 @@ _DELIVERY_OPTIONS = frozenset({
     "routing_key", "exchange", "exchange_type", "serializer", "compression", "retry", "retry_policy",
     "headers", "ignore_result", "add_to_parent", "shadow", "stamped_headers", "stamps", "delivery_mode",
 })
-_STEP_OPTIONS = frozenset({"countdown", "eta", "queue"})
+_STEP_OPTIONS = frozenset({"countdown", "eta", "queue", "link", "link_error"})
 _TASK_OPTIONS = _STEP_OPTIONS | {"time_limit", "soft_time_limit", "priority", "expires"}
-_UNSUPPORTED_BUILTINS = {
-    "celery.map": "map()", "celery.starmap": "starmap()", "celery.chunks": "chunks()",
-}
+# Celery's built-in tasks behind task.map(), task.starmap() and task.chunks(): steps of their own.
+_BUILTINS = {"celery.map": "map", "celery.starmap": "starmap", "celery.chunks": "chunks"}
 
 
 def serialize(canvas: Signature | dict[str, Any]) -> dict[str, Any]:
@@ -326,6 +334,8 @@ def _node(sig: Any, queue: str | None) -> dict[str, Any]:
     kind = sig.get("subtask_type")
     node = _step_options(sig, _TASK_OPTIONS if kind is None else _STEP_OPTIONS)
     queue = node.pop("queue", None) or queue
+    if kind is None and sig.get("task") in _BUILTINS:
+        return {**_builtin(sig), **node, **({"queue": queue} if queue else {})}
     if kind is None:
         return {"type": "task", **_task(sig), **node, **({"queue": queue} if queue else {})}
     inner = sig.get("kwargs") or {}
@@ -350,21 +360,51 @@ def _task(sig: dict[str, Any]) -> dict[str, Any]:
     name = sig.get("task")
     if not isinstance(name, str) or not name:
         raise CanvasError(f"a signature without a task name: {sig!r}")
-    if name in _UNSUPPORTED_BUILTINS:
-        raise CanvasError(f"{_UNSUPPORTED_BUILTINS[name]} ({name}) is not supported: use a group of signatures")
     return {"task": name, "args": list(sig.get("args") or ()), "kwargs": dict(sig.get("kwargs") or {})}
+
+
+def _builtin(sig: dict[str, Any]) -> dict[str, Any]:
+    """``task.map(it)``, ``task.starmap(it)``, ``task.chunks(it, n)``: ``{"type": "map" |
+    "starmap" | "chunks", "task", "it"(, "n")}``. As in Celery, the task is called with each item
+    (``map``) or each item's elements (``starmap``) only, its own arguments ignored."""
+    kind = _BUILTINS[sig["task"]]
+    inner = sig.get("kwargs") or {}
+    task = inner.get("task")
+    name = task.get("task") if isinstance(task, dict) else None
+    if not isinstance(name, str) or not name:
+        raise CanvasError(f"{kind}() needs a task signature, not {task!r}")
+    items = list(inner.get("it") or ())
+    if kind != "map" and not all(isinstance(item, (list, tuple)) for item in items):
+        raise CanvasError(f"{kind}() takes a list of argument lists, not {items!r}")
+    node: dict[str, Any] = {"type": kind, "task": name, "it": [list(i) if isinstance(i, tuple) else i for i in items]}
+    if kind == "chunks":
+        n = inner.get("n")
+        if not isinstance(n, int) or n < 1:
+            raise CanvasError(f"chunks() needs a chunk size of 1 or more, not {n!r}")
+        node["n"] = n
+    return node
+
+
+def _callbacks(value: Any) -> list[dict[str, Any]]:
+    """A ``link``/``link_error`` option: one signature or a list of them."""
+    listed = value if isinstance(value, (list, tuple)) else [value]
+    return [_node(cb, None) for cb in listed if cb is not None]
 
 
 def _step_options(sig: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any]:
     """What a step's options ask for: ``immutable``, ``countdown``/``eta`` (a delay before it
-    starts), ``queue``, and for a task ``time_limit``/``soft_time_limit``."""
+    starts), ``queue``, ``link``/``link_error`` callbacks, and for a task
+    ``time_limit``/``soft_time_limit``."""
     what = sig.get("task") if sig.get("subtask_type") is None else f"a {sig['subtask_type']}"
     options = {k: v for k, v in (sig.get("options") or {}).items() if k not in _DELIVERY_OPTIONS}
     refused = sorted(set(options) - allowed)
     if refused:
-        hint = " (chain the next step instead of linking it)" if "link" in refused else ""
-        raise CanvasError(f"option {', '.join(refused)} on {what} is not supported{hint}")
+        raise CanvasError(f"option {', '.join(refused)} on {what} is not supported")
     node: dict[str, Any] = {"immutable": True} if sig.get("immutable") else {}
+    for option in ("link", "link_error"):
+        callbacks = _callbacks(options.get(option)) if options.get(option) else []
+        if callbacks:
+            node[option] = callbacks
     if options.get("countdown"):  # Celery's countdown wins over an eta given too
         node["countdown"] = float(options["countdown"])
     elif options.get("eta"):
@@ -437,7 +477,8 @@ def _unroll_single(step: Any) -> Any:
 
 def prepare(canvas: Signature | dict[str, Any], app: App) -> dict[str, Any]:
     """``serialize`` and check the canvas against ``app``: every task must be one of its
-    activities, whose options (queue, timeouts, retries) are written into the spec."""
+    activities (whose options — queue, timeouts, retries — are written into the spec) or one of
+    its workflows (run as a child workflow)."""
     if not isinstance(app, App):
         raise TypeError(
             f"run() takes the Odin app the tasks are registered on (odin.sdk.App), not {type(app).__name__}"
@@ -447,20 +488,25 @@ def prepare(canvas: Signature | dict[str, Any], app: App) -> dict[str, Any]:
     unknown: list[str] = []
     for node in _task_nodes(spec["canvas"]):
         activity = app.activities.get(node["task"])
-        if activity is None:
+        if activity is not None:
+            node["activity"] = _activity_options(activity, node)
+        elif node["type"] == "task" and node["task"] in app.workflows:
+            node["workflow"] = _workflow_options(app.workflows[node["task"]], node)
+        else:
             unknown.append(node["task"])
-            continue
-        node["activity"] = _activity_options(activity, node)
     if unknown:
         raise CanvasError(
-            f"unknown task {', '.join(sorted(set(unknown)))}: not an activity of {app.name} "
+            f"unknown task {', '.join(sorted(set(unknown)))}: not an activity or workflow of {app.name} "
             "(register_tasks registers a Celery app's tasks)"
         )
     return spec
 
 
 def _task_nodes(node: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    if node["type"] == "task":
+    """The steps that name a task (tasks, maps, starmaps, chunks), callbacks included."""
+    for callback in (*node.get("link", ()), *node.get("link_error", ())):
+        yield from _task_nodes(callback)
+    if "task" in node:
         yield node
         return
     children = {"chain": "steps", "group": "tasks", "chord": "header"}[node["type"]]
@@ -500,6 +546,32 @@ def _activity_options(activity: ActivityFunction[..., Any], node: dict[str, Any]
     return {k: v for k, v in options.items() if v is not None}
 
 
+def _workflow_options(wf: WorkflowFunction[..., Any], node: dict[str, Any]) -> dict[str, Any]:
+    options = {
+        "queue": node.pop("queue", None) or wf.queue,
+        "execution_timeout": node.pop("time_limit", None) or _seconds(wf.execution_timeout),
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _with_partial(node: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Celery's partial arguments of ``apply_async(args, kwargs)``, in place: before a task's own
+    arguments (kwargs merged over its own) unless it is immutable; a chain's first step, every
+    member of a group and of a chord's header take them."""
+    if not args and not kwargs:
+        return
+    kind = node["type"]
+    if kind == "task":
+        if not node.get("immutable"):
+            node["args"] = [*args, *node["args"]]
+            node["kwargs"] = {**node["kwargs"], **kwargs}
+    elif kind == "chain":
+        _with_partial(node["steps"][0], args, kwargs)
+    elif kind in ("group", "chord"):
+        for member in node["tasks" if kind == "group" else "header"]:
+            _with_partial(member, args, kwargs)
+
+
 # -- the interpreter workflow -------------------------------------------------------------------
 
 
@@ -512,23 +584,66 @@ async def interpret(spec: dict[str, Any]) -> Any:
 
 
 async def _run(node: dict[str, Any], incoming: tuple[Any, ...]) -> Any:
+    """Run one step with its callbacks: ``link``s after it succeeded, with its result (their
+    failures are logged, as Celery's do not fail the step); ``link_error``s after it failed,
+    then its error goes on."""
+    try:
+        result = await _step(node, incoming)
+    except Exception as exc:
+        for errback in node.get("link_error", ()):
+            await _callback(errback, _errback_args(node, incoming, exc), "link_error")
+        raise
+    for callback in node.get("link", ()):
+        await _callback(callback, (result,), "link")
+    return result
+
+
+def _errback_args(node: dict[str, Any], incoming: tuple[Any, ...], exc: Exception) -> tuple[Any, ...]:
+    """What a (mutable) errback gets, after Celery's ``errback(request, exc, traceback)``, as JSON:
+    the failed step's request, its error (type and message) and the remote stack trace."""
+    root: BaseException | None = exc
+    while root is not None and root.__cause__ is not None:
+        root = root.__cause__
+    failure = root if isinstance(root, ApplicationError) else None
+    request = {
+        "id": workflow.info().workflow_id,
+        "task": node.get("task", node["type"]),
+        "args": [*incoming, *node.get("args", ())],
+        "kwargs": node.get("kwargs", {}),
+    }
+    error = {
+        "type": failure.type if failure is not None else type(exc).__name__,
+        "message": failure.message if failure is not None else str(exc),
+    }
+    trace = failure.failure.stack_trace if failure is not None and failure.failure is not None else ""
+    return request, error, trace
+
+
+async def _callback(node: dict[str, Any], args: tuple[Any, ...], what: str) -> None:
+    try:
+        await _run(node, args)
+    except Exception as exc:
+        temporalio.workflow.logger.warning("%s callback %s failed: %s", what, node.get("task", node["type"]), exc)
+
+
+async def _step(node: dict[str, Any], incoming: tuple[Any, ...]) -> Any:
     """Run one step; ``incoming`` is the previous step's result (as a 1-tuple) or nothing."""
     if node.get("immutable"):
         incoming = ()
     await _wait(node)
     kind = node["type"]
     if kind == "task":
-        if "activity" not in node:
-            raise ApplicationError(f"{node['task']} has no activity options: prepare() the canvas", non_retryable=True)
-        options = dict(node["activity"])
-        if "retry" in options:
-            options["retry"] = Retry(**options["retry"])
-        if "expires_at" in node:  # an expiry date: what is left of it when the step is scheduled
-            left = (datetime.fromisoformat(node["expires_at"]) - workflow.now()).total_seconds()
-            options["expires"] = max(left, 0.001)
-        return await workflow.execute_activity(
-            node["task"], *incoming, *node["args"], kwargs=node["kwargs"], **options
-        )
+        if "workflow" in node:
+            return await workflow.execute_child(
+                node["task"], *incoming, *node["args"], kwargs=node["kwargs"], **node["workflow"]
+            )
+        return await _activity(node, *incoming, *node["args"], kwargs=node["kwargs"])
+    if kind in ("map", "starmap"):
+        # One after the other, as Celery's map task calls the task on each item in turn.
+        return [await _activity(node, *(item if kind == "starmap" else (item,))) for item in node["it"]]
+    if kind == "chunks":
+        parts = [node["it"][i : i + node["n"]] for i in range(0, len(node["it"]), node["n"])]
+        return await _run_all([{**node, "type": "starmap", "it": part} for part in parts], ())
     if kind == "chain":
         result = None
         for step in node["steps"]:
@@ -540,6 +655,18 @@ async def _run(node: dict[str, Any], incoming: tuple[Any, ...]) -> Any:
     if kind == "chord":
         return await _run(node["body"], (await _run_all(node["header"], incoming),))
     raise ApplicationError(f"unknown canvas step {kind!r}", non_retryable=True)
+
+
+async def _activity(node: dict[str, Any], *args: Any, kwargs: dict[str, Any] | None = None) -> Any:
+    if "activity" not in node:
+        raise ApplicationError(f"{node['task']} has no activity options: prepare() the canvas", non_retryable=True)
+    options = dict(node["activity"])
+    if "retry" in options:
+        options["retry"] = Retry(**options["retry"])
+    if "expires_at" in node:  # an expiry date: what is left of it when the step is scheduled
+        left = (datetime.fromisoformat(node["expires_at"]) - workflow.now()).total_seconds()
+        options["expires"] = max(left, 0.001)
+    return await workflow.execute_activity(node["task"], *args, kwargs=kwargs, **options)
 
 
 async def _wait(node: dict[str, Any]) -> None:
@@ -564,13 +691,52 @@ async def _run_all(nodes: list[dict[str, Any]], incoming: tuple[Any, ...]) -> li
 
 
 def register_canvas_workflow(app: App) -> WorkflowFunction[[dict[str, Any]], Any]:
-    """Register the canvas workflow on ``app`` (``register_tasks`` does it) so its workers run it."""
+    """Register the canvas workflow on ``app`` (``register_tasks`` and the worker do it) so its
+    workers run it."""
     if CANVAS_WORKFLOW not in app.workflows:
         app.workflow(interpret, name=CANVAS_WORKFLOW)
     return app.workflows[CANVAS_WORKFLOW]
 
 
 # -- running a canvas -----------------------------------------------------------------------
+
+# Celery's apply_async options a started canvas takes: the run's id, its queue and a delay.
+_START_OPTIONS = frozenset({"task_id", "queue", "countdown", "eta", "link", "link_error"})
+
+
+def _start_spec(
+    canvas: Signature | dict[str, Any],
+    app: App,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The spec of a canvas started with Celery's ``apply_async(args, kwargs, **options)``, and
+    the start's own options (id, queue, delay)."""
+    options = {k: v for k, v in (options or {}).items() if v is not None and k not in _DELIVERY_OPTIONS - {"task_id"}}
+    refused = sorted(set(options) - _START_OPTIONS)
+    if refused:
+        raise CanvasError(f"apply_async option {', '.join(refused)} is not supported for a canvas")
+    callbacks = {k: options.pop(k) for k in ("link", "link_error") if k in options}
+    if callbacks:
+        canvas = (canvas.clone() if isinstance(canvas, Signature) else signature(canvas)).set(**callbacks)
+    spec = prepare(canvas, app)
+    _with_partial(spec["canvas"], tuple(args), dict(kwargs or {}))
+    if spec["canvas"]["type"] == "task":  # one step on its own: its arguments are all there
+        _check_call(app, spec["canvas"])
+    start: dict[str, Any] = {"id": options.get("task_id"), "queue": options.get("queue")}
+    if options.get("countdown"):
+        start["start_delay"] = float(options["countdown"])
+    elif options.get("eta"):
+        when = datetime.fromisoformat(_utc_iso(options["eta"], "the canvas"))
+        start["start_delay"] = max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return spec, start
+
+
+def _check_call(app: App, node: dict[str, Any]) -> None:
+    """A task started on its own: ``TypeError`` now if its arguments do not fit."""
+    fn = app.activities.get(node["task"]) or app.workflows[node["task"]]
+    fn.check_call(node["args"], node["kwargs"])
 
 
 async def run_async(
@@ -590,3 +756,119 @@ def run(
     """``run_async`` for blocking code: ``run(chain(...), app).get(timeout=60)``."""
     spec = prepare(canvas, app)
     return register_canvas_workflow(app).start(spec, id=id, queue=queue)
+
+
+# -- Odin's own signatures ---------------------------------------------------------------------
+
+# The apps whose workflows and activities made signatures: a canvas is started on the app that
+# has every task it names. Workflow code has apps of its own (the sandbox re-imports their
+# modules), kept apart: they know the definitions but not where the server is.
+_APPS: weakref.WeakSet[App] = weakref.WeakSet()
+_WORKFLOW_APPS: weakref.WeakSet[App] = weakref.WeakSet()
+
+
+def _apps() -> weakref.WeakSet[App]:
+    return _WORKFLOW_APPS if temporalio.workflow.in_workflow() else _APPS
+
+
+def app_of(canvas: Signature | dict[str, Any]) -> App:
+    """The Odin app that has every task ``canvas`` names."""
+    names = {node["task"] for node in _task_nodes(serialize(canvas)["canvas"])}
+    for app in list(_apps()):
+        if all(name in app.activities or name in app.workflows for name in names):
+            return app
+    raise CanvasError(f"no Odin app has all of {', '.join(sorted(names))}: start it with run(canvas, app)")
+
+
+class _OnOdin:
+    """What Odin's canvases add to Celery's: ``delay``/``apply_async`` start them as one durable
+    workflow run (a ``WorkflowHandle``); inside a workflow ``await canvas`` runs them in it."""
+
+    def apply_async(
+        self, args: tuple[Any, ...] | list[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> WorkflowHandle[Any]:
+        canvas = cast(Signature, self)
+        app = options.pop("app", None) or app_of(canvas)
+        spec, start = _start_spec(canvas, app, tuple(args or ()), kwargs, options)
+        return register_canvas_workflow(app).start(spec, **start)
+
+    async def apply_async_async(
+        self, args: tuple[Any, ...] | list[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> WorkflowHandle[Any]:
+        canvas = cast(Signature, self)
+        app = options.pop("app", None) or app_of(canvas)
+        spec, start = _start_spec(canvas, app, tuple(args or ()), kwargs, options)
+        return await register_canvas_workflow(app).start_async(spec, **start)
+
+    def delay(self, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        return self.apply_async(args, kwargs)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        if not temporalio.workflow.in_workflow():
+            raise TypeError("await a canvas inside a workflow; outside one, start it with .delay() or .apply_async()")
+        canvas = cast(Signature, self)
+        return interpret(prepare(canvas, app_of(canvas))).__await__()
+
+    def __or__(self, other: Any) -> Any:
+        return odin_canvas(super().__or__(other))  # type: ignore[misc]
+
+
+class OdinSignature(_OnOdin, Signature):  # type: ignore[misc]  # Celery is untyped
+    """A workflow's or activity's signature (``.s()``, ``.si()``): Celery's ``Signature``, run on Odin."""
+
+
+class OdinChain(_OnOdin, _chain):  # type: ignore[misc]
+    pass
+
+
+class OdinGroup(_OnOdin, celery.group):  # type: ignore[misc]
+    pass
+
+
+class OdinChord(_OnOdin, _chord):  # type: ignore[misc]
+    pass
+
+
+_ODIN_TYPES: dict[type, type] = {Signature: OdinSignature, _chain: OdinChain, celery.group: OdinGroup, _chord: OdinChord}
+
+
+def odin_canvas(canvas: Any) -> Any:
+    """``canvas`` (Celery's ``|`` of Odin signatures) as the Odin class of its kind."""
+    odin_type = _ODIN_TYPES.get(type(canvas))
+    if odin_type is not None:
+        canvas.__class__ = odin_type
+    return canvas
+
+
+def chain(*tasks: Any, **options: Any) -> Any:
+    """Celery's ``chain``, started on Odin: ``chain(a.s(1), b.s()).delay()``."""
+    return odin_canvas(celery.chain(*tasks, **options))
+
+
+def group(*tasks: Any, **options: Any) -> Any:
+    """Celery's ``group``, started on Odin."""
+    return odin_canvas(celery.group(*tasks, **options))
+
+
+def chord(header: Any, body: Any = None, **options: Any) -> Any:
+    """Celery's ``chord``, started on Odin: ``chord([a.s(1), a.s(2)], total.s()).delay()``."""
+    return odin_canvas(celery.chord(header, body, **options))
+
+
+def signature_of(
+    fn: ActivityFunction[..., Any] | WorkflowFunction[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    immutable: bool = False,
+) -> OdinSignature:
+    """``fn.s(*args, **kwargs)`` (``fn.si`` with ``immutable``)."""
+    _apps().add(fn.app)
+    return OdinSignature(fn.name, args, kwargs, immutable=immutable)
+
+
+def builtin_signature(name: str, fn: ActivityFunction[..., Any], *params: Any) -> OdinSignature:
+    """``fn.map(it)``, ``fn.starmap(it)``, ``fn.chunks(it, n)``: Celery's built-in tasks' signatures."""
+    _apps().add(fn.app)
+    inner = signature_of(fn, (), {})
+    kwargs = {"task": inner, "it": list(params[0])} | ({"n": params[1]} if name == "celery.chunks" else {})
+    return OdinSignature(name, (), kwargs, immutable=True)

@@ -34,6 +34,7 @@ from odin.clock import SkippingClock
 from odin.config import Settings, sqlite_url_for_path
 from odin.history.state import MutableState
 from odin.sdk._app import App
+from odin.sdk._payloads import DATA_CONVERTER
 from odin.sdk._worker import sandbox_runner
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class TestEnvironment:
             app.address, app.namespace = self.address, self.namespace
 
     async def client(self) -> temporalio.client.Client:
-        return await temporalio.client.Client.connect(self.address, namespace=self.namespace)
+        return await temporalio.client.Client.connect(self.address, namespace=self.namespace, data_converter=DATA_CONVERTER)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -198,5 +199,7 @@ def load_history(source: str | Path | dict[str, Any]) -> tuple[str, History]:
 async def replay(app: App, source: str | Path | dict[str, Any]) -> None:
     """Replay an exported history through ``app``'s workflows; raises on non-determinism."""
     workflow_id, history = load_history(source)
-    replayer = Replayer(workflows=[w.cls for w in app.workflows.values()], workflow_runner=sandbox_runner())
+    replayer = Replayer(
+        workflows=[w.cls for w in app.workflows.values()], workflow_runner=sandbox_runner(), data_converter=DATA_CONVERTER
+    )
     await replayer.replay_workflow(temporalio.client.WorkflowHistory(workflow_id, list(history.events)))

@@ -63,6 +63,7 @@ _WRITE = (
     Op.StartWorkflowExecution, Op.SignalWithStartWorkflowExecution, Op.SignalWorkflowExecution,
     Op.RequestCancelWorkflowExecution, Op.TerminateWorkflowExecution, Op.UpdateWorkflowExecution, Op.ExecuteMultiOperation,
     Op.CreateSchedule, Op.UpdateSchedule, Op.PatchSchedule, Op.DeleteSchedule,
+    Op.ResetWorkflowExecution,
 )
 _WORK = (
     Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,

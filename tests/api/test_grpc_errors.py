@@ -57,11 +57,11 @@ from temporalio.api.workflowservice.v1 import (
     RecordActivityTaskHeartbeatRequest,
     RegisterNamespaceRequest,
     RequestCancelWorkflowExecutionRequest,
-    ResetWorkflowExecutionRequest,
     RespondActivityTaskCompletedRequest,
     RespondWorkflowTaskCompletedRequest,
     RespondWorkflowTaskFailedRequest,
     SignalWorkflowExecutionRequest,
+    StartBatchOperationRequest,
     StartWorkflowExecutionRequest,
     TerminateWorkflowExecutionRequest,
 )
@@ -839,8 +839,8 @@ async def test_signal_without_a_name_is_invalid(stub, task_queue):
 async def test_unimplemented_rpcs_answer_unimplemented(stub, caplog):
     with caplog.at_level(logging.WARNING):
         await expect_error(
-            stub.ResetWorkflowExecution(ResetWorkflowExecutionRequest(namespace=NS), timeout=10),
-            grpc.StatusCode.UNIMPLEMENTED, "WorkflowService/ResetWorkflowExecution is not implemented",
+            stub.StartBatchOperation(StartBatchOperationRequest(namespace=NS), timeout=10),
+            grpc.StatusCode.UNIMPLEMENTED, "WorkflowService/StartBatchOperation is not implemented",
         )
         await expect_error(
             stub.DeprecateNamespace(DeprecateNamespaceRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED

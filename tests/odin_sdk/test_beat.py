@@ -130,7 +130,8 @@ async def test_a_celery_beat_schedule_becomes_schedules_with_the_same_meaning(se
     assert hourly.schedule.spec.intervals[0].every == timedelta(hours=1)
     assert hourly.schedule.action.task_queue == "hourly-queue"
     assert hourly.schedule.policy.catchup_window == timedelta(seconds=120)  # expires
-    assert await client.data_converter.decode(hourly.schedule.action.args) == [{"__odin_kwargs__": {"key": "hour", "suffix": "!"}}]
+    assert await client.data_converter.decode(hourly.schedule.action.args) == [{"key": "hour", "suffix": "!"}]
+    assert hourly.schedule.action.args[-1].metadata["odin-kwargs"] == b"1"  # keyword arguments, marked
 
     morning = await describe(app, "weekday-mornings")
     assert morning.schedule.spec.time_zone_name == "Europe/Paris"

@@ -79,6 +79,19 @@ def test_a_canvas_becomes_plain_json():
     assert serialize(group([]))["canvas"] == {"type": "group", "tasks": []}
 
 
+def test_map_starmap_chunks_and_callbacks_become_steps():
+    assert serialize(add.map([1, 2]))["canvas"] == {"type": "map", "task": "unreliable.add", "it": [1, 2], "immutable": True}
+    assert serialize(add.starmap([(1, 2)]))["canvas"]["it"] == [[1, 2]]
+    assert serialize(add.chunks([(1, 2), (3, 4), (5, 6)], 2))["canvas"] == {
+        "type": "chunks", "task": "unreliable.add", "it": [[1, 2], [3, 4], [5, 6]], "n": 2, "immutable": True}
+    linked = serialize(add.s(1).set(link=[add.s(2), add.si(3, 4)], link_error=fetch.si("x")))["canvas"]
+    assert [cb["args"] for cb in linked["link"]] == [[2], [3, 4]]
+    assert linked["link_error"] == [{"type": "task", "task": "unreliable.fetch", "args": ["x"], "kwargs": {}, "immutable": True}]
+    # prepare() gives the callbacks' activities their options too.
+    spec = prepare(add.s(1).set(link=fetch.s()), unreliable.app)
+    assert spec["canvas"]["link"][0]["activity"]["heartbeat_timeout"] == 30
+
+
 def test_eta_becomes_utc_and_delivery_options_are_dropped():
     eta = datetime(2030, 1, 2, 3, 4, 5)
     node = serialize(add.s(1).set(eta=eta, priority=5, routing_key="x", task_id="abc", expires=eta))["canvas"]
@@ -103,10 +116,9 @@ def test_prepare_writes_each_activitys_options_into_the_spec():
     [
         (signature("billing.invoice", args=(1,)), "unknown task billing.invoice"),
         (add.s(1) | signature("celery.accumulate"), "unknown task celery.accumulate"),
-        (add.map([1, 2]), r"map\(\) \(celery.map\) is not supported"),
-        (add.starmap([(1, 2)]), r"starmap\(\)"),
-        (add.chunks([(1, 2)], 1), r"chunks\(\)"),
-        (add.s(1).set(link=add.s()), "option link on unreliable.add is not supported"),
+        (add.starmap([1, 2]), r"starmap\(\) takes a list of argument lists"),
+        (add.chunks([(1, 2)], 0), r"chunks\(\) needs a chunk size of 1 or more"),
+        (add.s(1).set(link=signature("billing.invoice")), "unknown task billing.invoice"),
         (chain(add.s(1), add.s()).set(expires=60), "option expires on a chain"),
         # (dict forms: Celery's own constructors already drop an empty group from a chain and
         # hand a group's partial arguments to its members)

@@ -107,3 +107,14 @@ async def test_a_steps_queue_picks_the_activitys_task_queue(worker):
     queues = [e.activity_task_scheduled_event_attributes.task_queue.name for e in history.events
               if e.HasField("activity_task_scheduled_event_attributes")]
     assert queues == [fast_queue, unreliable.app.task_queue]
+
+
+async def test_get_raises_a_failed_tasks_own_exception_as_celery_does(worker):
+    key = _key()
+    broken = await run_async(unreliable.broken.s(key), unreliable.app)
+    with pytest.raises(ValueError, match=f"^{key} is broken$") as raised:
+        await broken.get_async(timeout=10)
+    assert "is broken" in raised.value.traceback
+    exhausted = await run_async(unreliable.fetch.s(key, failures=10), unreliable.app)
+    assert isinstance(await exhausted.get_async(timeout=10, propagate=False), ConnectionError)
+    assert await exhausted.state_async() == "FAILURE"

@@ -11,7 +11,7 @@ from odin.sdk.celery import CanvasError
 
 def test_the_public_names_are_pinned():
     assert odin.sdk.__all__ == [
-        "ActivityFunction", "App", "Channel", "ChannelClosed", "DeterministicEffectStore", "ErrGroup", "OdinSdkError",
+        "ActivityFunction", "App", "Channel", "ChannelClosed", "DeterministicEffectStore", "ErrGroup", "NoWorkerWarning", "OdinSdkError",
         "ReplayMismatch", "Result", "ResultError", "Retry", "ScheduleEntry", "ScheduleError", "SyncReport", "TimeoutError", "VersionGate", "WaitGroup", "WorkerHost",
         "WorkflowFunction", "WorkflowHandle", "activity", "go", "workflow",
     ]

@@ -90,6 +90,7 @@ _RPCS: dict[Operation, Call] = {
     Operation.DescribeWorkflowExecution: _plain("describe_workflow_execution"),
     Operation.RequestCancelWorkflowExecution: _plain("request_cancel_workflow_execution"),
     Operation.TerminateWorkflowExecution: _plain("terminate_workflow_execution"),
+    Operation.ResetWorkflowExecution: _plain("reset_workflow_execution"),
     Operation.ShutdownWorker: _plain("shutdown_worker"),
     Operation.RecordActivityTaskHeartbeatById: _plain("record_activity_task_heartbeat_by_id"),
     Operation.RespondActivityTaskCompletedById: _plain("respond_activity_task_completed_by_id"),

@@ -50,6 +50,19 @@ def payloads_values(payloads: Payloads) -> list[Any]:
     return [payload_value(p) for p in payloads.payloads]
 
 
+# The metadata with which the Odin SDK marks a call's keyword arguments: the last input payload,
+# a JSON object (odin/sdk/_payloads.py).
+KWARGS_METADATA = "odin-kwargs"
+
+
+def arguments(payloads: Payloads) -> tuple[list[Any], dict[str, Any] | None]:
+    """A call's inputs as positional arguments and keyword arguments (None when it has none)."""
+    values = payloads_values(payloads)
+    if payloads.payloads and payloads.payloads[-1].metadata.get(KWARGS_METADATA) == b"1" and isinstance(values[-1], dict):
+        return values[:-1], values[-1]
+    return values, None
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import (
@@ -22,8 +24,8 @@ from flask import (
 )
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import ScheduleOverlapPolicy, WorkflowExecutionStatus
+from temporalio.api.common.v1 import Payloads, WorkflowExecution
+from temporalio.api.enums.v1 import EventType, ResetReapplyExcludeType, ScheduleOverlapPolicy, WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.schedule.v1 import BackfillRequest, SchedulePatch, TriggerImmediatelyRequest
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
@@ -33,7 +35,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 import odin.api.rest.csrf as csrf
 import odin.api.rest.session as session
 import odin.api.rest.timeline as timeline
-from odin.api.rest.codec import loads_strict, payloads_values, to_json, value_payload
+from odin.api.rest.codec import arguments, loads_strict, to_json, value_payload
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import FORM, HTML, Body, Doc, Reply, documented
 from odin.api.rest.outcome import is_close, outcome_json
@@ -42,6 +44,7 @@ from odin.api.rest.routes.task_queues import QUEUE_TYPES
 from odin.api.rest.routes.task_queues import describe as describe_task_queue
 from odin.errors import InvalidArgument, OdinError
 from odin.history.schedule_text import describe_duration, describe_spec, spec_summary
+from odin.ids import new_id
 from odin.operations import Operation
 from odin.visibility import query as visibility_query
 from odin.visibility.sql import STATUS_NAMES
@@ -58,8 +61,13 @@ STATUS = Param("status", "query", {"type": "string", "enum": ["", *STATUS_NAMES]
 NAME = Param("name", "query", {"type": "string", "maxLength": 1000}, "A task queue name.", "")
 PAGE_SIZE = Param("pageSize", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Workflows per page.", 50)
 SCHEDULE_PAGE_SIZE = Param("pageSize", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Schedules per page.", 50)
-DONE = Param("done", "query", {"type": "string", "enum": ["signal", "cancel", "terminate"]}, "The action just taken.", "")
-_NOTICES = {"signal": "Signal sent.", "cancel": "Cancellation requested.", "terminate": "Workflow terminated."}
+_NOTICES = {
+    "signal": "Signal sent.",
+    "cancel": "Cancellation requested.",
+    "terminate": "Workflow terminated.",
+    "reset": "Workflow reset: this is the new run.",
+}
+DONE = Param("done", "query", {"type": "string", "enum": list(_NOTICES)}, "The action just taken.", "")
 
 SCHEDULE_DONE = Param(
     "done", "query", {"type": "string", "enum": ["pause", "unpause", "trigger", "backfill"]}, "The action just taken.", ""
@@ -77,6 +85,29 @@ _OVERLAP_FIELD = {"type": "string", "enum": ["", *OVERLAP_POLICIES], "descriptio
 _PAGE = {200: Reply("The page.", media=HTML)}
 _SEE_OTHER = {303: Reply("Done; back to the workflow page.", media=HTML, headers=("Location",))}
 _BACK_TO_SCHEDULE = {303: Reply("Done; back to the schedule page.", media=HTML, headers=("Location",))}
+
+
+def _input_text(payloads: Payloads) -> str:
+    """A run's input for its page: the arguments, and the keyword arguments the Odin SDK marked
+    as such under ``kwargs``."""
+    args, kwargs = arguments(payloads)
+    shown: Any = args if kwargs is None else {"args": args, "kwargs": kwargs}
+    return json.dumps(shown, indent=2, ensure_ascii=False)
+
+
+# A running workflow's page says so when no worker has polled its task queue this recently.
+POLLED_WITHIN = 120.0
+
+
+def _unpolled(namespace: str, task_queue: str) -> bool:
+    """Whether no worker polled ``task_queue`` for workflow tasks in the last ``POLLED_WITHIN``
+    seconds (False when the caller may not describe the queue)."""
+    try:
+        described = describe_task_queue(namespace, task_queue, "TASK_QUEUE_TYPE_WORKFLOW")
+    except OdinError:
+        return False
+    now = time.time()
+    return not any(now - p.last_access_time.ToSeconds() < POLLED_WITHIN for p in described.pollers)
 
 
 def _form(fields: dict, *, run_id: bool = True) -> Body:
@@ -178,7 +209,9 @@ def workflow(namespace: str, workflow_id: str):
         summary=timeline.metadata_text(described.execution_config.user_metadata.summary),
         details=timeline.metadata_text(described.execution_config.user_metadata.details),
         running=running,
-        input=json.dumps(payloads_values(started.input), indent=2, ensure_ascii=False) if started else None,
+        unpolled=running and _unpolled(namespace, info.task_queue),
+        poll_window=int(POLLED_WITHIN),
+        input=_input_text(started.input) if started else None,
         outcome=outcome_json(workflow_id, events[-1]) if events and is_close(events[-1]) else None,
         pending_activities=[to_json(a) for a in described.pending_activities],
         pending_timers=timeline.pending_timers(events) if running else [],
@@ -188,6 +221,7 @@ def workflow(namespace: str, workflow_id: str):
         can_signal=session.allowed(Operation.SignalWorkflowExecution, namespace),
         can_cancel=session.allowed(Operation.RequestCancelWorkflowExecution, namespace),
         can_terminate=session.allowed(Operation.TerminateWorkflowExecution, namespace),
+        **_reset_form(namespace, events),
     )
 
 
@@ -375,6 +409,51 @@ def delete_schedule(namespace: str, schedule_id: str):
     req = ws.DeleteScheduleRequest(namespace=namespace, schedule_id=schedule_id, identity=IDENTITY)
     invoke(Operation.DeleteSchedule, namespace, lambda f: f.delete_schedule(req), target=schedule_id)
     return redirect(url_for(".schedules", namespace=namespace, done="delete"), 303)
+
+
+def _reset_form(namespace: str, events: list[HistoryEvent]) -> dict:
+    """The reset form's context: whether the caller may reset, the points to offer (each
+    completed workflow task, the first and the last named), and a request id for this form."""
+    if not session.allowed(Operation.ResetWorkflowExecution, namespace):
+        return {"can_reset": False, "reset_points": []}
+    completed = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
+    points = []
+    for i, e in enumerate(completed):
+        which = [name for name, yes in (("first", i == 0), ("last", i == len(completed) - 1)) if yes]
+        label = f"Event {e.event_id}: workflow task completed" + (f" ({' and '.join(which)} workflow task)" if which else "")
+        points.append({"event_id": e.event_id, "label": label, "last": i == len(completed) - 1})
+    return {"can_reset": bool(points), "reset_points": points, "reset_request_id": new_id()}
+
+
+@bp.post("/namespaces/<namespace>/workflows/<workflow_id>/reset")
+@documented(Doc(
+    "Reset a workflow (form)", TAG, Operation.ResetWorkflowExecution,
+    body=_form({
+        "event_id": {"type": "integer", "description": "The WorkflowTaskCompleted event to reset to."},
+        "reason": {"type": "string"},
+        "exclude_signals": {"type": "string", "description": "Present: signals after the point are not reapplied."},
+        "request_id": {"type": "string", "description": "The form's request id: submitting it twice resets once."},
+    }),
+    responses={303: Reply("Done; to the new run's page.", media=HTML, headers=("Location",))},
+))
+def reset(namespace: str, workflow_id: str):
+    csrf.check_form()
+    try:
+        event_id = int(request.form.get("event_id", ""))
+    except ValueError:
+        raise InvalidArgument("Choose the event to reset to.") from None
+    req = ws.ResetWorkflowExecutionRequest(
+        namespace=namespace,
+        workflow_execution=_form_execution(workflow_id),
+        workflow_task_finish_event_id=event_id,
+        reason=request.form.get("reason", "").strip() or "Reset from the web UI",
+        request_id=request.form.get("request_id", "") or new_id(),
+        identity=IDENTITY,
+    )
+    if request.form.get("exclude_signals"):
+        req.reset_reapply_exclude_types.append(ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL)
+    response = invoke(Operation.ResetWorkflowExecution, namespace, lambda f: f.reset_workflow_execution(req), target=workflow_id)
+    return redirect(url_for(".workflow", namespace=namespace, workflow_id=workflow_id, runId=response.run_id, done="reset"), 303)
 
 
 # -- signing in (when authentication is on) ------------------------------------------------

@@ -1,4 +1,4 @@
-"""Workflows: start, list, count, describe, history, result, signal, query, update, cancel, terminate.
+"""Workflows: start, list, count, describe, history, result, signal, query, update, cancel, terminate, reset.
 
 Bodies are the WorkflowService request messages in proto3 JSON (payloads as plain JSON values)
 without the fields the path and ``?runId=`` give; an ``Idempotency-Key`` header becomes the
@@ -26,6 +26,7 @@ from odin.api.rest.params import (
     request_id,
 )
 from odin.api.rest.routes import reply
+from odin.ids import new_id
 from odin.operations import Operation
 
 bp = Blueprint("workflows", __name__, url_prefix="/api/v1/namespaces/<namespace>")
@@ -249,3 +250,25 @@ def terminate_workflow(namespace: str, workflow_id: str):
     return reply(
         invoke(Operation.TerminateWorkflowExecution, namespace, lambda f: f.terminate_workflow_execution(req), target=workflow_id)
     )
+
+
+@bp.post("/workflows/<workflow_id>/reset")
+@documented(Doc(
+    "Reset a workflow", TAG, Operation.ResetWorkflowExecution, params=(RUN_ID, IDEMPOTENCY_KEY),
+    body=Body(ws.ResetWorkflowExecutionRequest, _CALL),
+    responses={200: Reply("The new run, made of the run's history up to the reset point.", ws.ResetWorkflowExecutionResponse)},
+    description=(
+        'Body: `{"workflowTaskFinishEventId": 10, "reason": "...", "resetReapplyType": "RESET_REAPPLY_TYPE_SIGNAL", '
+        '"resetReapplyExcludeTypes": [...]}`. The reset point is a WorkflowTaskCompleted (or Failed, TimedOut) event id, '
+        "or a WorkflowTaskStarted id; the run (the current one without ?runId=) is rebuilt up to it, a running current "
+        "run is terminated, and the new run becomes current. A repeated Idempotency-Key answers with the same new run; "
+        "without one, each call resets again."
+    ),
+))
+def reset_workflow(namespace: str, workflow_id: str):
+    req = from_json(json_body(), ws.ResetWorkflowExecutionRequest)
+    req.namespace = namespace
+    req.workflow_execution.CopyFrom(_execution(workflow_id))
+    req.request_id = request_id(req.request_id) or new_id()
+    req.identity = req.identity or IDENTITY
+    return reply(invoke(Operation.ResetWorkflowExecution, namespace, lambda f: f.reset_workflow_execution(req), target=workflow_id))
