@@ -28,6 +28,7 @@ from odin.history.notifier import InMemoryNotifier, RedisNotifier
 from odin.history.queries import InMemoryQueryRouter, RedisQueryRouter
 from odin.history.shards import RedisShardLeases, ShardOwnership, StaticShards
 from odin.matching.memory import InMemoryTaskQueues
+from odin.matching.workers import RedisWorkerRegistry
 from odin.persistence import migrate
 from odin.persistence.store import SqlExecutionStore, open_database
 from odin.security.auth import Authenticator
@@ -173,6 +174,8 @@ class Runtime:
         engine.on_timers_committed = self.timers.scheduled
         limiter = RedisRateLimiter(self.redis, s.redis_prefix) if self.distributed else InMemoryRateLimiter()
         self.frontend = FrontendService(store, engine, self.clock, s.long_poll_seconds, s.archive_uri)
+        if self.distributed:
+            self.frontend.workers = RedisWorkerRegistry(self.redis, s.redis_prefix)
         self.frontend.gate = Gate(
             Authenticator(s.auth), limiter, Budgets(s.namespace_rps, s.namespace_worker_rps), self.frontend.namespace
         )

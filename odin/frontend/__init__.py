@@ -7,6 +7,7 @@ this package.
 
 from __future__ import annotations
 
+from odin.frontend.activities import ActivityCalls
 from odin.frontend.common import DEFAULT_RETENTION, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id
 from odin.frontend.namespaces import NamespaceCalls
 from odin.frontend.schedules import ScheduleCalls
@@ -27,5 +28,5 @@ __all__ = [
 ]
 
 
-class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls, ScheduleCalls):
+class FrontendService(NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls, ScheduleCalls, ActivityCalls):
     """Every call of both doors; the parts it works with are set up by ``FrontendBase``."""

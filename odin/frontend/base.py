@@ -15,6 +15,7 @@ from odin.errors import InvalidArgument, NotFound
 from odin.frontend.common import NAMESPACE_CACHE_TTL, check_id, check_text
 from odin.history.engine import HistoryEngine
 from odin.history.worker_tasks import WorkerTasks
+from odin.matching.workers import InMemoryWorkerRegistry, WorkerRegistry
 from odin.persistence.store import ExecutionStore, NamespaceRecord
 from odin.security.auth import AuthConfig, Authenticator
 from odin.security.gate import Budgets, Gate
@@ -46,6 +47,8 @@ class FrontendBase:
         self.store = store
         self.engine = engine
         self.tasks = WorkerTasks(engine)  # workers' polls and completions
+        # Workers' own heartbeats (ListWorkers); the runtime puts a Redis one in the distributed shape.
+        self.workers: WorkerRegistry = InMemoryWorkerRegistry()
         self.clock = clock
         self.long_poll_seconds = long_poll_seconds  # longest a worker poll waits
         self._ns_cache: dict[str, _Cached] = {}

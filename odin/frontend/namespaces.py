@@ -103,6 +103,9 @@ class NamespaceCalls(FrontendBase):
                 owner_email=ns.data.get("owner_email", ""),
                 data=ns.data.get("data", {}),
                 limits=limits_for(ns).published(),
+                # Workers send RecordWorkerHeartbeat (for ListWorkers). ``worker_commands`` stays
+                # off: the SDKs then do not poll for commands on a system Nexus queue.
+                capabilities=NamespaceInfo.Capabilities(worker_heartbeats=True),
             ),
             config=NamespaceConfig(
                 workflow_execution_retention_ttl=duration(ns.data.get("retention_seconds", DEFAULT_RETENTION)),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import socket
 import uuid
+from typing import Any
 
 from temporalio.api.common.v1 import Payloads
 from temporalio.api.enums.v1 import BuildIdTaskReachability, DescribeTaskQueueMode, TaskQueueType
+from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.query.v1 import WorkflowQueryResult
 from temporalio.api.taskqueue.v1 import (
@@ -16,11 +18,12 @@ from temporalio.api.taskqueue.v1 import (
     TaskQueueStatus,
     TaskQueueTypeInfo,
 )
+from temporalio.api.worker.v1 import WorkerHeartbeat, WorkerInfo, WorkerListInfo
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.errors import InvalidArgument
+from odin.errors import InvalidArgument, NotFound
 from odin.frontend.base import FrontendBase
-from odin.frontend.common import check_enum, check_id
+from odin.frontend.common import MAX_LIST_PAGE, check_enum, check_id, offset_token, page_size
 from odin.frontend.limits import (
     FAILURE_TOO_LARGE,
     HEARTBEAT_TOO_LARGE,
@@ -33,6 +36,13 @@ from odin.history import activities, operations, tokens
 from odin.history.events import duration, timestamp
 from odin.matching import ACTIVITY, WORKFLOW, QueueStats
 from odin.matching import PollerInfo as QueuePoller
+from odin.matching.workers import worker_matches
+from odin.visibility.query import QueryError
+from odin.visibility.query import parse as parse_query
+
+DEFAULT_WORKERS_PAGE = 1000
+# The largest worker heartbeat kept (a real one is a few hundred bytes).
+MAX_WORKER_HEARTBEAT_BYTES = 64 * 1024
 
 
 class WorkerCalls(FrontendBase):
@@ -94,8 +104,10 @@ class WorkerCalls(FrontendBase):
         self, req: ws.RecordActivityTaskHeartbeatRequest
     ) -> ws.RecordActivityTaskHeartbeatResponse:
         limits = await self._limits(req.namespace, req.task_token)
-        cancel = await self.tasks.activity_update(req.task_token, _heartbeat(limits, req, "RecordActivityTaskHeartbeat"))
-        return ws.RecordActivityTaskHeartbeatResponse(cancel_requested=bool(cancel))
+        answer = await self.tasks.activity_update(req.task_token, _heartbeat(limits, req, "RecordActivityTaskHeartbeat"))
+        return ws.RecordActivityTaskHeartbeatResponse(
+            cancel_requested=answer.cancel_requested, activity_paused=answer.paused, activity_reset=answer.reset
+        )
 
     async def respond_activity_task_completed(
         self, req: ws.RespondActivityTaskCompletedRequest
@@ -133,7 +145,7 @@ class WorkerCalls(FrontendBase):
 
     # -- activities addressed by id (async completion) ------------------------------------
 
-    async def _activity_by_id(self, req, apply) -> object:
+    async def _activity_by_id(self, req, apply) -> Any:
         ns = await self.namespace(req.namespace)
         check_id(req.workflow_id, "WorkflowId")
         check_id(req.activity_id, "ActivityId")
@@ -149,8 +161,10 @@ class WorkerCalls(FrontendBase):
         self, req: ws.RecordActivityTaskHeartbeatByIdRequest
     ) -> ws.RecordActivityTaskHeartbeatByIdResponse:
         limits = limits_for(await self.namespace(req.namespace))
-        cancel = await self._activity_by_id(req, _heartbeat(limits, req, "RecordActivityTaskHeartbeatById"))
-        return ws.RecordActivityTaskHeartbeatByIdResponse(cancel_requested=bool(cancel))
+        answer = await self._activity_by_id(req, _heartbeat(limits, req, "RecordActivityTaskHeartbeatById"))
+        return ws.RecordActivityTaskHeartbeatByIdResponse(
+            cancel_requested=answer.cancel_requested, activity_paused=answer.paused, activity_reset=answer.reset
+        )
 
     async def respond_activity_task_completed_by_id(
         self, req: ws.RespondActivityTaskCompletedByIdRequest
@@ -237,7 +251,51 @@ class WorkerCalls(FrontendBase):
         ns = await self.namespace(req.namespace)
         if req.sticky_task_queue:
             await operations.return_sticky_tasks(self.engine, ns.id, req.sticky_task_queue)
+        if req.worker_heartbeat.worker_instance_key:
+            # The worker's last word about itself (status SHUTTING_DOWN or SHUTDOWN) stays listed.
+            await self.workers.record(ns.id, _bounded_heartbeat(req.worker_heartbeat))
         return ws.ShutdownWorkerResponse()
+
+    # -- worker heartbeats -----------------------------------------------------------------
+
+    async def record_worker_heartbeat(self, req: ws.RecordWorkerHeartbeatRequest) -> ws.RecordWorkerHeartbeatResponse:
+        ns = await self.namespace(req.namespace)
+        for heartbeat in req.worker_heartbeat:
+            # Heartbeats without a key name no worker (Temporal accepts and drops them too).
+            if heartbeat.worker_instance_key:
+                await self.workers.record(ns.id, _bounded_heartbeat(heartbeat))
+        return ws.RecordWorkerHeartbeatResponse()
+
+    async def _workers_matching(self, namespace: str, query: str) -> list[WorkerHeartbeat]:
+        ns = await self.namespace(namespace)
+        try:
+            where = parse_query(query).where if query.strip() else None
+        except QueryError as exc:
+            raise InvalidArgument(f"malformed query: {exc}") from None
+        return [hb for hb in await self.workers.list(ns.id) if worker_matches(where, hb)]
+
+    async def list_workers(self, req: ws.ListWorkersRequest) -> ws.ListWorkersResponse:
+        found = await self._workers_matching(req.namespace, req.query)
+        offset = offset_token(req.next_page_token)
+        size = page_size(req.page_size, DEFAULT_WORKERS_PAGE, MAX_LIST_PAGE)
+        page = found[offset : offset + size]
+        more = offset + size < len(found)
+        return ws.ListWorkersResponse(
+            workers_info=[WorkerInfo(worker_heartbeat=hb) for hb in page],
+            workers=[worker_list_info(hb) for hb in page],
+            next_page_token=str(offset + size).encode() if more else b"",
+        )
+
+    async def count_workers(self, req: ws.CountWorkersRequest) -> ws.CountWorkersResponse:
+        return ws.CountWorkersResponse(count=len(await self._workers_matching(req.namespace, req.query)))
+
+    async def describe_worker(self, req: ws.DescribeWorkerRequest) -> ws.DescribeWorkerResponse:
+        ns = await self.namespace(req.namespace)
+        check_id(req.worker_instance_key, "WorkerInstanceKey")
+        heartbeat = await self.workers.get(ns.id, req.worker_instance_key)
+        if heartbeat is None:
+            raise NotFound(f"Worker {req.worker_instance_key} not found", NotFoundFailure())
+        return ws.DescribeWorkerResponse(worker_info=WorkerInfo(worker_heartbeat=heartbeat))
 
 
     async def list_task_queue_partitions(
@@ -276,11 +334,41 @@ def _stats(stats: QueueStats | None) -> TaskQueueStats:
     )
 
 
+
+def worker_list_info(hb: WorkerHeartbeat) -> WorkerListInfo:
+    """The summary ListWorkers gives of a worker's heartbeat."""
+    return WorkerListInfo(
+        worker_instance_key=hb.worker_instance_key,
+        worker_identity=hb.worker_identity,
+        task_queue=hb.task_queue,
+        deployment_version=hb.deployment_version if hb.HasField("deployment_version") else None,
+        sdk_name=hb.sdk_name,
+        sdk_version=hb.sdk_version,
+        status=hb.status,
+        start_time=hb.start_time if hb.HasField("start_time") else None,
+        host_name=hb.host_info.host_name,
+        worker_grouping_key=hb.host_info.worker_grouping_key,
+        process_id=hb.host_info.process_id,
+        plugins=hb.plugins,
+        drivers=hb.drivers,
+    )
+
+
+def _bounded_heartbeat(hb: WorkerHeartbeat) -> WorkerHeartbeat:
+    """A heartbeat fit to keep: a key of at most MAX_ID_LENGTH characters and a bounded size."""
+    check_id(hb.worker_instance_key, "WorkerInstanceKey")
+    if hb.ByteSize() > MAX_WORKER_HEARTBEAT_BYTES:
+        raise InvalidArgument(f"WorkerHeartbeat exceeds size limit of {MAX_WORKER_HEARTBEAT_BYTES} bytes.")
+    return hb
+
+
 def _completion(limits: Limits, req, call: str):
     """How a completion by token or by id is recorded: as completed, or, with a result over the
     size limit, as a failure the workflow can see (as Temporal does)."""
     if limits.blob_ok(req.result.ByteSize(), f"{call} result", req.namespace):
-        return lambda t, a: activities.completed(t, a, req.result, req.identity)
+        # No result is no result (not an empty list of payloads, which the SDKs refuse).
+        result = req.result if req.HasField("result") else None
+        return lambda t, a: activities.completed(t, a, result, req.identity)
     failure = oversized_failure(RESULT_TOO_LARGE)
     return lambda t, a: activities.failed(t, a, failure, req.identity, Payloads())
 
@@ -293,9 +381,9 @@ def _heartbeat(limits: Limits, req, call: str):
         return lambda t, a: activities.heartbeat(t, a, req.details)
     failure = oversized_failure(HEARTBEAT_TOO_LARGE)
 
-    def fail(t, a) -> bool:
+    def fail(t, a) -> activities.HeartbeatAnswer:
         activities.failed(t, a, failure, req.identity, Payloads())
-        return True
+        return activities.HeartbeatAnswer(cancel_requested=True)
 
     return fail
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto
-from temporalio.api.common.v1 import ActivityType, Memo, Payloads, SearchAttributes, WorkflowExecution, WorkflowType
+from temporalio.api.common.v1 import ActivityType, Memo, Payloads, Priority, SearchAttributes, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import (
     HistoryEventFilterType,
     PendingActivityState,
@@ -51,7 +51,7 @@ from odin.frontend.common import (
     page_size,
 )
 from odin.frontend.limits import limits_for
-from odin.history import cron, operations, retry, updates
+from odin.history import activity_ops, cron, operations, retry, updates
 from odin.history.events import duration, optional_duration, reset_points, seconds, timestamp
 from odin.history.machine import transient_events
 from odin.history.notifier import run_key
@@ -565,6 +565,12 @@ def _multi_operation_failure(err: OdinError, failed_index: int) -> OdinError:
 def pending_activity(s: MutableState, a: ActivityInfo) -> PendingActivityInfo:
     if a.cancel_requested:
         state = PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED
+    elif a.paused:
+        state = (
+            PendingActivityState.PENDING_ACTIVITY_STATE_PAUSE_REQUESTED
+            if a.started
+            else PendingActivityState.PENDING_ACTIVITY_STATE_PAUSED
+        )
     elif a.started:
         state = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
     else:
@@ -579,14 +585,28 @@ def pending_activity(s: MutableState, a: ActivityInfo) -> PendingActivityInfo:
         scheduled_time=timestamp(a.scheduled_time),
         last_failure=unpack(Failure, a.last_failure),
         last_worker_identity=a.last_worker_identity,
+        paused=a.paused,
+        priority=unpack(Priority, a.priority) or Priority(),
+        activity_options=activity_ops.options_of(a),
     )
+    # Shown with the queue's own name as its normal name (as Temporal describes it).
+    info.activity_options.task_queue.ClearField("kind")
+    info.activity_options.task_queue.normal_name = a.task_queue
+    if a.paused:
+        info.pause_info.pause_time.CopyFrom(timestamp(a.pause_time))
+        info.pause_info.manual.identity = a.pause_identity
+        info.pause_info.manual.reason = a.pause_reason
+    if a.last_attempt_complete_time:
+        info.last_attempt_complete_time.CopyFrom(timestamp(a.last_attempt_complete_time))
     if a.last_heartbeat_time:
         info.last_heartbeat_time.CopyFrom(timestamp(a.last_heartbeat_time))
     if a.started_time:
         info.last_started_time.CopyFrom(timestamp(a.started_time))
     if a.schedule_to_close:
         info.expiration_time.CopyFrom(timestamp(a.first_scheduled_time + a.schedule_to_close))
-    if not a.started and a.attempt > 1:
+    if not a.started and a.attempt > 1 and not a.paused:
         info.next_attempt_schedule_time.CopyFrom(timestamp(a.scheduled_time))
+        if a.last_attempt_complete_time:
+            info.current_retry_interval.CopyFrom(duration(max(a.scheduled_time - a.last_attempt_complete_time, 0.0)))
     return info
 

@@ -230,7 +230,7 @@ def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttribut
         start_to_close=stc,
         heartbeat=hb,
         retry=retry.info_of(policy),
-        priority=a.priority.priority_key or s.priority,
+        priority_key=a.priority.priority_key or s.priority,
         concurrency_key=concurrency_key,
         max_concurrency=max_concurrency,
     )

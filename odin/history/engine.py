@@ -17,7 +17,7 @@ from temporalio.api.common.v1 import Memo, SearchAttributes
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as Conflict
 from temporalio.api.enums.v1 import WorkflowIdReusePolicy as Reuse
-from temporalio.api.errordetails.v1 import WorkflowExecutionAlreadyStartedFailure
+from temporalio.api.errordetails.v1 import NotFoundFailure, WorkflowExecutionAlreadyStartedFailure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
@@ -119,7 +119,7 @@ class HistoryEngine:
     async def current_run_id(self, namespace_id: str, workflow_id: str) -> CurrentExecution:
         current = await self.store.get_current(namespace_id, workflow_id)
         if current is None:
-            raise NotFound(f"workflow not found for ID: {workflow_id}")
+            raise NotFound(f"workflow not found for ID: {workflow_id}", NotFoundFailure())
         return current
 
     async def load(self, namespace_id: str, workflow_id: str, run_id: str = "") -> Loaded:

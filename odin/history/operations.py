@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from temporalio.api.activity.v1 import ActivityOptions
 from temporalio.api.common.v1 import Header, Payloads
+from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.update.v1 import Request as UpdateRequest
 
 from odin.errors import NotFound
-from odin.history import updates
+from odin.history import activity_ops, updates
+from odin.history.activity_ops import Selector
 from odin.history.engine import HistoryEngine
 from odin.history.machine import Transition
 from odin.history.reset import Reapply
@@ -128,12 +131,87 @@ async def on_started_activity(
     the run's started activity with that id; returns what ``apply`` returns."""
 
     def op(t: Transition) -> Any:
-        a = t.state.activity_by_id(activity_id) if t.state.running else None
+        if not t.state.running:
+            raise NotFound("workflow execution already completed", NotFoundFailure())
+        a = t.state.activity_by_id(activity_id)
         if a is None or not a.started:
-            raise NotFound(f"Activity task not found: no started activity with id {activity_id}.")
+            raise NotFound(
+                f"cannot find pending activity with ActivityID {activity_id}, check workflow execution history for more details",
+                NotFoundFailure(),
+            )
         return apply(t, a)
 
     result, _ = await engine.update(namespace_id, workflow_id, run_id, op)
+    return result
+
+
+async def pause_activity(
+    engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, selector: Selector, identity: str, reason: str
+) -> None:
+    """PauseActivity: hold back the selected activities' next attempts."""
+    await engine.update(namespace_id, workflow_id, run_id, lambda t: activity_ops.pause(t, activity_ops.select(t, selector), identity, reason))
+
+
+async def unpause_activity(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    selector: Selector,
+    reset_attempts: bool,
+    reset_heartbeat: bool,
+    delay: float,
+) -> None:
+    """UnpauseActivity: dispatch the selected paused activities again (after ``delay`` seconds)."""
+    await engine.update(
+        namespace_id,
+        workflow_id,
+        run_id,
+        lambda t: activity_ops.unpause(
+            t, activity_ops.select(t, selector, paused_only=True), reset_attempts, reset_heartbeat, delay
+        ),
+    )
+
+
+async def reset_activity(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    selector: Selector,
+    reset_heartbeat: bool,
+    keep_paused: bool,
+    delay: float,
+    restore_original_options: bool,
+) -> None:
+    """ResetActivity: the selected activities start over from attempt 1."""
+    await engine.update(
+        namespace_id,
+        workflow_id,
+        run_id,
+        lambda t: activity_ops.reset(
+            t, activity_ops.select(t, selector), reset_heartbeat, keep_paused, delay, restore_original_options
+        ),
+    )
+
+
+async def update_activity_options(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    selector: Selector,
+    options: ActivityOptions,
+    paths: list[str],
+    restore_original: bool,
+) -> ActivityOptions:
+    """UpdateActivityOptions: new options for the selected activities; returns the resulting options."""
+    result, _ = await engine.update(
+        namespace_id,
+        workflow_id,
+        run_id,
+        lambda t: activity_ops.update_options(t, activity_ops.select(t, selector), options, paths, restore_original),
+    )
     return result
 
 

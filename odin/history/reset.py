@@ -261,7 +261,7 @@ def _fold(s: MutableState, e: HistoryEvent) -> None:
             start_to_close=seconds(c.start_to_close_timeout),
             heartbeat=seconds(c.heartbeat_timeout),
             retry=retry.info_of(c.retry_policy),
-            priority=c.priority.priority_key or s.priority,
+            priority_key=c.priority.priority_key or s.priority,
         )
         if CONCURRENCY_HEADER in c.header.fields:  # checked when the command was taken
             limit = json.loads(c.header.fields[CONCURRENCY_HEADER].data)

@@ -84,11 +84,28 @@ class ActivityInfo:
     last_worker_identity: str = ""
     cancel_requested: bool = False
     cancel_requested_event_id: int = 0
-    # Priority key its tasks are queued with: its own, else its workflow's (0: the default).
-    priority: int = 0
+    # Priority key its tasks are queued with: its own, else its workflow's (0: the default);
+    # ``priority`` below, once UpdateActivityOptions set it, wins.
+    priority_key: int = 0
     # At most max_concurrency attempts with this key run at once in the namespace ("": no limit).
     concurrency_key: str = ""
     max_concurrency: int = 0
+    # Paused by an operator (PauseActivity): no attempt is dispatched until unpaused; one that is
+    # running finishes, and its heartbeats answer ``activity_paused``.
+    paused: bool = False
+    pause_time: float = 0.0
+    pause_identity: str = ""
+    pause_reason: str = ""
+    # ResetActivity while an attempt runs: its heartbeats answer ``activity_reset`` until it ends.
+    reset_requested: bool = False
+    last_attempt_complete_time: float = 0.0  # when the last failed or timed-out attempt ended
+    # When the running attempt's start-to-close and heartbeat clocks were last restarted (a reset);
+    # 0 means from its start.
+    timeouts_from: float = 0.0
+    # Options changed by UpdateActivityOptions: the task queue priority (Priority) and, once
+    # changed, the options as scheduled (for ``restore_original``).
+    priority: str | None = None  # Priority
+    original_options: dict[str, Any] | None = None
 
     @property
     def started(self) -> bool:

@@ -6,9 +6,9 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from temporalio.api.common.v1 import Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.common.v1 import Payloads, Priority, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import QueryResultType, TaskQueueKind
 from temporalio.api.errordetails.v1 import QueryFailedFailure
 from temporalio.api.failure.v1 import Failure
@@ -24,7 +24,7 @@ from temporalio.api.workflowservice.v1 import (
 from odin import metrics
 from odin.clock import monotonic
 from odin.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
-from odin.history import activities, commands, tokens, updates
+from odin.history import activities, activity_ops, commands, tokens, updates
 from odin.history.engine import STICKY_POLLER_WINDOW, HistoryEngine
 from odin.history.events import duration, timestamp
 from odin.history.machine import StaleTask, Transition, transient_events, wft_token
@@ -256,7 +256,7 @@ class WorkerTasks:
         [scheduled] = await self.engine.read_events(t.state.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
         return activity_task(t.state, a, scheduled, namespace)
 
-    async def activity_update(self, task_token: bytes, apply) -> object:
+    async def activity_update(self, task_token: bytes, apply) -> Any:
         """Run ``apply(transition, activity_info)`` for the attempt a token names."""
         token = tokens.decode(task_token, tokens.ActivityTaskToken)
         attempt: list[tuple[str, int, int]] = []  # (concurrency key, scheduled event id, attempt) before the update
@@ -395,8 +395,9 @@ def activity_task(s: MutableState, a: ActivityInfo, scheduled: HistoryEvent, nam
         schedule_to_close_timeout=duration(a.schedule_to_close),
         start_to_close_timeout=duration(a.start_to_close),
         heartbeat_timeout=duration(a.heartbeat),
-        retry_policy=attrs.retry_policy,
-        priority=attrs.priority,
+        # Options changed since scheduling (UpdateActivityOptions) are the ones the attempt runs with.
+        retry_policy=attrs.retry_policy if a.original_options is None else activity_ops.retry_policy_of(a.retry),
+        priority=attrs.priority if a.priority is None else unpack(Priority, a.priority),
     )
 
 

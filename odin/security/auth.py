@@ -57,18 +57,21 @@ _READ = (
     Op.QueryWorkflow, Op.ListWorkflowExecutions, Op.ScanWorkflowExecutions, Op.CountWorkflowExecutions,
     Op.ListOpenWorkflowExecutions, Op.ListClosedWorkflowExecutions, Op.ListSearchAttributes, Op.DescribeTaskQueue,
     Op.ListTaskQueuePartitions, Op.PollWorkflowExecutionUpdate, Op.DescribeSchedule, Op.ListSchedules,
-    Op.ListScheduleMatchingTimes,
+    Op.ListScheduleMatchingTimes, Op.ListWorkers, Op.CountWorkers, Op.DescribeWorker,
 )
 _WRITE = (
     Op.StartWorkflowExecution, Op.SignalWithStartWorkflowExecution, Op.SignalWorkflowExecution,
     Op.RequestCancelWorkflowExecution, Op.TerminateWorkflowExecution, Op.UpdateWorkflowExecution, Op.ExecuteMultiOperation,
     Op.CreateSchedule, Op.UpdateSchedule, Op.PatchSchedule, Op.DeleteSchedule,
     Op.ResetWorkflowExecution,
+    Op.PauseActivity, Op.UnpauseActivity, Op.ResetActivity, Op.UpdateActivityOptions, Op.PauseActivityExecution,
+    Op.UnpauseActivityExecution, Op.ResetActivityExecution, Op.UpdateActivityExecutionOptions,
 )
 _WORK = (
     Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,
     Op.RecordActivityTaskHeartbeat, Op.RespondActivityTaskCompleted, Op.RespondActivityTaskFailed,
     Op.RespondActivityTaskCanceled, Op.RespondQueryTaskCompleted, Op.ShutdownWorker, Op.ResetStickyTaskQueue,
+    Op.RecordWorkerHeartbeat,
 )
 # Completing an activity by its id is what async-completion clients do: workers or writers.
 _WORK_OR_WRITE = (

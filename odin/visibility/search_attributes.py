@@ -26,8 +26,10 @@ TYPE_NAMES: dict[int, str] = {
 }
 TYPES_BY_NAME = {name: t for t, name in TYPE_NAMES.items()}
 
-# Query-able, never settable: the visibility record's own columns.
+# Query-able, never settable: the visibility record's own columns, and TemporalPauseInfo (the
+# server keeps it on a run while activities are paused: "property:activityType=<type>" each).
 SYSTEM_ATTRIBUTES = {
+    "TemporalPauseInfo": T.INDEXED_VALUE_TYPE_KEYWORD_LIST,
     "WorkflowId": T.INDEXED_VALUE_TYPE_KEYWORD,
     "RunId": T.INDEXED_VALUE_TYPE_KEYWORD,
     "WorkflowType": T.INDEXED_VALUE_TYPE_KEYWORD,

@@ -395,3 +395,23 @@ def test_a_celery_worker_whose_clock_is_ahead_still_runs_the_sweeps_beat_sends(c
         time.sleep(0.2)
     discarded = [line for line in list(worker.lines) if "Discarding revoked task: odin.sweep_timers" in line]
     assert len(ran) >= 3 and not discarded, worker.output()
+
+
+async def test_worker_heartbeats_are_listed_by_every_server(cluster):
+    """A worker reports to one server; another lists and describes it (the registry is in Redis)."""
+    from temporalio.api.worker.v1 import WorkerHeartbeat
+    from temporalio.api.workflowservice.v1 import DescribeWorkerRequest, ListWorkersRequest, RecordWorkerHeartbeatRequest
+
+    _, port_a = cluster.start_server()
+    _, port_b = cluster.start_server()
+    client_a = await Client.connect(f"127.0.0.1:{port_a}")
+    client_b = await Client.connect(f"127.0.0.1:{port_b}")
+    key, queue = str(uuid.uuid4()), f"hb-{uuid.uuid4().hex[:6]}"
+    heartbeat = WorkerHeartbeat(worker_instance_key=key, worker_identity="w@host", task_queue=queue, status=1)
+    await client_b.workflow_service.record_worker_heartbeat(
+        RecordWorkerHeartbeatRequest(namespace="default", worker_heartbeat=[heartbeat])
+    )
+    listed = await client_a.workflow_service.list_workers(ListWorkersRequest(namespace="default", query=f"TaskQueue = '{queue}'"))
+    assert [w.worker_instance_key for w in listed.workers] == [key]
+    described = await client_a.workflow_service.describe_worker(DescribeWorkerRequest(namespace="default", worker_instance_key=key))
+    assert described.worker_info.worker_heartbeat == heartbeat

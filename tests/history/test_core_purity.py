@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2] / "odin"
 
 CORE = [
-    "history/activities.py", "history/chains.py", "history/children.py", "history/commands.py", "history/cron.py",
+    "history/activities.py", "history/activity_ops.py", "history/chains.py", "history/children.py", "history/commands.py", "history/cron.py",
     "history/events.py", "history/machine.py", "history/retry.py", "history/schedule_spec.py", "history/schedule_text.py", "history/schedules.py", "history/start.py", "history/state.py", "history/tasks.py",
     "history/tokens.py", "history/updates.py", "history/validation.py", "visibility/query.py",
     "visibility/search_attributes.py", "uuids.py",

@@ -400,10 +400,10 @@ def test_priority_and_concurrency_ride_in_the_activity_transfer():
         {"scheduled_event_id": 6, "attempt": 1, "queue": "tq", "priority": 5, "concurrency": ["customer-1", 2, 10]},
     ]
     a2 = run.state.activities[6]
-    assert (a2.priority, a2.concurrency_key, a2.max_concurrency) == (5, "customer-1", 2)
+    assert (a2.priority_key, a2.concurrency_key, a2.max_concurrency) == (5, "customer-1", 2)
     # Kept across a save and a load.
     again = MutableState.from_bytes(run.state.to_bytes()).activities[6]
-    assert (again.priority, again.concurrency_key, again.max_concurrency) == (5, "customer-1", 2)
+    assert (again.priority_key, again.concurrency_key, again.max_concurrency) == (5, "customer-1", 2)
 
 
 @pytest.mark.parametrize(
@@ -957,7 +957,7 @@ def test_heartbeat_timeout_is_rearmed_after_a_heartbeat():
 
     details = payloads("progress-1")
     t = run.heartbeat(sched, details, now=6)
-    assert run.result is False  # no cancellation requested
+    assert run.result == activities.HeartbeatAnswer()  # no cancellation, pause or reset requested
     assert t.events == []
 
     t = run.activity_timeout(sched, 1, hb, now=10)
@@ -1078,7 +1078,7 @@ def test_request_cancel_of_a_running_activity_waits_for_the_worker():
     assert run.state.wft is None
     assert run.state.activities[sched].cancel_requested
     run.heartbeat(sched)
-    assert run.result is True  # the heartbeat tells the worker to stop
+    assert run.result == activities.HeartbeatAnswer(cancel_requested=True)  # the heartbeat tells the worker to stop
     t = run.activity_canceled(sched)
     assert names(t.events) == ["ACTIVITY_TASK_STARTED", "ACTIVITY_TASK_CANCELED", "WORKFLOW_TASK_SCHEDULED"]
     canceled = t.events[1].activity_task_canceled_event_attributes

@@ -101,7 +101,7 @@ def test_a_reset_run_keeps_priorities_and_concurrency_limits():
     t = do_reset(run, 9)
     assert t.state.priority == 2
     a = t.state.activities[5]
-    assert (a.priority, a.concurrency_key, a.max_concurrency) == (4, "c-1", 3)
+    assert (a.priority_key, a.concurrency_key, a.max_concurrency) == (4, "c-1", 3)
     [queued] = [x for x in t.transfers if x.kind == TransferKind.ACTIVITY_TASK]
     assert queued.data["priority"] == 4 and queued.data["concurrency"] == ["c-1", 3, 10]
 

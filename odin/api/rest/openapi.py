@@ -51,6 +51,8 @@ PATH_PARAMS = {
     "update_name": "Update name.",
     "task_queue": "Task queue name.",
     "schedule_id": "Schedule id; a \"/\" in it is sent as %2F.",
+    "activity_id": "Activity id within the workflow run.",
+    "worker_instance_key": "The worker's instance key (from its heartbeats).",
     "filename": "A file of the web UI's static assets.",
 }
 

@@ -42,6 +42,7 @@ from odin.api.rest.outcome import is_close, outcome_json
 from odin.api.rest.params import NEXT_PAGE_TOKEN, RUN_ID, Param
 from odin.api.rest.routes.task_queues import QUEUE_TYPES
 from odin.api.rest.routes.task_queues import describe as describe_task_queue
+from odin.api.rest.routes.workers import list_workers_page
 from odin.errors import InvalidArgument, OdinError
 from odin.history.schedule_text import describe_duration, describe_spec, spec_summary
 from odin.ids import new_id
@@ -66,6 +67,8 @@ _NOTICES = {
     "cancel": "Cancellation requested.",
     "terminate": "Workflow terminated.",
     "reset": "Workflow reset: this is the new run.",
+    "pause-activity": "Activity paused: no new attempt starts until it is unpaused.",
+    "unpause-activity": "Activity unpaused.",
 }
 DONE = Param("done", "query", {"type": "string", "enum": list(_NOTICES)}, "The action just taken.", "")
 
@@ -222,6 +225,8 @@ def workflow(namespace: str, workflow_id: str):
         can_cancel=session.allowed(Operation.RequestCancelWorkflowExecution, namespace),
         can_terminate=session.allowed(Operation.TerminateWorkflowExecution, namespace),
         **_reset_form(namespace, events),
+        can_pause=session.allowed(Operation.PauseActivity, namespace),
+        can_unpause=session.allowed(Operation.UnpauseActivity, namespace),
     )
 
 
@@ -294,6 +299,13 @@ def task_queue(namespace: str, task_queue: str):
     return render_template("task_queue.html", namespace=namespace, task_queue=task_queue, kinds=kinds)
 
 
+@bp.get("/namespaces/<namespace>/workers")
+@documented(Doc("Workers of a namespace", TAG, Operation.ListWorkers, responses=_PAGE))
+def workers(namespace: str):
+    found = list_workers_page(namespace)
+    return render_template("workers.html", namespace=namespace, workers=[to_json(w) for w in found.workers_info])
+
+
 # -- actions --------------------------------------------------------------------------------
 
 
@@ -329,6 +341,34 @@ def cancel(namespace: str, workflow_id: str):
     )
     invoke(Operation.RequestCancelWorkflowExecution, namespace, lambda f: f.request_cancel_workflow_execution(req), target=workflow_id)
     return _back(namespace, workflow_id, "cancel")
+
+
+@bp.post("/namespaces/<namespace>/workflows/<workflow_id>/activities/<activity_id>/pause")
+@documented(Doc(
+    "Pause an activity (form)", TAG, Operation.PauseActivity, body=_form({"reason": {"type": "string"}}), responses=_SEE_OTHER
+))
+def pause_activity(namespace: str, workflow_id: str, activity_id: str):
+    csrf.check_form()
+    req = ws.PauseActivityRequest(
+        namespace=namespace,
+        execution=_form_execution(workflow_id),
+        id=activity_id,
+        identity=IDENTITY,
+        reason=request.form.get("reason", "").strip() or "Paused from the web UI",
+    )
+    invoke(Operation.PauseActivity, namespace, lambda f: f.pause_activity(req), target=workflow_id)
+    return _back(namespace, workflow_id, "pause-activity")
+
+
+@bp.post("/namespaces/<namespace>/workflows/<workflow_id>/activities/<activity_id>/unpause")
+@documented(Doc("Unpause an activity (form)", TAG, Operation.UnpauseActivity, body=_form({}), responses=_SEE_OTHER))
+def unpause_activity(namespace: str, workflow_id: str, activity_id: str):
+    csrf.check_form()
+    req = ws.UnpauseActivityRequest(
+        namespace=namespace, execution=_form_execution(workflow_id), id=activity_id, identity=IDENTITY
+    )
+    invoke(Operation.UnpauseActivity, namespace, lambda f: f.unpause_activity(req), target=workflow_id)
+    return _back(namespace, workflow_id, "unpause-activity")
 
 
 @bp.post("/namespaces/<namespace>/workflows/<workflow_id>/terminate")

@@ -83,3 +83,14 @@ class Echo:
     @workflow.run
     async def run(self, label: str, extra: dict) -> list:
         return [label, extra]
+
+
+@workflow.defn
+class WaitsForAnActivity:
+    """Its activity goes to a queue no worker polls, so it stays pending."""
+
+    @workflow.run
+    async def run(self, queue: str) -> None:
+        await workflow.execute_activity(
+            "nobody_runs_this", activity_id="a1", task_queue=queue, start_to_close_timeout=timedelta(seconds=30)
+        )

@@ -17,7 +17,7 @@ def reply(message: Message, status: int = 200, headers: dict[str, str] | None = 
 
 
 def register(app: Flask) -> None:
-    from odin.api.rest.routes import namespaces, schedules, system, task_queues, workflows
+    from odin.api.rest.routes import activities, namespaces, schedules, system, task_queues, workers, workflows
 
-    for module in (system, namespaces, workflows, schedules, task_queues):
+    for module in (system, namespaces, workflows, activities, schedules, task_queues, workers):
         app.register_blueprint(module.bp)
