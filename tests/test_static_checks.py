@@ -18,8 +18,8 @@ BASELINE = Path(__file__).with_name("mypy-baseline.json")
 # The Odin SDK's public modules and the private ones whose classes and functions they export.
 SDK = [
     "sdk/__init__.py", "sdk/activity.py", "sdk/workflow.py", "sdk/celery.py", "sdk/testing.py",
-    "sdk/_app.py", "sdk/_beat.py", "sdk/_defs.py", "sdk/_effects.py", "sdk/_errors.py", "sdk/_handles.py", "sdk/_options.py",
-    "sdk/_payloads.py", "sdk/_primitives.py", "sdk/_worker.py",
+    "sdk/_app.py", "sdk/_beat.py", "sdk/_defs.py", "sdk/_effects.py", "sdk/_errors.py", "sdk/_flow.py", "sdk/_handles.py",
+    "sdk/_options.py", "sdk/_payloads.py", "sdk/_primitives.py", "sdk/_worker.py",
 ]
 
 

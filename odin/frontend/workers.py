@@ -65,8 +65,13 @@ class WorkerCalls(FrontendBase):
     ) -> ws.PollActivityTaskQueueResponse:
         ns = await self.namespace(req.namespace)
         check_id(req.task_queue.name, "TaskQueue")
+        rate = None
+        if req.HasField("task_queue_metadata") and req.task_queue_metadata.HasField("max_tasks_per_second"):
+            rate = req.task_queue_metadata.max_tasks_per_second.value
+            if not rate > 0:  # NaN too
+                raise InvalidArgument("TaskQueueMetadata.MaxTasksPerSecond must be positive.")
         return await self.tasks.poll_activity_task(
-            ns.id, ns.name, req.task_queue.name, req.identity, self._poll_timeout(timeout)
+            ns.id, ns.name, req.task_queue.name, req.identity, self._poll_timeout(timeout), rate
         )
 
     async def respond_workflow_task_completed(

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payload, Payloads, SearchAttributes
+from temporalio.api.common.v1 import Payload, Payloads, Priority, SearchAttributes
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import RetryState, TimeoutType
 from temporalio.api.errordetails.v1 import NotFoundFailure
@@ -34,13 +34,28 @@ def arm_timeout(t: Transition, a: ActivityInfo, fire_at: float, timeout_type: Ti
     )
 
 
+def queue_priority(a: ActivityInfo) -> int:
+    """The priority key an attempt is queued with: the one UpdateActivityOptions set, else the
+    activity's own or its workflow's (0: the default)."""
+    updated = unpack(Priority, a.priority)
+    return (updated.priority_key if updated is not None else 0) or a.priority_key
+
+
+def slot_lease(a: ActivityInfo) -> float:
+    """How long an attempt's concurrency slot is held without news: its heartbeat timeout (each
+    heartbeat renews it), else its longest possible run. A dead worker's slot comes back then."""
+    return a.heartbeat or a.start_to_close or a.schedule_to_close
+
+
 def dispatch(t: Transition, a: ActivityInfo) -> None:
     """Queue the current attempt and arm its schedule-to-start timeout."""
-    t.transfers.append(
-        TransferSpec(
-            TransferKind.ACTIVITY_TASK, {"scheduled_event_id": a.scheduled_event_id, "attempt": a.attempt, "queue": a.task_queue}
-        )
-    )
+    data = {"scheduled_event_id": a.scheduled_event_id, "attempt": a.attempt, "queue": a.task_queue}
+    key = queue_priority(a)
+    if key:
+        data["priority"] = key
+    if a.concurrency_key:
+        data["concurrency"] = [a.concurrency_key, a.max_concurrency, slot_lease(a)]
+    t.transfers.append(TransferSpec(TransferKind.ACTIVITY_TASK, data))
     if a.schedule_to_start:
         arm_timeout(t, a, a.scheduled_time + a.schedule_to_start, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)
 

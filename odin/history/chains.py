@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from temporalio.api.common.v1 import Memo, Payloads, RetryPolicy, SearchAttributes
+from temporalio.api.common.v1 import Memo, Payloads, Priority, RetryPolicy, SearchAttributes
 from temporalio.api.enums.v1 import ContinueAsNewInitiator, RetryState, TaskQueueKind, TimeoutType
 from temporalio.api.failure.v1 import Failure, TimeoutFailureInfo
 from temporalio.api.history.v1 import message_pb2 as h
@@ -110,6 +110,7 @@ def successor_run(t: Transition, started: h.WorkflowExecutionStartedEventAttribu
         retry_policy=started.retry_policy if started.HasField("retry_policy") else None,
         cron_schedule=s.cron_schedule,
         request_id=f"chain:{nxt.run_id}",
+        priority=Priority(priority_key=s.priority),
     )
     return new_run(
         namespace_id=s.namespace_id,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from temporalio.api.command.v1 import message_pb2 as cmd
-from temporalio.api.common.v1 import Memo, Payload, RetryPolicy, SearchAttributes, WorkflowType
+from temporalio.api.common.v1 import Memo, Payload, Priority, RetryPolicy, SearchAttributes, WorkflowType
 from temporalio.api.enums.v1 import CommandType as C
 from temporalio.api.enums.v1 import (
     ContinueAsNewInitiator,
@@ -197,6 +198,7 @@ def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttribut
     except retry.InvalidRetryPolicy as exc:
         raise BadCommand(bad, str(exc)) from exc
     check_size(t, a.input.ByteSize(), "ScheduleActivityTask input", "ScheduleActivityTaskCommandAttributes.Input exceeds size limit.", bad)
+    concurrency_key, max_concurrency = _concurrency(a, bad)
     check_pending(t.pending_limits, "activities", len(s.activities))
     event = t.append(
         E.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
@@ -228,9 +230,14 @@ def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttribut
         start_to_close=stc,
         heartbeat=hb,
         retry=retry.info_of(policy),
+        priority_key=a.priority.priority_key or s.priority,
+        concurrency_key=concurrency_key,
+        max_concurrency=max_concurrency,
     )
     s.activities[event.event_id] = info
-    if a.request_eager_execution and t.eager_request_id is not None and _eager_allowed(t, queue):
+    # An activity with a concurrency key must take its slot in matching: never started eagerly.
+    eager = a.request_eager_execution and not concurrency_key
+    if eager and t.eager_request_id is not None and _eager_allowed(t, queue):
         # Started here and handed to the completing worker: no queue round trip.
         activities.record_started(t, info.scheduled_event_id, 1, t.eager_identity, f"{t.eager_request_id}-{event.event_id}")
         t.eager_activities.append(event.event_id)
@@ -242,6 +249,27 @@ def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttribut
 
 # At most this many activities start eagerly per workflow task completion (as Temporal's default).
 MAX_EAGER_ACTIVITIES = 3
+
+
+# The header an activity's concurrency limit rides in (Odin's SDK sets it): JSON {"key": str, "max": int}.
+CONCURRENCY_HEADER = "odin-concurrency"
+
+
+def _concurrency(a: cmd.ScheduleActivityTaskCommandAttributes, bad: Cause.ValueType) -> tuple[str, int]:
+    """The concurrency key and limit an activity's header asks for ("", 0: none)."""
+    if CONCURRENCY_HEADER not in a.header.fields:
+        return "", 0
+    message = f"Header {CONCURRENCY_HEADER} must be JSON {{\"key\": a non-empty string, \"max\": a positive integer}}."
+    try:
+        spec = json.loads(a.header.fields[CONCURRENCY_HEADER].data)
+        key, limit = spec["key"], spec["max"]
+    except (ValueError, KeyError, TypeError):
+        raise BadCommand(bad, message) from None
+    if not isinstance(key, str) or not key or len(key) > MAX_ID_LENGTH:
+        raise BadCommand(bad, message)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise BadCommand(bad, message)
+    return key, limit
 
 
 def _eager_allowed(t: Transition, queue: str) -> bool:
@@ -489,6 +517,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
         retry_policy=a.retry_policy if a.HasField("retry_policy") else unpack(RetryPolicy, s.retry_policy),
         cron_schedule=a.cron_schedule or s.cron_schedule,
         request_id=f"continue-as-new:{new_run_id}",
+        priority=Priority(priority_key=s.priority),
     )
     initiator = a.initiator or ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW
     t.close(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -354,7 +355,11 @@ class HistoryEngine:
             run_id=task.run_id,
             scheduled_event_id=d["scheduled_event_id"],
             attempt=d.get("attempt", 0),
+            priority=d.get("priority", 0),
         )
+        if "concurrency" in d:
+            key, limit, lease = d["concurrency"]
+            entry = dataclasses.replace(entry, concurrency_key=key, max_concurrency=limit, lease=lease)
         if task.kind == TransferKind.WORKFLOW_TASK:
             queue = d["queue"]
             if d["sticky"] and not await self.queues.has_recent_poller(

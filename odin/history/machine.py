@@ -260,9 +260,10 @@ class Transition:
         if not w.transient:
             self._assign_id(scheduled_event(s, w))
         s.wft = w
-        self.transfers.append(
-            TransferSpec(TransferKind.WORKFLOW_TASK, {"scheduled_event_id": w.scheduled_event_id, "queue": queue, "sticky": sticky})
-        )
+        data: dict[str, Any] = {"scheduled_event_id": w.scheduled_event_id, "queue": queue, "sticky": sticky}
+        if s.priority:
+            data["priority"] = s.priority
+        self.transfers.append(TransferSpec(TransferKind.WORKFLOW_TASK, data))
         if sticky:
             self.timer(
                 TimerKind.WFT_TIMEOUT,

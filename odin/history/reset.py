@@ -11,6 +11,7 @@ workflow resetter does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +33,7 @@ from temporalio.api.history.v1 import message_pb2 as h
 
 from odin.errors import InvalidArgument
 from odin.history import activities, retry, updates
-from odin.history.commands import _merge
+from odin.history.commands import CONCURRENCY_HEADER, _merge
 from odin.history.events import attributes_of, reset_points_of, seconds
 from odin.history.machine import (
     ACTIVITY_OUTCOMES,
@@ -201,6 +202,7 @@ def _rebuild(base: MutableState, events: list[HistoryEvent], run_id: str, ts: fl
         execution_time=ts,
         scheduled_by=base.scheduled_by,
         user_metadata=base.user_metadata,
+        priority=base.priority,
     )
     s.auto_reset_points = reset_points_of(started.prev_auto_reset_points)
     for event in events:
@@ -259,7 +261,11 @@ def _fold(s: MutableState, e: HistoryEvent) -> None:
             start_to_close=seconds(c.start_to_close_timeout),
             heartbeat=seconds(c.heartbeat_timeout),
             retry=retry.info_of(c.retry_policy),
+            priority_key=c.priority.priority_key or s.priority,
         )
+        if CONCURRENCY_HEADER in c.header.fields:  # checked when the command was taken
+            limit = json.loads(c.header.fields[CONCURRENCY_HEADER].data)
+            s.activities[e.event_id].concurrency_key, s.activities[e.event_id].max_concurrency = limit["key"], limit["max"]
     elif et in ACTIVITY_OUTCOMES:
         s.activities.pop(outcome_scheduled_event_id(e), None)
     elif et == E.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:

@@ -117,6 +117,7 @@ def new_run(
         execution_time=ts + delay,
         scheduled_by=scheduled_by,
         user_metadata=pack(request.user_metadata) if request.HasField("user_metadata") else None,
+        priority=request.priority.priority_key,
     )
     if parent is not None:
         state.parent_namespace = parent.namespace

@@ -84,6 +84,12 @@ class ActivityInfo:
     last_worker_identity: str = ""
     cancel_requested: bool = False
     cancel_requested_event_id: int = 0
+    # Priority key its tasks are queued with: its own, else its workflow's (0: the default);
+    # ``priority`` below, once UpdateActivityOptions set it, wins.
+    priority_key: int = 0
+    # At most max_concurrency attempts with this key run at once in the namespace ("": no limit).
+    concurrency_key: str = ""
+    max_concurrency: int = 0
     # Paused by an operator (PauseActivity): no attempt is dispatched until unpaused; one that is
     # running finishes, and its heartbeats answer ``activity_paused``.
     paused: bool = False
@@ -228,6 +234,8 @@ class MutableState:
     scheduled_by: str = ""
     # The start's user metadata (summary and details, a packed UserMetadata).
     user_metadata: str | None = None
+    # The run's priority key (0: the default), inherited by its activities and children.
+    priority: int = 0
     # Resets: the run a reset of this one created; for a run a reset created, the reset's request
     # id (a repeated request finds it), when the reset happened and when the run it replaces started.
     reset_run_id: str = ""

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.common.v1 import Priority, WorkflowExecution
 from temporalio.api.enums.v1 import ParentClosePolicy, StartChildWorkflowExecutionFailedCause
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as Conflict
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
@@ -129,7 +129,8 @@ class TransferProcessor:
             header=a.header,
             memo=a.memo,
             search_attributes=a.search_attributes,
-            priority=a.priority,
+            # A child without a priority of its own inherits its parent's.
+            priority=a.priority if a.priority.priority_key else Priority(priority_key=s.priority),
             user_metadata=initiated.user_metadata if initiated.HasField("user_metadata") else None,
         )
         parent = ParentInfo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,9 +40,23 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# An activity entry whose concurrency key has no free slot is queued again when a slot of that key
+# is given back in this process, or after this many seconds (a slot freed elsewhere, or by a lease
+# running out).
+SLOT_RETRY = 1.0
+
+
+def slot_holder(entry_or_state: TaskEntry | MutableState, scheduled_event_id: int, attempt: int) -> str:
+    """The holder of an activity attempt's concurrency slot."""
+    return f"{entry_or_state.workflow_id}:{entry_or_state.run_id}:{scheduled_event_id}:{attempt}"
+
+
 class WorkerTasks:
     def __init__(self, engine: HistoryEngine):
         self.engine = engine
+        # (namespace id, concurrency key) -> set when a slot of the key is given back here.
+        self._slot_freed: dict[tuple[str, str], asyncio.Event] = {}
+        self._deferred: set[asyncio.Task] = set()
 
     # -- workflow tasks --------------------------------------------------------------------
 
@@ -179,19 +194,58 @@ class WorkerTasks:
     # -- activity tasks --------------------------------------------------------------------
 
     async def poll_activity_task(
-        self, namespace_id: str, namespace: str, queue: str, identity: str, timeout: float
+        self, namespace_id: str, namespace: str, queue: str, identity: str, timeout: float, max_per_second: float | None = None
     ) -> PollActivityTaskQueueResponse:
+        """Wait for an activity task; ``max_per_second`` is the queue's dispatch rate limit the
+        worker asks for (Temporal's ``max_task_queue_activities_per_second``), held by matching
+        for all the queue's pollers together."""
         deadline = monotonic() + timeout
         while (remaining := deadline - monotonic()) > 0:
-            entry = await self.engine.queues.poll(namespace_id, queue, ACTIVITY, remaining, identity)
+            entry = await self.engine.queues.poll(namespace_id, queue, ACTIVITY, remaining, identity, max_per_second)
             if entry is None:
                 break
+            if entry.concurrency_key and not await self._slot(namespace_id, queue, entry):
+                continue
             response = await self._decide(
                 namespace_id, queue, ACTIVITY, entry, lambda entry=entry: self._start_activity_task(entry, namespace, identity)
             )
             if response is not None:
                 return response
+            if entry.concurrency_key:  # stale: its slot goes back
+                await self._release_slot(namespace_id, entry.concurrency_key, slot_holder(entry, entry.scheduled_event_id, entry.attempt))
         return PollActivityTaskQueueResponse()
+
+    async def _slot(self, namespace_id: str, queue: str, entry: TaskEntry) -> bool:
+        """Take a slot of the entry's concurrency key for its attempt, leased for its heartbeat
+        timeout (renewed by heartbeats) or else its start-to-close timeout, so that a dead worker's
+        slot comes back. Without a free slot the entry
+        leaves the queue and comes back later (its transfer row stays in SQL meanwhile)."""
+        holder = slot_holder(entry, entry.scheduled_event_id, entry.attempt)
+        queues = self.engine.queues
+        if await queues.acquire_slot(namespace_id, entry.concurrency_key, entry.max_concurrency, holder, entry.lease):
+            return True
+        await queues.ack(namespace_id, queue, ACTIVITY, entry)
+        task = asyncio.ensure_future(self._requeue_when_free(namespace_id, queue, dataclasses.replace(entry, receipt="")))
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
+        return False
+
+    async def _requeue_when_free(self, namespace_id: str, queue: str, entry: TaskEntry) -> None:
+        freed = self._slot_freed.setdefault((namespace_id, entry.concurrency_key), asyncio.Event())
+        try:
+            await asyncio.wait_for(freed.wait(), SLOT_RETRY)
+        except TimeoutError:
+            pass
+        try:
+            await self.engine.queues.add(namespace_id, queue, ACTIVITY, entry)
+        except Exception:  # the transfer sweep queues it again from SQL
+            log.exception("could not queue activity task %s again", entry.task_id)
+
+    async def _release_slot(self, namespace_id: str, key: str, holder: str) -> None:
+        await self.engine.queues.release_slot(namespace_id, key, holder)
+        freed = self._slot_freed.pop((namespace_id, key), None)
+        if freed is not None:
+            freed.set()
 
     async def _start_activity_task(self, entry: TaskEntry, namespace: str, identity: str) -> PollActivityTaskQueueResponse:
         request_id = new_id()
@@ -205,12 +259,27 @@ class WorkerTasks:
     async def activity_update(self, task_token: bytes, apply) -> Any:
         """Run ``apply(transition, activity_info)`` for the attempt a token names."""
         token = tokens.decode(task_token, tokens.ActivityTaskToken)
-        result, _ = await self.engine.update(
-            token.namespace_id,
-            token.workflow_id,
-            token.run_id,
-            lambda t: apply(t, activities.for_token(t, token)),
-        )
+        attempt: list[tuple[str, int, int]] = []  # (concurrency key, scheduled event id, attempt) before the update
+
+        def op(t: Transition) -> object:
+            a = activities.for_token(t, token)
+            attempt[:] = [(a.concurrency_key, a.scheduled_event_id, a.attempt)]
+            return apply(t, a)
+
+        result, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        if attempt and attempt[0][0]:
+            key, scheduled_event_id, number = attempt[0]
+            holder = slot_holder(t.state, scheduled_event_id, number)
+            after = t.state.activities.get(scheduled_event_id)
+            if after is None or after.attempt != number or not after.started:  # the attempt ended
+                await self._release_slot(t.state.namespace_id, key, holder)
+            elif after.heartbeat:  # a heartbeat: the attempt lives on, so does its slot
+                renewed = await self.engine.queues.acquire_slot(
+                    t.state.namespace_id, key, after.max_concurrency, holder, activities.slot_lease(after)
+                )
+                if not renewed:
+                    log.warning("activity %s of %s beat after its concurrency slot of %r lapsed and was taken",
+                                scheduled_event_id, t.state.workflow_id, key)
         return result
 
     # -- queries ---------------------------------------------------------------------------

@@ -1,14 +1,27 @@
 """Task queues on Redis streams (docs/architecture.md#matching-redis).
 
 Keys of a queue (namespace id, name, kind), all under one hash tag, so in one Redis Cluster slot:
-``<prefix>{<ns>:<queue>:<kind>}:<p>`` for each of ``partitions`` streams (one consumer group each);
+``<prefix>{<ns>:<queue>:<kind>}:<p>`` for each of ``partitions`` streams (one consumer group each)
+of the default priority level, ``…}:k<level>:<p>`` for the other levels (an entry's stream is its
+level's; a stream is numbered by its position, ``(level - 1) * partitions + p``);
 ``:ids`` (task id -> ``<p>:<entry id>`` of its queued or handed-out entry: ``add`` is idempotent);
 ``:seq`` (the last entry id given out: ids grow across partitions, so a poll takes the oldest head of
 all of them, FIFO by add time); ``:pollers`` (identity -> start or end of its last poll, cluster time);
 ``:polling`` (consumer -> deadline of each poll waiting now); ``:rates`` (``a<second>`` / ``d<second>``
--> entries added / handed out in that second of Redis's clock, for the last ``RATE_WINDOW`` seconds). Every queue has the same partition count
+-> entries added / handed out in that second of Redis's clock, for the last ``RATE_WINDOW`` seconds);
+``:limit`` (the dispatch rate limit and its token bucket, expiring ``RATE_TTL`` after the last poll
+that set it). Every queue has the same partition count
 (sticky ones too: their names tell nothing) and all processes must agree on it. Each step touching
 several keys is one Lua script, hence atomic.
+
+Priority. A take looks at the levels highest first and hands out the oldest head of the first level
+that has one; an empty stream costs it one O(1) call (XLEN). A poll that blocks
+reads all streams; entries arriving together are sorted by level, then id.
+
+Rate limit. A poll with ``max_per_second`` sets ``:rate``. While a rate is in force, a take first
+refills the bucket (at most one token, by Redis's clock), and without a token returns how long to
+wait: the poll sleeps that long (at least ``MIN_RATE_WAIT``) and takes again. A take that finds no
+entry keeps its token while it blocks and gives it back if the poll ends empty.
 
 Consumers. Each poll is its own consumer ``<instance>:<n>``. A script hands it the oldest queued entry,
 creating missing groups on the way (at id 0, not ``$``: after a FLUSHALL, entries re-added before a
@@ -54,7 +67,16 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from odin.clock import Clock, SystemClock, monotonic
-from odin.matching import RATE_WINDOW, PollerInfo, QueueStats, TaskEntry
+from odin.matching import (
+    DEFAULT_PRIORITY,
+    PRIORITY_LEVELS,
+    RATE_TTL,
+    RATE_WINDOW,
+    PollerInfo,
+    QueueStats,
+    TaskEntry,
+    priority_level,
+)
 from odin.redisconn import block_limit
 
 log = logging.getLogger(__name__)
@@ -63,15 +85,17 @@ GROUP = "odin"
 POLLER_TTL = 300  # seconds an identity stays listed after its last poll
 WATCH = 60.0  # an instance reclaims the entries of queues it polled this recently
 RECENT_POLLER_CACHE = 1.0  # seconds a "the queue has a recent poller" answer is reused
+MIN_RATE_WAIT = 0.005  # a poll short of a token sleeps at least this long before it takes again
 
 _FIELDS = {f.name for f in dataclasses.fields(TaskEntry)} - {"receipt"}
 
-# KEYS of every script: the partitions' streams, then :ids, :seq, :pollers, :polling, :rates.
-# Stream entries are {'t', task id, 'e', payload}, so e[2][2] is the task id and e[2][4] the payload.
+# KEYS of every script: the streams (levels x partitions), then :ids, :seq, :pollers, :polling, :rates,
+# :limit. Stream entries are {'t', task id, 'e', payload}, so e[2][2] is the task id and e[2][4] the payload.
 _PRELUDE = f"""
-local G, TTL, WINDOW = '{GROUP}', {POLLER_TTL}, {RATE_WINDOW}
-local P = #KEYS - 5
-local IDS, SEQ, POLLERS, POLLING, RATES = KEYS[P + 1], KEYS[P + 2], KEYS[P + 3], KEYS[P + 4], KEYS[P + 5]
+local G, TTL, WINDOW, LEVELS = '{GROUP}', {POLLER_TTL}, {RATE_WINDOW}, {PRIORITY_LEVELS}
+local P = #KEYS - 6
+local PARTS = P / LEVELS
+local IDS, SEQ, POLLERS, POLLING, RATES, LIMIT = KEYS[P + 1], KEYS[P + 2], KEYS[P + 3], KEYS[P + 4], KEYS[P + 5], KEYS[P + 6]
 
 local function fields(flat)
   local t = {{}}
@@ -132,9 +156,12 @@ local function give_back(p, id)
   if e then requeue(p, id, e[2][2], e[2][4]) else redis.call('XACK', KEYS[p + 1], G, id) end
 end
 
--- Re-queue what a consumer holds, then delete it.
-local function release(c)
-  for p = 0, P - 1 do
+-- Re-queue what a consumer holds, then delete it: in stream ``only`` (a poll that never blocked
+-- read no other), else in all.
+local function release(c, only)
+  local first, last = 0, P - 1
+  if only then first, last = only, only end
+  for p = first, last do
     local ok, held = pcall(redis.call, 'XPENDING', KEYS[p + 1], G, '-', '+', 1000, c)
     if ok then
       for _, e in ipairs(held) do give_back(p, e[1]) end
@@ -169,19 +196,47 @@ count('a')
 return 1
 """
 
-# ARGV: consumer, identity, now, deadline. Hands the consumer the oldest head of all partitions, or
-# registers the poll as waiting and returns nil.
-_TAKE = """
+# ARGV: consumer, identity, now, deadline, rate (0: keep the queue's), whether the poll holds a token
+# already ('1': it blocked before). Hands the consumer the oldest
+# head of the highest level that has one; or registers the poll as waiting and returns nil; or, short
+# of a token, returns {-1, seconds to wait}.
+_TAKE = f"""
 seen(ARGV[2], ARGV[3])
+local rate = tonumber(ARGV[5])
+if rate > 0 then
+  redis.call('HSET', LIMIT, 'rate', rate)
+  redis.call('EXPIRE', LIMIT, {int(RATE_TTL)})
+else
+  rate = tonumber(redis.call('HGET', LIMIT, 'rate')) or 0
+end
+if rate > 0 and ARGV[6] ~= '1' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+  local b = redis.call('HMGET', LIMIT, 'tokens', 'stamp')
+  local tokens = math.min(1, (tonumber(b[1]) or 1) + math.max(now - (tonumber(b[2]) or now), 0) * rate)
+  if tokens < 1 then
+    redis.call('HSET', LIMIT, 'tokens', tostring(tokens), 'stamp', tostring(now))
+    return {{-1, tostring((1 - tokens) / rate)}}
+  end
+  redis.call('HSET', LIMIT, 'tokens', tostring(tokens - 1), 'stamp', tostring(now))
+end
 local best, bms, bseq
 for p = 0, P - 1 do
-  local head = redis.call('XRANGE', KEYS[p + 1], '(' .. ensure(KEYS[p + 1]), '+', 'COUNT', 1)[1]
-  if head then
-    local ms, seq = parse(head[1])
-    if not best or ms < bms or (ms == bms and seq < bseq) then best, bms, bseq = p, ms, seq end
+  if best and p % PARTS == 0 then break end -- a higher level has an entry
+  local key = KEYS[p + 1]
+  if redis.call('XLEN', key) > 0 then
+    local head = redis.call('XRANGE', key, '(' .. ensure(key), '+', 'COUNT', 1)[1]
+    if head then
+      local ms, seq = parse(head[1])
+      if not best or ms < bms or (ms == bms and seq < bseq) then best, bms, bseq = p, ms, seq end
+    end
   end
 end
 if not best then
+  -- The poll blocks on every stream next: each needs its group.
+  for p = 0, P - 1 do
+    if redis.call('EXISTS', KEYS[p + 1]) == 0 then redis.call('XGROUP', 'CREATE', KEYS[p + 1], G, '0', 'MKSTREAM') end
+  end
   redis.call('ZADD', POLLING, ARGV[4], ARGV[1])
   redis.call('EXPIRE', POLLING, TTL + math.ceil(ARGV[4] - ARGV[3]))
   return false
@@ -189,30 +244,33 @@ end
 redis.call('ZREM', POLLING, ARGV[1])
 local e = redis.call('XREADGROUP', 'GROUP', G, ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[best + 1], '>')[1][2][1]
 count('d')
-return {best, e[1], e[2][4]}
+return {{best, e[1], e[2][4]}}
 """
 
-# ARGV: consumer, identity, now, release all ('1') or not ('0': the poll got an entry by blocking), then
-# <partition, id> pairs to give back.
+# ARGV: consumer, identity, now, release all ('1') or not ('0': the poll got an entry by blocking), give
+# the poll's rate token back ('1') or not ('0'), then <stream, id> pairs to give back.
 _FINISH = """
 if ARGV[4] == '1' then release(ARGV[1]) else count('d') end
-for i = 5, #ARGV, 2 do give_back(tonumber(ARGV[i]), ARGV[i + 1]) end
+if ARGV[5] == '1' and redis.call('EXISTS', LIMIT) == 1 then
+  redis.call('HSET', LIMIT, 'tokens', math.min(1, (tonumber(redis.call('HGET', LIMIT, 'tokens')) or 0) + 1))
+end
+for i = 6, #ARGV, 2 do give_back(tonumber(ARGV[i]), ARGV[i + 1]) end
 redis.call('ZREM', POLLING, ARGV[1])
 seen(ARGV[2], ARGV[3])
 """
 
-# ARGV: consumer, task id, partition, entry id[, payload]. Acknowledges the delivery, or with a
-# payload gives it back; then the consumer goes.
+# ARGV: consumer, task id, stream, entry id, the stream the consumer read alone ('*': it blocked, so
+# all)[, payload]. Acknowledges the delivery, or with a payload gives it back; then the consumer goes.
 _SETTLE = """
 local p, id = tonumber(ARGV[3]), ARGV[4]
-if ARGV[5] then
-  requeue(p, id, ARGV[2], ARGV[5])
+if ARGV[6] then
+  requeue(p, id, ARGV[2], ARGV[6])
 else
   redis.call('XACK', KEYS[p + 1], G, id)
   redis.call('XDEL', KEYS[p + 1], id)
   if redis.call('HGET', IDS, ARGV[2]) == p .. ':' .. id then redis.call('HDEL', IDS, ARGV[2]) end
 end
-release(ARGV[1])
+release(ARGV[1], tonumber(ARGV[5]))
 """
 
 # ARGV: min idle ms, now.
@@ -236,6 +294,20 @@ local pollers = redis.call('HGETALL', POLLERS)
 for i = 1, #pollers, 2 do
   if tonumber(pollers[i + 1]) < ARGV[2] - TTL then redis.call('HDEL', POLLERS, pollers[i]) end
 end
+"""
+
+# KEYS: the key's holders (a sorted set: holder -> when its lease ends, by Redis's clock).
+# ARGV: limit, holder, lease seconds. 1 if the holder has a slot now.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+local ends = now + tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], ends, ARGV[2])
+local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
+redis.call('EXPIREAT', KEYS[1], math.ceil(math.max(last, ends)) + 1)
+return 1
 """
 
 # The backlog (queued and not handed out: with acked entries deleted, XLEN minus pending), the add
@@ -270,7 +342,7 @@ end
 return {n, oldest or -1, now * 1000 + math.floor(tonumber(t[2]) / 1000), adds, dispatches}
 """
 
-# Returns <entry id, payload> pairs of every entry not handed out, deleted.
+# Returns <stream, entry id, payload> triples of every entry not handed out, deleted.
 _DRAIN = """
 local out, held = {}, 0
 for p = 0, P - 1 do
@@ -280,6 +352,7 @@ for p = 0, P - 1 do
   for _, e in ipairs(redis.call('XRANGE', key, g and '(' .. g['last-delivered-id'] or '-', '+')) do
     redis.call('XDEL', key, e[1])
     if redis.call('HGET', IDS, e[2][2]) == p .. ':' .. e[1] then redis.call('HDEL', IDS, e[2][2]) end
+    table.insert(out, p)
     table.insert(out, e[1])
     table.insert(out, e[2][4])
   end
@@ -319,6 +392,7 @@ class RedisTaskQueues:
         self._redis = redis
         self._prefix = prefix
         self.partitions = partitions
+        self._streams = partitions * PRIORITY_LEVELS
         self._reclaim_idle = reclaim_idle
         self._name = uuid.uuid4().hex[:12]
         self._counter = itertools.count(1)
@@ -326,6 +400,7 @@ class RedisTaskQueues:
         self._add, self._take, self._finish = script(_ADD), script(_TAKE), script(_FINISH)
         self._settle, self._reclaim = script(_SETTLE), script(_RECLAIM)
         self._stats, self._drain = script(_STATS), script(_DRAIN)
+        self._acquire = redis.register_script(_ACQUIRE)
         self._max_block = block_limit(redis)
         self._watched: dict[tuple[str, ...], float] = {}
         # (queue keys, window) -> cluster time until which has_recent_poller may answer yes unasked.
@@ -338,64 +413,97 @@ class RedisTaskQueues:
 
     def _keys(self, namespace_id: str, queue: str, kind: str) -> tuple[str, ...]:
         base = f"{self._prefix}{{{namespace_id}:{queue}:{kind}}}:"
-        streams = (f"{base}{p}" for p in range(self.partitions))
-        return (*streams, base + "ids", base + "seq", base + "pollers", base + "polling", base + "rates")
+        streams = (
+            f"{base}{p}" if level == DEFAULT_PRIORITY else f"{base}k{level}:{p}"
+            for level in range(1, PRIORITY_LEVELS + 1)
+            for p in range(self.partitions)
+        )
+        extra = ("ids", "seq", "pollers", "polling", "rates", "limit")
+        return (*streams, *(base + name for name in extra))
 
-    def _receipt(self, entry: TaskEntry) -> tuple[int, str, str]:
-        p, entry_id, consumer = entry.receipt.split(":", 2)
-        if not 0 <= int(p) < self.partitions:
-            raise ValueError(f"receipt {entry.receipt!r} names a partition this queue does not have")
-        return int(p), entry_id, consumer
+    def _receipt(self, entry: TaskEntry) -> tuple[int, str, str, str]:
+        """``<stream>:<entry id>:<scope>:<consumer>``; scope is the one stream the consumer read,
+        or ``*`` if it blocked on all of them."""
+        p, entry_id, scope, consumer = entry.receipt.split(":", 3)
+        if not 0 <= int(p) < self._streams:
+            raise ValueError(f"receipt {entry.receipt!r} names a stream this queue does not have")
+        return int(p), entry_id, scope, consumer
 
     async def add(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
-        p = zlib.crc32(entry.task_id.encode()) % self.partitions
+        level = priority_level(entry.priority)
+        p = (level - 1) * self.partitions + zlib.crc32(entry.task_id.encode()) % self.partitions
         await self._add(keys=self._keys(namespace_id, queue, task_type), args=[entry.task_id, _payload(entry), p])
 
     async def ack(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
         if entry.receipt:  # else it came from no poll: nothing to acknowledge
-            p, entry_id, consumer = self._receipt(entry)
-            args = [consumer, entry.task_id, p, entry_id]
+            p, entry_id, scope, consumer = self._receipt(entry)
+            args = [consumer, entry.task_id, p, entry_id, scope]
             await self._settle(keys=self._keys(namespace_id, queue, task_type), args=args)
 
     async def requeue(self, namespace_id: str, queue: str, task_type: str, entry: TaskEntry) -> None:
         if not entry.receipt:
             return await self.add(namespace_id, queue, task_type, entry)
-        p, entry_id, consumer = self._receipt(entry)
-        args = [consumer, entry.task_id, p, entry_id, _payload(entry)]
+        p, entry_id, scope, consumer = self._receipt(entry)
+        args = [consumer, entry.task_id, p, entry_id, scope, _payload(entry)]
         await self._settle(keys=self._keys(namespace_id, queue, task_type), args=args)
 
     # -- polls -----------------------------------------------------------------------------
 
     async def poll(
-        self, namespace_id: str, queue: str, task_type: str, timeout: float, identity: str
+        self,
+        namespace_id: str,
+        queue: str,
+        task_type: str,
+        timeout: float,
+        identity: str,
+        max_per_second: float | None = None,
     ) -> TaskEntry | None:
         keys = self._keys(namespace_id, queue, task_type)
         deadline = monotonic() + timeout
         self._watch(keys, deadline)
         consumer = f"{self._name}:{next(self._counter)}"
         conn = self._redis.client()  # one connection for the whole poll, so a cancelled poll can be cut off
-        blocking: dict[str, int] = {}  # the connection's CLIENT ID, once the poll blocks on it
+        # The connection's CLIENT ID once the poll blocks on it; "token" while it holds a rate token.
+        blocking: dict[str, int] = {}
         try:
-            entry = await self._poll(conn, keys, consumer, identity, deadline, blocking)
+            entry = await self._poll(conn, keys, consumer, identity, deadline, blocking, max_per_second or 0)
         except BaseException:
-            client_id = blocking.get("client_id")
-            await asyncio.shield(self._spawn(self._abandon(conn, client_id, keys, consumer, identity)))
+            client_id, token = blocking.get("client_id"), "token" in blocking
+            await asyncio.shield(self._spawn(self._abandon(conn, client_id, keys, consumer, identity, token)))
             raise
         if entry is None:
-            await asyncio.shield(self._spawn(self._abandon(conn, None, keys, consumer, identity)))
+            token = "token" in blocking
+            await asyncio.shield(self._spawn(self._abandon(conn, None, keys, consumer, identity, token)))
         else:
             self._spawn(conn.aclose())  # no await between taking an entry and returning it
         return entry
 
     async def _poll(
-        self, conn: Redis, keys: tuple[str, ...], consumer: str, identity: str, deadline: float, blocking: dict
+        self,
+        conn: Redis,
+        keys: tuple[str, ...],
+        consumer: str,
+        identity: str,
+        deadline: float,
+        blocking: dict,
+        rate: float,
     ) -> TaskEntry | None:
-        streams = keys[: self.partitions]
+        streams = keys[: self._streams]
         while True:
             remaining, now = deadline - monotonic(), self._now()
-            got = await self._take(keys=keys, args=[consumer, identity, now, now + max(remaining, 0)], client=conn)
+            args: list[str | float] = [consumer, identity, now, now + max(remaining, 0), rate, int("token" in blocking)]
+            got = await self._take(keys=keys, args=args, client=conn)
+            if got and int(got[0]) < 0:  # short of a rate token
+                wait = max(float(got[1]), MIN_RATE_WAIT)
+                if wait >= deadline - monotonic():
+                    await asyncio.sleep(max(deadline - monotonic(), 0))
+                    return None
+                await asyncio.sleep(wait)
+                continue
             if got:
-                return _entry(got[2], f"{got[0]}:{_s(got[1])}:{consumer}")
+                scope = "*" if "client_id" in blocking else got[0]
+                return _entry(got[2], f"{got[0]}:{_s(got[1])}:{scope}:{consumer}")
+            blocking["token"] = 1  # taken by the take that found nothing (if a rate is in force)
             if remaining <= 0:
                 return None
             block = max(1, int(min(remaining, self._max_block) * 1000))
@@ -407,14 +515,16 @@ class RedisTaskQueues:
                 if str(exc).startswith(("NOGROUP", "UNBLOCKED")):
                     continue  # the queue's keys vanished (a flush): the next take recreates them
                 raise
-            delivered = sorted(self._delivered(reply, streams), key=lambda d: _id_order(d[1]))
+            delivered = sorted(
+                self._delivered(reply, streams), key=lambda d: (d[0] // self.partitions, _id_order(d[1]))
+            )
             if delivered:
                 (p, entry_id, payload), *rest = delivered
                 # Entries that came to other partitions between take and block arrive together: give
                 # those back. In the background, like the rest of the clean-up: nothing may delay the return.
                 extra = [x for p2, id2, _ in rest for x in (p2, id2)]
-                self._spawn(self._finish(keys=keys, args=[consumer, identity, self._now(), 0, *extra]))
-                return _entry(payload, f"{p}:{_s(entry_id)}:{consumer}")
+                self._spawn(self._finish(keys=keys, args=[consumer, identity, self._now(), 0, 0, *extra]))
+                return _entry(payload, f"{p}:{_s(entry_id)}:*:{consumer}")
             if monotonic() >= deadline:
                 return None
 
@@ -441,9 +551,10 @@ class RedisTaskQueues:
                 yield partition[_s(name)], entry_id, {_s(k): v for k, v in fields.items()}["e"]
 
     async def _abandon(
-        self, conn: Redis, client_id: int | None, keys: tuple[str, ...], consumer: str, identity: str
+        self, conn: Redis, client_id: int | None, keys: tuple[str, ...], consumer: str, identity: str, token: bool
     ) -> None:
-        """End a poll that returns nothing: give back whatever its consumer got, then delete it."""
+        """End a poll that returns nothing: give back whatever its consumer got (and its rate token,
+        if it holds one), then delete it."""
         try:
             if client_id is not None:
                 if conn.connection is not None:
@@ -452,7 +563,7 @@ class RedisTaskQueues:
                     await self._redis.client_kill_filter(_id=str(client_id))
                 except ResponseError as exc:  # no permission: the reclaimer covers the race
                     log.debug("CLIENT KILL refused: %s", exc)
-            await self._finish(keys=keys, args=[consumer, identity, self._now(), 1])
+            await self._finish(keys=keys, args=[consumer, identity, self._now(), 1, int(token)])
         except (RedisError, OSError) as exc:
             log.warning("could not release task queue consumer %s (the reclaimer will): %s", consumer, exc)
         finally:
@@ -507,7 +618,7 @@ class RedisTaskQueues:
         now = self._now()
         if self._recent.get((keys, within), 0.0) > now:
             return True
-        *_, pollers, polling, _ = keys
+        *_, pollers, polling, _, _ = keys
         async with self._redis.pipeline(transaction=False) as pipe:
             waiting, seen = await pipe.zcount(polling, now, "+inf").hvals(pollers).execute()
         latest = now if waiting > 0 else max((float(t) for t in seen), default=0.0)
@@ -520,7 +631,7 @@ class RedisTaskQueues:
         return True
 
     async def pollers(self, namespace_id: str, queue: str, task_type: str) -> list[PollerInfo]:
-        *_, pollers, _, _ = self._keys(namespace_id, queue, task_type)
+        *_, pollers, _, _, _ = self._keys(namespace_id, queue, task_type)
         now = self._now()
         seen = await self._redis.hgetall(pollers)
         return [PollerInfo(_s(i), min(float(t), now)) for i, t in seen.items() if float(t) >= now - POLLER_TTL]
@@ -538,5 +649,18 @@ class RedisTaskQueues:
         for cached in [k for k in self._recent if k[0] == keys]:
             del self._recent[cached]
         flat = await self._drain(keys=keys)
-        pairs = sorted(zip(flat[::2], flat[1::2]), key=lambda pair: _id_order(pair[0]))
-        return [_entry(payload) for _, payload in pairs]
+        triples = zip(flat[::3], flat[1::3], flat[2::3])
+        ordered = sorted(triples, key=lambda t: (int(t[0]) // self.partitions, _id_order(t[1])))
+        return [_entry(payload) for _, _, payload in ordered]
+
+    # -- concurrency slots -----------------------------------------------------------------
+
+    def _slots_key(self, namespace_id: str, key: str) -> str:
+        return f"{self._prefix}slots:{{{namespace_id}}}:{key}"
+
+    async def acquire_slot(self, namespace_id: str, key: str, limit: int, holder: str, lease: float) -> bool:
+        keys = [self._slots_key(namespace_id, key)]
+        return bool(await self._acquire(keys=keys, args=[limit, holder, max(lease, 0.001)]))
+
+    async def release_slot(self, namespace_id: str, key: str, holder: str) -> None:
+        await self._redis.zrem(self._slots_key(namespace_id, key), holder)

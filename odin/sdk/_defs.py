@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Generic, NotRequired, TypedDict, Unpack
 
 import temporalio.activity
 import temporalio.common
@@ -25,6 +25,7 @@ from typing_extensions import ParamSpec
 
 from odin import bridge
 from odin.sdk._errors import failure_of
+from odin.sdk._flow import check_priority, parse_rate, rate_limited_queue
 from odin.sdk._handles import R, WorkflowHandle
 from odin.sdk._options import (
     NO_RETRY,
@@ -118,6 +119,16 @@ def _keep_in_module(cls: type, module_name: str) -> None:
         setattr(module, cls.__name__, cls)
 
 
+def _expiry(expires: Duration | datetime) -> datetime:
+    """``expires`` as a time: seconds (or a timedelta) from now, or a date (naive means UTC)."""
+    if isinstance(expires, datetime):
+        return expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+    span = as_timedelta(expires)
+    if span <= timedelta(0):
+        raise ValueError(f"expires must be positive, not {expires!r}")
+    return datetime.now(UTC) + span
+
+
 class WorkflowFunction(Generic[P, R]):
     """A workflow. Outside a workflow: ``delay``/``start``/``apply_async`` start it and return a
     ``WorkflowHandle``. Inside one: calling it runs it as a child workflow.
@@ -137,6 +148,7 @@ class WorkflowFunction(Generic[P, R]):
         execution_timeout: Duration | None = None,
         retry: RetryOption | None = None,
         sandboxed: bool = True,
+        priority: int | temporalio.common.Priority | None = None,
         on_error: str = "fail",
     ):
         if on_error not in ON_ERROR:
@@ -146,6 +158,8 @@ class WorkflowFunction(Generic[P, R]):
         self.queue = queue
         self.execution_timeout = as_timedelta(execution_timeout)
         self.retry = retry_policy(retry)
+        # Its runs' priority key unless a start gives one (its activities and children inherit it).
+        self.priority = check_priority(priority)
         if isinstance(target, type):  # what inspect.isclass tests, in a form type checkers narrow on
             self.name = name or target.__name__
             self.fn = None
@@ -219,10 +233,18 @@ class WorkflowFunction(Generic[P, R]):
         memo: Mapping[str, Any] | None = None,
         id_reuse_policy: temporalio.common.WorkflowIDReusePolicy | None = None,
         id_conflict_policy: temporalio.common.WorkflowIDConflictPolicy | None = None,
+        priority: int | temporalio.common.Priority | None = None,
+        expires: Duration | datetime | None = None,
     ) -> WorkflowHandle[R]:
         self.check_call(args, kwargs)
         client = await self.app.client_async()
         options: dict[str, Any] = {}
+        if expires is not None:
+            # Celery's expires: a run whose first workflow task starts after this fails at once.
+            memo = {**(memo or {}), "odin-expires": _expiry(expires).timestamp()}
+        chosen = check_priority(priority) or self.priority
+        if chosen is not None:
+            options["priority"] = chosen
         if id_reuse_policy is not None:
             options["id_reuse_policy"] = id_reuse_policy
         if id_conflict_policy is not None:
@@ -291,6 +313,8 @@ class ScheduleOptions(TypedDict):
     schedule_to_close_timeout: timedelta | None
     heartbeat_timeout: timedelta | None
     retry_policy: temporalio.common.RetryPolicy | None
+    schedule_to_start_timeout: NotRequired[timedelta]
+    priority: NotRequired[temporalio.common.Priority]
 
 
 class ActivityFunction(Generic[P, R]):
@@ -313,6 +337,11 @@ class ActivityFunction(Generic[P, R]):
         schedule_to_close_timeout: Duration | None = None,
         heartbeat_timeout: Duration | None = None,
         auto_heartbeat: bool = True,
+        rate_limit: str | float | None = None,
+        priority: int | temporalio.common.Priority | None = None,
+        expires: Duration | None = None,
+        concurrency_key: str | Callable[..., str] | None = None,
+        max_concurrency: int | None = None,
         autoretry_for: tuple[type[BaseException], ...] | type[BaseException] = (),
         dont_autoretry_for: tuple[type[BaseException], ...] | type[BaseException] = (),
         **celery_options: Any,
@@ -320,7 +349,26 @@ class ActivityFunction(Generic[P, R]):
         self.app = app
         self.fn = fn
         self.name = name or fn.__name__
-        self.queue = queue
+        self._queue = queue
+        # At most this many attempts start per second, over all workers: the activity gets a task
+        # queue of its own, whose workers ask matching to hold that rate for the whole queue.
+        self.rate_limit = parse_rate(rate_limit, f"rate_limit of {self.name}")
+        self.priority = check_priority(priority, f"priority of {self.name}")
+        # Celery's expires: an attempt not started this long after it was scheduled is dropped (it
+        # times out schedule-to-start, which Temporal never retries).
+        self.expires = as_timedelta(expires)
+        if self.expires is not None and self.expires <= timedelta(0):
+            raise ValueError(f"expires of {self.name} must be positive, not {expires!r}")
+        # At most max_concurrency attempts with the same key (a string, or a function of the
+        # activity's arguments) run at once, over all workers; matching holds the slots.
+        if (concurrency_key is None) != (max_concurrency is None):
+            raise ValueError(f"{self.name}: concurrency_key and max_concurrency go together")
+        if concurrency_key is not None and not (callable(concurrency_key) or (isinstance(concurrency_key, str) and concurrency_key)):
+            raise TypeError(f"concurrency_key of {self.name} must be a non-empty string or a function of the arguments")
+        if max_concurrency is not None and (isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1):
+            raise ValueError(f"max_concurrency of {self.name} must be a positive integer, not {max_concurrency!r}")
+        self.concurrency_key = concurrency_key
+        self.max_concurrency = max_concurrency
         unknown = sorted(set(celery_options) - set(_CELERY_RETRY_OPTIONS))
         if unknown:
             raise TypeError(f"@app.activity got unknown option {', '.join(unknown)}")
@@ -351,6 +399,13 @@ class ActivityFunction(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<activity {self.name}>"
+
+    @property
+    def queue(self) -> str | None:
+        """Its own task queue, if it has one (a rate-limited activity always has)."""
+        if self.rate_limit is None:
+            return self._queue
+        return rate_limited_queue(self._queue or self.app.task_queue, self.name)
 
     @property
     def task_queue(self) -> str:
@@ -415,13 +470,30 @@ class ActivityFunction(Generic[P, R]):
     def options(self) -> ScheduleOptions:
         """Options for scheduling it from a workflow. Without a queue of its own it runs on the
         workflow's queue (Temporal's default)."""
-        return {
+        options: ScheduleOptions = {
             "task_queue": self.queue,
             "start_to_close_timeout": self.start_to_close_timeout,
             "schedule_to_close_timeout": self.schedule_to_close_timeout,
             "heartbeat_timeout": self.heartbeat_timeout,
             "retry_policy": self.retry,
         }
+        if self.expires is not None:
+            options["schedule_to_start_timeout"] = self.expires
+        if self.priority is not None:
+            options["priority"] = self.priority
+        return options
+
+    def concurrency(self, args: Sequence[Any]) -> tuple[str, int] | None:
+        """The concurrency key and limit of a call with these (packed) arguments, if it has any."""
+        if self.concurrency_key is None or self.max_concurrency is None:
+            return None
+        key = self.concurrency_key
+        if callable(key):
+            positional, keywords = unpack_args(tuple(args))
+            key = key(*positional, **keywords)
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"concurrency_key of {self.name} gave {key!r}, not a non-empty string")
+        return key, self.max_concurrency
 
     # Any: what a call gives depends on where it runs, which no type can say. Inside a workflow
     # it is an awaitable of R, outside it is what the function returns (R, or a coroutine of R).

@@ -4,9 +4,9 @@ policies given Celery-style, and the keyword options of the decorators and of st
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypedDict, overload
 
 import temporalio.common
@@ -111,6 +111,7 @@ class WorkflowOptions(TypedDict, total=False):
     execution_timeout: Duration | None
     retry: RetryOption | None
     sandboxed: bool
+    priority: int | temporalio.common.Priority | None
     on_error: str
 
 
@@ -124,6 +125,11 @@ class ActivityOptions(TypedDict, total=False):
     schedule_to_close_timeout: Duration | None
     heartbeat_timeout: Duration | None
     auto_heartbeat: bool
+    rate_limit: str | float | None
+    priority: int | temporalio.common.Priority | None
+    expires: Duration | None
+    concurrency_key: str | Callable[..., str] | None
+    max_concurrency: int | None
     autoretry_for: tuple[type[BaseException], ...] | type[BaseException]
     dont_autoretry_for: tuple[type[BaseException], ...] | type[BaseException]
     max_retries: int | None
@@ -140,6 +146,8 @@ class RunOptions(TypedDict, total=False):
     memo: Mapping[str, Any] | None
     id_reuse_policy: temporalio.common.WorkflowIDReusePolicy | None
     id_conflict_policy: temporalio.common.WorkflowIDConflictPolicy | None
+    priority: int | temporalio.common.Priority | None
+    expires: Duration | datetime | None
 
 
 class StartOptions(RunOptions, total=False):
@@ -166,6 +174,8 @@ class ActivityCallOptions(TypedDict, total=False):
     cancellation_type: temporalio.workflow.ActivityCancellationType
     activity_id: str | None
     summary: str | None
+    priority: int | temporalio.common.Priority | None
+    expires: Duration | None
 
 
 class ChildOptions(TypedDict, total=False):

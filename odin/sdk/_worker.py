@@ -11,6 +11,7 @@ start a deploy whose code would break runs in flight. A status line shows what i
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypedDict
 import temporalio.common
 import temporalio.worker
 import temporalio.workflow
+from temporalio.api.common.v1 import Payload
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -32,8 +34,10 @@ from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
     Replayer,
+    StartActivityInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -143,6 +147,58 @@ class _Counting(Interceptor):
         return Workflow
 
 
+# The apps of every host in this process, by id, reachable from inside the workflow sandbox.
+_APPS: dict[int, App] = {}
+
+# The header of ScheduleActivityTask that carries an activity's concurrency limit to the server.
+CONCURRENCY_HEADER = "odin-concurrency"
+# The memo field of a run started with ``expires``: when (epoch seconds) it must have started by.
+EXPIRES_MEMO = "odin-expires"
+
+
+class _Concurrency(Interceptor):
+    """Puts each activity call's concurrency key and limit (``concurrency_key``/``max_concurrency``
+    of its definition) in the ScheduleActivityTask header, where the server reads them; and fails a
+    run started with ``expires`` whose first workflow task came too late (Celery's expires)."""
+
+    def __init__(self, app: App):
+        self.key = id(app)
+        _APPS[self.key] = app
+
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        key = self.key
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input: StartActivityInput) -> temporalio.workflow.ActivityHandle[Any]:
+                activity = _APPS[key].activities.get(input.activity)
+                limit = activity.concurrency(input.args) if activity is not None else None
+                if limit is not None:
+                    data = json.dumps({"key": limit[0], "max": limit[1]}).encode()
+                    payload = Payload(metadata={"encoding": b"json/plain"}, data=data)
+                    input.headers = {**input.headers, CONCURRENCY_HEADER: payload}
+                return super().start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+                info = temporalio.workflow.info()
+                # Only a fresh start expires: not a retry, a continuation or a cron run after it.
+                if info.attempt == 1 and info.continued_run_id is None:
+                    expires = temporalio.workflow.memo_value(EXPIRES_MEMO, None, type_hint=float)
+                    # now(): when the first workflow task started, the same on every replay.
+                    if expires is not None and temporalio.workflow.now().timestamp() > expires:
+                        late = temporalio.workflow.now().timestamp() - expires
+                        raise ApplicationError(
+                            f"expired: the run had not started {late:.1f} s after its expiry time",
+                            type="Expired", non_retryable=True,
+                        )
+                return await super().execute_workflow(input)
+
+        return Inbound
+
+
 def sandbox_runner() -> SandboxedWorkflowRunner:
     """The workflow sandbox, with Odin's SDK shared rather than re-imported per run."""
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("odin"))
@@ -198,15 +254,20 @@ class WorkerHost:
         client = await self.app.client_async()
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="odin-activity")
         interceptor = _Counting(self.counters)
+        concurrency = _Concurrency(self.app)
         for queue in self.queue_names():
-            on_queue = self.app.workflows_on(queue)
-            workflows = [w.cls for w in on_queue]
-            _REGISTERED.setdefault(queue, set()).update(w.name for w in on_queue)
+            workflow_defs = self.app.workflows_on(queue)
+            workflows = [w.cls for w in workflow_defs]
+            _REGISTERED.setdefault(queue, set()).update(w.name for w in workflow_defs)
             if self.fail_unknown_workflows:
                 workflows.append(UnknownWorkflow)
-            activities = [a.definition for a in self.app.activities_on(queue)]
+            on_queue = self.app.activities_on(queue)
+            activities = [a.definition for a in on_queue]
             # Local activities run on the workflow's own worker.
             activities.append(capture)
+            # A rate-limited activity has its queue to itself: matching holds the rate for all
+            # the queue's workers together (Temporal's max_task_queue_activities_per_second).
+            rates = [a.rate_limit for a in on_queue if a.rate_limit is not None]
             self._workers.append(
                 temporalio.worker.Worker(
                     client,
@@ -215,12 +276,13 @@ class WorkerHost:
                     activities=activities,
                     activity_executor=self._executor,
                     workflow_runner=sandbox_runner(),
-                    interceptors=[interceptor],
+                    interceptors=[interceptor, concurrency],
                     identity=self.identity,
                     max_concurrent_activities=self.concurrency,
                     max_cached_workflows=self.max_cached_workflows,
                     sticky_queue_schedule_to_start_timeout=timedelta(seconds=self.sticky_schedule_to_start),
                     graceful_shutdown_timeout=timedelta(seconds=self.grace),
+                    max_task_queue_activities_per_second=min(rates) if rates else None,
                 )
             )
 

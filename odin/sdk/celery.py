@@ -19,6 +19,7 @@ and deploys and no finished step runs twice. docs/migrating-from-celery.md has t
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import socket
 import weakref
@@ -40,6 +41,7 @@ from odin.sdk import workflow
 from odin.sdk._app import App
 from odin.sdk._defs import ActivityFunction, WorkflowFunction
 from odin.sdk._errors import OdinSdkError, failure_of
+from odin.sdk._flow import celery_priority
 from odin.sdk._handles import WorkflowHandle
 from odin.sdk._options import Duration, Retry
 
@@ -113,18 +115,29 @@ def register_tasks(
         if missing:
             raise KeyError(f"{celery_app.main or 'the Celery app'} has no task {', '.join(missing)}")
     conf = celery_app.conf
+    router = _router(celery_app)
     registered = {}
     for name in sorted(wanted):
         task = tasks[name]
         limit = task.time_limit or conf.task_time_limit or task.soft_time_limit or conf.task_soft_time_limit
-        registered[name] = app.activity(
-            _task_body(task),
-            name=name,
-            queue=queue or getattr(task, "queue", None),
-            retry=retry_for(task),
-            start_to_close_timeout=limit or default_time_limit,
-            heartbeat_timeout=heartbeat_timeout,
-        )
+        route = _route(router, task)
+        try:
+            registered[name] = app.activity(
+                _task_body(task),
+                name=name,
+                queue=queue or getattr(task, "queue", None) or _queue_of(route),
+                retry=retry_for(task),
+                start_to_close_timeout=limit or default_time_limit,
+                heartbeat_timeout=heartbeat_timeout,
+                rate_limit=task.rate_limit if task.rate_limit is not None else conf.task_default_rate_limit,
+                priority=celery_priority(_task_priority(task, route, conf), _highest_first(celery_app)),
+                expires=_expires(getattr(task, "expires", None), name),
+                concurrency_key=_unbound(getattr(task, "concurrency_key", None), task),
+                max_concurrency=getattr(task, "max_concurrency", None),
+            )
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"task {name}: {exc}") from None
+        _HIGHEST_FIRST[registered[name]] = _highest_first(celery_app)
     register_canvas_workflow(app)
     if beat:
         for entry_name, entry in (conf.beat_schedule or {}).items():
@@ -134,6 +147,66 @@ def register_tasks(
         if app.conf.enable_utc is None:
             app.conf.enable_utc = bool(conf.enable_utc)
     return registered
+
+
+# Whether Celery priority 0 is the highest for each registered task (by its Celery app's broker).
+_HIGHEST_FIRST: weakref.WeakKeyDictionary[ActivityFunction[..., Any], bool] = weakref.WeakKeyDictionary()
+
+
+def routed_queue(celery_app: celery.Celery, task: celery.Task) -> str | None:
+    """The queue ``task_routes`` sends ``task`` to (its dict, glob, regex and function forms, as
+    Celery's router reads them), or None. Routes are looked up by the task's name alone: a router
+    function deciding by the arguments sees none."""
+    return _queue_of(_route(_router(celery_app), task))
+
+
+def _router(celery_app: celery.Celery) -> Any:
+    """Celery's router for the current ``task_routes`` (``amqp.router`` keeps those it first saw)."""
+    celery_app.amqp.flush_routes()
+    return celery_app.amqp.Router()
+
+
+def _route(router: Any, task: celery.Task) -> dict[str, Any]:
+    """The route ``task_routes`` gives ``task`` (read when the router was made)."""
+    if not router.routes:
+        return {}
+    route = router.lookup_route(task.name, (), {}, {}, task)
+    return router.expand_destination(route) if route else {}
+
+
+def _queue_of(route: dict[str, Any]) -> str | None:
+    destination = route.get("queue")
+    return None if destination is None else str(getattr(destination, "name", destination))
+
+
+def _task_priority(task: celery.Task, route: dict[str, Any], conf: Any) -> int | None:
+    """The task's priority (a deprecated task attribute), else its route's, else the default."""
+    for priority in (getattr(task, "priority", None), route.get("priority"), conf.task_default_priority):
+        if priority is not None:
+            return int(priority) if isinstance(priority, int) else priority
+    return None
+
+
+def _highest_first(celery_app: celery.Celery) -> bool:
+    """Whether 0 is the highest Celery priority: on Redis and SQS, not on RabbitMQ (AMQP)."""
+    broker = str(celery_app.conf.broker_url or "")
+    return not broker.startswith(("amqp", "pyamqp", "librabbitmq"))
+
+
+def _unbound(value: Any, task: celery.Task) -> Any:
+    """A function given as a task option is a class attribute, read back bound to the task."""
+    return value.__func__ if inspect.ismethod(value) and value.__self__ is task else value
+
+
+def _expires(value: Any, what: str) -> float | None:
+    """Celery's ``expires`` of a task definition: seconds after it was sent (a date cannot be one)."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expires of {what} must be seconds, not {value!r}")
+    return float(value)
 
 
 def retry_for(task: celery.Task) -> Retry:
@@ -232,12 +305,12 @@ def _retry_error(task: celery.Task, retry: CeleryRetry, args: tuple[Any, ...], k
 # How Celery delivers a message: nothing to do for an activity (ids, routing, serialization,
 # publish retries), so dropped. Any option not here nor understood below is refused.
 _DELIVERY_OPTIONS = frozenset({
-    "task_id", "reply_to", "group_id", "group_index", "root_id", "parent_id", "chord", "priority",
+    "task_id", "reply_to", "group_id", "group_index", "root_id", "parent_id", "chord",
     "routing_key", "exchange", "exchange_type", "serializer", "compression", "retry", "retry_policy",
     "headers", "ignore_result", "add_to_parent", "shadow", "stamped_headers", "stamps", "delivery_mode",
 })
 _STEP_OPTIONS = frozenset({"countdown", "eta", "queue", "link", "link_error"})
-_TASK_OPTIONS = _STEP_OPTIONS | {"time_limit", "soft_time_limit"}
+_TASK_OPTIONS = _STEP_OPTIONS | {"time_limit", "soft_time_limit", "priority", "expires"}
 # Celery's built-in tasks behind task.map(), task.starmap() and task.chunks(): steps of their own.
 _BUILTINS = {"celery.map": "map", "celery.starmap": "starmap", "celery.chunks": "chunks"}
 
@@ -341,15 +414,28 @@ def _step_options(sig: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any
         node["time_limit"] = float(limit)
     if options.get("queue"):
         node["queue"] = str(options["queue"])
+    if options.get("priority") is not None:
+        priority = options["priority"]
+        if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+            raise CanvasError(f"priority of {what} runs from 0 to 9, not {priority!r}")
+        node["priority"] = priority
+    if options.get("expires") is not None:
+        expires = options["expires"]
+        if isinstance(expires, datetime | str):
+            node["expires_at"] = _utc_iso(expires, what, "expires")
+        elif isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0:
+            node["expires"] = float(expires)
+        else:
+            raise CanvasError(f"expires of {what} must be positive seconds or a date and time, not {expires!r}")
     return node
 
 
-def _utc_iso(eta: datetime | str, what: object) -> str:
+def _utc_iso(eta: datetime | str, what: object, option: str = "eta") -> str:
     try:
         when = datetime.fromisoformat(eta) if isinstance(eta, str) else eta
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
     except (TypeError, ValueError, AttributeError):
-        raise CanvasError(f"eta of {what} is not a date and time: {eta!r}") from None
+        raise CanvasError(f"{option} of {what} is not a date and time: {eta!r}") from None
 
 
 def _listed(tasks: Any) -> list[Any]:
@@ -440,7 +526,14 @@ def _activity_options(activity: ActivityFunction[..., Any], node: dict[str, Any]
         "start_to_close_timeout": node.pop("time_limit", None) or _seconds(activity.start_to_close_timeout),
         "schedule_to_close_timeout": _seconds(activity.schedule_to_close_timeout),
         "heartbeat_timeout": _seconds(activity.heartbeat_timeout),
+        # Celery's expires: not started this soon after it is scheduled, the step is dropped.
+        "expires": node.pop("expires", None) or _seconds(activity.expires),
     }
+    if "priority" in node:
+        chosen = celery_priority(node.pop("priority"), _HIGHEST_FIRST.get(activity, True))
+        options["priority"] = chosen.priority_key if chosen is not None else None
+    elif activity.priority is not None:
+        options["priority"] = activity.priority.priority_key
     policy = activity.retry
     if policy is not None:
         options["retry"] = {
@@ -570,6 +663,9 @@ async def _activity(node: dict[str, Any], *args: Any, kwargs: dict[str, Any] | N
     options = dict(node["activity"])
     if "retry" in options:
         options["retry"] = Retry(**options["retry"])
+    if "expires_at" in node:  # an expiry date: what is left of it when the step is scheduled
+        left = (datetime.fromisoformat(node["expires_at"]) - workflow.now()).total_seconds()
+        options["expires"] = max(left, 0.001)
     return await workflow.execute_activity(node["task"], *args, kwargs=kwargs, **options)
 
 

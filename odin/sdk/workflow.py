@@ -42,6 +42,7 @@ from temporalio.workflow import (  # noqa: F401  # noqa: F401
 )
 
 from odin.sdk._defs import ActivityFunction, WorkflowFunction, pack_args
+from odin.sdk._flow import check_priority
 from odin.sdk._options import (
     ActivityCallOptions,
     ChildOptions,
@@ -124,6 +125,10 @@ def _activity_call(
         merged["retry_policy"] = retry_policy(merged.pop("retry"))
     if "queue" in merged:
         merged["task_queue"] = merged.pop("queue")
+    if "expires" in merged:  # Celery's name for it
+        merged["schedule_to_start_timeout"] = as_timedelta(merged.pop("expires"))
+    if "priority" in merged:
+        merged["priority"] = check_priority(merged["priority"])
     if not merged.get("start_to_close_timeout") and not merged.get("schedule_to_close_timeout"):
         merged["start_to_close_timeout"] = timedelta(minutes=5)
     return name, pack_args(args, kwargs), merged

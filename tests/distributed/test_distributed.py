@@ -20,12 +20,14 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 from cluster import Cluster, free_port
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.api.common.v1 import Payload
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
-from workflows import Counter, Durable, Nap, add_one
+from temporalio.worker import Interceptor, Worker, WorkflowInboundInterceptor, WorkflowOutboundInterceptor
+from workflows import RUNS, STARTS, Counter, Durable, Limited, Nap, Prioritized, add_one, hold, record
 
 from odin.beat.celery_app import JOBS
 from tests.support.services import private_redis_server, throwaway_postgres_database
@@ -220,6 +222,95 @@ async def test_queries_updates_and_results_cross_servers(cluster):
         assert await handle.query(Counter.value) == 11
         await handle.signal(Counter.finish)
         assert await asyncio.wait_for(result, 30) == 11
+
+
+async def test_priority_and_rate_limit_hold_across_servers_on_redis(cluster):
+    """Matching on Redis: a backlog goes out by priority key, and the rate limit the workers ask for
+    holds for both of them together, though each polls through a server of its own."""
+    _, port_a = cluster.start_server()
+    _, port_b = cluster.start_server()
+    client_a = await Client.connect(f"127.0.0.1:{port_a}")
+    client_b = await Client.connect(f"127.0.0.1:{port_b}")
+    queue = f"prio-{uuid.uuid4().hex[:6]}"
+    activities = f"{queue}-act"
+    items = [(f"k{key}-{n}", key) for n in range(2) for key in (5, 2, 4, 1, 3)]
+    rate = 5.0
+    STARTS.clear()
+    async with Worker(client_a, task_queue=queue, workflows=[Prioritized]):
+        handle = await client_a.start_workflow(Prioritized.run, args=[activities, items], id=queue, task_queue=queue)
+        request = DescribeTaskQueueRequest(
+            namespace="default", task_queue=TaskQueue(name=activities),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, include_task_queue_status=True,
+        )
+        deadline = time.monotonic() + 30
+        while (await client_b.workflow_service.describe_task_queue(request)).task_queue_status.backlog_count_hint < len(items):
+            assert time.monotonic() < deadline, "the activities never queued up"
+            await asyncio.sleep(0.1)
+        workers = [
+            Worker(c, task_queue=activities, activities=[record], max_concurrent_activities=1,
+                   max_task_queue_activities_per_second=rate)
+            for c in (client_a, client_b)
+        ]
+        async with workers[0], workers[1]:
+            await asyncio.wait_for(handle.result(), 60)
+    names = [name for name, _ in sorted(STARTS, key=lambda s: s[1])]
+    assert [name.split("-")[0] for name in names] == ["k1", "k1", "k2", "k2", "k3", "k3", "k4", "k4", "k5", "k5"]
+    times = sorted(t for _, t in STARTS)
+    observed = (len(times) - 1) / (times[-1] - times[0])
+    assert rate * 0.3 <= observed <= rate * 1.1, observed
+
+
+class _ConcurrencyHeader(Interceptor):
+    """Puts ``{"key": <the activity's first argument>, "max": 2}`` in each ScheduleActivityTask's
+    ``odin-concurrency`` header (a workflow on any Temporal SDK can; Odin's SDK does it itself)."""
+
+    def workflow_interceptor_class(self, input):
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input):
+                data = json.dumps({"key": input.args[0], "max": 2}).encode()
+                input.headers = {**input.headers, "odin-concurrency": Payload(metadata={"encoding": b"json/plain"}, data=data)}
+                return super().start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound):
+                super().init(Outbound(outbound))
+
+        return Inbound
+
+
+def _peak(runs: list[tuple[str, float, float]], key: str) -> int:
+    """The most attempts with ``key`` running at the same time."""
+    edges = sorted([(start, 1) for k, start, _ in runs if k == key] + [(end, -1) for k, _, end in runs if k == key],
+                   key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+async def test_per_key_concurrency_holds_across_servers_on_redis(cluster):
+    """Two workers, each through a server of its own and with slots for eight attempts: at most
+    two attempts per key run at once, the slots being kept in Redis."""
+    _, port_a = cluster.start_server()
+    _, port_b = cluster.start_server()
+    client_a = await Client.connect(f"127.0.0.1:{port_a}")
+    client_b = await Client.connect(f"127.0.0.1:{port_b}")
+    queue = f"conc-{uuid.uuid4().hex[:6]}"
+    activities = f"{queue}-act"
+    keys = ["customer-a"] * 6 + ["customer-b"] * 3
+    RUNS.clear()
+    async with Worker(client_a, task_queue=queue, workflows=[Limited], interceptors=[_ConcurrencyHeader()]):
+        workers = [Worker(c, task_queue=activities, activities=[hold], max_concurrent_activities=8) for c in (client_a, client_b)]
+        async with workers[0], workers[1]:
+            handle = await client_a.start_workflow(Limited.run, args=[activities, keys, 0.5], id=queue, task_queue=queue)
+            assert sorted(await asyncio.wait_for(handle.result(), 90)) == sorted(keys)
+    assert len(RUNS) == len(keys)
+    assert _peak(RUNS, "customer-a") == 2
+    assert _peak(RUNS, "customer-b") == 2
+    history = await handle.fetch_history()
+    scheduled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert all("odin-concurrency" in e.activity_task_scheduled_event_attributes.header.fields for e in scheduled)
 
 
 async def test_retention_through_celery_archives_and_deletes(cluster):

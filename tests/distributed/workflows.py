@@ -73,3 +73,64 @@ class Counter:
     async def run(self) -> int:
         await workflow.wait_condition(lambda: self.done)
         return self.count
+
+
+STARTS: list[tuple[str, float]] = []  # (name, monotonic time) of each ``record`` attempt, in this process
+
+
+@activity.defn
+async def record(name: str) -> str:
+    import time
+
+    STARTS.append((name, time.monotonic()))
+    return name
+
+
+@workflow.defn
+class Prioritized:
+    """Schedules one ``record`` per (name, priority key) on ``queue``, all at once."""
+
+    @workflow.run
+    async def run(self, queue: str, items: list[tuple[str, int]]) -> list[str]:
+        import asyncio
+
+        from temporalio.common import Priority
+
+        calls = [
+            workflow.execute_activity(
+                record, name, task_queue=queue, start_to_close_timeout=timedelta(seconds=30),
+                priority=Priority(priority_key=key),
+            )
+            for name, key in items
+        ]
+        return list(await asyncio.gather(*calls))
+
+
+RUNS: list[tuple[str, float, float]] = []  # (key, start, end) of each ``hold`` attempt, in this process
+
+
+@activity.defn
+async def hold(key: str, seconds: float) -> str:
+    import asyncio
+    import time
+
+    start = time.monotonic()
+    await asyncio.sleep(seconds)
+    RUNS.append((key, start, time.monotonic()))
+    return key
+
+
+@workflow.defn
+class Limited:
+    """Runs ``hold`` for each key at once; a workflow interceptor of the test puts each call's
+    concurrency key in the ``odin-concurrency`` header, as Odin's SDK does."""
+
+    @workflow.run
+    async def run(self, queue: str, keys: list[str], seconds: float) -> list[str]:
+        import asyncio
+
+        calls = [
+            workflow.execute_activity(hold, args=[key, seconds], task_queue=queue, start_to_close_timeout=timedelta(seconds=30))
+            for key in keys
+        ]
+        return list(await asyncio.gather(*calls))

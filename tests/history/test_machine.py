@@ -23,6 +23,7 @@ from temporalio.api.common.v1 import (
     Memo,
     Payload,
     Payloads,
+    Priority,
     RetryPolicy,
     SearchAttributes,
     WorkflowType,
@@ -104,8 +105,14 @@ def schedule_activity(
     schedule_to_start: float = 0.0,
     heartbeat: float = 0.0,
     retry_policy: RetryPolicy | None = None,
+    priority: int = 0,
+    concurrency: bytes | None = None,
 ) -> Command:
     a = ScheduleActivityTaskCommandAttributes(activity_id=activity_id, activity_type=ActivityType(name=activity_type))
+    if priority:
+        a.priority.priority_key = priority
+    if concurrency is not None:
+        a.header.fields[commands.CONCURRENCY_HEADER].CopyFrom(Payload(metadata={"encoding": b"json/plain"}, data=concurrency))
     if start_to_close:
         a.start_to_close_timeout.CopyFrom(dur(start_to_close))
     if schedule_to_close:
@@ -379,6 +386,26 @@ def test_complete_with_activity_timer_and_marker_commands():
     assert_contiguous(run)
 
 
+def test_priority_and_concurrency_ride_in_the_activity_transfer():
+    run = Run(start_request(priority=Priority(priority_key=2)))
+    run.start_wft(now=1)
+    t = run.complete(
+        schedule_activity("a1", start_to_close=10),  # inherits the run's key
+        schedule_activity("a2", start_to_close=10, priority=5, concurrency=b'{"key": "customer-1", "max": 2}'),
+        now=2,
+    )
+    assert run.state.priority == 2
+    assert [x.data for x in t.transfers] == [
+        {"scheduled_event_id": 5, "attempt": 1, "queue": "tq", "priority": 2},
+        {"scheduled_event_id": 6, "attempt": 1, "queue": "tq", "priority": 5, "concurrency": ["customer-1", 2, 10]},
+    ]
+    a2 = run.state.activities[6]
+    assert (a2.priority_key, a2.concurrency_key, a2.max_concurrency) == (5, "customer-1", 2)
+    # Kept across a save and a load.
+    again = MutableState.from_bytes(run.state.to_bytes()).activities[6]
+    assert (again.priority_key, again.concurrency_key, again.max_concurrency) == (5, "customer-1", 2)
+
+
 @pytest.mark.parametrize(
     "timeouts, run_timeout, expected",
     [
@@ -600,6 +627,18 @@ BAD_COMPLETIONS = {
     ),
     "activity with invalid retry policy": (
         [schedule_activity("a1", start_to_close=10, retry_policy=policy(coefficient=0.5))],
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+    ),
+    "activity with a concurrency header that is not JSON": (
+        [schedule_activity("a1", start_to_close=10, concurrency=b"customer-1")],
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+    ),
+    "activity with a concurrency limit below 1": (
+        [schedule_activity("a1", start_to_close=10, concurrency=b'{"key": "c", "max": 0}')],
+        Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+    ),
+    "activity with an empty concurrency key": (
+        [schedule_activity("a1", start_to_close=10, concurrency=b'{"key": "", "max": 2}')],
         Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
     ),
     "duplicate activity id": (

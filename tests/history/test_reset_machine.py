@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 from builders import start_timer
+from temporalio.api.common.v1 import Priority
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import ResetReapplyExcludeType as Exclude
 from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause as Cause
 from temporalio.api.update.v1 import Acceptance, Outcome, Response
 from temporalio.api.update.v1 import Meta as UpdateMeta
-from test_machine import Run, at, complete_workflow, names, schedule_activity
+from test_machine import Run, at, complete_workflow, names, schedule_activity, start_request
 from test_updates_machine import message, protocol, request
 
 from odin.errors import InvalidArgument
@@ -90,6 +91,19 @@ def test_pending_activities_are_queued_again():
     kinds = [x.kind for x in t.transfers]
     assert kinds.count(TransferKind.ACTIVITY_TASK) == 1 and kinds[-1] == TransferKind.WORKFLOW_TASK
     assert any(x.kind == TimerKind.ACTIVITY_TIMEOUT and x.fire_at == at(160).timestamp() for x in t.timers)
+
+
+def test_a_reset_run_keeps_priorities_and_concurrency_limits():
+    run = Run(start_request(priority=Priority(priority_key=2)))
+    run.task(schedule_activity("a1", start_to_close=10, priority=4, concurrency=b'{"key": "c-1", "max": 3}'))
+    run.signal("s")
+    run.task()
+    t = do_reset(run, 9)
+    assert t.state.priority == 2
+    a = t.state.activities[5]
+    assert (a.priority_key, a.concurrency_key, a.max_concurrency) == (4, "c-1", 3)
+    [queued] = [x for x in t.transfers if x.kind == TransferKind.ACTIVITY_TASK]
+    assert queued.data["priority"] == 4 and queued.data["concurrency"] == ["c-1", 3, 10]
 
 
 def test_pending_timers_keep_their_fire_time():

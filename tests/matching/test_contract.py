@@ -95,6 +95,115 @@ async def test_drain_returns_queued_entries(queues):
     assert await queues.backlog("ns", "sticky", WORKFLOW) == 0
 
 
+def _prioritized(n: int, priority: int) -> TaskEntry:
+    return TaskEntry(task_id=f"t{n}", namespace_id="ns", workflow_id=f"wf{n}", run_id=f"r{n}", priority=priority)
+
+
+async def test_higher_priority_goes_first_then_fifo(queues):
+    # Priority keys: 1 highest, 0 = the default (3), beyond the levels = the lowest.
+    for n, priority in [(1, 5), (2, 0), (3, 1), (4, 3), (5, 2), (6, 1), (7, 9)]:
+        await queues.add("ns", "q", ACTIVITY, _prioritized(n, priority))
+    assert await queues.backlog("ns", "q", ACTIVITY) == 7
+    got = [(await queues.poll("ns", "q", ACTIVITY, 1.0, "w")).task_id for _ in range(7)]
+    assert got == ["t3", "t6", "t5", "t2", "t4", "t1", "t7"]
+
+
+async def test_requeued_entry_keeps_its_priority(queues):
+    await queues.add("ns", "q", ACTIVITY, _prioritized(1, 1))
+    await queues.add("ns", "q", ACTIVITY, _prioritized(2, 4))
+    first = await queues.poll("ns", "q", ACTIVITY, 1.0, "w")
+    assert first.task_id == "t1" and first.priority == 1
+    await queues.requeue("ns", "q", ACTIVITY, first)
+    assert (await queues.poll("ns", "q", ACTIVITY, 1.0, "w")).task_id == "t1"
+
+
+async def test_drain_returns_entries_in_priority_order(queues):
+    await queues.add("ns", "sticky", WORKFLOW, _prioritized(1, 4))
+    await queues.add("ns", "sticky", WORKFLOW, _prioritized(2, 2))
+    drained = await queues.drain("ns", "sticky", WORKFLOW)
+    assert [(e.task_id, e.priority) for e in drained] == [("t2", 2), ("t1", 4)]
+
+
+async def _poll_all(queues, count: int, rate: float | None, timeout: float = 5.0) -> list[float]:
+    """Times at which ``count`` entries were handed out to four concurrent pollers."""
+    times: list[float] = []
+
+    async def poller(name: str) -> None:
+        while len(times) < count:
+            entry = await queues.poll("ns", "limited", ACTIVITY, timeout, name, max_per_second=rate)
+            if entry is None:
+                return
+            times.append(time.monotonic())
+            await queues.ack("ns", "limited", ACTIVITY, entry)
+
+    await asyncio.wait_for(asyncio.gather(*(poller(f"w{i}") for i in range(4))), 30)
+    return times
+
+
+async def test_rate_limit_holds_for_all_pollers_together(queues):
+    for n in range(12):
+        await queues.add("ns", "limited", ACTIVITY, _entry(n))
+    start = time.monotonic()
+    times = await _poll_all(queues, 12, rate=20.0)
+    assert len(times) == 12
+    # One token, no burst: the first goes at once, each next one 1/20 s later at the earliest.
+    elapsed = max(times) - start
+    assert 11 / 20 * 0.9 <= elapsed < 11 / 20 + 1.5, elapsed
+    # No burst: in any half second, at most the ten the rate allows (and one more for the edges).
+    ordered = sorted(times)
+    assert max(sum(1 for t in ordered if s <= t < s + 0.5) for s in ordered) <= 11, ordered
+
+
+async def test_rate_limit_applies_to_polls_that_give_none(queues):
+    for n in range(6):
+        await queues.add("ns", "limited", ACTIVITY, _entry(n))
+    # One per second: far slower than the polls below, even on a loaded machine.
+    first = await queues.poll("ns", "limited", ACTIVITY, 1.0, "a", max_per_second=1.0)
+    await queues.ack("ns", "limited", ACTIVITY, first)
+    start = time.monotonic()
+    second = await queues.poll("ns", "limited", ACTIVITY, 3.0, "b")  # the queue's rate holds
+    await queues.ack("ns", "limited", ACTIVITY, second)
+    assert time.monotonic() - start >= 0.9
+    # A poll whose deadline comes before the next token returns nothing and takes nothing.
+    assert await queues.poll("ns", "limited", ACTIVITY, 0.05, "c") is None
+    assert await queues.backlog("ns", "limited", ACTIVITY) == 4
+
+
+async def test_rate_limited_poll_that_waited_in_vain_gives_its_token_back(queues):
+    assert await queues.poll("ns", "limited", ACTIVITY, 0.1, "a", max_per_second=1.0) is None
+    await queues.add("ns", "limited", ACTIVITY, _entry(1))
+    start = time.monotonic()
+    assert (await queues.poll("ns", "limited", ACTIVITY, 2.0, "a", max_per_second=1.0)).task_id == "t1"
+    assert time.monotonic() - start < 0.5
+
+
+async def test_rate_limited_poll_waiting_on_an_empty_queue_gets_a_new_entry(queues):
+    poll = asyncio.create_task(queues.poll("ns", "limited", ACTIVITY, 5.0, "a", max_per_second=2.0))
+    await asyncio.sleep(0.1)
+    await queues.add("ns", "limited", ACTIVITY, _entry(1))
+    assert (await asyncio.wait_for(poll, 3)).task_id == "t1"
+
+
+async def test_concurrency_slots_are_limited_renewed_and_released(queues):
+    assert await queues.acquire_slot("ns", "customer-1", 2, "a", 30)
+    assert await queues.acquire_slot("ns", "customer-1", 2, "b", 30)
+    assert not await queues.acquire_slot("ns", "customer-1", 2, "c", 30)
+    assert await queues.acquire_slot("ns", "customer-1", 2, "a", 30)  # a renewal, not a third slot
+    assert await queues.acquire_slot("ns", "customer-2", 2, "c", 30)  # keys are separate
+    assert await queues.acquire_slot("other", "customer-1", 2, "c", 30)  # and namespaces
+    await queues.release_slot("ns", "customer-1", "b")
+    await queues.release_slot("ns", "customer-1", "nobody")
+    assert await queues.acquire_slot("ns", "customer-1", 2, "c", 30)
+    assert not await queues.acquire_slot("ns", "customer-1", 2, "d", 30)
+
+
+async def test_a_slot_whose_lease_ran_out_is_free_again(queues):
+    assert await queues.acquire_slot("ns", "k", 1, "dead-worker", 0.2)
+    assert not await queues.acquire_slot("ns", "k", 1, "b", 30)
+    await asyncio.sleep(0.3)
+    assert await queues.acquire_slot("ns", "k", 1, "b", 30)
+
+
 async def test_stats_count_the_backlog_its_age_and_the_traffic_of_the_window(queues):
     from odin.matching import RATE_WINDOW, QueueStats
 

@@ -94,9 +94,11 @@ def test_map_starmap_chunks_and_callbacks_become_steps():
 
 def test_eta_becomes_utc_and_delivery_options_are_dropped():
     eta = datetime(2030, 1, 2, 3, 4, 5)
-    node = serialize(add.s(1).set(eta=eta, priority=5, routing_key="x", task_id="abc"))["canvas"]
+    node = serialize(add.s(1).set(eta=eta, priority=5, routing_key="x", task_id="abc", expires=eta))["canvas"]
     assert node["eta"] == eta.replace(tzinfo=UTC).isoformat()
-    assert set(node) == {"type", "task", "args", "kwargs", "eta"}
+    assert node["expires_at"] == eta.replace(tzinfo=UTC).isoformat()
+    assert node["priority"] == 5  # kept: it becomes the step's priority key
+    assert set(node) == {"type", "task", "args", "kwargs", "eta", "expires_at", "priority"}
 
 
 def test_prepare_writes_each_activitys_options_into_the_spec():
@@ -117,7 +119,7 @@ def test_prepare_writes_each_activitys_options_into_the_spec():
         (add.starmap([1, 2]), r"starmap\(\) takes a list of argument lists"),
         (add.chunks([(1, 2)], 0), r"chunks\(\) needs a chunk size of 1 or more"),
         (add.s(1).set(link=signature("billing.invoice")), "unknown task billing.invoice"),
-        (add.s(1).set(expires=60), "option expires"),
+        (chain(add.s(1), add.s()).set(expires=60), "option expires on a chain"),
         # (dict forms: Celery's own constructors already drop an empty group from a chain and
         # hand a group's partial arguments to its members)
         ({**chain(add.s(1), add.s()), "kwargs": {"tasks": [add.s(1), group([]), add.s()]}}, "an empty group in a chain"),
