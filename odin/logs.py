@@ -15,7 +15,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # System jobs beat sends every second or two (and retention's every few minutes): each sending,
 # receipt and success would be an INFO line. Timers fired and runs archived stay at INFO.
-ROUTINE_TASKS = frozenset({"odin.sweep_timers", "odin.sweep_transfers", "odin.retention_sweep"})
+ROUTINE_TASKS = frozenset({"odin.sweep_timers", "odin.sweep_transfers", "odin.retention_sweep", "odin.run_batches"})
 # The Celery loggers that write a line per task: received, succeeded, sent by beat.
 CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace", "celery.beat")
 

@@ -47,6 +47,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DeprecateNamespaceRequest,
     DescribeNamespaceRequest,
+    DescribeWorkerDeploymentRequest,
     DescribeWorkflowExecutionRequest,
     GetSystemInfoRequest,
     GetWorkflowExecutionHistoryRequest,
@@ -61,7 +62,6 @@ from temporalio.api.workflowservice.v1 import (
     RespondWorkflowTaskCompletedRequest,
     RespondWorkflowTaskFailedRequest,
     SignalWorkflowExecutionRequest,
-    StartBatchOperationRequest,
     StartWorkflowExecutionRequest,
     TerminateWorkflowExecutionRequest,
 )
@@ -839,8 +839,8 @@ async def test_signal_without_a_name_is_invalid(stub, task_queue):
 async def test_unimplemented_rpcs_answer_unimplemented(stub, caplog):
     with caplog.at_level(logging.WARNING):
         await expect_error(
-            stub.StartBatchOperation(StartBatchOperationRequest(namespace=NS), timeout=10),
-            grpc.StatusCode.UNIMPLEMENTED, "WorkflowService/StartBatchOperation is not implemented",
+            stub.DescribeWorkerDeployment(DescribeWorkerDeploymentRequest(namespace=NS), timeout=10),
+            grpc.StatusCode.UNIMPLEMENTED, "WorkflowService/DescribeWorkerDeployment is not implemented",
         )
         await expect_error(
             stub.DeprecateNamespace(DeprecateNamespaceRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED

@@ -151,8 +151,11 @@ async def test_a_timer_sweep_asked_for_while_one_runs_leaves_the_work_to_it(data
 
             runtime.engine.fire_timer = counting
             clock.advance(5.0)
-            assert sorted(await asyncio.gather(runtime.jobs.sweep_timers(), runtime.jobs.sweep_timers())) == [0, 3]
-            assert sorted(fired) == sorted(t.task_id for t in timers)
+            swept = sorted(await asyncio.gather(runtime.jobs.sweep_timers(), runtime.jobs.sweep_timers()))
+            # The PostgreSQL database is shared by the session's tests: their due timers are swept too.
+            assert swept[0] == 0 and swept[1] >= 3 and len(fired) == swept[1]
+            ours = {t.task_id for t in timers}
+            assert sorted(f for f in fired if f in ours) == sorted(ours)  # each of ours fired once
             for h in handles:
                 assert await asyncio.wait_for(h.result(), 10) == "woke"
     finally:
