@@ -118,7 +118,7 @@ async def test_workflow_page_shows_input_pending_activity_and_timer(served_sqlit
     assert 'id="pending-activities"' in greet_page and "shout" in greet_page
     assert "Activity Task Scheduled" in greet_page and "Workflow Execution Started" in greet_page
     assert "&#34;vip&#34;: true" in greet_page  # the input, as JSON
-    assert 'id="pending-timers"' in counter_page and "3600s" in counter_page
+    assert 'id="pending-timers"' in counter_page and "<td>1 hour</td>" in counter_page
 
 
 # -- a real browser -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-// Odin web UI: confirmations before destructive actions, and a JSON check before sending a signal.
+// Odin web UI: confirmations before destructive actions, a JSON check before sending a signal,
+// live updates of a running workflow's page, and the stack-trace button.
 "use strict";
 
 document.addEventListener("submit", (event) => {
@@ -26,4 +27,68 @@ document.addEventListener("input", (event) => event.target.setCustomValidity && 
 document.addEventListener("change", (event) => {
   if (event.target.id !== "check-all") return;
   for (const box of document.querySelectorAll('input[name="run"][form="batch-form"]')) box.checked = event.target.checked;
+});
+
+// A running workflow's page fetches itself every few seconds and swaps in its [data-live] parts
+// (status, notices, pending work, history), leaving forms alone; it pauses while the tab is
+// hidden and stops once the run has closed.
+(() => {
+  const marker = document.querySelector("[data-refresh]");
+  if (!marker) return;
+  const every = Number(marker.dataset.refresh) || 2000;
+  let timer = null;
+  let busy = false;
+
+  const schedule = () => {
+    clearTimeout(timer);
+    if (!document.hidden && marker.isConnected) timer = setTimeout(refresh, every);
+  };
+
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    try {
+      const response = await fetch(window.location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+      if (!response.ok) return;
+      const next = new DOMParser().parseFromString(await response.text(), "text/html");
+      const open = new Set([...document.querySelectorAll("#history li.event details[open]")].map((d) => d.closest("li").dataset.eventId));
+      for (const part of document.querySelectorAll("[data-live]")) {
+        const fresh = next.getElementById(part.id);
+        if (fresh) part.replaceWith(document.importNode(fresh, true));
+      }
+      for (const li of document.querySelectorAll("#history li.event")) {
+        if (open.has(li.dataset.eventId)) li.querySelector("details").open = true;
+      }
+      if (!next.querySelector("[data-refresh]")) marker.remove(); // closed: nothing more will change
+    } catch (err) {
+      // The server is away for a moment: try again on the next tick.
+    } finally {
+      busy = false;
+      schedule();
+    }
+  }
+
+  document.addEventListener("visibilitychange", schedule);
+  schedule();
+})();
+
+// A link with data-fetch-into shows the #stack-trace (or other) block of the page it points at in
+// the element of that id here, instead of navigating there.
+document.addEventListener("click", async (event) => {
+  const link = event.target.closest && event.target.closest("a[data-fetch-into]");
+  if (!link) return;
+  event.preventDefault();
+  const into = document.getElementById(link.dataset.fetchInto);
+  into.hidden = false;
+  into.textContent = "Asking a worker…";
+  try {
+    const response = await fetch(link.href, { credentials: "same-origin" });
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const found = page.getElementById(link.dataset.fetchInto);
+    into.classList.toggle("error", !response.ok);
+    into.textContent = found ? found.textContent : (page.querySelector("p.error") || page.body).textContent.trim();
+  } catch (err) {
+    into.classList.add("error");
+    into.textContent = `No answer: ${err}`;
+  }
 });
