@@ -34,6 +34,7 @@ class Blocker:
     title: str
     text: str
     failure: FailureView | None = None
+    ref: str = ""  # which one, for an activity its id
 
 
 def failure_view(failure: Failure) -> FailureView:
@@ -109,6 +110,7 @@ def blockers(described: ws.DescribeWorkflowExecutionResponse, events: list[Histo
                 "activity", f"Activity {p.activity_id} ({p.activity_type.name}) is retrying",
                 f"Attempt {p.attempt}{limit}; the last attempt failed{worker}.",
                 failure_view(p.last_failure),
+                ref=p.activity_id,
             ))
     return out
 

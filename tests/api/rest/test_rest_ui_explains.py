@@ -140,7 +140,7 @@ def test_a_retrying_activity_is_explained_and_a_first_attempt_is_not():
     retrying.activity_type.name = "charge"
     first = PendingActivityInfo(activity_id="8", attempt=1)
     [blocker] = explain.blockers(_described(pending_activities=[retrying, first]), [STARTED])
-    assert blocker.kind == "activity" and blocker.title == "Activity 7 (charge) is retrying"
+    assert blocker.kind == "activity" and blocker.ref == "7" and blocker.title == "Activity 7 (charge) is retrying"
     assert blocker.text == "Attempt 4 of 10; the last attempt failed on worker 77@host-b."
     assert blocker.failure.type == "PaymentDeclined" and blocker.failure.message == "card declined"
 
