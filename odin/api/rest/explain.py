@@ -60,7 +60,7 @@ def _last(events: list[HistoryEvent], event_type: int) -> HistoryEvent | None:
 
 def blockers(described: ws.DescribeWorkflowExecutionResponse, events: list[HistoryEvent]) -> list[Blocker]:
     """What keeps a running run from progressing (a failing workflow task, an unregistered workflow
-    type, activities retrying), or why a closed one failed at once (an unregistered type)."""
+    type, activities retrying or paused), or why a closed one failed at once (an unregistered type)."""
     info = described.workflow_execution_info
     out: list[Blocker] = []
     running = info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
@@ -103,14 +103,23 @@ def blockers(described: ws.DescribeWorkflowExecutionResponse, events: list[Histo
                 view,
             ))
     for p in described.pending_activities:
-        if p.attempt > 1 and p.HasField("last_failure"):
-            limit = f" of {p.maximum_attempts}" if p.maximum_attempts else ""
+        limit = f" of {p.maximum_attempts}" if p.maximum_attempts else ""
+        last_failure = failure_view(p.last_failure) if p.HasField("last_failure") else None
+        if p.paused:
+            manual = p.pause_info.manual
+            by = f" by {manual.identity}" if manual.identity else ""
+            why = f": {manual.reason}" if manual.reason else ""
+            out.append(Blocker(
+                "activity", f"Activity {p.activity_id} ({p.activity_type.name}) is paused",
+                f"Paused{by}{why}. No new attempt starts until it is unpaused (attempt {p.attempt}{limit}).",
+                last_failure, ref=p.activity_id,
+            ))
+        elif p.attempt > 1 and last_failure is not None:
             worker = f" on worker {p.last_worker_identity}" if p.last_worker_identity else ""
             out.append(Blocker(
                 "activity", f"Activity {p.activity_id} ({p.activity_type.name}) is retrying",
                 f"Attempt {p.attempt}{limit}; the last attempt failed{worker}.",
-                failure_view(p.last_failure),
-                ref=p.activity_id,
+                last_failure, ref=p.activity_id,
             ))
     return out
 

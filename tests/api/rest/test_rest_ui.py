@@ -94,7 +94,7 @@ def test_namespace_and_task_queue_pages(http):
     listed = http.get("/namespaces").get_data(as_text=True)
     assert "shop" in listed and "The shop" in listed
     page = http.get("/namespaces/shop").get_data(as_text=True)
-    assert "ops@example.com" in page and "259200s" in page
+    assert "ops@example.com" in page and 'id="retention" title="259200s">3 days<' in page
 
     http.post(f"{NS}/workflows/{wid()}", json=start_body("Queued", "orders"))
     queue = http.get(f"{UI}/task-queues/orders").get_data(as_text=True)

@@ -145,6 +145,28 @@ def test_a_retrying_activity_is_explained_and_a_first_attempt_is_not():
     assert blocker.failure.type == "PaymentDeclined" and blocker.failure.message == "card declined"
 
 
+def test_a_paused_activity_says_who_paused_it_and_why():
+    paused = PendingActivityInfo(activity_id="a1", attempt=2, paused=True, last_failure=_failure("timeout", "Timeout"))
+    paused.activity_type.name = "sync"
+    paused.pause_info.manual.identity, paused.pause_info.manual.reason = "ops@host", "db maintenance"
+    [blocker] = explain.blockers(_described(pending_activities=[paused]), [STARTED])
+    assert blocker.title == "Activity a1 (sync) is paused" and blocker.ref == "a1"
+    assert blocker.text == "Paused by ops@host: db maintenance. No new attempt starts until it is unpaused (attempt 2)."
+    assert blocker.failure.message == "timeout"
+
+
+def test_the_workflows_list_says_when_in_words(http):
+    workflow_id = wid("listed")
+    http.post(f"{NS}/workflows/{workflow_id}", json=start_body("Listed", "q"))
+    http.post(f"{NS}/workflows/{workflow_id}/terminate", json={"reason": "done"})
+    page = http.get(f"{UI}/workflows").get_data(as_text=True)
+    row = page[page.index(workflow_id):]
+    row = row[:row.index("</tr>")]
+    assert re.search(r'<time class="started" datetime="[^"]+" title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">(just now|\d+ seconds ago)</time>', row)
+    assert re.search(r'<time class="closed" [^>]*>(just now|\d+ seconds ago)</time>', row)
+    assert re.search(r'<span class="muted took">after (\d+ ms|\d+(\.\d)? seconds)</span>', row), row
+
+
 def test_the_gantt_draws_activities_timers_and_children_over_time():
     events = [
         STARTED,
