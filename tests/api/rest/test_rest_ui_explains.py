@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import shutil
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -366,8 +367,28 @@ async def test_a_running_page_updates_itself_until_the_run_completes(dev_server,
             driver.find_element(By.NAME, "signal_name").send_keys("half-typed")
             keep_screenshot(driver, tmp_path, "workflow-running-timeline.png")
 
+            # A hidden tab does not poll: the page stays as it was while the run completes.
+            driver.execute_script("""
+                window.fetches = 0;
+                const fetch = window.fetch;
+                window.fetch = (...args) => { window.fetches += 1; return fetch(...args); };
+                Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+                document.dispatchEvent(new Event("visibilitychange"));
+            """)
+            time.sleep(2.5)  # a poll already under way when the tab hid may finish
+            before = driver.execute_script("return window.fetches;")
             asyncio.run_coroutine_threadsafe(client.get_workflow_handle(steps_id).signal("proceed"), loop).result(10)
+            asyncio.run_coroutine_threadsafe(client.get_workflow_handle(steps_id).result(), loop).result(10)
+            time.sleep(4.5)  # two polls' worth
+            assert driver.execute_script("return window.fetches;") == before
+            assert driver.find_element(By.ID, "status").text == "Running"
+            # Shown again: it polls at once and the badge turns Completed, without a reload.
+            driver.execute_script("""
+                Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+                document.dispatchEvent(new Event("visibilitychange"));
+            """)
             wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Completed"))
+            assert driver.execute_script("return window.fetches;") > before
             assert driver.execute_script("return window.sameDocument === true;")  # no reload
             assert driver.find_element(By.NAME, "signal_name").get_attribute("value") == "half-typed"
             wait.until(lambda d: "Workflow Execution Completed" in d.find_element(By.ID, "history").text)

@@ -68,7 +68,8 @@ document.addEventListener("change", (event) => {
     }
   }
 
-  document.addEventListener("visibilitychange", schedule);
+  // Hidden: no more polls. Shown again: catch up at once.
+  document.addEventListener("visibilitychange", () => (document.hidden ? clearTimeout(timer) : marker.isConnected && refresh()));
   schedule();
 })();
 
