@@ -88,9 +88,10 @@ def blockers(described: ws.DescribeWorkflowExecutionResponse, events: list[Histo
         worker = f" on worker {a.identity}" if a.identity else ""
         tries = f"attempt {attempt}" if attempt else "its last attempt"
         if _NOT_REGISTERED.search(a.failure.message):
+            which = f"Worker {a.identity}" if a.identity else "The worker"
             out.append(Blocker(
                 "unknown-type", f"Workflow type {info.type.name} is not registered",
-                f"The worker{worker} polling task queue {info.task_queue} has no workflow type {info.type.name}; "
+                f"{which} polling task queue {info.task_queue} has no workflow type {info.type.name}; "
                 f"the workflow task keeps failing ({tries}). Check the type's name, or start a worker that registers it.",
                 view,
             ))

@@ -122,6 +122,7 @@ def test_an_unregistered_workflow_type_is_said_plainly():
     })
     [blocker] = explain.blockers(_described(pending_workflow_task=PendingWorkflowTaskInfo(attempt=2)), [STARTED, failed])
     assert blocker.kind == "unknown-type" and blocker.title == "Workflow type Ship is not registered"
+    assert blocker.text.startswith("The worker polling task queue orders has no workflow type Ship; the workflow task keeps failing (attempt 2).")
     # The Odin SDK fails the run itself.
     closed = _event(5, E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, 1, workflow_execution_failed_event_attributes={
         "failure": _failure("no workflow type 'Ship' on task queue 'orders': its workers run none", "WorkflowTypeNotRegistered"),
@@ -363,15 +364,19 @@ async def test_a_running_page_updates_itself_until_the_run_completes(dev_server,
             wait.until(lambda d: "Timer Fired" in d.find_element(By.ID, "history").text)
             assert driver.find_element(By.ID, "status").text == "Running"
             assert len(driver.find_elements(By.CSS_SELECTOR, "#gantt g.bar")) == 2
-            driver.execute_script("window.sameDocument = true;")
+            driver.execute_script("""
+                window.sameDocument = true;
+                window.fetches = 0;
+                const fetch = window.fetch;
+                window.fetch = (...args) => { window.fetches += 1; return fetch(...args); };
+            """)
             driver.find_element(By.NAME, "signal_name").send_keys("half-typed")
+            wait.until(lambda d: d.execute_script("return window.fetches;") >= 2)  # two polls while running
+            assert driver.find_element(By.NAME, "signal_name").get_attribute("value") == "half-typed"
             keep_screenshot(driver, tmp_path, "workflow-running-timeline.png")
 
             # A hidden tab does not poll: the page stays as it was while the run completes.
             driver.execute_script("""
-                window.fetches = 0;
-                const fetch = window.fetch;
-                window.fetch = (...args) => { window.fetches += 1; return fetch(...args); };
                 Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
                 document.dispatchEvent(new Event("visibilitychange"));
             """)
@@ -390,7 +395,8 @@ async def test_a_running_page_updates_itself_until_the_run_completes(dev_server,
             wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "Completed"))
             assert driver.execute_script("return window.fetches;") > before
             assert driver.execute_script("return window.sameDocument === true;")  # no reload
-            assert driver.find_element(By.NAME, "signal_name").get_attribute("value") == "half-typed"
+            # What only a running run offers (signal, cancel, terminate, stack trace) is gone.
+            assert not driver.find_elements(By.NAME, "signal_name") and not driver.find_elements(By.ID, "stack-trace-button")
             wait.until(lambda d: "Workflow Execution Completed" in d.find_element(By.ID, "history").text)
             assert driver.find_element(By.ID, "result").text.strip().startswith("{")
             assert not driver.find_elements(By.CSS_SELECTOR, "[data-refresh]")  # polling stopped
@@ -415,7 +421,7 @@ async def test_stack_trace_button_dark_mode_and_the_api_page(dev_server, tmp_pat
     monkeypatch.setenv("SE_OFFLINE", "true")
     base = f"http://127.0.0.1:{dev_server.endpoints.http_port}"
     client = await Client.connect(f"127.0.0.1:{dev_server.endpoints.grpc_port}")
-    task_queue, waiting_id, broken_id = f"tq-{uuid.uuid4().hex[:8]}", wid("waits"), wid("broken")
+    task_queue, waiting_id, broken_id, typo_id = f"tq-{uuid.uuid4().hex[:8]}", wid("waits"), wid("broken"), wid("typo")
 
     def browse() -> None:
         from selenium.webdriver.common.by import By
@@ -447,6 +453,16 @@ async def test_stack_trace_button_dark_mode_and_the_api_page(dev_server, tmp_pat
             keep_screenshot(driver, tmp_path, "workflow-task-failing-dark.png")
 
             driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
+            driver.get(f"{base}{UI}/workflows/{typo_id}")
+            wait.until(ec.presence_of_element_located((By.ID, "blocker-unknown-type")))
+            assert "Workflow type Greeet is not registered" in driver.find_element(By.ID, "blocker-unknown-type").text
+            keep_screenshot(driver, tmp_path, "workflow-unknown-type.png")
+
+            driver.get(f"{base}{UI}/workflows")
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#workflows time.started")))
+            assert "ago" in driver.find_element(By.ID, "workflows").text or "just now" in driver.find_element(By.ID, "workflows").text
+            keep_screenshot(driver, tmp_path, "workflows-list.png")
+
             driver.find_element(By.ID, "nav-api").click()
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "section.api-tag")))
             assert "Query a workflow" in driver.find_element(By.TAG_NAME, "main").text
@@ -458,6 +474,7 @@ async def test_stack_trace_button_dark_mode_and_the_api_page(dev_server, tmp_pat
     async with Worker(client, task_queue=task_queue, workflows=[WaitForever, Broken]):
         handle = await client.start_workflow("WaitForever", id=waiting_id, task_queue=task_queue)
         await client.start_workflow("Broken", "the order book is empty", id=broken_id, task_queue=task_queue)
+        await client.start_workflow("Greeet", id=typo_id, task_queue=task_queue)
         for _ in range(50):  # the first workflow task completes: the workflow is at its wait
             if (await handle.describe()).history_length >= 4:
                 break

@@ -31,7 +31,7 @@ document.addEventListener("change", (event) => {
 
 // A running workflow's page fetches itself every few seconds and swaps in its [data-live] parts
 // (status, notices, pending work, history), leaving forms alone; it pauses while the tab is
-// hidden and stops once the run has closed.
+// hidden and stops once the run has closed, then drops what only a running run offers.
 (() => {
   const marker = document.querySelector("[data-refresh]");
   if (!marker) return;
@@ -59,7 +59,10 @@ document.addEventListener("change", (event) => {
       for (const li of document.querySelectorAll("#history li.event")) {
         if (open.has(li.dataset.eventId)) li.querySelector("details").open = true;
       }
-      if (!next.querySelector("[data-refresh]")) marker.remove(); // closed: nothing more will change
+      if (!next.querySelector("[data-refresh]")) { // closed: nothing more will change, nothing to signal
+        marker.remove();
+        for (const part of document.querySelectorAll("[data-running-only]")) part.remove();
+      }
     } catch (err) {
       // The server is away for a moment: try again on the next tick.
     } finally {
