@@ -29,20 +29,24 @@ document.addEventListener("change", (event) => {
   for (const box of document.querySelectorAll('input[name="run"][form="batch-form"]')) box.checked = event.target.checked;
 });
 
-// A running workflow's page fetches itself every few seconds and swaps in its [data-live] parts
-// (status, notices, pending work, history), leaving forms alone; it pauses while the tab is
-// hidden and stops once the run has closed, then drops what only a running run offers.
+// A running workflow's page fetches itself every few seconds (less often while its history stands
+// still) and swaps in its [data-live] parts (status, notices, pending work, history), leaving
+// forms alone; it pauses while the tab is hidden and stops once the run has closed, then drops
+// what only a running run offers.
 (() => {
   const marker = document.querySelector("[data-refresh]");
   if (!marker) return;
   const every = Number(marker.dataset.refresh) || 2000;
+  const slowest = 30000; // a run whose history stands still is polled ever less often, down to this
+  let delay = every;
   let timer = null;
   let busy = false;
 
   const schedule = () => {
     clearTimeout(timer);
-    if (!document.hidden && marker.isConnected) timer = setTimeout(refresh, every);
+    if (!document.hidden && marker.isConnected) timer = setTimeout(refresh, delay);
   };
+  const historyLength = (doc) => (doc.getElementById("history") || { children: [] }).children.length;
 
   async function refresh() {
     if (busy) return;
@@ -51,6 +55,7 @@ document.addEventListener("change", (event) => {
       const response = await fetch(window.location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
       if (!response.ok) return;
       const next = new DOMParser().parseFromString(await response.text(), "text/html");
+      delay = historyLength(next) === historyLength(document) ? Math.min(delay * 1.5, slowest) : every;
       const open = new Set([...document.querySelectorAll("#history li.event details[open]")].map((d) => d.closest("li").dataset.eventId));
       for (const part of document.querySelectorAll("[data-live]")) {
         const fresh = next.getElementById(part.id);
@@ -72,7 +77,13 @@ document.addEventListener("change", (event) => {
   }
 
   // Hidden: no more polls. Shown again: catch up at once.
-  document.addEventListener("visibilitychange", () => (document.hidden ? clearTimeout(timer) : marker.isConnected && refresh()));
+  document.addEventListener("visibilitychange", () => {
+    clearTimeout(timer);
+    if (!document.hidden && marker.isConnected) {
+      delay = every;
+      refresh();
+    }
+  });
   schedule();
 })();
 
