@@ -15,6 +15,17 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 # fails the workflow task instead, with a message like "Workflow class X is not registered".
 NOT_REGISTERED_TYPE = "WorkflowTypeNotRegistered"
 _NOT_REGISTERED = re.compile(r"workflow class .* is not registered", re.I)
+# Workflow task failures that are the server's bookkeeping, not the workflow failing (a reset, new
+# events arriving while the task ran, a sticky queue given up): the next task goes on normally.
+_ROUTINE_CAUSES = frozenset({
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_STICKY_TASK_QUEUE,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FAILOVER_CLOSE_COMMAND,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_UPDATE,
+    WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_PAUSE_REQUESTED_BEFORE_TASK_STARTED,
+})
 # Causes of chained failures shown under the top one, at most this deep.
 _CAUSES = 5
 
@@ -80,7 +91,11 @@ def blockers(described: ws.DescribeWorkflowExecutionResponse, events: list[Histo
     task = described.pending_workflow_task if described.HasField("pending_workflow_task") else None
     failed = _last(events, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
     completed = _last(events, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
-    failing = failed is not None and (completed is None or failed.event_id > completed.event_id)
+    failing = (
+        failed is not None
+        and (completed is None or failed.event_id > completed.event_id)
+        and failed.workflow_task_failed_event_attributes.cause not in _ROUTINE_CAUSES
+    )
     if failing and failed is not None:
         a = failed.workflow_task_failed_event_attributes
         view = failure_view(a.failure)
@@ -96,10 +111,16 @@ def blockers(described: ws.DescribeWorkflowExecutionResponse, events: list[Histo
                 view,
             ))
         else:
-            cause = _cause_words(a.cause)
+            C = WorkflowTaskFailedCause
+            if a.cause == C.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR:
+                what = f"The workflow code{worker} no longer matches the run's history (nondeterminism)"
+            elif a.cause in (C.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE, C.WORKFLOW_TASK_FAILED_CAUSE_UNSPECIFIED):
+                what = f"The workflow code fails{worker} ({_cause_words(a.cause)})"
+            else:
+                what = f"The server refused the workflow task's commands{worker} ({_cause_words(a.cause)})"
             out.append(Blocker(
                 "workflow-task", "The workflow task is failing",
-                f"The workflow code fails{worker} ({cause}); the task is retried, now at {tries}. "
+                f"{what}; the task is retried, now at {tries}. "
                 "Fix the code and restart the worker: the run resumes from its history.",
                 view,
             ))

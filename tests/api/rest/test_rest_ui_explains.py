@@ -20,7 +20,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from rest_support import start_body, wid
 from rest_workflows import Broken, Charge, Counter, Greet, Steps, WaitForever, charge_card, shout
-from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType, WorkflowExecutionStatus, WorkflowTaskFailedCause
 from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflow.v1 import PendingActivityInfo, PendingWorkflowTaskInfo
@@ -114,6 +114,21 @@ def test_a_failing_workflow_task_is_explained_with_attempt_error_and_worker():
     # Once a later workflow task completes, the failure is history, not a blocker.
     completed = _event(7, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, 2)
     assert explain.blockers(_described(), [STARTED, failed, completed]) == []
+
+
+def test_routine_workflow_task_failures_are_not_blockers_and_nondeterminism_is_named():
+    def failed(cause: int) -> HistoryEvent:
+        return _event(4, E.EVENT_TYPE_WORKFLOW_TASK_FAILED, 1, workflow_task_failed_event_attributes={
+            "failure": _failure("why"), "cause": cause})
+
+    C = WorkflowTaskFailedCause
+    # How a reset run's history goes on; new events came in while the task ran.
+    assert explain.blockers(_described(), [STARTED, failed(C.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW)]) == []
+    assert explain.blockers(_described(), [STARTED, failed(C.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND)]) == []
+    [blocker] = explain.blockers(_described(), [STARTED, failed(C.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR)])
+    assert "no longer matches the run's history (nondeterminism)" in blocker.text
+    [blocker] = explain.blockers(_described(), [STARTED, failed(C.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES)])
+    assert blocker.text.startswith("The server refused the workflow task's commands (bad schedule activity attributes)")
 
 
 def test_an_unregistered_workflow_type_is_said_plainly():
