@@ -309,6 +309,19 @@ async def test_a_retrying_activity_is_explained_at_the_top(served_sqlite, sdk, t
     assert '<span class="failure-type">PaymentDeclined</span>' in table
 
 
+async def test_a_reset_run_waiting_for_its_worker_is_not_shown_as_failing(served_sqlite, sdk, task_queue):
+    """A reset run's history has a workflow task failed with cause RESET_WORKFLOW; with no worker to
+    run the next task yet, the page must not say the workflow code fails."""
+    workflow_id = wid("reset")
+    async with Worker(sdk, task_queue=task_queue, workflows=[Counter]):
+        await served_sqlite.post(f"{NS}/workflows/{workflow_id}", json=start_body("Counter", task_queue))
+        await _page_until(served_sqlite, workflow_id, "Workflow Task Completed")
+    reset = await served_sqlite.post(f"{NS}/workflows/{workflow_id}/reset", json={"workflowTaskFinishEventId": 4, "reason": "again"})
+    assert reset.status_code == 200, reset.get_json()
+    page = await _page_until(served_sqlite, workflow_id, reset.get_json()["runId"], "Workflow Task Failed")
+    assert "WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW" in page and 'id="blocker-workflow-task"' not in page
+
+
 async def test_times_in_words_timeline_and_stack_trace(served_sqlite, sdk, task_queue):
     workflow_id = wid("steps")
     async with Worker(sdk, task_queue=task_queue, workflows=[Steps, Counter], activities=[shout]):
