@@ -170,6 +170,7 @@ class Bar:
     start: float  # seconds after the run's first event
     end: float
     event_id: int  # the event that opened it
+    child_id: str = ""  # a child workflow's id, for a link to its page
     x: float = 0.0  # SVG coordinates
     y: float = 0.0
     width: float = 0.0
@@ -223,7 +224,8 @@ def gantt(events: list[HistoryEvent], now: datetime) -> Gantt:
         at = (event.event_time.ToDatetime() - origin).total_seconds()
         kind = _OPENS.get(event.event_type)
         if kind is not None:
-            bars[event.event_id] = Bar(_label(event, kind), kind, "running", at, at, event.event_id)
+            child = event.start_child_workflow_execution_initiated_event_attributes.workflow_id if kind == "child" else ""
+            bars[event.event_id] = Bar(_label(event, kind), kind, "running", at, at, event.event_id, child)
         elif event.event_type in _CLOSES:
             bar = bars.get(_opened_by(event))
             if bar is not None:

@@ -204,7 +204,7 @@ def test_the_gantt_draws_activities_timers_and_children_over_time():
         ("timer t1 (1 minute 30 seconds)", "timer", "completed", 3.0, 5.0),
         ("Pack (kid)", "child", "running", 5.0, 10.0),
     ]
-    assert chart.span == 10.0 and chart.more == 0
+    assert chart.span == 10.0 and chart.more == 0 and [b.child_id for b in chart.bars] == ["", "", "kid"]
     left, right = timeline.CHART_LEFT, timeline.CHART_RIGHT
     fetch, _, pack = chart.bars
     assert fetch.x == left + 0.1 * (right - left) and pack.x + pack.width == pytest.approx(right)
@@ -214,6 +214,16 @@ def test_the_gantt_draws_activities_timers_and_children_over_time():
     closed = _event(11, E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, 6)
     assert timeline.gantt([*events, closed], T0 + timedelta(days=1)).span == 6.0
     assert timeline.gantt([], T0).bars == []
+
+
+def test_a_child_bar_links_to_the_childs_page(app):
+    from flask import render_template
+
+    initiated = _event(5, E.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED, 1,
+                       start_child_workflow_execution_initiated_event_attributes={"workflow_id": "kid <1>", "workflow_type": {"name": "Pack"}})
+    with app.test_request_context():
+        svg = render_template("_gantt.html", gantt=timeline.gantt([STARTED, initiated], T0 + timedelta(seconds=2)), namespace="default")
+    assert '<a href="/namespaces/default/workflows/kid%20%3C1%3E">' in svg and "Pack (kid &lt;1&gt;)" in svg
 
 
 def test_history_rows_carry_their_failure():
@@ -329,6 +339,7 @@ async def test_times_in_words_timeline_and_stack_trace(served_sqlite, sdk, task_
         page = await _page_until(served_sqlite, workflow_id, "Timer Fired", 'data-refresh="2000"')
         assert 'id="gantt"' in page and "shout (1)" in page and "timer 1 (200 ms)" in page
         assert 'class="bar activity completed"' in page and 'class="bar timer completed"' in page
+        assert '<a href="#event-5">' in page and 'id="event-5"' in page  # a bar leads to its event in the list
         assert 'id="started-ago">(just now)' in page or "seconds ago)" in page
         assert 'id="stack-trace-button"' in page
 
