@@ -319,6 +319,18 @@ async def test_a_retrying_activity_is_explained_at_the_top(served_sqlite, sdk, t
     assert '<span class="failure-type">PaymentDeclined</span>' in table
 
 
+async def test_a_queue_no_worker_polls_is_named_at_the_top(served_sqlite, sdk, task_queue):
+    lonely, polled = wid("lonely"), wid("polled")
+    await served_sqlite.post(f"{NS}/workflows/{lonely}", json=start_body("WaitForever", f"{task_queue}-nobody"))
+    page = await _page_until(served_sqlite, lonely, 'id="unpolled"')
+    top = page[page.index('id="blockers"'):page.index("<section")]
+    assert f"No worker has polled task queue {task_queue}-nobody in the last 120 s" in top
+    async with Worker(sdk, task_queue=task_queue, workflows=[WaitForever]):
+        await served_sqlite.post(f"{NS}/workflows/{polled}", json=start_body("WaitForever", task_queue))
+        page = await _page_until(served_sqlite, polled, "Workflow Task Completed")
+    assert 'id="unpolled"' not in page and 'class="blocker' not in page
+
+
 async def test_a_reset_run_waiting_for_its_worker_is_not_shown_as_failing(served_sqlite, sdk, task_queue):
     """A reset run's history has a workflow task failed with cause RESET_WORKFLOW; with no worker to
     run the next task yet, the page must not say the workflow code fails."""
