@@ -41,11 +41,14 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 # Submodules by their full name: ``from odin.api.rest import ...`` would import the package,
 # whose __init__ imports this module.
 import odin.api.rest.csrf as csrf
+import odin.api.rest.explain as explain
+import odin.api.rest.humane as humane
 import odin.api.rest.session as session
 import odin.api.rest.timeline as timeline
-from odin.api.rest.codec import arguments, loads_strict, to_json, value_payload
+from odin.api.rest.codec import arguments, loads_strict, payloads_values, to_json, value_payload
 from odin.api.rest.invoke import invoke
 from odin.api.rest.openapi import FORM, HTML, Body, Doc, Reply, documented
+from odin.api.rest.openapi import build as build_openapi
 from odin.api.rest.outcome import is_close, outcome_json
 from odin.api.rest.params import NEXT_PAGE_TOKEN, RUN_ID, Param
 from odin.api.rest.routes.task_queues import QUEUE_TYPES
@@ -108,6 +111,9 @@ def _input_text(payloads: Payloads) -> str:
     shown: Any = args if kwargs is None else {"args": args, "kwargs": kwargs}
     return json.dumps(shown, indent=2, ensure_ascii=False)
 
+
+# How long the stack-trace button waits for a worker to answer.
+STACK_TRACE_WAIT = 10.0
 
 # A running workflow's page says so when no worker has polled its task queue this recently.
 POLLED_WITHIN = 120.0
@@ -234,6 +240,11 @@ def workflow(namespace: str, workflow_id: str):
         outcome=outcome_json(workflow_id, events[-1]) if events and is_close(events[-1]) else None,
         pending_activities=[to_json(a) for a in described.pending_activities],
         pending_timers=timeline.pending_timers(events) if running else [],
+        blockers=explain.blockers(described, events),
+        pending_failures={p.activity_id: explain.failure_view(p.last_failure) for p in described.pending_activities
+                          if p.HasField("last_failure")},
+        gantt=timeline.gantt(events, datetime.now(UTC)),
+        can_query=running and session.allowed(Operation.QueryWorkflow, namespace),
         rows=timeline.rows(events),
         truncated=len(events) >= MAX_EVENTS,
         notice=_NOTICES.get(DONE.read() or ""),
@@ -407,6 +418,43 @@ def task_queue(namespace: str, task_queue: str):
 def workers(namespace: str):
     found = list_workers_page(namespace)
     return render_template("workers.html", namespace=namespace, workers=[to_json(w) for w in found.workers_info])
+
+
+@bp.get("/namespaces/<namespace>/workflows/<workflow_id>/stack-trace")
+@documented(Doc(
+    "A running workflow's stack trace (the __stack_trace query)", TAG, Operation.QueryWorkflow, params=(RUN_ID,), responses=_PAGE
+))
+def stack_trace(namespace: str, workflow_id: str):
+    req = ws.QueryWorkflowRequest(namespace=namespace, execution=WorkflowExecution(workflow_id=workflow_id, run_id=RUN_ID.read()))
+    req.query.query_type = "__stack_trace"
+    limit = STACK_TRACE_WAIT
+    response = invoke(Operation.QueryWorkflow, namespace, lambda f: f.query_workflow(req, limit), timeout=limit + 15)
+    values = payloads_values(response.query_result)
+    text = values[0] if values and isinstance(values[0], str) else json.dumps(values, indent=2, ensure_ascii=False)
+    return render_template("stack_trace.html", namespace=namespace, workflow_id=workflow_id, run_id=req.execution.run_id, stack=text)
+
+
+@bp.get("/api-docs")
+@documented(Doc("The HTTP API's operations, grouped by tag", TAG, responses=_PAGE))
+def api_docs():
+    document = current_app.extensions.get("odin.openapi")
+    if document is None:
+        document = current_app.extensions["odin.openapi"] = build_openapi(current_app)
+    return render_template("api_docs.html", groups=api_groups(document), info=document.get("info", {}))
+
+
+def api_groups(document: dict) -> list[tuple[str, list[dict]]]:
+    """An OpenAPI document's operations as (tag, [{method, path, summary, description}]), tags in
+    the document's order (then first use), operations by path."""
+    groups: dict[str, list[dict]] = {t["name"]: [] for t in document.get("tags", []) if "name" in t}
+    for path, item in sorted(document.get("paths", {}).items()):
+        for method, op in item.items():
+            if method not in {"get", "put", "post", "delete", "patch", "head", "options"}:
+                continue
+            entry = {"method": method.upper(), "path": path, "summary": op.get("summary", ""), "description": op.get("description", "")}
+            for tag in op.get("tags") or ["other"]:
+                groups.setdefault(tag, []).append(entry)
+    return [(tag, ops) for tag, ops in groups.items() if ops]
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -779,6 +827,29 @@ def _duration(value: str | None) -> str:
     return describe_duration(d)
 
 
+def _ago(value: str | None) -> str:
+    """An RFC 3339 time relative to now (``3 minutes ago``); empty if it cannot be read."""
+    try:
+        when = datetime.fromisoformat((value or "").replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    return humane.relative(when if when.tzinfo else when.replace(tzinfo=UTC), datetime.now(UTC))
+
+
+def _human(value: str | float | int | None) -> str:
+    """A duration, as proto3 JSON (``259200s``) or seconds, in words (``3 days``)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        d = Duration()
+        try:
+            d.FromJsonString(value)
+        except ValueError:
+            return value
+        return humane.duration_words(d.ToTimedelta().total_seconds())
+    return humane.duration_words(float(value))
+
+
 def _enum_words(value: str | None, prefix: str) -> str:
     """``SCHEDULE_OVERLAP_POLICY_BUFFER_ONE`` -> ``buffer one``."""
     return (value or "").removeprefix(prefix).replace("_", " ").lower()
@@ -788,5 +859,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(bp)
     app.jinja_env.globals.update(auth_enabled=session.auth_enabled, signed_in=lambda: session.principal())
     app.jinja_env.filters.update(
-        when=_when, status=_status, enum_words=_enum_words, duration=_duration, local_time=_local_time, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False)
+        when=_when, status=_status, enum_words=_enum_words, duration=_duration, local_time=_local_time, ago=_ago, human=_human, tojson_pretty=lambda v: json.dumps(v, indent=2, ensure_ascii=False)
     )

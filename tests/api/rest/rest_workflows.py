@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 
@@ -94,3 +95,48 @@ class WaitsForAnActivity:
         await workflow.execute_activity(
             "nobody_runs_this", activity_id="a1", task_queue=queue, start_to_close_timeout=timedelta(seconds=30)
         )
+
+
+@workflow.defn
+class Broken:
+    """Its code raises a plain exception: the workflow task fails, and is retried, until fixed."""
+
+    @workflow.run
+    async def run(self, message: str) -> None:
+        raise RuntimeError(message)
+
+
+@activity.defn
+async def charge_card(message: str) -> None:
+    raise ApplicationError(message, type="PaymentDeclined")
+
+
+@workflow.defn
+class Charge:
+    """Its activity fails every attempt, retried every 300 ms."""
+
+    @workflow.run
+    async def run(self, message: str) -> None:
+        await workflow.execute_activity(
+            charge_card, message, start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=300), backoff_coefficient=1.0),
+        )
+
+
+@workflow.defn
+class Steps:
+    """Runs an activity, sleeps, then waits for a signal: bars of the graphical timeline."""
+
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.execute_activity(shout, "one", start_to_close_timeout=timedelta(seconds=10))
+        await workflow.sleep(0.2)
+        await workflow.wait_condition(lambda: self.go)
+        return "done"

@@ -94,7 +94,7 @@ def test_namespace_and_task_queue_pages(http):
     listed = http.get("/namespaces").get_data(as_text=True)
     assert "shop" in listed and "The shop" in listed
     page = http.get("/namespaces/shop").get_data(as_text=True)
-    assert "ops@example.com" in page and "259200s" in page
+    assert "ops@example.com" in page and 'id="retention" title="259200s">3 days<' in page
 
     http.post(f"{NS}/workflows/{wid()}", json=start_body("Queued", "orders"))
     queue = http.get(f"{UI}/task-queues/orders").get_data(as_text=True)
@@ -118,7 +118,7 @@ async def test_workflow_page_shows_input_pending_activity_and_timer(served_sqlit
     assert 'id="pending-activities"' in greet_page and "shout" in greet_page
     assert "Activity Task Scheduled" in greet_page and "Workflow Execution Started" in greet_page
     assert "&#34;vip&#34;: true" in greet_page  # the input, as JSON
-    assert 'id="pending-timers"' in counter_page and "3600s" in counter_page
+    assert 'id="pending-timers"' in counter_page and "<td>1 hour</td>" in counter_page
 
 
 # -- a real browser -------------------------------------------------------------------------
