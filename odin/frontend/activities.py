@@ -111,7 +111,9 @@ class ActivityCalls(FrontendBase):
     ) -> ws.UnpauseActivityExecutionResponse:
         await self.unpause_activity(
             ws.UnpauseActivityRequest(
-                namespace=req.namespace, execution=_execution(req), id=req.activity_id, identity=req.identity, jitter=req.jitter
+                namespace=req.namespace, execution=_execution(req), id=req.activity_id, identity=req.identity, jitter=req.jitter,
+                # Fields of older API versions only (temporalio 1.31's protos have them).
+                reset_attempts=_optional(req, "reset_attempts"), reset_heartbeat=_optional(req, "reset_heartbeat"),
             )
         )
         return ws.UnpauseActivityExecutionResponse()
@@ -123,7 +125,7 @@ class ActivityCalls(FrontendBase):
                 execution=_execution(req),
                 id=req.activity_id,
                 identity=req.identity,
-                reset_heartbeat=req.reset_heartbeat,
+                reset_heartbeat=_optional(req, "reset_heartbeat"),  # newer API versions only
                 keep_paused=req.keep_paused,
                 jitter=req.jitter,
                 restore_original_options=req.restore_original_options,
@@ -174,3 +176,8 @@ def _jitter(jitter: Duration) -> float:
     which Temporal accepts)."""
     span = seconds(jitter)
     return random.uniform(0.0, span) if span > 0 else 0.0
+
+
+def _optional(req, name: str) -> bool:
+    """A boolean field the request's API version may not have (False when absent)."""
+    return bool(getattr(req, name)) if name in req.DESCRIPTOR.fields_by_name else False
