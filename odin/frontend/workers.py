@@ -139,7 +139,10 @@ class WorkerCalls(FrontendBase):
     async def _token_in_namespace(self, namespace: str, task_token: bytes) -> None:
         """A task token works only in the namespace named on the request (which the caller was
         let into): a worker of one namespace cannot complete another's tasks."""
-        token = tokens.decode(task_token, (tokens.WorkflowTaskToken, tokens.ActivityTaskToken, tokens.QueryTaskToken))
+        token = tokens.decode(
+            task_token,
+            (tokens.WorkflowTaskToken, tokens.ActivityTaskToken, tokens.StandaloneActivityTaskToken, tokens.QueryTaskToken),
+        )
         if namespace and (await self.namespace(namespace)).id != token.namespace_id:
             raise InvalidArgument(f"Task token does not belong to namespace {namespace}.")
 

@@ -191,6 +191,35 @@ class ScheduleWrite:
 
 
 @dataclass
+class ActivityExecutionRecord:
+    """One standalone activity's row (``activity_executions``): the id's current run."""
+
+    namespace_id: str
+    activity_id: str
+    run_id: str
+    shard_id: int
+    db_version: int
+    request_id: str
+    status: int  # temporal.api.enums.v1.ActivityExecutionStatus
+    activity_type: str
+    task_queue: str
+    start_time: datetime
+    close_time: datetime | None
+    search_attributes: bytes | None  # temporal.api.common.v1.SearchAttributes
+    state: bytes  # JSON of odin.history.standalone.StandaloneActivity
+
+
+@dataclass
+class ActivityWrite:
+    record: ActivityExecutionRecord
+    # None inserts (the id must be free); otherwise the row must still carry this db_version (a
+    # new run of the id replaces the row of the closed one under the same guard).
+    expected_db_version: int | None
+    # The run closed (or was replaced): its outstanding outbox rows go with this write.
+    closed_run_id: str = ""
+
+
+@dataclass
 class BatchOperationRecord:
     """One batch operation's row (``batch_operations``)."""
 
@@ -224,6 +253,7 @@ class Batch:
     delete_transfer_ids: list[str] = field(default_factory=list)
     delete_timer_ids: list[str] = field(default_factory=list)
     schedules: list[ScheduleWrite] = field(default_factory=list)
+    activities: list[ActivityWrite] = field(default_factory=list)
     # (shard_id, range_id): written by a shard's queue processor, valid only while that shard's
     # range_id is unchanged (no newer lease holder).
     fence: tuple[int, int] | None = None
@@ -278,6 +308,9 @@ class ExecutionStore(Protocol):
     async def delete_timer_task(self, task_id: str, fence: tuple[int, int] | None = None) -> None: ...
     async def acquire_shards(self, shard_ids: list[int], owner: str, expires_at: datetime | None) -> dict[int, int]: ...
     async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None: ...
+    async def get_activity_execution(self, namespace_id: str, activity_id: str) -> ActivityExecutionRecord | None: ...
+    async def list_activity_executions(self, namespace_id: str, offset: int, limit: int) -> list[ActivityExecutionRecord]: ...
+    async def delete_activity_execution(self, namespace_id: str, activity_id: str, run_id: str) -> bool: ...
     async def list_schedules(self, namespace_id: str, after: str, limit: int) -> list[ScheduleRecord]: ...
     async def release_shards(self, shard_ids: list[int], owner: str) -> None: ...
     async def create_batch_operation(self, record: BatchOperationRecord, max_running: int) -> None: ...
@@ -569,6 +602,8 @@ class SqlExecutionStore:
             _check_fence(conn, batch.fence)
         for sw in batch.schedules:
             _write_schedule(conn, sw)
+        for aw in batch.activities:
+            _write_activity(conn, aw)
         for w in batch.workflows:
             self._write_workflow(conn, w)
         for cw in batch.current:
@@ -581,6 +616,10 @@ class SqlExecutionStore:
             if w.closed:
                 conn.execute(_DELETE_RUN_TRANSFERS, {"run": w.record.run_id})
                 conn.execute(_DELETE_RUN_TIMERS, {"run": w.record.run_id})
+        for aw in batch.activities:
+            if aw.closed_run_id:
+                conn.execute(_DELETE_RUN_TRANSFERS, {"run": aw.closed_run_id})
+                conn.execute(_DELETE_RUN_TIMERS, {"run": aw.closed_run_id})
         if batch.transfer_tasks:
             conn.execute(_INSERT_TRANSFER, [_transfer_row(x) for x in batch.transfer_tasks])
         if batch.timer_tasks:
@@ -839,6 +878,42 @@ class SqlExecutionStore:
         rows = await self._read(lambda conn: conn.execute(query).all())
         return [ScheduleRecord(**r._mapping) for r in rows]
 
+    # -- standalone activities -------------------------------------------------------------
+
+    async def get_activity_execution(self, namespace_id: str, activity_id: str) -> ActivityExecutionRecord | None:
+        c = t.activity_executions.c
+        query = sa.select(t.activity_executions).where(c.namespace_id == namespace_id, c.activity_id == activity_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
+        return ActivityExecutionRecord(**row._mapping) if row else None
+
+    async def list_activity_executions(self, namespace_id: str, offset: int, limit: int) -> list[ActivityExecutionRecord]:
+        """A namespace's standalone activities, newest start first (ties by id), from ``offset``."""
+        c = t.activity_executions.c
+        query = (
+            sa.select(t.activity_executions)
+            .where(c.namespace_id == namespace_id)
+            .order_by(c.start_time.desc(), c.activity_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [ActivityExecutionRecord(**r._mapping) for r in rows]
+
+    async def delete_activity_execution(self, namespace_id: str, activity_id: str, run_id: str) -> bool:
+        """Remove a standalone activity's row and outbox rows; False if that run is not the id's row."""
+
+        def run(conn: sa.Connection) -> bool:
+            c = t.activity_executions.c
+            gone = conn.execute(
+                t.activity_executions.delete().where(c.namespace_id == namespace_id, c.activity_id == activity_id, c.run_id == run_id)
+            ).rowcount
+            if gone:
+                conn.execute(_DELETE_RUN_TRANSFERS, {"run": run_id})
+                conn.execute(_DELETE_RUN_TIMERS, {"run": run_id})
+            return bool(gone)
+
+        return await self._write(run)
+
     # -- shard leases ----------------------------------------------------------------------
 
     async def acquire_shards(self, shard_ids: list[int], owner: str, expires_at: datetime | None) -> dict[int, int]:
@@ -1066,6 +1141,20 @@ def _write_schedule(conn: sa.Connection, sw: ScheduleWrite) -> None:
         result = conn.execute(t.schedules.update().where(guard).values(**values))
     if result.rowcount != 1:
         raise ScheduleConflict(f"schedule {r.schedule_id} changed concurrently")
+
+
+def _write_activity(conn: sa.Connection, aw: ActivityWrite) -> None:
+    """Insert or compare-and-swap a standalone activity's row; a lost race raises ConcurrentUpdate
+    (an insert of a taken id raises IntegrityError, which the caller sees as the same)."""
+    r = aw.record
+    if aw.expected_db_version is None:
+        conn.execute(t.activity_executions.insert().values(**r.__dict__))
+        return
+    c = t.activity_executions.c
+    guard = (c.namespace_id == r.namespace_id) & (c.activity_id == r.activity_id) & (c.db_version == aw.expected_db_version)
+    values = {k: v for k, v in r.__dict__.items() if k not in ("namespace_id", "activity_id")}
+    if conn.execute(t.activity_executions.update().where(guard).values(**values)).rowcount != 1:
+        raise ConcurrentUpdate(f"activity {r.activity_id} changed concurrently")
 
 
 def _namespace(row) -> NamespaceRecord:

@@ -1,0 +1,265 @@
+"""Standalone activities (started and awaited by a client, no workflow) through the temporalio
+SDK's ``start_activity`` / ``execute_activity`` / ``get_activity_handle`` / ``list_activities`` /
+``count_activities`` and an ordinary worker, on SQLite and PostgreSQL.
+
+The literals (statuses, messages, what the worker's activity sees) are what Temporal 1.32
+(``temporal server start-dev --dynamic-config-value activity.enableStandalone=true``) answered."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import activity
+from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from odin.config import Settings
+from odin.server import OdinServer
+
+# key -> what the activity saw: (attempt, activity id, run id, workflow id)
+_seen: dict[str, list[tuple]] = {}
+_release: set[str] = set()
+_cancelled: dict[str, int] = {}
+FAST_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_interval=timedelta(milliseconds=100))
+
+
+@activity.defn
+async def greet(name: str) -> str:
+    info = activity.info()
+    _seen.setdefault(name, []).append((info.attempt, info.activity_id, info.activity_run_id, info.workflow_id))
+    return f"Hello, {name}!"
+
+
+@activity.defn
+async def flaky(key: str) -> str:
+    """Fails its first two attempts, hangs on attempt 3 of keys starting with "hang", else succeeds."""
+    attempt = activity.info().attempt
+    _seen.setdefault(key, []).append((attempt,))
+    if attempt < 3:
+        raise RuntimeError(f"attempt {attempt} fails")
+    return f"{key} done at attempt {attempt}"
+
+
+@activity.defn
+async def slow_first(key: str) -> str:
+    """Its first attempt outlives the start-to-close timeout; the second returns."""
+    attempt = activity.info().attempt
+    _seen.setdefault(key, []).append((attempt,))
+    if attempt == 1:
+        await asyncio.sleep(5)
+    return f"attempt {attempt}"
+
+
+@activity.defn
+async def beating(key: str) -> str:
+    """Heartbeats until released or cancelled."""
+    info = activity.info()
+    _seen.setdefault(key, []).append((info.attempt,))
+    try:
+        while key not in _release:
+            activity.heartbeat("tick")
+            await asyncio.sleep(0.1)
+    except asyncio.CancelledError:
+        _cancelled[key] = info.attempt
+        raise
+    return "released"
+
+
+ACTIVITIES = [greet, flaky, slow_first, beating]
+
+
+async def _describe(handle):
+    """Describe with the last failure and heartbeat details: newer SDKs ask for them (the fields
+    ``include_last_failure`` / ``include_heartbeat_details``); temporalio 1.31 always gets them."""
+    if "include_last_failure" in inspect.signature(handle.describe).parameters:
+        return await handle.describe(include_last_failure=True, include_heartbeat_details=True)
+    return await handle.describe()
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def test_start_result_describe(client: Client, task_queue):
+    name = _id("ann")
+    async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
+        handle = await client.start_activity(
+            greet, name, id=_id("greet"), task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10)
+        )
+        assert handle.run_id
+        assert await handle.result() == f"Hello, {name}!"
+        # Executing with the same id again: allowed, the first run is closed (ALLOW_DUPLICATE).
+        assert await client.execute_activity(
+            greet, name, id=handle.id, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10)
+        ) == f"Hello, {name}!"
+    [first, _] = _seen[name]
+    assert first == (1, handle.id, handle.run_id, None)  # the worker sees no workflow
+    desc = await client.get_activity_handle(handle.id).describe()
+    assert desc.status.name == "COMPLETED"
+    assert desc.raw_info.attempt == 1
+    assert desc.raw_info.activity_type.name == "greet"
+    assert desc.raw_info.task_queue == task_queue
+    assert desc.raw_info.run_id != handle.run_id  # the second run
+    assert desc.raw_info.HasField("close_time") and desc.raw_info.HasField("execution_duration")
+
+
+async def test_failures_are_retried_until_success(client: Client, task_queue):
+    key = _id("flaky")
+    async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
+        result = await client.execute_activity(
+            flaky, key, id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10), retry_policy=FAST_RETRY
+        )
+    assert result == f"{key} done at attempt 3"
+    assert [s[0] for s in _seen[key]] == [1, 2, 3]
+    desc = await _describe(client.get_activity_handle(key))
+    assert desc.raw_info.attempt == 3
+    assert desc.raw_info.last_failure.message == "attempt 2 fails"
+
+
+async def test_failure_after_the_last_attempt(client: Client, task_queue):
+    from temporalio.client import ActivityFailureError
+
+    key = _id("fails")
+    async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
+        handle = await client.start_activity(
+            flaky,
+            key,
+            id=key,
+            task_queue=task_queue,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=2),
+        )
+        with pytest.raises(ActivityFailureError) as failed:
+            await handle.result()
+    assert "attempt 2 fails" in str(failed.value.cause)
+    desc = await handle.describe()
+    assert desc.status.name == "FAILED"
+
+
+async def test_start_to_close_timeout_retries(client: Client, task_queue):
+    key = _id("slow")
+    async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
+        result = await client.execute_activity(
+            slow_first, key, id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=1), retry_policy=FAST_RETRY
+        )
+    assert result == "attempt 2"
+    desc = await _describe(client.get_activity_handle(key))
+    assert desc.raw_info.last_failure.message == "activity StartToClose timeout"
+
+
+async def test_id_conflict_is_refused_and_use_existing_returns_the_run(client: Client, task_queue):
+    from temporalio.common import ActivityIDConflictPolicy, ActivityIDReusePolicy
+
+    key = _id("conflict")
+    first = await client.start_activity(greet, "x", id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10))
+    with pytest.raises(ActivityAlreadyStartedError) as refused:
+        await client.start_activity(greet, "x", id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10))
+    assert refused.value.run_id == first.run_id
+    existing = await client.start_activity(
+        greet, "x", id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10),
+        id_conflict_policy=ActivityIDConflictPolicy.USE_EXISTING,
+    )
+    assert existing.run_id == first.run_id
+    await first.terminate(reason="done here")
+    with pytest.raises(ActivityAlreadyStartedError):
+        await client.start_activity(
+            greet, "x", id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10),
+            id_reuse_policy=ActivityIDReusePolicy.REJECT_DUPLICATE,
+        )
+
+
+async def test_cancel_reaches_the_worker(client: Client, task_queue):
+    from temporalio.client import ActivityFailureError
+
+    key = _id("cancel")
+    async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
+        handle = await client.start_activity(
+            beating, key, id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=5),
+        )
+        while key not in _seen:
+            await asyncio.sleep(0.05)
+        desc = await handle.describe()
+        assert desc.raw_info.run_state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        await handle.cancel(reason="no longer needed")
+        with pytest.raises(ActivityFailureError):
+            await handle.result()
+    assert _cancelled[key] == 1
+    desc = await handle.describe()
+    assert desc.status.name == "CANCELED"
+    assert desc.raw_info.canceled_reason == "no longer needed"
+
+
+async def test_terminate_and_delete(client: Client, task_queue, stub):
+    key = _id("term")
+    handle = await client.start_activity(beating, key, id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=30))
+    await handle.terminate(reason="stop it")
+    desc = await handle.describe()
+    assert desc.status.name == "TERMINATED"
+    with pytest.raises(RPCError) as closed:
+        await handle.terminate(reason="again")
+    assert closed.value.status == RPCStatusCode.FAILED_PRECONDITION
+    await stub.DeleteActivityExecution(ws.DeleteActivityExecutionRequest(namespace="default", activity_id=key))
+    with pytest.raises(RPCError) as gone:
+        await handle.describe()
+    assert gone.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_list_and_count_by_query(client: Client, task_queue):
+    queue = task_queue
+    keys = [_id("listed") for _ in range(3)]
+    for key in keys:
+        await client.start_activity(greet, "x", id=key, task_queue=queue, start_to_close_timeout=timedelta(seconds=10))
+    await client.get_activity_handle(keys[0]).terminate(reason="one fewer")
+    listed = [a async for a in client.list_activities(f"TaskQueue = '{queue}'")]
+    assert sorted(a.activity_id for a in listed) == sorted(keys)
+    running = [a async for a in client.list_activities(f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'")]
+    assert sorted(a.activity_id for a in running) == sorted(keys[1:])
+    count = await client.count_activities(f"TaskQueue = '{queue}'")
+    assert count.count == 3
+    grouped = await client.count_activities(f"TaskQueue = '{queue}' GROUP BY ExecutionStatus")
+    assert {g.group_values[0]: g.count for g in grouped.groups} == {"Running": 2, "Terminated": 1}
+    with pytest.raises(RPCError) as bad:
+        await client.count_activities("NoSuchAttribute = 'x'")
+    assert bad.value.status == RPCStatusCode.INVALID_ARGUMENT
+
+
+async def test_bad_requests_change_nothing(stub, task_queue):
+    base = dict(namespace="default", activity_type={"name": "greet"}, task_queue={"name": task_queue})
+    with pytest.raises(Exception) as missing:
+        await stub.StartActivityExecution(ws.StartActivityExecutionRequest(activity_id=_id("bad"), **base))
+    assert "StartToClose" in str(missing.value)
+    with pytest.raises(Exception) as no_id:
+        await stub.StartActivityExecution(ws.StartActivityExecutionRequest(**base, start_to_close_timeout={"seconds": 1}))
+    assert "ActivityId is not set" in str(no_id.value)
+
+
+async def test_activity_survives_a_server_restart(database_url, task_queue):
+    key = _id("restart")
+    server = OdinServer(Settings(database_url=database_url, grpc_port=0))
+    await server.start()
+    try:
+        client = await Client.connect(f"127.0.0.1:{server.endpoints.grpc_port}", namespace="default")
+        handle = await client.start_activity(
+            greet, key, id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10)
+        )
+    finally:
+        await server.stop(grace=0.5)
+    server = OdinServer(Settings(database_url=database_url, grpc_port=0))
+    await server.start()
+    try:
+        client = await Client.connect(f"127.0.0.1:{server.endpoints.grpc_port}", namespace="default")
+        async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
+            assert await client.get_activity_handle(key, run_id=handle.run_id).result() == f"Hello, {key}!"
+    finally:
+        await server.stop(grace=0.5)
