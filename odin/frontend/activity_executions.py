@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.activity.v1 import ActivityExecutionInfo, ActivityExecutionListInfo, ActivityExecutionOutcome
 from temporalio.api.common.v1 import ActivityType, Header, Payload, Payloads, Priority, SearchAttributes
-from temporalio.api.enums.v1 import ActivityIdConflictPolicy, ActivityIdReusePolicy
 from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
+from temporalio.api.enums.v1 import ActivityIdConflictPolicy, ActivityIdReusePolicy
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.sdk.v1 import UserMetadata
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
@@ -25,7 +25,6 @@ from odin.frontend.limits import limits_for
 from odin.history import activity_ops, retry, standalone
 from odin.history.activity_executions import wake_key
 from odin.history.events import duration, seconds, timestamp
-from odin.history.machine import StaleTask
 from odin.history.standalone import StandaloneActivity
 from odin.history.state import unpack
 from odin.ids import new_id
@@ -47,8 +46,15 @@ class ActivityExecutionCalls(FrontendBase):
 
     async def start_activity_execution(self, req: ws.StartActivityExecutionRequest) -> ws.StartActivityExecutionResponse:
         ns = await self.namespace(req.namespace)
+        # Temporal's wordings for a missing id, type or queue.
+        if not req.activity_id:
+            raise InvalidArgument("activityId is not set")
         check_id(req.activity_id, "ActivityId")
+        if not req.activity_type.name:
+            raise InvalidArgument("activityType is not set")
         check_id(req.activity_type.name, "ActivityType")
+        if not req.task_queue.name:
+            raise InvalidArgument("missing task queue name")
         check_id(req.task_queue.name, "TaskQueue")
         if len(req.request_id) > MAX_ID_LENGTH:
             raise InvalidArgument("RequestId exceeds length limit.")
@@ -77,7 +83,10 @@ class ActivityExecutionCalls(FrontendBase):
             s2s = min(s2s or s2c, s2c)
             stc = min(stc or s2c, s2c)
         elif stc <= 0:
-            raise InvalidArgument("A valid StartToClose or ScheduleToCloseTimeout is not set on request.")
+            raise InvalidArgument(
+                "a valid StartToCloseTimeout or ScheduleToCloseTimeout must be set on the activity."
+                f" ActivityId={req.activity_id} ActivityType={req.activity_type.name}"
+            )
         if stc and hb > stc:
             hb = stc
         try:
@@ -144,8 +153,9 @@ class ActivityExecutionCalls(FrontendBase):
         response = ws.DescribeActivityExecutionResponse(
             run_id=act.run_id, info=_info(act, loaded.record), long_poll_token=str(act.transitions).encode()
         )
-        if req.include_input and act.input:
-            response.input.CopyFrom(unpack(Payloads, act.input))
+        payloads = unpack(Payloads, act.input)
+        if req.include_input and payloads is not None:
+            response.input.CopyFrom(payloads)
         if req.include_outcome and not act.running:
             response.outcome.CopyFrom(_outcome(act))
         if not _optional(req, "include_heartbeat_details", True):
@@ -167,7 +177,7 @@ class ActivityExecutionCalls(FrontendBase):
                     return ws.PollActivityExecutionResponse(run_id=act.run_id, outcome=_outcome(act))
                 run_id = act.run_id  # the run being waited for, even if the id starts another
                 if monotonic() >= deadline:
-                    return ws.PollActivityExecutionResponse(run_id=act.run_id)
+                    return ws.PollActivityExecutionResponse()  # not yet (Temporal answers empty too)
                 await sub.wait(deadline - monotonic())
 
     async def list_activity_executions(self, req: ws.ListActivityExecutionsRequest) -> ws.ListActivityExecutionsResponse:
@@ -196,8 +206,11 @@ class ActivityExecutionCalls(FrontendBase):
         query = _parse(req.query)
         where = _parse_filter(req.query, custom, count=True)
         group_by = list(query.group_by) if query is not None else []
-        if group_by and group_by != ["ExecutionStatus"]:
-            raise InvalidArgument("'group by' clause is only supported for ExecutionStatus search attribute")
+        for name in group_by:
+            if name != "ExecutionStatus":
+                raise InvalidArgument(
+                    f"invalid query: operation is not supported: 'GROUP BY' clause is not supported for search attribute {name}"
+                )
         total = 0
         groups: dict[str, int] = {}
         offset = 0
@@ -227,8 +240,8 @@ class ActivityExecutionCalls(FrontendBase):
             await self.engine.activity_executions.update(
                 ns.id, activity_id, run_id, lambda t: standalone.request_cancel(t, req.reason, req.identity, request_id)
             )
-        except StaleTask:
-            raise _closed() from None
+        except standalone.Closed as closed:
+            raise FailedPrecondition(str(closed)) from None
         return ws.RequestCancelActivityExecutionResponse()
 
     async def terminate_activity_execution(
@@ -241,8 +254,8 @@ class ActivityExecutionCalls(FrontendBase):
             await self.engine.activity_executions.update(
                 ns.id, activity_id, run_id, lambda t: standalone.terminate(t, req.reason, req.identity, request_id)
             )
-        except StaleTask:
-            raise _closed() from None
+        except standalone.Closed as closed:
+            raise FailedPrecondition(str(closed)) from None
         return ws.TerminateActivityExecutionResponse()
 
     async def delete_activity_execution(self, req: ws.DeleteActivityExecutionRequest) -> ws.DeleteActivityExecutionResponse:
@@ -259,10 +272,6 @@ class ActivityExecutionCalls(FrontendBase):
             except ValueError:
                 raise InvalidArgument("invalid run id: must be a valid UUID") from None
         return ns, activity_id, run_id
-
-
-def _closed() -> FailedPrecondition:
-    return FailedPrecondition("activity execution is already closed")
 
 
 def _check_reason(identity: str, reason: str, request_id: str) -> None:
@@ -319,10 +328,11 @@ def _info(act: StandaloneActivity, record: ActivityExecutionRecord) -> ActivityE
         last_failure=unpack(Failure, a.last_failure),
         last_worker_identity=a.last_worker_identity,
         last_attempt_complete_time=timestamp(a.last_attempt_complete_time) if a.last_attempt_complete_time else None,
-        priority=unpack(Priority, act.priority),
+        priority=unpack(Priority, act.priority) or Priority(),
         state_transition_count=act.transitions,
         state_size_bytes=len(record.state),
-        search_attributes=unpack(SearchAttributes, act.search_attributes),
+        search_attributes=unpack(SearchAttributes, act.search_attributes) or SearchAttributes(),
+        total_heartbeat_count=act.heartbeats,
         header=unpack(Header, act.header),
         user_metadata=unpack(UserMetadata, act.user_metadata),
         canceled_reason=act.canceled_reason,
@@ -331,8 +341,9 @@ def _info(act: StandaloneActivity, record: ActivityExecutionRecord) -> ActivityE
         info.next_attempt_schedule_time.CopyFrom(timestamp(a.scheduled_time))
     if act.close_time:
         info.execution_duration.CopyFrom(duration(max(act.close_time - act.start_time, 0.0)))
-    if act.start_delay and "start_delay" in ActivityExecutionInfo.DESCRIPTOR.fields_by_name:
+    if act.start_delay:
         info.start_delay.CopyFrom(duration(act.start_delay))
+    info.execution_time.CopyFrom(timestamp(act.start_time + act.start_delay))
     return info
 
 
@@ -344,11 +355,13 @@ def _list_info(record: ActivityExecutionRecord) -> ActivityExecutionListInfo:
         schedule_time=_ts(record.start_time),
         close_time=_ts(record.close_time),
         status=record.status,  # type: ignore[arg-type]
-        search_attributes=SearchAttributes.FromString(record.search_attributes) if record.search_attributes else None,
+        search_attributes=SearchAttributes.FromString(record.search_attributes) if record.search_attributes else SearchAttributes(),
         task_queue=record.task_queue,
         state_transition_count=record.db_version,
         state_size_bytes=len(record.state),
     )
+    act = StandaloneActivity.from_bytes(record.state)
+    info.execution_time.CopyFrom(timestamp(act.start_time + act.start_delay))
     if record.close_time is not None:
         info.execution_duration.CopyFrom(duration(max((record.close_time - record.start_time).total_seconds(), 0.0)))
     return info
@@ -371,8 +384,6 @@ def _parse_filter(text: str, custom: dict[str, int], count: bool):
     query = _parse(text)
     if query is None:
         return None
-    if query.group_by and not count:
-        raise InvalidArgument("invalid query: 'group by' clause is only supported in count queries")
     for name in _names(query.where):
         if name not in _ATTRIBUTES and name not in custom:
             raise InvalidArgument(f"invalid query: invalid search attribute: {name}")

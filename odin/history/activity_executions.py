@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from temporalio.api.common.v1 import SearchAttributes
+from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
 from temporalio.api.enums.v1 import ActivityIdConflictPolicy as Conflict
 from temporalio.api.enums.v1 import ActivityIdReusePolicy as Reuse
-from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
 from temporalio.api.errordetails.v1 import ActivityExecutionAlreadyStartedFailure, NotFoundFailure
 
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted
@@ -47,10 +47,9 @@ class Loaded(NamedTuple):
     activity: StandaloneActivity
 
 
-def not_found(activity_id: str, run_id: str = "") -> NotFound:
-    if run_id:
-        return NotFound(f"activity execution not found for ID: {activity_id} run ID: {run_id}", NotFoundFailure())
-    return NotFound(f"activity execution not found for ID: {activity_id}", NotFoundFailure())
+def not_found(activity_id: str) -> NotFound:
+    # Temporal names the id only, whichever run was asked for.
+    return NotFound(f"activity not found for ID: {activity_id}", NotFoundFailure())
 
 
 def wake_key(namespace_id: str, activity_id: str) -> str:
@@ -67,7 +66,7 @@ class ActivityExecutions:
     async def load(self, namespace_id: str, activity_id: str, run_id: str = "") -> Loaded:
         record = await self.engine.store.get_activity_execution(namespace_id, activity_id)
         if record is None or (run_id and record.run_id != run_id):
-            raise not_found(activity_id, run_id)
+            raise not_found(activity_id)
         return Loaded(record, StandaloneActivity.from_bytes(record.state))
 
     # -- starting --------------------------------------------------------------------------
@@ -93,21 +92,11 @@ class ActivityExecutions:
                 if record.status == Status.ACTIVITY_EXECUTION_STATUS_RUNNING:
                     if conflict == Conflict.ACTIVITY_ID_CONFLICT_POLICY_USE_EXISTING:
                         return record.run_id, False
-                    raise _already_started(
-                        record, f"activity execution already started: ActivityId: {activity_id}, RunId: {record.run_id}"
-                    )
+                    raise _already_started(record)
                 if reuse == Reuse.ACTIVITY_ID_REUSE_POLICY_REJECT_DUPLICATE:
-                    raise _already_started(
-                        record,
-                        f"activity execution already finished. ActivityId: {activity_id}, RunId: {record.run_id}."
-                        " Activity Id reuse policy: reject duplicate activity Id.",
-                    )
+                    raise _already_started(record)
                 if reuse == Reuse.ACTIVITY_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY and record.status not in standalone.FAILED_STATES:
-                    raise _already_started(
-                        record,
-                        f"activity execution already finished successfully. ActivityId: {activity_id}, RunId: {record.run_id}."
-                        " Activity Id reuse policy: allow duplicate activity Id if last run failed.",
-                    )
+                    raise _already_started(record)
             run_id = new_run_id()
             t = build(run_id)
             batch = Batch()
@@ -139,7 +128,10 @@ class ActivityExecutions:
             loaded = await self.load(namespace_id, activity_id, run_id)
             before = loaded.record.state
             t = ActivityTransition(loaded.activity, self.engine.clock.now())
+            beat_before = t.activity.info.last_heartbeat_time
             result = op(t)
+            if t.activity.info.last_heartbeat_time not in (beat_before, 0.0):
+                t.activity.heartbeats += 1
             batch = Batch(delete_transfer_ids=list(delete_transfer_ids), delete_timer_ids=list(delete_timer_ids), fence=fence)
             if t.activity.to_bytes() == before and not (t.transfers or t.timers or delete_transfer_ids or delete_timer_ids):
                 return result, t
@@ -230,12 +222,13 @@ class ActivityExecutions:
         its worker's next call finds it gone)."""
         loaded = await self.load(namespace_id, activity_id, run_id)
         if not await self.engine.store.delete_activity_execution(namespace_id, activity_id, loaded.record.run_id):
-            raise not_found(activity_id, run_id)
+            raise not_found(activity_id)
         await self.engine.notifier.notify(wake_key(namespace_id, activity_id), RunChange(0, False))
 
 
-def _already_started(record: ActivityExecutionRecord, message: str) -> AlreadyExists:
-    return AlreadyExists(message, ActivityExecutionAlreadyStartedFailure(start_request_id=record.request_id, run_id=record.run_id))
+def _already_started(record: ActivityExecutionRecord) -> AlreadyExists:
+    # Temporal's one wording, whether the id's run is running or closed and refused by the reuse policy.
+    return AlreadyExists("activity execution already started", ActivityExecutionAlreadyStartedFailure(start_request_id=record.request_id, run_id=record.run_id))
 
 
 def _search_attributes(act: StandaloneActivity) -> bytes | None:

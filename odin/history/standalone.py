@@ -18,15 +18,16 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Header, Payloads, Priority, SearchAttributes
 from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
 from temporalio.api.enums.v1 import EventType as E
-from temporalio.api.enums.v1 import PendingActivityState, RetryState, TimeoutType
+from temporalio.api.enums.v1 import PendingActivityState, TimeoutType
 from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.failure.v1 import CanceledFailureInfo, Failure, TerminatedFailureInfo
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.history.v1 import message_pb2 as h
 from temporalio.api.sdk.v1 import UserMetadata
 
 from odin.errors import NotFound
 from odin.history import activities
-from odin.history.machine import StaleTask, Transition
+from odin.history.machine import Transition
 from odin.history.state import RUNNING, ActivityInfo, MutableState, RetryPolicyInfo, pack, unpack
 from odin.history.tasks import TimerKind, TransferKind
 from odin.history.tokens import StandaloneActivityTaskToken
@@ -57,7 +58,7 @@ FAILED_STATES = frozenset(
         Status.ACTIVITY_EXECUTION_STATUS_TIMED_OUT,
     }
 )
-STATUS_NAMES = {
+STATUS_NAMES: dict[int, str] = {
     Status.ACTIVITY_EXECUTION_STATUS_RUNNING: "Running",
     Status.ACTIVITY_EXECUTION_STATUS_COMPLETED: "Completed",
     Status.ACTIVITY_EXECUTION_STATUS_FAILED: "Failed",
@@ -142,16 +143,20 @@ class ActivityTransition(Transition):
         a = self.activity
         a.status = _CLOSED_BY_EVENT[event_type]
         a.close_time = self.ts
-        if event_type == E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            a.result = pack(getattr(attributes, "result"))
-        elif event_type == E.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
-            details = getattr(attributes, "details")
+        if a.info.started and event_type != E.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+            a.info.last_attempt_complete_time = self.ts
+        if isinstance(attributes, h.ActivityTaskCompletedEventAttributes):
+            a.result = pack(attributes.result)
+        elif isinstance(attributes, h.ActivityTaskCanceledEventAttributes):
             a.failure = pack(
-                Failure(message=a.canceled_reason or "Activity canceled", canceled_failure_info=CanceledFailureInfo(details=details))
+                Failure(
+                    message="Activity canceled",
+                    canceled_failure_info=CanceledFailureInfo(details=attributes.details),
+                )
             )
-        else:
-            a.failure = pack(getattr(attributes, "failure"))
-            a.retry_state = getattr(attributes, "retry_state")
+        elif isinstance(attributes, h.ActivityTaskFailedEventAttributes | h.ActivityTaskTimedOutEventAttributes):
+            a.failure = pack(attributes.failure)
+            a.retry_state = attributes.retry_state
         self.closed = True
 
 
@@ -239,6 +244,14 @@ def started_attempt(t: ActivityTransition) -> ActivityInfo:
     return a
 
 
+class Closed(Exception):
+    """A cancel or terminate of an activity that is closed (Temporal's wording as the message)."""
+
+
+def _closed(act: StandaloneActivity) -> Closed:
+    return Closed(f"activity is in terminal state {STATUS_NAMES.get(act.status, 'Unspecified')}")
+
+
 def request_cancel(t: ActivityTransition, reason: str, identity: str, request_id: str) -> None:
     """Cancel: at once while no attempt runs; otherwise the worker learns of it from its next
     heartbeat and reports the attempt canceled. Repeats (and cancels of a closed one with the
@@ -247,7 +260,7 @@ def request_cancel(t: ActivityTransition, reason: str, identity: str, request_id
     if not act.running:
         if request_id and request_id == act.cancel_request_id:
             return
-        raise StaleTask("closed")
+        raise _closed(act)
     a = t.state.activities[SLOT]
     if a.cancel_requested:
         return
@@ -263,12 +276,13 @@ def terminate(t: ActivityTransition, reason: str, identity: str, request_id: str
     if not act.running:
         if request_id and request_id == act.terminate_request_id:
             return
-        raise StaleTask("closed")
+        if act.status == Status.ACTIVITY_EXECUTION_STATUS_TERMINATED:
+            raise Closed(f"already terminated with request ID {act.terminate_request_id}")
+        raise _closed(act)
     act.status = Status.ACTIVITY_EXECUTION_STATUS_TERMINATED
     act.close_time = t.ts
     act.terminate_request_id = request_id
     act.failure = pack(Failure(message=reason, terminated_failure_info=TerminatedFailureInfo()))
-    act.retry_state = RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE
     t.state.activities.clear()
     t.closed = True
 

@@ -12,9 +12,9 @@ import inspect
 import uuid
 from datetime import timedelta
 
+import grpc
 import pytest
 from temporalio import activity
-from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client
@@ -236,12 +236,64 @@ async def test_list_and_count_by_query(client: Client, task_queue):
 
 async def test_bad_requests_change_nothing(stub, task_queue):
     base = dict(namespace="default", activity_type={"name": "greet"}, task_queue={"name": task_queue})
-    with pytest.raises(Exception) as missing:
-        await stub.StartActivityExecution(ws.StartActivityExecutionRequest(activity_id=_id("bad"), **base))
-    assert "StartToClose" in str(missing.value)
-    with pytest.raises(Exception) as no_id:
-        await stub.StartActivityExecution(ws.StartActivityExecutionRequest(**base, start_to_close_timeout={"seconds": 1}))
-    assert "ActivityId is not set" in str(no_id.value)
+    key = _id("bad")
+    cases = [
+        (
+            dict(activity_id=key),
+            "a valid StartToCloseTimeout or ScheduleToCloseTimeout must be set on the activity. "
+            f"ActivityId={key} ActivityType=greet",
+        ),
+        (dict(start_to_close_timeout={"seconds": 5}), "activityId is not set"),
+        (dict(activity_id=key, start_to_close_timeout={"seconds": -5}), "invalid StartToCloseTimeout: negative duration"),
+        (dict(activity_id=key, start_to_close_timeout={"seconds": 5}, activity_type={"name": ""}), "activityType is not set"),
+        (dict(activity_id=key, start_to_close_timeout={"seconds": 5}, task_queue={"name": ""}), "missing task queue name"),
+    ]
+    for fields, message in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.StartActivityExecution(ws.StartActivityExecutionRequest(**{**base, **fields}))
+        assert (refused.value.code(), refused.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+    for call in (
+        stub.DescribeActivityExecution(ws.DescribeActivityExecutionRequest(namespace="default", activity_id=key)),
+        stub.PollActivityExecution(ws.PollActivityExecutionRequest(namespace="default", activity_id=key)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await call
+        assert (missing.value.code(), missing.value.details()) == (grpc.StatusCode.NOT_FOUND, f"activity not found for ID: {key}")
+    with pytest.raises(grpc.aio.AioRpcError) as bad_run:
+        await stub.DescribeActivityExecution(ws.DescribeActivityExecutionRequest(namespace="default", activity_id=key, run_id="x"))
+    assert bad_run.value.details() == "invalid run id: must be a valid UUID"
+    with pytest.raises(grpc.aio.AioRpcError) as bad_query:
+        await stub.ListActivityExecutions(ws.ListActivityExecutionsRequest(namespace="default", query="Nope = 'x'"))
+    assert bad_query.value.details() == "invalid query: invalid search attribute: Nope"
+    with pytest.raises(grpc.aio.AioRpcError) as bad_group:
+        await stub.CountActivityExecutions(ws.CountActivityExecutionsRequest(namespace="default", query="GROUP BY ActivityType"))
+    assert bad_group.value.details() == (
+        "invalid query: operation is not supported: 'GROUP BY' clause is not supported for search attribute ActivityType"
+    )
+
+
+async def test_closed_activities_refuse_cancel_and_terminate(stub, client: Client, task_queue):
+    key = _id("closed")
+    handle = await client.start_activity(greet, "x", id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10))
+    await stub.TerminateActivityExecution(
+        ws.TerminateActivityExecutionRequest(namespace="default", activity_id=key, reason="stop", request_id="term-1")
+    )
+    # The same request again is answered as done; another one is refused.
+    await stub.TerminateActivityExecution(
+        ws.TerminateActivityExecutionRequest(namespace="default", activity_id=key, reason="stop", request_id="term-1")
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as again:
+        await stub.TerminateActivityExecution(ws.TerminateActivityExecutionRequest(namespace="default", activity_id=key))
+    assert (again.value.code(), again.value.details()) == (
+        grpc.StatusCode.FAILED_PRECONDITION, "already terminated with request ID term-1"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as cancel:
+        await stub.RequestCancelActivityExecution(ws.RequestCancelActivityExecutionRequest(namespace="default", activity_id=key))
+    assert cancel.value.details() == "activity is in terminal state Terminated"
+    polled = await stub.PollActivityExecution(ws.PollActivityExecutionRequest(namespace="default", activity_id=key))
+    assert polled.run_id == handle.run_id
+    assert polled.outcome.failure.message == "stop"
+    assert polled.outcome.failure.HasField("terminated_failure_info")
 
 
 async def test_activity_survives_a_server_restart(database_url, task_queue):
