@@ -310,7 +310,7 @@ def _info(act: StandaloneActivity, record: ActivityExecutionRecord) -> ActivityE
         activity_id=act.activity_id,
         run_id=act.run_id,
         activity_type=ActivityType(name=a.activity_type),
-        status=act.status,  # type: ignore[arg-type]
+        status=standalone.shown_status(act),  # type: ignore[arg-type]
         run_state=standalone.run_state(act),  # type: ignore[arg-type]
         task_queue=a.task_queue,
         schedule_to_close_timeout=duration(a.schedule_to_close),

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from temporalio.api.common.v1 import SearchAttributes
-from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
 from temporalio.api.enums.v1 import ActivityIdConflictPolicy as Conflict
 from temporalio.api.enums.v1 import ActivityIdReusePolicy as Reuse
 from temporalio.api.errordetails.v1 import ActivityExecutionAlreadyStartedFailure, NotFoundFailure
@@ -89,7 +88,7 @@ class ActivityExecutions:
             if record is not None:
                 if record.request_id == request_id:
                     return record.run_id, True
-                if record.status == Status.ACTIVITY_EXECUTION_STATUS_RUNNING:
+                if record.status in standalone.OPEN_STATES:
                     if conflict == Conflict.ACTIVITY_ID_CONFLICT_POLICY_USE_EXISTING:
                         return record.run_id, False
                     raise _already_started(record)
@@ -155,7 +154,7 @@ class ActivityExecutions:
             shard_id=shard_id,
             db_version=(record.db_version + 1) if record else 1,
             request_id=act.request_id,
-            status=act.status,
+            status=standalone.shown_status(act),
             activity_type=act.info.activity_type,
             task_queue=act.info.task_queue,
             start_time=datetime.fromtimestamp(act.start_time, UTC),

@@ -65,7 +65,10 @@ STATUS_NAMES: dict[int, str] = {
     Status.ACTIVITY_EXECUTION_STATUS_CANCELED: "Canceled",
     Status.ACTIVITY_EXECUTION_STATUS_TERMINATED: "Terminated",
     Status.ACTIVITY_EXECUTION_STATUS_TIMED_OUT: "TimedOut",
+    Status.ACTIVITY_EXECUTION_STATUS_PAUSED: "Paused",
 }
+# Statuses of an execution that is not closed.
+OPEN_STATES = frozenset({Status.ACTIVITY_EXECUTION_STATUS_RUNNING, Status.ACTIVITY_EXECUTION_STATUS_PAUSED})
 
 
 @dataclass
@@ -236,12 +239,20 @@ def for_token(t: ActivityTransition, token: StandaloneActivityTaskToken) -> Acti
     return a
 
 
-def started_attempt(t: ActivityTransition) -> ActivityInfo:
-    """The running attempt, for the calls that address the activity by id (async completion)."""
+def attempt_by_id(t: ActivityTransition) -> ActivityInfo:
+    """The current attempt, for the calls that address the activity by id (async completion):
+    as in Temporal, also one not started yet, unless it is paused."""
     a = t.state.activities.get(SLOT)
-    if not t.activity.running or a is None or not a.started:
-        raise NotFound(activities.TASK_NOT_FOUND, NotFoundFailure())
+    if not t.activity.running or a is None or (a.paused and not a.started):
+        raise NotFound(f"activity not found for ID: {t.activity.activity_id}", NotFoundFailure())
     return a
+
+
+def shown_status(act: StandaloneActivity) -> int:
+    """The status callers see: a running activity an operator paused shows as paused."""
+    if act.running and act.info.paused:
+        return Status.ACTIVITY_EXECUTION_STATUS_PAUSED
+    return act.status
 
 
 class Closed(Exception):
