@@ -289,7 +289,7 @@ def terminate(t: ActivityTransition, reason: str, identity: str, request_id: str
             return
         if act.status == Status.ACTIVITY_EXECUTION_STATUS_TERMINATED:
             raise Closed(f"already terminated with request ID {act.terminate_request_id}")
-        raise _closed(act)
+        raise Closed(f"invalid transition from {STATUS_NAMES.get(act.status, 'Unspecified')}")
     act.status = Status.ACTIVITY_EXECUTION_STATUS_TERMINATED
     act.close_time = t.ts
     act.terminate_request_id = request_id

@@ -8,6 +8,8 @@ The literals (statuses, messages, what the worker's activity sees) are what Temp
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import uuid
 from datetime import timedelta
 
@@ -25,6 +27,7 @@ from temporalio.worker import Worker
 
 from odin.config import Settings
 from odin.server import OdinServer
+from tests.support.services import temporal_cli
 
 # key -> what the activity saw: (attempt, activity id, run id, workflow id)
 _seen: dict[str, list[tuple]] = {}
@@ -353,3 +356,32 @@ async def test_pause_unpause_and_completion_by_id(stub, client: Client, task_que
     with pytest.raises(grpc.aio.AioRpcError) as gone:
         await stub.PauseActivityExecution(ws.PauseActivityExecutionRequest(namespace="default", activity_id="nope"))
     assert (gone.value.code(), gone.value.details()) == (grpc.StatusCode.NOT_FOUND, "activity not found for ID: nope")
+
+
+async def test_temporal_cli_standalone_activity_commands(odin_server, task_queue):
+    """``temporal activity start / describe / list / count / cancel / result / terminate / delete``
+    (the CLI's outputs are the ones it printed against Temporal 1.32)."""
+    cli = temporal_cli()
+    address = f"127.0.0.1:{odin_server.endpoints.grpc_port}"
+    key = _id("cli")
+
+    def run(*args: str, ok: bool = True) -> str:
+        done = subprocess.run([cli, "--address", address, "activity", *args], capture_output=True, text=True, timeout=60)
+        assert (done.returncode == 0) == ok, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    def session() -> None:
+        run("start", "--activity-id", key, "--type", "greet", "--task-queue", task_queue, "--start-to-close-timeout", "60s", "--input", '"x"')
+        described = json.loads(run("describe", "--activity-id", key, "-o", "json"))
+        assert (described["info"]["status"], described["info"]["runState"]) == (
+            "ACTIVITY_EXECUTION_STATUS_RUNNING", "PENDING_ACTIVITY_STATE_SCHEDULED"
+        )
+        assert key in run("list", "--query", f"ActivityId = '{key}'")
+        assert "Total: 1" in run("count", "--query", f"ActivityId = '{key}'")
+        assert "Cancellation requested" in run("cancel", "--activity-id", key, "--reason", "from the CLI")
+        assert "Message: Activity canceled" in run("result", "--activity-id", key, ok=False)
+        assert "invalid transition from Canceled" in run("terminate", "--activity-id", key, "--reason", "r", ok=False)
+        run("delete", "--activity-id", key, "--yes")
+        assert f"activity not found for ID: {key}" in run("describe", "--activity-id", key, ok=False)
+
+    await asyncio.to_thread(session)
