@@ -91,6 +91,8 @@ _DELETE_RUN_TIMERS = t.timer_tasks.delete().where(t.timer_tasks.c.run_id == sa.b
 _INSERT_TRANSFER = t.transfer_tasks.insert()
 _INSERT_TIMER = t.timer_tasks.insert()
 _DELETE_TRANSFER = t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id == sa.bindparam("id"))
+# Timer rows that belong to a namespace rather than to a run (deleted with the namespace).
+_NAMESPACE_TIMER_KINDS = ("schedule", "standalone_activity_timeout", "standalone_activity_retry")
 _DELETE_TIMER = t.timer_tasks.delete().where(t.timer_tasks.c.task_id == sa.bindparam("id"))
 
 
@@ -328,6 +330,7 @@ class ExecutionStore(Protocol):
         self, namespace_id: str, where: Any, after_run_id: str, limit: int
     ) -> list[tuple[str, str]]: ...
     async def delete_batch_operations_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
+    async def delete_activity_executions_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
 
 
 class Database:
@@ -479,15 +482,18 @@ class SqlExecutionStore:
             raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
 
     async def delete_namespace(self, namespace_id: str) -> None:
-        """Remove a namespace row, its search-attribute registry, its schedules and its batch
-        operations (its runs must be gone)."""
+        """Remove a namespace row, its search-attribute registry, its schedules, its batch
+        operations and its standalone activities (its runs must be gone)."""
 
         def run(conn: sa.Connection) -> None:
             conn.execute(t.search_attributes.delete().where(t.search_attributes.c.namespace_id == namespace_id))
             conn.execute(t.batch_operations.delete().where(t.batch_operations.c.namespace_id == namespace_id))
             conn.execute(t.schedules.delete().where(t.schedules.c.namespace_id == namespace_id))
+            conn.execute(t.activity_executions.delete().where(t.activity_executions.c.namespace_id == namespace_id))
             x = t.timer_tasks.c
-            conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind == "schedule"))
+            conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind.in_(_NAMESPACE_TIMER_KINDS)))
+            y = t.transfer_tasks.c
+            conn.execute(t.transfer_tasks.delete().where(y.namespace_id == namespace_id, y.kind == "standalone_activity_task"))
             conn.execute(t.namespaces.delete().where(t.namespaces.c.id == namespace_id))
 
         await self._write(run)
@@ -1061,6 +1067,13 @@ class SqlExecutionStore:
         stmt = t.batch_operations.delete().where(
             b.namespace_id == namespace_id, b.state != "running", b.close_time < closed_before
         )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount)
+
+    async def delete_activity_executions_closed_before(self, namespace_id: str, closed_before: datetime) -> int:
+        """Forget a namespace's standalone activities that closed before ``closed_before`` (past its
+        retention). A closed one has no outbox rows left. Returns how many went."""
+        c = t.activity_executions.c
+        stmt = t.activity_executions.delete().where(c.namespace_id == namespace_id, c.close_time < closed_before)
         return await self._write(lambda conn: conn.execute(stmt).rowcount)
 
     async def visibility_runs_after(self, namespace_id: str, where, after_run_id: str, limit: int) -> list[tuple[str, str]]:

@@ -164,6 +164,25 @@ async def test_start_to_close_timeout_retries(client: Client, task_queue):
     assert info.attempt == 2
 
 
+async def test_schedule_timeouts_time_the_activity_out(client: Client, task_queue):
+    """Nobody polls the queue: a schedule-to-close timeout (which also bounds schedule-to-start)
+    times it out, as Temporal does, with a ScheduleToStart timeout failure."""
+    from temporalio.client import ActivityFailureError
+    from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+
+    key = _id("timeout")
+    handle = await client.start_activity(
+        greet, "x", id=key, task_queue=task_queue + "-nobody", schedule_to_close_timeout=timedelta(seconds=1)
+    )
+    with pytest.raises(ActivityFailureError) as failed:
+        await handle.result()
+    assert isinstance(failed.value.cause, ActivityTimeoutError)
+    assert str(failed.value.cause) == "activity ScheduleToStart timeout"
+    desc = await handle.describe()
+    assert desc.status.name == "TIMED_OUT"
+    assert desc.raw_info.schedule_to_start_timeout.seconds == 1
+
+
 async def test_id_conflict_is_refused_and_use_existing_returns_the_run(client: Client, task_queue):
     from temporalio.common import ActivityIDConflictPolicy, ActivityIDReusePolicy
 
@@ -198,6 +217,13 @@ async def test_cancel_reaches_the_worker(client: Client, task_queue):
             await asyncio.sleep(0.05)
         desc = await handle.describe()
         assert desc.raw_info.run_state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        for _ in range(100):  # the worker's first heartbeat is sent at once
+            info = await _info(client, key)
+            if info.heartbeat_details.payloads:
+                break
+            await asyncio.sleep(0.05)
+        assert await client.data_converter.decode(info.heartbeat_details.payloads) == ["tick"]
+        assert info.HasField("last_heartbeat_time") and info.total_heartbeat_count >= 1
         await handle.cancel(reason="no longer needed")
         with pytest.raises(ActivityFailureError):
             await handle.result()
