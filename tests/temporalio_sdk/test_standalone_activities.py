@@ -211,7 +211,7 @@ async def test_cancel_reaches_the_worker(client: Client, task_queue):
     async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
         handle = await client.start_activity(
             beating, key, id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=30),
-            heartbeat_timeout=timedelta(seconds=5),
+            heartbeat_timeout=timedelta(seconds=1),  # the worker sends heartbeats at most every 0.8 s
         )
         while key not in _seen:
             await asyncio.sleep(0.05)
