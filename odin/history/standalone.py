@@ -139,7 +139,7 @@ class ActivityTransition(Transition):
         super().__init__(state, now)
         self.activity = activity
 
-    def append(self, event_type: E.ValueType, attributes: Message, *, bufferable: bool = False) -> HistoryEvent:  # type: ignore[override]
+    def append(self, event_type: E.ValueType, attributes: Message, *, bufferable: bool = False) -> HistoryEvent:
         return HistoryEvent()  # a standalone activity keeps no history
 
     def deliver(self, event_type: E.ValueType, attributes: Message) -> None:

@@ -4,12 +4,13 @@ activity lists use, where the filtered rows are few enough to be read and checke
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from odin.visibility import query as visibility_query
 from odin.visibility import search_attributes
 
 
-def _comparable(value, like):
+def _comparable(value: Any, like: Any) -> Any:
     if isinstance(like, bool):
         return value if isinstance(value, bool) else str(value).lower() == "true"
     if isinstance(like, datetime):
@@ -19,15 +20,16 @@ def _comparable(value, like):
     return value
 
 
-def _compare(op: str, a, b) -> bool:
+def _compare(op: str, a: Any, b: Any) -> bool:
     try:
         b = _comparable(b, a)
-        return {"=": a == b, "!=": a != b, "<>": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+        return bool({"=": a == b, "!=": a != b, "<>": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op])
     except (TypeError, ValueError, KeyError):
         return False
 
 
-def matches(node, values: dict[str, list]) -> bool:
+def matches(node: visibility_query.Node, values: dict[str, list[Any]]) -> bool:
+    """Whether an entity with these values (attribute name -> its values) passes the filter."""
     q = visibility_query
     if isinstance(node, q.And):
         return all(matches(item, values) for item in node.items)
