@@ -206,7 +206,7 @@ class ActivityExecutions:
         """A standalone activity's timer row came due: a timeout, or the next attempt."""
         d = task.data
         ops: dict[str, Callable[[ActivityTransition], None]] = {
-            TimerKind.STANDALONE_ACTIVITY_TIMEOUT: lambda t: activities.timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"]),
+            TimerKind.STANDALONE_ACTIVITY_TIMEOUT: lambda t: standalone.timed_out(t, d["attempt"], d["timeout_type"]),
             TimerKind.STANDALONE_ACTIVITY_RETRY: lambda t: activities.retry_due(t, d["scheduled_event_id"], d["attempt"]),
         }
         try:

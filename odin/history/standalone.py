@@ -231,6 +231,25 @@ def new_activity(
     return t
 
 
+def timed_out(t: ActivityTransition, attempt: int, timeout_type: TimeoutType.ValueType) -> None:
+    """A timeout timer fired. Timeouts due at the same moment go in Temporal's order (its timer
+    sequence sorts them by type): a schedule-to-close timer of an attempt that never started
+    and whose schedule-to-start deadline has come too is a schedule-to-start timeout (the default
+    schedule-to-start timeout equals schedule-to-close)."""
+    a = t.state.activities.get(SLOT)
+    if (
+        timeout_type == TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE
+        and a is not None
+        and not a.started
+        and not a.paused
+        and a.schedule_to_start
+        and a.scheduled_time + a.schedule_to_start <= t.ts + 0.001
+    ):
+        activities.timed_out(t, SLOT, a.attempt, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)
+        return
+    activities.timed_out(t, SLOT, attempt, timeout_type)
+
+
 def for_token(t: ActivityTransition, token: StandaloneActivityTaskToken) -> ActivityInfo:
     """The running attempt a worker's token names (NOT_FOUND when it is over)."""
     a = t.state.activities.get(SLOT)

@@ -411,3 +411,37 @@ async def test_temporal_cli_standalone_activity_commands(odin_server, task_queue
         assert f"activity not found for ID: {key}" in run("describe", "--activity-id", key, ok=False)
 
     await asyncio.to_thread(session)
+
+
+async def test_search_attributes_and_start_delay(client: Client, task_queue):
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+    from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+    name = f"Tier{uuid.uuid4().hex[:6]}"
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace="default", search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD})
+    )
+    key = _id("tiered")
+    await client.start_activity(
+        greet, "x", id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10),
+        search_attributes=TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword(name), "gold")]),
+        start_delay=timedelta(seconds=30),
+    )
+    listed = await client.workflow_service.list_activity_executions(
+        ws.ListActivityExecutionsRequest(namespace="default", query=f"{name} = 'gold'")
+    )
+    assert [(e.activity_id, list(e.search_attributes.indexed_fields)) for e in listed.executions] == [(key, [name])]
+    info = await _info(client, key)
+    assert (info.run_state, info.start_delay.seconds) == (PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED, 30)
+    assert info.execution_time.seconds - info.schedule_time.seconds in (29, 30)
+    assert info.HasField("next_attempt_schedule_time")
+    async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
+        await asyncio.sleep(0.3)
+    assert "x" not in _seen or all(s[1] != key for s in _seen["x"])  # held back by the start delay
+    with pytest.raises(RPCError) as unknown:
+        await client.start_activity(
+            greet, "x", id=_id("untyped"), task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10),
+            search_attributes=TypedSearchAttributes([SearchAttributePair(SearchAttributeKey.for_keyword("NoSuchAttr"), "x")]),
+        )
+    assert unknown.value.status == RPCStatusCode.INVALID_ARGUMENT
