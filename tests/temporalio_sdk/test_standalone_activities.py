@@ -330,14 +330,27 @@ async def test_closed_activities_refuse_cancel_and_terminate(stub, client: Clien
 
 
 async def test_activity_survives_a_server_restart(database_url, task_queue):
+    """An attempt taken by a worker (by hand, with a raw poll) when the server stops: after the
+    restart its start-to-close timeout still fires, the next attempt reaches a worker of the new
+    server, and the old attempt's token is refused."""
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1.service_pb2_grpc import WorkflowServiceStub
+
     key = _id("restart")
     server = OdinServer(Settings(database_url=database_url, grpc_port=0))
     await server.start()
     try:
         client = await Client.connect(f"127.0.0.1:{server.endpoints.grpc_port}", namespace="default")
         handle = await client.start_activity(
-            greet, key, id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=10)
+            slow_first, key, id=key, task_queue=task_queue, start_to_close_timeout=timedelta(seconds=1), retry_policy=FAST_RETRY
         )
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.endpoints.grpc_port}")
+        taken = await WorkflowServiceStub(channel).PollActivityTaskQueue(
+            ws.PollActivityTaskQueueRequest(namespace="default", task_queue=TaskQueue(name=task_queue), identity="by-hand"),
+            timeout=10,
+        )
+        await channel.close()
+        assert (taken.activity_id, taken.activity_run_id, taken.attempt) == (key, handle.run_id, 1)
     finally:
         await server.stop(grace=0.5)
     server = OdinServer(Settings(database_url=database_url, grpc_port=0))
@@ -345,7 +358,14 @@ async def test_activity_survives_a_server_restart(database_url, task_queue):
     try:
         client = await Client.connect(f"127.0.0.1:{server.endpoints.grpc_port}", namespace="default")
         async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
-            assert await client.get_activity_handle(key, run_id=handle.run_id).result() == f"Hello, {key}!"
+            assert await client.get_activity_handle(key, run_id=handle.run_id).result() == "attempt 2"
+        with pytest.raises(RPCError) as late:
+            await client.workflow_service.respond_activity_task_completed(
+                ws.RespondActivityTaskCompletedRequest(namespace="default", task_token=taken.task_token)
+            )
+        assert late.value.status == RPCStatusCode.NOT_FOUND
+        info = await _info(client, key)
+        assert (info.attempt, info.last_failure.message) == (2, "activity StartToClose timeout")
     finally:
         await server.stop(grace=0.5)
 
