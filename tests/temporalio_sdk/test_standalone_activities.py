@@ -386,6 +386,20 @@ async def test_pause_unpause_and_completion_by_id(stub, client: Client, task_que
         ws.ListActivityExecutionsRequest(namespace="default", query=f"ActivityId = '{key}' AND ExecutionStatus = 'Paused'")
     )
     assert [(a.activity_id, a.status) for a in listed.executions] == [(key, Status.ACTIVITY_EXECUTION_STATUS_PAUSED)]
+    # New options and a reset reach it too (as `temporal activity update-options / reset` send them).
+    from google.protobuf.field_mask_pb2 import FieldMask
+    from temporalio.api.activity.v1 import ActivityOptions
+
+    updated = await stub.UpdateActivityExecutionOptions(
+        ws.UpdateActivityExecutionOptionsRequest(
+            namespace="default", activity_id=key, activity_options=ActivityOptions(start_to_close_timeout={"seconds": 7}),
+            update_mask=FieldMask(paths=["start_to_close_timeout"]),
+        )
+    )
+    assert updated.activity_options.start_to_close_timeout.seconds == 7
+    await stub.ResetActivityExecution(ws.ResetActivityExecutionRequest(namespace="default", activity_id=key, keep_paused=True))
+    info = await _info(client, key)
+    assert (info.start_to_close_timeout.seconds, info.attempt, info.status) == (7, 1, Status.ACTIVITY_EXECUTION_STATUS_PAUSED)
     async with Worker(client, task_queue=task_queue, activities=ACTIVITIES):
         await asyncio.sleep(0.3)
         assert key not in _seen  # held back while paused
