@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from odin import tracing
@@ -35,6 +36,16 @@ def bind(**fields: str) -> contextvars.Token[dict[str, str]]:
 
 def unbind(token: contextvars.Token[dict[str, str]]) -> None:
     _fields.reset(token)
+
+
+@contextmanager
+def bound(**fields: str) -> Iterator[None]:
+    """``bind`` for the length of a ``with`` block."""
+    token = bind(**fields)
+    try:
+        yield
+    finally:
+        _fields.reset(token)
 
 
 def context_fields() -> dict[str, str]:

@@ -118,8 +118,8 @@ ROUTINE_JOBS = frozenset(f"run/{name}" for name in ("odin.sweep_timers", "odin.s
 
 def _sampler():
     """The sampler ``OTEL_TRACES_SAMPLER`` names (every trace by default), except that a trace
-    never starts at a routine sweep or at a bare SQL statement or Redis command (shard leases,
-    clock syncs, idle waits): an idle deployment sends no spans."""
+    never starts at a routine sweep, a store call or a bare SQL statement or Redis command (shard
+    leases, clock syncs, idle waits, wake-ups): an idle deployment sends no spans."""
     from opentelemetry import trace
     from opentelemetry.sdk.trace import sampling
 
@@ -128,7 +128,8 @@ def _sampler():
     class Sampler(sampling.Sampler):
         def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
             root = not trace.get_current_span(parent_context).get_span_context().is_valid
-            if root and (name in ROUTINE_JOBS or _is_storage_call(attributes)):
+            # A client span with no parent is a Redis command or SQL statement outside any call.
+            if root and (name in ROUTINE_JOBS or kind == trace.SpanKind.CLIENT or _is_storage_call(attributes)):
                 return sampling.SamplingResult(sampling.Decision.DROP)
             return configured.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
@@ -332,7 +333,7 @@ class RunSpan:
 def _event_name(event_type: int) -> str:
     from temporalio.api.enums.v1 import EventType
 
-    return EventType.Name(event_type).removeprefix("EVENT_TYPE_")
+    return EventType.Name(EventType.ValueType(event_type)).removeprefix("EVENT_TYPE_")
 
 
 def start_span(name: str, attributes: dict[str, Any] | None = None):

@@ -21,7 +21,7 @@ from temporalio.api.workflowservice.v1 import (
     RespondWorkflowTaskCompletedRequest,
 )
 
-from odin import metrics
+from odin import logs, metrics
 from odin.clock import monotonic
 from odin.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
 from odin.history import activities, activity_ops, commands, tokens, updates
@@ -166,11 +166,12 @@ class WorkerTasks:
             last[:] = [t]
             commands.complete_workflow_task(t, token, req)
 
-        try:
-            _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
-        finally:
-            if last:
-                _log_size_warnings(last[0])
+        with logs.bound(workflow_id=token.workflow_id, run_id=token.run_id):
+            try:
+                _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+            finally:
+                if last:
+                    _log_size_warnings(last[0])
         if not t.eager_activities:
             return []
         s = t.state

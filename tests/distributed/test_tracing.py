@@ -8,6 +8,7 @@ timer's Celery job -> the close."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -45,11 +46,13 @@ async def test_a_workflow_with_an_activity_and_a_timer_is_one_trace(tmp_path):
             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.endpoint,
             OTEL_BSP_SCHEDULE_DELAY="100",
             OTEL_SERVICE_NAME="odin",
+            ODIN_LOG_FORMAT="json",
         )
         assert cluster.odin("db", "upgrade").returncode == 0
         try:
-            _, port = cluster.start_server()
+            server, port = cluster.start_server()
             cluster.start_worker()
+            cluster.start_beat()  # its sweeps (every second) leave no spans
             client = await Client.connect(
                 f"127.0.0.1:{port}", interceptors=[TracingInterceptor(provider.get_tracer("test"))]
             )
@@ -68,9 +71,20 @@ async def test_a_workflow_with_an_activity_and_a_timer_is_one_trace(tmp_path):
                 if any("WORKFLOW_EXECUTION_COMPLETED" in n for n in names) or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.2)
+            # Idle (no workflow, beat sweeping every second, leases renewed): nothing is exported.
+            await asyncio.sleep(1)
+            before = len(receiver.received())
+            await asyncio.sleep(3)
+            idle = receiver.received()[before:]
+            server_lines = [json.loads(line) for line in server.lines if line.startswith("{")]
         finally:
             cluster.shutdown()
             receiver.close()
+    everything = {s.span_id: s for s in client_spans + receiver.received()}
+    assert idle == [], [(s.name, s.service, s.attributes.get("db.statement"), everything.get(s.parent_id)) for s in idle]
+    # The server's JSON log lines carry the trace of the call they were written in.
+    [audit] = [r for r in server_lines if r.get("operation") == "StartWorkflowExecution"]
+    assert audit["trace_id"] == trace_id and audit["namespace"] == "default" and audit["target"] == f"traced-{queue}"
     spans = client_spans + receiver.received()
     print("\n" + tree(spans, trace_id))
     print("\nwithout SQL statements and Redis commands:\n" + tree(spans, trace_id, skip=_storage))
