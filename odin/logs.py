@@ -7,8 +7,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from odin import tracing
@@ -28,23 +27,22 @@ CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace", "celery.bea
 _fields: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("odin_log_fields", default={})  # noqa: B039
 
 
-def bind(**fields: str) -> contextvars.Token[dict[str, str]]:
+# Only JSON lines print the context: until a JsonFormatter exists, binding is skipped.
+_wanted = False
+
+Token = contextvars.Token[dict[str, str]] | None
+
+
+def bind(**fields: str) -> Token:
     """Add the non-empty ``fields`` to the log context until ``unbind(token)``."""
+    if not _wanted:
+        return None
     known = _fields.get()
     return _fields.set({**known, **{k: v for k, v in fields.items() if v}})
 
 
-def unbind(token: contextvars.Token[dict[str, str]]) -> None:
-    _fields.reset(token)
-
-
-@contextmanager
-def bound(**fields: str) -> Iterator[None]:
-    """``bind`` for the length of a ``with`` block."""
-    token = bind(**fields)
-    try:
-        yield
-    finally:
+def unbind(token: Token) -> None:
+    if token is not None:
         _fields.reset(token)
 
 
@@ -60,6 +58,11 @@ class JsonFormatter(logging.Formatter):
     log context (``namespace``, ``workflow_id``, ``run_id``, ``trace_id`` where known), the
     record's ``odin_fields`` (an audit line's fields, its message then ``odin_summary``), and the traceback as ``exception`` when
     there is one."""
+
+    def __init__(self) -> None:
+        global _wanted
+        super().__init__()
+        _wanted = True
 
     def format(self, record: logging.LogRecord) -> str:
         document = {

@@ -102,7 +102,9 @@ def configure(
             "process.pid": os.getpid(),
         }
     )
-    provider = TracerProvider(resource=resource, sampler=_sampler())
+    # An SDK process (instrument=False) samples as OTEL_TRACES_SAMPLER says: its root spans are
+    # client spans (StartWorkflow:...), which the server processes' sampler leaves out.
+    provider = TracerProvider(resource=resource, sampler=_sampler() if instrument else None)
     provider.add_span_processor(BatchSpanProcessor(exporter or _exporter(env)))
     trace.set_tracer_provider(provider)
     if instrument:
@@ -301,7 +303,7 @@ class RunSpan:
             stored_span = trace.get_current_span(stored).get_span_context()
             if not current.is_valid or current.trace_id != stored_span.trace_id:
                 parent = stored
-                if current.is_valid:
+                if current.is_valid and current.trace_flags.sampled:
                     links.append(trace.Link(current))
         self._attributes.update(
             {"odin.namespace": state.namespace, "odin.workflow_id": state.workflow_id, "odin.run_id": state.run_id}

@@ -77,15 +77,16 @@ async def test_json_lines_carry_the_namespace_workflow_and_run_they_were_written
 def test_text_lines_stay_as_they_were():
     record = logging.LogRecord("odin.audit", logging.INFO, __file__, 1, '{"operation":"X"}', None, None)
     record.odin_fields, record.odin_summary = {"operation": "X"}, "audit X OK"
+    json_lines = logs.JsonFormatter()  # from now on the context is kept (text lines never show it)
     token = logs.bind(namespace="ns", workflow_id="wf")
     try:
         line = logging.Formatter(logs.TEXT_FORMAT).format(record)
-        document = json.loads(logs.JsonFormatter().format(record))
+        document = json.loads(json_lines.format(record))
     finally:
         logs.unbind(token)
     assert line.endswith('INFO odin.audit: {"operation":"X"}')
     assert document["namespace"] == "ns" and document["workflow_id"] == "wf" and document["message"] == "audit X OK"
-    assert "namespace" not in json.loads(logs.JsonFormatter().format(record))  # unbound again
+    assert "namespace" not in json.loads(json_lines.format(record))  # unbound again
 
 
 def test_tracing_is_off_unless_the_environment_asks():

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import collections
 import contextlib
+import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator

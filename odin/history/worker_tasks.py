@@ -166,12 +166,13 @@ class WorkerTasks:
             last[:] = [t]
             commands.complete_workflow_task(t, token, req)
 
-        with logs.bound(workflow_id=token.workflow_id, run_id=token.run_id):
-            try:
-                _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
-            finally:
-                if last:
-                    _log_size_warnings(last[0])
+        logged = logs.bind(workflow_id=token.workflow_id, run_id=token.run_id)
+        try:
+            _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        finally:
+            if last:
+                _log_size_warnings(last[0])
+            logs.unbind(logged)
         if not t.eager_activities:
             return []
         s = t.state

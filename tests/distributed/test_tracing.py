@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
-from cluster import Cluster
+from cluster import Cluster, Process, free_port
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -132,3 +137,90 @@ async def test_a_workflow_with_an_activity_and_a_timer_is_one_trace(tmp_path):
     assert any(parent(g) is fired for g in sql_groups)
     assert any(s.parent_id in {g.span_id for g in sql_groups} for s in spans if "db.statement" in s.attributes or "db.query.text" in s.attributes)
     assert any(s.attributes.get("db.system") == "redis" or s.attributes.get("db.system.name") == "redis" for s in spans if s.trace_id == trace_id)
+
+
+APP = '''
+from odin.sdk import App
+
+app = App("traced")  # ODIN_ADDRESS, ODIN_TASK_QUEUE; ODIN_TRACING=1 turns tracing on
+
+
+@app.activity(start_to_close_timeout=10)
+async def hello(name: str) -> str:
+    return f"hello {name}"
+
+
+@app.workflow
+async def greet(name: str) -> str:
+    return await hello(name)
+'''
+
+MAIN = '''
+import asyncio
+from opentelemetry import trace
+from traced_app import app, greet
+
+
+async def main() -> None:
+    async with app.worker():
+        handle = await greet.start_async("sdk", id="traced-sdk")
+        print("result", await handle.result_async(30), flush=True)
+    trace.get_tracer_provider().force_flush()
+
+
+asyncio.run(main())
+'''
+
+
+def test_the_odin_sdk_and_the_rest_api_join_the_trace(tmp_path):
+    """``odin dev`` and an Odin SDK app with ``ODIN_TRACING=1``, both exporting to the receiver:
+    the app's start, the server's call and the worker's activity share one trace; a REST route
+    has its span (Flask's instrumentation) continuing the caller's ``traceparent``."""
+    receiver = OtlpReceiver()
+    (tmp_path / "traced_app.py").write_text(APP)
+    (tmp_path / "main.py").write_text(MAIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ODIN_", "OTEL_"))}
+    env.update(
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="100", PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[2])]),
+    )
+    grpc_port, http_port = free_port(), free_port()
+    server = Process(
+        "odin dev",
+        [sys.executable, "-m", "odin.cli", "dev", "--db", str(tmp_path / "odin.db"), "--grpc-port", str(grpc_port),
+         "--http-port", str(http_port)],
+        {**env, "OTEL_SERVICE_NAME": "odin"}, tmp_path, ready="Odin dev server",
+    )
+    try:
+        app = subprocess.run(
+            [sys.executable, "main.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            env={**env, "OTEL_SERVICE_NAME": "shop", "ODIN_TRACING": "1", "ODIN_ADDRESS": f"127.0.0.1:{grpc_port}",
+                 "ODIN_TASK_QUEUE": "traced"},
+        )
+        assert app.returncode == 0 and "result hello sdk" in app.stdout, app.stdout + app.stderr
+        caller = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{http_port}/api/v1/namespaces/default/workflows/traced-sdk", headers={"traceparent": caller}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.loads(answer.read())["workflowExecutionInfo"]["execution"]["workflowId"] == "traced-sdk"
+        deadline = time.monotonic() + 20
+        while not any(s.trace_id == "ab" * 16 for s in receiver.received()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        server.stop()
+        receiver.close()
+    spans = receiver.received()
+    [start] = [s for s in spans if s.name == "StartWorkflow:greet"]
+    print("\n" + tree(spans, start.trace_id, skip=_storage))
+    by_id = {s.span_id: s for s in spans}
+    assert start.service.startswith("shop")
+    [rpc] = [s for s in spans if s.name == "StartWorkflowExecution"]
+    assert by_id[rpc.parent_id] is start and rpc.service.startswith("odin/server")
+    [run_activity] = [s for s in spans if s.name == "RunActivity:hello"]
+    assert run_activity.trace_id == start.trace_id and run_activity.service.startswith("shop")
+    completed = [s for s in spans if "WORKFLOW_EXECUTION_COMPLETED" in s.name]
+    assert [s.trace_id for s in completed] == [start.trace_id]
+    [route] = [s for s in spans if s.trace_id == "ab" * 16 and s.parent_id == "cd" * 8]
+    assert route.name.startswith("GET /api/v1/namespaces/") and route.service.startswith("odin/server")
+    assert any(s.parent_id == route.span_id and s.name.startswith("sql ") for s in spans)
