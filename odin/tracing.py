@@ -192,7 +192,8 @@ def instrument_flask(app: Any) -> None:
         return
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-    FlaskInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics,static")
+    # Probes, metrics scrapes and static files make no spans (regular expressions on the URL).
+    FlaskInstrumentor.instrument_app(app, excluded_urls=r"/healthz$,/readyz$,/metrics$,/static/")
 
 
 def tracer() -> Tracer:
@@ -233,7 +234,13 @@ def context_from_traceparent(traceparent: str) -> Context | None:
 
 
 def current_traceparent() -> str:
-    """The current span as a W3C ``traceparent`` ("" when there is none)."""
+    """The current span as a W3C ``traceparent`` ("" when there is none, or it is not sampled: a
+    run started inside a routine sweep's dropped trace keeps none, and its changes start traces
+    of their own instead of being dropped with it)."""
+    from opentelemetry import trace
+
+    if not trace.get_current_span().get_span_context().trace_flags.sampled:
+        return ""
     carrier: dict[str, str] = {}
     _propagator().inject(carrier)
     return carrier.get("traceparent", "")
