@@ -224,3 +224,17 @@ def test_the_odin_sdk_and_the_rest_api_join_the_trace(tmp_path):
     [route] = [s for s in spans if s.trace_id == "ab" * 16 and s.parent_id == "cd" * 8]
     assert route.name.startswith("GET /api/v1/namespaces/") and route.service.startswith("odin/server")
     assert any(s.parent_id == route.span_id and s.name.startswith("sql ") for s in spans)
+
+
+def test_an_exporter_odin_does_not_have_is_a_clear_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ODIN_", "OTEL_"))}
+    for variables, message in (
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER='zipkin': Odin exports to one of otlp, console"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+         "OTEL_EXPORTER_OTLP_PROTOCOL='grpc': Odin exports OTLP over http/protobuf"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "odin.cli", "dev", "--db", str(tmp_path / "odin.db"), "--grpc-port", "0", "--http-port", "0"],
+            env={**env, **variables}, capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 1 and done.stderr.strip() == f"Error: {message}", done.stderr
