@@ -16,7 +16,7 @@ from datetime import datetime
 import redis.exceptions
 import sqlalchemy.exc
 
-from odin import redisconn
+from odin import redisconn, tracing
 from odin.beat.jobs import SystemJobs
 from odin.beat.local import LocalSystemWorkers
 from odin.beat.timers import AsyncioTimerScheduler, CeleryTimerScheduler, TimerScheduler
@@ -118,6 +118,8 @@ class Runtime:
 
     async def start(self) -> Runtime:
         s = self.settings
+        # Before the database opens: its engine is instrumented as it is made.
+        tracing.configure("worker" if self.system_worker else "server")
         db = open_database(s.database_url)
         try:
             if self.auto_migrate:
@@ -225,3 +227,4 @@ class Runtime:
             except Exception:
                 log.warning("error while closing", exc_info=True)
         self._closers = []
+        tracing.flush()

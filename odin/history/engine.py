@@ -21,7 +21,7 @@ from temporalio.api.errordetails.v1 import NotFoundFailure, WorkflowExecutionAlr
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
-from odin import metrics
+from odin import logs, metrics, tracing
 from odin.clock import Clock
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted, ScheduleConflict
 from odin.history import activities, chains, reset
@@ -163,9 +163,24 @@ class HistoryEngine:
         outcomes would otherwise mostly fail the CAS against each other and retry); other
         processes are kept apart by the CAS alone."""
         async with self._turn(namespace_id, workflow_id):
-            return await self._update(
-                namespace_id, workflow_id, run_id, op, delete_transfer_ids, delete_timer_ids, fence
-            )
+            logged = logs.bind(workflow_id=workflow_id, run_id=run_id)
+            try:
+                if not tracing.enabled:
+                    return await self._update(
+                        namespace_id, workflow_id, run_id, op, delete_transfer_ids, delete_timer_ids, fence
+                    )
+                span = tracing.RunSpan(getattr(op, "__qualname__", "update"), {"odin.fenced": fence is not None})
+                try:
+                    result, t = await self._update(
+                        namespace_id, workflow_id, run_id, op, delete_transfer_ids, delete_timer_ids, fence, span.start
+                    )
+                except BaseException as exc:
+                    span.finish(error=exc)
+                    raise
+                span.finish(t)
+                return result, t
+            finally:
+                logs.unbind(logged)
 
     @contextlib.asynccontextmanager
     async def _turn(self, namespace_id: str, workflow_id: str) -> AsyncIterator[None]:
@@ -191,6 +206,7 @@ class HistoryEngine:
         delete_transfer_ids: tuple[str, ...],
         delete_timer_ids: tuple[str, ...],
         fence: tuple[int, int] | None,
+        on_state: Callable[[MutableState], None] | None = None,
     ) -> tuple[T, Transition]:
         for _ in range(MAX_CONFLICT_RETRIES):
             record = self._cached(namespace_id, workflow_id, run_id)
@@ -198,6 +214,8 @@ class HistoryEngine:
             if record is None:
                 record = (await self.load(namespace_id, workflow_id, run_id)).record
             state = MutableState.from_bytes(record.state)
+            if on_state is not None:  # the span of this change starts once the run is known
+                on_state(state)
             memo, search_attributes, size_before = state.memo, state.search_attributes, state.history_size_bytes
             t = Transition(state, self.clock.now())
             try:
@@ -228,6 +246,7 @@ class HistoryEngine:
             visibility = t.closed or (t.state.memo, t.state.search_attributes) != (memo, search_attributes)
             self._add_write(batch, t, record, after, visibility, search_attributes is not None)
             for successor in t.new_runs:
+                successor.state.trace_context = successor.state.trace_context or t.state.trace_context
                 self._add_write(batch, successor, None, successor.state.to_bytes(), True)
             try:
                 await self.store.commit(batch)
@@ -453,6 +472,36 @@ class HistoryEngine:
         scheduled_by: str = "",
         on_start: Callable[[str], Batch] | None = None,
     ) -> StartOutcome:
+        """``_start_workflow`` in the log context of the workflow id and, with tracing on, in a
+        span of its own whose context the new run keeps."""
+        logged = logs.bind(namespace=namespace, workflow_id=req.workflow_id)
+        try:
+            if not tracing.enabled:
+                return await self._start_workflow(
+                    namespace_id, namespace, req, parent, signal, eager_request_id, scheduled_by, on_start
+                )
+            attributes = {"odin.namespace": namespace, "odin.workflow_id": req.workflow_id, "odin.workflow_type": req.workflow_type.name}
+            with tracing.start_span("history start", attributes) as span:
+                outcome = await self._start_workflow(
+                    namespace_id, namespace, req, parent, signal, eager_request_id, scheduled_by, on_start
+                )
+                span.set_attribute("odin.run_id", outcome.run_id)
+                span.set_attribute("odin.started", outcome.started)
+                return outcome
+        finally:
+            logs.unbind(logged)
+
+    async def _start_workflow(
+        self,
+        namespace_id: str,
+        namespace: str,
+        req: StartWorkflowExecutionRequest,
+        parent: ParentInfo | None,
+        signal: SignalInput | None,
+        eager_request_id: str | None,
+        scheduled_by: str,
+        on_start: Callable[[str], Batch] | None,
+    ) -> StartOutcome:
         """Start a run, honouring request-id idempotency and the id reuse/conflict policies.
         With ``signal`` (signal-with-start) a running run is signalled instead unless the conflict
         policy says otherwise. With ``eager_request_id`` (eager workflow start) a new run's first
@@ -525,6 +574,8 @@ class HistoryEngine:
                 signal=signal,
                 scheduled_by=scheduled_by,
             )
+            if tracing.enabled:
+                t.state.trace_context = tracing.current_traceparent()
             eager = None
             w = t.state.wft
             if eager_request_id is not None and w is not None and not w.started_event_id:

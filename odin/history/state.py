@@ -244,6 +244,9 @@ class MutableState:
     original_start_time: float = 0.0
     # One reset point per worker build id (the newest MAX_AUTO_RESET_POINTS), as Temporal keeps them.
     auto_reset_points: list[ResetPoint] = field(default_factory=list)
+    # The trace the run was started in (a W3C traceparent; "" without tracing): the parent of the
+    # spans of every later change to it, carried over to its continue-as-new and retry successors.
+    trace_context: str = ""
 
     @property
     def running(self) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from temporalio.api.common.v1 import ActivityType, Header, Payloads, Priority, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import QueryResultType, TaskQueueKind
@@ -21,7 +21,7 @@ from temporalio.api.workflowservice.v1 import (
     RespondWorkflowTaskCompletedRequest,
 )
 
-from odin import metrics
+from odin import logs, metrics
 from odin.clock import monotonic
 from odin.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
 from odin.history import activities, activity_ops, commands, standalone, tokens, updates
@@ -152,6 +152,7 @@ class WorkerTasks:
         """Apply a completion; returns the activity tasks started eagerly for the completing
         worker (activities that asked for it, on the workflow's own task queue)."""
         token = tokens.decode(req.task_token, tokens.WorkflowTaskToken)
+        req_run = cast(tokens.WorkflowTaskToken, token)  # decode checked the kind
         for query_id, result in req.query_results.items():
             await self.engine.queries.resolve(query_id, result)
         types = settable_types(await self.engine.search_attributes.custom(token.namespace_id))
@@ -166,11 +167,13 @@ class WorkerTasks:
             last[:] = [t]
             commands.complete_workflow_task(t, token, req)
 
+        logged = logs.bind(workflow_id=req_run.workflow_id, run_id=req_run.run_id)
         try:
             _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
         finally:
             if last:
                 _log_size_warnings(last[0])
+            logs.unbind(logged)
         if not t.eager_activities:
             return []
         s = t.state

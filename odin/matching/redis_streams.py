@@ -54,6 +54,7 @@ pool allows 100 and raises MaxConnectionsError beyond; a BlockingConnectionPool 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import itertools
 import json
@@ -585,7 +586,8 @@ class RedisTaskQueues:
     def _watch(self, keys: tuple[str, ...], poll_deadline: float) -> None:
         self._watched[keys] = max(poll_deadline, self._watched.get(keys, 0.0))
         if self._reclaimer is None or self._reclaimer.done():
-            self._reclaimer = asyncio.create_task(self._reclaim_loop())
+            # A context of its own: not part of the trace (or log context) of the poll that started it.
+            self._reclaimer = asyncio.create_task(self._reclaim_loop(), context=contextvars.Context())
 
     async def _reclaim_loop(self) -> None:
         interval = min(max(self._reclaim_idle / 2, 0.05), 10.0)

@@ -26,6 +26,7 @@ from sqlalchemy.pool import StaticPool
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
+from odin import tracing
 from odin.errors import AlreadyExists, ConcurrentUpdate, ResourceExhausted, ScheduleConflict, ShardOwnershipLost
 from odin.persistence import tables as t
 
@@ -352,9 +353,12 @@ class Database:
             self.engine.dialect.use_insertmanyvalues_wo_returning = True
             threads = POSTGRES_THREADS
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        tracing.instrument_engine(self.engine)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")
 
     async def run(self, fn: Callable[..., R], *args: Any) -> R:
+        if tracing.enabled:  # a span per store call, its statements below it
+            fn = tracing.sql_group(fn)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def dispose(self) -> None:

@@ -20,6 +20,7 @@ from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb2
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2, service_pb2_grpc
 
+from odin import tracing
 from odin.api.tls import ReloadingCredentials, TlsFiles
 from odin.errors import OdinError, infrastructure_error
 from odin.frontend import FrontendService
@@ -176,8 +177,16 @@ def _target(request) -> str:
     return ""
 
 
-def _method(name: Operation, call: Call):
+def _method(name: Operation, call: Call, service: str = SERVICE_NAME):
     async def handler(self, request, context: grpc.aio.ServicerContext):
+        if tracing.enabled:  # a span per call, continuing the caller's trace (odin/tracing.py)
+            metadata = dict(context.invocation_metadata() or ())
+            with tracing.rpc_span(service, name.value, request, metadata) as span:
+                span.set_attribute("odin.workflow_id", _target(request))
+                return await serve(self, request, context)
+        return await serve(self, request, context)
+
+    async def serve(self, request, context: grpc.aio.ServicerContext):
         remaining = context.time_remaining()
         timeout = DEFAULT_TIMEOUT if remaining is None else remaining
         metadata = dict(context.invocation_metadata() or ())
@@ -243,7 +252,9 @@ for _cls, _descriptor, _calls in (
     _served = {op.value: op for op in _calls}
     for _rpc in _descriptor.methods:
         _op = _served.get(_rpc.name)
-        setattr(_cls, _rpc.name, _method(_op, _calls[_op]) if _op else _unimplemented(_descriptor.name, _rpc.name))
+        setattr(
+            _cls, _rpc.name, _method(_op, _calls[_op], _descriptor.full_name) if _op else _unimplemented(_descriptor.name, _rpc.name)
+        )
 
 
 def build_grpc_server(
