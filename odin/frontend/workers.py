@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from temporalio.api.common.v1 import Payloads
-from temporalio.api.enums.v1 import BuildIdTaskReachability, DescribeTaskQueueMode, TaskQueueType
+from temporalio.api.enums.v1 import BuildIdTaskReachability, DescribeTaskQueueMode, TaskQueueKind, TaskQueueType
 from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.query.v1 import WorkflowQueryResult
@@ -56,6 +56,8 @@ class WorkerCalls(FrontendBase):
     ) -> ws.PollWorkflowTaskQueueResponse:
         ns = await self.namespace(req.namespace)
         check_id(req.task_queue.name, "TaskQueue")
+        if req.HasField("deployment_options") and req.task_queue.kind != TaskQueueKind.TASK_QUEUE_KIND_STICKY:
+            await self.deployments.register_poller(ns.id, req.deployment_options, req.task_queue.name, WORKFLOW)
         return await self.tasks.poll_workflow_task(
             ns.id, ns.name, req.task_queue, req.identity, self._poll_timeout(timeout), limits_for(ns).continue_as_new
         )
@@ -70,6 +72,8 @@ class WorkerCalls(FrontendBase):
             rate = req.task_queue_metadata.max_tasks_per_second.value
             if not rate > 0:  # NaN too
                 raise InvalidArgument("TaskQueueMetadata.MaxTasksPerSecond must be positive.")
+        if req.HasField("deployment_options"):
+            await self.deployments.register_poller(ns.id, req.deployment_options, req.task_queue.name, ACTIVITY)
         return await self.tasks.poll_activity_task(
             ns.id, ns.name, req.task_queue.name, req.identity, self._poll_timeout(timeout), rate
         )

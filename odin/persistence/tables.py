@@ -234,3 +234,17 @@ batch_operations = sa.Table(
     sa.Index("ix_batch_operations_state", "state"),
     sa.Index("ix_batch_operations_ns_start", "namespace_id", "start_time"),
 )
+
+# One row per worker deployment (docs/architecture.md#worker-deployments): its versions, each
+# version's task queues and metadata, and the routing (current and ramping version) as one JSON
+# document (``odin.history.deployments.Deployment``), changed by compare-and-swap on ``db_version``.
+worker_deployments = sa.Table(
+    "worker_deployments",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(1000), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("db_version", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)

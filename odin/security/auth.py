@@ -58,7 +58,7 @@ _READ = (
     Op.ListOpenWorkflowExecutions, Op.ListClosedWorkflowExecutions, Op.ListSearchAttributes, Op.DescribeTaskQueue,
     Op.ListTaskQueuePartitions, Op.PollWorkflowExecutionUpdate, Op.DescribeSchedule, Op.ListSchedules,
     Op.ListScheduleMatchingTimes, Op.ListWorkers, Op.CountWorkers, Op.DescribeWorker, Op.DescribeBatchOperation,
-    Op.ListBatchOperations,
+    Op.ListBatchOperations, Op.DescribeWorkerDeployment, Op.ListWorkerDeployments, Op.DescribeWorkerDeploymentVersion,
 )
 _WRITE = (
     Op.StartWorkflowExecution, Op.SignalWithStartWorkflowExecution, Op.SignalWorkflowExecution,
@@ -69,6 +69,9 @@ _WRITE = (
     Op.UnpauseActivityExecution, Op.ResetActivityExecution, Op.UpdateActivityExecutionOptions,
     # A batch deletion also needs admin rights (checked by the call, as DeleteWorkflowExecution's).
     Op.StartBatchOperation, Op.StopBatchOperation,
+    # Routing between worker deployment versions (writers, as Temporal's default authorizer has it).
+    Op.SetWorkerDeploymentCurrentVersion, Op.SetWorkerDeploymentRampingVersion, Op.DeleteWorkerDeploymentVersion,
+    Op.DeleteWorkerDeployment, Op.UpdateWorkerDeploymentVersionMetadata,
 )
 _WORK = (
     Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,

@@ -737,3 +737,28 @@ async def test_batch_jobs_one_at_a_time_unique_ids_leases_and_stop(store):
     # Jobs that ended before a cutoff are forgotten; running ones never.
     assert await store.delete_batch_operations_closed_before(NS, T0 + lease * 10) == 1
     assert [j.job_id for j in await store.list_batch_operations(NS, None, 10)] == ["b"]
+
+
+async def test_worker_deployment_rows_change_by_compare_and_swap(store):
+    from odin.persistence.store import DeploymentRecord
+
+    ns = f"ns-{uuid.uuid4().hex[:8]}"
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first = DeploymentRecord(ns, "shop", '{"a":1}', 0, now, now)
+    await store.save_worker_deployment(first)
+    # A second creation of the same name loses, as a racing first poll would.
+    with pytest.raises(ConcurrentUpdate):
+        await store.save_worker_deployment(DeploymentRecord(ns, "shop", '{"b":2}', 0, now, now))
+    stored = await store.get_worker_deployment(ns, "shop")
+    assert (stored.data, stored.db_version) == ('{"a":1}', 1)
+    await store.save_worker_deployment(replace(stored, data='{"a":2}'))
+    with pytest.raises(ConcurrentUpdate):  # written from a stale read
+        await store.save_worker_deployment(replace(stored, data='{"a":3}'))
+    await store.save_worker_deployment(DeploymentRecord(ns, "api", "{}", 0, now, now))
+    assert [(r.name, r.data, r.db_version) for r in await store.list_worker_deployments(ns)] == [
+        ("api", "{}", 1), ("shop", '{"a":2}', 2),
+    ]
+    with pytest.raises(ConcurrentUpdate):
+        await store.delete_worker_deployment(ns, "shop", 1)
+    await store.delete_worker_deployment(ns, "shop", 2)
+    assert await store.get_worker_deployment(ns, "shop") is None

@@ -1,0 +1,225 @@
+"""Worker deployments as data: a deployment's versions, their task queues and metadata, and its
+routing (current and ramping version), with the changes operators and pollers make to them.
+
+Pure: times come in as arguments, nothing here reads a store. The frontend loads a deployment's
+row, applies one of these changes and writes it back by compare-and-swap
+(docs/architecture.md#worker-deployments).
+
+A version is named by its build id within its deployment; ``""`` stands for the unversioned
+workers (Temporal's ``__unversioned__``), which are always there and are never a stored version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from temporalio.api.errordetails.v1 import NotFoundFailure
+
+from odin.errors import FailedPrecondition, InvalidArgument, NotFound
+
+UNVERSIONED = ""
+UNVERSIONED_NAME = "__unversioned__"
+
+# temporal.api.enums.v1.VersionDrainageStatus
+DRAINAGE_UNSPECIFIED = 0
+DRAINING = 1
+DRAINED = 2
+
+# Temporal keeps at most this many versions per deployment.
+MAX_VERSIONS = 100
+
+
+@dataclass
+class Version:
+    """One build of a deployment's workers, created by its first poll."""
+
+    build_id: str
+    create_time: float
+    routing_changed: float | None = None
+    current_since: float | None = None
+    ramping_since: float | None = None
+    ramp: float = 0.0
+    first_activation: float | None = None
+    last_deactivation: float | None = None
+    drainage: int = DRAINAGE_UNSPECIFIED
+    drainage_changed: float | None = None
+    drainage_checked: float | None = None
+    # key -> serialized temporal.api.common.v1.Payload, hex
+    metadata: dict[str, str] = field(default_factory=dict)
+    # (task queue name, temporal.api.enums.v1.TaskQueueType) polled by this version's workers
+    task_queues: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
+class Deployment:
+    """A deployment: its versions and where new work goes (``current``: a build id or
+    UNVERSIONED; ``ramping``: None for no ramp, else a build id or UNVERSIONED)."""
+
+    name: str
+    create_time: float
+    versions: dict[str, Version] = field(default_factory=dict)
+    current: str = UNVERSIONED
+    ramping: str | None = None
+    ramp: float = 0.0
+    current_changed: float | None = None
+    ramping_changed: float | None = None
+    ramp_changed: float | None = None
+    last_modifier: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Deployment:
+        data = json.loads(text)
+        versions = {k: Version(**v) for k, v in data.pop("versions").items()}
+        return cls(versions=versions, **data)
+
+    def version_name(self, build_id: str) -> str:
+        """Temporal's string form of a version: ``<deployment>.<build id>``, or ``__unversioned__``."""
+        return UNVERSIONED_NAME if build_id == UNVERSIONED else f"{self.name}.{build_id}"
+
+    def version(self, build_id: str) -> Version:
+        found = self.versions.get(build_id)
+        if found is None:
+            raise NotFound(f"build ID '{build_id}' not found in Worker Deployment '{self.name}'", NotFoundFailure())
+        return found
+
+
+def build_id_of(deployment_name: str, build_id: str, version: str) -> str:
+    """The build id a request names: its ``build_id``, else its deprecated ``version`` string
+    (``<deployment>.<build id>`` or ``__unversioned__``)."""
+    if build_id or not version:
+        return build_id
+    if version == UNVERSIONED_NAME:
+        return UNVERSIONED
+    prefix = f"{deployment_name}."
+    if deployment_name and not version.startswith(prefix):
+        raise InvalidArgument(f"version {version} does not belong to deployment {deployment_name}")
+    if not deployment_name and "." not in version:
+        raise InvalidArgument(f"invalid version string {version!r}: expected <deployment_name>.<build_id>")
+    return version[len(prefix) :] if deployment_name else version.split(".", 1)[1]
+
+
+def register_poller(d: Deployment, build_id: str, queue: str, queue_type: int, now: float) -> bool:
+    """A versioned worker polled ``queue``: create its version and record the queue. Whether
+    anything changed."""
+    v = d.versions.get(build_id)
+    created = v is None
+    if v is None:
+        if len(d.versions) >= MAX_VERSIONS:
+            raise FailedPrecondition(
+                f"Worker Deployment {d.name} has reached the maximum of {MAX_VERSIONS} versions; delete an old one"
+            )
+        v = d.versions[build_id] = Version(build_id=build_id, create_time=now)
+    if [queue, queue_type] in v.task_queues:
+        return created
+    v.task_queues.append([queue, queue_type])
+    return True
+
+
+def _deactivate(d: Deployment, build_id: str | None, now: float) -> None:
+    """A version stopped receiving new runs: it is draining until no pinned run is left on it."""
+    if not build_id or build_id not in d.versions or build_id in (d.current, d.ramping):
+        return
+    v = d.versions[build_id]
+    v.current_since = v.ramping_since = None
+    v.ramp = 0.0
+    v.routing_changed = v.last_deactivation = now
+    v.drainage, v.drainage_changed, v.drainage_checked = DRAINING, now, now
+
+
+def _activate(v: Version, now: float) -> None:
+    v.routing_changed = now
+    if v.first_activation is None:
+        v.first_activation = now
+    v.drainage, v.drainage_changed, v.drainage_checked = DRAINAGE_UNSPECIFIED, None, None
+
+
+def set_current(d: Deployment, build_id: str, identity: str, now: float) -> str:
+    """Make ``build_id`` (or the unversioned workers) the current version; the previous one."""
+    previous = d.current
+    if build_id != UNVERSIONED:
+        d.version(build_id)
+    if build_id == previous:
+        return previous
+    d.current, d.current_changed, d.last_modifier = build_id, now, identity
+    if d.ramping == build_id:  # promoting the ramping version ends the ramp
+        d.ramping, d.ramp, d.ramping_changed, d.ramp_changed = None, 0.0, now, now
+    if build_id != UNVERSIONED:
+        v = d.versions[build_id]
+        _activate(v, now)
+        v.current_since, v.ramping_since, v.ramp = now, None, 0.0
+    _deactivate(d, previous, now)
+    return previous
+
+
+def set_ramping(d: Deployment, build_id: str | None, percentage: float, identity: str, now: float) -> tuple[str | None, float]:
+    """Ramp ``percentage`` % of new work to ``build_id`` (None: end the ramp); the previous
+    ramping version and percentage."""
+    if not 0.0 <= percentage <= 100.0:  # NaN too
+        raise InvalidArgument("Percentage must be between 0 and 100 (inclusive)")
+    previous, previous_ramp = d.ramping, d.ramp
+    if build_id is None:
+        d.ramping, d.ramp = None, 0.0
+        if previous is not None:
+            d.ramping_changed = d.ramp_changed = now
+            d.last_modifier = identity
+            _deactivate(d, previous, now)
+        return previous, previous_ramp
+    if build_id != UNVERSIONED:
+        d.version(build_id)
+    if build_id == d.current:
+        raise FailedPrecondition(f"requested ramping version {d.version_name(build_id)} is already current")
+    d.last_modifier = identity
+    if build_id != previous:
+        d.ramping, d.ramping_changed = build_id, now
+        if build_id != UNVERSIONED:
+            v = d.versions[build_id]
+            _activate(v, now)
+            v.ramping_since = now
+        _deactivate(d, previous, now)
+    if percentage != previous_ramp or build_id != previous:
+        d.ramp, d.ramp_changed = percentage, now
+        if build_id != UNVERSIONED:
+            d.versions[build_id].ramp = percentage
+            d.versions[build_id].routing_changed = now
+    return previous, previous_ramp
+
+
+def delete_version(d: Deployment, build_id: str, skip_drainage: bool) -> None:
+    """Forget a version that receives no new work (and, unless ``skip_drainage``, is drained)."""
+    v = d.version(build_id)
+    if build_id in (d.current, d.ramping):
+        raise FailedPrecondition(f"version '{d.name}:{build_id}' cannot be deleted since it is current or ramping")
+    if v.drainage == DRAINING and not skip_drainage:
+        raise FailedPrecondition(f"version '{d.name}:{build_id}' cannot be deleted since it is draining")
+    del d.versions[build_id]
+
+
+def update_metadata(d: Deployment, build_id: str, upsert: dict[str, str], remove: list[str]) -> dict[str, str]:
+    """Set and remove metadata entries of a version; its metadata after."""
+    v = d.version(build_id)
+    v.metadata.update(upsert)
+    for key in remove:
+        v.metadata.pop(key, None)
+    return dict(v.metadata)
+
+
+def ramp_bucket(workflow_id: str) -> float:
+    """Where a workflow id falls in [0, 100): a ramp of p % sends the ids below p to the ramping
+    version, the same way on every call and in every process."""
+    h = 2166136261
+    for byte in workflow_id.encode():
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return (h % 10000) / 100.0
+
+
+def target_build(d: Deployment, workflow_id: str) -> str:
+    """The version a new or auto-upgrade run's task goes to: the ramping one for the ramp's share
+    of workflow ids, else the current one."""
+    if d.ramping is not None and d.ramp > 0.0 and ramp_bucket(workflow_id) < d.ramp:
+        return d.ramping
+    return d.current
