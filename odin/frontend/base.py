@@ -52,7 +52,7 @@ class FrontendBase:
         self.workers: WorkerRegistry = InMemoryWorkerRegistry()
         self.clock = clock
         # Worker deployments and the versions versioned pollers register.
-        self.deployments = DeploymentRegistry(store, clock)
+        self.deployments = DeploymentRegistry(store, clock, engine.routing)
         self.long_poll_seconds = long_poll_seconds  # longest a worker poll waits
         self._ns_cache: dict[str, _Cached] = {}
 

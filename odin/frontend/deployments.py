@@ -104,6 +104,7 @@ class DeploymentCalls(FrontendBase):
         if d.versions:
             raise FailedPrecondition("deployment has versions, can't be deleted")
         await self.store.delete_worker_deployment(ns.id, d.name, record.db_version)
+        self.engine.routing.forget(ns.id)
         self.deployments.forget(ns.id, d.name)
         return ws.DeleteWorkerDeploymentResponse()
 

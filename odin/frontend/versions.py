@@ -15,6 +15,7 @@ from odin.clock import Clock
 from odin.errors import ConcurrentUpdate, FailedPrecondition, InvalidArgument, NotFound
 from odin.frontend.common import check_id
 from odin.history import deployments as dep
+from odin.history.routing import DeploymentRouting, versioned_queue
 from odin.matching import ACTIVITY, WORKFLOW
 from odin.persistence.store import DeploymentRecord, ExecutionStore
 
@@ -37,20 +38,22 @@ def not_found(name: str) -> str:
 class DeploymentRegistry:
     """Worker deployments in the store, with what this process has already registered."""
 
-    def __init__(self, store: ExecutionStore, clock: Clock) -> None:
+    def __init__(self, store: ExecutionStore, clock: Clock, routing: DeploymentRouting) -> None:
         self.store = store
         self.clock = clock
+        self.routing = routing  # told of every change, so this process routes by it at once
         # (namespace id, deployment, build id, queue, type) already registered by this process
         self._registered: set[tuple[str, str, str, str, int]] = set()
         # (namespace id, deployment, build id) -> last poll (wall-clock seconds), this process's polls
         self._version_polls: dict[tuple[str, str, str], float] = {}
 
-    async def register_poller(self, namespace_id: str, options: WorkerDeploymentOptions, queue: str, kind: str) -> None:
+    async def register_poller(self, namespace_id: str, options: WorkerDeploymentOptions, queue: str, kind: str) -> str:
         """A poll with deployment options: a VERSIONED worker creates its deployment and version
-        (and records the task queue) as its polls reach the server, as Temporal's do. After the
-        first poll of a queue and version, a dictionary look-up."""
+        (and records the task queue) as its polls reach the server, as Temporal's do; the queue
+        it takes tasks from (its version's). After the first poll of a queue and version, a
+        dictionary look-up."""
         if options.worker_versioning_mode != WorkerVersioningMode.WORKER_VERSIONING_MODE_VERSIONED:
-            return
+            return queue
         name, build_id = options.deployment_name, options.build_id
         if not name or not build_id:
             raise InvalidArgument("versioned workers must set deployment_name and build_id in deployment_options")
@@ -60,13 +63,13 @@ class DeploymentRegistry:
             raise InvalidArgument("deployment name cannot contain '.'")
         self._version_polls[(namespace_id, name, build_id)] = time.time()
         key = (namespace_id, name, build_id, queue, QUEUE_TYPES[kind])
-        if key in self._registered:
-            return
-        now = self.clock.now().timestamp()
-        await self.change(
-            namespace_id, name, lambda d: dep.register_poller(d, build_id, queue, QUEUE_TYPES[kind], now), create=True
-        )
-        self._registered.add(key)
+        if key not in self._registered:
+            now = self.clock.now().timestamp()
+            await self.change(
+                namespace_id, name, lambda d: dep.register_poller(d, build_id, queue, QUEUE_TYPES[kind], now), create=True
+            )
+            self._registered.add(key)
+        return versioned_queue(queue, name, build_id)
 
     def polled(self, namespace_id: str, name: str, build_id: str) -> bool:
         """Whether this process saw a poll of the version within POLLER_TTL."""
@@ -115,6 +118,8 @@ class DeploymentRegistry:
                 await self.store.save_worker_deployment(record)
             except ConcurrentUpdate:
                 continue
+            finally:
+                self.routing.forget(namespace_id)
             record.db_version += 1
             return result, record, d
         raise ConcurrentUpdate(f"worker deployment {name} kept changing")

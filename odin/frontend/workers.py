@@ -13,6 +13,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.query.v1 import WorkflowQueryResult
 from temporalio.api.taskqueue.v1 import (
     PollerInfo,
+    TaskQueue,
     TaskQueuePartitionMetadata,
     TaskQueueStats,
     TaskQueueStatus,
@@ -56,10 +57,13 @@ class WorkerCalls(FrontendBase):
     ) -> ws.PollWorkflowTaskQueueResponse:
         ns = await self.namespace(req.namespace)
         check_id(req.task_queue.name, "TaskQueue")
-        if req.HasField("deployment_options") and req.task_queue.kind != TaskQueueKind.TASK_QUEUE_KIND_STICKY:
-            await self.deployments.register_poller(ns.id, req.deployment_options, req.task_queue.name, WORKFLOW)
+        task_queue = req.task_queue
+        if req.HasField("deployment_options") and task_queue.kind != TaskQueueKind.TASK_QUEUE_KIND_STICKY:
+            physical = await self.deployments.register_poller(ns.id, req.deployment_options, task_queue.name, WORKFLOW)
+            if physical != task_queue.name:  # a versioned worker takes its version's tasks
+                task_queue = TaskQueue(name=physical, kind=task_queue.kind)
         return await self.tasks.poll_workflow_task(
-            ns.id, ns.name, req.task_queue, req.identity, self._poll_timeout(timeout), limits_for(ns).continue_as_new
+            ns.id, ns.name, task_queue, req.identity, self._poll_timeout(timeout), limits_for(ns).continue_as_new
         )
 
     async def poll_activity_task_queue(
@@ -72,10 +76,11 @@ class WorkerCalls(FrontendBase):
             rate = req.task_queue_metadata.max_tasks_per_second.value
             if not rate > 0:  # NaN too
                 raise InvalidArgument("TaskQueueMetadata.MaxTasksPerSecond must be positive.")
+        queue = req.task_queue.name
         if req.HasField("deployment_options"):
-            await self.deployments.register_poller(ns.id, req.deployment_options, req.task_queue.name, ACTIVITY)
+            queue = await self.deployments.register_poller(ns.id, req.deployment_options, queue, ACTIVITY)
         return await self.tasks.poll_activity_task(
-            ns.id, ns.name, req.task_queue.name, req.identity, self._poll_timeout(timeout), rate
+            ns.id, ns.name, queue, req.identity, self._poll_timeout(timeout), rate
         )
 
     async def respond_workflow_task_completed(

@@ -13,6 +13,7 @@ from temporalio.api.enums.v1 import (
     ContinueAsNewInitiator,
     TaskQueueKind,
     TimeoutType,
+    WorkerVersioningMode,
 )
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
@@ -37,7 +38,7 @@ from odin.history.machine import (
     snapshot,
 )
 from odin.history.start import Continuation, new_run
-from odin.history.state import ActivityInfo, TimerInfo, WorkflowTaskInfo, pack, unpack
+from odin.history.state import ActivityInfo, MutableState, TimerInfo, WorkflowTaskInfo, pack, unpack
 from odin.history.tasks import TimerKind
 from odin.history.tokens import WorkflowTaskToken
 from odin.history.validation import (
@@ -98,6 +99,21 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
         t.deferred_error = InvalidArgument(bad.message)
 
 
+def _record_version(s: MutableState, attrs: h.WorkflowTaskCompletedEventAttributes, req: RespondWorkflowTaskCompletedRequest) -> None:
+    """The run is now on the completing worker's deployment version with the behaviour it gave
+    (or unversioned); the event records both, as Temporal's does."""
+    options = req.deployment_options
+    if options.worker_versioning_mode == WorkerVersioningMode.WORKER_VERSIONING_MODE_VERSIONED and options.build_id:
+        s.deployment, s.deployment_build = options.deployment_name, options.build_id
+        s.versioning_behavior = req.versioning_behavior
+        attrs.versioning_behavior = req.versioning_behavior
+        attrs.deployment_version.deployment_name = options.deployment_name
+        attrs.deployment_version.build_id = options.build_id
+    elif s.deployment_build:
+        s.deployment = s.deployment_build = ""
+        s.versioning_behavior = 0
+
+
 def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompletedRequest) -> None:
     s = t.state
     t.persist_transient_task(w)
@@ -115,6 +131,7 @@ def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompleted
         attrs.worker_version.build_id = build_id
         attrs.worker_version.use_versioning = req.worker_version_stamp.use_versioning
         s.last_build_id = build_id
+    _record_version(s, attrs, req)
     completed = t.append(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, attrs)
     s.note_reset_point(build_id, completed.event_id, t.ts)
     s.wft = None

@@ -232,8 +232,9 @@ async def return_sticky_tasks(engine: HistoryEngine, namespace_id: str, sticky_q
     time out and may ask again)."""
     for entry in await engine.queues.drain(namespace_id, sticky_queue, WORKFLOW):
         if not entry.is_query:
-            loaded = await engine.load(namespace_id, entry.workflow_id, entry.run_id)
-            await engine.queues.add(namespace_id, loaded.state.task_queue, WORKFLOW, entry)
+            s = (await engine.load(namespace_id, entry.workflow_id, entry.run_id)).state
+            queue = await engine.routing.route(namespace_id, s.task_queue, WORKFLOW, s.workflow_id, s.routing_data())
+            await engine.queues.add(namespace_id, queue, WORKFLOW, entry)
 
 
 async def read_events(

@@ -27,9 +27,9 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
-from odin.config import Settings
+from odin.config import Settings, sqlite_url_for_path
 from odin.server import OdinServer
-from tests.support.services import temporal_cli
+from tests.support.services import REDIS_URL, require_redis, temporal_cli
 
 Status = WorkerDeploymentVersionStatus
 
@@ -41,10 +41,24 @@ class Pinned:
         return "done"
 
 
+@pytest.fixture(params=["sqlite+memory", "postgres+redis"])
+def shape(request, tmp_path) -> dict:
+    """Where a routing test's server keeps runs and queues: SQLite with in-memory queues, or
+    PostgreSQL with Redis streams (a key prefix of the test's own)."""
+    if request.param == "sqlite+memory":
+        return {"database_url": sqlite_url_for_path(str(tmp_path / "odin.db"))}
+    require_redis()
+    return {
+        "database_url": request.getfixturevalue("postgres_url"),
+        "redis_url": REDIS_URL,
+        "redis_prefix": request.getfixturevalue("redis_prefix"),
+    }
+
+
 @contextlib.asynccontextmanager
-async def odin(database_url: str) -> AsyncIterator[tuple[OdinServer, Client]]:
+async def odin(database_url: str, **settings) -> AsyncIterator[tuple[OdinServer, Client]]:
     """A server and a client on a namespace of the test's own (the PostgreSQL database is shared)."""
-    server = OdinServer(Settings(database_url=database_url, grpc_port=0))
+    server = OdinServer(Settings(database_url=database_url, grpc_port=0, **settings))
     await server.start()
     try:
         address = f"127.0.0.1:{server.endpoints.grpc_port}"
@@ -270,3 +284,197 @@ async def test_temporal_cli_worker_deployment_commands(database_url):
         await asyncio.to_thread(run, "set-current-version", "--deployment-name", "web", "--unversioned", "-y")
         out = await asyncio.to_thread(run, "describe", "--name", "web")
         assert "draining" in out
+
+
+# -- routing by version ------------------------------------------------------------------------
+# Two builds of one application: each workflow type exists in a v1 and a v2 form that answer with
+# their build, registered under the same name by the worker of that build.
+
+
+@workflow.defn(name="PinnedWait", versioning_behavior=VersioningBehavior.PINNED)
+class PinnedV1:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.go)
+        return "v1"
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.query
+    def where(self) -> str:
+        return "v1"
+
+
+@workflow.defn(name="PinnedWait", versioning_behavior=VersioningBehavior.PINNED)
+class PinnedV2:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.go)
+        return "v2"
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.query
+    def where(self) -> str:
+        return "v2"
+
+
+@workflow.defn(name="AutoWait", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class AutoV1:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.go)
+        return "v1"
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.query
+    def where(self) -> str:
+        return "v1"
+
+
+@workflow.defn(name="AutoWait", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class AutoV2:
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.go)
+        return "v2"
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+    @workflow.query
+    def where(self) -> str:
+        return "v2"
+
+
+@workflow.defn(name="Which", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class WhichV1:
+    @workflow.run
+    async def run(self) -> str:
+        return "v1"
+
+
+@workflow.defn(name="Which", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+class WhichV2:
+    @workflow.run
+    async def run(self) -> str:
+        return "v2"
+
+
+def versioned_worker(client: Client, build: str, *workflows) -> Worker:
+    config = WorkerDeploymentConfig(version=WorkerDeploymentVersion("rel", build), use_worker_versioning=True)
+    return Worker(client, task_queue="rel-q", workflows=list(workflows), deployment_config=config)
+
+
+async def registered(client: Client, build: str) -> None:
+    """Wait until the running worker of ``build`` has registered its version by polling."""
+    for _ in range(100):
+        with contextlib.suppress(RPCError):
+            if await describe_version(client, "rel", build):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"version {build} never registered")
+
+
+async def set_current(client: Client, build: str) -> None:
+    await client.workflow_service.set_worker_deployment_current_version(
+        ws.SetWorkerDeploymentCurrentVersionRequest(namespace=client.namespace, deployment_name="rel", build_id=build)
+    )
+
+
+async def first_task_done(client: Client, workflow_id: str) -> None:
+    handle = client.get_workflow_handle(workflow_id)
+    for _ in range(200):
+        events = [e async for e in handle.fetch_history_events()]
+        if any(e.HasField("workflow_task_completed_event_attributes") for e in events):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{workflow_id} never completed a workflow task")
+
+
+async def test_pinned_runs_stay_on_their_version_auto_upgrade_runs_move(shape):
+    async with odin(**shape) as (_, client):
+        async with versioned_worker(client, "v1", PinnedV1, AutoV1):
+            await registered(client, "v1")
+            await set_current(client, "v1")
+            pinned = await client.start_workflow("PinnedWait", id="pinned", task_queue="rel-q")
+            auto = await client.start_workflow("AutoWait", id="auto", task_queue="rel-q")
+            await first_task_done(client, "pinned")
+            await first_task_done(client, "auto")
+            async with versioned_worker(client, "v2", PinnedV2, AutoV2):
+                await registered(client, "v2")
+                await set_current(client, "v2")
+                # Queries go where the run's tasks go.
+                assert await pinned.query("where") == "v1"
+                assert await auto.query("where") == "v2"
+                await pinned.signal("proceed")
+                await auto.signal("proceed")
+                assert await pinned.result() == "v1"  # started on v1, finished on v1
+                assert await auto.result() == "v2"  # moved at its next workflow task
+                fresh = await client.start_workflow("PinnedWait", id="fresh", task_queue="rel-q")
+                await fresh.signal("proceed")
+                assert await fresh.result() == "v2"  # new runs go to the current version
+        # Each completed workflow task records the version and behaviour, as Temporal's do.
+        events = [e async for e in pinned.fetch_history_events()]
+        done = [e.workflow_task_completed_event_attributes for e in events if e.HasField("workflow_task_completed_event_attributes")]
+        assert {(a.deployment_version.build_id, a.versioning_behavior) for a in done} == {("v1", VersioningBehavior.PINNED.value)}
+        events = [e async for e in auto.fetch_history_events()]
+        done = [e.workflow_task_completed_event_attributes for e in events if e.HasField("workflow_task_completed_event_attributes")]
+        assert [a.deployment_version.build_id for a in done] == ["v1", "v2"]
+
+
+async def test_a_pinned_run_waits_for_its_version_to_come_back(shape):
+    async with odin(**shape) as (_, client):
+        async with versioned_worker(client, "v2", PinnedV2):
+            await registered(client, "v2")
+        async with versioned_worker(client, "v1", PinnedV1):
+            await registered(client, "v1")
+            await set_current(client, "v1")
+            pinned = await client.start_workflow("PinnedWait", id="waits", task_queue="rel-q")
+            await first_task_done(client, "waits")
+        await set_current(client, "v2")
+        # v1's worker is gone: the signal's workflow task waits for it; v2's worker does not take it.
+        async with versioned_worker(client, "v2", PinnedV2):
+            await pinned.signal("proceed")
+            await asyncio.sleep(1.0)
+            assert (await pinned.describe()).status.name == "RUNNING"
+        async with versioned_worker(client, "v1", PinnedV1):
+            assert await pinned.result() == "v1"
+
+
+async def test_a_ramp_sends_its_share_of_new_runs_to_the_ramping_version(shape):
+    async with odin(**shape) as (_, client):
+        async with versioned_worker(client, "v1", WhichV1), versioned_worker(client, "v2", WhichV2):
+            await registered(client, "v1")
+            await registered(client, "v2")
+            await set_current(client, "v1")
+            await client.workflow_service.set_worker_deployment_ramping_version(
+                ws.SetWorkerDeploymentRampingVersionRequest(
+                    namespace=client.namespace, deployment_name="rel", build_id="v2", percentage=30
+                )
+            )
+            results = await asyncio.gather(
+                *(client.execute_workflow("Which", id=f"ramp-{i}", task_queue="rel-q") for i in range(200))
+            )
+        assert 40 <= results.count("v2") <= 80, results.count("v2")  # about 30 % of 200
+        assert results.count("v1") + results.count("v2") == 200
