@@ -24,8 +24,15 @@ from odin.frontend.common import MAX_LIST_PAGE, check_id, offset_token, page_siz
 from odin.frontend.versions import conflict_token
 from odin.history import deployments as dep
 from odin.history.events import timestamp
+from odin.persistence.store import DeploymentRecord, NamespaceRecord
+from odin.visibility import sql as visibility_sql
 
 DEFAULT_DEPLOYMENTS_PAGE = 100
+# A draining version's open pinned runs are counted at most once per DRAINAGE_REFRESH seconds,
+# when the deployment or version is described or listed, and not before DRAINAGE_GRACE seconds
+# after it stopped receiving new runs (a run sent to it just before may not be pinned yet).
+DRAINAGE_REFRESH = 1.0
+DRAINAGE_GRACE = 2.0
 
 
 def _has(message: Any, name: str) -> bool:
@@ -50,6 +57,37 @@ def _ts(at: float | None):
 class DeploymentCalls(FrontendBase):
     """The worker-deployment calls of WorkflowService."""
 
+    async def _refresh_drainage(self, ns: NamespaceRecord, record: DeploymentRecord, d: dep.Deployment):
+        """Count the open runs pinned to each draining version that is due a check; a version
+        with none left is drained. The (possibly updated) record and deployment."""
+        now = self.clock.now().timestamp()
+        due = [
+            v.build_id
+            for v in d.versions.values()
+            if v.drainage == dep.DRAINING
+            and (v.last_deactivation or 0.0) + DRAINAGE_GRACE <= now
+            and (v.drainage_checked or 0.0) + DRAINAGE_REFRESH <= now
+            and "'" not in d.name + v.build_id
+        ]
+        if not due:
+            return record, d
+        custom = await self.engine.search_attributes.custom(ns.id)
+        counts = {}
+        for build_id in due:
+            _, where, _ = visibility_sql.compile_query(
+                f"TemporalWorkerDeploymentVersion = '{d.name}:{build_id}' AND "
+                "TemporalWorkflowVersioningBehavior = 'Pinned' AND ExecutionStatus = 'Running'",
+                custom,
+            )
+            counts[build_id] = (await self.store.count_visibility(ns.id, where, False))[0]
+
+        def record_all(d: dep.Deployment) -> None:
+            for build_id, pinned in counts.items():
+                dep.record_drainage(d, build_id, pinned, now)
+
+        _, record, d = await self.deployments.change(ns.id, d.name, record_all)
+        return record, d
+
     async def _version_target(self, req) -> tuple[str, str, str]:
         """(namespace id, deployment name, build id) a version call names, by ``deployment_version``
         or the deprecated ``version`` string."""
@@ -72,6 +110,7 @@ class DeploymentCalls(FrontendBase):
         ns = await self.namespace(req.namespace)
         check_id(req.deployment_name, "DeploymentName")
         record, d = await self.deployments.load(ns.id, req.deployment_name)
+        record, d = await self._refresh_drainage(ns, record, d)
         return ws.DescribeWorkerDeploymentResponse(conflict_token=conflict_token(record), worker_deployment_info=self._info(ns.id, d))
 
     async def list_worker_deployments(self, req: ws.ListWorkerDeploymentsRequest) -> ws.ListWorkerDeploymentsResponse:
@@ -79,7 +118,7 @@ class DeploymentCalls(FrontendBase):
         found = await self.store.list_worker_deployments(ns.id)
         offset = offset_token(req.next_page_token)
         size = page_size(req.page_size, DEFAULT_DEPLOYMENTS_PAGE, MAX_LIST_PAGE)
-        page = [dep.Deployment.from_json(r.data) for r in found[offset : offset + size]]
+        page = [(await self._refresh_drainage(ns, r, dep.Deployment.from_json(r.data)))[1] for r in found[offset : offset + size]]
         summary_type = ws.ListWorkerDeploymentsResponse.WorkerDeploymentSummary
         summaries = []
         for d in page:
@@ -160,6 +199,8 @@ class DeploymentCalls(FrontendBase):
         ns_id, name, build_id = await self._version_target(req)
         record = await self.store.get_worker_deployment(ns_id, name)
         d = None if record is None else dep.Deployment.from_json(record.data)
+        if record is not None and d is not None:
+            record, d = await self._refresh_drainage(await self.namespace(req.namespace), record, d)
         v = None if d is None else d.versions.get(build_id)
         if d is None or v is None:
             raise NotFound("Worker Deployment Version not found", NotFoundFailure())

@@ -103,6 +103,7 @@ def _record_version(s: MutableState, attrs: h.WorkflowTaskCompletedEventAttribut
     """The run is now on the completing worker's deployment version with the behaviour it gave
     (or unversioned); the event records both, as Temporal's does."""
     options = req.deployment_options
+    before = (s.deployment, s.deployment_build, s.versioning_behavior)
     if options.worker_versioning_mode == WorkerVersioningMode.WORKER_VERSIONING_MODE_VERSIONED and options.build_id:
         s.deployment, s.deployment_build = options.deployment_name, options.build_id
         s.versioning_behavior = req.versioning_behavior
@@ -112,6 +113,28 @@ def _record_version(s: MutableState, attrs: h.WorkflowTaskCompletedEventAttribut
     elif s.deployment_build:
         s.deployment = s.deployment_build = ""
         s.versioning_behavior = 0
+    if (s.deployment, s.deployment_build, s.versioning_behavior) != before:
+        _version_search_attributes(s)
+
+
+_BEHAVIOR_NAMES = {1: "Pinned", 2: "AutoUpgrade"}
+VERSION_ATTRIBUTES = ("TemporalWorkerDeployment", "TemporalWorkerDeploymentVersion", "TemporalWorkflowVersioningBehavior")
+
+
+def _version_search_attributes(s: MutableState) -> None:
+    """Keep the run's deployment search attributes in step with its version and behaviour (a
+    change rewrites its visibility row, which is what counts a version's pinned runs)."""
+    attributes = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
+    values = (s.deployment, f"{s.deployment}:{s.deployment_build}", _BEHAVIOR_NAMES.get(s.versioning_behavior, ""))
+    for name, value in zip(VERSION_ATTRIBUTES, values, strict=True):
+        if value and s.deployment_build:
+            attributes.indexed_fields[name].CopyFrom(
+                Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(value).encode())
+            )
+        elif name in attributes.indexed_fields:
+            del attributes.indexed_fields[name]
+    if s.search_attributes is not None or attributes.indexed_fields:
+        s.search_attributes = pack(attributes)
 
 
 def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompletedRequest) -> None:

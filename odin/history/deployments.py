@@ -208,6 +208,17 @@ def update_metadata(d: Deployment, build_id: str, upsert: dict[str, str], remove
     return dict(v.metadata)
 
 
+def record_drainage(d: Deployment, build_id: str, pinned_runs: int, now: float) -> None:
+    """A drainage check of a draining version found ``pinned_runs`` open runs pinned to it: with
+    none left it is drained (and stays so until it is current or ramping again)."""
+    v = d.versions.get(build_id)
+    if v is None or v.drainage != DRAINING or build_id in (d.current, d.ramping):
+        return
+    v.drainage_checked = now
+    if pinned_runs == 0:
+        v.drainage, v.drainage_changed = DRAINED, now
+
+
 def ramp_bucket(workflow_id: str) -> float:
     """Where a workflow id falls in [0, 100): a ramp of p % sends the ids below p to the ramping
     version, the same way on every call and in every process."""

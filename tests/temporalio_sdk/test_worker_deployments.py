@@ -456,10 +456,26 @@ async def test_a_pinned_run_waits_for_its_version_to_come_back(shape):
         # v1's worker is gone: the signal's workflow task waits for it; v2's worker does not take it.
         async with versioned_worker(client, "v2", PinnedV2):
             await pinned.signal("proceed")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(2.2)  # past the drainage grace period
             assert (await pinned.describe()).status.name == "RUNNING"
+            # v1 still has a pinned run open: it stays draining (checked, and the check says so).
+            info = (await describe_version(client, "rel", "v1")).worker_deployment_version_info
+            assert info.drainage_info.status == VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINING
+            assert info.drainage_info.last_checked_time.ToSeconds() > info.drainage_info.last_changed_time.ToSeconds() - 1
+            listed = client.list_workflows("TemporalWorkerDeploymentVersion = 'rel:v1' AND ExecutionStatus = 'Running'")
+            assert [w.id async for w in listed] == ["waits"]
         async with versioned_worker(client, "v1", PinnedV1):
             assert await pinned.result() == "v1"
+        # Its last pinned run closed: v1 is drained (shown in the deployment's summary too).
+        for _ in range(40):
+            described = await client.workflow_service.describe_worker_deployment(
+                ws.DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name="rel")
+            )
+            drainage = {s.deployment_version.build_id: s.drainage_status for s in described.worker_deployment_info.version_summaries}
+            if drainage["v1"] == VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINED:
+                break
+            await asyncio.sleep(0.1)
+        assert drainage == {"v1": VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINED, "v2": 0}
 
 
 async def test_a_ramp_sends_its_share_of_new_runs_to_the_ramping_version(shape):

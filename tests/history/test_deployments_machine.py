@@ -95,3 +95,17 @@ def test_a_ramp_sends_its_share_of_workflow_ids_the_same_way_every_time():
     assert {dep.target_build(d, i) for i in ids} == {"v1"}
     dep.set_ramping(d, "v2", 100.0, "ops", 130.0)
     assert {dep.target_build(d, i) for i in ids} == {"v2"}
+
+
+def test_a_draining_version_with_no_pinned_runs_left_is_drained_until_it_is_active_again():
+    d = deployment("v1", "v2")
+    dep.set_current(d, "v1", "ops", 100.0)
+    dep.set_current(d, "v2", "ops", 110.0)
+    dep.record_drainage(d, "v1", 3, 120.0)  # pinned runs still open
+    assert (d.versions["v1"].drainage, d.versions["v1"].drainage_checked) == (dep.DRAINING, 120.0)
+    dep.record_drainage(d, "v1", 0, 130.0)
+    assert (d.versions["v1"].drainage, d.versions["v1"].drainage_changed) == (dep.DRAINED, 130.0)
+    dep.record_drainage(d, "v2", 0, 130.0)  # the current version never drains
+    assert d.versions["v2"].drainage == dep.DRAINAGE_UNSPECIFIED
+    dep.set_ramping(d, "v1", 10.0, "ops", 140.0)
+    assert d.versions["v1"].drainage == dep.DRAINAGE_UNSPECIFIED
