@@ -88,6 +88,7 @@ class Operation(StrEnum):
     DescribeWorkerDeploymentVersion = "DescribeWorkerDeploymentVersion"
     DeleteWorkerDeploymentVersion = "DeleteWorkerDeploymentVersion"
     UpdateWorkerDeploymentVersionMetadata = "UpdateWorkerDeploymentVersionMetadata"
+    UpdateWorkflowExecutionOptions = "UpdateWorkflowExecutionOptions"
     # OperatorService
     AddSearchAttributes = "AddSearchAttributes"
     ListSearchAttributes = "ListSearchAttributes"

@@ -18,11 +18,12 @@ from temporalio.api.enums.v1 import VersionDrainageStatus, WorkerDeploymentVersi
 from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.errors import FailedPrecondition, InvalidArgument, NotFound
+from odin.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
 from odin.frontend.base import FrontendBase
 from odin.frontend.common import MAX_LIST_PAGE, check_id, offset_token, page_size
 from odin.frontend.versions import conflict_token
 from odin.history import deployments as dep
+from odin.history import operations
 from odin.history.events import timestamp
 from odin.persistence.store import DeploymentRecord, NamespaceRecord
 from odin.visibility import sql as visibility_sql
@@ -239,6 +240,44 @@ class DeploymentCalls(FrontendBase):
         except NotFound:
             raise NotFound("Worker Deployment Version not found", NotFoundFailure()) from None
         return ws.UpdateWorkerDeploymentVersionMetadataResponse(metadata=_metadata(metadata))
+
+    async def update_workflow_execution_options(
+        self, req: ws.UpdateWorkflowExecutionOptionsRequest
+    ) -> ws.UpdateWorkflowExecutionOptionsResponse:
+        """The versioning override of a run (its other options are not served)."""
+        ns, wid, rid = await self._target(req.namespace, req.workflow_execution)
+        if not req.HasField("update_mask"):
+            raise InvalidArgument("UpdateMask is required")
+        for path in req.update_mask.paths:
+            if path not in req.workflow_execution_options.DESCRIPTOR.fields_by_name:
+                raise InvalidArgument(
+                    f'error parsing UpdateMask: proto: invalid path "{path}" for message '
+                    '"temporal.api.workflow.v1.WorkflowExecutionOptions"'
+                )
+            if path != "versioning_override":
+                raise Unimplemented(f"updating {path} is not supported by this server")
+        options = req.workflow_execution_options
+        override = options.versioning_override if options.HasField("versioning_override") else None
+        if override is not None and not override.auto_upgrade and override.behavior != dep.AUTO_UPGRADE_BEHAVIOR:
+            name, build_id = dep.pinned_override_version(override)
+            if build_id:
+                await self._check_pinned_target(ns, wid, rid, name, build_id)
+        if "versioning_override" in req.update_mask.paths:
+            effective = await operations.set_versioning_override(self.engine, ns.id, wid, rid, override, req.identity)
+        else:
+            effective = dep.current_override((await self.engine.load(ns.id, wid, rid)).state)
+        answer = ws.UpdateWorkflowExecutionOptionsResponse()
+        if effective is not None:
+            answer.workflow_execution_options.versioning_override.CopyFrom(effective)
+        return answer
+
+    async def _check_pinned_target(self, ns: NamespaceRecord, wid: str, rid: str, name: str, build_id: str) -> None:
+        """A pinned override must name a version whose workers poll the run's task queue."""
+        queue = (await self.engine.load(ns.id, wid, rid)).state.task_queue
+        record = await self.store.get_worker_deployment(ns.id, name)
+        v = None if record is None else dep.Deployment.from_json(record.data).versions.get(build_id)
+        if v is None or [queue, 1] not in v.task_queues:
+            raise FailedPrecondition(f"Pinned version '{name}:{build_id}' is not present in task queue '{queue}' of type 'Workflow'")
 
     # -- answers --------------------------------------------------------------------------
 

@@ -15,9 +15,18 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion
+from temporalio.api.enums.v1 import EventType as E
+from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.api.errordetails.v1 import NotFoundFailure
+from temporalio.api.history.v1 import WorkflowExecutionOptionsUpdatedEventAttributes
+from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionVersioningInfo
 
 from odin.errors import FailedPrecondition, InvalidArgument, NotFound
+from odin.history.machine import Transition
+from odin.history.state import AUTO_UPGRADE as AUTO_UPGRADE_BEHAVIOR
+from odin.history.state import PINNED as PINNED_BEHAVIOR
+from odin.history.state import MutableState
 
 UNVERSIONED = ""
 UNVERSIONED_NAME = "__unversioned__"
@@ -234,3 +243,85 @@ def target_build(d: Deployment, workflow_id: str) -> str:
     if d.ramping is not None and d.ramp > 0.0 and ramp_bucket(workflow_id) < d.ramp:
         return d.ramping
     return d.current
+
+
+# -- a run's versioning override (UpdateWorkflowExecutionOptions) -------------------------------
+
+BEHAVIOR_NAMES = {0: "Unspecified", 1: "Pinned", 2: "AutoUpgrade"}
+
+
+def set_versioning_override(t: Transition, override: VersioningOverride | None, identity: str) -> VersioningOverride | None:
+    """Pin the run to a version or let it auto-upgrade, whatever its workflow task says (None:
+    remove the override); recorded as a WorkflowExecutionOptionsUpdated event. The override in
+    effect after; a pinned override without a version pins the run where it is."""
+    s = t.state
+    if not s.running:
+        raise NotFound("workflow execution already completed", NotFoundFailure())
+    attrs = WorkflowExecutionOptionsUpdatedEventAttributes(identity=identity)
+    if override is None:
+        s.override_behavior, s.override_deployment, s.override_build = 0, "", ""
+        attrs.unset_versioning_override = True
+        t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED, attrs, bufferable=True)
+        return None
+    if override.auto_upgrade or override.behavior == AUTO_UPGRADE_BEHAVIOR:
+        s.override_behavior, s.override_deployment, s.override_build = AUTO_UPGRADE_BEHAVIOR, "", ""
+        result = VersioningOverride(auto_upgrade=True)
+    else:
+        name, build_id = pinned_override_version(override)
+        if not build_id:
+            if not s.deployment_build or s.versioning_behavior != PINNED_BEHAVIOR:
+                raise FailedPrecondition(
+                    f"must specify a specific pinned override version because workflow with id {s.workflow_id} has "
+                    f"behavior {BEHAVIOR_NAMES.get(s.versioning_behavior, 'Unspecified')} and is not yet pinned to any version"
+                )
+            name, build_id = s.deployment, s.deployment_build
+        s.override_behavior, s.override_deployment, s.override_build = PINNED_BEHAVIOR, name, build_id
+        result = VersioningOverride(
+            pinned=VersioningOverride.PinnedOverride(
+                behavior=VersioningOverride.PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
+                version=WorkerDeploymentVersion(deployment_name=name, build_id=build_id),
+            )
+        )
+    attrs.versioning_override.CopyFrom(result)
+    t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED, attrs, bufferable=True)
+    return result
+
+
+def pinned_override_version(override: VersioningOverride) -> tuple[str, str]:
+    """(deployment, build id) a pinned override names ("" build id: none), from its current or its
+    deprecated fields."""
+    if override.pinned.version.build_id:
+        return override.pinned.version.deployment_name, override.pinned.version.build_id
+    if override.pinned_version and "." in override.pinned_version:
+        name, build_id = override.pinned_version.split(".", 1)
+        return name, build_id
+    return "", ""
+
+
+def current_override(s: MutableState) -> VersioningOverride | None:
+    """The run's override as Temporal reports it."""
+    if s.override_behavior == AUTO_UPGRADE_BEHAVIOR:
+        return VersioningOverride(auto_upgrade=True)
+    if s.override_behavior == PINNED_BEHAVIOR:
+        return VersioningOverride(
+            pinned=VersioningOverride.PinnedOverride(
+                behavior=VersioningOverride.PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
+                version=WorkerDeploymentVersion(deployment_name=s.override_deployment, build_id=s.override_build),
+            )
+        )
+    return None
+
+
+def versioning_info(s: MutableState) -> WorkflowExecutionVersioningInfo | None:
+    """DescribeWorkflowExecution's versioning info of a run: the version it last ran on, its
+    behaviour and any override (None for an unversioned run without one)."""
+    if not s.deployment_build and not s.override_behavior:
+        return None
+    info = WorkflowExecutionVersioningInfo(behavior=VersioningBehavior.ValueType(s.versioning_behavior))
+    if s.deployment_build:
+        info.deployment_version.CopyFrom(WorkerDeploymentVersion(deployment_name=s.deployment, build_id=s.deployment_build))
+        info.version = f"{s.deployment}.{s.deployment_build}"
+    override = current_override(s)
+    if override is not None:
+        info.versioning_override.CopyFrom(override)
+    return info

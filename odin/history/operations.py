@@ -16,9 +16,10 @@ from temporalio.api.common.v1 import Header, Payloads
 from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.update.v1 import Request as UpdateRequest
+from temporalio.api.workflow.v1 import VersioningOverride
 
 from odin.errors import NotFound
-from odin.history import activity_ops, updates
+from odin.history import activity_ops, deployments, updates
 from odin.history.activity_ops import Selector
 from odin.history.engine import HistoryEngine
 from odin.history.machine import Transition
@@ -222,6 +223,21 @@ async def update_activity_options(
         workflow_id,
         run_id,
         lambda t: activity_ops.update_options(t, activity_ops.select(t, selector), options, paths, restore_original),
+    )
+    return result
+
+
+async def set_versioning_override(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    override: VersioningOverride | None,
+    identity: str,
+) -> VersioningOverride | None:
+    """UpdateWorkflowExecutionOptions' versioning override (None: remove it); the one in effect."""
+    result, _ = await engine.update(
+        namespace_id, workflow_id, run_id, lambda t: deployments.set_versioning_override(t, override, identity)
     )
     return result
 

@@ -71,7 +71,7 @@ _WRITE = (
     Op.StartBatchOperation, Op.StopBatchOperation,
     # Routing between worker deployment versions (writers, as Temporal's default authorizer has it).
     Op.SetWorkerDeploymentCurrentVersion, Op.SetWorkerDeploymentRampingVersion, Op.DeleteWorkerDeploymentVersion,
-    Op.DeleteWorkerDeployment, Op.UpdateWorkerDeploymentVersionMetadata,
+    Op.DeleteWorkerDeployment, Op.UpdateWorkerDeploymentVersionMetadata, Op.UpdateWorkflowExecutionOptions,
 )
 _WORK = (
     Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,

@@ -494,3 +494,75 @@ async def test_a_ramp_sends_its_share_of_new_runs_to_the_ramping_version(shape):
             )
         assert 40 <= results.count("v2") <= 80, results.count("v2")  # about 30 % of 200
         assert results.count("v1") + results.count("v2") == 200
+
+
+async def test_a_versioning_override_pins_an_auto_upgrade_run(database_url):
+    from google.protobuf.field_mask_pb2 import FieldMask
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionOptions
+
+    pinned_to = VersioningOverride.PinnedOverride
+    mask = FieldMask(paths=["versioning_override"])
+
+    def options(workflow_id: str, override: VersioningOverride | None, update_mask: FieldMask | None = mask):
+        return ws.UpdateWorkflowExecutionOptionsRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+            workflow_execution_options=WorkflowExecutionOptions(versioning_override=override),
+            update_mask=update_mask,
+            identity="ops",
+        )
+
+    async with odin(database_url) as (_, client):
+        svc = client.workflow_service
+        async with versioned_worker(client, "v2", AutoV2):
+            await registered(client, "v2")
+        async with versioned_worker(client, "v1", AutoV1):
+            await registered(client, "v1")
+            await set_current(client, "v1")
+            run = await client.start_workflow("AutoWait", id="ov", task_queue="rel-q")
+            await first_task_done(client, "ov")
+            info = (await run.describe()).raw_description.workflow_execution_info.versioning_info
+            assert (info.behavior, info.deployment_version.build_id) == (VersioningBehavior.AUTO_UPGRADE.value, "v1")
+
+            # Bad requests, as Temporal answers them.
+            await refused(svc.update_workflow_execution_options(options("ov", None, None)), RPCStatusCode.INVALID_ARGUMENT, "UpdateMask is required")
+            await refused(
+                svc.update_workflow_execution_options(options("ov", None, FieldMask(paths=["bogus"]))),
+                RPCStatusCode.INVALID_ARGUMENT,
+                'error parsing UpdateMask: proto: invalid path "bogus" for message "temporal.api.workflow.v1.WorkflowExecutionOptions"',
+            )
+            unknown = VersioningOverride(pinned=pinned_to(behavior=1, version=Version(deployment_name="rel", build_id="zz")))
+            await refused(
+                svc.update_workflow_execution_options(options("ov", unknown)),
+                RPCStatusCode.FAILED_PRECONDITION,
+                "Pinned version 'rel:zz' is not present in task queue 'rel-q' of type 'Workflow'",
+            )
+            await client.start_workflow("AutoWait", id="nowhere", task_queue="nobody-polls")
+            await refused(
+                svc.update_workflow_execution_options(options("nowhere", VersioningOverride(pinned=pinned_to(behavior=1)))),
+                RPCStatusCode.FAILED_PRECONDITION,
+                "must specify a specific pinned override version because workflow with id nowhere has behavior "
+                "Unspecified and is not yet pinned to any version",
+            )
+
+            # An auto-upgrade run is pinned only to a version named (a pinned run may omit it).
+            await refused(
+                svc.update_workflow_execution_options(options("ov", VersioningOverride(pinned=pinned_to(behavior=1)))),
+                RPCStatusCode.FAILED_PRECONDITION,
+                "must specify a specific pinned override version because workflow with id ov has behavior "
+                "AutoUpgrade and is not yet pinned to any version",
+            )
+            v1 = VersioningOverride(pinned=pinned_to(behavior=1, version=Version(deployment_name="rel", build_id="v1")))
+            answer = await svc.update_workflow_execution_options(options("ov", v1))
+            assert answer.workflow_execution_options.versioning_override.pinned.version == Version(deployment_name="rel", build_id="v1")
+            async with versioned_worker(client, "v2", AutoV2):
+                await set_current(client, "v2")
+                await run.signal("proceed")
+                assert await run.result() == "v1"
+        events = [e async for e in run.fetch_history_events()]
+        updated = [e.workflow_execution_options_updated_event_attributes for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED]
+        assert [(u.versioning_override.pinned.version.build_id, u.identity) for u in updated] == [("v1", "ops")]
+        info = (await run.describe()).raw_description.workflow_execution_info.versioning_info
+        assert info.versioning_override.pinned.version.build_id == "v1"

@@ -140,6 +140,7 @@ _RPCS: dict[Operation, Call] = {
     Operation.DescribeWorkerDeploymentVersion: _plain("describe_worker_deployment_version"),
     Operation.DeleteWorkerDeploymentVersion: _plain("delete_worker_deployment_version"),
     Operation.UpdateWorkerDeploymentVersionMetadata: _plain("update_worker_deployment_version_metadata"),
+    Operation.UpdateWorkflowExecutionOptions: _plain("update_workflow_execution_options"),
 }
 
 
