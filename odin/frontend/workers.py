@@ -7,7 +7,14 @@ import uuid
 from typing import Any
 
 from temporalio.api.common.v1 import Payloads
-from temporalio.api.enums.v1 import BuildIdTaskReachability, DescribeTaskQueueMode, TaskQueueKind, TaskQueueType
+from temporalio.api.deployment.v1 import WorkerDeploymentOptions
+from temporalio.api.enums.v1 import (
+    BuildIdTaskReachability,
+    DescribeTaskQueueMode,
+    TaskQueueKind,
+    TaskQueueType,
+    WorkerVersioningMode,
+)
 from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.query.v1 import WorkflowQueryResult
@@ -35,6 +42,7 @@ from odin.frontend.limits import (
 )
 from odin.history import activities, operations, tokens
 from odin.history.events import duration, timestamp
+from odin.history.routing import versioned_queue
 from odin.matching import ACTIVITY, WORKFLOW, QueueStats
 from odin.matching import PollerInfo as QueuePoller
 from odin.matching.workers import worker_matches
@@ -210,10 +218,9 @@ class WorkerCalls(FrontendBase):
             return await self._describe_task_queue_enhanced(ns.id, req)
         kind = ACTIVITY if req.task_queue_type == TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY else WORKFLOW
         queues = self.engine.queues
-        pollers = await queues.pollers(ns.id, req.task_queue.name, kind)
         backlog = await queues.backlog(ns.id, req.task_queue.name, kind)
         return ws.DescribeTaskQueueResponse(
-            pollers=_poller_infos(pollers),
+            pollers=await self._pollers(ns.id, req.task_queue.name, kind),
             task_queue_status=TaskQueueStatus(backlog_count_hint=backlog, rate_per_second=100_000.0)
             if req.include_task_queue_status
             else None,
@@ -235,8 +242,7 @@ class WorkerCalls(FrontendBase):
             info = TaskQueueTypeInfo()
             kind = _QUEUE_KINDS.get(task_type)  # Nexus: Odin has no such queue, so nothing to report
             if kind is not None and req.report_pollers:
-                pollers = await self.engine.queues.pollers(namespace_id, req.task_queue.name, kind)
-                info.pollers.extend(_poller_infos(pollers))
+                info.pollers.extend(await self._pollers(namespace_id, req.task_queue.name, kind))
             if req.report_stats:
                 stats = await self.engine.queues.stats(namespace_id, req.task_queue.name, kind) if kind else None
                 info.stats.CopyFrom(_stats(stats))
@@ -255,6 +261,27 @@ class WorkerCalls(FrontendBase):
                     else BuildIdTaskReachability.BUILD_ID_TASK_REACHABILITY_UNREACHABLE
                 )
         return response
+
+    async def _pollers(self, namespace_id: str, queue: str, kind: str) -> list[PollerInfo]:
+        """A queue's recent pollers, most recent first: its unversioned workers' and those of each
+        deployment version that polls it (with their deployment options)."""
+        queues = self.engine.queues
+        found: list[tuple[QueuePoller, WorkerDeploymentOptions | None]] = [
+            (p, None) for p in await queues.pollers(namespace_id, queue, kind)
+        ]
+        for name, build_id in await self.engine.routing.versions_of(namespace_id, queue, kind):
+            options = WorkerDeploymentOptions(
+                deployment_name=name, build_id=build_id,
+                worker_versioning_mode=WorkerVersioningMode.WORKER_VERSIONING_MODE_VERSIONED,
+            )
+            found += [(p, options) for p in await queues.pollers(namespace_id, versioned_queue(queue, name, build_id), kind)]
+        infos = []
+        for p, deployment in sorted(found, key=lambda item: -item[0].last_access_time):
+            info = _poller_infos([p])[0]
+            if deployment is not None:
+                info.deployment_options.CopyFrom(deployment)
+            infos.append(info)
+        return infos
 
     async def shutdown_worker(self, req: ws.ShutdownWorkerRequest) -> ws.ShutdownWorkerResponse:
         ns = await self.namespace(req.namespace)

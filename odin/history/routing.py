@@ -56,6 +56,13 @@ class DeploymentRouting:
         self._cache[namespace_id] = (now, found)
         return found
 
+    async def versions_of(self, namespace_id: str, queue: str, kind: str) -> list[tuple[str, str]]:
+        """(deployment, build id) of each version whose workers poll ``queue``."""
+        d = (await self._queues(namespace_id)).get((queue, _TYPES[kind]))
+        if d is None:
+            return []
+        return [(d.name, v.build_id) for v in d.versions.values() if [queue, _TYPES[kind]] in v.task_queues]
+
     async def route(self, namespace_id: str, queue: str, kind: str, workflow_id: str, data: dict) -> str:
         """The queue a task of ``queue`` goes to; ``data`` is its transfer data (``pin``: the run's
         pinned version)."""

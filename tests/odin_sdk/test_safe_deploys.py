@@ -40,6 +40,8 @@ async def _until_current(app, deployment: str, build: str) -> None:
     raise AssertionError(f"{build} never became current")
 
 
+# Versioned workers count as the queue's pollers: starting a run warns of no worker only when none polls.
+@pytest.mark.filterwarnings("error::odin.sdk.NoWorkerWarning")
 async def test_a_release_beside_the_old_one_keeps_runs_on_the_build_that_started_them(odin):
     queue = point(payments_v1.app, odin)
     point(payments_broken.app, odin)
@@ -99,3 +101,49 @@ def test_worker_flags_name_the_build(monkeypatch):
         _versioning("shop", None, None, "pinned", True, None)
     with pytest.raises(click.UsageError, match="exclude each other"):
         _versioning("shop", "b", None, "pinned", True, 10.0)
+
+
+async def test_a_killed_worker_of_the_old_build_resumes_its_pinned_runs_when_it_comes_back(odin):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    queue = point(payments_v1.app, odin)
+    point(payments_broken.app, odin)
+    payments_broken.app.task_queue = queue
+    deployment = f"pay-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "ODIN_ADDRESS": payments_v1.app.address, "ODIN_TASK_QUEUE": queue}
+
+    def odin_worker(*flags: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "odin.cli", "worker", "-A", "payments_v1:app", "--build-id", "r1", "--deployment", deployment,
+             "--sticky-timeout", "1", *flags],
+            cwd=Path(__file__).parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    proc = odin_worker("--make-current")
+    try:
+        await asyncio.to_thread(proc.stdout.readline)
+        assert f"deployment {deployment}, build r1 (pinned)" in await asyncio.to_thread(proc.stdout.readline)
+        await _until_current(payments_v1.app, deployment, "r1")
+        run = await payments_v1.payment.start_async(f"old-{uuid.uuid4().hex[:6]}")
+        await _wait_for_event(run, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+    finally:
+        proc.kill()  # no clean shutdown: its sticky queue is simply abandoned
+        await asyncio.to_thread(proc.communicate, timeout=30)
+    async with payments_broken.app.worker(build_id="r2", deployment=deployment, promote=100, max_cached_workflows=0):
+        await _until_current(payments_v1.app, deployment, "r2")
+        await run.signal_async("approve")
+        await asyncio.sleep(2.0)
+        assert (await run.describe_async()).status.name == "RUNNING"
+        types = [e.event_type for e in (await run.history_async()).events]
+        assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED not in types and EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in types
+        proc = odin_worker()  # r1 comes back (not made current again)
+        try:
+            assert (await run.result_async(timeout=30)).startswith("v1:old-")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(proc.communicate, timeout=30)
+    assert await _current(payments_v1.app, deployment) == f"{deployment}.r2"

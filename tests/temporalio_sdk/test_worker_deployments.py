@@ -21,6 +21,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.deployment.v1 import WorkerDeploymentVersion as Version
 from temporalio.api.enums.v1 import TaskQueueType, VersionDrainageStatus, WorkerDeploymentVersionStatus
 from temporalio.api.errordetails.v1 import NotFoundFailure
+from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
@@ -424,6 +425,11 @@ async def test_pinned_runs_stay_on_their_version_auto_upgrade_runs_move(shape):
             async with versioned_worker(client, "v2", PinnedV2, AutoV2):
                 await registered(client, "v2")
                 await set_current(client, "v2")
+                # The queue's pollers: each version's, with its deployment options.
+                described = await client.workflow_service.describe_task_queue(
+                    ws.DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name="rel-q"))
+                )
+                assert {p.deployment_options.build_id for p in described.pollers} == {"v1", "v2"}
                 # Queries go where the run's tasks go.
                 assert await pinned.query("where") == "v1"
                 assert await auto.query("where") == "v2"
