@@ -32,7 +32,7 @@ async def _current(app, deployment: str) -> str:
 
 
 async def _until_current(app, deployment: str, build: str) -> None:
-    for _ in range(200):
+    for _ in range(600):
         with contextlib.suppress(RPCError):
             if await _current(app, deployment) == f"{deployment}.{build}":
                 return
@@ -71,7 +71,7 @@ async def test_a_release_beside_the_old_one_keeps_runs_on_the_build_that_started
         namespace=client.namespace, deployment_version=WorkerDeploymentVersion(deployment_name=deployment, build_id="r1")
     )
     seen = []
-    for _ in range(100):
+    for _ in range(300):
         version = await client.workflow_service.describe_worker_deployment_version(request)
         seen.append(version.worker_deployment_version_info.drainage_info.status)
         if seen[-1] == VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINED:

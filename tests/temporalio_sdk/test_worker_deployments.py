@@ -78,7 +78,7 @@ async def run_versions(client: Client, deployment: str, *builds: str, queue: str
     for build in builds:
         config = WorkerDeploymentConfig(version=WorkerDeploymentVersion(deployment, build), use_worker_versioning=True)
         async with Worker(client, task_queue=queue, workflows=[Pinned], deployment_config=config):
-            for _ in range(100):
+            for _ in range(600):
                 with contextlib.suppress(RPCError):
                     if await describe_version(client, deployment, build):
                         break
@@ -389,7 +389,7 @@ def versioned_worker(client: Client, build: str, *workflows) -> Worker:
 
 async def registered(client: Client, build: str) -> None:
     """Wait until the running worker of ``build`` has registered its version by polling."""
-    for _ in range(100):
+    for _ in range(600):
         with contextlib.suppress(RPCError):
             if await describe_version(client, "rel", build):
                 return
@@ -405,7 +405,7 @@ async def set_current(client: Client, build: str) -> None:
 
 async def first_task_done(client: Client, workflow_id: str) -> None:
     handle = client.get_workflow_handle(workflow_id)
-    for _ in range(200):
+    for _ in range(600):
         events = [e async for e in handle.fetch_history_events()]
         if any(e.HasField("workflow_task_completed_event_attributes") for e in events):
             return
@@ -473,7 +473,7 @@ async def test_a_pinned_run_waits_for_its_version_to_come_back(shape):
         async with versioned_worker(client, "v1", PinnedV1):
             assert await pinned.result() == "v1"
         # Its last pinned run closed: v1 is drained (shown in the deployment's summary too).
-        for _ in range(40):
+        for _ in range(300):
             described = await client.workflow_service.describe_worker_deployment(
                 ws.DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name="rel")
             )

@@ -34,7 +34,7 @@ async def test_worker_deployments_over_rest(served, odin_server):
     for build in ("b1", "b2"):
         config = WorkerDeploymentConfig(version=WorkerDeploymentVersion("api", build), use_worker_versioning=True)
         async with Worker(client, task_queue="rest-q", workflows=[RestVersioned], deployment_config=config):
-            for _ in range(100):
+            for _ in range(600):
                 if (await api.get(f"{ns}/worker-deployment-versions/api/{build}")).status_code == 200:
                     break
                 await asyncio.sleep(0.05)

@@ -36,7 +36,7 @@ async def _page(api) -> str:
 
 
 async def _shown(api, build: str) -> None:
-    for _ in range(100):
+    for _ in range(600):
         with contextlib.suppress(RPCError):
             if f'data-build="{build}"' in await _page(api):
                 return
@@ -58,7 +58,7 @@ async def test_the_deployments_page_shows_versions_and_routes_new_runs(served_sq
         made = await api.post(f"{UI}/deployments/web-shop/current", data={"csrf_token": token, "build_id": "b1"})
         assert made.status_code == 303, made.get_data(as_text=True)
         run = await client.start_workflow("UiPinned", id="ui-pinned", task_queue="ui-deploy")
-        for _ in range(100):
+        for _ in range(600):
             if [e async for e in run.fetch_history_events() if e.HasField("workflow_task_completed_event_attributes")]:
                 break
             await asyncio.sleep(0.05)
