@@ -30,6 +30,7 @@ from odin.history.event_cache import EventCache
 from odin.history.machine import HISTORY_COUNT_LIMIT, HISTORY_SIZE_LIMIT, StaleTask, Transition
 from odin.history.notifier import Notifier, RunChange, run_key
 from odin.history.queries import InMemoryQueryRouter, QueryRouter
+from odin.history.routing import DeploymentRouting
 from odin.history.scheduler import Scheduler
 from odin.history.shards import shard_for
 from odin.history.start import ParentInfo, SignalInput, new_run
@@ -92,6 +93,8 @@ class HistoryEngine:
     ):
         self.store = store
         self.queues = queues
+        # Which deployment version each task goes to (docs/architecture.md#worker-deployments).
+        self.routing = DeploymentRouting(store)
         self.notifier = notifier
         self.queries = queries or InMemoryQueryRouter()
         self.clock = clock
@@ -384,13 +387,26 @@ class HistoryEngine:
             entry = dataclasses.replace(entry, concurrency_key=key, max_concurrency=limit, lease=lease)
         if task.kind == TransferKind.WORKFLOW_TASK:
             queue = d["queue"]
-            if d["sticky"] and not await self.queues.has_recent_poller(
-                task.namespace_id, queue, WORKFLOW, STICKY_POLLER_WINDOW
-            ):
-                queue = await self._normal_queue_of(task)
+            if d["sticky"]:
+                normal = ""
+                if "build" in d:  # an auto-upgrade run leaves its worker once new work goes elsewhere
+                    normal = await self._normal_queue_of(task)
+                    if not await self.routing.sticky_still_right(task.namespace_id, normal, task.workflow_id, d):
+                        queue = ""
+                if queue and not await self.queues.has_recent_poller(
+                    task.namespace_id, queue, WORKFLOW, STICKY_POLLER_WINDOW
+                ):
+                    queue = ""
+                if not queue:
+                    queue = await self.routing.route(
+                        task.namespace_id, normal or await self._normal_queue_of(task), WORKFLOW, task.workflow_id, d
+                    )
+            else:
+                queue = await self.routing.route(task.namespace_id, queue, WORKFLOW, task.workflow_id, d)
             await self.queues.add(task.namespace_id, queue, WORKFLOW, entry)
         elif task.kind == TransferKind.ACTIVITY_TASK:
-            await self.queues.add(task.namespace_id, d["queue"], ACTIVITY, entry)
+            queue = await self.routing.route(task.namespace_id, d["queue"], ACTIVITY, task.workflow_id, d)
+            await self.queues.add(task.namespace_id, queue, ACTIVITY, entry)
         elif task.kind == TransferKind.STANDALONE_ACTIVITY_TASK:
             entry = dataclasses.replace(entry, workflow_id="", activity_id=task.workflow_id)
             await self.queues.add(task.namespace_id, d["queue"], ACTIVITY, entry)

@@ -16,9 +16,10 @@ from temporalio.api.common.v1 import Header, Payloads
 from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.update.v1 import Request as UpdateRequest
+from temporalio.api.workflow.v1 import VersioningOverride
 
 from odin.errors import NotFound
-from odin.history import activity_ops, updates
+from odin.history import activity_ops, deployments, updates
 from odin.history.activity_ops import Selector
 from odin.history.engine import HistoryEngine
 from odin.history.machine import Transition
@@ -246,14 +247,30 @@ async def update_activity_options(
     return result
 
 
+async def set_versioning_override(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    override: VersioningOverride | None,
+    identity: str,
+) -> VersioningOverride | None:
+    """UpdateWorkflowExecutionOptions' versioning override (None: remove it); the one in effect."""
+    result, _ = await engine.update(
+        namespace_id, workflow_id, run_id, lambda t: deployments.set_versioning_override(t, override, identity)
+    )
+    return result
+
+
 async def return_sticky_tasks(engine: HistoryEngine, namespace_id: str, sticky_queue: str) -> None:
     """ShutdownWorker: the worker's cache is gone, so the workflow tasks waiting on its sticky
     queue go back to their runs' normal queues (queries waiting there are dropped: their callers
     time out and may ask again)."""
     for entry in await engine.queues.drain(namespace_id, sticky_queue, WORKFLOW):
         if not entry.is_query:
-            loaded = await engine.load(namespace_id, entry.workflow_id, entry.run_id)
-            await engine.queues.add(namespace_id, loaded.state.task_queue, WORKFLOW, entry)
+            s = (await engine.load(namespace_id, entry.workflow_id, entry.run_id)).state
+            queue = await engine.routing.route(namespace_id, s.task_queue, WORKFLOW, s.workflow_id, s.routing_data())
+            await engine.queues.add(namespace_id, queue, WORKFLOW, entry)
 
 
 async def read_events(

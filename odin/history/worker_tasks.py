@@ -363,10 +363,16 @@ class WorkerTasks:
         """Queue a query task for the run: on its sticky queue while a worker polls it, else the normal one."""
         engine = self.engine
         queue = s.task_queue
-        if s.running and s.sticky_queue and await engine.queues.has_recent_poller(
-            s.namespace_id, s.sticky_queue, WORKFLOW, STICKY_POLLER_WINDOW
+        routing = s.routing_data() if s.deployment_build or s.override_behavior else {}
+        if (
+            s.running
+            and s.sticky_queue
+            and (not routing or await engine.routing.sticky_still_right(s.namespace_id, queue, s.workflow_id, routing))
+            and await engine.queues.has_recent_poller(s.namespace_id, s.sticky_queue, WORKFLOW, STICKY_POLLER_WINDOW)
         ):
             queue = s.sticky_queue
+        else:
+            queue = await engine.routing.route(s.namespace_id, queue, WORKFLOW, s.workflow_id, routing)
         entry = TaskEntry(query_id, s.namespace_id, s.workflow_id, s.run_id, query_id=query_id)
         await engine.queues.add(s.namespace_id, queue, WORKFLOW, entry)
 

@@ -248,6 +248,20 @@ class BatchOperationRecord:
 
 
 @dataclass
+class DeploymentRecord:
+    """One worker deployment's row (``worker_deployments``): ``data`` is the JSON document of
+    ``odin.history.deployments.Deployment``; ``db_version`` the compare-and-swap counter (0: not
+    stored yet)."""
+
+    namespace_id: str
+    name: str
+    data: str
+    db_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
 class Batch:
     workflows: list[WorkflowWrite] = field(default_factory=list)
     current: list[CurrentWrite] = field(default_factory=list)
@@ -332,6 +346,10 @@ class ExecutionStore(Protocol):
     ) -> list[tuple[str, str]]: ...
     async def delete_batch_operations_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
     async def delete_activity_executions_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
+    async def get_worker_deployment(self, namespace_id: str, name: str) -> DeploymentRecord | None: ...
+    async def list_worker_deployments(self, namespace_id: str) -> list[DeploymentRecord]: ...
+    async def save_worker_deployment(self, record: DeploymentRecord) -> None: ...
+    async def delete_worker_deployment(self, namespace_id: str, name: str, db_version: int) -> None: ...
 
 
 class Database:
@@ -492,6 +510,7 @@ class SqlExecutionStore:
         def run(conn: sa.Connection) -> None:
             conn.execute(t.search_attributes.delete().where(t.search_attributes.c.namespace_id == namespace_id))
             conn.execute(t.batch_operations.delete().where(t.batch_operations.c.namespace_id == namespace_id))
+            conn.execute(t.worker_deployments.delete().where(t.worker_deployments.c.namespace_id == namespace_id))
             conn.execute(t.schedules.delete().where(t.schedules.c.namespace_id == namespace_id))
             conn.execute(t.activity_executions.delete().where(t.activity_executions.c.namespace_id == namespace_id))
             x = t.timer_tasks.c
@@ -1079,6 +1098,57 @@ class SqlExecutionStore:
         c = t.activity_executions.c
         stmt = t.activity_executions.delete().where(c.namespace_id == namespace_id, c.close_time < closed_before)
         return await self._write(lambda conn: conn.execute(stmt).rowcount)
+
+    # -- worker deployments ----------------------------------------------------------------
+
+    async def get_worker_deployment(self, namespace_id: str, name: str) -> DeploymentRecord | None:
+        d = t.worker_deployments.c
+        query = sa.select(t.worker_deployments).where(d.namespace_id == namespace_id, d.name == name)
+        row = await self._read(lambda conn: conn.execute(query).first())
+        return DeploymentRecord(**row._mapping) if row else None
+
+    async def list_worker_deployments(self, namespace_id: str) -> list[DeploymentRecord]:
+        """A namespace's deployments, by name."""
+        d = t.worker_deployments.c
+        query = sa.select(t.worker_deployments).where(d.namespace_id == namespace_id).order_by(d.name)
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [DeploymentRecord(**r._mapping) for r in rows]
+
+    async def save_worker_deployment(self, record: DeploymentRecord) -> None:
+        """Write a deployment whose stored ``db_version`` is still ``record.db_version`` (0: not
+        stored yet), as version ``db_version + 1``; ConcurrentUpdate if someone wrote first."""
+        d = t.worker_deployments.c
+        values = {"data": record.data, "db_version": record.db_version + 1, "updated_at": record.updated_at}
+
+        def run(conn: sa.Connection) -> None:
+            if record.db_version == 0:
+                conn.execute(
+                    t.worker_deployments.insert().values(
+                        namespace_id=record.namespace_id, name=record.name, created_at=record.created_at, **values
+                    )
+                )
+                return
+            stmt = (
+                t.worker_deployments.update()
+                .where(d.namespace_id == record.namespace_id, d.name == record.name, d.db_version == record.db_version)
+                .values(**values)
+            )
+            if conn.execute(stmt).rowcount != 1:
+                raise ConcurrentUpdate(f"worker deployment {record.name} changed concurrently")
+
+        try:
+            await self._write(run)
+        except IntegrityError as exc:  # a racing first poller created it
+            raise ConcurrentUpdate(str(exc)) from exc
+
+    async def delete_worker_deployment(self, namespace_id: str, name: str, db_version: int) -> None:
+        """Delete a deployment still at ``db_version``; ConcurrentUpdate if it changed."""
+        d = t.worker_deployments.c
+        stmt = t.worker_deployments.delete().where(
+            d.namespace_id == namespace_id, d.name == name, d.db_version == db_version
+        )
+        if await self._write(lambda conn: conn.execute(stmt).rowcount) != 1:
+            raise ConcurrentUpdate(f"worker deployment {name} changed concurrently")
 
     async def visibility_runs_after(self, namespace_id: str, where, after_run_id: str, limit: int) -> list[tuple[str, str]]:
         """(workflow_id, run_id) of runs matching ``where``, in run id order after ``after_run_id``: a

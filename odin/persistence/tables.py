@@ -257,3 +257,17 @@ activity_executions = sa.Table(
     sa.Column("state", sa.LargeBinary, nullable=False),
     sa.Index("ix_activity_executions_ns_start", "namespace_id", "start_time"),
 )
+
+# One row per worker deployment (docs/architecture.md#worker-deployments): its versions, each
+# version's task queues and metadata, and the routing (current and ramping version) as one JSON
+# document (``odin.history.deployments.Deployment``), changed by compare-and-swap on ``db_version``.
+worker_deployments = sa.Table(
+    "worker_deployments",
+    metadata,
+    sa.Column("namespace_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(1000), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("db_version", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -60,6 +60,7 @@ _READ = (
     Op.ListScheduleMatchingTimes, Op.ListWorkers, Op.CountWorkers, Op.DescribeWorker, Op.DescribeBatchOperation,
     Op.ListBatchOperations, Op.DescribeActivityExecution, Op.PollActivityExecution, Op.ListActivityExecutions,
     Op.CountActivityExecutions,
+    Op.DescribeWorkerDeployment, Op.ListWorkerDeployments, Op.DescribeWorkerDeploymentVersion,
 )
 _WRITE = (
     Op.StartWorkflowExecution, Op.SignalWithStartWorkflowExecution, Op.SignalWorkflowExecution,
@@ -71,6 +72,9 @@ _WRITE = (
     # A batch deletion also needs admin rights (checked by the call, as DeleteWorkflowExecution's).
     Op.StartBatchOperation, Op.StopBatchOperation,
     Op.StartActivityExecution, Op.RequestCancelActivityExecution, Op.TerminateActivityExecution,
+    # Routing between worker deployment versions (writers, as Temporal's default authorizer has it).
+    Op.SetWorkerDeploymentCurrentVersion, Op.SetWorkerDeploymentRampingVersion, Op.DeleteWorkerDeploymentVersion,
+    Op.DeleteWorkerDeployment, Op.UpdateWorkerDeploymentVersionMetadata, Op.UpdateWorkflowExecutionOptions,
 )
 _WORK = (
     Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,

@@ -47,12 +47,12 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DeprecateNamespaceRequest,
     DescribeNamespaceRequest,
-    DescribeWorkerDeploymentRequest,
     DescribeWorkflowExecutionRequest,
     GetSystemInfoRequest,
     GetWorkflowExecutionHistoryRequest,
     ListNamespacesRequest,
     PollActivityTaskQueueRequest,
+    PollNexusTaskQueueRequest,
     PollWorkflowTaskQueueRequest,
     PollWorkflowTaskQueueResponse,
     RecordActivityTaskHeartbeatRequest,
@@ -839,8 +839,8 @@ async def test_signal_without_a_name_is_invalid(stub, task_queue):
 async def test_unimplemented_rpcs_answer_unimplemented(stub, caplog):
     with caplog.at_level(logging.WARNING):
         await expect_error(
-            stub.DescribeWorkerDeployment(DescribeWorkerDeploymentRequest(namespace=NS), timeout=10),
-            grpc.StatusCode.UNIMPLEMENTED, "WorkflowService/DescribeWorkerDeployment is not implemented",
+            stub.PollNexusTaskQueue(PollNexusTaskQueueRequest(namespace=NS), timeout=10),
+            grpc.StatusCode.UNIMPLEMENTED, "WorkflowService/PollNexusTaskQueue is not implemented",
         )
         await expect_error(
             stub.DeprecateNamespace(DeprecateNamespaceRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED

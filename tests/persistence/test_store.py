@@ -790,3 +790,28 @@ async def test_activity_executions_rows_cas_outbox_and_retention(store):
     assert await store.delete_activity_execution(NS, "a", run2)
     assert await store.get_activity_execution(NS, "a") is None
     assert await count(store.db, t.timer_tasks, t.timer_tasks.c.run_id == run2) == 0
+
+
+async def test_worker_deployment_rows_change_by_compare_and_swap(store):
+    from odin.persistence.store import DeploymentRecord
+
+    ns = f"ns-{uuid.uuid4().hex[:8]}"
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first = DeploymentRecord(ns, "shop", '{"a":1}', 0, now, now)
+    await store.save_worker_deployment(first)
+    # A second creation of the same name loses, as a racing first poll would.
+    with pytest.raises(ConcurrentUpdate):
+        await store.save_worker_deployment(DeploymentRecord(ns, "shop", '{"b":2}', 0, now, now))
+    stored = await store.get_worker_deployment(ns, "shop")
+    assert (stored.data, stored.db_version) == ('{"a":1}', 1)
+    await store.save_worker_deployment(replace(stored, data='{"a":2}'))
+    with pytest.raises(ConcurrentUpdate):  # written from a stale read
+        await store.save_worker_deployment(replace(stored, data='{"a":3}'))
+    await store.save_worker_deployment(DeploymentRecord(ns, "api", "{}", 0, now, now))
+    assert [(r.name, r.data, r.db_version) for r in await store.list_worker_deployments(ns)] == [
+        ("api", "{}", 1), ("shop", '{"a":2}', 2),
+    ]
+    with pytest.raises(ConcurrentUpdate):
+        await store.delete_worker_deployment(ns, "shop", 1)
+    await store.delete_worker_deployment(ns, "shop", 2)
+    assert await store.get_worker_deployment(ns, "shop") is None

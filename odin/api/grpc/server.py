@@ -141,6 +141,15 @@ _RPCS: dict[Operation, Call] = {
     Operation.DescribeBatchOperation: _plain("describe_batch_operation"),
     Operation.ListBatchOperations: _plain("list_batch_operations"),
     Operation.StopBatchOperation: _plain("stop_batch_operation"),
+    Operation.DescribeWorkerDeployment: _plain("describe_worker_deployment"),
+    Operation.ListWorkerDeployments: _plain("list_worker_deployments"),
+    Operation.DeleteWorkerDeployment: _plain("delete_worker_deployment"),
+    Operation.SetWorkerDeploymentCurrentVersion: _plain("set_worker_deployment_current_version"),
+    Operation.SetWorkerDeploymentRampingVersion: _plain("set_worker_deployment_ramping_version"),
+    Operation.DescribeWorkerDeploymentVersion: _plain("describe_worker_deployment_version"),
+    Operation.DeleteWorkerDeploymentVersion: _plain("delete_worker_deployment_version"),
+    Operation.UpdateWorkerDeploymentVersionMetadata: _plain("update_worker_deployment_version_metadata"),
+    Operation.UpdateWorkflowExecutionOptions: _plain("update_workflow_execution_options"),
 }
 
 

@@ -21,6 +21,7 @@ def register(app: Flask) -> None:
         activities,
         activity_executions,
         batches,
+        deployments,
         namespaces,
         schedules,
         system,
@@ -29,5 +30,8 @@ def register(app: Flask) -> None:
         workflows,
     )
 
-    for module in (system, namespaces, workflows, activities, activity_executions, schedules, batches, task_queues, workers):
+    for module in (
+        system, namespaces, workflows, activities, activity_executions, schedules, batches, deployments, task_queues,
+        workers,
+    ):
         app.register_blueprint(module.bp)
