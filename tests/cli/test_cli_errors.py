@@ -31,8 +31,10 @@ def test_a_database_url_without_a_scheme_creates_nothing(tmp_path):
             "or sqlite:///odin.db for a SQLite file"
         )
         assert not (HERE / "odin.db").exists()
-    done = odin("server", "--grpc-port", "0", "--database-url", "mysql://h/db")
-    assert one_line_error(done, 1) == "bad configuration: unsupported database URL scheme 'mysql': use postgresql:// or sqlite://"
+    done = odin("server", "--grpc-port", "0", "--database-url", "mongodb://h/db")
+    assert one_line_error(done, 1) == (
+        "bad configuration: unsupported database URL scheme 'mongodb': use postgresql://, mysql:// or sqlite://"
+    )
 
 
 def test_a_worker_on_a_namespace_the_server_lacks(dev):
