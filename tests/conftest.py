@@ -27,14 +27,10 @@ def mysql_url() -> Iterator[str]:
         yield url
 
 
-# The end-to-end matrix runs on SQLite and PostgreSQL; a module whose tests must also run on MariaDB
-# (the visibility and store contracts) says so with
-# ``pytestmark = pytest.mark.parametrize("database_url", ALL_DATABASES, indirect=True)``.
-ALL_DATABASES = ["sqlite", "postgres", "mysql"]
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path) -> str:
+    """The end-to-end matrix: SQLite and PostgreSQL. A module whose tests also run on MariaDB says so
+    with ``pytestmark = pytest.mark.parametrize("database_url", ALL_DATABASES, indirect=True)``."""
     if request.param == "sqlite":
         return sqlite_url_for_path(str(tmp_path / "odin.db"))
     if request.param == "mysql":

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+# The databases of the contract suites (the "database_url" fixture's params; "mysql" is MariaDB here).
+ALL_DATABASES = ["sqlite", "postgres", "mysql"]
 REQUIRE_SERVICES = os.environ.get("ODIN_TEST_REQUIRE_SERVICES") == "1"
 POSTGRES_ADMIN_URL = os.environ.get("ODIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_ADMIN_URL = os.environ.get("ODIN_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
