@@ -56,8 +56,17 @@ class _Utf8Varbinary(TypeDecorator):
         return value.decode() if isinstance(value, (bytes, bytearray)) else value
 
 
-class _Utf8Longblob(_Utf8Varbinary):
+class _Utf8Longblob(TypeDecorator):
+    """Unbounded text as UTF-8 bytes in a LONGBLOB (MySQL and MariaDB), for the same reasons."""
+
     impl = mysql.LONGBLOB
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.encode() if isinstance(value, str) else value
+
+    def process_result_value(self, value, dialect):
+        return value.decode() if isinstance(value, (bytes, bytearray)) else value
 
 
 def Key(length: int) -> sa.types.TypeEngine:

@@ -28,7 +28,7 @@ def test_a_database_url_without_a_scheme_creates_nothing(tmp_path):
         done = odin(*command, env={"ODIN_DATABASE_URL": "odin.db"})
         assert one_line_error(done, 1) == (
             "bad configuration: the database URL 'odin.db' has no scheme: write postgresql://user:password@host/db, "
-            "or sqlite:///odin.db for a SQLite file"
+            "mysql://user:password@host/db, or sqlite:///odin.db for a SQLite file"
         )
         assert not (HERE / "odin.db").exists()
     done = odin("server", "--grpc-port", "0", "--database-url", "mongodb://h/db")
