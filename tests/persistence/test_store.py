@@ -856,3 +856,29 @@ async def test_mysql_columns_are_binary_text_microsecond_times_and_double_floats
     allowed = {"varbinary", "longblob", "int", "bigint", "tinyint", "double", "datetime"}
     wrong = [(table, column, kind) for table, column, kind, precision in rows if kind not in allowed or (kind == "datetime" and precision != 6)]
     assert wrong == []
+
+
+@pytest.mark.parametrize("engine", ["mysql"], indirect=True)
+async def test_a_deadlock_victim_runs_again(store, engine):
+    """Two transactions that lock two shard rows in opposite orders deadlock; InnoDB rolls one back
+    (error 1213) and the store runs that one again, so both land."""
+    import threading
+
+    await store.init_cluster(4)
+    both_hold_one = threading.Barrier(2)
+    attempts: list[int] = []
+    h = t.history_shards.c
+
+    def bump_both(first: int, second: int):
+        def run(conn: sa.Connection) -> None:
+            attempts.append(first)
+            conn.execute(t.history_shards.update().where(h.shard_id == first).values(range_id=h.range_id + 1))
+            if len(attempts) <= 2:
+                both_hold_one.wait(timeout=10)
+            conn.execute(t.history_shards.update().where(h.shard_id == second).values(range_id=h.range_id + 1))
+
+        return run
+
+    await asyncio.gather(store._write(bump_both(0, 1)), store._write(bump_both(1, 0)))
+    assert len(attempts) == 3  # one of them twice
+    assert {k: v for k, v in (await store.shard_range_ids()).items() if k in (0, 1)} == {0: 2, 1: 2}
