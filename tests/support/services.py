@@ -83,6 +83,13 @@ def throwaway_mysql_database() -> Iterator[str]:
         yield url.render_as_string(hide_password=False)
     finally:
         with pymysql.connect(**connect) as admin, admin.cursor() as cur:
+            # As PostgreSQL's DROP ... WITH (FORCE): end the connections still on it (a pool a
+            # failed test left open), whose metadata locks would hold the DROP up.
+            cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()", (name,))
+            for (connection_id,) in cur.fetchall():
+                with contextlib.suppress(pymysql.err.OperationalError):  # it ended meanwhile
+                    cur.execute(f"KILL {int(connection_id)}")
+            cur.execute("SET SESSION lock_wait_timeout = 60")
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
