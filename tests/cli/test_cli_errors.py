@@ -63,7 +63,8 @@ def test_celery_worker_and_beat_with_a_bad_setting():
 
     for role, env, message in (
         ("worker", {"ODIN_DATABASE_URL": "odin.db", "ODIN_REDIS_URL": "redis://127.0.0.1:1/0"},
-         "the database URL 'odin.db' has no scheme: write postgresql://user:password@host/db, or sqlite:///odin.db for a SQLite file"),
+         "the database URL 'odin.db' has no scheme: write postgresql://user:password@host/db, "
+         "mysql://user:password@host/db, or sqlite:///odin.db for a SQLite file"),
         ("beat", {}, "Odin's system workers need Redis: set ODIN_REDIS_URL (or REDIS_URL)"),
     ):
         done = subprocess.run([sys.executable, "-m", "celery", "-A", "odin", role], capture_output=True, text=True,
