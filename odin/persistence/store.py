@@ -1082,7 +1082,7 @@ _FENCE_SQLITE = (
 
 def _check_fence(conn: sa.Connection, fence: tuple[int, int]) -> None:
     """Refuse the transaction unless the shard still has the given range_id. On PostgreSQL and MySQL
-    the check takes a share lock on the shard row (``FOR SHARE``, ``LOCK IN SHARE MODE``): fenced
+    the check takes a share lock on the shard row (``FOR SHARE``; MariaDB's ``LOCK IN SHARE MODE``): fenced
     transactions of one shard run side by side, while a new holder's bump waits for them to commit
     (and they, for it)."""
     shard_id, range_id = fence
