@@ -318,7 +318,7 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             threads = 1
         else:
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if url.startswith(("mysql", "mariadb")):
                 kwargs = {
                     # InnoDB's default REPEATABLE READ takes gap locks that make concurrent group
@@ -338,6 +338,15 @@ class Database:
             threads = POSTGRES_THREADS
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_mysql = self.engine.dialect.name in t.MYSQL_DIALECTS
+        # Reads need no transaction. psycopg switches a connection to autocommit without a round
+        # trip; PyMySQL's switch is a statement each way, so MySQL reads get a pool of their own
+        # whose connections stay in autocommit (nothing to roll back when one is returned).
+        self.reader = self.engine
+        if self.is_mysql:
+            reader_kwargs = {**kwargs, "isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+            self.reader = sa.create_engine(url, pool_size=POSTGRES_THREADS, max_overflow=4, **reader_kwargs)
+        elif not self.is_sqlite:
+            self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")
 
     async def run(self, fn: Callable[..., R], *args: Any) -> R:
@@ -345,6 +354,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.run(self.engine.dispose)
+        if self.is_mysql:
+            await self.run(self.reader.dispose)
         self._executor.shutdown(wait=False)
 
 
@@ -392,7 +403,7 @@ class SqlExecutionStore:
     def __init__(self, db: Database):
         self.db = db
         self.engine = db.engine
-        self._reader = db.engine if db.is_sqlite else db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = db.reader
         self.is_sqlite = db.is_sqlite
         self.is_mysql = db.is_mysql
         # Group commits: batches waiting for a transaction, and how many group transactions may

@@ -882,3 +882,39 @@ async def test_a_deadlock_victim_runs_again(store, engine):
     await asyncio.gather(store._write(bump_both(0, 1)), store._write(bump_both(1, 0)))
     assert len(attempts) == 3  # one of them twice
     assert {k: v for k, v in (await store.shard_range_ids()).items() if k in (0, 1)} == {0: 2, 1: 2}
+
+
+def _end_other_connections(url: str) -> int:
+    """End every connection to the database but this one (as a restart or a failover would)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                return conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+            ids = conn.execute(
+                sa.text("SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
+            ).scalars().all()
+            for connection_id in ids:
+                conn.execute(sa.text(f"KILL {int(connection_id)}"))
+            return len(ids)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"], indirect=True)
+async def test_calls_carry_on_after_the_server_ended_their_connections(store, engine):
+    """Pooled connections the server ended (a restart, a failover, a KILL) are replaced: the next
+    reads and commits succeed without the caller seeing the loss."""
+    r = Run("wf-reconnect")
+    await store.commit(r.create_batch())
+    await asyncio.gather(*(store.get_current(NS, r.workflow_id) for _ in range(6)))  # several pooled connections
+    assert await asyncio.to_thread(_end_other_connections, engine.engine.url.render_as_string(hide_password=False)) >= 1
+    assert (await store.get_current(NS, r.workflow_id)).run_id == r.run_id
+    r.advance(lambda t: t.signal("x", None, "c", None, ""))
+    await store.commit(Batch(workflows=[r.update_write(1)]))
+    assert (await store.get_execution(NS, r.workflow_id, r.run_id)).db_version == 2
