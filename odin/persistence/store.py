@@ -318,7 +318,7 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             threads = 1
         else:
-            kwargs: dict[str, Any] = {}
+            kwargs = {}
             if url.startswith(("mysql", "mariadb")):
                 kwargs = {
                     # InnoDB's default REPEATABLE READ takes gap locks that make concurrent group
