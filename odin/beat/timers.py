@@ -97,7 +97,9 @@ class AsyncioTimerScheduler:
 
 # Kinds whose firing is the expected outcome and worth a precise wake-up. Timeouts (activity,
 # workflow task, run) usually become moot and are left to the once-a-second sweep.
-ETA_KINDS = frozenset({TimerKind.USER_TIMER, TimerKind.ACTIVITY_RETRY, TimerKind.FIRST_WFT, TimerKind.SCHEDULE})
+ETA_KINDS = frozenset(
+    {TimerKind.USER_TIMER, TimerKind.ACTIVITY_RETRY, TimerKind.FIRST_WFT, TimerKind.SCHEDULE, TimerKind.STANDALONE_ACTIVITY_RETRY}
+)
 
 
 class CeleryTimerScheduler:

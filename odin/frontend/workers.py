@@ -32,7 +32,7 @@ from odin.frontend.limits import (
     limits_for,
     oversized_failure,
 )
-from odin.history import activities, operations, tokens
+from odin.history import activities, operations, standalone, tokens
 from odin.history.events import duration, timestamp
 from odin.matching import ACTIVITY, WORKFLOW, QueueStats
 from odin.matching import PollerInfo as QueuePoller
@@ -139,21 +139,32 @@ class WorkerCalls(FrontendBase):
     async def _token_in_namespace(self, namespace: str, task_token: bytes) -> None:
         """A task token works only in the namespace named on the request (which the caller was
         let into): a worker of one namespace cannot complete another's tasks."""
-        token = tokens.decode(task_token, (tokens.WorkflowTaskToken, tokens.ActivityTaskToken, tokens.QueryTaskToken))
+        token = tokens.decode(
+            task_token,
+            (tokens.WorkflowTaskToken, tokens.ActivityTaskToken, tokens.StandaloneActivityTaskToken, tokens.QueryTaskToken),
+        )
         if namespace and (await self.namespace(namespace)).id != token.namespace_id:
             raise InvalidArgument(f"Task token does not belong to namespace {namespace}.")
 
     # -- activities addressed by id (async completion) ------------------------------------
 
     async def _activity_by_id(self, req, apply) -> Any:
+        """Apply to the activity a request names by id: a workflow's (workflow id set) or, without
+        a workflow id, a standalone activity (its run id optional)."""
         ns = await self.namespace(req.namespace)
-        check_id(req.workflow_id, "WorkflowId")
+        if req.workflow_id:
+            check_id(req.workflow_id, "WorkflowId")
         check_id(req.activity_id, "ActivityId")
         if req.run_id:
             try:
                 uuid.UUID(req.run_id)
             except ValueError:
                 raise InvalidArgument("Invalid RunId.") from None
+        if not req.workflow_id:
+            result, _ = await self.engine.activity_executions.update(
+                ns.id, req.activity_id, req.run_id, lambda t: apply(t, standalone.attempt_by_id(t))
+            )
+            return result
 
         return await operations.on_started_activity(self.engine, ns.id, req.workflow_id, req.run_id, req.activity_id, apply)
 

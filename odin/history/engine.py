@@ -25,6 +25,7 @@ from odin import metrics
 from odin.clock import Clock
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted, ScheduleConflict
 from odin.history import activities, chains, reset
+from odin.history.activity_executions import ActivityExecutions
 from odin.history.event_cache import EventCache
 from odin.history.machine import HISTORY_COUNT_LIMIT, HISTORY_SIZE_LIMIT, StaleTask, Transition
 from odin.history.notifier import Notifier, RunChange, run_key
@@ -113,6 +114,8 @@ class HistoryEngine:
         self.search_attributes = SearchAttributeRegistry(store)
         # Schedules: their rows, timers and the starts they take.
         self.schedules = Scheduler(self)
+        # Standalone activities: their rows and changes.
+        self.activity_executions = ActivityExecutions(self)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -369,6 +372,9 @@ class HistoryEngine:
             await self.queues.add(task.namespace_id, queue, WORKFLOW, entry)
         elif task.kind == TransferKind.ACTIVITY_TASK:
             await self.queues.add(task.namespace_id, d["queue"], ACTIVITY, entry)
+        elif task.kind == TransferKind.STANDALONE_ACTIVITY_TASK:
+            entry = dataclasses.replace(entry, workflow_id="", activity_id=task.workflow_id)
+            await self.queues.add(task.namespace_id, d["queue"], ACTIVITY, entry)
         else:
             log.error("unknown transfer task kind %s", task.kind)
 
@@ -387,6 +393,9 @@ class HistoryEngine:
         """Carry out a due timer task; ``fence`` when a shard's queue processor fires it."""
         if task.kind == TimerKind.SCHEDULE:
             await self.schedules.fire(task, fence)
+            return
+        if task.kind in (TimerKind.STANDALONE_ACTIVITY_TIMEOUT, TimerKind.STANDALONE_ACTIVITY_RETRY):
+            await self.activity_executions.fire(task, fence)
             return
         d = task.data
         ops: dict[str, Callable[[Transition], None]] = {

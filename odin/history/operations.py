@@ -156,11 +156,25 @@ async def on_started_activity(
     return result
 
 
+async def _on_activities(
+    engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, selector: Selector, op: Callable[[Transition], Any]
+) -> Any:
+    """Apply an operator's change to a run's activities, or (no workflow id) to the standalone
+    activity the selector names by id; returns what ``op`` returns."""
+    if workflow_id:
+        result, _ = await engine.update(namespace_id, workflow_id, run_id, op)
+    else:
+        result, _ = await engine.activity_executions.update(namespace_id, selector.activity_id, run_id, op)
+    return result
+
+
 async def pause_activity(
     engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, selector: Selector, identity: str, reason: str
 ) -> None:
     """PauseActivity: hold back the selected activities' next attempts."""
-    await engine.update(namespace_id, workflow_id, run_id, lambda t: activity_ops.pause(t, activity_ops.select(t, selector), identity, reason))
+    await _on_activities(
+        engine, namespace_id, workflow_id, run_id, selector, lambda t: activity_ops.pause(t, activity_ops.select(t, selector), identity, reason)
+    )
 
 
 async def unpause_activity(
@@ -174,10 +188,12 @@ async def unpause_activity(
     delay: float,
 ) -> None:
     """UnpauseActivity: dispatch the selected paused activities again (after ``delay`` seconds)."""
-    await engine.update(
+    await _on_activities(
+        engine,
         namespace_id,
         workflow_id,
         run_id,
+        selector,
         lambda t: activity_ops.unpause(
             t, activity_ops.select(t, selector, paused_only=True), reset_attempts, reset_heartbeat, delay
         ),
@@ -196,10 +212,12 @@ async def reset_activity(
     restore_original_options: bool,
 ) -> None:
     """ResetActivity: the selected activities start over from attempt 1."""
-    await engine.update(
+    await _on_activities(
+        engine,
         namespace_id,
         workflow_id,
         run_id,
+        selector,
         lambda t: activity_ops.reset(
             t, activity_ops.select(t, selector), reset_heartbeat, keep_paused, delay, restore_original_options
         ),
@@ -217,10 +235,12 @@ async def update_activity_options(
     restore_original: bool,
 ) -> ActivityOptions:
     """UpdateActivityOptions: new options for the selected activities; returns the resulting options."""
-    result, _ = await engine.update(
+    result: ActivityOptions = await _on_activities(
+        engine,
         namespace_id,
         workflow_id,
         run_id,
+        selector,
         lambda t: activity_ops.update_options(t, activity_ops.select(t, selector), options, paths, restore_original),
     )
     return result

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from temporalio.api.common.v1 import Payloads, Priority, WorkflowExecution, WorkflowType
+from temporalio.api.common.v1 import ActivityType, Header, Payloads, Priority, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import QueryResultType, TaskQueueKind
 from temporalio.api.errordetails.v1 import QueryFailedFailure
 from temporalio.api.failure.v1 import Failure
@@ -24,7 +24,7 @@ from temporalio.api.workflowservice.v1 import (
 from odin import metrics
 from odin.clock import monotonic
 from odin.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
-from odin.history import activities, activity_ops, commands, tokens, updates
+from odin.history import activities, activity_ops, commands, standalone, tokens, updates
 from odin.history.engine import STICKY_POLLER_WINDOW, HistoryEngine
 from odin.history.events import duration, timestamp
 from odin.history.machine import StaleTask, Transition, transient_events, wft_token
@@ -206,8 +206,9 @@ class WorkerTasks:
                 break
             if entry.concurrency_key and not await self._slot(namespace_id, queue, entry):
                 continue
+            start = self._start_standalone_task if entry.activity_id else self._start_activity_task
             response = await self._decide(
-                namespace_id, queue, ACTIVITY, entry, lambda entry=entry: self._start_activity_task(entry, namespace, identity)
+                namespace_id, queue, ACTIVITY, entry, lambda entry=entry, start=start: start(entry, namespace, identity)
             )
             if response is not None:
                 return response
@@ -256,9 +257,33 @@ class WorkerTasks:
         [scheduled] = await self.engine.read_events(t.state.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
         return activity_task(t.state, a, scheduled, namespace)
 
+    async def _start_standalone_task(self, entry: TaskEntry, namespace: str, identity: str) -> PollActivityTaskQueueResponse:
+        """Start the attempt of a standalone activity an entry names (its transfer row consumed
+        in the same transaction)."""
+        request_id = new_id()
+        try:
+            a, t = await self.engine.activity_executions.update(
+                entry.namespace_id,
+                entry.activity_id,
+                entry.run_id,
+                lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id),
+                delete_transfer_ids=(entry.task_id,),
+            )
+        except (StaleTask, NotFound):
+            await self.engine.store.delete_transfer_task(entry.task_id)
+            raise StaleTask("stale task entry") from None
+        metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(max(a.started_time - a.scheduled_time, 0.0))
+        return standalone_activity_task(t.activity, namespace)
+
     async def activity_update(self, task_token: bytes, apply) -> Any:
         """Run ``apply(transition, activity_info)`` for the attempt a token names."""
-        token = tokens.decode(task_token, tokens.ActivityTaskToken)
+        token = tokens.decode(task_token, (tokens.ActivityTaskToken, tokens.StandaloneActivityTaskToken))
+        if isinstance(token, tokens.StandaloneActivityTaskToken):
+            result, _ = await self.engine.activity_executions.update(
+                token.namespace_id, token.activity_id, token.run_id, lambda t: apply(t, standalone.for_token(t, token))
+            )
+            return result
+        assert isinstance(token, tokens.ActivityTaskToken)
         attempt: list[tuple[str, int, int]] = []  # (concurrency key, scheduled event id, attempt) before the update
 
         def op(t: Transition) -> object:
@@ -398,6 +423,34 @@ def activity_task(s: MutableState, a: ActivityInfo, scheduled: HistoryEvent, nam
         # Options changed since scheduling (UpdateActivityOptions) are the ones the attempt runs with.
         retry_policy=attrs.retry_policy if a.original_options is None else activity_ops.retry_policy_of(a.retry),
         priority=attrs.priority if a.priority is None else unpack(Priority, a.priority),
+    )
+
+
+def standalone_activity_task(act: standalone.StandaloneActivity, namespace: str) -> PollActivityTaskQueueResponse:
+    """The poll response that hands a started attempt of a standalone activity to a worker: no
+    workflow, the activity's run id instead."""
+    a = act.info
+    token = tokens.StandaloneActivityTaskToken(
+        namespace_id=act.namespace_id, activity_id=act.activity_id, run_id=act.run_id, attempt=a.attempt
+    )
+    return PollActivityTaskQueueResponse(
+        task_token=tokens.encode(token),
+        workflow_namespace=namespace,
+        activity_type=ActivityType(name=a.activity_type),
+        activity_id=a.activity_id,
+        activity_run_id=act.run_id,
+        header=unpack(Header, act.header),
+        input=unpack(Payloads, act.input),
+        heartbeat_details=unpack(Payloads, a.heartbeat_details),
+        scheduled_time=timestamp(a.first_scheduled_time),
+        current_attempt_scheduled_time=timestamp(a.scheduled_time),
+        started_time=timestamp(a.started_time),
+        attempt=a.attempt,
+        schedule_to_close_timeout=duration(a.schedule_to_close),
+        start_to_close_timeout=duration(a.start_to_close),
+        heartbeat_timeout=duration(a.heartbeat),
+        retry_policy=activity_ops.retry_policy_of(a.retry),
+        priority=unpack(Priority, a.priority) or unpack(Priority, act.priority),
     )
 
 

@@ -100,6 +100,8 @@ _DELETE_RUN_TIMERS = t.timer_tasks.delete().where(t.timer_tasks.c.run_id == sa.b
 _INSERT_TRANSFER = t.transfer_tasks.insert()
 _INSERT_TIMER = t.timer_tasks.insert()
 _DELETE_TRANSFER = t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id == sa.bindparam("id"))
+# Timer rows that belong to a namespace rather than to a run (deleted with the namespace).
+_NAMESPACE_TIMER_KINDS = ("schedule", "standalone_activity_timeout", "standalone_activity_retry")
 _DELETE_TIMER = t.timer_tasks.delete().where(t.timer_tasks.c.task_id == sa.bindparam("id"))
 
 
@@ -200,6 +202,35 @@ class ScheduleWrite:
 
 
 @dataclass
+class ActivityExecutionRecord:
+    """One standalone activity's row (``activity_executions``): the id's current run."""
+
+    namespace_id: str
+    activity_id: str
+    run_id: str
+    shard_id: int
+    db_version: int
+    request_id: str
+    status: int  # temporal.api.enums.v1.ActivityExecutionStatus
+    activity_type: str
+    task_queue: str
+    start_time: datetime
+    close_time: datetime | None
+    search_attributes: bytes | None  # temporal.api.common.v1.SearchAttributes
+    state: bytes  # JSON of odin.history.standalone.StandaloneActivity
+
+
+@dataclass
+class ActivityWrite:
+    record: ActivityExecutionRecord
+    # None inserts (the id must be free); otherwise the row must still carry this db_version (a
+    # new run of the id replaces the row of the closed one under the same guard).
+    expected_db_version: int | None
+    # The run closed (or was replaced): its outstanding outbox rows go with this write.
+    closed_run_id: str = ""
+
+
+@dataclass
 class BatchOperationRecord:
     """One batch operation's row (``batch_operations``)."""
 
@@ -233,6 +264,7 @@ class Batch:
     delete_transfer_ids: list[str] = field(default_factory=list)
     delete_timer_ids: list[str] = field(default_factory=list)
     schedules: list[ScheduleWrite] = field(default_factory=list)
+    activities: list[ActivityWrite] = field(default_factory=list)
     # (shard_id, range_id): written by a shard's queue processor, valid only while that shard's
     # range_id is unchanged (no newer lease holder).
     fence: tuple[int, int] | None = None
@@ -287,6 +319,9 @@ class ExecutionStore(Protocol):
     async def delete_timer_task(self, task_id: str, fence: tuple[int, int] | None = None) -> None: ...
     async def acquire_shards(self, shard_ids: list[int], owner: str, expires_at: datetime | None) -> dict[int, int]: ...
     async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None: ...
+    async def get_activity_execution(self, namespace_id: str, activity_id: str) -> ActivityExecutionRecord | None: ...
+    async def list_activity_executions(self, namespace_id: str, offset: int, limit: int) -> list[ActivityExecutionRecord]: ...
+    async def delete_activity_execution(self, namespace_id: str, activity_id: str, run_id: str) -> bool: ...
     async def list_schedules(self, namespace_id: str, after: str, limit: int) -> list[ScheduleRecord]: ...
     async def release_shards(self, shard_ids: list[int], owner: str) -> None: ...
     async def create_batch_operation(self, record: BatchOperationRecord, max_running: int) -> None: ...
@@ -304,6 +339,7 @@ class ExecutionStore(Protocol):
         self, namespace_id: str, where: Any, after_run_id: str, limit: int
     ) -> list[tuple[str, str]]: ...
     async def delete_batch_operations_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
+    async def delete_activity_executions_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
 
 
 class Database:
@@ -499,15 +535,18 @@ class SqlExecutionStore:
             raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
 
     async def delete_namespace(self, namespace_id: str) -> None:
-        """Remove a namespace row, its search-attribute registry, its schedules and its batch
-        operations (its runs must be gone)."""
+        """Remove a namespace row, its search-attribute registry, its schedules, its batch
+        operations and its standalone activities (its runs must be gone)."""
 
         def run(conn: sa.Connection) -> None:
             conn.execute(t.search_attributes.delete().where(t.search_attributes.c.namespace_id == namespace_id))
             conn.execute(t.batch_operations.delete().where(t.batch_operations.c.namespace_id == namespace_id))
             conn.execute(t.schedules.delete().where(t.schedules.c.namespace_id == namespace_id))
+            conn.execute(t.activity_executions.delete().where(t.activity_executions.c.namespace_id == namespace_id))
             x = t.timer_tasks.c
-            conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind == "schedule"))
+            conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind.in_(_NAMESPACE_TIMER_KINDS)))
+            y = t.transfer_tasks.c
+            conn.execute(t.transfer_tasks.delete().where(y.namespace_id == namespace_id, y.kind == "standalone_activity_task"))
             conn.execute(t.namespaces.delete().where(t.namespaces.c.id == namespace_id))
 
         await self._write(run)
@@ -622,6 +661,8 @@ class SqlExecutionStore:
             _check_fence(conn, batch.fence)
         for sw in batch.schedules:
             _write_schedule(conn, sw)
+        for aw in batch.activities:
+            _write_activity(conn, aw)
         for w in batch.workflows:
             self._write_workflow(conn, w)
         for cw in batch.current:
@@ -634,6 +675,10 @@ class SqlExecutionStore:
             if w.closed:
                 conn.execute(_DELETE_RUN_TRANSFERS, {"run": w.record.run_id})
                 conn.execute(_DELETE_RUN_TIMERS, {"run": w.record.run_id})
+        for aw in batch.activities:
+            if aw.closed_run_id:
+                conn.execute(_DELETE_RUN_TRANSFERS, {"run": aw.closed_run_id})
+                conn.execute(_DELETE_RUN_TIMERS, {"run": aw.closed_run_id})
         if batch.transfer_tasks:
             conn.execute(_INSERT_TRANSFER, [_transfer_row(x) for x in batch.transfer_tasks])
         if batch.timer_tasks:
@@ -892,6 +937,42 @@ class SqlExecutionStore:
         rows = await self._read(lambda conn: conn.execute(query).all())
         return [ScheduleRecord(**r._mapping) for r in rows]
 
+    # -- standalone activities -------------------------------------------------------------
+
+    async def get_activity_execution(self, namespace_id: str, activity_id: str) -> ActivityExecutionRecord | None:
+        c = t.activity_executions.c
+        query = sa.select(t.activity_executions).where(c.namespace_id == namespace_id, c.activity_id == activity_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
+        return ActivityExecutionRecord(**row._mapping) if row else None
+
+    async def list_activity_executions(self, namespace_id: str, offset: int, limit: int) -> list[ActivityExecutionRecord]:
+        """A namespace's standalone activities, newest start first (ties by id), from ``offset``."""
+        c = t.activity_executions.c
+        query = (
+            sa.select(t.activity_executions)
+            .where(c.namespace_id == namespace_id)
+            .order_by(c.start_time.desc(), c.activity_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [ActivityExecutionRecord(**r._mapping) for r in rows]
+
+    async def delete_activity_execution(self, namespace_id: str, activity_id: str, run_id: str) -> bool:
+        """Remove a standalone activity's row and outbox rows; False if that run is not the id's row."""
+
+        def run(conn: sa.Connection) -> bool:
+            c = t.activity_executions.c
+            gone = conn.execute(
+                t.activity_executions.delete().where(c.namespace_id == namespace_id, c.activity_id == activity_id, c.run_id == run_id)
+            ).rowcount
+            if gone:
+                conn.execute(_DELETE_RUN_TRANSFERS, {"run": run_id})
+                conn.execute(_DELETE_RUN_TIMERS, {"run": run_id})
+            return bool(gone)
+
+        return await self._write(run)
+
     # -- shard leases ----------------------------------------------------------------------
 
     async def acquire_shards(self, shard_ids: list[int], owner: str, expires_at: datetime | None) -> dict[int, int]:
@@ -1041,6 +1122,13 @@ class SqlExecutionStore:
         )
         return await self._write(lambda conn: conn.execute(stmt).rowcount)
 
+    async def delete_activity_executions_closed_before(self, namespace_id: str, closed_before: datetime) -> int:
+        """Forget a namespace's standalone activities that closed before ``closed_before`` (past its
+        retention). A closed one has no outbox rows left. Returns how many went."""
+        c = t.activity_executions.c
+        stmt = t.activity_executions.delete().where(c.namespace_id == namespace_id, c.close_time < closed_before)
+        return await self._write(lambda conn: conn.execute(stmt).rowcount)
+
     async def visibility_runs_after(self, namespace_id: str, where, after_run_id: str, limit: int) -> list[tuple[str, str]]:
         """(workflow_id, run_id) of runs matching ``where``, in run id order after ``after_run_id``: a
         page that does not shift when the runs before it change or go."""
@@ -1129,6 +1217,20 @@ def _write_schedule(conn: sa.Connection, sw: ScheduleWrite) -> None:
         result = conn.execute(t.schedules.update().where(guard).values(**values))
     if result.rowcount != 1:
         raise ScheduleConflict(f"schedule {r.schedule_id} changed concurrently")
+
+
+def _write_activity(conn: sa.Connection, aw: ActivityWrite) -> None:
+    """Insert or compare-and-swap a standalone activity's row; a lost race raises ConcurrentUpdate
+    (an insert of a taken id raises IntegrityError, which the caller sees as the same)."""
+    r = aw.record
+    if aw.expected_db_version is None:
+        conn.execute(t.activity_executions.insert().values(**r.__dict__))
+        return
+    c = t.activity_executions.c
+    guard = (c.namespace_id == r.namespace_id) & (c.activity_id == r.activity_id) & (c.db_version == aw.expected_db_version)
+    values = {k: v for k, v in r.__dict__.items() if k not in ("namespace_id", "activity_id")}
+    if conn.execute(t.activity_executions.update().where(guard).values(**values)).rowcount != 1:
+        raise ConcurrentUpdate(f"activity {r.activity_id} changed concurrently")
 
 
 def _namespace(row) -> NamespaceRecord:

@@ -305,3 +305,26 @@ batch_operations = sa.Table(
     sa.Index("ix_batch_operations_state", "state"),
     sa.Index("ix_batch_operations_ns_start", "namespace_id", "start_time"),
 )
+
+# One row per standalone activity id (docs/architecture.md#standalone-activities): the current run
+# of the id, its state (JSON, odin.history.standalone.StandaloneActivity) under a compare-and-swap,
+# and the columns ListActivityExecutions shows and filters on. A new run of an id replaces the row.
+activity_executions = sa.Table(
+    "activity_executions",
+    metadata,
+    sa.Column("namespace_id", Key(36), primary_key=True),
+    sa.Column("activity_id", Key(1000), primary_key=True),
+    sa.Column("run_id", Key(36), nullable=False),
+    sa.Column("shard_id", sa.Integer, nullable=False),
+    sa.Column("db_version", sa.BigInteger, nullable=False),
+    sa.Column("request_id", Str(1000), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),  # temporal.api.enums.v1.ActivityExecutionStatus
+    sa.Column("activity_type", Key(1000), nullable=False),
+    sa.Column("task_queue", Key(1000), nullable=False),
+    sa.Column("start_time", UtcDateTime, nullable=False),
+    sa.Column("close_time", UtcDateTime),
+    # Serialized temporal.api.common.v1.SearchAttributes.
+    sa.Column("search_attributes", Blob()),
+    sa.Column("state", Blob(), nullable=False),
+    sa.Index("ix_activity_executions_ns_start", "namespace_id", "start_time"),
+)

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 from cluster import Cluster, free_port
+from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -463,3 +464,46 @@ async def test_a_batch_run_by_celery_workers_survives_a_killed_worker(cluster):
         ))
         signaled = [e for e in history.history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
         assert len(signaled) == 1, (i, len(signaled))
+
+
+_standalone_attempts: dict[str, int] = {}
+
+
+@activity.defn
+async def fails_twice(key: str) -> str:
+    attempt = activity.info().attempt
+    _standalone_attempts[key] = attempt
+    if attempt < 3:
+        raise RuntimeError(f"attempt {attempt} fails")
+    return f"done at attempt {attempt}"
+
+
+async def test_standalone_activity_retries_and_timeouts_through_celery(cluster):
+    """A standalone activity's retry timers (Celery ETA jobs) and timeouts (the timer sweep) fire
+    in the distributed shape; its attempts reach a worker through Redis."""
+    from temporalio.client import ActivityFailureError
+    from temporalio.common import RetryPolicy
+
+    _, port = cluster.start_server()
+    worker = cluster.start_worker()
+    cluster.start_beat()
+    client = await Client.connect(f"127.0.0.1:{port}")
+    queue = f"standalone-{uuid.uuid4().hex[:8]}"
+    key = f"retried-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, activities=[fails_twice]):
+        result = await asyncio.wait_for(
+            client.execute_activity(
+                fails_twice, key, id=key, task_queue=queue, start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(milliseconds=500)),
+            ),
+            60,
+        )
+    assert result == "done at attempt 3"
+    nobody = await client.start_activity(
+        "fails_twice", "x", id=f"timeout-{uuid.uuid4().hex[:8]}", task_queue=queue + "-nobody",
+        schedule_to_close_timeout=timedelta(seconds=1),
+    )
+    with pytest.raises(ActivityFailureError) as timed_out:
+        await asyncio.wait_for(nobody.result(), 60)
+    assert str(timed_out.value.cause) == "activity ScheduleToStart timeout"
+    assert "odin.fire_timer" in worker.output()

@@ -918,3 +918,56 @@ async def test_calls_carry_on_after_the_server_ended_their_connections(store, en
     r.advance(lambda t: t.signal("x", None, "c", None, ""))
     await store.commit(Batch(workflows=[r.update_write(1)]))
     assert (await store.get_execution(NS, r.workflow_id, r.run_id)).db_version == 2
+
+
+# -- standalone activities ----------------------------------------------------------------------
+
+
+def _activity_row(activity_id: str, run_id: str, version: int, status: int = 1, at: datetime = T0, closed: datetime | None = None):
+    from odin.persistence.store import ActivityExecutionRecord
+
+    return ActivityExecutionRecord(
+        namespace_id=NS, activity_id=activity_id, run_id=run_id, shard_id=2, db_version=version, request_id=f"req-{run_id}",
+        status=status, activity_type="charge", task_queue="tq", start_time=at, close_time=closed, search_attributes=None,
+        state=b"{}",
+    )
+
+
+def _outbox(run_id: str, activity_id: str, timer: bool) -> OutboxTask:
+    kind = "standalone_activity_timeout" if timer else "standalone_activity_task"
+    return OutboxTask(uuid.uuid4().hex, 2, NS, activity_id, run_id, kind, {}, T0, T0 if timer else None)
+
+
+async def test_activity_executions_rows_cas_outbox_and_retention(store):
+    from odin.persistence.store import ActivityWrite
+
+    run1, run2 = str(uuid.uuid4()), str(uuid.uuid4())
+    # A start: the row and its outbox rows in one transaction; a second insert of the id conflicts.
+    await store.commit(Batch(
+        activities=[ActivityWrite(_activity_row("a", run1, 1), None)],
+        transfer_tasks=[_outbox(run1, "a", False)], timer_tasks=[_outbox(run1, "a", True)],
+    ))
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(Batch(activities=[ActivityWrite(_activity_row("a", run2, 1), None)]))
+    # A change under a stale version is refused and writes nothing.
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(Batch(activities=[ActivityWrite(_activity_row("a", run1, 3, status=2), 2)], timer_tasks=[_outbox(run1, "a", True)]))
+    assert await count(store.db, t.timer_tasks, t.timer_tasks.c.run_id == run1) == 1
+    # The close takes the run's outbox rows with it.
+    await store.commit(Batch(activities=[ActivityWrite(_activity_row("a", run1, 2, status=2, closed=T0), 1, closed_run_id=run1)]))
+    assert await count(store.db, t.timer_tasks, t.timer_tasks.c.run_id == run1) == 0
+    assert await count(store.db, t.transfer_tasks, t.transfer_tasks.c.run_id == run1) == 0
+    # A new run of the id replaces the row.
+    later = T0 + timedelta(minutes=1)
+    await store.commit(Batch(activities=[ActivityWrite(_activity_row("a", run2, 3, at=later), 2)], timer_tasks=[_outbox(run2, "a", True)]))
+    await store.commit(Batch(activities=[ActivityWrite(_activity_row("b", str(uuid.uuid4()), 1, at=T0, status=3, closed=T0), None)]))
+    row = await store.get_activity_execution(NS, "a")
+    assert (row.run_id, row.db_version, row.start_time) == (run2, 3, later)
+    assert [r.activity_id for r in await store.list_activity_executions(NS, 0, 10)] == ["a", "b"]  # newest first
+    assert [r.activity_id for r in await store.list_activity_executions(NS, 1, 10)] == ["b"]
+    # Retention forgets closed ones only; deleting a run that is not the id's row does nothing.
+    assert await store.delete_activity_executions_closed_before(NS, T0 + timedelta(days=1)) == 1
+    assert not await store.delete_activity_execution(NS, "a", run1)
+    assert await store.delete_activity_execution(NS, "a", run2)
+    assert await store.get_activity_execution(NS, "a") is None
+    assert await count(store.db, t.timer_tasks, t.timer_tasks.c.run_id == run2) == 0
