@@ -18,20 +18,24 @@ DEFAULT_NUM_SHARDS = 512
 
 
 def normalize_database_url(url: str) -> str:
-    """Accept Heroku-style ``postgres://``; pick the psycopg 3 driver for PostgreSQL. A value without
-    a scheme is refused: taking it for a SQLite path would migrate a new empty file named after a typo."""
+    """Accept Heroku-style ``postgres://``; pick the psycopg 3 driver for PostgreSQL and PyMySQL for
+    MySQL and MariaDB (``mysql://`` or ``mariadb://``). A value without a scheme is refused: taking
+    it for a SQLite path would migrate a new empty file named after a typo."""
     if "://" not in url:
         raise ValueError(
             f"the database URL {url!r} has no scheme: write postgresql://user:password@host/db, "
+            f"mysql://user:password@host/db, "
             f"or sqlite:///{url} for a SQLite file"
         )
     scheme, rest = url.split("://", 1)
     base = scheme.split("+", 1)[0]
     if base in ("postgres", "postgresql"):
         return "postgresql+psycopg://" + rest
+    if base in ("mysql", "mariadb"):
+        return "mysql+pymysql://" + rest
     if base == "sqlite":
         return "sqlite://" + rest
-    raise ValueError(f"unsupported database URL scheme {scheme!r}: use postgresql:// or sqlite://")
+    raise ValueError(f"unsupported database URL scheme {scheme!r}: use postgresql://, mysql:// or sqlite://")
 
 
 def sqlite_url_for_path(path: str) -> str:

@@ -8,7 +8,7 @@ Create Date: 2026-12-07
 import sqlalchemy as sa
 from alembic import op
 
-from odin.persistence.tables import UtcDateTime
+from odin.persistence.tables import Blob, Key, Str, UtcDateTime
 
 revision = "0006"
 down_revision = "0005"
@@ -19,19 +19,19 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "activity_executions",
-        sa.Column("namespace_id", sa.String(36), primary_key=True),
-        sa.Column("activity_id", sa.String(1000), primary_key=True),
-        sa.Column("run_id", sa.String(36), nullable=False),
+        sa.Column("namespace_id", Key(36), primary_key=True),
+        sa.Column("activity_id", Key(1000), primary_key=True),
+        sa.Column("run_id", Key(36), nullable=False),
         sa.Column("shard_id", sa.Integer, nullable=False),
         sa.Column("db_version", sa.BigInteger, nullable=False),
-        sa.Column("request_id", sa.String(1000), nullable=False),
+        sa.Column("request_id", Str(1000), nullable=False),
         sa.Column("status", sa.Integer, nullable=False),
-        sa.Column("activity_type", sa.String(1000), nullable=False),
-        sa.Column("task_queue", sa.String(1000), nullable=False),
+        sa.Column("activity_type", Key(1000), nullable=False),
+        sa.Column("task_queue", Key(1000), nullable=False),
         sa.Column("start_time", UtcDateTime, nullable=False),
         sa.Column("close_time", UtcDateTime),
-        sa.Column("search_attributes", sa.LargeBinary),
-        sa.Column("state", sa.LargeBinary, nullable=False),
+        sa.Column("search_attributes", Blob()),
+        sa.Column("state", Blob(), nullable=False),
     )
     op.create_index("ix_activity_executions_ns_start", "activity_executions", ["namespace_id", "start_time"])
 

@@ -43,7 +43,7 @@ class ScheduleCalls(FrontendBase):
         ns = await self.namespace(namespace)
         if not schedule_id:
             raise InvalidArgument("Can't load workflow execution.  WorkflowId not set.")
-        length = len(_SCHEDULER_PREFIX) + len(schedule_id)
+        length = len(_SCHEDULER_PREFIX) + len(schedule_id.encode())
         if length > MAX_ID_LENGTH:
             raise InvalidArgument(f"WorkflowId exceeds maximum allowed length ({length}/{MAX_ID_LENGTH})")
         check_text(schedule_id, "ScheduleId")

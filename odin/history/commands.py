@@ -214,7 +214,7 @@ def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttribut
             f"Activity with id {a.activity_id} is already pending.",
         )
     queue = a.task_queue.name or s.task_queue
-    if len(queue) > MAX_ID_LENGTH:
+    if len(queue.encode()) > MAX_ID_LENGTH:
         raise BadCommand(bad, "TaskQueue exceeds length limit.")
     s2c, s2s = seconds(a.schedule_to_close_timeout), seconds(a.schedule_to_start_timeout)
     stc, hb = seconds(a.start_to_close_timeout), seconds(a.heartbeat_timeout)
@@ -519,7 +519,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
     workflow_type = a.workflow_type.name or s.workflow_type
     task_queue = a.task_queue.name or s.task_queue
     for value, what in ((workflow_type, "WorkflowType"), (task_queue, "TaskQueue")):
-        if len(value) > MAX_ID_LENGTH:
+        if len(value.encode()) > MAX_ID_LENGTH:
             raise BadCommand(bad, f"{what} exceeds length limit.")
     check_run_options(
         a,

@@ -1,4 +1,5 @@
-"""The SQL ``ExecutionStore``: one implementation for PostgreSQL (psycopg 3) and SQLite.
+"""The SQL ``ExecutionStore``: one implementation for PostgreSQL (psycopg 3), MySQL 8 and MariaDB
+(PyMySQL) and SQLite.
 
 Every workflow update is one transaction (docs/architecture.md#inv-one-transaction): new history events, the mutable
 state row guarded by a compare-and-swap on ``db_version``, the current-run pointer, outbox rows
@@ -31,7 +32,15 @@ from odin.errors import AlreadyExists, ConcurrentUpdate, ResourceExhausted, Sche
 from odin.persistence import tables as t
 
 R = TypeVar("R")
+# Threads (and pooled connections) of a database server's store: PostgreSQL, MySQL, MariaDB.
 POSTGRES_THREADS = 16
+# Every MySQL or MariaDB session Odin opens: errors instead of silently cut or zeroed values, UTC for
+# the few functions that use the session's zone. (Isolation: READ COMMITTED, set by SQLAlchemy.)
+MYSQL_INIT = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"
+# InnoDB errors after which the whole transaction was rolled back and may simply run again:
+# deadlock found (1213), lock wait timeout (1205; the store rolls the rest back itself).
+_MYSQL_RETRYABLE = (1213, 1205)
+_MAX_LOCK_RETRIES = 5
 
 # Hot statements are built once: SQLAlchemy then reuses their compiled form and cache key.
 _we = t.workflow_executions.c
@@ -308,7 +317,7 @@ class ExecutionStore(Protocol):
     async def remove_search_attributes(self, namespace_id: str, names: list[str]) -> None: ...
     @property
     def dialect_name(self) -> str:
-        """The SQL dialect behind the store ("postgresql", "sqlite")."""
+        """The SQL dialect behind the store ("postgresql", "mysql", "sqlite")."""
         ...
     async def list_transfer_tasks(
         self,
@@ -364,14 +373,38 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             threads = 1
         else:
+            kwargs = {}
+            if url.startswith(("mysql", "mariadb")):
+                kwargs = {
+                    # InnoDB's default REPEATABLE READ takes gap locks that make concurrent group
+                    # commits deadlock far more often; every guard Odin relies on (the CAS update,
+                    # the fence's shared lock, unique keys) reads the newest committed row anyway.
+                    "isolation_level": "READ COMMITTED",
+                    # The server closes connections idle for wait_timeout (8 h by default).
+                    "pool_recycle": 3600,
+                    # The server's max_allowed_packet is the limit that counts (docs/operations.md#mysql).
+                    "connect_args": {"charset": "utf8mb4", "init_command": MYSQL_INIT, "max_allowed_packet": 1 << 30},
+                }
             # No pre-ping (a round trip per call): a connection found dead is retried once instead.
-            self.engine = sa.create_engine(url, pool_size=POSTGRES_THREADS, max_overflow=4)
+            self.engine = sa.create_engine(url, pool_size=POSTGRES_THREADS, max_overflow=4, **kwargs)
             # Rows inserted together (a transition's events, outbox rows) go as one multi-row
             # INSERT instead of one statement per row.
             self.engine.dialect.use_insertmanyvalues_wo_returning = True
             threads = POSTGRES_THREADS
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.is_mysql = self.engine.dialect.name in t.MYSQL_DIALECTS
+        # Reads need no transaction. psycopg switches a connection to autocommit without a round
+        # trip; PyMySQL's switch is a statement each way, so MySQL reads get a pool of their own
+        # whose connections stay in autocommit (nothing to roll back when one is returned).
+        self.reader = self.engine
+        if self.is_mysql:
+            reader_kwargs = {**kwargs, "isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+            self.reader = sa.create_engine(url, pool_size=POSTGRES_THREADS, max_overflow=4, **reader_kwargs)
+        elif not self.is_sqlite:
+            self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         tracing.instrument_engine(self.engine)
+        if self.is_mysql:
+            tracing.instrument_engine(self.reader)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")
 
     async def run(self, fn: Callable[..., R], *args: Any) -> R:
@@ -381,6 +414,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.run(self.engine.dispose)
+        if self.is_mysql:
+            await self.run(self.reader.dispose)
         self._executor.shutdown(wait=False)
 
 
@@ -388,13 +423,27 @@ def _retry_dead_connection(call: Callable[[], R]) -> R:
     """Run ``call``; if it failed because its pooled connection had died (a database restart, a
     terminated backend), run it once more on a fresh one. A transaction cut off before COMMIT
     wrote nothing; one cut off during COMMIT may have landed, and then its retry meets the
-    compare-and-swap or a unique key and fails as a conflict instead of writing twice."""
-    try:
-        return call()
-    except sa.exc.DBAPIError as exc:
-        if not exc.connection_invalidated:
+    compare-and-swap or a unique key and fails as a conflict instead of writing twice.
+
+    A transaction InnoDB chose as a deadlock's victim (or whose lock wait timed out) wrote nothing
+    either, and runs again, a few times at most."""
+    lock_retries = 0
+    while True:
+        try:
+            return call()
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                break
+            if lock_retries < _MAX_LOCK_RETRIES and _mysql_error_code(exc) in _MYSQL_RETRYABLE:
+                lock_retries += 1
+                continue
             raise
     return call()
+
+
+def _mysql_error_code(exc: sa.exc.DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -414,10 +463,11 @@ class SqlExecutionStore:
     def __init__(self, db: Database):
         self.db = db
         self.engine = db.engine
-        self._reader = db.engine if db.is_sqlite else db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = db.reader
         self.is_sqlite = db.is_sqlite
+        self.is_mysql = db.is_mysql
         # Group commits: batches waiting for a transaction, and how many group transactions may
-        # run at once (SQLite has one writer; PostgreSQL overlaps a few so none waits on another).
+        # run at once (SQLite has one writer; a database server overlaps a few so none waits on another).
         self._pending: list[tuple[Batch, asyncio.Future]] = []
         self._in_flight = 0
         self._max_groups = 1 if db.is_sqlite else 4
@@ -435,10 +485,15 @@ class SqlExecutionStore:
         await self._read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
 
     async def database_time(self) -> datetime | None:
-        """The database server's clock now (``clock_timestamp()``), or None when the database has
-        no server of its own (SQLite reads this process's clock)."""
+        """The database server's clock now (PostgreSQL's ``clock_timestamp()``, MySQL's
+        ``UTC_TIMESTAMP(6)``), or None when the database has no server of its own (SQLite reads this
+        process's clock)."""
         if self.is_sqlite:
             return None
+        if self.is_mysql:
+            # The statement's start, in UTC whatever the session's zone: naive, to the microsecond.
+            value = await self._read(lambda conn: conn.execute(sa.text("SELECT UTC_TIMESTAMP(6)")).scalar_one())
+            return value.replace(tzinfo=UTC)
         value = await self._read(lambda conn: conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one())
         return value.astimezone(UTC)
 
@@ -1170,7 +1225,16 @@ class SqlExecutionStore:
 
 
 def _insert_if_absent(dialect: str) -> Callable[[sa.Table], Any]:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the dialect (SQLite and PostgreSQL)."""
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the dialect; on MySQL an ``ON DUPLICATE KEY UPDATE``
+    that sets the first key column to itself (``INSERT IGNORE`` would also swallow other errors)."""
+    if dialect in t.MYSQL_DIALECTS:
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        def insert(table: sa.Table) -> Any:
+            key = table.primary_key.columns[0]
+            return mysql_insert(table).on_duplicate_key_update({key.name: key})
+
+        return insert
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
@@ -1192,9 +1256,10 @@ _FENCE_SQLITE = (
 
 
 def _check_fence(conn: sa.Connection, fence: tuple[int, int]) -> None:
-    """Refuse the transaction unless the shard still has the given range_id. On PostgreSQL the
-    check takes a share lock on the shard row (``FOR SHARE``): fenced transactions of one shard
-    run side by side, while a new holder's bump waits for them to commit (and they, for it)."""
+    """Refuse the transaction unless the shard still has the given range_id. On PostgreSQL and MySQL
+    the check takes a share lock on the shard row (``FOR SHARE``; MariaDB's ``LOCK IN SHARE MODE``): fenced
+    transactions of one shard run side by side, while a new holder's bump waits for them to commit
+    (and they, for it)."""
     shard_id, range_id = fence
     params = {"shard": shard_id, "range": range_id}
     if conn.dialect.name == "sqlite":
