@@ -2,14 +2,14 @@
 (docs/architecture.md#worker-deployments).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-from odin.persistence.tables import UtcDateTime
+from odin.persistence.tables import Key, Text, UtcDateTime
 
 revision = "0007"
 down_revision = "0006"
@@ -20,9 +20,9 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "worker_deployments",
-        sa.Column("namespace_id", sa.String(36), primary_key=True),
-        sa.Column("name", sa.String(1000), primary_key=True),
-        sa.Column("data", sa.Text, nullable=False),
+        sa.Column("namespace_id", Key(36), primary_key=True),
+        sa.Column("name", Key(1000), primary_key=True),
+        sa.Column("data", Text(), nullable=False),
         sa.Column("db_version", sa.BigInteger, nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("updated_at", UtcDateTime, nullable=False),

@@ -335,9 +335,9 @@ activity_executions = sa.Table(
 worker_deployments = sa.Table(
     "worker_deployments",
     metadata,
-    sa.Column("namespace_id", sa.String(36), primary_key=True),
-    sa.Column("name", sa.String(1000), primary_key=True),
-    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("namespace_id", Key(36), primary_key=True),
+    sa.Column("name", Key(1000), primary_key=True),
+    sa.Column("data", Text(), nullable=False),
     sa.Column("db_version", sa.BigInteger, nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
