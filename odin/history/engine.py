@@ -229,6 +229,7 @@ class HistoryEngine:
             try:
                 await self.store.commit(batch)
             except ConcurrentUpdate:
+                metrics.persistence_cas_conflicts.get().inc()
                 self._state_cache.pop(record.run_id, None)
                 continue
             self._remember(batch)
@@ -328,9 +329,10 @@ class HistoryEngine:
         if batch.timer_tasks:
             self.on_timers_committed(batch.timer_tasks)
         for t in transitions:
+            s = t.state
+            metrics.record_transition(s.namespace, s.workflow_type, t.events, s.status if t.closed else None)
             if t.closed:
-                s = t.state
-                metrics.workflow_duration_seconds.labels(s.namespace, s.workflow_type, metrics.status_name(s.status)).observe(
+                metrics.duration_family.get(s.namespace, s.workflow_type, metrics.status_name(s.status)).observe(
                     max(s.close_time - s.start_time, 0.0)
                 )
         for t in transitions:
@@ -385,13 +387,17 @@ class HistoryEngine:
 
     async def fire_timer(self, task: OutboxTask, fence: tuple[int, int] | None = None) -> None:
         """Carry out a due timer task; ``fence`` when a shard's queue processor fires it."""
+        if task.fire_at is not None:
+            due = task.fire_at if task.fire_at.tzinfo else task.fire_at.replace(tzinfo=UTC)
+            metrics.timer_lag.get(task.kind).observe(max((self.clock.now() - due).total_seconds(), 0.0))
         if task.kind == TimerKind.SCHEDULE:
             await self.schedules.fire(task, fence)
             return
         d = task.data
+        ended: list[tuple[str, str, list[HistoryEvent]]] = []  # an activity attempt the timeout ended
         ops: dict[str, Callable[[Transition], None]] = {
             TimerKind.USER_TIMER: lambda t: t.fire_timer(d["timer_id"], d["started_event_id"]),
-            TimerKind.ACTIVITY_TIMEOUT: lambda t: activities.timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"]),
+            TimerKind.ACTIVITY_TIMEOUT: lambda t: _activity_timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"], ended),
             TimerKind.ACTIVITY_RETRY: lambda t: activities.retry_due(t, d["scheduled_event_id"], d["attempt"]),
             TimerKind.WFT_TIMEOUT: lambda t: t.time_out_workflow_task(d["scheduled_event_id"], d["started_event_id"], d["timeout_type"]),
             TimerKind.RUN_TIMEOUT: lambda t: t.run_timed_out(),
@@ -404,6 +410,8 @@ class HistoryEngine:
             await self.update(
                 task.namespace_id, task.workflow_id, task.run_id, op, delete_timer_ids=(task.task_id,), fence=fence
             )
+            if ended:
+                metrics.record_activity_end(*ended[0], "timed_out")
         except (StaleTask, NotFound):
             await self.store.delete_timer_task(task.task_id, fence)
 
@@ -660,6 +668,19 @@ class HistoryEngine:
 # the limits that terminate it.
 HISTORY_COUNT_WARN = 10 * 1024
 HISTORY_SIZE_WARN = 10 * 1024 * 1024
+
+
+def _activity_timed_out(
+    t: Transition, scheduled_event_id: int, attempt: int, timeout_type: int, ended: list[tuple[str, str, list[HistoryEvent]]]
+) -> None:
+    """``activities.timed_out``, noting in ``ended`` the attempt it ended (counted once committed)."""
+    before = t.state.activities.get(scheduled_event_id)
+    number = before.attempt if before is not None else 0
+    activities.timed_out(t, scheduled_event_id, attempt, timeout_type)  # type: ignore[arg-type]
+    after = t.state.activities.get(scheduled_event_id)
+    ended[:] = []
+    if before is not None and (after is None or after.attempt != number):
+        ended.append((t.state.namespace, before.activity_type, t.events))
 
 
 def _warn_on_history_growth(t: Transition, next_event_id_before: int, size_before: int) -> None:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from sqlalchemy.pool import StaticPool
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
+from odin import metrics
 from odin.errors import AlreadyExists, ConcurrentUpdate, ResourceExhausted, ScheduleConflict, ShardOwnershipLost
 from odin.persistence import tables as t
 
@@ -273,6 +276,23 @@ class ExecutionStore(Protocol):
     async def closed_runs_before(self, namespace_id: str, closed_before: datetime, limit: int) -> list[tuple[str, str]]: ...
     async def delete_transfer_task(self, task_id: str) -> None: ...
     async def due_timer_tasks(self, now: datetime, limit: int, shard_ids: list[int] | None = None) -> list[OutboxTask]: ...
+    async def outbox_stats(self, now: datetime, shard_ids: list[int]) -> dict[str, tuple[int, float]]:
+        """For the metrics: per outbox queue of these shards, (rows, seconds): ``transfer`` rows and
+        the age of the oldest; ``timer_due`` rows due by ``now`` and how overdue the oldest is."""
+        tr, tm = t.transfer_tasks.c, t.timer_tasks.c
+        transfers = sa.select(sa.func.count(), sa.func.min(tr.created_at)).where(tr.shard_id.in_(shard_ids))
+        timers = sa.select(sa.func.count(), sa.func.min(tm.fire_at)).where(tm.fire_at <= now, tm.shard_id.in_(shard_ids))
+
+        def run(conn: sa.Connection) -> dict[str, tuple[int, float]]:
+            out = {}
+            for queue, query in (("transfer", transfers), ("timer_due", timers)):
+                count, oldest = conn.execute(query).one()
+                age = (now - (oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC))).total_seconds() if oldest else 0.0
+                out[queue] = (int(count), max(age, 0.0))
+            return out
+
+        return await self._read(run)
+
     async def get_timer_task(self, task_id: str) -> OutboxTask | None: ...
     async def next_timer_time(self) -> datetime | None: ...
     async def delete_timer_task(self, task_id: str, fence: tuple[int, int] | None = None) -> None: ...
@@ -316,6 +336,7 @@ class Database:
             self.engine.dialect.use_insertmanyvalues_wo_returning = True
             threads = POSTGRES_THREADS
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        metrics.watch_pool("sql", self.engine.pool)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")
 
     async def run(self, fn: Callable[..., R], *args: Any) -> R:
@@ -336,7 +357,24 @@ def _retry_dead_connection(call: Callable[[], R]) -> R:
     except sa.exc.DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
+    metrics.persistence_retries.get("dead_connection").inc()
     return call()
+
+
+async def _observed(operation: str, pending: Awaitable[R]) -> R:
+    """Await a store call, counting it in the ``persistence_*`` metrics under ``operation``."""
+    requests, errors, latency = metrics.persistence_call(operation)
+    requests.inc()
+    started = time.perf_counter()
+    try:
+        return await pending
+    except ConcurrentUpdate:
+        raise  # a lost compare-and-swap: persistence_cas_conflicts, not an error of the store
+    except Exception:
+        errors.inc()
+        raise
+    finally:
+        latency.observe(time.perf_counter() - started)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -391,7 +429,8 @@ class SqlExecutionStore:
             with self._reader.connect() as conn:
                 return fn(conn)
 
-        return await self.db.run(_retry_dead_connection, call)
+        # Counted under the store method that called (a frame lookup, no formatting).
+        return await _observed(sys._getframe(1).f_code.co_name, self.db.run(_retry_dead_connection, call))
 
     async def _write(self, fn: Callable[[sa.Connection], R]) -> R:
         """Run ``fn`` in one transaction."""
@@ -400,7 +439,7 @@ class SqlExecutionStore:
             with self.engine.begin() as conn:
                 return fn(conn)
 
-        return await self.db.run(_retry_dead_connection, call)
+        return await _observed(sys._getframe(1).f_code.co_name, self.db.run(_retry_dead_connection, call))
 
     # -- cluster and namespaces ------------------------------------------------------------
 
@@ -507,7 +546,7 @@ class SqlExecutionStore:
         self._pending.append((batch, done))
         if self._in_flight < self._max_groups:
             self._start_group()
-        await done
+        await _observed("commit", done)
 
     def _start_group(self) -> None:
         group, self._pending = self._pending, []
@@ -538,11 +577,13 @@ class SqlExecutionStore:
     def _commit_group(self, batches: list[Batch]) -> list[BaseException | None]:
         """Commit the batches in one transaction or, if that fails, each in its own (runs in the
         database thread). Returns each batch's error, or None."""
+        metrics.commit_group_size.get().observe(len(batches))
         if len(batches) > 1:
             try:
                 _retry_dead_connection(lambda: self._commit_together(batches))
                 return [None] * len(batches)
             except Exception:
+                metrics.persistence_retries.get("group_split").inc()
                 pass  # rolled back: each batch now finds out for itself
         outcomes: list[BaseException | None] = []
         for batch in batches:

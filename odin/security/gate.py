@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, TypeVar
 from temporalio.api.enums.v1 import ResourceExhaustedCause, ResourceExhaustedScope
 from temporalio.api.errordetails.v1 import ResourceExhaustedFailure
 
-from odin.errors import OdinError, ResourceExhausted
+from odin import metrics
+from odin.errors import OdinError, ResourceExhausted, infrastructure_error
 from odin.operations import Operation
 from odin.security import auth
 from odin.security.ratelimit import RateLimiter
@@ -77,8 +78,34 @@ class Gate:
         *,
         identity: str | None = None,
         target: str = "",
+        door: str = "grpc",
     ) -> T:
-        """Run ``call`` for whoever ``authorization`` names, if they may, within budget."""
+        """Run ``call`` for whoever ``authorization`` names, if they may, within budget; count it
+        in ``service_requests`` / ``service_errors`` / ``service_latency`` under ``door``."""
+        ns = namespace or ""
+        metrics.service_requests.get(door, operation, ns).inc()
+        started = time.perf_counter()
+        try:
+            return await self._serve(operation, authorization, namespace, call, identity, target)
+        except OdinError as err:
+            metrics.service_errors.get(door, operation, ns, err.code).inc()
+            raise
+        except Exception as exc:
+            transient = infrastructure_error(exc)  # a lost database or Redis: UNAVAILABLE at the door
+            metrics.service_errors.get(door, operation, ns, transient.code if transient else "INTERNAL").inc()
+            raise
+        finally:
+            metrics.service_latency.get(door, operation, ns).observe(time.perf_counter() - started)
+
+    async def _serve(
+        self,
+        operation: Operation,
+        authorization: str | None,
+        namespace: str | None,
+        call: Callable[[], Awaitable[T]],
+        identity: str | None,
+        target: str,
+    ) -> T:
         if auth.Level.PUBLIC in auth.OPERATIONS.get(operation, frozenset()):
             principal = self.authenticator.authenticate(None) if not self.authenticator.enabled else auth.ANONYMOUS
         else:
