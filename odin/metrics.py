@@ -111,6 +111,7 @@ history_shard_ownership = Gauge(
     ["shard_id", "host"],
     multiprocess_mode="max",
 )
+shard_count = _gauge("history_shard_count", "The cluster's number of history shards (to compare with those owned).", (), "max")
 duration_family = Family(workflow_duration_seconds)
 replay_family = Family(workflow_replay_count)
 schedule_to_start = Family(task_queue_latency_seconds)
@@ -246,16 +247,16 @@ _WFT_CAUSES = {
 }
 _E = EventType
 _STARTED = _E.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
-_WFT_FAILED = _E.EVENT_TYPE_WORKFLOW_TASK_FAILED
-_WFT_TIMED_OUT = _E.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
 # event type -> the child of history_events (filled on first use)
 _event_children: dict[int, Counter] = {}
 
 
-def record_transition(namespace: str, workflow_type: str, events: list[Any], closed_status: int | None) -> None:
-    """Count one committed transition: its events by type, its size, starts, closes and workflow
-    task failures (``events`` are HistoryEvent protos; ``closed_status`` set when the run closed)."""
+def record_transition(namespace: str, workflow_type: str, events: list[Any], closed_status: int | None) -> bool:
+    """Count one committed transition: its events by type, its size, starts and closes
+    (``events`` are HistoryEvent protos; ``closed_status`` set when the run closed). Returns
+    whether it started a run."""
     transaction_events.get().observe(len(events))
+    started = False
     for e in events:
         et = e.event_type
         child = _event_children.get(et)
@@ -264,13 +265,10 @@ def record_transition(namespace: str, workflow_type: str, events: list[Any], clo
         child.inc()
         if et == _STARTED:
             workflow_started.get(namespace, workflow_type).inc()
-        elif et == _WFT_FAILED:
-            cause = _WFT_CAUSES.get(e.workflow_task_failed_event_attributes.cause, "unspecified")
-            workflow_task_failures.get(namespace, workflow_type, cause).inc()
-        elif et == _WFT_TIMED_OUT:
-            workflow_task_failures.get(namespace, workflow_type, "timeout").inc()
+            started = True
     if closed_status is not None:
         workflow_closed.get(namespace, workflow_type, status_name(closed_status)).inc()
+    return started
 
 
 _ACTIVITY_ENDS = {
@@ -279,6 +277,13 @@ _ACTIVITY_ENDS = {
     _E.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "timed_out",
     _E.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "canceled",
 }
+
+
+def record_workflow_task_failure(namespace: str, workflow_type: str, cause: int | None) -> None:
+    """A workflow task the worker failed (``cause``) or that timed out (None). Counted per attempt:
+    attempts after the first write no event (they are transient, as in Temporal)."""
+    name = "timeout" if cause is None else _WFT_CAUSES.get(cause, "unspecified")
+    workflow_task_failures.get(namespace, workflow_type, name).inc()
 
 
 def record_activity_end(namespace: str, activity_type: str, events: list[Any], default: str = "failed") -> None:
@@ -416,6 +421,7 @@ class Sampler:
         self._outbox = outbox
         self._queues = queues
         self.every = every
+        self._failed = False  # the first failure is a warning, later ones debug lines
 
     async def sample(self) -> None:
         for queue, (depth, age) in (await self._outbox()).items():
@@ -439,7 +445,8 @@ class Sampler:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a store or Redis hiccup: the next round tries again
-                log.debug("metrics sample failed", exc_info=True)
+                log.log(logging.DEBUG if self._failed else logging.WARNING, "metrics sample failed", exc_info=True)
+                self._failed = True
             await asyncio.sleep(self.every)
 
 

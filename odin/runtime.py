@@ -132,6 +132,7 @@ class Runtime:
         self.store = store = SqlExecutionStore(db)
         self._closers.append(store.close)
         num_shards = await store.init_cluster(s.num_shards)
+        metrics.shard_count.get().set(num_shards)
         if not self._clock_given and not store.is_sqlite:
             clock = ReferenceClock(self._database_time)
             await clock.start()

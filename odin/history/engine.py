@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple, TypeVar
 
 from temporalio.api.common.v1 import Memo, SearchAttributes
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as Conflict
 from temporalio.api.enums.v1 import WorkflowIdReusePolicy as Reuse
@@ -330,7 +331,9 @@ class HistoryEngine:
             self.on_timers_committed(batch.timer_tasks)
         for t in transitions:
             s = t.state
-            metrics.record_transition(s.namespace, s.workflow_type, t.events, s.status if t.closed else None)
+            if metrics.record_transition(s.namespace, s.workflow_type, t.events, s.status if t.closed else None):
+                # A new run: its task queue is sampled from now on (even if nobody polls it).
+                metrics.saw_queue(s.namespace_id, s.namespace, s.task_queue, WORKFLOW)
             if t.closed:
                 metrics.duration_family.get(s.namespace, s.workflow_type, metrics.status_name(s.status)).observe(
                     max(s.close_time - s.start_time, 0.0)
@@ -407,9 +410,12 @@ class HistoryEngine:
         try:
             if op is None:
                 raise StaleTask(f"unknown timer kind {task.kind}")
-            await self.update(
+            _, t = await self.update(
                 task.namespace_id, task.workflow_id, task.run_id, op, delete_timer_ids=(task.task_id,), fence=fence
             )
+            # A sticky task not taken in time moves to the normal queue: the worker left, no failure.
+            if task.kind == TimerKind.WFT_TIMEOUT and d["timeout_type"] != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START:
+                metrics.record_workflow_task_failure(t.state.namespace, t.state.workflow_type, None)
             if ended:
                 metrics.record_activity_end(*ended[0], "timed_out")
         except (StaleTask, NotFound):

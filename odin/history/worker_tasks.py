@@ -192,7 +192,8 @@ class WorkerTasks:
             t.check_workflow_task(token)
             t.fail_workflow_task(cause, failure, identity)
 
-        await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        metrics.record_workflow_task_failure(t.state.namespace, t.state.workflow_type, cause)
 
     # -- activity tasks --------------------------------------------------------------------
 
