@@ -119,7 +119,7 @@ schedule_to_start = Family(task_queue_latency_seconds)
 # -- requests, both doors --------------------------------------------------------------------
 
 service_requests = _counter(
-    "service_requests", "Calls let through the gate's authentication, by door (grpc, rest).", ("door", "operation", "namespace")
+    "service_requests", "Calls received, by door (grpc, rest), operation and namespace.", ("door", "operation", "namespace")
 )
 service_errors = _counter(
     "service_errors", "Calls that ended in an error, by gRPC status name.", ("door", "operation", "namespace", "status")
