@@ -234,15 +234,15 @@ celery_job_latency = _histogram("celery_job_latency_seconds", "Odin's Celery job
 
 
 def status_name(status: int) -> str:
-    return _STATUS_NAMES.get(status) or WorkflowExecutionStatus.Name(status).removeprefix("WORKFLOW_EXECUTION_STATUS_").lower()
+    return _STATUS_NAMES.get(status) or str(status)
 
 
-_STATUS_NAMES = {
+_STATUS_NAMES: dict[int, str] = {
     v: WorkflowExecutionStatus.Name(v).removeprefix("WORKFLOW_EXECUTION_STATUS_").lower()
     for v in WorkflowExecutionStatus.values()
 }
-_EVENT_NAMES = {v: EventType.Name(v).removeprefix("EVENT_TYPE_").lower() for v in EventType.values()}
-_WFT_CAUSES = {
+_EVENT_NAMES: dict[int, str] = {v: EventType.Name(v).removeprefix("EVENT_TYPE_").lower() for v in EventType.values()}
+_WFT_CAUSES: dict[int, str] = {
     v: WorkflowTaskFailedCause.Name(v).removeprefix("WORKFLOW_TASK_FAILED_CAUSE_").lower() for v in WorkflowTaskFailedCause.values()
 }
 _E = EventType

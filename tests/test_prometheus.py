@@ -310,3 +310,31 @@ def test_every_dashboard_query_evaluates_on_metrics_odin_exposes(traffic):
     for title in ("Requests/s by door", "Backlog per task queue", "Shards owned / total", "Workflows closed /s by status",
                   "Workflow task failures /s by cause", "Persistence p99 by operation", "Events committed /s by type"):
         assert title not in empty, title
+
+
+def test_every_metric_is_listed_in_the_operations_guide():
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from odin import metrics
+
+    listed = (DOCS / "operations.md").read_text()
+    names = {metrics.pool_collector.collect().__next__().name}
+    for value in vars(metrics).values():
+        metric = value.metric if isinstance(value, metrics.Family) else value
+        if isinstance(metric, MetricWrapperBase):
+            names.add(metric._name + ("_total" if metric._type == "counter" else ""))
+    assert len(names) >= 35
+    assert [name for name in sorted(names) if f"| `{name}` |" not in listed] == []
+
+
+def test_a_family_keeps_its_label_sets_bounded():
+    from prometheus_client import CollectorRegistry, Counter
+
+    from odin.metrics import OTHER, Family
+
+    family = Family(Counter("bounded_test", "A test counter.", ["namespace"], registry=CollectorRegistry()), max_children=3)
+    for i in range(10):
+        family.get(f"ns{i}").inc()
+    assert family.get("ns0") is family.get("ns0")  # cached: the same child each time
+    assert family.label_sets() == [("ns0",), ("ns1",), ("ns2",), (OTHER,)]
+    assert family.get(OTHER)._value.get() == 7
