@@ -174,22 +174,28 @@ def traffic(stack):
         client = await Client.connect(stack["grpc"])
         queue = f"prom-{uuid.uuid4().hex[:8]}"
         async with Worker(client, task_queue=queue, workflows=[Good, Broken], activities=[echo, flaky]):
-            for i in range(3):
+            # Twice, a few scrapes apart: the first round creates the series, the second moves their rates.
+            for i in range(6):
                 assert await client.execute_workflow(Good.run, f"x{i}", id=f"good-{i}-{uuid.uuid4()}", task_queue=queue) == f"x{i}"
+                if i == 2:
+                    await asyncio.sleep(2.5)
             # A short workflow task timeout: the SDK reports the first failure, then lets each retry time out.
             await client.start_workflow(
                 Broken.run, id=f"broken-{uuid.uuid4()}", task_queue=queue, task_timeout=timedelta(seconds=1)
             )
             await client.start_workflow(Good.run, "late", id=f"late-{uuid.uuid4()}", task_queue=f"{queue}-idle")
-            for _ in range(3):
-                with urllib.request.urlopen(f"{stack['http']}/api/v1/namespaces/default/workflows", timeout=10) as r:
-                    assert r.status == 200
-            try:  # an error for the error panels: NOT_FOUND through REST
-                urllib.request.urlopen(f"{stack['http']}/api/v1/namespaces/default/workflows/no-such-{uuid.uuid4()}", timeout=10)
-            except urllib.error.HTTPError as exc:
-                assert exc.code == 404
-            else:
-                raise AssertionError("an unknown workflow was found")
+            for round in range(2):
+                for _ in range(3):
+                    with urllib.request.urlopen(f"{stack['http']}/api/v1/namespaces/default/workflows", timeout=10) as r:
+                        assert r.status == 200
+                try:  # an error for the error panels: NOT_FOUND through REST
+                    urllib.request.urlopen(f"{stack['http']}/api/v1/namespaces/default/workflows/no-such-{uuid.uuid4()}", timeout=10)
+                except urllib.error.HTTPError as exc:
+                    assert exc.code == 404
+                else:
+                    raise AssertionError("an unknown workflow was found")
+                if round == 0:
+                    await asyncio.sleep(2.5)
             ready.set()
             while not stop.is_set():
                 await asyncio.sleep(0.1)
@@ -208,6 +214,11 @@ def traffic(stack):
         _wait(
             lambda: _query(stack["prom"], 'sum(workflow_task_failures_total{workflow_type="MetricsBroken"})')["data"]["result"],
             20, "the failures to be scraped",
+        )
+        # The last REST call of the second round has been scraped (so both rounds are in).
+        _wait(
+            lambda: _query(stack["prom"], 'sum(service_errors_total{door="rest",status="NOT_FOUND"}) == 2')["data"]["result"],
+            20, "the REST calls to be scraped",
         )
         yield stack
     finally:
@@ -290,7 +301,7 @@ def test_every_dashboard_query_evaluates_on_metrics_odin_exposes(traffic):
     assert len(targets) >= 30
     report, missing, empty = [], [], []
     for title, expr in targets:
-        query = expr.replace("$__rate_interval", "30s").replace("$namespace", ".*")
+        query = expr.replace("$__rate_interval", "2m").replace("$namespace", ".*")
         missing += [(title, name) for name in _metric_names(query) if name not in exposed]
         answer = _query(prom, query)
         assert answer["status"] == "success", (title, query, answer)

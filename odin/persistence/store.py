@@ -16,7 +16,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -345,20 +345,7 @@ def _retry_dead_connection(call: Callable[[], R]) -> R:
     return call()
 
 
-async def _observed(operation: str, pending: Awaitable[R]) -> R:
-    """Await a store call, counting it in the ``persistence_*`` metrics under ``operation``."""
-    requests, errors, latency = metrics.persistence_call(operation)
-    requests.inc()
-    started = time.perf_counter()
-    try:
-        return await pending
-    except ConcurrentUpdate:
-        raise  # a lost compare-and-swap: persistence_cas_conflicts, not an error of the store
-    except Exception:
-        errors.inc()
-        raise
-    finally:
-        latency.observe(time.perf_counter() - started)
+_COMMIT_METRICS = metrics.persistence_call("commit")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -414,7 +401,16 @@ class SqlExecutionStore:
                 return fn(conn)
 
         # Counted under the store method that called (a frame lookup, no formatting).
-        return await _observed(sys._getframe(1).f_code.co_name, self.db.run(_retry_dead_connection, call))
+        requests, errors, latency = metrics.persistence_call(sys._getframe(1).f_code.co_name)
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            return await self.db.run(_retry_dead_connection, call)
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     async def _write(self, fn: Callable[[sa.Connection], R]) -> R:
         """Run ``fn`` in one transaction."""
@@ -423,7 +419,18 @@ class SqlExecutionStore:
             with self.engine.begin() as conn:
                 return fn(conn)
 
-        return await _observed(sys._getframe(1).f_code.co_name, self.db.run(_retry_dead_connection, call))
+        requests, errors, latency = metrics.persistence_call(sys._getframe(1).f_code.co_name)
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            return await self.db.run(_retry_dead_connection, call)
+        except ConcurrentUpdate:
+            raise  # a lost compare-and-swap: persistence_cas_conflicts, not an error of the store
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     # -- cluster and namespaces ------------------------------------------------------------
 
@@ -530,7 +537,18 @@ class SqlExecutionStore:
         self._pending.append((batch, done))
         if self._in_flight < self._max_groups:
             self._start_group()
-        await _observed("commit", done)
+        requests, errors, latency = _COMMIT_METRICS
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            await done
+        except ConcurrentUpdate:
+            raise  # a lost compare-and-swap: persistence_cas_conflicts, not an error of the store
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     def _start_group(self) -> None:
         group, self._pending = self._pending, []

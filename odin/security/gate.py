@@ -86,7 +86,25 @@ class Gate:
         metrics.service_requests.get(door, operation, ns).inc()
         started = time.perf_counter()
         try:
-            return await self._serve(operation, authorization, namespace, call, identity, target)
+            if auth.Level.PUBLIC in auth.OPERATIONS.get(operation, frozenset()):
+                principal = self.authenticator.authenticate(None) if not self.authenticator.enabled else auth.ANONYMOUS
+            else:
+                principal = self.authenticator.authenticate(authorization)
+            auth.authorize(principal, operation, namespace, identity if self.authenticator.enabled else None)
+            await self._admit(operation, namespace)
+            token = current_principal.set(principal)
+            try:
+                result = await call()
+            except OdinError as err:
+                self._audit(principal, operation, namespace, target, err.code)
+                raise
+            except BaseException:
+                self._audit(principal, operation, namespace, target, "INTERNAL")
+                raise
+            finally:
+                current_principal.reset(token)
+            self._audit(principal, operation, namespace, target, "OK")
+            return result
         except OdinError as err:
             metrics.service_errors.get(door, operation, ns, err.code).inc()
             raise
@@ -96,35 +114,6 @@ class Gate:
             raise
         finally:
             metrics.service_latency.get(door, operation, ns).observe(time.perf_counter() - started)
-
-    async def _serve(
-        self,
-        operation: Operation,
-        authorization: str | None,
-        namespace: str | None,
-        call: Callable[[], Awaitable[T]],
-        identity: str | None,
-        target: str,
-    ) -> T:
-        if auth.Level.PUBLIC in auth.OPERATIONS.get(operation, frozenset()):
-            principal = self.authenticator.authenticate(None) if not self.authenticator.enabled else auth.ANONYMOUS
-        else:
-            principal = self.authenticator.authenticate(authorization)
-        auth.authorize(principal, operation, namespace, identity if self.authenticator.enabled else None)
-        await self._admit(operation, namespace)
-        token = current_principal.set(principal)
-        try:
-            result = await call()
-        except OdinError as err:
-            self._audit(principal, operation, namespace, target, err.code)
-            raise
-        except BaseException:
-            self._audit(principal, operation, namespace, target, "INTERNAL")
-            raise
-        finally:
-            current_principal.reset(token)
-        self._audit(principal, operation, namespace, target, "OK")
-        return result
 
     async def _admit(self, operation: Operation, namespace: str | None) -> None:
         if not namespace:
