@@ -107,5 +107,6 @@ async def test_store_calls_and_outbox_gauges(tmp_path):
         assert 29 <= value("history_outbox_age_seconds", queue="transfer") < 60
         assert 4 <= value("history_outbox_age_seconds", queue="timer_due") < 60
         assert await store.outbox_stats(now, [5]) == {"transfer": (0, 0.0), "timer_due": (0, 0.0)}
+        assert (await store.outbox_stats(now, None))["transfer"][0] == 1  # every shard
     finally:
         await store.close()

@@ -276,7 +276,7 @@ class ExecutionStore(Protocol):
     async def closed_runs_before(self, namespace_id: str, closed_before: datetime, limit: int) -> list[tuple[str, str]]: ...
     async def delete_transfer_task(self, task_id: str) -> None: ...
     async def due_timer_tasks(self, now: datetime, limit: int, shard_ids: list[int] | None = None) -> list[OutboxTask]: ...
-    async def outbox_stats(self, now: datetime, shard_ids: list[int]) -> dict[str, tuple[int, float]]: ...
+    async def outbox_stats(self, now: datetime, shard_ids: list[int] | None) -> dict[str, tuple[int, float]]: ...
     async def get_timer_task(self, task_id: str) -> OutboxTask | None: ...
     async def next_timer_time(self) -> datetime | None: ...
     async def delete_timer_task(self, task_id: str, fence: tuple[int, int] | None = None) -> None: ...
@@ -846,12 +846,15 @@ class SqlExecutionStore:
         rows = await self._read(lambda conn: conn.execute(query).all())
         return [_outbox(r) for r in rows]
 
-    async def outbox_stats(self, now: datetime, shard_ids: list[int]) -> dict[str, tuple[int, float]]:
-        """For the metrics: per outbox queue of these shards, (rows, seconds): ``transfer`` rows and
-        the age of the oldest; ``timer_due`` rows due by ``now`` and how overdue the oldest is."""
+    async def outbox_stats(self, now: datetime, shard_ids: list[int] | None) -> dict[str, tuple[int, float]]:
+        """For the metrics: per outbox queue of these shards (None: all), (rows, seconds): ``transfer``
+        rows and the age of the oldest; ``timer_due`` rows due by ``now`` and how overdue the oldest is."""
         tr, tm = t.transfer_tasks.c, t.timer_tasks.c
-        transfers = sa.select(sa.func.count(), sa.func.min(tr.created_at)).where(tr.shard_id.in_(shard_ids))
-        timers = sa.select(sa.func.count(), sa.func.min(tm.fire_at)).where(tm.fire_at <= now, tm.shard_id.in_(shard_ids))
+        transfers = sa.select(sa.func.count(), sa.func.min(tr.created_at))
+        timers = sa.select(sa.func.count(), sa.func.min(tm.fire_at)).where(tm.fire_at <= now)
+        if shard_ids is not None:
+            transfers = transfers.where(tr.shard_id.in_(shard_ids))
+            timers = timers.where(tm.shard_id.in_(shard_ids))
 
         def run(conn: sa.Connection) -> dict[str, tuple[int, float]]:
             out = {}
