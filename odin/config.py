@@ -130,6 +130,8 @@ class Settings:
     sweep_timers_seconds: float = 1.0
     sweep_transfers_seconds: float = 2.0
     retention_sweep_seconds: float = 300.0
+    # How often a process samples its gauges (outbox, task queue backlog and pollers); 0 = never.
+    metrics_sample_seconds: float = 10.0
     # Archive for closed runs past retention (``file://`` built in); None deletes without archiving
     # unless the namespace names its own archive.
     archive_uri: str | None = None
@@ -166,6 +168,7 @@ class Settings:
             sweep_timers_seconds=_float("ODIN_SWEEP_TIMERS_SECONDS", cls.sweep_timers_seconds),
             sweep_transfers_seconds=_float("ODIN_SWEEP_TRANSFERS_SECONDS", cls.sweep_transfers_seconds),
             retention_sweep_seconds=_float("ODIN_RETENTION_SWEEP_SECONDS", cls.retention_sweep_seconds),
+            metrics_sample_seconds=_float("ODIN_METRICS_SAMPLE_SECONDS", cls.metrics_sample_seconds),
             archive_uri=os.environ.get("ODIN_ARCHIVE_URI") or None,
             auth=_auth_config(os.environ),
             namespace_rps=_float("ODIN_NAMESPACE_RPS", cls.namespace_rps),

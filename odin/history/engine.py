@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple, TypeVar
 
 from temporalio.api.common.v1 import Memo, SearchAttributes
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as Conflict
 from temporalio.api.enums.v1 import WorkflowIdReusePolicy as Reuse
@@ -254,6 +255,7 @@ class HistoryEngine:
             try:
                 await self.store.commit(batch)
             except ConcurrentUpdate:
+                metrics.persistence_cas_conflicts.get().inc()
                 self._state_cache.pop(record.run_id, None)
                 continue
             self._remember(batch)
@@ -353,9 +355,12 @@ class HistoryEngine:
         if batch.timer_tasks:
             self.on_timers_committed(batch.timer_tasks)
         for t in transitions:
+            s = t.state
+            if metrics.record_transition(s.namespace, s.workflow_type, t.events, s.status if t.closed else None):
+                # A new run: its task queue is sampled from now on (even if nobody polls it).
+                metrics.saw_queue(s.namespace_id, s.namespace, s.task_queue, WORKFLOW)
             if t.closed:
-                s = t.state
-                metrics.workflow_duration_seconds.labels(s.namespace, s.workflow_type, metrics.status_name(s.status)).observe(
+                metrics.duration_family.get(s.namespace, s.workflow_type, metrics.status_name(s.status)).observe(
                     max(s.close_time - s.start_time, 0.0)
                 )
         for t in transitions:
@@ -426,6 +431,9 @@ class HistoryEngine:
 
     async def fire_timer(self, task: OutboxTask, fence: tuple[int, int] | None = None) -> None:
         """Carry out a due timer task; ``fence`` when a shard's queue processor fires it."""
+        if task.fire_at is not None:
+            due = task.fire_at if task.fire_at.tzinfo else task.fire_at.replace(tzinfo=UTC)
+            metrics.timer_lag.get(task.kind).observe(max((self.clock.now() - due).total_seconds(), 0.0))
         if task.kind == TimerKind.SCHEDULE:
             await self.schedules.fire(task, fence)
             return
@@ -433,9 +441,10 @@ class HistoryEngine:
             await self.activity_executions.fire(task, fence)
             return
         d = task.data
+        ended: list[tuple[str, str, list[HistoryEvent]]] = []  # an activity attempt the timeout ended
         ops: dict[str, Callable[[Transition], None]] = {
             TimerKind.USER_TIMER: lambda t: t.fire_timer(d["timer_id"], d["started_event_id"]),
-            TimerKind.ACTIVITY_TIMEOUT: lambda t: activities.timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"]),
+            TimerKind.ACTIVITY_TIMEOUT: lambda t: _activity_timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"], ended),
             TimerKind.ACTIVITY_RETRY: lambda t: activities.retry_due(t, d["scheduled_event_id"], d["attempt"]),
             TimerKind.WFT_TIMEOUT: lambda t: t.time_out_workflow_task(d["scheduled_event_id"], d["started_event_id"], d["timeout_type"]),
             TimerKind.RUN_TIMEOUT: lambda t: t.run_timed_out(),
@@ -445,9 +454,14 @@ class HistoryEngine:
         try:
             if op is None:
                 raise StaleTask(f"unknown timer kind {task.kind}")
-            await self.update(
+            _, t = await self.update(
                 task.namespace_id, task.workflow_id, task.run_id, op, delete_timer_ids=(task.task_id,), fence=fence
             )
+            # A sticky task not taken in time moves to the normal queue: the worker left, no failure.
+            if task.kind == TimerKind.WFT_TIMEOUT and d["timeout_type"] != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START:
+                metrics.record_workflow_task_failure(t.state.namespace, t.state.workflow_type, None)
+            if ended:
+                metrics.record_activity_end(*ended[0], "timed_out")
         except (StaleTask, NotFound):
             await self.store.delete_timer_task(task.task_id, fence)
 
@@ -736,6 +750,19 @@ class HistoryEngine:
 # the limits that terminate it.
 HISTORY_COUNT_WARN = 10 * 1024
 HISTORY_SIZE_WARN = 10 * 1024 * 1024
+
+
+def _activity_timed_out(
+    t: Transition, scheduled_event_id: int, attempt: int, timeout_type: int, ended: list[tuple[str, str, list[HistoryEvent]]]
+) -> None:
+    """``activities.timed_out``, noting in ``ended`` the attempt it ended (counted once committed)."""
+    before = t.state.activities.get(scheduled_event_id)
+    number = before.attempt if before is not None else 0
+    activities.timed_out(t, scheduled_event_id, attempt, timeout_type)  # type: ignore[arg-type]
+    after = t.state.activities.get(scheduled_event_id)
+    ended[:] = []
+    if before is not None and (after is None or after.attempt != number):
+        ended.append((t.state.namespace, before.activity_type, t.events))
 
 
 def _warn_on_history_growth(t: Transition, next_event_id_before: int, size_before: int) -> None:

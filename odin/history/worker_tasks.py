@@ -70,6 +70,8 @@ class WorkerTasks:
         thresholds: ContinueAsNewThresholds = DEFAULT_CONTINUE_AS_NEW,
     ) -> PollWorkflowTaskQueueResponse:
         sticky = task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
+        if not sticky:  # sticky queues are one per worker process: not sampled
+            metrics.saw_queue(namespace_id, namespace, task_queue.name, WORKFLOW)
         deadline = monotonic() + timeout
         while (remaining := deadline - monotonic()) > 0:
             entry = await self.engine.queues.poll(namespace_id, task_queue.name, WORKFLOW, remaining, identity)
@@ -127,9 +129,9 @@ class WorkerTasks:
         )
         s = t.state
         # Measured under the run's normal queue: sticky queues are per worker process.
-        metrics.task_queue_latency_seconds.labels(s.task_queue, "workflow").observe(max(w.started_time - w.scheduled_time, 0.0))
+        metrics.schedule_to_start.get(s.task_queue, "workflow").observe(max(w.started_time - w.scheduled_time, 0.0))
         if not sticky and s.last_completed_wft_started_event_id:
-            metrics.workflow_replay_count.labels(s.namespace, s.workflow_type).inc()
+            metrics.replay_family.get(s.namespace, s.workflow_type).inc()
         first = s.last_completed_wft_started_event_id + 1 if sticky else 1
         events = await self.engine.read_events(s.run_id, first, s.next_event_id)
         response = workflow_task(s, w, events + transient_events(s, w))
@@ -140,7 +142,7 @@ class WorkerTasks:
     def eager_workflow_task(self, t: Transition) -> PollWorkflowTaskQueueResponse:
         """The first workflow task of a run started eagerly (its events are all in ``t``)."""
         s, w = t.state, t.state.wft
-        metrics.task_queue_latency_seconds.labels(s.task_queue, "workflow").observe(0.0)
+        metrics.schedule_to_start.get(s.task_queue, "workflow").observe(0.0)
         return workflow_task(s, w, list(t.events))
 
     async def respond_workflow_task_completed(
@@ -181,7 +183,8 @@ class WorkerTasks:
         eager = []
         for scheduled_event_id in t.eager_activities:
             a = s.activities[scheduled_event_id]
-            metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(0.0)
+            metrics.schedule_to_start.get(a.task_queue, "activity").observe(0.0)
+            metrics.activity_attempts.get(s.namespace, a.activity_type).inc()
             eager.append(activity_task(s, a, scheduled[scheduled_event_id], s.namespace))
         return eager
 
@@ -192,7 +195,8 @@ class WorkerTasks:
             t.check_workflow_task(token)
             t.fail_workflow_task(cause, failure, identity)
 
-        await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        metrics.record_workflow_task_failure(t.state.namespace, t.state.workflow_type, cause)
 
     # -- activity tasks --------------------------------------------------------------------
 
@@ -202,6 +206,7 @@ class WorkerTasks:
         """Wait for an activity task; ``max_per_second`` is the queue's dispatch rate limit the
         worker asks for (Temporal's ``max_task_queue_activities_per_second``), held by matching
         for all the queue's pollers together."""
+        metrics.saw_queue(namespace_id, namespace, queue, ACTIVITY)
         deadline = monotonic() + timeout
         while (remaining := deadline - monotonic()) > 0:
             entry = await self.engine.queues.poll(namespace_id, queue, ACTIVITY, remaining, identity, max_per_second)
@@ -256,7 +261,8 @@ class WorkerTasks:
         a, t = await self._take(
             entry, lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id)
         )
-        metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(max(a.started_time - a.scheduled_time, 0.0))
+        metrics.schedule_to_start.get(a.task_queue, "activity").observe(max(a.started_time - a.scheduled_time, 0.0))
+        metrics.activity_attempts.get(t.state.namespace, a.activity_type).inc()
         [scheduled] = await self.engine.read_events(t.state.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
         return activity_task(t.state, a, scheduled, namespace)
 
@@ -287,16 +293,21 @@ class WorkerTasks:
             )
             return result
         assert isinstance(token, tokens.ActivityTaskToken)
-        attempt: list[tuple[str, int, int]] = []  # (concurrency key, scheduled event id, attempt) before the update
+        # (concurrency key, scheduled event id, attempt, activity type) before the update
+        attempt: list[tuple[str, int, int, str]] = []
 
         def op(t: Transition) -> object:
             a = activities.for_token(t, token)
-            attempt[:] = [(a.concurrency_key, a.scheduled_event_id, a.attempt)]
+            attempt[:] = [(a.concurrency_key, a.scheduled_event_id, a.attempt, a.activity_type)]
             return apply(t, a)
 
         result, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        if attempt:
+            after = t.state.activities.get(attempt[0][1])
+            if after is None or after.attempt != attempt[0][2]:
+                metrics.record_activity_end(t.state.namespace, attempt[0][3], t.events)
         if attempt and attempt[0][0]:
-            key, scheduled_event_id, number = attempt[0]
+            key, scheduled_event_id, number, _ = attempt[0]
             holder = slot_holder(t.state, scheduled_event_id, number)
             after = t.state.activities.get(scheduled_event_id)
             if after is None or after.attempt != number or not after.started:  # the attempt ended
@@ -489,3 +500,4 @@ def _log_size_warnings(t: Transition) -> None:
             "%s of %d bytes in namespace %s, workflow %s, run %s is %s",
             what, size, t.state.namespace, t.state.workflow_id, t.state.run_id, over,
         )
+

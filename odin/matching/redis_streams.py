@@ -67,6 +67,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from odin import metrics
 from odin.clock import Clock, SystemClock, monotonic
 from odin.matching import (
     DEFAULT_PRIORITY,
@@ -468,6 +469,8 @@ class RedisTaskQueues:
         blocking: dict[str, int] = {}
         try:
             entry = await self._poll(conn, keys, consumer, identity, deadline, blocking, max_per_second or 0)
+            # A task that came while the poll blocked is a sync match; one the first take found, backlog.
+            metrics.count_poll(task_type, entry, sync=entry is not None and entry.receipt.split(":", 3)[2] == "*")
         except BaseException:
             client_id, token = blocking.get("client_id"), "token" in blocking
             await asyncio.shield(self._spawn(self._abandon(conn, client_id, keys, consumer, identity, token)))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +29,7 @@ from sqlalchemy.pool import StaticPool
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
-from odin import tracing
+from odin import metrics, tracing
 from odin.errors import AlreadyExists, ConcurrentUpdate, ResourceExhausted, ScheduleConflict, ShardOwnershipLost
 from odin.persistence import tables as t
 
@@ -329,6 +331,7 @@ class ExecutionStore(Protocol):
     async def closed_runs_before(self, namespace_id: str, closed_before: datetime, limit: int) -> list[tuple[str, str]]: ...
     async def delete_transfer_task(self, task_id: str) -> None: ...
     async def due_timer_tasks(self, now: datetime, limit: int, shard_ids: list[int] | None = None) -> list[OutboxTask]: ...
+    async def outbox_stats(self, now: datetime, shard_ids: list[int] | None) -> dict[str, tuple[int, float]]: ...
     async def get_timer_task(self, task_id: str) -> OutboxTask | None: ...
     async def next_timer_time(self) -> datetime | None: ...
     async def delete_timer_task(self, task_id: str, fence: tuple[int, int] | None = None) -> None: ...
@@ -405,6 +408,9 @@ class Database:
         tracing.instrument_engine(self.engine)
         if self.is_mysql:
             tracing.instrument_engine(self.reader)
+        metrics.watch_pool("sql", self.engine.pool)
+        if self.is_mysql:
+            metrics.watch_pool("sql", self.reader.pool)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")
 
     async def run(self, fn: Callable[..., R], *args: Any) -> R:
@@ -438,12 +444,16 @@ def _retry_dead_connection(call: Callable[[], R]) -> R:
                 lock_retries += 1
                 continue
             raise
+    metrics.persistence_retries.get("dead_connection").inc()
     return call()
 
 
 def _mysql_error_code(exc: sa.exc.DBAPIError) -> int | None:
     args = getattr(exc.orig, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
+
+
+_COMMIT_METRICS = metrics.persistence_call("commit")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -504,7 +514,17 @@ class SqlExecutionStore:
             with self._reader.connect() as conn:
                 return fn(conn)
 
-        return await self.db.run(_retry_dead_connection, call)
+        # Counted under the store method that called (a frame lookup, no formatting).
+        requests, errors, latency = metrics.persistence_call(sys._getframe(1).f_code.co_name)
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            return await self.db.run(_retry_dead_connection, call)
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     async def _write(self, fn: Callable[[sa.Connection], R]) -> R:
         """Run ``fn`` in one transaction."""
@@ -513,7 +533,18 @@ class SqlExecutionStore:
             with self.engine.begin() as conn:
                 return fn(conn)
 
-        return await self.db.run(_retry_dead_connection, call)
+        requests, errors, latency = metrics.persistence_call(sys._getframe(1).f_code.co_name)
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            return await self.db.run(_retry_dead_connection, call)
+        except ConcurrentUpdate:
+            raise  # a lost compare-and-swap: persistence_cas_conflicts, not an error of the store
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     # -- cluster and namespaces ------------------------------------------------------------
 
@@ -624,7 +655,18 @@ class SqlExecutionStore:
         self._pending.append((batch, done))
         if self._in_flight < self._max_groups:
             self._start_group()
-        await done
+        requests, errors, latency = _COMMIT_METRICS
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            await done
+        except ConcurrentUpdate:
+            raise  # a lost compare-and-swap: persistence_cas_conflicts, not an error of the store
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     def _start_group(self) -> None:
         group, self._pending = self._pending, []
@@ -655,11 +697,13 @@ class SqlExecutionStore:
     def _commit_group(self, batches: list[Batch]) -> list[BaseException | None]:
         """Commit the batches in one transaction or, if that fails, each in its own (runs in the
         database thread). Returns each batch's error, or None."""
+        metrics.commit_group_size.get().observe(len(batches))
         if len(batches) > 1:
             try:
                 _retry_dead_connection(lambda: self._commit_together(batches))
                 return [None] * len(batches)
             except Exception:
+                metrics.persistence_retries.get("group_split").inc()
                 pass  # rolled back: each batch now finds out for itself
         outcomes: list[BaseException | None] = []
         for batch in batches:
@@ -925,6 +969,26 @@ class SqlExecutionStore:
             query = query.where(c.shard_id.in_(shard_ids))
         rows = await self._read(lambda conn: conn.execute(query).all())
         return [_outbox(r) for r in rows]
+
+    async def outbox_stats(self, now: datetime, shard_ids: list[int] | None) -> dict[str, tuple[int, float]]:
+        """For the metrics: per outbox queue of these shards (None: all), (rows, seconds): ``transfer``
+        rows and the age of the oldest; ``timer_due`` rows due by ``now`` and how overdue the oldest is."""
+        tr, tm = t.transfer_tasks.c, t.timer_tasks.c
+        transfers = sa.select(sa.func.count(), sa.func.min(tr.created_at))
+        timers = sa.select(sa.func.count(), sa.func.min(tm.fire_at)).where(tm.fire_at <= now)
+        if shard_ids is not None:
+            transfers = transfers.where(tr.shard_id.in_(shard_ids))
+            timers = timers.where(tm.shard_id.in_(shard_ids))
+
+        def run(conn: sa.Connection) -> dict[str, tuple[int, float]]:
+            out = {}
+            for queue, query in (("transfer", transfers), ("timer_due", timers)):
+                count, oldest = conn.execute(query).one()
+                age = (now - (oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC))).total_seconds() if oldest else 0.0
+                out[queue] = (int(count), max(age, 0.0))
+            return out
+
+        return await self._read(run)
 
     async def get_timer_task(self, task_id: str) -> OutboxTask | None:
         query = sa.select(t.timer_tasks).where(t.timer_tasks.c.task_id == task_id)

@@ -80,8 +80,12 @@ def test_server_refuses_an_unmigrated_database(tmp_path):
 
 async def test_timers_fire_through_celery(cluster):
     _, port = cluster.start_server()
+    worker_metrics, beat_metrics = free_port(), free_port()
+    cluster.env["ODIN_METRICS_PORT"] = str(worker_metrics)
     worker = cluster.start_worker()
+    cluster.env["ODIN_METRICS_PORT"] = str(beat_metrics)
     cluster.start_beat()
+    cluster.env.pop("ODIN_METRICS_PORT")
     client = await Client.connect(f"127.0.0.1:{port}")
     queue = f"nap-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[Nap]):
@@ -91,6 +95,17 @@ async def test_timers_fire_through_celery(cluster):
         )
     assert results == ["rested"] * 5
     assert "odin.fire_timer" in worker.output()
+    # The worker's metrics port: its Celery jobs, the timers it fired and how late, its shard leases.
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker_metrics}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert _sample(text, 'celery_jobs_total{job="odin.fire_timer",outcome="succeeded"}') >= 5, text
+    assert _sample(text, 'celery_job_latency_seconds_count{job="odin.sweep_timers"}') >= 1, text
+    assert _sample(text, 'timer_lag_seconds_count{kind="user_timer"}') >= 5, text
+    assert _sample(text, 'shard_lease_changes_total{change="acquired"}') == 16, text
+    assert _sample(text, 'redis_requests_total{command="EVALSHA"}') >= 1, text
+    # Beat serves its own (it runs no Odin work: the families are there, without samples).
+    with urllib.request.urlopen(f"http://127.0.0.1:{beat_metrics}/metrics", timeout=5) as r:
+        assert "# TYPE celery_jobs_total counter" in r.read().decode()
 
 
 async def test_a_schedule_through_two_celery_workers_survives_a_redis_flush_and_a_killed_worker(cluster):
@@ -507,3 +522,11 @@ async def test_standalone_activity_retries_and_timeouts_through_celery(cluster):
         await asyncio.wait_for(nobody.result(), 60)
     assert str(timed_out.value.cause) == "activity ScheduleToStart timeout"
     assert "odin.fire_timer" in worker.output()
+
+
+def _sample(text: str, series: str) -> float:
+    """The value of one series of the exposition text (0 if absent)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
