@@ -321,7 +321,8 @@ async def test_batches_committed_together_each_get_their_own_outcome(store, engi
     existing.advance(lambda t: t.signal("x", None, "c", None, ""))
     fresh = [Run(f"wf-{i}") for i in range(12)]
     stale = Batch(workflows=[existing.update_write(7)], transfer_tasks=[existing.task(created=2)])  # wrong version
-    duplicate = Run("wf-3").create_batch()  # the id is also started by fresh[3]: its pointer insert clashes
+    # A second start of an id already started (before, so no race decides which start wins): its pointer insert clashes.
+    duplicate = Run("wf-existing").create_batch()
     calls = [store.commit(r.create_batch([r.task()])) for r in fresh[:6]]
     calls += [store.commit(stale), store.commit(duplicate)]
     calls += [store.commit(r.create_batch([r.task()])) for r in fresh[6:]]
@@ -410,15 +411,27 @@ def _events(n: int, first: int = 1) -> list[HistoryEvent]:
     ]
 
 
-async def test_a_writes_events_go_in_one_statement(store, engine):
+async def test_a_writes_events_go_in_one_statement(store, engine, monkeypatch):
     """The events of one run's write are one INSERT statement. On PostgreSQL it is a multi-row
-    INSERT, not an executemany (which psycopg would send as one statement per row)."""
+    INSERT sent straight on the psycopg connection, not an executemany (which psycopg would send
+    as one statement per row)."""
     statements = []
 
     def seen(conn, cursor, statement, parameters, context, executemany):
         if statement.startswith("INSERT INTO history_events"):
             statements.append(statement)
 
+    if not engine.is_sqlite:
+        # A spy on psycopg's cursor: every statement still runs.
+        import psycopg
+
+        execute = psycopg.Cursor.execute
+
+        def spy(self, query, params=None, **kwargs):
+            seen(None, self, str(query), params, None, False)
+            return execute(self, query, params, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", spy)
     sa.event.listen(engine.engine, "before_cursor_execute", seen)
     try:
         run = Run("wf-1")
@@ -427,7 +440,8 @@ async def test_a_writes_events_go_in_one_statement(store, engine):
         sa.event.remove(engine.engine, "before_cursor_execute", seen)
     assert len(statements) == 1
     if not engine.is_sqlite:
-        assert statements[0].count("%(event_id__") == 7  # one statement, seven rows
+        assert statements[0].count("(%s, %s, %s, %s, %s)") == 7  # one statement, seven rows
+    assert [e.event_id for e in await store.read_events(run.run_id, 1, 8)] == list(range(1, 8))
     assert [e.event_id for e in await store.read_events(run.run_id, 1, 100)] == list(range(1, 8))
 
 
@@ -737,3 +751,36 @@ async def test_batch_jobs_one_at_a_time_unique_ids_leases_and_stop(store):
     # Jobs that ended before a cutoff are forgotten; running ones never.
     assert await store.delete_batch_operations_closed_before(NS, T0 + lease * 10) == 1
     assert [j.job_id for j in await store.list_batch_operations(NS, None, 10)] == ["b"]
+
+
+async def test_a_commit_on_a_dropped_postgres_connection_is_retried_on_a_fresh_one():
+    """PostgreSQL writes run straight on the psycopg connection: when the server has dropped the
+    pooled connections (a restart, a terminated backend), the commit is retried once on a fresh
+    one and lands exactly once; the retry of a commit that had landed meets the CAS."""
+    import psycopg
+
+    from tests.support.services import POSTGRES_ADMIN_URL
+
+    with throwaway_postgres_database() as url:
+        db = open_database(url)
+        try:
+            await migrate.upgrade(db)
+            store = SqlExecutionStore(db)
+            run = Run("wf-dropped")
+            await store.commit(run.create_batch([run.task()]))
+            dbname = db.engine.url.database
+            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+                dropped = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (dbname,)
+                ).fetchone()[0]
+            assert dropped > 0
+            run.advance(lambda t: t.signal("one", None, "client", None, ""))
+            await store.commit(Batch(workflows=[run.update_write(1)], delete_transfer_ids=[]))
+            record = await store.get_execution(NS, "wf-dropped", run.run_id)
+            assert record.db_version == 2 and record.next_event_id == run.state.next_event_id
+            events = await store.read_events(run.run_id, 1, record.next_event_id)
+            assert [e.event_id for e in events] == list(range(1, record.next_event_id))
+            with pytest.raises(ConcurrentUpdate):  # the same change again: the CAS refuses it
+                await store.commit(Batch(workflows=[run.update_write(1)]))
+        finally:
+            await db.dispose()
