@@ -109,6 +109,21 @@ _PG_DELETE_TRANSFERS = "DELETE FROM transfer_tasks WHERE task_id = ANY(%s)"
 _PG_DELETE_TIMERS = "DELETE FROM timer_tasks WHERE task_id = ANY(%s)"
 _PG_DELETE_RUN_TRANSFERS = "DELETE FROM transfer_tasks WHERE run_id = %s"
 _PG_DELETE_RUN_TIMERS = "DELETE FROM timer_tasks WHERE run_id = %s"
+_PG_CURRENT_COLUMNS = ("namespace_id", "workflow_id", "run_id", "first_execution_run_id", "create_request_id", "status")
+_PG_MOVE_CURRENT = (
+    "UPDATE current_executions SET run_id = %s, first_execution_run_id = %s, create_request_id = %s, status = %s"
+    " WHERE namespace_id = %s AND workflow_id = %s AND run_id = %s"
+)
+_PG_GET_CURRENT = f"SELECT {', '.join(_PG_CURRENT_COLUMNS)} FROM current_executions WHERE namespace_id = %s AND workflow_id = %s"
+_PG_GET_EXECUTION = (
+    f"SELECT {', '.join(_PG_EXECUTION_COLUMNS)} FROM workflow_executions"
+    " WHERE namespace_id = %s AND workflow_id = %s AND run_id = %s"
+)
+_PG_UPDATE_VISIBILITY = (
+    "UPDATE visibility_records SET " + ", ".join(f"{name} = %s" for name in _VISIBILITY_COLUMNS)
+    + " WHERE namespace_id = %s AND run_id = %s"
+)
+_VISIBILITY_TIMES = frozenset(c.name for c in t.visibility_records.columns if isinstance(c.type, t.UtcDateTime))
 
 
 @functools.lru_cache(maxsize=256)
@@ -122,12 +137,21 @@ def _pg_execute(conn: sa.Connection, sql: str, params: Any) -> int:
     """Run ``sql`` on the psycopg connection under ``conn`` (inside its transaction); returns the
     row count. A duplicate key is a ``ConcurrentUpdate``, as through SQLAlchemy; a dead connection
     is invalidated and raised as SQLAlchemy would, so ``_retry_dead_connection`` retries."""
+    return _pg_run(conn, sql, params, lambda cur: cur.rowcount)
+
+
+def _pg_fetchone(conn: sa.Connection, sql: str, params: Any) -> tuple | None:
+    """``_pg_execute`` for a query: its first row."""
+    return _pg_run(conn, sql, params, lambda cur: cur.fetchone())
+
+
+def _pg_run(conn: sa.Connection, sql: str, params: Any, outcome: Callable[[psycopg.Cursor], R]) -> R:
     raw = conn.connection.driver_connection
     assert raw is not None  # a checked-out connection
     try:
         with raw.cursor() as cur:
             cur.execute(sql, params)
-            return cur.rowcount
+            return outcome(cur)
     except psycopg.IntegrityError as exc:
         raise ConcurrentUpdate(str(exc)) from exc
     except psycopg.Error as exc:
@@ -142,6 +166,20 @@ def _pg_execute(conn: sa.Connection, sql: str, params: Any) -> int:
 def _naive_utc(value: datetime) -> datetime:
     """What ``UtcDateTime`` stores: naive UTC."""
     return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _pg_write_visibility(conn: sa.Connection, r: ExecutionRecord, visibility: dict, new: bool) -> bool:
+    """Update (unless ``new``) or else insert a run's visibility row on PostgreSQL; returns
+    whether the row existed."""
+    values = [
+        _naive_utc(visibility[name]) if name in _VISIBILITY_TIMES and visibility[name] is not None else visibility[name]
+        for name in _VISIBILITY_COLUMNS
+    ]
+    if not new and _pg_execute(conn, _PG_UPDATE_VISIBILITY, (*values, r.namespace_id, r.run_id)) != 0:
+        return True
+    sql = _pg_insert("visibility_records", ("namespace_id", "run_id", *_VISIBILITY_COLUMNS), 1)
+    _pg_execute(conn, sql, (r.namespace_id, r.run_id, *values))
+    return False
 
 
 def _pg_outbox_rows(tasks: list[OutboxTask], timers: bool) -> list:
@@ -538,11 +576,18 @@ class SqlExecutionStore:
     # -- executions ------------------------------------------------------------------------
 
     async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentExecution | None:
+        if not self.is_sqlite:
+            found = await self._read(lambda conn: _pg_fetchone(conn, _PG_GET_CURRENT, (namespace_id, workflow_id)))
+            return CurrentExecution(*found) if found else None
         params = {"ns": namespace_id, "wf": workflow_id}
         row = await self._read(lambda conn: conn.execute(_GET_CURRENT, params).first())
         return CurrentExecution(**row._mapping) if row else None
 
     async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRecord | None:
+        if not self.is_sqlite:
+            key = (namespace_id, workflow_id, run_id)
+            found = await self._read(lambda conn: _pg_fetchone(conn, _PG_GET_EXECUTION, key))
+            return ExecutionRecord(*found) if found else None
         params = {"ns": namespace_id, "wf": workflow_id, "run": run_id}
         row = await self._read(lambda conn: conn.execute(_GET_EXECUTION, params).first())
         return ExecutionRecord(**row._mapping) if row else None
@@ -717,10 +762,12 @@ class SqlExecutionStore:
         """Insert (a new run) or replace the visibility row and its typed search-attribute values."""
         r = w.record
         exists = False
-        if not new:
+        if conn.dialect.name != "sqlite":
+            exists = _pg_write_visibility(conn, r, w.visibility or {}, new)
+        elif not new:
             params = {f"v_{name}": w.visibility[name] for name in _VISIBILITY_COLUMNS}
             exists = conn.execute(_UPDATE_VISIBILITY, {"key_ns": r.namespace_id, "key_run": r.run_id, **params}).rowcount != 0
-        if not exists:
+        if not exists and conn.dialect.name == "sqlite":
             conn.execute(_INSERT_VISIBILITY, {"namespace_id": r.namespace_id, "run_id": r.run_id, **w.visibility})
         if exists and w.had_search_values:
             conn.execute(_DELETE_SEARCH_VALUES, {"ns": r.namespace_id, "run": r.run_id})
@@ -745,6 +792,15 @@ class SqlExecutionStore:
 
     def _write_current(self, conn: sa.Connection, cw: CurrentWrite) -> None:
         r = cw.record
+        if not self.is_sqlite:
+            if cw.expected_run_id is None:
+                sql = _pg_insert("current_executions", _PG_CURRENT_COLUMNS, 1)
+                _pg_execute(conn, sql, (r.namespace_id, r.workflow_id, r.run_id, r.first_execution_run_id, r.create_request_id, r.status))
+                return
+            move = (r.run_id, r.first_execution_run_id, r.create_request_id, r.status, r.namespace_id, r.workflow_id, cw.expected_run_id)
+            if _pg_execute(conn, _PG_MOVE_CURRENT, move) != 1:
+                raise ConcurrentUpdate(f"current run of {r.workflow_id} changed concurrently")
+            return
         if cw.expected_run_id is None:
             conn.execute(_INSERT_CURRENT, dict(r.__dict__))
             return
