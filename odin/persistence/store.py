@@ -13,6 +13,7 @@ thread, which is also its single writer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 import time
@@ -21,8 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
@@ -106,6 +108,100 @@ _DELETE_TRANSFER = t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id ==
 # Timer rows that belong to a namespace rather than to a run (deleted with the namespace).
 _NAMESPACE_TIMER_KINDS = ("schedule", "standalone_activity_timeout", "standalone_activity_retry")
 _DELETE_TIMER = t.timer_tasks.delete().where(t.timer_tasks.c.task_id == sa.bindparam("id"))
+
+# PostgreSQL: the statements of every workflow change, as plain SQL run on the psycopg connection
+# under SQLAlchemy's (the same transaction). SQLAlchemy's own work per statement (execution
+# context, parameter processing, result set-up) cost more CPU than the statement's round trip.
+_PG_CAS_EXECUTION = (
+    "UPDATE workflow_executions SET status = %s, next_event_id = %s, db_version = %s, state = %s"
+    " WHERE namespace_id = %s AND workflow_id = %s AND run_id = %s AND db_version = %s"
+)
+_PG_EXECUTION_COLUMNS = ("namespace_id", "workflow_id", "run_id", "shard_id", "status", "next_event_id", "db_version", "state")
+_PG_EVENT_COLUMNS = ("run_id", "event_id", "namespace_id", "event_type", "data")
+_PG_OUTBOX_COLUMNS = ("task_id", "shard_id", "namespace_id", "workflow_id", "run_id", "kind", "data")
+_PG_DELETE_TRANSFERS = "DELETE FROM transfer_tasks WHERE task_id = ANY(%s)"
+_PG_DELETE_TIMERS = "DELETE FROM timer_tasks WHERE task_id = ANY(%s)"
+_PG_DELETE_RUN_TRANSFERS = "DELETE FROM transfer_tasks WHERE run_id = %s"
+_PG_DELETE_RUN_TIMERS = "DELETE FROM timer_tasks WHERE run_id = %s"
+_PG_CURRENT_COLUMNS = ("namespace_id", "workflow_id", "run_id", "first_execution_run_id", "create_request_id", "status")
+_PG_MOVE_CURRENT = (
+    "UPDATE current_executions SET run_id = %s, first_execution_run_id = %s, create_request_id = %s, status = %s"
+    " WHERE namespace_id = %s AND workflow_id = %s AND run_id = %s"
+)
+_PG_GET_CURRENT = f"SELECT {', '.join(_PG_CURRENT_COLUMNS)} FROM current_executions WHERE namespace_id = %s AND workflow_id = %s"
+_PG_GET_EXECUTION = (
+    f"SELECT {', '.join(_PG_EXECUTION_COLUMNS)} FROM workflow_executions"
+    " WHERE namespace_id = %s AND workflow_id = %s AND run_id = %s"
+)
+_PG_UPDATE_VISIBILITY = (
+    "UPDATE visibility_records SET " + ", ".join(f"{name} = %s" for name in _VISIBILITY_COLUMNS)
+    + " WHERE namespace_id = %s AND run_id = %s"
+)
+_VISIBILITY_TIMES = frozenset(c.name for c in t.visibility_records.columns if isinstance(c.type, t.UtcDateTime))
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
+    """A multi-row INSERT of ``rows`` rows (one statement, one round trip)."""
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
+
+
+def _pg_execute(conn: sa.Connection, sql: str, params: Any) -> int:
+    """Run ``sql`` on the psycopg connection under ``conn`` (inside its transaction); returns the
+    row count. A duplicate key is a ``ConcurrentUpdate``, as through SQLAlchemy; a dead connection
+    is invalidated and raised as SQLAlchemy would, so ``_retry_dead_connection`` retries."""
+    return _pg_run(conn, sql, params, lambda cur: cur.rowcount)
+
+
+def _pg_fetchone(conn: sa.Connection, sql: str, params: Any) -> tuple | None:
+    """``_pg_execute`` for a query: its first row."""
+    return _pg_run(conn, sql, params, lambda cur: cur.fetchone())
+
+
+def _pg_run(conn: sa.Connection, sql: str, params: Any, outcome: Callable[[psycopg.Cursor], R]) -> R:
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a checked-out connection
+    try:
+        with raw.cursor() as cur:
+            cur.execute(sql, params)
+            return outcome(cur)
+    except psycopg.IntegrityError as exc:
+        raise ConcurrentUpdate(str(exc)) from exc
+    except psycopg.Error as exc:
+        # What SQLAlchemy does with a driver error: a lost connection is invalidated (the pool
+        # then discards it), and the error is raised as SQLAlchemy's.
+        invalidated = conn.dialect.is_disconnect(cast(Any, exc), raw, None)
+        if invalidated:
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=invalidated) from exc
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """What ``UtcDateTime`` stores: naive UTC."""
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _pg_write_visibility(conn: sa.Connection, r: ExecutionRecord, visibility: dict, new: bool) -> bool:
+    """Update (unless ``new``) or else insert a run's visibility row on PostgreSQL; returns
+    whether the row existed."""
+    values = [
+        _naive_utc(visibility[name]) if name in _VISIBILITY_TIMES and visibility[name] is not None else visibility[name]
+        for name in _VISIBILITY_COLUMNS
+    ]
+    if not new and _pg_execute(conn, _PG_UPDATE_VISIBILITY, (*values, r.namespace_id, r.run_id)) != 0:
+        return True
+    sql = _pg_insert("visibility_records", ("namespace_id", "run_id", *_VISIBILITY_COLUMNS), 1)
+    _pg_execute(conn, sql, (r.namespace_id, r.run_id, *values))
+    return False
+
+
+def _pg_outbox_rows(tasks: list[OutboxTask], timers: bool) -> list:
+    params: list = []
+    for x in tasks:
+        params += (x.task_id, x.shard_id, x.namespace_id, x.workflow_id, x.run_id, str(x.kind), json.dumps(x.data))
+        params.append(_naive_utc(x.fire_at if timers else x.created_at))  # type: ignore[arg-type]
+    return params
 
 
 @dataclass
@@ -396,6 +492,7 @@ class Database:
             threads = POSTGRES_THREADS
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_mysql = self.engine.dialect.name in t.MYSQL_DIALECTS
+        self.is_postgres = self.engine.dialect.name == "postgresql"
         # Reads need no transaction. psycopg switches a connection to autocommit without a round
         # trip; PyMySQL's switch is a statement each way, so MySQL reads get a pool of their own
         # whose connections stay in autocommit (nothing to roll back when one is returned).
@@ -476,6 +573,7 @@ class SqlExecutionStore:
         self._reader = db.reader
         self.is_sqlite = db.is_sqlite
         self.is_mysql = db.is_mysql
+        self.is_postgres = db.is_postgres
         # Group commits: batches waiting for a transaction, and how many group transactions may
         # run at once (SQLite has one writer; a database server overlaps a few so none waits on another).
         self._pending: list[tuple[Batch, asyncio.Future]] = []
@@ -628,11 +726,18 @@ class SqlExecutionStore:
     # -- executions ------------------------------------------------------------------------
 
     async def get_current(self, namespace_id: str, workflow_id: str) -> CurrentExecution | None:
+        if self.is_postgres:
+            found = await self._read(lambda conn: _pg_fetchone(conn, _PG_GET_CURRENT, (namespace_id, workflow_id)))
+            return CurrentExecution(*found) if found else None
         params = {"ns": namespace_id, "wf": workflow_id}
         row = await self._read(lambda conn: conn.execute(_GET_CURRENT, params).first())
         return CurrentExecution(**row._mapping) if row else None
 
     async def get_execution(self, namespace_id: str, workflow_id: str, run_id: str) -> ExecutionRecord | None:
+        if self.is_postgres:
+            key = (namespace_id, workflow_id, run_id)
+            found = await self._read(lambda conn: _pg_fetchone(conn, _PG_GET_EXECUTION, key))
+            return ExecutionRecord(*found) if found else None
         params = {"ns": namespace_id, "wf": workflow_id, "run": run_id}
         row = await self._read(lambda conn: conn.execute(_GET_EXECUTION, params).first())
         return ExecutionRecord(**row._mapping) if row else None
@@ -736,6 +841,9 @@ class SqlExecutionStore:
             self._write_workflow(conn, w)
         for cw in batch.current:
             self._write_current(conn, cw)
+        if self.is_postgres:
+            self._commit_outbox_pg(conn, batch)
+            return
         if batch.delete_transfer_ids:
             conn.execute(_DELETE_TRANSFER, [{"id": i} for i in batch.delete_transfer_ids])
         if batch.delete_timer_ids:
@@ -753,36 +861,72 @@ class SqlExecutionStore:
         if batch.timer_tasks:
             conn.execute(_INSERT_TIMER, [_timer_row(x) for x in batch.timer_tasks])
 
+    @staticmethod
+    def _commit_outbox_pg(conn: sa.Connection, batch: Batch) -> None:
+        """``_commit``'s outbox deletes and inserts on PostgreSQL, in the same order."""
+        if batch.delete_transfer_ids:
+            _pg_execute(conn, _PG_DELETE_TRANSFERS, (list(batch.delete_transfer_ids),))
+        if batch.delete_timer_ids:
+            _pg_execute(conn, _PG_DELETE_TIMERS, (list(batch.delete_timer_ids),))
+        for w in batch.workflows:
+            if w.closed:
+                _pg_execute(conn, _PG_DELETE_RUN_TRANSFERS, (w.record.run_id,))
+                _pg_execute(conn, _PG_DELETE_RUN_TIMERS, (w.record.run_id,))
+        for aw in batch.activities:
+            if aw.closed_run_id:
+                _pg_execute(conn, _PG_DELETE_RUN_TRANSFERS, (aw.closed_run_id,))
+                _pg_execute(conn, _PG_DELETE_RUN_TIMERS, (aw.closed_run_id,))
+        if batch.transfer_tasks:
+            sql = _pg_insert("transfer_tasks", (*_PG_OUTBOX_COLUMNS, "created_at"), len(batch.transfer_tasks))
+            _pg_execute(conn, sql, _pg_outbox_rows(batch.transfer_tasks, timers=False))
+        if batch.timer_tasks:
+            sql = _pg_insert("timer_tasks", (*_PG_OUTBOX_COLUMNS, "fire_at"), len(batch.timer_tasks))
+            _pg_execute(conn, sql, _pg_outbox_rows(batch.timer_tasks, timers=True))
+
     def _write_workflow(self, conn: sa.Connection, w: WorkflowWrite) -> None:
         r = w.record
-        values = {"status": r.status, "next_event_id": r.next_event_id, "db_version": r.db_version, "state": r.state}
         new = w.expected_db_version is None
-        if new:
-            conn.execute(
-                _INSERT_EXECUTION,
-                {"namespace_id": r.namespace_id, "workflow_id": r.workflow_id, "run_id": r.run_id, "shard_id": r.shard_id, **values},
-            )
+        if self.is_postgres:
+            if new:
+                sql = _pg_insert("workflow_executions", _PG_EXECUTION_COLUMNS, 1)
+                _pg_execute(conn, sql, (r.namespace_id, r.workflow_id, r.run_id, r.shard_id, r.status, r.next_event_id, r.db_version, r.state))
+            else:
+                cas = (r.status, r.next_event_id, r.db_version, r.state, r.namespace_id, r.workflow_id, r.run_id, w.expected_db_version)
+                if _pg_execute(conn, _PG_CAS_EXECUTION, cas) != 1:
+                    raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
+            if w.events:
+                params: list = []
+                for e in w.events:
+                    params += (r.run_id, e.event_id, r.namespace_id, e.event_type, e.SerializeToString())
+                _pg_execute(conn, _pg_insert("history_events", _PG_EVENT_COLUMNS, len(w.events)), params)
         else:
-            result = conn.execute(
-                _CAS_EXECUTION,
-                {"ns": r.namespace_id, "wf": r.workflow_id, "run": r.run_id, "expected": w.expected_db_version, **values},
-            )
-            if result.rowcount != 1:
-                raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
-        if w.events:
-            conn.execute(
-                _INSERT_EVENTS,
-                [
-                    {
-                        "run_id": r.run_id,
-                        "event_id": e.event_id,
-                        "namespace_id": r.namespace_id,
-                        "event_type": e.event_type,
-                        "data": e.SerializeToString(),
-                    }
-                    for e in w.events
-                ],
-            )
+            values = {"status": r.status, "next_event_id": r.next_event_id, "db_version": r.db_version, "state": r.state}
+            if new:
+                conn.execute(
+                    _INSERT_EXECUTION,
+                    {"namespace_id": r.namespace_id, "workflow_id": r.workflow_id, "run_id": r.run_id, "shard_id": r.shard_id, **values},
+                )
+            else:
+                result = conn.execute(
+                    _CAS_EXECUTION,
+                    {"ns": r.namespace_id, "wf": r.workflow_id, "run": r.run_id, "expected": w.expected_db_version, **values},
+                )
+                if result.rowcount != 1:
+                    raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
+            if w.events:
+                conn.execute(
+                    _INSERT_EVENTS,
+                    [
+                        {
+                            "run_id": r.run_id,
+                            "event_id": e.event_id,
+                            "namespace_id": r.namespace_id,
+                            "event_type": e.event_type,
+                            "data": e.SerializeToString(),
+                        }
+                        for e in w.events
+                    ],
+                )
         if w.visibility is not None:
             self._write_visibility(conn, w, new)
 
@@ -791,10 +935,12 @@ class SqlExecutionStore:
         """Insert (a new run) or replace the visibility row and its typed search-attribute values."""
         r = w.record
         exists = False
-        if not new:
+        if conn.dialect.name == "postgresql":
+            exists = _pg_write_visibility(conn, r, w.visibility or {}, new)
+        elif not new:
             params = {f"v_{name}": w.visibility[name] for name in _VISIBILITY_COLUMNS}
             exists = conn.execute(_UPDATE_VISIBILITY, {"key_ns": r.namespace_id, "key_run": r.run_id, **params}).rowcount != 0
-        if not exists:
+        if not exists and conn.dialect.name != "postgresql":
             conn.execute(_INSERT_VISIBILITY, {"namespace_id": r.namespace_id, "run_id": r.run_id, **w.visibility})
         if exists and w.had_search_values:
             conn.execute(_DELETE_SEARCH_VALUES, {"ns": r.namespace_id, "run": r.run_id})
@@ -819,6 +965,15 @@ class SqlExecutionStore:
 
     def _write_current(self, conn: sa.Connection, cw: CurrentWrite) -> None:
         r = cw.record
+        if self.is_postgres:
+            if cw.expected_run_id is None:
+                sql = _pg_insert("current_executions", _PG_CURRENT_COLUMNS, 1)
+                _pg_execute(conn, sql, (r.namespace_id, r.workflow_id, r.run_id, r.first_execution_run_id, r.create_request_id, r.status))
+                return
+            move = (r.run_id, r.first_execution_run_id, r.create_request_id, r.status, r.namespace_id, r.workflow_id, cw.expected_run_id)
+            if _pg_execute(conn, _PG_MOVE_CURRENT, move) != 1:
+                raise ConcurrentUpdate(f"current run of {r.workflow_id} changed concurrently")
+            return
         if cw.expected_run_id is None:
             conn.execute(_INSERT_CURRENT, dict(r.__dict__))
             return

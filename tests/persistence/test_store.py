@@ -464,15 +464,27 @@ def _events(n: int, first: int = 1) -> list[HistoryEvent]:
     ]
 
 
-async def test_a_writes_events_go_in_one_statement(store, engine):
+async def test_a_writes_events_go_in_one_statement(store, engine, monkeypatch):
     """The events of one run's write are one INSERT statement. On PostgreSQL it is a multi-row
-    INSERT, not an executemany (which psycopg would send as one statement per row)."""
+    INSERT sent straight on the psycopg connection, not an executemany (which psycopg would send
+    as one statement per row)."""
     statements = []
 
     def seen(conn, cursor, statement, parameters, context, executemany):
         if statement.startswith("INSERT INTO history_events"):
             statements.append(statement)
 
+    if not engine.is_sqlite:
+        # A spy on psycopg's cursor: every statement still runs.
+        import psycopg
+
+        execute = psycopg.Cursor.execute
+
+        def spy(self, query, params=None, **kwargs):
+            seen(None, self, str(query), params, None, False)
+            return execute(self, query, params, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", spy)
     sa.event.listen(engine.engine, "before_cursor_execute", seen)
     try:
         run = Run("wf-1")
@@ -481,7 +493,8 @@ async def test_a_writes_events_go_in_one_statement(store, engine):
         sa.event.remove(engine.engine, "before_cursor_execute", seen)
     assert len(statements) == 1
     if not engine.is_sqlite:
-        assert statements[0].count("%(event_id__") == 7  # one statement, seven rows
+        assert statements[0].count("(%s, %s, %s, %s, %s)") == 7  # one statement, seven rows
+    assert [e.event_id for e in await store.read_events(run.run_id, 1, 8)] == list(range(1, 8))
     assert [e.event_id for e in await store.read_events(run.run_id, 1, 100)] == list(range(1, 8))
 
 
@@ -996,3 +1009,36 @@ async def test_worker_deployment_rows_change_by_compare_and_swap(store):
         await store.delete_worker_deployment(ns, "shop", 1)
     await store.delete_worker_deployment(ns, "shop", 2)
     assert await store.get_worker_deployment(ns, "shop") is None
+
+
+async def test_a_commit_on_a_dropped_postgres_connection_is_retried_on_a_fresh_one():
+    """PostgreSQL writes run straight on the psycopg connection: when the server has dropped the
+    pooled connections (a restart, a terminated backend), the commit is retried once on a fresh
+    one and lands exactly once; the retry of a commit that had landed meets the CAS."""
+    import psycopg
+
+    from tests.support.services import POSTGRES_ADMIN_URL
+
+    with throwaway_postgres_database() as url:
+        db = open_database(url)
+        try:
+            await migrate.upgrade(db)
+            store = SqlExecutionStore(db)
+            run = Run("wf-dropped")
+            await store.commit(run.create_batch([run.task()]))
+            dbname = db.engine.url.database
+            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+                dropped = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (dbname,)
+                ).fetchone()[0]
+            assert dropped > 0
+            run.advance(lambda t: t.signal("one", None, "client", None, ""))
+            await store.commit(Batch(workflows=[run.update_write(1)], delete_transfer_ids=[]))
+            record = await store.get_execution(NS, "wf-dropped", run.run_id)
+            assert record.db_version == 2 and record.next_event_id == run.state.next_event_id
+            events = await store.read_events(run.run_id, 1, record.next_event_id)
+            assert [e.event_id for e in events] == list(range(1, record.next_event_id))
+            with pytest.raises(ConcurrentUpdate):  # the same change again: the CAS refuses it
+                await store.commit(Batch(workflows=[run.update_write(1)]))
+        finally:
+            await db.dispose()
