@@ -169,10 +169,12 @@ def _pg_run(conn: sa.Connection, sql: str, params: Any, outcome: Callable[[psyco
     except psycopg.IntegrityError as exc:
         raise ConcurrentUpdate(str(exc)) from exc
     except psycopg.Error as exc:
-        # What SQLAlchemy does with a driver error: a lost connection is invalidated (the pool
-        # then discards it), and the error is raised as SQLAlchemy's.
+        # What SQLAlchemy does with a driver error: a lost connection invalidates the pool (the
+        # server most likely ended the others too: each is replaced when next checked out) and
+        # itself, and the error is raised as SQLAlchemy's.
         invalidated = conn.dialect.is_disconnect(cast(Any, exc), raw, None)
         if invalidated:
+            conn.engine.pool._invalidate(conn.connection, exc)
             conn.invalidate(exc)
         raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=invalidated) from exc
 
