@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from temporalio.client import Client
 
-from odin.config import Settings, sqlite_url_for_path
+from odin.config import Settings
 from odin.server import OdinServer
-from tests.support.services import REDIS_URL, require_redis, throwaway_postgres_database
+from tests.support.services import REDIS_URL, migrated_sqlite_url, require_redis, throwaway_postgres_database
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
-        return sqlite_url_for_path(str(tmp_path / "odin.db"))
+        return migrated_sqlite_url(tmp_path / "odin.db")
     return request.getfixturevalue("postgres_url")
 
 

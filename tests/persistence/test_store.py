@@ -7,6 +7,7 @@ Every test gets an empty database: a SQLite file in ``tmp_path``, or a throw-awa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -40,25 +41,42 @@ from odin.persistence.store import (
     _check_fence,
     open_database,
 )
-from tests.support.services import throwaway_postgres_database
+from tests.support.services import migrated_sqlite_url, throwaway_postgres_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NS = "8d5cbb39-6e0f-4a4e-9d7e-5d8f0c3f0a11"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request, tmp_path):
-    if request.param == "sqlite":
-        eng = open_database(sqlite_url_for_path(str(tmp_path / "odin.db")))
-        yield eng
-        await eng.dispose()
+@contextlib.asynccontextmanager
+async def database(kind: str, tmp_path, migrated: bool):
+    """A throw-away database of ``kind``: empty, or (``migrated``) a copy of a migrated one."""
+    if kind == "sqlite":
+        path = tmp_path / "odin.db"
+        eng = open_database(migrated_sqlite_url(path) if migrated else sqlite_url_for_path(str(path)))
+        try:
+            yield eng
+        finally:
+            await eng.dispose()
         return
-    with throwaway_postgres_database() as url:
+    with throwaway_postgres_database(migrated=migrated) as url:
         eng = open_database(url)
         try:
             yield eng
         finally:
             await eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def empty_engine(request, tmp_path):
+    async with database(request.param, tmp_path, migrated=False) as eng:
+        yield eng
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def engine(request, tmp_path):
+    """A database at the newest schema, copied from one the migrations built."""
+    async with database(request.param, tmp_path, migrated=True) as eng:
+        yield eng
 
 
 @pytest.fixture
@@ -159,7 +177,8 @@ def same_events(a: list[HistoryEvent], b: list[HistoryEvent]) -> bool:
 # == migrations ==============================================================================
 
 
-async def test_migrations_bring_an_empty_database_up_to_date(engine):
+async def test_migrations_bring_an_empty_database_up_to_date(empty_engine):
+    engine = empty_engine
     assert not await migrate.is_up_to_date(engine)
     await migrate.upgrade(engine)
     assert await migrate.is_up_to_date(engine)
@@ -612,7 +631,7 @@ async def test_fenced_transactions_of_one_shard_run_side_by_side_and_a_new_owner
     exclusively made a shard's fenced transactions queue one behind another; the share lock lets
     them overlap, while a new holder's bump still waits for them (and a fence taken after the
     bump is refused). PostgreSQL only: SQLite runs one writing transaction at a time."""
-    with throwaway_postgres_database() as url:
+    with throwaway_postgres_database(migrated=True) as url:
         engine = open_database(url)
         try:
             await migrate.upgrade(engine)

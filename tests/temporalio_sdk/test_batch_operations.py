@@ -43,7 +43,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from odin.config import Settings
 from odin.server import OdinServer
-from tests.support.services import temporal_cli
+from tests.support.services import migrated_sqlite_url, temporal_cli
 from tests.temporalio_sdk.test_schedules import eventually
 
 RUNNING = BatchOperationState.BATCH_OPERATION_STATE_RUNNING
@@ -513,10 +513,9 @@ async def test_a_job_whose_query_stops_compiling_fails_and_jobs_of_two_namespace
 
 async def test_jobs_past_the_namespace_retention_are_forgotten(tmp_path):
     from odin.clock import ManualClock
-    from odin.config import sqlite_url_for_path
 
     clock = ManualClock(datetime.now(UTC))
-    server = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0), clock=clock)
+    server = OdinServer(Settings(database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0), clock=clock)
     await server.start()
     try:
         client = await connect(server)  # retention: one day
