@@ -10,7 +10,21 @@ from temporalio.client import Client
 
 from odin.config import Settings
 from odin.server import OdinServer
-from tests.support.services import REDIS_URL, migrated_sqlite_url, require_redis, throwaway_postgres_database
+from tests.support.services import (
+    REDIS_URL,
+    migrated_sqlite_url,
+    remove_template_databases,
+    require_redis,
+    throwaway_postgres_database,
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def template_databases() -> Iterator[None]:
+    """The migrated databases tests copy (``migrated_sqlite_url``, ``throwaway_postgres_database(migrated=True)``)
+    are made on first use; each test process drops its own at the end."""
+    yield
+    remove_template_databases()
 
 
 @pytest.fixture(scope="session")

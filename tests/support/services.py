@@ -4,7 +4,6 @@ servers, and the skip (or, with ``ODIN_TEST_REQUIRE_SERVICES=1``, failure) when 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextlib
 import os
@@ -67,7 +66,6 @@ def migrated_sqlite_url(path: str | os.PathLike) -> str:
     global _sqlite_template
     if _sqlite_template is None:
         folder = Path(tempfile.mkdtemp(prefix="odin-sqlite-template-"))
-        atexit.register(shutil.rmtree, folder, True)
         template = folder / "odin.db"
         _migrate(sqlite_url_for_path(str(template)))
         with contextlib.closing(sqlite3.connect(template)) as conn:
@@ -104,16 +102,31 @@ _postgres_template: str | None = None
 
 
 def _migrated_postgres_template() -> str:
-    """The name of a PostgreSQL database this test process migrated once (dropped at exit), to copy."""
+    """The name of a PostgreSQL database this test process migrated once, to copy (dropped by
+    ``remove_template_databases``)."""
     global _postgres_template
     if _postgres_template is None:
         name = f"odin_test_template_{uuid.uuid4().hex[:12]}"
         with _postgres_admin() as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
-        atexit.register(_drop_postgres_database, name)
-        _migrate(_postgres_url(name))  # its connections are closed after: CREATE ... TEMPLATE needs that
+        try:
+            _migrate(_postgres_url(name))  # its connections are closed after: CREATE ... TEMPLATE needs that
+        except BaseException:
+            _drop_postgres_database(name)
+            raise
         _postgres_template = name
     return _postgres_template
+
+
+def remove_template_databases() -> None:
+    """Drop the template databases this process made (the end of its test session calls this)."""
+    global _sqlite_template, _postgres_template
+    if _sqlite_template is not None:
+        shutil.rmtree(_sqlite_template.parent, ignore_errors=True)
+        _sqlite_template = None
+    if _postgres_template is not None:
+        _drop_postgres_database(_postgres_template)
+        _postgres_template = None
 
 
 @contextlib.contextmanager
