@@ -13,7 +13,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import workflow
@@ -370,9 +370,12 @@ async def _done_at_least(client: Client, job_id: str, n: int) -> bool:
     return (await describe(client, job_id)).complete_operation_count >= n
 
 
-async def test_a_job_interrupted_mid_way_is_finished_by_the_next_process(database_url):
+async def test_a_job_interrupted_mid_way_is_finished_by_the_next_process(database_url, monkeypatch):
     """The process running a job goes away between two pages; a new one takes over once the lease
     lapses, redoes only the unfinished page, and each run is signalled exactly once."""
+    from odin.history import batches
+
+    monkeypatch.setattr(batches, "LEASE", timedelta(seconds=4))  # 10 s in production: a shorter wait here
     server = OdinServer(Settings(database_url=database_url, grpc_port=0))
     await server.start()
     client = await connect(server)
