@@ -1,9 +1,10 @@
 """Benchmark of the distributed shape, side by side with plain Celery on the same Redis.
 
-    python bench/distributed.py [--workflows 300] [--concurrency 50] [--servers 1] [--json]
+    python bench/distributed.py [--workflows 300] [--concurrency 50] [--servers 1] [--database postgres|mysql] [--json]
 
 Starts, on this machine: a throw-away PostgreSQL database (``ODIN_BENCH_POSTGRES_URL``, default
-postgresql://postgres@127.0.0.1:5432/postgres), ``odin server`` process(es), ``celery -A odin
+postgresql://postgres@127.0.0.1:5432/postgres) or, with ``--database mysql``, a MariaDB / MySQL one
+(``ODIN_BENCH_MYSQL_URL``, default mysql://root@127.0.0.1:3306/test), ``odin server`` process(es), ``celery -A odin
 worker`` and ``celery -A odin beat`` on Redis (``ODIN_BENCH_REDIS_URL``, default
 redis://127.0.0.1:6379/0, under a fresh key prefix). Then it runs N workflows of one activity each
 with the temporalio SDK, and N Celery ``chain(echo, finish)`` runs on a Celery worker of the same
@@ -125,6 +126,67 @@ def postgres_backends_cpu(admin_url: str, dbname: str):
     return sample
 
 
+def mysql_server_cpu():
+    """A CpuMeter source: the MariaDB / MySQL server process on this machine (one process for every
+    database: whatever else uses it in the window counts too); None if none runs here."""
+    server = next((p for p in psutil.process_iter(["name"]) if p.info["name"] in ("mariadbd", "mysqld")), None)
+    if server is None:
+        return None
+
+    def sample() -> dict:
+        t = server.cpu_times()
+        return {"mysqld": t.user + t.system}
+
+    return sample
+
+
+class BenchDatabase:
+    """The bench's own throw-away database on the PostgreSQL or MySQL server given by the environment."""
+
+    def __init__(self, kind: str, name: str):
+        self.kind, self.name = kind, name
+        if kind == "postgres":
+            self.admin = os.environ.get("ODIN_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+            self.url = make_url(self.admin).set(drivername="postgresql+psycopg", database=name)
+        else:
+            self.admin = os.environ.get("ODIN_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+            self.url = make_url(self.admin).set(drivername="mysql+pymysql", database=name)
+
+    def _mysql_admin(self):
+        import pymysql
+
+        u = make_url(self.admin)
+        return pymysql.connect(
+            host=u.host or "127.0.0.1", port=u.port or 3306, user=u.username or "root", password=u.password or "", autocommit=True
+        )
+
+    def create(self) -> None:
+        if self.kind == "postgres":
+            with psycopg.connect(self.admin, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{self.name}"')
+        else:
+            with self._mysql_admin() as conn, conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE `{self.name}`")
+
+    def drop(self) -> None:
+        if self.kind == "postgres":
+            with psycopg.connect(self.admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        else:
+            with self._mysql_admin() as conn, conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+
+    def cpu(self) -> tuple[str, object] | None:
+        """(label, CpuMeter source) of the database server's work, when it runs on this machine."""
+        if self.kind == "postgres":
+            source = postgres_backends_cpu(self.admin, self.name)
+            return ("postgres backends (bench db)", source) if source else None
+        if make_url(self.admin).host not in (None, "", "localhost", "127.0.0.1", "::1"):
+            return None
+        source = mysql_server_cpu()
+        return ("mariadb/mysql server (shared)", source) if source else None
+
+
 def redis_cpu(redis_url: str):
     """A CpuMeter source: the Redis server's own CPU (INFO cpu). That server is shared: whatever
     else uses it in the window counts too."""
@@ -142,6 +204,7 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--servers", type=int, default=1, help="odin server processes")
+    parser.add_argument("--database", choices=("postgres", "mysql"), default="postgres", help="PostgreSQL, or MariaDB / MySQL")
     parser.add_argument("--json", action="store_true")
     run.add_eager_start_option(parser)
     args = parser.parse_args()
@@ -149,12 +212,12 @@ def main() -> None:
     # Ctrl-C and SIGTERM stop the bench: its processes, database, keys and files are cleaned up.
     handle_interrupts()
 
-    admin = os.environ.get("ODIN_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("ODIN_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     run_id = uuid.uuid4().hex[:10]
     dbname = f"odin_bench_{run_id}"
     prefix = f"odin-bench-{run_id}:"
-    database_url = make_url(admin).set(drivername="postgresql+psycopg", database=dbname).render_as_string(hide_password=False)
+    database = BenchDatabase(args.database, dbname)
+    database_url = database.url.render_as_string(hide_password=False)
     workdir = tempfile.mkdtemp(prefix="odin-bench-")
     env = {
         **os.environ,
@@ -168,18 +231,13 @@ def main() -> None:
     os.environ.update({k: env[k] for k in ("BENCH_BROKER_URL", "BENCH_KEY_PREFIX")})
     procs = Processes(env, workdir)
 
-    def drop_database() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-
     with ExitStack() as stack:
         # Undone in reverse: processes first, then keys, database and files.
         stack.enter_context(cleaning(lambda: shutil.rmtree(workdir, ignore_errors=True)))
-        stack.enter_context(cleaning(drop_database))
+        stack.enter_context(cleaning(database.drop))
         stack.enter_context(cleaning(lambda: drop_redis_prefix(redis_url, prefix)))
         stack.enter_context(cleaning(procs.stop))
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
+        database.create()
         subprocess.run([sys.executable, "-m", "odin.cli", "db", "upgrade"], env=env, check=True, capture_output=True)
         ports, odin_cpu = [], {}
         for n in range(1, args.servers + 1):
@@ -193,14 +251,15 @@ def main() -> None:
         odin_cpu.update({"celery worker (odin system tasks)": worker.pid, "celery beat (odin)": beat.pid, SDK_PROCESS: SELF})
         # The services the bench does not start, for the whole picture (not in "total").
         services = {"redis-server (shared)": redis_cpu(redis_url)}
-        postgres = postgres_backends_cpu(admin, dbname)
-        if postgres:
-            stack.callback(postgres.close)
-        odin_services = {**({"postgres backends (bench db)": postgres} if postgres else {}), **services}
+        measured = database.cpu()
+        if measured and hasattr(measured[1], "close"):
+            stack.callback(measured[1].close)
+        odin_services = {**({measured[0]: measured[1]} if measured else {}), **services}
         odin = asyncio.run(run_odin(ports, args.workflows, args.concurrency, CpuMeter(odin_cpu), CpuMeter(odin_services)))
         celery_cpu = {"celery worker (chain)": chain_worker.pid, "bench process (celery client)": SELF}
         celery = run_celery(args.workflows, args.concurrency, CpuMeter(celery_cpu), CpuMeter(services))
     result = {
+        "database": args.database,
         "workflows": args.workflows,
         "concurrency": args.concurrency,
         "odin_servers": args.servers,
@@ -212,7 +271,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"{args.workflows} runs, concurrency {args.concurrency}, {args.servers} odin server(s), PostgreSQL + Redis")
+    store = "PostgreSQL" if args.database == "postgres" else "MariaDB/MySQL"
+    print(f"{args.workflows} runs, concurrency {args.concurrency}, {args.servers} odin server(s), {store} + Redis")
     print_table({"odin (1 activity)": odin, "celery chain(2 tasks)": celery})
     print(f"odin/celery throughput: {result['throughput_ratio_odin_to_celery']}x, p50 latency: {result['p50_ratio_odin_to_celery']}x")
     for name, side, per in (("odin (1 activity)", odin, "workflow"), ("celery chain(2 tasks)", celery, "chain")):

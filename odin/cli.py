@@ -180,6 +180,30 @@ def load_app(spec: str):
     return app
 
 
+# Where a build id comes from when --build-id is not given: Odin's own variable, then what Heroku
+# sets (SOURCE_VERSION at build time, HEROKU_BUILD_COMMIT / HEROKU_SLUG_COMMIT with dyno metadata).
+BUILD_ID_VARIABLES = ("ODIN_BUILD_ID", "SOURCE_VERSION", "HEROKU_BUILD_COMMIT", "HEROKU_SLUG_COMMIT")
+
+
+def _versioning(
+    app_name: str, build_id: str | None, deployment: str | None, default_versioning: str, make_current: bool, ramp: float | None
+) -> dict:
+    """The worker's deployment options: versioned when a build id or a deployment is named (on
+    the command line, or ODIN_DEPLOYMENT)."""
+    deployment = deployment or os.environ.get("ODIN_DEPLOYMENT") or None
+    if build_id is None and deployment is None:
+        if make_current or ramp is not None:
+            raise click.UsageError("--make-current and --ramp need --build-id or --deployment")
+        return {}
+    build_id = build_id or next((os.environ[v] for v in BUILD_ID_VARIABLES if os.environ.get(v)), None)
+    if not build_id:
+        raise click.UsageError(f"--deployment needs a build id: --build-id, or one of {', '.join(BUILD_ID_VARIABLES)}")
+    if make_current and ramp is not None:
+        raise click.UsageError("--make-current and --ramp exclude each other")
+    promote = 100.0 if make_current else ramp
+    return {"build_id": build_id, "deployment": deployment or app_name, "default_versioning": default_versioning, "promote": promote}
+
+
 @main.command()
 @click.option("-A", "--app", "app_spec", required=True, help="The app: package.module:app.")
 @click.option("-Q", "--queues", default=None, help="Comma-separated task queues (default: every queue the app uses).")
@@ -194,6 +218,16 @@ def load_app(spec: str):
               help="Seconds a cached workflow's task waits for this worker before any worker may take it.")
 @click.option("-B", "--beat", is_flag=True,
               help="Before polling, sync the app's schedules (conf.beat_schedule, app.schedule) as `odin beat --once` does.")
+@click.option("--build-id", default=None,
+              help="Poll as this build (a version of the deployment); default from ODIN_BUILD_ID, SOURCE_VERSION, "
+                   "HEROKU_BUILD_COMMIT or HEROKU_SLUG_COMMIT when --deployment is given. See docs/deploy.md.")
+@click.option("--deployment", default=None,
+              help="The worker deployment (default: the app's name when --build-id is given; ODIN_DEPLOYMENT).")
+@click.option("--default-versioning", type=click.Choice(["pinned", "auto-upgrade"]), default="pinned", show_default=True,
+              help="Runs stay on the build that started them, or move to the current build at their next workflow task.")
+@click.option("--make-current", is_flag=True, help="Once polling, make this build the deployment's current version.")
+@click.option("--ramp", default=None, type=click.FloatRange(0, 100),
+              help="Once polling, send this percentage of new runs to this build (the rest stay on the current one).")
 @click.option("--address", default=None, help="The server's gRPC address (default: the app's, from ODIN_ADDRESS).")
 @click.option("--namespace", default=None, help="The namespace (default: the app's, from ODIN_NAMESPACE).")
 def worker(
@@ -206,6 +240,11 @@ def worker(
     max_cached_workflows: int,
     sticky_timeout: float,
     beat: bool,
+    build_id: str | None,
+    deployment: str | None,
+    default_versioning: str,
+    make_current: bool,
+    ramp: float | None,
     address: str | None,
     namespace: str | None,
 ) -> None:
@@ -224,8 +263,11 @@ def worker(
         status_every=status_every,
         max_cached_workflows=max_cached_workflows,
         sticky_schedule_to_start=sticky_timeout,
+        **_versioning(app.name, build_id, deployment, default_versioning, make_current, ramp),
     )
     click.echo(f"odin worker for {app.name}: {app.address}, namespace {app.namespace}, queues {', '.join(host.queue_names())}")
+    if host.build_id:
+        click.echo(f"deployment {host.deployment_name()}, build {host.build_id} ({host.default_versioning})")
     sys.stdout.flush()
 
     async def serve() -> None:

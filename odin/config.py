@@ -18,20 +18,24 @@ DEFAULT_NUM_SHARDS = 512
 
 
 def normalize_database_url(url: str) -> str:
-    """Accept Heroku-style ``postgres://``; pick the psycopg 3 driver for PostgreSQL. A value without
-    a scheme is refused: taking it for a SQLite path would migrate a new empty file named after a typo."""
+    """Accept Heroku-style ``postgres://``; pick the psycopg 3 driver for PostgreSQL and PyMySQL for
+    MySQL and MariaDB (``mysql://`` or ``mariadb://``). A value without a scheme is refused: taking
+    it for a SQLite path would migrate a new empty file named after a typo."""
     if "://" not in url:
         raise ValueError(
             f"the database URL {url!r} has no scheme: write postgresql://user:password@host/db, "
+            f"mysql://user:password@host/db, "
             f"or sqlite:///{url} for a SQLite file"
         )
     scheme, rest = url.split("://", 1)
     base = scheme.split("+", 1)[0]
     if base in ("postgres", "postgresql"):
         return "postgresql+psycopg://" + rest
+    if base in ("mysql", "mariadb"):
+        return "mysql+pymysql://" + rest
     if base == "sqlite":
         return "sqlite://" + rest
-    raise ValueError(f"unsupported database URL scheme {scheme!r}: use postgresql:// or sqlite://")
+    raise ValueError(f"unsupported database URL scheme {scheme!r}: use postgresql://, mysql:// or sqlite://")
 
 
 def sqlite_url_for_path(path: str) -> str:
@@ -126,6 +130,8 @@ class Settings:
     sweep_timers_seconds: float = 1.0
     sweep_transfers_seconds: float = 2.0
     retention_sweep_seconds: float = 300.0
+    # How often a process samples its gauges (outbox, task queue backlog and pollers); 0 = never.
+    metrics_sample_seconds: float = 10.0
     # Archive for closed runs past retention (``file://`` built in); None deletes without archiving
     # unless the namespace names its own archive.
     archive_uri: str | None = None
@@ -162,6 +168,7 @@ class Settings:
             sweep_timers_seconds=_float("ODIN_SWEEP_TIMERS_SECONDS", cls.sweep_timers_seconds),
             sweep_transfers_seconds=_float("ODIN_SWEEP_TRANSFERS_SECONDS", cls.sweep_transfers_seconds),
             retention_sweep_seconds=_float("ODIN_RETENTION_SWEEP_SECONDS", cls.retention_sweep_seconds),
+            metrics_sample_seconds=_float("ODIN_METRICS_SAMPLE_SECONDS", cls.metrics_sample_seconds),
             archive_uri=os.environ.get("ODIN_ARCHIVE_URI") or None,
             auth=_auth_config(os.environ),
             namespace_rps=_float("ODIN_NAMESPACE_RPS", cls.namespace_rps),

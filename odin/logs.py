@@ -4,11 +4,13 @@ says nothing every second."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from odin import tracing
 from odin.config import log_format_from_env
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -20,18 +22,60 @@ ROUTINE_TASKS = frozenset({"odin.sweep_timers", "odin.sweep_transfers", "odin.re
 CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace", "celery.beat")
 
 
+# What the process is working on: ``namespace``, ``workflow_id``, ``run_id`` (set where a call
+# enters, by the gate, and where the engine changes a run). Never mutated: ``bind`` sets a copy.
+_fields: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("odin_log_fields", default={})  # noqa: B039
+
+
+# Only JSON lines print the context: until a JsonFormatter exists, binding is skipped.
+_wanted = False
+
+Token = contextvars.Token[dict[str, str]] | None
+
+
+def bind(**fields: str) -> Token:
+    """Add the non-empty ``fields`` to the log context until ``unbind(token)``."""
+    if not _wanted:
+        return None
+    known = _fields.get()
+    return _fields.set({**known, **{k: v for k, v in fields.items() if v}})
+
+
+def unbind(token: Token) -> None:
+    if token is not None:
+        _fields.reset(token)
+
+
+def context_fields() -> dict[str, str]:
+    """The log context, with ``trace_id`` when a span is current."""
+    fields = _fields.get()
+    trace_id = tracing.trace_id()
+    return {**fields, "trace_id": trace_id} if trace_id else dict(fields)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time (UTC, RFC 3339), level, logger, message, process, and the
-    traceback as ``exception`` when there is one."""
+    """One JSON object per record: time (UTC, RFC 3339), level, logger, message, process, the
+    log context (``namespace``, ``workflow_id``, ``run_id``, ``trace_id`` where known), the
+    record's ``odin_fields`` (an audit line's fields, its message then ``odin_summary``), and the traceback as ``exception`` when
+    there is one."""
+
+    def __init__(self) -> None:
+        global _wanted
+        super().__init__()
+        _wanted = True
 
     def format(self, record: logging.LogRecord) -> str:
         document = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": getattr(record, "odin_summary", None) or record.getMessage(),
             "process": record.process,
         }
+        document.update(context_fields())
+        extra = getattr(record, "odin_fields", None)
+        if isinstance(extra, Mapping):
+            document.update(extra)
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, default=str)

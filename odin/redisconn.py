@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
+from typing import Any
 
+from odin import metrics
 from odin.config import Settings, redis_tls_options
 
 # Each blocking wait may last this long; the read timeout must exceed it.
@@ -17,9 +20,7 @@ SOCKET_TIMEOUT = 10.0
 
 
 def connect(settings: Settings):
-    import redis.asyncio as aioredis
-
-    return aioredis.from_url(
+    client = _observed_client_class().from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
         socket_timeout=SOCKET_TIMEOUT,
@@ -27,6 +28,46 @@ def connect(settings: Settings):
         health_check_interval=30,
         **redis_tls_options(settings.redis_url),
     )
+    metrics.watch_pool("redis", client.connection_pool)
+    return client
+
+
+_observed: type | None = None
+
+
+def _observed_client_class() -> type:
+    """redis-py's asyncio client, counting each command (and pipeline) in the ``redis_*`` metrics."""
+    global _observed
+    if _observed is not None:
+        return _observed
+    import redis.asyncio as aioredis
+    from redis.asyncio.client import Pipeline
+
+    async def observed(command: str, call: Any) -> Any:
+        requests, errors, latency = metrics.redis_call(command)
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            return await call
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
+
+    class ObservedPipeline(Pipeline):
+        async def execute(self, raise_on_error: bool = True) -> Any:
+            return await observed("PIPELINE", super().execute(raise_on_error))
+
+    class ObservedRedis(aioredis.Redis):
+        async def execute_command(self, *args: Any, **options: Any) -> Any:
+            return await observed(args[0], super().execute_command(*args, **options))
+
+        def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
+            return ObservedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+    _observed = ObservedRedis
+    return _observed
 
 
 def socket_timeout(client) -> float | None:

@@ -16,7 +16,8 @@ from datetime import datetime
 import redis.exceptions
 import sqlalchemy.exc
 
-from odin import redisconn
+from odin import metrics, redisconn, tracing
+from odin.aio import cancel_and_wait
 from odin.beat.jobs import SystemJobs
 from odin.beat.local import LocalSystemWorkers
 from odin.beat.timers import AsyncioTimerScheduler, CeleryTimerScheduler, TimerScheduler
@@ -118,6 +119,8 @@ class Runtime:
 
     async def start(self) -> Runtime:
         s = self.settings
+        # Before the database opens: its engine is instrumented as it is made.
+        tracing.configure("worker" if self.system_worker else "server")
         db = open_database(s.database_url)
         try:
             if self.auto_migrate:
@@ -131,6 +134,7 @@ class Runtime:
         self.store = store = SqlExecutionStore(db)
         self._closers.append(store.close)
         num_shards = await store.init_cluster(s.num_shards)
+        metrics.shard_count.get().set(num_shards)
         if not self._clock_given and not store.is_sqlite:
             clock = ReferenceClock(self._database_time)
             await clock.start()
@@ -187,6 +191,10 @@ class Runtime:
         )
         await self.frontend.ensure_namespace(s.default_namespace)
         await self.shards.start()
+        if s.metrics_sample_seconds > 0:
+            sampler = metrics.Sampler(self._outbox_stats, queues, s.metrics_sample_seconds)
+            task = asyncio.get_running_loop().create_task(sampler.run(), name="odin-metrics-sampler")
+            self._closers.insert(0, lambda: cancel_and_wait(task))
         if not self.distributed and self.run_system_jobs:
             # Whatever was queued in memory before a restart is rebuilt from SQL.
             await engine.requeue_transfer_tasks()
@@ -207,6 +215,15 @@ class Runtime:
         assert value is not None
         return value
 
+    async def _outbox_stats(self) -> dict[str, tuple[int, float]]:
+        """The outbox gauges of the shards this process holds (none: nothing to report)."""
+        assert self.store is not None and self.shards is not None
+        owned = list(self.shards.owned())
+        if not owned:
+            return {}
+        everything = len(owned) == self.engine.num_shards if self.engine is not None else False
+        return await self.store.outbox_stats(self.clock.now(), None if everything else owned)
+
     async def stop(self) -> None:
         if self._local is not None:
             await self._local.stop()
@@ -225,3 +242,4 @@ class Runtime:
             except Exception:
                 log.warning("error while closing", exc_info=True)
         self._closers = []
+        tracing.flush()

@@ -15,6 +15,7 @@ from tests.support.services import (
     migrated_sqlite_url,
     remove_template_databases,
     require_redis,
+    throwaway_mysql_database,
     throwaway_postgres_database,
 )
 
@@ -34,10 +35,21 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def mysql_url() -> Iterator[str]:
+    """One throw-away MariaDB (or MySQL) database shared by this test run's servers."""
+    with throwaway_mysql_database() as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path) -> str:
+    """The end-to-end matrix: SQLite and PostgreSQL. A module whose tests also run on MariaDB says so
+    with ``pytestmark = pytest.mark.parametrize("database_url", ALL_DATABASES, indirect=True)``."""
     if request.param == "sqlite":
         return migrated_sqlite_url(tmp_path / "odin.db")
+    if request.param == "mysql":
+        return request.getfixturevalue("mysql_url")
     return request.getfixturevalue("postgres_url")
 
 

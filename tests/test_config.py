@@ -59,6 +59,9 @@ def test_nothing_configured_means_no_database_and_no_redis():
         ("postgresql://h/db", "postgresql+psycopg://h/db"),
         ("postgresql+psycopg://h/db", "postgresql+psycopg://h/db"),
         ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+        ("mysql://u:p@h:3306/db", "mysql+pymysql://u:p@h:3306/db"),
+        ("mysql+pymysql://h/db", "mysql+pymysql://h/db"),
+        ("mariadb://h/db?charset=utf8mb4", "mysql+pymysql://h/db?charset=utf8mb4"),
     ],
 )
 def test_database_urls(url, expected):
@@ -75,7 +78,7 @@ def test_a_database_url_without_a_scheme_is_refused_not_taken_for_a_file():
         normalize_database_url("db.example.com/odin")
     assert str(caught.value) == (
         "the database URL 'db.example.com/odin' has no scheme: write postgresql://user:password@host/db, "
-        "or sqlite:///db.example.com/odin for a SQLite file"
+        "mysql://user:password@host/db, or sqlite:///db.example.com/odin for a SQLite file"
     )
 
 

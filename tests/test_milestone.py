@@ -11,6 +11,11 @@ from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.worker import Worker
 
+from tests.support.services import ALL_DATABASES
+
+# Also on MariaDB: the protocol's core path on every database (the rest of the matrix runs on two).
+pytestmark = pytest.mark.parametrize("database_url", ALL_DATABASES, indirect=True)
+
 
 @activity.defn
 async def greet(name: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery import Celery, signals
 from kombu import Exchange, Queue
@@ -63,6 +64,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
             for name in ("odin.sweep_timers", "odin.sweep_transfers")
         },
         task_ignore_result=True,
+        # Celery's own task events, for Flower and celery-exporter (Odin counts its jobs itself too).
+        worker_send_task_events=True,
+        task_send_sent_event=True,
         worker_pool="threads",
         worker_concurrency=8,
         beat_schedule={
@@ -124,12 +128,42 @@ def _connect_lifecycle(app: Celery) -> None:
         if runtime is not None:
             runtime.close()
 
+    def beat_ready(sender=None, **_):
+        if getattr(sender, "app", None) is app:
+            metrics.serve_from_env()
+
     signals.worker_ready.connect(ready, weak=False)
     signals.worker_shutdown.connect(shutdown, weak=False)
+    signals.beat_init.connect(beat_ready, weak=False)
+    _count_jobs(app)
     # Routine sweeps log at DEBUG; ODIN_LOG_FORMAT=json turns Celery's lines into JSON objects.
     logs.quiet_routine_celery_tasks()
     for setup in (signals.after_setup_logger, signals.after_setup_task_logger):
         setup.connect(logs.celery_handlers_use_odin_format, weak=False, dispatch_uid=f"odin-log-format-{setup.name}")
+
+
+def _count_jobs(app: Celery) -> None:
+    """Odin's jobs in ``celery_jobs`` (by outcome) and ``celery_job_latency_seconds``."""
+    started: dict[str, float] = {}
+
+    def mine(sender) -> bool:
+        return getattr(sender, "app", None) is app and getattr(sender, "name", "") in JOBS
+
+    def prerun(sender=None, task_id=None, **_):
+        if mine(sender) and task_id:
+            started[task_id] = time.perf_counter()
+
+    def postrun(sender=None, task_id=None, state=None, **_):
+        if not mine(sender):
+            return
+        begun = started.pop(task_id, None)
+        if begun is not None:
+            metrics.celery_job_latency.get(sender.name).observe(time.perf_counter() - begun)
+        outcome = {"SUCCESS": "succeeded", "RETRY": "retried"}.get(state or "", "failed")
+        metrics.celery_jobs.get(sender.name, outcome).inc()
+
+    signals.task_prerun.connect(prerun, weak=False)
+    signals.task_postrun.connect(postrun, weak=False)
 
 
 class WorkerRuntime:

@@ -221,6 +221,8 @@ class SystemJobs:
             cutoff = now - timedelta(seconds=retention)
             # Batch jobs past retention go with the runs, as Temporal's batch workflows do.
             await self.store.delete_batch_operations_closed_before(ns.id, cutoff)
+            # So do closed standalone activities (a row each, nothing to archive).
+            await self.store.delete_activity_executions_closed_before(ns.id, cutoff)
             for workflow_id, run_id in await self.store.closed_runs_before(ns.id, cutoff, BATCH):
                 runs.append((ns.id, workflow_id, run_id))
         return runs

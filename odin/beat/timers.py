@@ -8,6 +8,7 @@ whatever is due.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -97,7 +98,9 @@ class AsyncioTimerScheduler:
 
 # Kinds whose firing is the expected outcome and worth a precise wake-up. Timeouts (activity,
 # workflow task, run) usually become moot and are left to the once-a-second sweep.
-ETA_KINDS = frozenset({TimerKind.USER_TIMER, TimerKind.ACTIVITY_RETRY, TimerKind.FIRST_WFT, TimerKind.SCHEDULE})
+ETA_KINDS = frozenset(
+    {TimerKind.USER_TIMER, TimerKind.ACTIVITY_RETRY, TimerKind.FIRST_WFT, TimerKind.SCHEDULE, TimerKind.STANDALONE_ACTIVITY_RETRY}
+)
 
 
 class CeleryTimerScheduler:
@@ -132,7 +135,9 @@ class CeleryTimerScheduler:
                     pipe.set(self._mark + t.task_id, b"1", nx=True, ex=ttl)
                 fresh = [t for t, ok in zip(tasks, await pipe.execute()) if ok]
             if fresh:
-                await asyncio.get_running_loop().run_in_executor(self._executor, self._send, fresh)
+                # In this context: with tracing on, each job carries the trace of the change that set it.
+                send = contextvars.copy_context().run
+                await asyncio.get_running_loop().run_in_executor(self._executor, send, self._send, fresh)
         except Exception:  # the sweep fires these when they come due
             log.warning("could not hand %d timers to Celery", len(tasks), exc_info=True)
 

@@ -8,8 +8,10 @@ this package.
 from __future__ import annotations
 
 from odin.frontend.activities import ActivityCalls
+from odin.frontend.activity_executions import ActivityExecutionCalls
 from odin.frontend.batches import BatchCalls
 from odin.frontend.common import DEFAULT_RETENTION, HISTORY_LONG_POLL, MAX_ID_LENGTH, check_id
+from odin.frontend.deployments import DeploymentCalls
 from odin.frontend.namespaces import NamespaceCalls
 from odin.frontend.schedules import ScheduleCalls
 from odin.frontend.visibility import VisibilityCalls, keyword_payload, visibility_info
@@ -30,6 +32,7 @@ __all__ = [
 
 
 class FrontendService(
-    NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls, ScheduleCalls, ActivityCalls, BatchCalls
+    NamespaceCalls, WorkflowCalls, VisibilityCalls, WorkerCalls, ScheduleCalls, ActivityCalls, ActivityExecutionCalls,
+    BatchCalls, DeploymentCalls,
 ):
     """Every call of both doors; the parts it works with are set up by ``FrontendBase``."""

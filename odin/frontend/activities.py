@@ -8,10 +8,9 @@ import uuid
 
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 
-from odin.errors import InvalidArgument, NotFound
+from odin.errors import InvalidArgument
 from odin.frontend.base import FrontendBase
 from odin.frontend.common import MAX_ID_LENGTH, check_text
 from odin.history import activity_ops, operations
@@ -33,12 +32,15 @@ class ActivityCalls(FrontendBase):
     """The operator's calls on pending activities: validated here, applied by one history operation each."""
 
     async def _run_of(self, namespace: str, execution: WorkflowExecution) -> tuple[NamespaceRecord, str, str]:
-        """The run a request addresses (with Temporal's wording for a bad run id on these calls)."""
+        """The run a request addresses (with Temporal's wording for a bad run id on these calls);
+        a standalone activity's request (see ``_execution``) gives an empty workflow id."""
         if execution.run_id:
             try:
                 uuid.UUID(execution.run_id)
             except ValueError:
                 raise InvalidArgument("RunId is not valid UUID.") from None
+        if execution.workflow_id == _STANDALONE:
+            return await self.namespace(namespace), "", execution.run_id
         return await self._target(namespace, execution)
 
     async def pause_activity(self, req: ws.PauseActivityRequest) -> ws.PauseActivityResponse:
@@ -94,9 +96,9 @@ class ActivityCalls(FrontendBase):
         return ws.UpdateActivityOptionsResponse(activity_options=options)
 
 
-    # -- the same calls addressing one workflow activity by workflow id and activity id ------
+    # -- the same calls addressing one activity by workflow id and activity id ---------------
     # (what the ``temporal activity`` commands send). Without a workflow id they name a
-    # standalone activity, which Odin does not run: NOT_FOUND, as Temporal answers an unknown one.
+    # standalone activity by its id (and run id).
 
     async def pause_activity_execution(self, req: ws.PauseActivityExecutionRequest) -> ws.PauseActivityExecutionResponse:
         await self.pause_activity(
@@ -156,9 +158,12 @@ def _execution(req) -> WorkflowExecution:
     """The run an ``...ActivityExecution`` request addresses; a workflow activity needs its ids."""
     if not req.activity_id:
         raise InvalidArgument("activity ID is required")
-    if not req.workflow_id:
-        raise NotFound(f"activity not found for ID: {req.activity_id}", NotFoundFailure())
-    return WorkflowExecution(workflow_id=req.workflow_id, run_id=req.run_id)
+    return WorkflowExecution(workflow_id=req.workflow_id or _STANDALONE, run_id=req.run_id)
+
+
+# The workflow id ``_execution`` gives a request for a standalone activity (a real workflow id
+# never holds NUL).
+_STANDALONE = "\x00standalone"
 
 
 def _selector(activity_id: str, activity_type: str, match_all: bool = False) -> Selector:

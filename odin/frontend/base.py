@@ -13,6 +13,7 @@ from temporalio.api.errordetails.v1 import NamespaceNotFoundFailure
 from odin.clock import Clock, monotonic
 from odin.errors import InvalidArgument, NotFound
 from odin.frontend.common import NAMESPACE_CACHE_TTL, check_id, check_text
+from odin.frontend.versions import DeploymentRegistry
 from odin.history.engine import HistoryEngine
 from odin.history.worker_tasks import WorkerTasks
 from odin.matching.workers import InMemoryWorkerRegistry, WorkerRegistry
@@ -50,6 +51,8 @@ class FrontendBase:
         # Workers' own heartbeats (ListWorkers); the runtime puts a Redis one in the distributed shape.
         self.workers: WorkerRegistry = InMemoryWorkerRegistry()
         self.clock = clock
+        # Worker deployments and the versions versioned pollers register.
+        self.deployments = DeploymentRegistry(store, clock, engine.routing)
         self.long_poll_seconds = long_poll_seconds  # longest a worker poll waits
         self._ns_cache: dict[str, _Cached] = {}
 

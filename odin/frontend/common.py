@@ -16,9 +16,10 @@ HISTORY_LONG_POLL = 20.0
 
 
 def check_id(value: str, what: str, limit: int = MAX_ID_LENGTH) -> None:
+    """Set, at most ``limit`` bytes of UTF-8 (Temporal counts an id's bytes), no NUL."""
     if not value:
         raise InvalidArgument(f"{what} is not set on request.")
-    if len(value) > limit:
+    if len(value.encode()) > limit:
         raise InvalidArgument(f"{what} exceeds length limit of {limit}.")
     check_text(value, what)
 

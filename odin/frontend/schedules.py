@@ -28,6 +28,7 @@ from odin.history.schedules import (
 from odin.persistence.store import NamespaceRecord, ScheduleRecord
 from odin.visibility import query as visibility_query
 from odin.visibility import search_attributes
+from odin.visibility.match import matches
 from odin.visibility.search_attributes import SYSTEM_ATTRIBUTES, settable_types, values_of
 
 # Temporal runs a schedule as the workflow "temporal-sys-scheduler:<schedule id>"; its id checks
@@ -42,7 +43,7 @@ class ScheduleCalls(FrontendBase):
         ns = await self.namespace(namespace)
         if not schedule_id:
             raise InvalidArgument("Can't load workflow execution.  WorkflowId not set.")
-        length = len(_SCHEDULER_PREFIX) + len(schedule_id)
+        length = len(_SCHEDULER_PREFIX) + len(schedule_id.encode())
         if length > MAX_ID_LENGTH:
             raise InvalidArgument(f"WorkflowId exceeds maximum allowed length ({length}/{MAX_ID_LENGTH})")
         check_text(schedule_id, "ScheduleId")
@@ -155,7 +156,7 @@ class ScheduleCalls(FrontendBase):
             page = await self.store.list_schedules(ns.id, last, size)
             for record in page:
                 last = record.schedule_id
-                if where is None or _matches(where, _filter_values(record, custom)):
+                if where is None or matches(where, _filter_values(record, custom)):
                     entries.append(self._list_entry(record))
                     if len(entries) == size:
                         break
@@ -234,46 +235,3 @@ def _filter_values(record: ScheduleRecord, custom: dict[str, int]) -> dict[str, 
                 continue
             values[name] = [next(x for x in (v.text, v.integer, v.double, v.time) if x is not None) for v in typed]
     return values
-
-
-def _comparable(value, like):
-    if isinstance(like, bool):
-        return value if isinstance(value, bool) else str(value).lower() == "true"
-    if isinstance(like, datetime):
-        return search_attributes.parse_datetime(str(value))
-    if isinstance(like, int | float) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def _compare(op: str, a, b) -> bool:
-    try:
-        b = _comparable(b, a)
-        return {"=": a == b, "!=": a != b, "<>": a != b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
-    except (TypeError, ValueError, KeyError):
-        return False
-
-
-def _matches(node, values: dict[str, list]) -> bool:
-    q = visibility_query
-    if isinstance(node, q.And):
-        return all(_matches(item, values) for item in node.items)
-    if isinstance(node, q.Or):
-        return any(_matches(item, values) for item in node.items)
-    have = values.get(node.name, [])
-    if isinstance(node, q.IsNull):
-        return bool(have) == node.negated
-    if isinstance(node, q.Comparison):
-        if node.op in ("!=", "<>"):
-            return not any(_compare("=", v, node.value) for v in have)
-        return any(_compare(node.op, v, node.value) for v in have)
-    if isinstance(node, q.In):
-        found = any(_compare("=", v, x) for v in have for x in node.values)
-        return found != node.negated
-    if isinstance(node, q.Between):
-        found = any(_compare(">=", v, node.low) and _compare("<=", v, node.high) for v in have)
-        return found != node.negated
-    if isinstance(node, q.StartsWith):
-        found = any(isinstance(v, str) and v.startswith(node.prefix) for v in have)
-        return found != node.negated
-    return False

@@ -7,12 +7,20 @@ import uuid
 from typing import Any
 
 from temporalio.api.common.v1 import Payloads
-from temporalio.api.enums.v1 import BuildIdTaskReachability, DescribeTaskQueueMode, TaskQueueType
+from temporalio.api.deployment.v1 import WorkerDeploymentOptions
+from temporalio.api.enums.v1 import (
+    BuildIdTaskReachability,
+    DescribeTaskQueueMode,
+    TaskQueueKind,
+    TaskQueueType,
+    WorkerVersioningMode,
+)
 from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.query.v1 import WorkflowQueryResult
 from temporalio.api.taskqueue.v1 import (
     PollerInfo,
+    TaskQueue,
     TaskQueuePartitionMetadata,
     TaskQueueStats,
     TaskQueueStatus,
@@ -32,8 +40,9 @@ from odin.frontend.limits import (
     limits_for,
     oversized_failure,
 )
-from odin.history import activities, operations, tokens
+from odin.history import activities, operations, standalone, tokens
 from odin.history.events import duration, timestamp
+from odin.history.routing import versioned_queue
 from odin.matching import ACTIVITY, WORKFLOW, QueueStats
 from odin.matching import PollerInfo as QueuePoller
 from odin.matching.workers import worker_matches
@@ -56,8 +65,13 @@ class WorkerCalls(FrontendBase):
     ) -> ws.PollWorkflowTaskQueueResponse:
         ns = await self.namespace(req.namespace)
         check_id(req.task_queue.name, "TaskQueue")
+        task_queue = req.task_queue
+        if req.HasField("deployment_options") and task_queue.kind != TaskQueueKind.TASK_QUEUE_KIND_STICKY:
+            physical = await self.deployments.register_poller(ns.id, req.deployment_options, task_queue.name, WORKFLOW)
+            if physical != task_queue.name:  # a versioned worker takes its version's tasks
+                task_queue = TaskQueue(name=physical, kind=task_queue.kind)
         return await self.tasks.poll_workflow_task(
-            ns.id, ns.name, req.task_queue, req.identity, self._poll_timeout(timeout), limits_for(ns).continue_as_new
+            ns.id, ns.name, task_queue, req.identity, self._poll_timeout(timeout), limits_for(ns).continue_as_new
         )
 
     async def poll_activity_task_queue(
@@ -70,8 +84,11 @@ class WorkerCalls(FrontendBase):
             rate = req.task_queue_metadata.max_tasks_per_second.value
             if not rate > 0:  # NaN too
                 raise InvalidArgument("TaskQueueMetadata.MaxTasksPerSecond must be positive.")
+        queue = req.task_queue.name
+        if req.HasField("deployment_options"):
+            queue = await self.deployments.register_poller(ns.id, req.deployment_options, queue, ACTIVITY)
         return await self.tasks.poll_activity_task(
-            ns.id, ns.name, req.task_queue.name, req.identity, self._poll_timeout(timeout), rate
+            ns.id, ns.name, queue, req.identity, self._poll_timeout(timeout), rate
         )
 
     async def respond_workflow_task_completed(
@@ -139,21 +156,32 @@ class WorkerCalls(FrontendBase):
     async def _token_in_namespace(self, namespace: str, task_token: bytes) -> None:
         """A task token works only in the namespace named on the request (which the caller was
         let into): a worker of one namespace cannot complete another's tasks."""
-        token = tokens.decode(task_token, (tokens.WorkflowTaskToken, tokens.ActivityTaskToken, tokens.QueryTaskToken))
+        token = tokens.decode(
+            task_token,
+            (tokens.WorkflowTaskToken, tokens.ActivityTaskToken, tokens.StandaloneActivityTaskToken, tokens.QueryTaskToken),
+        )
         if namespace and (await self.namespace(namespace)).id != token.namespace_id:
             raise InvalidArgument(f"Task token does not belong to namespace {namespace}.")
 
     # -- activities addressed by id (async completion) ------------------------------------
 
     async def _activity_by_id(self, req, apply) -> Any:
+        """Apply to the activity a request names by id: a workflow's (workflow id set) or, without
+        a workflow id, a standalone activity (its run id optional)."""
         ns = await self.namespace(req.namespace)
-        check_id(req.workflow_id, "WorkflowId")
+        if req.workflow_id:
+            check_id(req.workflow_id, "WorkflowId")
         check_id(req.activity_id, "ActivityId")
         if req.run_id:
             try:
                 uuid.UUID(req.run_id)
             except ValueError:
                 raise InvalidArgument("Invalid RunId.") from None
+        if not req.workflow_id:
+            result, _ = await self.engine.activity_executions.update(
+                ns.id, req.activity_id, req.run_id, lambda t: apply(t, standalone.attempt_by_id(t))
+            )
+            return result
 
         return await operations.on_started_activity(self.engine, ns.id, req.workflow_id, req.run_id, req.activity_id, apply)
 
@@ -201,10 +229,9 @@ class WorkerCalls(FrontendBase):
             return await self._describe_task_queue_enhanced(ns.id, req)
         kind = ACTIVITY if req.task_queue_type == TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY else WORKFLOW
         queues = self.engine.queues
-        pollers = await queues.pollers(ns.id, req.task_queue.name, kind)
         backlog = await queues.backlog(ns.id, req.task_queue.name, kind)
         return ws.DescribeTaskQueueResponse(
-            pollers=_poller_infos(pollers),
+            pollers=await self._pollers(ns.id, req.task_queue.name, kind),
             task_queue_status=TaskQueueStatus(backlog_count_hint=backlog, rate_per_second=100_000.0)
             if req.include_task_queue_status
             else None,
@@ -226,8 +253,7 @@ class WorkerCalls(FrontendBase):
             info = TaskQueueTypeInfo()
             kind = _QUEUE_KINDS.get(task_type)  # Nexus: Odin has no such queue, so nothing to report
             if kind is not None and req.report_pollers:
-                pollers = await self.engine.queues.pollers(namespace_id, req.task_queue.name, kind)
-                info.pollers.extend(_poller_infos(pollers))
+                info.pollers.extend(await self._pollers(namespace_id, req.task_queue.name, kind))
             if req.report_stats:
                 stats = await self.engine.queues.stats(namespace_id, req.task_queue.name, kind) if kind else None
                 info.stats.CopyFrom(_stats(stats))
@@ -246,6 +272,27 @@ class WorkerCalls(FrontendBase):
                     else BuildIdTaskReachability.BUILD_ID_TASK_REACHABILITY_UNREACHABLE
                 )
         return response
+
+    async def _pollers(self, namespace_id: str, queue: str, kind: str) -> list[PollerInfo]:
+        """A queue's recent pollers, most recent first: its unversioned workers' and those of each
+        deployment version that polls it (with their deployment options)."""
+        queues = self.engine.queues
+        found: list[tuple[QueuePoller, WorkerDeploymentOptions | None]] = [
+            (p, None) for p in await queues.pollers(namespace_id, queue, kind)
+        ]
+        for name, build_id in await self.engine.routing.versions_of(namespace_id, queue, kind):
+            options = WorkerDeploymentOptions(
+                deployment_name=name, build_id=build_id,
+                worker_versioning_mode=WorkerVersioningMode.WORKER_VERSIONING_MODE_VERSIONED,
+            )
+            found += [(p, options) for p in await queues.pollers(namespace_id, versioned_queue(queue, name, build_id), kind)]
+        infos = []
+        for p, deployment in sorted(found, key=lambda item: -item[0].last_access_time):
+            info = _poller_infos([p])[0]
+            if deployment is not None:
+                info.deployment_options.CopyFrom(deployment)
+            infos.append(info)
+        return infos
 
     async def shutdown_worker(self, req: ws.ShutdownWorkerRequest) -> ws.ShutdownWorkerResponse:
         ns = await self.namespace(req.namespace)

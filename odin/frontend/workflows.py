@@ -51,7 +51,7 @@ from odin.frontend.common import (
     page_size,
 )
 from odin.frontend.limits import limits_for
-from odin.history import activity_ops, cron, operations, retry, updates
+from odin.history import activity_ops, cron, deployments, operations, retry, updates
 from odin.history.events import duration, optional_duration, reset_points, seconds, timestamp
 from odin.history.machine import transient_events
 from odin.history.notifier import run_key
@@ -397,6 +397,9 @@ class WorkflowCalls(FrontendBase):
         )
         if s.auto_reset_points:
             response.workflow_execution_info.auto_reset_points.CopyFrom(reset_points(s.auto_reset_points))
+        versioning = deployments.versioning_info(s)
+        if versioning is not None:
+            response.workflow_execution_info.versioning_info.CopyFrom(versioning)
         extended = response.workflow_extended_info
         extended.reset_run_id = s.reset_run_id
         if s.last_reset_time:

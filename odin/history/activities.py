@@ -55,6 +55,9 @@ def dispatch(t: Transition, a: ActivityInfo) -> None:
         data["priority"] = key
     if a.concurrency_key:
         data["concurrency"] = [a.concurrency_key, a.max_concurrency, slot_lease(a)]
+    s = t.state
+    if s.deployment_build or s.override_behavior:
+        data.update(s.routing_data())  # activities follow their workflow's version
     t.transfers.append(TransferSpec(TransferKind.ACTIVITY_TASK, data))
     if a.schedule_to_start:
         arm_timeout(t, a, a.scheduled_time + a.schedule_to_start, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)

@@ -75,7 +75,7 @@ def start_child(t: Transition, a: cmd.StartChildWorkflowExecutionCommandAttribut
     check_id(a.workflow_id, "WorkflowId", bad)
     check_id(a.workflow_type.name, "WorkflowType", bad)
     queue = a.task_queue.name or s.task_queue
-    if len(queue) > MAX_ID_LENGTH or len(a.namespace) > 255:
+    if len(queue.encode()) > MAX_ID_LENGTH or len(a.namespace) > 255:
         raise BadCommand(bad, "TaskQueue or Namespace exceeds length limit.")
     check_text(queue, "TaskQueue", bad)
     check_text(a.namespace, "Namespace", bad)

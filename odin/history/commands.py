@@ -13,6 +13,7 @@ from temporalio.api.enums.v1 import (
     ContinueAsNewInitiator,
     TaskQueueKind,
     TimeoutType,
+    WorkerVersioningMode,
 )
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
@@ -37,7 +38,7 @@ from odin.history.machine import (
     snapshot,
 )
 from odin.history.start import Continuation, new_run
-from odin.history.state import ActivityInfo, TimerInfo, WorkflowTaskInfo, pack, unpack
+from odin.history.state import ActivityInfo, MutableState, TimerInfo, WorkflowTaskInfo, pack, unpack
 from odin.history.tasks import TimerKind
 from odin.history.tokens import WorkflowTaskToken
 from odin.history.validation import (
@@ -98,6 +99,44 @@ def complete_workflow_task(t: Transition, token: WorkflowTaskToken, req: Respond
         t.deferred_error = InvalidArgument(bad.message)
 
 
+def _record_version(s: MutableState, attrs: h.WorkflowTaskCompletedEventAttributes, req: RespondWorkflowTaskCompletedRequest) -> None:
+    """The run is now on the completing worker's deployment version with the behaviour it gave
+    (or unversioned); the event records both, as Temporal's does."""
+    options = req.deployment_options
+    before = (s.deployment, s.deployment_build, s.versioning_behavior)
+    if options.worker_versioning_mode == WorkerVersioningMode.WORKER_VERSIONING_MODE_VERSIONED and options.build_id:
+        s.deployment, s.deployment_build = options.deployment_name, options.build_id
+        s.versioning_behavior = req.versioning_behavior
+        attrs.versioning_behavior = req.versioning_behavior
+        attrs.deployment_version.deployment_name = options.deployment_name
+        attrs.deployment_version.build_id = options.build_id
+    elif s.deployment_build:
+        s.deployment = s.deployment_build = ""
+        s.versioning_behavior = 0
+    if (s.deployment, s.deployment_build, s.versioning_behavior) != before:
+        _version_search_attributes(s)
+
+
+_BEHAVIOR_NAMES = {1: "Pinned", 2: "AutoUpgrade"}
+VERSION_ATTRIBUTES = ("TemporalWorkerDeployment", "TemporalWorkerDeploymentVersion", "TemporalWorkflowVersioningBehavior")
+
+
+def _version_search_attributes(s: MutableState) -> None:
+    """Keep the run's deployment search attributes in step with its version and behaviour (a
+    change rewrites its visibility row, which is what counts a version's pinned runs)."""
+    attributes = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
+    values = (s.deployment, f"{s.deployment}:{s.deployment_build}", _BEHAVIOR_NAMES.get(s.versioning_behavior, ""))
+    for name, value in zip(VERSION_ATTRIBUTES, values, strict=True):
+        if value and s.deployment_build:
+            attributes.indexed_fields[name].CopyFrom(
+                Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(value).encode())
+            )
+        elif name in attributes.indexed_fields:
+            del attributes.indexed_fields[name]
+    if s.search_attributes is not None or attributes.indexed_fields:
+        s.search_attributes = pack(attributes)
+
+
 def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompletedRequest) -> None:
     s = t.state
     t.persist_transient_task(w)
@@ -115,6 +154,7 @@ def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompleted
         attrs.worker_version.build_id = build_id
         attrs.worker_version.use_versioning = req.worker_version_stamp.use_versioning
         s.last_build_id = build_id
+    _record_version(s, attrs, req)
     completed = t.append(E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, attrs)
     s.note_reset_point(build_id, completed.event_id, t.ts)
     s.wft = None
@@ -174,7 +214,7 @@ def _schedule_activity(t: Transition, a: cmd.ScheduleActivityTaskCommandAttribut
             f"Activity with id {a.activity_id} is already pending.",
         )
     queue = a.task_queue.name or s.task_queue
-    if len(queue) > MAX_ID_LENGTH:
+    if len(queue.encode()) > MAX_ID_LENGTH:
         raise BadCommand(bad, "TaskQueue exceeds length limit.")
     s2c, s2s = seconds(a.schedule_to_close_timeout), seconds(a.schedule_to_start_timeout)
     stc, hb = seconds(a.start_to_close_timeout), seconds(a.heartbeat_timeout)
@@ -479,7 +519,7 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
     workflow_type = a.workflow_type.name or s.workflow_type
     task_queue = a.task_queue.name or s.task_queue
     for value, what in ((workflow_type, "WorkflowType"), (task_queue, "TaskQueue")):
-        if len(value) > MAX_ID_LENGTH:
+        if len(value.encode()) > MAX_ID_LENGTH:
             raise BadCommand(bad, f"{what} exceeds length limit.")
     check_run_options(
         a,

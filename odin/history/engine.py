@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple, TypeVar
 
 from temporalio.api.common.v1 import Memo, SearchAttributes
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 from temporalio.api.enums.v1 import WorkflowIdConflictPolicy as Conflict
 from temporalio.api.enums.v1 import WorkflowIdReusePolicy as Reuse
@@ -21,14 +22,16 @@ from temporalio.api.errordetails.v1 import NotFoundFailure, WorkflowExecutionAlr
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
-from odin import metrics
+from odin import logs, metrics, tracing
 from odin.clock import Clock
 from odin.errors import AlreadyExists, ConcurrentUpdate, NotFound, ResourceExhausted, ScheduleConflict
 from odin.history import activities, chains, reset
+from odin.history.activity_executions import ActivityExecutions
 from odin.history.event_cache import EventCache
 from odin.history.machine import HISTORY_COUNT_LIMIT, HISTORY_SIZE_LIMIT, StaleTask, Transition
 from odin.history.notifier import Notifier, RunChange, run_key
 from odin.history.queries import InMemoryQueryRouter, QueryRouter
+from odin.history.routing import DeploymentRouting
 from odin.history.scheduler import Scheduler
 from odin.history.shards import shard_for
 from odin.history.start import ParentInfo, SignalInput, new_run
@@ -91,6 +94,8 @@ class HistoryEngine:
     ):
         self.store = store
         self.queues = queues
+        # Which deployment version each task goes to (docs/architecture.md#worker-deployments).
+        self.routing = DeploymentRouting(store)
         self.notifier = notifier
         self.queries = queries or InMemoryQueryRouter()
         self.clock = clock
@@ -113,6 +118,8 @@ class HistoryEngine:
         self.search_attributes = SearchAttributeRegistry(store)
         # Schedules: their rows, timers and the starts they take.
         self.schedules = Scheduler(self)
+        # Standalone activities: their rows and changes.
+        self.activity_executions = ActivityExecutions(self)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -160,9 +167,24 @@ class HistoryEngine:
         outcomes would otherwise mostly fail the CAS against each other and retry); other
         processes are kept apart by the CAS alone."""
         async with self._turn(namespace_id, workflow_id):
-            return await self._update(
-                namespace_id, workflow_id, run_id, op, delete_transfer_ids, delete_timer_ids, fence
-            )
+            logged = logs.bind(workflow_id=workflow_id, run_id=run_id)
+            try:
+                if not tracing.enabled:
+                    return await self._update(
+                        namespace_id, workflow_id, run_id, op, delete_transfer_ids, delete_timer_ids, fence
+                    )
+                span = tracing.RunSpan(getattr(op, "__qualname__", "update"), {"odin.fenced": fence is not None})
+                try:
+                    result, t = await self._update(
+                        namespace_id, workflow_id, run_id, op, delete_transfer_ids, delete_timer_ids, fence, span.start
+                    )
+                except BaseException as exc:
+                    span.finish(error=exc)
+                    raise
+                span.finish(t)
+                return result, t
+            finally:
+                logs.unbind(logged)
 
     @contextlib.asynccontextmanager
     async def _turn(self, namespace_id: str, workflow_id: str) -> AsyncIterator[None]:
@@ -188,6 +210,7 @@ class HistoryEngine:
         delete_transfer_ids: tuple[str, ...],
         delete_timer_ids: tuple[str, ...],
         fence: tuple[int, int] | None,
+        on_state: Callable[[MutableState], None] | None = None,
     ) -> tuple[T, Transition]:
         for _ in range(MAX_CONFLICT_RETRIES):
             record = self._cached(namespace_id, workflow_id, run_id)
@@ -195,6 +218,8 @@ class HistoryEngine:
             if record is None:
                 record = (await self.load(namespace_id, workflow_id, run_id)).record
             state = MutableState.from_bytes(record.state)
+            if on_state is not None:  # the span of this change starts once the run is known
+                on_state(state)
             memo, search_attributes, size_before = state.memo, state.search_attributes, state.history_size_bytes
             t = Transition(state, self.clock.now())
             try:
@@ -225,10 +250,12 @@ class HistoryEngine:
             visibility = t.closed or (t.state.memo, t.state.search_attributes) != (memo, search_attributes)
             self._add_write(batch, t, record, after, visibility, search_attributes is not None)
             for successor in t.new_runs:
+                successor.state.trace_context = successor.state.trace_context or t.state.trace_context
                 self._add_write(batch, successor, None, successor.state.to_bytes(), True)
             try:
                 await self.store.commit(batch)
             except ConcurrentUpdate:
+                metrics.persistence_cas_conflicts.get().inc()
                 self._state_cache.pop(record.run_id, None)
                 continue
             self._remember(batch)
@@ -328,9 +355,12 @@ class HistoryEngine:
         if batch.timer_tasks:
             self.on_timers_committed(batch.timer_tasks)
         for t in transitions:
+            s = t.state
+            if metrics.record_transition(s.namespace, s.workflow_type, t.events, s.status if t.closed else None):
+                # A new run: its task queue is sampled from now on (even if nobody polls it).
+                metrics.saw_queue(s.namespace_id, s.namespace, s.task_queue, WORKFLOW)
             if t.closed:
-                s = t.state
-                metrics.workflow_duration_seconds.labels(s.namespace, s.workflow_type, metrics.status_name(s.status)).observe(
+                metrics.duration_family.get(s.namespace, s.workflow_type, metrics.status_name(s.status)).observe(
                     max(s.close_time - s.start_time, 0.0)
                 )
         for t in transitions:
@@ -362,12 +392,28 @@ class HistoryEngine:
             entry = dataclasses.replace(entry, concurrency_key=key, max_concurrency=limit, lease=lease)
         if task.kind == TransferKind.WORKFLOW_TASK:
             queue = d["queue"]
-            if d["sticky"] and not await self.queues.has_recent_poller(
-                task.namespace_id, queue, WORKFLOW, STICKY_POLLER_WINDOW
-            ):
-                queue = await self._normal_queue_of(task)
+            if d["sticky"]:
+                normal = ""
+                if "build" in d:  # an auto-upgrade run leaves its worker once new work goes elsewhere
+                    normal = await self._normal_queue_of(task)
+                    if not await self.routing.sticky_still_right(task.namespace_id, normal, task.workflow_id, d):
+                        queue = ""
+                if queue and not await self.queues.has_recent_poller(
+                    task.namespace_id, queue, WORKFLOW, STICKY_POLLER_WINDOW
+                ):
+                    queue = ""
+                if not queue:
+                    queue = await self.routing.route(
+                        task.namespace_id, normal or await self._normal_queue_of(task), WORKFLOW, task.workflow_id, d
+                    )
+            else:
+                queue = await self.routing.route(task.namespace_id, queue, WORKFLOW, task.workflow_id, d)
             await self.queues.add(task.namespace_id, queue, WORKFLOW, entry)
         elif task.kind == TransferKind.ACTIVITY_TASK:
+            queue = await self.routing.route(task.namespace_id, d["queue"], ACTIVITY, task.workflow_id, d)
+            await self.queues.add(task.namespace_id, queue, ACTIVITY, entry)
+        elif task.kind == TransferKind.STANDALONE_ACTIVITY_TASK:
+            entry = dataclasses.replace(entry, workflow_id="", activity_id=task.workflow_id)
             await self.queues.add(task.namespace_id, d["queue"], ACTIVITY, entry)
         else:
             log.error("unknown transfer task kind %s", task.kind)
@@ -385,13 +431,20 @@ class HistoryEngine:
 
     async def fire_timer(self, task: OutboxTask, fence: tuple[int, int] | None = None) -> None:
         """Carry out a due timer task; ``fence`` when a shard's queue processor fires it."""
+        if task.fire_at is not None:
+            due = task.fire_at if task.fire_at.tzinfo else task.fire_at.replace(tzinfo=UTC)
+            metrics.timer_lag.get(task.kind).observe(max((self.clock.now() - due).total_seconds(), 0.0))
         if task.kind == TimerKind.SCHEDULE:
             await self.schedules.fire(task, fence)
             return
+        if task.kind in (TimerKind.STANDALONE_ACTIVITY_TIMEOUT, TimerKind.STANDALONE_ACTIVITY_RETRY):
+            await self.activity_executions.fire(task, fence)
+            return
         d = task.data
+        ended: list[tuple[str, str, list[HistoryEvent]]] = []  # an activity attempt the timeout ended
         ops: dict[str, Callable[[Transition], None]] = {
             TimerKind.USER_TIMER: lambda t: t.fire_timer(d["timer_id"], d["started_event_id"]),
-            TimerKind.ACTIVITY_TIMEOUT: lambda t: activities.timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"]),
+            TimerKind.ACTIVITY_TIMEOUT: lambda t: _activity_timed_out(t, d["scheduled_event_id"], d["attempt"], d["timeout_type"], ended),
             TimerKind.ACTIVITY_RETRY: lambda t: activities.retry_due(t, d["scheduled_event_id"], d["attempt"]),
             TimerKind.WFT_TIMEOUT: lambda t: t.time_out_workflow_task(d["scheduled_event_id"], d["started_event_id"], d["timeout_type"]),
             TimerKind.RUN_TIMEOUT: lambda t: t.run_timed_out(),
@@ -401,9 +454,14 @@ class HistoryEngine:
         try:
             if op is None:
                 raise StaleTask(f"unknown timer kind {task.kind}")
-            await self.update(
+            _, t = await self.update(
                 task.namespace_id, task.workflow_id, task.run_id, op, delete_timer_ids=(task.task_id,), fence=fence
             )
+            # A sticky task not taken in time moves to the normal queue: the worker left, no failure.
+            if task.kind == TimerKind.WFT_TIMEOUT and d["timeout_type"] != TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START:
+                metrics.record_workflow_task_failure(t.state.namespace, t.state.workflow_type, None)
+            if ended:
+                metrics.record_activity_end(*ended[0], "timed_out")
         except (StaleTask, NotFound):
             await self.store.delete_timer_task(task.task_id, fence)
 
@@ -443,6 +501,36 @@ class HistoryEngine:
         eager_request_id: str | None = None,
         scheduled_by: str = "",
         on_start: Callable[[str], Batch] | None = None,
+    ) -> StartOutcome:
+        """``_start_workflow`` in the log context of the workflow id and, with tracing on, in a
+        span of its own whose context the new run keeps."""
+        logged = logs.bind(namespace=namespace, workflow_id=req.workflow_id)
+        try:
+            if not tracing.enabled:
+                return await self._start_workflow(
+                    namespace_id, namespace, req, parent, signal, eager_request_id, scheduled_by, on_start
+                )
+            attributes = {"odin.namespace": namespace, "odin.workflow_id": req.workflow_id, "odin.workflow_type": req.workflow_type.name}
+            with tracing.start_span("history start", attributes) as span:
+                outcome = await self._start_workflow(
+                    namespace_id, namespace, req, parent, signal, eager_request_id, scheduled_by, on_start
+                )
+                span.set_attribute("odin.run_id", outcome.run_id)
+                span.set_attribute("odin.started", outcome.started)
+                return outcome
+        finally:
+            logs.unbind(logged)
+
+    async def _start_workflow(
+        self,
+        namespace_id: str,
+        namespace: str,
+        req: StartWorkflowExecutionRequest,
+        parent: ParentInfo | None,
+        signal: SignalInput | None,
+        eager_request_id: str | None,
+        scheduled_by: str,
+        on_start: Callable[[str], Batch] | None,
     ) -> StartOutcome:
         """Start a run, honouring request-id idempotency and the id reuse/conflict policies.
         With ``signal`` (signal-with-start) a running run is signalled instead unless the conflict
@@ -516,6 +604,8 @@ class HistoryEngine:
                 signal=signal,
                 scheduled_by=scheduled_by,
             )
+            if tracing.enabled:
+                t.state.trace_context = tracing.current_traceparent()
             eager = None
             w = t.state.wft
             if eager_request_id is not None and w is not None and not w.started_event_id:
@@ -660,6 +750,19 @@ class HistoryEngine:
 # the limits that terminate it.
 HISTORY_COUNT_WARN = 10 * 1024
 HISTORY_SIZE_WARN = 10 * 1024 * 1024
+
+
+def _activity_timed_out(
+    t: Transition, scheduled_event_id: int, attempt: int, timeout_type: int, ended: list[tuple[str, str, list[HistoryEvent]]]
+) -> None:
+    """``activities.timed_out``, noting in ``ended`` the attempt it ended (counted once committed)."""
+    before = t.state.activities.get(scheduled_event_id)
+    number = before.attempt if before is not None else 0
+    activities.timed_out(t, scheduled_event_id, attempt, timeout_type)  # type: ignore[arg-type]
+    after = t.state.activities.get(scheduled_event_id)
+    ended[:] = []
+    if before is not None and (after is None or after.attempt != number):
+        ended.append((t.state.namespace, before.activity_type, t.events))
 
 
 def _warn_on_history_growth(t: Transition, next_event_id_before: int, size_before: int) -> None:

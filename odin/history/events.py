@@ -24,7 +24,14 @@ def attributes_field(event_type: EventType.ValueType) -> str:
 def make_event(event_type: EventType.ValueType, attributes: Message, at: datetime | float) -> HistoryEvent:
     event = HistoryEvent(event_type=event_type, event_time=timestamp(at))
     getattr(event, attributes_field(event_type)).CopyFrom(attributes)
+    if event_type in WORKER_MAY_IGNORE:
+        event.worker_may_ignore = True
     return event
+
+
+# Events a worker's SDK need not replay, marked so as Temporal marks them (an SDK fails a task
+# whose history has an event it does not know how to apply otherwise).
+WORKER_MAY_IGNORE = frozenset({EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED})
 
 
 def attributes_of(event: HistoryEvent) -> Message:

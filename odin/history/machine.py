@@ -263,6 +263,8 @@ class Transition:
         data: dict[str, Any] = {"scheduled_event_id": w.scheduled_event_id, "queue": queue, "sticky": sticky}
         if s.priority:
             data["priority"] = s.priority
+        if s.deployment_build or s.override_behavior:
+            data.update(s.routing_data())
         self.transfers.append(TransferSpec(TransferKind.WORKFLOW_TASK, data))
         if sticky:
             self.timer(

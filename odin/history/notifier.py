@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -117,7 +118,8 @@ class RedisNotifier:
             self._pubsub = self._redis.pubsub()
             # A channel nobody publishes on: get_message needs a subscribed connection.
             await self._pubsub.subscribe(self._prefix)
-            self._reader = asyncio.get_running_loop().create_task(self._read(), name="odin-notifier")
+            # A context of its own: not part of the trace (or log context) of the call that started it.
+            self._reader = asyncio.get_running_loop().create_task(self._read(), name="odin-notifier", context=contextvars.Context())
 
     async def _read(self) -> None:
         while True:

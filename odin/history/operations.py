@@ -16,9 +16,10 @@ from temporalio.api.common.v1 import Header, Payloads
 from temporalio.api.errordetails.v1 import NotFoundFailure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.update.v1 import Request as UpdateRequest
+from temporalio.api.workflow.v1 import VersioningOverride
 
 from odin.errors import NotFound
-from odin.history import activity_ops, updates
+from odin.history import activity_ops, deployments, updates
 from odin.history.activity_ops import Selector
 from odin.history.engine import HistoryEngine
 from odin.history.machine import Transition
@@ -156,11 +157,25 @@ async def on_started_activity(
     return result
 
 
+async def _on_activities(
+    engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, selector: Selector, op: Callable[[Transition], Any]
+) -> Any:
+    """Apply an operator's change to a run's activities, or (no workflow id) to the standalone
+    activity the selector names by id; returns what ``op`` returns."""
+    if workflow_id:
+        result, _ = await engine.update(namespace_id, workflow_id, run_id, op)
+    else:
+        result, _ = await engine.activity_executions.update(namespace_id, selector.activity_id, run_id, op)
+    return result
+
+
 async def pause_activity(
     engine: HistoryEngine, namespace_id: str, workflow_id: str, run_id: str, selector: Selector, identity: str, reason: str
 ) -> None:
     """PauseActivity: hold back the selected activities' next attempts."""
-    await engine.update(namespace_id, workflow_id, run_id, lambda t: activity_ops.pause(t, activity_ops.select(t, selector), identity, reason))
+    await _on_activities(
+        engine, namespace_id, workflow_id, run_id, selector, lambda t: activity_ops.pause(t, activity_ops.select(t, selector), identity, reason)
+    )
 
 
 async def unpause_activity(
@@ -174,10 +189,12 @@ async def unpause_activity(
     delay: float,
 ) -> None:
     """UnpauseActivity: dispatch the selected paused activities again (after ``delay`` seconds)."""
-    await engine.update(
+    await _on_activities(
+        engine,
         namespace_id,
         workflow_id,
         run_id,
+        selector,
         lambda t: activity_ops.unpause(
             t, activity_ops.select(t, selector, paused_only=True), reset_attempts, reset_heartbeat, delay
         ),
@@ -196,10 +213,12 @@ async def reset_activity(
     restore_original_options: bool,
 ) -> None:
     """ResetActivity: the selected activities start over from attempt 1."""
-    await engine.update(
+    await _on_activities(
+        engine,
         namespace_id,
         workflow_id,
         run_id,
+        selector,
         lambda t: activity_ops.reset(
             t, activity_ops.select(t, selector), reset_heartbeat, keep_paused, delay, restore_original_options
         ),
@@ -217,11 +236,28 @@ async def update_activity_options(
     restore_original: bool,
 ) -> ActivityOptions:
     """UpdateActivityOptions: new options for the selected activities; returns the resulting options."""
-    result, _ = await engine.update(
+    result: ActivityOptions = await _on_activities(
+        engine,
         namespace_id,
         workflow_id,
         run_id,
+        selector,
         lambda t: activity_ops.update_options(t, activity_ops.select(t, selector), options, paths, restore_original),
+    )
+    return result
+
+
+async def set_versioning_override(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    override: VersioningOverride | None,
+    identity: str,
+) -> VersioningOverride | None:
+    """UpdateWorkflowExecutionOptions' versioning override (None: remove it); the one in effect."""
+    result, _ = await engine.update(
+        namespace_id, workflow_id, run_id, lambda t: deployments.set_versioning_override(t, override, identity)
     )
     return result
 
@@ -232,8 +268,9 @@ async def return_sticky_tasks(engine: HistoryEngine, namespace_id: str, sticky_q
     time out and may ask again)."""
     for entry in await engine.queues.drain(namespace_id, sticky_queue, WORKFLOW):
         if not entry.is_query:
-            loaded = await engine.load(namespace_id, entry.workflow_id, entry.run_id)
-            await engine.queues.add(namespace_id, loaded.state.task_queue, WORKFLOW, entry)
+            s = (await engine.load(namespace_id, entry.workflow_id, entry.run_id)).state
+            queue = await engine.routing.route(namespace_id, s.task_queue, WORKFLOW, s.workflow_id, s.routing_data())
+            await engine.queues.add(namespace_id, queue, WORKFLOW, entry)
 
 
 async def read_events(

@@ -59,7 +59,9 @@ class StaticShards:
         return dict(self._owned)
 
     async def start(self) -> None:
-        self._owned = await self._store.acquire_shards(list(range(self._num_shards)), self._owner, None)
+        with metrics.timed(metrics.shard_lease_latency.get("acquire")):
+            self._owned = await self._store.acquire_shards(list(range(self._num_shards)), self._owner, None)
+        metrics.shard_lease_changes.get("acquired").inc(len(self._owned))
         metrics.record_shards(self._owner, set(self._owned), set())
 
     async def stop(self) -> None:
@@ -201,20 +203,25 @@ class RedisShardLeases:
 
         held = list(self._held)
         if held:
-            kept = await self._renew(keys=[self._lease_key(s) for s in held], args=[self.owner, ttl_ms])
+            with metrics.timed(metrics.shard_lease_latency.get("renew")):
+                kept = await self._renew(keys=[self._lease_key(s) for s in held], args=[self.owner, ttl_ms])
             kept_shards = {held[i - 1] for i in kept}
             for lost in set(held) - kept_shards:
                 log.warning("lost the lease on shard %d", lost)
+                metrics.shard_lease_changes.get("lost").inc()
                 self._held.pop(lost, None)
 
         if len(self._held) > target:
             surplus = [s for s in reversed(self._preference) if s in self._held][: len(self._held) - target]
-            await self._release(keys=[self._lease_key(s) for s in surplus], args=[self.owner])
-            await self._store.release_shards(surplus, self.owner)
+            with metrics.timed(metrics.shard_lease_latency.get("release")):
+                await self._release(keys=[self._lease_key(s) for s in surplus], args=[self.owner])
+                await self._store.release_shards(surplus, self.owner)
+            metrics.shard_lease_changes.get("released").inc(len(surplus))
             for s in surplus:
                 self._held.pop(s)
         elif len(self._held) < target:
             candidates = [s for s in self._preference if s not in self._held]
+            acquiring = time.perf_counter()
             taken_idx = await self._acquire(
                 keys=[self._lease_key(s) for s in candidates], args=[self.owner, ttl_ms, target - len(self._held)]
             )
@@ -226,6 +233,8 @@ class RedisShardLeases:
                 except Exception:
                     await self._release(keys=[self._lease_key(s) for s in taken], args=[self.owner])
                     raise
+                metrics.shard_lease_latency.get("acquire").observe(time.perf_counter() - acquiring)
+                metrics.shard_lease_changes.get("acquired").inc(len(taken))
         # Stop trusting the leases a little before they could expire.
         self._valid_until = started + self._ttl * 0.9
         metrics.record_shards(self.owner, set(self._held), self._reported)

@@ -244,6 +244,19 @@ class MutableState:
     original_start_time: float = 0.0
     # One reset point per worker build id (the newest MAX_AUTO_RESET_POINTS), as Temporal keeps them.
     auto_reset_points: list[ResetPoint] = field(default_factory=list)
+    # The trace the run was started in (a W3C traceparent; "" without tracing): the parent of the
+    # spans of every later change to it, carried over to its continue-as-new and retry successors.
+    trace_context: str = ""
+    # Worker deployments: the version (deployment, build id) whose worker completed the last
+    # workflow task and the versioning behaviour it gave (VersioningBehavior: 1 pinned, 2 auto-
+    # upgrade; empty for an unversioned worker), and an operator's override (behaviour, and the
+    # version a pinned override names).
+    deployment: str = ""
+    deployment_build: str = ""
+    versioning_behavior: int = 0
+    override_behavior: int = 0
+    override_deployment: str = ""
+    override_build: str = ""
 
     @property
     def running(self) -> bool:
@@ -254,6 +267,26 @@ class MutableState:
         if build_id and all(p.build_id != build_id for p in self.auto_reset_points):
             self.auto_reset_points.append(ResetPoint(build_id, self.run_id, completed_event_id, ts))
             del self.auto_reset_points[:-MAX_AUTO_RESET_POINTS]
+
+    def pinned_version(self) -> tuple[str, str] | None:
+        """The (deployment, build id) every task of the run must go to, if it is pinned (by an
+        override, else by the behaviour its last workflow task completed with)."""
+        if self.override_behavior == PINNED:
+            return self.override_deployment, self.override_build
+        if self.override_behavior == AUTO_UPGRADE or self.versioning_behavior != PINNED or not self.deployment_build:
+            return None
+        return self.deployment, self.deployment_build
+
+    def routing_data(self) -> dict[str, Any]:
+        """What a task's transfer row carries for matching to route it by version: the pinned
+        version, else the version the run last ran on (a sticky task whose worker is no longer
+        the one new work goes to is sent to the normal queue). Empty for unversioned runs."""
+        pinned = self.pinned_version()
+        if pinned is not None:
+            return {"pin": list(pinned)}
+        if self.deployment_build:
+            return {"build": [self.deployment, self.deployment_build]}
+        return {}
 
     def activity_by_id(self, activity_id: str) -> ActivityInfo | None:
         return next((a for a in self.activities.values() if a.activity_id == activity_id), None)
@@ -287,6 +320,10 @@ class MutableState:
         state.timers = {k: TimerInfo(**v) for k, v in timers.items()}
         return state
 
+
+# temporal.api.enums.v1.VersioningBehavior
+PINNED = 1
+AUTO_UPGRADE = 2
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 

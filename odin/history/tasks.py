@@ -19,6 +19,7 @@ class TransferKind(StrEnum):
     SIGNAL_EXTERNAL = "signal_external"  # deliver a SignalExternalWorkflowExecution command
     CANCEL_EXTERNAL = "cancel_external"  # deliver a RequestCancelExternalWorkflowExecution command
     SCHEDULE_RUN_CLOSED = "schedule_run_closed"  # tell the schedule that started a run that it closed
+    STANDALONE_ACTIVITY_TASK = "standalone_activity_task"  # queue an attempt of a standalone activity
 
 
 # Transfer tasks the history service carries out itself (the others go to task queues).
@@ -42,3 +43,6 @@ class TimerKind(StrEnum):
     RUN_TIMEOUT = "run_timeout"  # the run's (or the chain's execution) timeout
     FIRST_WFT = "first_wft"  # the first workflow task after a start delay or backoff
     SCHEDULE = "schedule"  # a schedule's next action (the row names the schedule, not a run)
+    # A standalone activity's timeouts and next attempt (the row's workflow id is the activity id).
+    STANDALONE_ACTIVITY_TIMEOUT = "standalone_activity_timeout"
+    STANDALONE_ACTIVITY_RETRY = "standalone_activity_retry"

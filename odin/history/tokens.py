@@ -31,17 +31,27 @@ class ActivityTaskToken:
 
 
 @dataclass(frozen=True)
+class StandaloneActivityTaskToken:
+    """An attempt of a standalone activity (one started by a client, not by a workflow)."""
+
+    namespace_id: str
+    activity_id: str
+    run_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class QueryTaskToken:
     namespace_id: str
     query_id: str
 
 
-_KINDS: dict[str, type[WorkflowTaskToken | ActivityTaskToken | QueryTaskToken]] = {
-    "w": WorkflowTaskToken, "a": ActivityTaskToken, "q": QueryTaskToken
+_KINDS: dict[str, type[WorkflowTaskToken | ActivityTaskToken | StandaloneActivityTaskToken | QueryTaskToken]] = {
+    "w": WorkflowTaskToken, "a": ActivityTaskToken, "s": StandaloneActivityTaskToken, "q": QueryTaskToken
 }
 _TAGS = {cls: tag for tag, cls in _KINDS.items()}
 
-Token = WorkflowTaskToken | ActivityTaskToken | QueryTaskToken
+Token = WorkflowTaskToken | ActivityTaskToken | StandaloneActivityTaskToken | QueryTaskToken
 
 
 def encode(token: Token) -> bytes:

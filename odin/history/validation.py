@@ -36,7 +36,7 @@ class BadCommand(Exception):
 def check_id(value: str, what: str, cause: Cause.ValueType) -> None:
     if not value:
         raise BadCommand(cause, f"{what} is not set on command.")
-    if len(value) > MAX_ID_LENGTH:
+    if len(value.encode()) > MAX_ID_LENGTH:  # bytes of UTF-8, as Temporal counts
         raise BadCommand(cause, f"{what} exceeds length limit.")
     check_text(value, what, cause)
 

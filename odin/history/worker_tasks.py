@@ -6,9 +6,9 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from temporalio.api.common.v1 import Payloads, Priority, WorkflowExecution, WorkflowType
+from temporalio.api.common.v1 import ActivityType, Header, Payloads, Priority, WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import QueryResultType, TaskQueueKind
 from temporalio.api.errordetails.v1 import QueryFailedFailure
 from temporalio.api.failure.v1 import Failure
@@ -21,10 +21,10 @@ from temporalio.api.workflowservice.v1 import (
     RespondWorkflowTaskCompletedRequest,
 )
 
-from odin import metrics
+from odin import logs, metrics
 from odin.clock import monotonic
 from odin.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
-from odin.history import activities, activity_ops, commands, tokens, updates
+from odin.history import activities, activity_ops, commands, standalone, tokens, updates
 from odin.history.engine import STICKY_POLLER_WINDOW, HistoryEngine
 from odin.history.events import duration, timestamp
 from odin.history.machine import StaleTask, Transition, transient_events, wft_token
@@ -70,6 +70,8 @@ class WorkerTasks:
         thresholds: ContinueAsNewThresholds = DEFAULT_CONTINUE_AS_NEW,
     ) -> PollWorkflowTaskQueueResponse:
         sticky = task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
+        if not sticky:  # sticky queues are one per worker process: not sampled
+            metrics.saw_queue(namespace_id, namespace, task_queue.name, WORKFLOW)
         deadline = monotonic() + timeout
         while (remaining := deadline - monotonic()) > 0:
             entry = await self.engine.queues.poll(namespace_id, task_queue.name, WORKFLOW, remaining, identity)
@@ -127,9 +129,9 @@ class WorkerTasks:
         )
         s = t.state
         # Measured under the run's normal queue: sticky queues are per worker process.
-        metrics.task_queue_latency_seconds.labels(s.task_queue, "workflow").observe(max(w.started_time - w.scheduled_time, 0.0))
+        metrics.schedule_to_start.get(s.task_queue, "workflow").observe(max(w.started_time - w.scheduled_time, 0.0))
         if not sticky and s.last_completed_wft_started_event_id:
-            metrics.workflow_replay_count.labels(s.namespace, s.workflow_type).inc()
+            metrics.replay_family.get(s.namespace, s.workflow_type).inc()
         first = s.last_completed_wft_started_event_id + 1 if sticky else 1
         events = await self.engine.read_events(s.run_id, first, s.next_event_id)
         response = workflow_task(s, w, events + transient_events(s, w))
@@ -140,7 +142,7 @@ class WorkerTasks:
     def eager_workflow_task(self, t: Transition) -> PollWorkflowTaskQueueResponse:
         """The first workflow task of a run started eagerly (its events are all in ``t``)."""
         s, w = t.state, t.state.wft
-        metrics.task_queue_latency_seconds.labels(s.task_queue, "workflow").observe(0.0)
+        metrics.schedule_to_start.get(s.task_queue, "workflow").observe(0.0)
         return workflow_task(s, w, list(t.events))
 
     async def respond_workflow_task_completed(
@@ -152,6 +154,7 @@ class WorkerTasks:
         """Apply a completion; returns the activity tasks started eagerly for the completing
         worker (activities that asked for it, on the workflow's own task queue)."""
         token = tokens.decode(req.task_token, tokens.WorkflowTaskToken)
+        req_run = cast(tokens.WorkflowTaskToken, token)  # decode checked the kind
         for query_id, result in req.query_results.items():
             await self.engine.queries.resolve(query_id, result)
         types = settable_types(await self.engine.search_attributes.custom(token.namespace_id))
@@ -166,11 +169,13 @@ class WorkerTasks:
             last[:] = [t]
             commands.complete_workflow_task(t, token, req)
 
+        logged = logs.bind(workflow_id=req_run.workflow_id, run_id=req_run.run_id)
         try:
             _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
         finally:
             if last:
                 _log_size_warnings(last[0])
+            logs.unbind(logged)
         if not t.eager_activities:
             return []
         s = t.state
@@ -178,7 +183,8 @@ class WorkerTasks:
         eager = []
         for scheduled_event_id in t.eager_activities:
             a = s.activities[scheduled_event_id]
-            metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(0.0)
+            metrics.schedule_to_start.get(a.task_queue, "activity").observe(0.0)
+            metrics.activity_attempts.get(s.namespace, a.activity_type).inc()
             eager.append(activity_task(s, a, scheduled[scheduled_event_id], s.namespace))
         return eager
 
@@ -189,7 +195,8 @@ class WorkerTasks:
             t.check_workflow_task(token)
             t.fail_workflow_task(cause, failure, identity)
 
-        await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        _, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        metrics.record_workflow_task_failure(t.state.namespace, t.state.workflow_type, cause)
 
     # -- activity tasks --------------------------------------------------------------------
 
@@ -199,6 +206,7 @@ class WorkerTasks:
         """Wait for an activity task; ``max_per_second`` is the queue's dispatch rate limit the
         worker asks for (Temporal's ``max_task_queue_activities_per_second``), held by matching
         for all the queue's pollers together."""
+        metrics.saw_queue(namespace_id, namespace, queue, ACTIVITY)
         deadline = monotonic() + timeout
         while (remaining := deadline - monotonic()) > 0:
             entry = await self.engine.queues.poll(namespace_id, queue, ACTIVITY, remaining, identity, max_per_second)
@@ -206,8 +214,9 @@ class WorkerTasks:
                 break
             if entry.concurrency_key and not await self._slot(namespace_id, queue, entry):
                 continue
+            start = self._start_standalone_task if entry.activity_id else self._start_activity_task
             response = await self._decide(
-                namespace_id, queue, ACTIVITY, entry, lambda entry=entry: self._start_activity_task(entry, namespace, identity)
+                namespace_id, queue, ACTIVITY, entry, lambda entry=entry, start=start: start(entry, namespace, identity)
             )
             if response is not None:
                 return response
@@ -252,23 +261,53 @@ class WorkerTasks:
         a, t = await self._take(
             entry, lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id)
         )
-        metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(max(a.started_time - a.scheduled_time, 0.0))
+        metrics.schedule_to_start.get(a.task_queue, "activity").observe(max(a.started_time - a.scheduled_time, 0.0))
+        metrics.activity_attempts.get(t.state.namespace, a.activity_type).inc()
         [scheduled] = await self.engine.read_events(t.state.run_id, a.scheduled_event_id, a.scheduled_event_id + 1)
         return activity_task(t.state, a, scheduled, namespace)
 
+    async def _start_standalone_task(self, entry: TaskEntry, namespace: str, identity: str) -> PollActivityTaskQueueResponse:
+        """Start the attempt of a standalone activity an entry names (its transfer row consumed
+        in the same transaction)."""
+        request_id = new_id()
+        try:
+            a, t = await self.engine.activity_executions.update(
+                entry.namespace_id,
+                entry.activity_id,
+                entry.run_id,
+                lambda t: activities.record_started(t, entry.scheduled_event_id, entry.attempt, identity, request_id),
+                delete_transfer_ids=(entry.task_id,),
+            )
+        except (StaleTask, NotFound):
+            await self.engine.store.delete_transfer_task(entry.task_id)
+            raise StaleTask("stale task entry") from None
+        metrics.task_queue_latency_seconds.labels(a.task_queue, "activity").observe(max(a.started_time - a.scheduled_time, 0.0))
+        return standalone_activity_task(t.activity, namespace)
+
     async def activity_update(self, task_token: bytes, apply) -> Any:
         """Run ``apply(transition, activity_info)`` for the attempt a token names."""
-        token = tokens.decode(task_token, tokens.ActivityTaskToken)
-        attempt: list[tuple[str, int, int]] = []  # (concurrency key, scheduled event id, attempt) before the update
+        token = tokens.decode(task_token, (tokens.ActivityTaskToken, tokens.StandaloneActivityTaskToken))
+        if isinstance(token, tokens.StandaloneActivityTaskToken):
+            result, _ = await self.engine.activity_executions.update(
+                token.namespace_id, token.activity_id, token.run_id, lambda t: apply(t, standalone.for_token(t, token))
+            )
+            return result
+        assert isinstance(token, tokens.ActivityTaskToken)
+        # (concurrency key, scheduled event id, attempt, activity type) before the update
+        attempt: list[tuple[str, int, int, str]] = []
 
         def op(t: Transition) -> object:
             a = activities.for_token(t, token)
-            attempt[:] = [(a.concurrency_key, a.scheduled_event_id, a.attempt)]
+            attempt[:] = [(a.concurrency_key, a.scheduled_event_id, a.attempt, a.activity_type)]
             return apply(t, a)
 
         result, t = await self.engine.update(token.namespace_id, token.workflow_id, token.run_id, op)
+        if attempt:
+            after = t.state.activities.get(attempt[0][1])
+            if after is None or after.attempt != attempt[0][2]:
+                metrics.record_activity_end(t.state.namespace, attempt[0][3], t.events)
         if attempt and attempt[0][0]:
-            key, scheduled_event_id, number = attempt[0]
+            key, scheduled_event_id, number, _ = attempt[0]
             holder = slot_holder(t.state, scheduled_event_id, number)
             after = t.state.activities.get(scheduled_event_id)
             if after is None or after.attempt != number or not after.started:  # the attempt ended
@@ -335,10 +374,16 @@ class WorkerTasks:
         """Queue a query task for the run: on its sticky queue while a worker polls it, else the normal one."""
         engine = self.engine
         queue = s.task_queue
-        if s.running and s.sticky_queue and await engine.queues.has_recent_poller(
-            s.namespace_id, s.sticky_queue, WORKFLOW, STICKY_POLLER_WINDOW
+        routing = s.routing_data() if s.deployment_build or s.override_behavior else {}
+        if (
+            s.running
+            and s.sticky_queue
+            and (not routing or await engine.routing.sticky_still_right(s.namespace_id, queue, s.workflow_id, routing))
+            and await engine.queues.has_recent_poller(s.namespace_id, s.sticky_queue, WORKFLOW, STICKY_POLLER_WINDOW)
         ):
             queue = s.sticky_queue
+        else:
+            queue = await engine.routing.route(s.namespace_id, queue, WORKFLOW, s.workflow_id, routing)
         entry = TaskEntry(query_id, s.namespace_id, s.workflow_id, s.run_id, query_id=query_id)
         await engine.queues.add(s.namespace_id, queue, WORKFLOW, entry)
 
@@ -401,6 +446,34 @@ def activity_task(s: MutableState, a: ActivityInfo, scheduled: HistoryEvent, nam
     )
 
 
+def standalone_activity_task(act: standalone.StandaloneActivity, namespace: str) -> PollActivityTaskQueueResponse:
+    """The poll response that hands a started attempt of a standalone activity to a worker: no
+    workflow, the activity's run id instead."""
+    a = act.info
+    token = tokens.StandaloneActivityTaskToken(
+        namespace_id=act.namespace_id, activity_id=act.activity_id, run_id=act.run_id, attempt=a.attempt
+    )
+    return PollActivityTaskQueueResponse(
+        task_token=tokens.encode(token),
+        workflow_namespace=namespace,
+        activity_type=ActivityType(name=a.activity_type),
+        activity_id=a.activity_id,
+        activity_run_id=act.run_id,
+        header=unpack(Header, act.header),
+        input=unpack(Payloads, act.input),
+        heartbeat_details=unpack(Payloads, a.heartbeat_details),
+        scheduled_time=timestamp(a.first_scheduled_time),
+        current_attempt_scheduled_time=timestamp(a.scheduled_time),
+        started_time=timestamp(a.started_time),
+        attempt=a.attempt,
+        schedule_to_close_timeout=duration(a.schedule_to_close),
+        start_to_close_timeout=duration(a.start_to_close),
+        heartbeat_timeout=duration(a.heartbeat),
+        retry_policy=activity_ops.retry_policy_of(a.retry),
+        priority=unpack(Priority, a.priority) or unpack(Priority, act.priority),
+    )
+
+
 def workflow_task(s: MutableState, w: WorkflowTaskInfo, events: list[HistoryEvent]) -> PollWorkflowTaskQueueResponse:
     """The poll response that hands a started workflow task (and the history it needs) to a worker."""
     return PollWorkflowTaskQueueResponse(
@@ -427,3 +500,4 @@ def _log_size_warnings(t: Transition) -> None:
             "%s of %d bytes in namespace %s, workflow %s, run %s is %s",
             what, size, t.state.namespace, t.state.workflow_id, t.state.run_id, over,
         )
+

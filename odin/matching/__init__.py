@@ -43,6 +43,8 @@ class TaskEntry:
     concurrency_key: str = ""
     max_concurrency: int = 0
     lease: float = 0.0
+    # A standalone activity's entry names the activity (its ``workflow_id`` is then empty).
+    activity_id: str = ""
     # Set by a backend on the entries its polls return: what ``ack``/``requeue`` need to find the
     # delivery again (the in-memory backend needs nothing). Not part of the entry's identity.
     receipt: str = field(default="", compare=False)

@@ -7,6 +7,7 @@ import collections
 import time
 from dataclasses import dataclass, field
 
+from odin import metrics
 from odin.clock import monotonic
 from odin.matching import PRIORITY_LEVELS, RATE_TTL, RATE_WINDOW, PollerInfo, QueueStats, TaskEntry, priority_level
 
@@ -129,7 +130,7 @@ class InMemoryTaskQueues:
             await asyncio.sleep(wait)
         q.bucket.tokens -= 1
         try:
-            entry = await self._wait(q, deadline - monotonic())
+            entry = await self._wait(q, task_type, deadline - monotonic())
         except BaseException:
             q.bucket.tokens = min(1.0, q.bucket.tokens + 1)
             raise
@@ -141,21 +142,24 @@ class InMemoryTaskQueues:
             q.dispatches.append(time.time())
         return entry
 
-    async def _wait(self, q: _Queue, timeout: float) -> TaskEntry | None:
+    async def _wait(self, q: _Queue, task_type: str, timeout: float) -> TaskEntry | None:
         entry = q.take()
         if entry is not None or timeout <= 0:
+            metrics.count_poll(task_type, entry, sync=False)
             return entry
         waiter = asyncio.get_running_loop().create_future()
         q.waiters.append(waiter)
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            entry = await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except TimeoutError:
-            return self._abandon(q, waiter)
+            entry = self._abandon(q, waiter)
         except asyncio.CancelledError:
             entry = self._abandon(q, waiter)
             if entry is not None:
                 self._put(q, entry, front=True)
             raise
+        metrics.count_poll(task_type, entry, sync=True)
+        return entry
 
     @staticmethod
     def _abandon(q: _Queue, waiter: asyncio.Future) -> TaskEntry | None:

@@ -54,6 +54,7 @@ pool allows 100 and raises MaxConnectionsError beyond; a BlockingConnectionPool 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import itertools
 import json
@@ -66,6 +67,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from odin import metrics
 from odin.clock import Clock, SystemClock, monotonic
 from odin.matching import (
     DEFAULT_PRIORITY,
@@ -467,6 +469,8 @@ class RedisTaskQueues:
         blocking: dict[str, int] = {}
         try:
             entry = await self._poll(conn, keys, consumer, identity, deadline, blocking, max_per_second or 0)
+            # A task that came while the poll blocked is a sync match; one the first take found, backlog.
+            metrics.count_poll(task_type, entry, sync=entry is not None and entry.receipt.split(":", 3)[2] == "*")
         except BaseException:
             client_id, token = blocking.get("client_id"), "token" in blocking
             await asyncio.shield(self._spawn(self._abandon(conn, client_id, keys, consumer, identity, token)))
@@ -585,7 +589,8 @@ class RedisTaskQueues:
     def _watch(self, keys: tuple[str, ...], poll_deadline: float) -> None:
         self._watched[keys] = max(poll_deadline, self._watched.get(keys, 0.0))
         if self._reclaimer is None or self._reclaimer.done():
-            self._reclaimer = asyncio.create_task(self._reclaim_loop())
+            # A context of its own: not part of the trace (or log context) of the poll that started it.
+            self._reclaimer = asyncio.create_task(self._reclaim_loop(), context=contextvars.Context())
 
     async def _reclaim_loop(self) -> None:
         interval = min(max(self._reclaim_idle / 2, 0.05), 10.0)

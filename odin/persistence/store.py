@@ -1,4 +1,5 @@
-"""The SQL ``ExecutionStore``: one implementation for PostgreSQL (psycopg 3) and SQLite.
+"""The SQL ``ExecutionStore``: one implementation for PostgreSQL (psycopg 3), MySQL 8 and MariaDB
+(PyMySQL) and SQLite.
 
 Every workflow update is one transaction (docs/architecture.md#inv-one-transaction): new history events, the mutable
 state row guarded by a compare-and-swap on ``db_version``, the current-run pointer, outbox rows
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,11 +29,20 @@ from sqlalchemy.pool import StaticPool
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.history.v1 import HistoryEvent
 
+from odin import metrics, tracing
 from odin.errors import AlreadyExists, ConcurrentUpdate, ResourceExhausted, ScheduleConflict, ShardOwnershipLost
 from odin.persistence import tables as t
 
 R = TypeVar("R")
+# Threads (and pooled connections) of a database server's store: PostgreSQL, MySQL, MariaDB.
 POSTGRES_THREADS = 16
+# Every MySQL or MariaDB session Odin opens: errors instead of silently cut or zeroed values, UTC for
+# the few functions that use the session's zone. (Isolation: READ COMMITTED, set by SQLAlchemy.)
+MYSQL_INIT = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"
+# InnoDB errors after which the whole transaction was rolled back and may simply run again:
+# deadlock found (1213), lock wait timeout (1205; the store rolls the rest back itself).
+_MYSQL_RETRYABLE = (1213, 1205)
+_MAX_LOCK_RETRIES = 5
 
 # Hot statements are built once: SQLAlchemy then reuses their compiled form and cache key.
 _we = t.workflow_executions.c
@@ -91,6 +103,8 @@ _DELETE_RUN_TIMERS = t.timer_tasks.delete().where(t.timer_tasks.c.run_id == sa.b
 _INSERT_TRANSFER = t.transfer_tasks.insert()
 _INSERT_TIMER = t.timer_tasks.insert()
 _DELETE_TRANSFER = t.transfer_tasks.delete().where(t.transfer_tasks.c.task_id == sa.bindparam("id"))
+# Timer rows that belong to a namespace rather than to a run (deleted with the namespace).
+_NAMESPACE_TIMER_KINDS = ("schedule", "standalone_activity_timeout", "standalone_activity_retry")
 _DELETE_TIMER = t.timer_tasks.delete().where(t.timer_tasks.c.task_id == sa.bindparam("id"))
 
 
@@ -191,6 +205,35 @@ class ScheduleWrite:
 
 
 @dataclass
+class ActivityExecutionRecord:
+    """One standalone activity's row (``activity_executions``): the id's current run."""
+
+    namespace_id: str
+    activity_id: str
+    run_id: str
+    shard_id: int
+    db_version: int
+    request_id: str
+    status: int  # temporal.api.enums.v1.ActivityExecutionStatus
+    activity_type: str
+    task_queue: str
+    start_time: datetime
+    close_time: datetime | None
+    search_attributes: bytes | None  # temporal.api.common.v1.SearchAttributes
+    state: bytes  # JSON of odin.history.standalone.StandaloneActivity
+
+
+@dataclass
+class ActivityWrite:
+    record: ActivityExecutionRecord
+    # None inserts (the id must be free); otherwise the row must still carry this db_version (a
+    # new run of the id replaces the row of the closed one under the same guard).
+    expected_db_version: int | None
+    # The run closed (or was replaced): its outstanding outbox rows go with this write.
+    closed_run_id: str = ""
+
+
+@dataclass
 class BatchOperationRecord:
     """One batch operation's row (``batch_operations``)."""
 
@@ -216,6 +259,20 @@ class BatchOperationRecord:
 
 
 @dataclass
+class DeploymentRecord:
+    """One worker deployment's row (``worker_deployments``): ``data`` is the JSON document of
+    ``odin.history.deployments.Deployment``; ``db_version`` the compare-and-swap counter (0: not
+    stored yet)."""
+
+    namespace_id: str
+    name: str
+    data: str
+    db_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
 class Batch:
     workflows: list[WorkflowWrite] = field(default_factory=list)
     current: list[CurrentWrite] = field(default_factory=list)
@@ -224,6 +281,7 @@ class Batch:
     delete_transfer_ids: list[str] = field(default_factory=list)
     delete_timer_ids: list[str] = field(default_factory=list)
     schedules: list[ScheduleWrite] = field(default_factory=list)
+    activities: list[ActivityWrite] = field(default_factory=list)
     # (shard_id, range_id): written by a shard's queue processor, valid only while that shard's
     # range_id is unchanged (no newer lease holder).
     fence: tuple[int, int] | None = None
@@ -261,7 +319,7 @@ class ExecutionStore(Protocol):
     async def remove_search_attributes(self, namespace_id: str, names: list[str]) -> None: ...
     @property
     def dialect_name(self) -> str:
-        """The SQL dialect behind the store ("postgresql", "sqlite")."""
+        """The SQL dialect behind the store ("postgresql", "mysql", "sqlite")."""
         ...
     async def list_transfer_tasks(
         self,
@@ -273,11 +331,15 @@ class ExecutionStore(Protocol):
     async def closed_runs_before(self, namespace_id: str, closed_before: datetime, limit: int) -> list[tuple[str, str]]: ...
     async def delete_transfer_task(self, task_id: str) -> None: ...
     async def due_timer_tasks(self, now: datetime, limit: int, shard_ids: list[int] | None = None) -> list[OutboxTask]: ...
+    async def outbox_stats(self, now: datetime, shard_ids: list[int] | None) -> dict[str, tuple[int, float]]: ...
     async def get_timer_task(self, task_id: str) -> OutboxTask | None: ...
     async def next_timer_time(self) -> datetime | None: ...
     async def delete_timer_task(self, task_id: str, fence: tuple[int, int] | None = None) -> None: ...
     async def acquire_shards(self, shard_ids: list[int], owner: str, expires_at: datetime | None) -> dict[int, int]: ...
     async def get_schedule(self, namespace_id: str, schedule_id: str) -> ScheduleRecord | None: ...
+    async def get_activity_execution(self, namespace_id: str, activity_id: str) -> ActivityExecutionRecord | None: ...
+    async def list_activity_executions(self, namespace_id: str, offset: int, limit: int) -> list[ActivityExecutionRecord]: ...
+    async def delete_activity_execution(self, namespace_id: str, activity_id: str, run_id: str) -> bool: ...
     async def list_schedules(self, namespace_id: str, after: str, limit: int) -> list[ScheduleRecord]: ...
     async def release_shards(self, shard_ids: list[int], owner: str) -> None: ...
     async def create_batch_operation(self, record: BatchOperationRecord, max_running: int) -> None: ...
@@ -295,6 +357,11 @@ class ExecutionStore(Protocol):
         self, namespace_id: str, where: Any, after_run_id: str, limit: int
     ) -> list[tuple[str, str]]: ...
     async def delete_batch_operations_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
+    async def delete_activity_executions_closed_before(self, namespace_id: str, closed_before: datetime) -> int: ...
+    async def get_worker_deployment(self, namespace_id: str, name: str) -> DeploymentRecord | None: ...
+    async def list_worker_deployments(self, namespace_id: str) -> list[DeploymentRecord]: ...
+    async def save_worker_deployment(self, record: DeploymentRecord) -> None: ...
+    async def delete_worker_deployment(self, namespace_id: str, name: str, db_version: int) -> None: ...
 
 
 class Database:
@@ -309,20 +376,52 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             threads = 1
         else:
+            kwargs = {}
+            if url.startswith(("mysql", "mariadb")):
+                kwargs = {
+                    # InnoDB's default REPEATABLE READ takes gap locks that make concurrent group
+                    # commits deadlock far more often; every guard Odin relies on (the CAS update,
+                    # the fence's shared lock, unique keys) reads the newest committed row anyway.
+                    "isolation_level": "READ COMMITTED",
+                    # The server closes connections idle for wait_timeout (8 h by default).
+                    "pool_recycle": 3600,
+                    # The server's max_allowed_packet is the limit that counts (docs/operations.md#mysql).
+                    "connect_args": {"charset": "utf8mb4", "init_command": MYSQL_INIT, "max_allowed_packet": 1 << 30},
+                }
             # No pre-ping (a round trip per call): a connection found dead is retried once instead.
-            self.engine = sa.create_engine(url, pool_size=POSTGRES_THREADS, max_overflow=4)
+            self.engine = sa.create_engine(url, pool_size=POSTGRES_THREADS, max_overflow=4, **kwargs)
             # Rows inserted together (a transition's events, outbox rows) go as one multi-row
             # INSERT instead of one statement per row.
             self.engine.dialect.use_insertmanyvalues_wo_returning = True
             threads = POSTGRES_THREADS
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.is_mysql = self.engine.dialect.name in t.MYSQL_DIALECTS
+        # Reads need no transaction. psycopg switches a connection to autocommit without a round
+        # trip; PyMySQL's switch is a statement each way, so MySQL reads get a pool of their own
+        # whose connections stay in autocommit (nothing to roll back when one is returned).
+        self.reader = self.engine
+        if self.is_mysql:
+            reader_kwargs = {**kwargs, "isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+            self.reader = sa.create_engine(url, pool_size=POSTGRES_THREADS, max_overflow=4, **reader_kwargs)
+        elif not self.is_sqlite:
+            self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        tracing.instrument_engine(self.engine)
+        if self.is_mysql:
+            tracing.instrument_engine(self.reader)
+        metrics.watch_pool("sql", self.engine.pool)
+        if self.is_mysql:
+            metrics.watch_pool("sql", self.reader.pool)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")
 
     async def run(self, fn: Callable[..., R], *args: Any) -> R:
+        if tracing.enabled:  # a span per store call, its statements below it
+            fn = tracing.sql_group(fn)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def dispose(self) -> None:
         await self.run(self.engine.dispose)
+        if self.is_mysql:
+            await self.run(self.reader.dispose)
         self._executor.shutdown(wait=False)
 
 
@@ -330,13 +429,31 @@ def _retry_dead_connection(call: Callable[[], R]) -> R:
     """Run ``call``; if it failed because its pooled connection had died (a database restart, a
     terminated backend), run it once more on a fresh one. A transaction cut off before COMMIT
     wrote nothing; one cut off during COMMIT may have landed, and then its retry meets the
-    compare-and-swap or a unique key and fails as a conflict instead of writing twice."""
-    try:
-        return call()
-    except sa.exc.DBAPIError as exc:
-        if not exc.connection_invalidated:
+    compare-and-swap or a unique key and fails as a conflict instead of writing twice.
+
+    A transaction InnoDB chose as a deadlock's victim (or whose lock wait timed out) wrote nothing
+    either, and runs again, a few times at most."""
+    lock_retries = 0
+    while True:
+        try:
+            return call()
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                break
+            if lock_retries < _MAX_LOCK_RETRIES and _mysql_error_code(exc) in _MYSQL_RETRYABLE:
+                lock_retries += 1
+                continue
             raise
+    metrics.persistence_retries.get("dead_connection").inc()
     return call()
+
+
+def _mysql_error_code(exc: sa.exc.DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+_COMMIT_METRICS = metrics.persistence_call("commit")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -356,10 +473,11 @@ class SqlExecutionStore:
     def __init__(self, db: Database):
         self.db = db
         self.engine = db.engine
-        self._reader = db.engine if db.is_sqlite else db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reader = db.reader
         self.is_sqlite = db.is_sqlite
+        self.is_mysql = db.is_mysql
         # Group commits: batches waiting for a transaction, and how many group transactions may
-        # run at once (SQLite has one writer; PostgreSQL overlaps a few so none waits on another).
+        # run at once (SQLite has one writer; a database server overlaps a few so none waits on another).
         self._pending: list[tuple[Batch, asyncio.Future]] = []
         self._in_flight = 0
         self._max_groups = 1 if db.is_sqlite else 4
@@ -377,10 +495,15 @@ class SqlExecutionStore:
         await self._read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
 
     async def database_time(self) -> datetime | None:
-        """The database server's clock now (``clock_timestamp()``), or None when the database has
-        no server of its own (SQLite reads this process's clock)."""
+        """The database server's clock now (PostgreSQL's ``clock_timestamp()``, MySQL's
+        ``UTC_TIMESTAMP(6)``), or None when the database has no server of its own (SQLite reads this
+        process's clock)."""
         if self.is_sqlite:
             return None
+        if self.is_mysql:
+            # The statement's start, in UTC whatever the session's zone: naive, to the microsecond.
+            value = await self._read(lambda conn: conn.execute(sa.text("SELECT UTC_TIMESTAMP(6)")).scalar_one())
+            return value.replace(tzinfo=UTC)
         value = await self._read(lambda conn: conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one())
         return value.astimezone(UTC)
 
@@ -391,7 +514,17 @@ class SqlExecutionStore:
             with self._reader.connect() as conn:
                 return fn(conn)
 
-        return await self.db.run(_retry_dead_connection, call)
+        # Counted under the store method that called (a frame lookup, no formatting).
+        requests, errors, latency = metrics.persistence_call(sys._getframe(1).f_code.co_name)
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            return await self.db.run(_retry_dead_connection, call)
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     async def _write(self, fn: Callable[[sa.Connection], R]) -> R:
         """Run ``fn`` in one transaction."""
@@ -400,7 +533,18 @@ class SqlExecutionStore:
             with self.engine.begin() as conn:
                 return fn(conn)
 
-        return await self.db.run(_retry_dead_connection, call)
+        requests, errors, latency = metrics.persistence_call(sys._getframe(1).f_code.co_name)
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            return await self.db.run(_retry_dead_connection, call)
+        except ConcurrentUpdate:
+            raise  # a lost compare-and-swap: persistence_cas_conflicts, not an error of the store
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     # -- cluster and namespaces ------------------------------------------------------------
 
@@ -446,15 +590,19 @@ class SqlExecutionStore:
             raise AlreadyExists(f"Namespace {ns.name} already exists.") from exc
 
     async def delete_namespace(self, namespace_id: str) -> None:
-        """Remove a namespace row, its search-attribute registry, its schedules and its batch
-        operations (its runs must be gone)."""
+        """Remove a namespace row, its search-attribute registry, its schedules, its batch
+        operations and its standalone activities (its runs must be gone)."""
 
         def run(conn: sa.Connection) -> None:
             conn.execute(t.search_attributes.delete().where(t.search_attributes.c.namespace_id == namespace_id))
             conn.execute(t.batch_operations.delete().where(t.batch_operations.c.namespace_id == namespace_id))
+            conn.execute(t.worker_deployments.delete().where(t.worker_deployments.c.namespace_id == namespace_id))
             conn.execute(t.schedules.delete().where(t.schedules.c.namespace_id == namespace_id))
+            conn.execute(t.activity_executions.delete().where(t.activity_executions.c.namespace_id == namespace_id))
             x = t.timer_tasks.c
-            conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind == "schedule"))
+            conn.execute(t.timer_tasks.delete().where(x.namespace_id == namespace_id, x.kind.in_(_NAMESPACE_TIMER_KINDS)))
+            y = t.transfer_tasks.c
+            conn.execute(t.transfer_tasks.delete().where(y.namespace_id == namespace_id, y.kind == "standalone_activity_task"))
             conn.execute(t.namespaces.delete().where(t.namespaces.c.id == namespace_id))
 
         await self._write(run)
@@ -507,7 +655,18 @@ class SqlExecutionStore:
         self._pending.append((batch, done))
         if self._in_flight < self._max_groups:
             self._start_group()
-        await done
+        requests, errors, latency = _COMMIT_METRICS
+        requests.inc()
+        started = time.perf_counter()
+        try:
+            await done
+        except ConcurrentUpdate:
+            raise  # a lost compare-and-swap: persistence_cas_conflicts, not an error of the store
+        except Exception:
+            errors.inc()
+            raise
+        finally:
+            latency.observe(time.perf_counter() - started)
 
     def _start_group(self) -> None:
         group, self._pending = self._pending, []
@@ -538,11 +697,13 @@ class SqlExecutionStore:
     def _commit_group(self, batches: list[Batch]) -> list[BaseException | None]:
         """Commit the batches in one transaction or, if that fails, each in its own (runs in the
         database thread). Returns each batch's error, or None."""
+        metrics.commit_group_size.get().observe(len(batches))
         if len(batches) > 1:
             try:
                 _retry_dead_connection(lambda: self._commit_together(batches))
                 return [None] * len(batches)
             except Exception:
+                metrics.persistence_retries.get("group_split").inc()
                 pass  # rolled back: each batch now finds out for itself
         outcomes: list[BaseException | None] = []
         for batch in batches:
@@ -569,6 +730,8 @@ class SqlExecutionStore:
             _check_fence(conn, batch.fence)
         for sw in batch.schedules:
             _write_schedule(conn, sw)
+        for aw in batch.activities:
+            _write_activity(conn, aw)
         for w in batch.workflows:
             self._write_workflow(conn, w)
         for cw in batch.current:
@@ -581,6 +744,10 @@ class SqlExecutionStore:
             if w.closed:
                 conn.execute(_DELETE_RUN_TRANSFERS, {"run": w.record.run_id})
                 conn.execute(_DELETE_RUN_TIMERS, {"run": w.record.run_id})
+        for aw in batch.activities:
+            if aw.closed_run_id:
+                conn.execute(_DELETE_RUN_TRANSFERS, {"run": aw.closed_run_id})
+                conn.execute(_DELETE_RUN_TIMERS, {"run": aw.closed_run_id})
         if batch.transfer_tasks:
             conn.execute(_INSERT_TRANSFER, [_transfer_row(x) for x in batch.transfer_tasks])
         if batch.timer_tasks:
@@ -803,6 +970,26 @@ class SqlExecutionStore:
         rows = await self._read(lambda conn: conn.execute(query).all())
         return [_outbox(r) for r in rows]
 
+    async def outbox_stats(self, now: datetime, shard_ids: list[int] | None) -> dict[str, tuple[int, float]]:
+        """For the metrics: per outbox queue of these shards (None: all), (rows, seconds): ``transfer``
+        rows and the age of the oldest; ``timer_due`` rows due by ``now`` and how overdue the oldest is."""
+        tr, tm = t.transfer_tasks.c, t.timer_tasks.c
+        transfers = sa.select(sa.func.count(), sa.func.min(tr.created_at))
+        timers = sa.select(sa.func.count(), sa.func.min(tm.fire_at)).where(tm.fire_at <= now)
+        if shard_ids is not None:
+            transfers = transfers.where(tr.shard_id.in_(shard_ids))
+            timers = timers.where(tm.shard_id.in_(shard_ids))
+
+        def run(conn: sa.Connection) -> dict[str, tuple[int, float]]:
+            out = {}
+            for queue, query in (("transfer", transfers), ("timer_due", timers)):
+                count, oldest = conn.execute(query).one()
+                age = (now - (oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC))).total_seconds() if oldest else 0.0
+                out[queue] = (int(count), max(age, 0.0))
+            return out
+
+        return await self._read(run)
+
     async def get_timer_task(self, task_id: str) -> OutboxTask | None:
         query = sa.select(t.timer_tasks).where(t.timer_tasks.c.task_id == task_id)
         row = await self._read(lambda conn: conn.execute(query).first())
@@ -838,6 +1025,42 @@ class SqlExecutionStore:
         )
         rows = await self._read(lambda conn: conn.execute(query).all())
         return [ScheduleRecord(**r._mapping) for r in rows]
+
+    # -- standalone activities -------------------------------------------------------------
+
+    async def get_activity_execution(self, namespace_id: str, activity_id: str) -> ActivityExecutionRecord | None:
+        c = t.activity_executions.c
+        query = sa.select(t.activity_executions).where(c.namespace_id == namespace_id, c.activity_id == activity_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
+        return ActivityExecutionRecord(**row._mapping) if row else None
+
+    async def list_activity_executions(self, namespace_id: str, offset: int, limit: int) -> list[ActivityExecutionRecord]:
+        """A namespace's standalone activities, newest start first (ties by id), from ``offset``."""
+        c = t.activity_executions.c
+        query = (
+            sa.select(t.activity_executions)
+            .where(c.namespace_id == namespace_id)
+            .order_by(c.start_time.desc(), c.activity_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [ActivityExecutionRecord(**r._mapping) for r in rows]
+
+    async def delete_activity_execution(self, namespace_id: str, activity_id: str, run_id: str) -> bool:
+        """Remove a standalone activity's row and outbox rows; False if that run is not the id's row."""
+
+        def run(conn: sa.Connection) -> bool:
+            c = t.activity_executions.c
+            gone = conn.execute(
+                t.activity_executions.delete().where(c.namespace_id == namespace_id, c.activity_id == activity_id, c.run_id == run_id)
+            ).rowcount
+            if gone:
+                conn.execute(_DELETE_RUN_TRANSFERS, {"run": run_id})
+                conn.execute(_DELETE_RUN_TIMERS, {"run": run_id})
+            return bool(gone)
+
+        return await self._write(run)
 
     # -- shard leases ----------------------------------------------------------------------
 
@@ -988,6 +1211,64 @@ class SqlExecutionStore:
         )
         return await self._write(lambda conn: conn.execute(stmt).rowcount)
 
+    async def delete_activity_executions_closed_before(self, namespace_id: str, closed_before: datetime) -> int:
+        """Forget a namespace's standalone activities that closed before ``closed_before`` (past its
+        retention). A closed one has no outbox rows left. Returns how many went."""
+        c = t.activity_executions.c
+        stmt = t.activity_executions.delete().where(c.namespace_id == namespace_id, c.close_time < closed_before)
+        return await self._write(lambda conn: conn.execute(stmt).rowcount)
+
+    # -- worker deployments ----------------------------------------------------------------
+
+    async def get_worker_deployment(self, namespace_id: str, name: str) -> DeploymentRecord | None:
+        d = t.worker_deployments.c
+        query = sa.select(t.worker_deployments).where(d.namespace_id == namespace_id, d.name == name)
+        row = await self._read(lambda conn: conn.execute(query).first())
+        return DeploymentRecord(**row._mapping) if row else None
+
+    async def list_worker_deployments(self, namespace_id: str) -> list[DeploymentRecord]:
+        """A namespace's deployments, by name."""
+        d = t.worker_deployments.c
+        query = sa.select(t.worker_deployments).where(d.namespace_id == namespace_id).order_by(d.name)
+        rows = await self._read(lambda conn: conn.execute(query).all())
+        return [DeploymentRecord(**r._mapping) for r in rows]
+
+    async def save_worker_deployment(self, record: DeploymentRecord) -> None:
+        """Write a deployment whose stored ``db_version`` is still ``record.db_version`` (0: not
+        stored yet), as version ``db_version + 1``; ConcurrentUpdate if someone wrote first."""
+        d = t.worker_deployments.c
+        values = {"data": record.data, "db_version": record.db_version + 1, "updated_at": record.updated_at}
+
+        def run(conn: sa.Connection) -> None:
+            if record.db_version == 0:
+                conn.execute(
+                    t.worker_deployments.insert().values(
+                        namespace_id=record.namespace_id, name=record.name, created_at=record.created_at, **values
+                    )
+                )
+                return
+            stmt = (
+                t.worker_deployments.update()
+                .where(d.namespace_id == record.namespace_id, d.name == record.name, d.db_version == record.db_version)
+                .values(**values)
+            )
+            if conn.execute(stmt).rowcount != 1:
+                raise ConcurrentUpdate(f"worker deployment {record.name} changed concurrently")
+
+        try:
+            await self._write(run)
+        except IntegrityError as exc:  # a racing first poller created it
+            raise ConcurrentUpdate(str(exc)) from exc
+
+    async def delete_worker_deployment(self, namespace_id: str, name: str, db_version: int) -> None:
+        """Delete a deployment still at ``db_version``; ConcurrentUpdate if it changed."""
+        d = t.worker_deployments.c
+        stmt = t.worker_deployments.delete().where(
+            d.namespace_id == namespace_id, d.name == name, d.db_version == db_version
+        )
+        if await self._write(lambda conn: conn.execute(stmt).rowcount) != 1:
+            raise ConcurrentUpdate(f"worker deployment {name} changed concurrently")
+
     async def visibility_runs_after(self, namespace_id: str, where, after_run_id: str, limit: int) -> list[tuple[str, str]]:
         """(workflow_id, run_id) of runs matching ``where``, in run id order after ``after_run_id``: a
         page that does not shift when the runs before it change or go."""
@@ -1008,7 +1289,16 @@ class SqlExecutionStore:
 
 
 def _insert_if_absent(dialect: str) -> Callable[[sa.Table], Any]:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the dialect (SQLite and PostgreSQL)."""
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the dialect; on MySQL an ``ON DUPLICATE KEY UPDATE``
+    that sets the first key column to itself (``INSERT IGNORE`` would also swallow other errors)."""
+    if dialect in t.MYSQL_DIALECTS:
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        def insert(table: sa.Table) -> Any:
+            key = table.primary_key.columns[0]
+            return mysql_insert(table).on_duplicate_key_update({key.name: key})
+
+        return insert
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
@@ -1030,9 +1320,10 @@ _FENCE_SQLITE = (
 
 
 def _check_fence(conn: sa.Connection, fence: tuple[int, int]) -> None:
-    """Refuse the transaction unless the shard still has the given range_id. On PostgreSQL the
-    check takes a share lock on the shard row (``FOR SHARE``): fenced transactions of one shard
-    run side by side, while a new holder's bump waits for them to commit (and they, for it)."""
+    """Refuse the transaction unless the shard still has the given range_id. On PostgreSQL and MySQL
+    the check takes a share lock on the shard row (``FOR SHARE``; MariaDB's ``LOCK IN SHARE MODE``): fenced
+    transactions of one shard run side by side, while a new holder's bump waits for them to commit
+    (and they, for it)."""
     shard_id, range_id = fence
     params = {"shard": shard_id, "range": range_id}
     if conn.dialect.name == "sqlite":
@@ -1066,6 +1357,20 @@ def _write_schedule(conn: sa.Connection, sw: ScheduleWrite) -> None:
         result = conn.execute(t.schedules.update().where(guard).values(**values))
     if result.rowcount != 1:
         raise ScheduleConflict(f"schedule {r.schedule_id} changed concurrently")
+
+
+def _write_activity(conn: sa.Connection, aw: ActivityWrite) -> None:
+    """Insert or compare-and-swap a standalone activity's row; a lost race raises ConcurrentUpdate
+    (an insert of a taken id raises IntegrityError, which the caller sees as the same)."""
+    r = aw.record
+    if aw.expected_db_version is None:
+        conn.execute(t.activity_executions.insert().values(**r.__dict__))
+        return
+    c = t.activity_executions.c
+    guard = (c.namespace_id == r.namespace_id) & (c.activity_id == r.activity_id) & (c.db_version == aw.expected_db_version)
+    values = {k: v for k, v in r.__dict__.items() if k not in ("namespace_id", "activity_id")}
+    if conn.execute(t.activity_executions.update().where(guard).values(**values)).rowcount != 1:
+        raise ConcurrentUpdate(f"activity {r.activity_id} changed concurrently")
 
 
 def _namespace(row) -> NamespaceRecord:

@@ -81,6 +81,18 @@ class ActivityDecorator(Protocol):
     def __call__(self, fn: Callable[P, R], /) -> ActivityFunction[P, R]: ...
 
 
+def _tracing_interceptors() -> list[temporalio.client.Interceptor]:
+    """temporalio's tracing interceptor; a client's interceptors serve its workers too."""
+    from opentelemetry import trace
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    from odin import tracing
+
+    if not hasattr(trace.get_tracer_provider(), "force_flush"):  # the API's default: nobody set one
+        tracing.configure("sdk", instrument=False)
+    return [TracingInterceptor()]
+
+
 class App:
     def __init__(
         self,
@@ -91,6 +103,7 @@ class App:
         task_queue: str | None = None,
         api_key: str | None = None,
         tls: bool | temporalio.client.TLSConfig | None = None,
+        tracing: bool | None = None,
     ):
         self.name = name
         self.address = address or os.environ.get("ODIN_ADDRESS", "127.0.0.1:7233")
@@ -99,6 +112,11 @@ class App:
         self.api_key = api_key or os.environ.get("ODIN_API_KEY") or None
         # An API key turns TLS on in the underlying client unless told otherwise.
         self.tls = tls if tls is not None else (os.environ.get("ODIN_TLS", "0").lower() in ("1", "true", "on"))
+        # OpenTelemetry spans for starts, signals, queries, workflows and activities, their
+        # context carried in Temporal headers (so the server's spans and the workers' join the
+        # caller's trace). Spans go to the process's tracer provider; with none set, one is made
+        # from the OTEL_* variables (docs/operations.md#tracing).
+        self.tracing = tracing if tracing is not None else (os.environ.get("ODIN_TRACING", "0").lower() in ("1", "true", "on"))
         self.workflows: dict[str, WorkflowFunction[..., Any]] = {}
         self.activities: dict[str, ActivityFunction[..., Any]] = {}
         self.conf = Config()  # Celery's settings that Odin reads: beat_schedule, timezone, enable_utc
@@ -218,7 +236,12 @@ class App:
         cached = self._clients.get(loop)
         if cached is None or cached[0] != target:  # first use, or the app was pointed elsewhere
             client = await temporalio.client.Client.connect(
-                self.address, namespace=self.namespace, api_key=self.api_key, tls=self.tls, data_converter=DATA_CONVERTER
+                self.address,
+                namespace=self.namespace,
+                api_key=self.api_key,
+                tls=self.tls,
+                data_converter=DATA_CONVERTER,
+                interceptors=_tracing_interceptors() if self.tracing else [],
             )
             cached = self._clients[loop] = (target, client)
         return cached[1]

@@ -27,6 +27,7 @@ import temporalio.common
 import temporalio.worker
 import temporalio.workflow
 from temporalio.api.common.v1 import Payload
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -35,6 +36,7 @@ from temporalio.worker import (
     Interceptor,
     Replayer,
     StartActivityInput,
+    WorkerDeploymentConfig,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
@@ -199,6 +201,10 @@ class _Concurrency(Interceptor):
         return Inbound
 
 
+# How runs started on a version move between versions (--default-versioning).
+VERSIONING = {"pinned": VersioningBehavior.PINNED, "auto-upgrade": VersioningBehavior.AUTO_UPGRADE}
+
+
 def sandbox_runner() -> SandboxedWorkflowRunner:
     """The workflow sandbox, with Odin's SDK shared rather than re-imported per run."""
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("odin"))
@@ -217,6 +223,10 @@ class WorkerOptions(TypedDict, total=False):
     max_cached_workflows: int
     sticky_schedule_to_start: float
     fail_unknown_workflows: bool
+    build_id: str | None
+    deployment: str | None
+    default_versioning: str
+    promote: float | None
 
 
 @dataclass
@@ -234,6 +244,15 @@ class WorkerHost:
     # Fail a run of a workflow type this worker does not have (rather than retry its task until a
     # worker that has it polls the queue: turn off while rolling out a new workflow type).
     fail_unknown_workflows: bool = True
+    # Worker deployments (docs/deploy.md): with a build id the workers poll as that version of
+    # the deployment (the app's name unless given); runs started on it stay on it (``pinned``) or
+    # move to the current version at their next workflow task (``auto-upgrade``), unless a
+    # workflow says otherwise. ``promote``: once polling, make this version current (100) or ramp
+    # that percentage of new runs to it.
+    build_id: str | None = None
+    deployment: str | None = None
+    default_versioning: str = "pinned"
+    promote: float | None = None
 
     def __post_init__(self) -> None:
         self.counters = Counters()
@@ -283,8 +302,58 @@ class WorkerHost:
                     sticky_queue_schedule_to_start_timeout=timedelta(seconds=self.sticky_schedule_to_start),
                     graceful_shutdown_timeout=timedelta(seconds=self.grace),
                     max_task_queue_activities_per_second=min(rates) if rates else None,
+                    deployment_config=self._deployment_config(),
                 )
             )
+
+    def _deployment_config(self) -> WorkerDeploymentConfig | None:
+        if not self.build_id:
+            return None
+        if self.default_versioning not in VERSIONING:
+            raise ValueError(f"default_versioning must be one of {', '.join(VERSIONING)}")
+        return WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(self.deployment_name(), self.build_id),
+            use_worker_versioning=True,
+            default_versioning_behavior=VERSIONING[self.default_versioning],
+        )
+
+    def deployment_name(self) -> str:
+        return self.deployment or self.app.name
+
+    async def promote_version(self, percentage: float) -> None:
+        """Route new work to this worker's version: make it current (100) or ramp ``percentage``
+        % of new runs to it. Waits (up to a minute) for the version's first poll to register it."""
+        from temporalio.api.deployment.v1 import WorkerDeploymentVersion as VersionRef
+        from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+        from temporalio.service import RPCError, RPCStatusCode
+
+        client = await self.app.client_async()
+        svc, name, build_id = client.workflow_service, self.deployment_name(), self.build_id or ""
+        ref = VersionRef(deployment_name=name, build_id=build_id)
+        for _ in range(600):
+            try:
+                await svc.describe_worker_deployment_version(
+                    ws.DescribeWorkerDeploymentVersionRequest(namespace=client.namespace, deployment_version=ref)
+                )
+                break
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                await asyncio.sleep(0.1)
+        if percentage >= 100:
+            await svc.set_worker_deployment_current_version(
+                ws.SetWorkerDeploymentCurrentVersionRequest(
+                    namespace=client.namespace, deployment_name=name, build_id=build_id, identity=self.identity or ""
+                )
+            )
+        else:
+            await svc.set_worker_deployment_ramping_version(
+                ws.SetWorkerDeploymentRampingVersionRequest(
+                    namespace=client.namespace, deployment_name=name, build_id=build_id, percentage=percentage,
+                    identity=self.identity or "",
+                )
+            )
+        log.info("deployment %s: version %s %s", name, build_id, "current" if percentage >= 100 else f"ramping at {percentage}%")
 
     async def check_replay(self, limit: int | None = None) -> int:
         """Replay up to ``limit`` recent runs of every workflow type through the current code;
@@ -325,6 +394,8 @@ class WorkerHost:
         group = ErrGroup()
         for worker in self._workers:
             group.go(self._run_one(worker))
+        if self.promote is not None and self.build_id:
+            group.go(self.promote_version(self.promote))
         status = asyncio.ensure_future(self._status_line()) if self.status_every else None
         stopper = asyncio.ensure_future(self._stop_when_asked(stopping))
         try:

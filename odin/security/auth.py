@@ -58,7 +58,9 @@ _READ = (
     Op.ListOpenWorkflowExecutions, Op.ListClosedWorkflowExecutions, Op.ListSearchAttributes, Op.DescribeTaskQueue,
     Op.ListTaskQueuePartitions, Op.PollWorkflowExecutionUpdate, Op.DescribeSchedule, Op.ListSchedules,
     Op.ListScheduleMatchingTimes, Op.ListWorkers, Op.CountWorkers, Op.DescribeWorker, Op.DescribeBatchOperation,
-    Op.ListBatchOperations,
+    Op.ListBatchOperations, Op.DescribeActivityExecution, Op.PollActivityExecution, Op.ListActivityExecutions,
+    Op.CountActivityExecutions,
+    Op.DescribeWorkerDeployment, Op.ListWorkerDeployments, Op.DescribeWorkerDeploymentVersion,
 )
 _WRITE = (
     Op.StartWorkflowExecution, Op.SignalWithStartWorkflowExecution, Op.SignalWorkflowExecution,
@@ -69,6 +71,10 @@ _WRITE = (
     Op.UnpauseActivityExecution, Op.ResetActivityExecution, Op.UpdateActivityExecutionOptions,
     # A batch deletion also needs admin rights (checked by the call, as DeleteWorkflowExecution's).
     Op.StartBatchOperation, Op.StopBatchOperation,
+    Op.StartActivityExecution, Op.RequestCancelActivityExecution, Op.TerminateActivityExecution,
+    # Routing between worker deployment versions (writers, as Temporal's default authorizer has it).
+    Op.SetWorkerDeploymentCurrentVersion, Op.SetWorkerDeploymentRampingVersion, Op.DeleteWorkerDeploymentVersion,
+    Op.DeleteWorkerDeployment, Op.UpdateWorkerDeploymentVersionMetadata, Op.UpdateWorkflowExecutionOptions,
 )
 _WORK = (
     Op.PollWorkflowTaskQueue, Op.RespondWorkflowTaskCompleted, Op.RespondWorkflowTaskFailed, Op.PollActivityTaskQueue,
@@ -83,6 +89,7 @@ _WORK_OR_WRITE = (
 )
 _ADMIN = (
     Op.UpdateNamespace, Op.DeleteNamespace, Op.AddSearchAttributes, Op.RemoveSearchAttributes, Op.DeleteWorkflowExecution,
+    Op.DeleteActivityExecution,
 )
 
 OPERATIONS: dict[Op, frozenset[Level]] = {

@@ -30,6 +30,11 @@ TYPES_BY_NAME = {name: t for t, name in TYPE_NAMES.items()}
 # server keeps it on a run while activities are paused: "property:activityType=<type>" each).
 SYSTEM_ATTRIBUTES = {
     "TemporalPauseInfo": T.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    # The worker deployment version a run last ran on ("<deployment>:<build id>") and the
+    # versioning behaviour it gave ("Pinned", "AutoUpgrade"), kept by the server as Temporal does.
+    "TemporalWorkerDeployment": T.INDEXED_VALUE_TYPE_KEYWORD,
+    "TemporalWorkerDeploymentVersion": T.INDEXED_VALUE_TYPE_KEYWORD,
+    "TemporalWorkflowVersioningBehavior": T.INDEXED_VALUE_TYPE_KEYWORD,
     "WorkflowId": T.INDEXED_VALUE_TYPE_KEYWORD,
     "RunId": T.INDEXED_VALUE_TYPE_KEYWORD,
     "WorkflowType": T.INDEXED_VALUE_TYPE_KEYWORD,

@@ -8,6 +8,8 @@ matched with EXISTS subqueries). Type errors are ``QueryError`` with the offendi
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.ext.compiler import compiles
 from temporalio.api.enums.v1 import IndexedValueType as T
 from temporalio.api.enums.v1 import WorkflowExecutionStatus as Status
 
@@ -68,6 +70,27 @@ _OPS = {
     "<=": lambda c, v: c <= v,
     ">=": lambda c, v: c >= v,
 }
+
+
+class _ByDialect(sa.sql.expression.ColumnElement):
+    """One condition written two ways: ``portable`` for PostgreSQL and SQLite, ``mysql`` for MySQL and
+    MariaDB (whose text columns are UTF-8 in binary columns, tables.Key)."""
+
+    inherit_cache = False
+
+    def __init__(self, portable, mysql_form):
+        self.portable = portable
+        self.mysql_form = mysql_form
+
+
+@compiles(_ByDialect)
+def _portable(element: _ByDialect, compiler, **kw) -> str:
+    return "(" + compiler.process(element.portable, **kw) + ")"
+
+
+@compiles(_ByDialect, *tables.MYSQL_DIALECTS)
+def _mysql(element: _ByDialect, compiler, **kw) -> str:
+    return "(" + compiler.process(element.mysql_form, **kw) + ")"
 
 
 class Compiler:
@@ -155,7 +178,13 @@ class Compiler:
         if isinstance(node, q.Comparison):
             value = self._value(name, t, node.value)
             if t == T.INDEXED_VALUE_TYPE_TEXT:
-                match = sa.func.lower(column).contains(value.lower(), autoescape=True)
+                pattern = value.lower()
+                # MySQL's LOWER() leaves binary strings alone: read the bytes as UTF-8 text first.
+                as_text = sa.cast(column, mysql.CHAR(charset="utf8mb4")).collate("utf8mb4_bin")
+                match = _ByDialect(
+                    sa.func.lower(column).contains(pattern, autoescape=True),
+                    sa.func.lower(as_text).contains(pattern, autoescape=True),
+                )
                 return match if node.op == "=" else sa.not_(match)
             return _OPS[node.op](column, value)
         if isinstance(node, q.In):
@@ -167,9 +196,9 @@ class Compiler:
         if isinstance(node, q.StartsWith):
             prefix = self._value(name, t, node.prefix)
             # LIKE can use an index but ignores case on SQLite; the substring test makes it exact.
-            cond = sa.and_(
-                column.startswith(prefix, autoescape=True), sa.func.substr(column, 1, len(prefix)) == prefix
-            )
+            # MySQL compares the binary columns' bytes, so LIKE alone is exact there.
+            like = column.startswith(prefix, autoescape=True)
+            cond = _ByDialect(sa.and_(like, sa.func.substr(column, 1, len(prefix)) == prefix), like)
             return sa.not_(cond) if node.negated else cond
         raise AssertionError(node)
 

@@ -47,12 +47,12 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     DeprecateNamespaceRequest,
     DescribeNamespaceRequest,
-    DescribeWorkerDeploymentRequest,
     DescribeWorkflowExecutionRequest,
     GetSystemInfoRequest,
     GetWorkflowExecutionHistoryRequest,
     ListNamespacesRequest,
     PollActivityTaskQueueRequest,
+    PollNexusTaskQueueRequest,
     PollWorkflowTaskQueueRequest,
     PollWorkflowTaskQueueResponse,
     RecordActivityTaskHeartbeatRequest,
@@ -393,6 +393,7 @@ LONG = "x" * 1001
     [
         ("workflow_id", "", "WorkflowId"),
         ("workflow_id", LONG, "WorkflowId"),
+        ("workflow_id", "é" * 501, "WorkflowId"),  # 501 characters, 1002 bytes: Temporal counts bytes
         ("workflow_type", "", "WorkflowType"),
         ("workflow_type", LONG, "WorkflowType"),
         ("task_queue", "", "TaskQueue"),
@@ -402,7 +403,7 @@ LONG = "x" * 1001
         ("task_queue", "nul\x00queue", "NUL"),
         ("request_id", "nul\x00request", "NUL"),
     ],
-    ids=["empty-workflow-id", "long-workflow-id", "empty-type", "long-type", "empty-queue", "long-queue",
+    ids=["empty-workflow-id", "long-workflow-id", "long-in-bytes-workflow-id", "empty-type", "long-type", "empty-queue", "long-queue",
          "nul-workflow-id", "nul-type", "nul-queue", "nul-request-id"],
 )
 async def test_start_rejects_bad_ids(stub, task_queue, field, value, fragment):
@@ -839,8 +840,8 @@ async def test_signal_without_a_name_is_invalid(stub, task_queue):
 async def test_unimplemented_rpcs_answer_unimplemented(stub, caplog):
     with caplog.at_level(logging.WARNING):
         await expect_error(
-            stub.DescribeWorkerDeployment(DescribeWorkerDeploymentRequest(namespace=NS), timeout=10),
-            grpc.StatusCode.UNIMPLEMENTED, "WorkflowService/DescribeWorkerDeployment is not implemented",
+            stub.PollNexusTaskQueue(PollNexusTaskQueueRequest(namespace=NS), timeout=10),
+            grpc.StatusCode.UNIMPLEMENTED, "WorkflowService/PollNexusTaskQueue is not implemented",
         )
         await expect_error(
             stub.DeprecateNamespace(DeprecateNamespaceRequest(namespace=NS), timeout=10), grpc.StatusCode.UNIMPLEMENTED

@@ -22,6 +22,7 @@ import textwrap
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -94,14 +95,19 @@ async def test_an_eta_job_that_comes_early_fires_its_timer_only_when_due(databas
         await server.stop(grace=0.5)
 
 
-async def test_a_process_on_postgresql_keeps_the_database_time(postgres_url):
-    server = OdinServer(Settings(database_url=postgres_url, grpc_port=0))
+@pytest.mark.parametrize("database_url", ["postgres", "mysql"], indirect=True)
+async def test_a_process_on_a_database_server_keeps_the_database_time(database_url):
+    server = OdinServer(Settings(database_url=database_url, grpc_port=0))
     await server.start()
     try:
         clock = server.runtime.clock
         assert isinstance(clock, ReferenceClock)
         database = await server.runtime.store.database_time()  # type: ignore[union-attr]
         assert abs((clock.now() - database).total_seconds()) < 0.5
+        # The server's UTC (this machine's clock is the same one), to the microsecond.
+        assert abs((database - datetime.now(UTC)).total_seconds()) < 5
+        readings = [await server.runtime.store.database_time() for _ in range(3)]  # type: ignore[union-attr]
+        assert any(r.microsecond for r in readings)
         # It runs on: the next reading is later, by the time that passed.
         first = clock.now()
         await asyncio.sleep(0.2)

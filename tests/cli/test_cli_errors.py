@@ -28,11 +28,13 @@ def test_a_database_url_without_a_scheme_creates_nothing(tmp_path):
         done = odin(*command, env={"ODIN_DATABASE_URL": "odin.db"})
         assert one_line_error(done, 1) == (
             "bad configuration: the database URL 'odin.db' has no scheme: write postgresql://user:password@host/db, "
-            "or sqlite:///odin.db for a SQLite file"
+            "mysql://user:password@host/db, or sqlite:///odin.db for a SQLite file"
         )
         assert not (HERE / "odin.db").exists()
-    done = odin("server", "--grpc-port", "0", "--database-url", "mysql://h/db")
-    assert one_line_error(done, 1) == "bad configuration: unsupported database URL scheme 'mysql': use postgresql:// or sqlite://"
+    done = odin("server", "--grpc-port", "0", "--database-url", "mongodb://h/db")
+    assert one_line_error(done, 1) == (
+        "bad configuration: unsupported database URL scheme 'mongodb': use postgresql://, mysql:// or sqlite://"
+    )
 
 
 def test_a_worker_on_a_namespace_the_server_lacks(dev):
@@ -61,7 +63,8 @@ def test_celery_worker_and_beat_with_a_bad_setting():
 
     for role, env, message in (
         ("worker", {"ODIN_DATABASE_URL": "odin.db", "ODIN_REDIS_URL": "redis://127.0.0.1:1/0"},
-         "the database URL 'odin.db' has no scheme: write postgresql://user:password@host/db, or sqlite:///odin.db for a SQLite file"),
+         "the database URL 'odin.db' has no scheme: write postgresql://user:password@host/db, "
+         "mysql://user:password@host/db, or sqlite:///odin.db for a SQLite file"),
         ("beat", {}, "Odin's system workers need Redis: set ODIN_REDIS_URL (or REDIS_URL)"),
     ):
         done = subprocess.run([sys.executable, "-m", "celery", "-A", "odin", role], capture_output=True, text=True,

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 from cluster import Cluster, free_port
+from temporalio import activity
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -79,8 +80,12 @@ def test_server_refuses_an_unmigrated_database(tmp_path):
 
 async def test_timers_fire_through_celery(cluster):
     _, port = cluster.start_server()
+    worker_metrics, beat_metrics = free_port(), free_port()
+    cluster.env["ODIN_METRICS_PORT"] = str(worker_metrics)
     worker = cluster.start_worker()
+    cluster.env["ODIN_METRICS_PORT"] = str(beat_metrics)
     cluster.start_beat()
+    cluster.env.pop("ODIN_METRICS_PORT")
     client = await Client.connect(f"127.0.0.1:{port}")
     queue = f"nap-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[Nap]):
@@ -90,6 +95,17 @@ async def test_timers_fire_through_celery(cluster):
         )
     assert results == ["rested"] * 5
     assert "odin.fire_timer" in worker.output()
+    # The worker's metrics port: its Celery jobs, the timers it fired and how late, its shard leases.
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker_metrics}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert _sample(text, 'celery_jobs_total{job="odin.fire_timer",outcome="succeeded"}') >= 5, text
+    assert _sample(text, 'celery_job_latency_seconds_count{job="odin.sweep_timers"}') >= 1, text
+    assert _sample(text, 'timer_lag_seconds_count{kind="user_timer"}') >= 5, text
+    assert _sample(text, 'shard_lease_changes_total{change="acquired"}') == 16, text
+    assert _sample(text, 'redis_requests_total{command="EVALSHA"}') >= 1, text
+    # Beat serves its own (it runs no Odin work: the families are there, without samples).
+    with urllib.request.urlopen(f"http://127.0.0.1:{beat_metrics}/metrics", timeout=5) as r:
+        assert "# TYPE celery_jobs_total counter" in r.read().decode()
 
 
 async def test_a_schedule_through_two_celery_workers_survives_a_redis_flush_and_a_killed_worker(cluster):
@@ -463,3 +479,54 @@ async def test_a_batch_run_by_celery_workers_survives_a_killed_worker(cluster):
         ))
         signaled = [e for e in history.history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
         assert len(signaled) == 1, (i, len(signaled))
+
+
+_standalone_attempts: dict[str, int] = {}
+
+
+@activity.defn
+async def fails_twice(key: str) -> str:
+    attempt = activity.info().attempt
+    _standalone_attempts[key] = attempt
+    if attempt < 3:
+        raise RuntimeError(f"attempt {attempt} fails")
+    return f"done at attempt {attempt}"
+
+
+async def test_standalone_activity_retries_and_timeouts_through_celery(cluster):
+    """A standalone activity's retry timers (Celery ETA jobs) and timeouts (the timer sweep) fire
+    in the distributed shape; its attempts reach a worker through Redis."""
+    from temporalio.client import ActivityFailureError
+    from temporalio.common import RetryPolicy
+
+    _, port = cluster.start_server()
+    worker = cluster.start_worker()
+    cluster.start_beat()
+    client = await Client.connect(f"127.0.0.1:{port}")
+    queue = f"standalone-{uuid.uuid4().hex[:8]}"
+    key = f"retried-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, activities=[fails_twice]):
+        result = await asyncio.wait_for(
+            client.execute_activity(
+                fails_twice, key, id=key, task_queue=queue, start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(milliseconds=500)),
+            ),
+            60,
+        )
+    assert result == "done at attempt 3"
+    nobody = await client.start_activity(
+        "fails_twice", "x", id=f"timeout-{uuid.uuid4().hex[:8]}", task_queue=queue + "-nobody",
+        schedule_to_close_timeout=timedelta(seconds=1),
+    )
+    with pytest.raises(ActivityFailureError) as timed_out:
+        await asyncio.wait_for(nobody.result(), 60)
+    assert str(timed_out.value.cause) == "activity ScheduleToStart timeout"
+    assert "odin.fire_timer" in worker.output()
+
+
+def _sample(text: str, series: str) -> float:
+    """The value of one series of the exposition text (0 if absent)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -134,3 +134,19 @@ class Limited:
             for key in keys
         ]
         return list(await asyncio.gather(*calls))
+
+
+@activity.defn
+async def greet(name: str) -> str:
+    return f"hello {name}"
+
+
+@workflow.defn
+class GreetThenNap:
+    """An activity, then a one-second timer (fired by a Celery ETA job): the traced workflow."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        greeting = await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
+        await workflow.sleep(1)
+        return greeting

@@ -16,7 +16,7 @@ CORE = [
     "history/events.py", "history/machine.py", "history/retry.py", "history/schedule_spec.py", "history/schedule_text.py", "history/schedules.py", "history/start.py", "history/state.py", "history/tasks.py",
     "history/tokens.py", "history/updates.py", "history/validation.py", "visibility/query.py",
     "visibility/search_attributes.py", "uuids.py",
-    "history/reset.py",
+    "history/reset.py", "history/standalone.py", "visibility/match.py", "history/deployments.py",
 ]
 FORBIDDEN_MODULES = {
     "asyncio", "sqlalchemy", "redis", "grpc", "psycopg", "celery", "kombu", "socket", "threading",

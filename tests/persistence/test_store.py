@@ -1,7 +1,7 @@
-"""Contract of the SQL ``ExecutionStore``, run against SQLite and PostgreSQL alike.
+"""Contract of the SQL ``ExecutionStore``, run against SQLite, PostgreSQL and MariaDB alike.
 
-Every test gets an empty database: a SQLite file in ``tmp_path``, or a throw-away PostgreSQL database
-``odin_test_<hex>`` created for the test and dropped afterwards.
+Every test gets an empty database: a SQLite file in ``tmp_path``, or a throw-away PostgreSQL or
+MariaDB database ``odin_test_<hex>`` created for the test and dropped afterwards.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -41,15 +42,38 @@ from odin.persistence.store import (
     _check_fence,
     open_database,
 )
-from tests.support.services import migrated_sqlite_url, throwaway_postgres_database
+from tests.support.services import migrated_sqlite_url, throwaway_mysql_database, throwaway_postgres_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NS = "8d5cbb39-6e0f-4a4e-9d7e-5d8f0c3f0a11"
 
 
+@pytest.fixture(scope="session")
+def migrated_mysql_url() -> Iterator[str]:
+    """One MariaDB database migrated once for the run: MySQL's DDL commits and syncs table by table
+    (seconds per migration run), so its tests share it and start from emptied tables instead."""
+    from alembic import command
+
+    with throwaway_mysql_database() as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            cfg = migrate.alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        engine.dispose()
+        yield url
+
+
+def _empty_all_tables(db) -> None:
+    with db.engine.begin() as conn:
+        for name in sa.inspect(conn).get_table_names():
+            if name != "alembic_version":
+                conn.execute(sa.text(f"DELETE FROM `{name}`"))
+
+
 @contextlib.asynccontextmanager
-async def database(kind: str, tmp_path, migrated: bool):
-    """A throw-away database of ``kind``: empty, or (``migrated``) a copy of a migrated one."""
+async def _database(kind: str, tmp_path, migrated_mysql_url: str | None = None, migrated: bool = False):
+    """``migrated``: SQLite and PostgreSQL databases are copies of one the migrations built."""
     if kind == "sqlite":
         path = tmp_path / "odin.db"
         eng = open_database(migrated_sqlite_url(path) if migrated else sqlite_url_for_path(str(path)))
@@ -58,7 +82,19 @@ async def database(kind: str, tmp_path, migrated: bool):
         finally:
             await eng.dispose()
         return
-    with throwaway_postgres_database(migrated=migrated) as url:
+    if kind == "mysql" and migrated_mysql_url is not None:
+        eng = open_database(migrated_mysql_url)
+        await eng.run(_empty_all_tables, eng)
+        try:
+            yield eng
+        finally:
+            await eng.dispose()
+        return
+    if kind == "postgres":
+        databases = throwaway_postgres_database(migrated=migrated)
+    else:
+        databases = throwaway_mysql_database()
+    with databases as url:
         eng = open_database(url)
         try:
             yield eng
@@ -66,16 +102,19 @@ async def database(kind: str, tmp_path, migrated: bool):
             await eng.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def empty_engine(request, tmp_path):
-    async with database(request.param, tmp_path, migrated=False) as eng:
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+async def fresh_engine(request, tmp_path):
+    """An empty database: not even the schema."""
+    async with _database(request.param, tmp_path) as eng:
         yield eng
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
 async def engine(request, tmp_path):
-    """A database at the newest schema, copied from one the migrations built."""
-    async with database(request.param, tmp_path, migrated=True) as eng:
+    """A database for one test at the newest schema: a copy of a migrated one (SQLite,
+    PostgreSQL), or (MariaDB) one migrated already with every table emptied."""
+    migrated = request.getfixturevalue("migrated_mysql_url") if request.param == "mysql" else None
+    async with _database(request.param, tmp_path, migrated, migrated=True) as eng:
         yield eng
 
 
@@ -177,8 +216,8 @@ def same_events(a: list[HistoryEvent], b: list[HistoryEvent]) -> bool:
 # == migrations ==============================================================================
 
 
-async def test_migrations_bring_an_empty_database_up_to_date(empty_engine):
-    engine = empty_engine
+async def test_migrations_bring_an_empty_database_up_to_date(fresh_engine):
+    engine = fresh_engine
     assert not await migrate.is_up_to_date(engine)
     await migrate.upgrade(engine)
     assert await migrate.is_up_to_date(engine)
@@ -340,7 +379,9 @@ async def test_batches_committed_together_each_get_their_own_outcome(store, engi
     existing.advance(lambda t: t.signal("x", None, "c", None, ""))
     fresh = [Run(f"wf-{i}") for i in range(12)]
     stale = Batch(workflows=[existing.update_write(7)], transfer_tasks=[existing.task(created=2)])  # wrong version
-    duplicate = Run("wf-3").create_batch()  # the id is also started by fresh[3]: its pointer insert clashes
+    # The id is taken (by a run committed before: which of two racing groups commits first is up to
+    # the database's threads), so its pointer insert clashes.
+    duplicate = Run("wf-existing").create_batch()
     calls = [store.commit(r.create_batch([r.task()])) for r in fresh[:6]]
     calls += [store.commit(stale), store.commit(duplicate)]
     calls += [store.commit(r.create_batch([r.task()])) for r in fresh[6:]]
@@ -626,18 +667,13 @@ async def test_a_fenced_write_is_refused_after_another_owner_took_the_shard(stor
     assert await count(engine, t.timer_tasks) == 0
 
 
-async def test_fenced_transactions_of_one_shard_run_side_by_side_and_a_new_owner_waits():
+@pytest.mark.parametrize("engine", ["postgres", "mysql"], indirect=True)
+async def test_fenced_transactions_of_one_shard_run_side_by_side_and_a_new_owner_waits(store, engine):
     """Every timer a shard owner fires is a fenced transaction. A fence that locked the shard row
     exclusively made a shard's fenced transactions queue one behind another; the share lock lets
     them overlap, while a new holder's bump still waits for them (and a fence taken after the
-    bump is refused). PostgreSQL only: SQLite runs one writing transaction at a time."""
-    with throwaway_postgres_database(migrated=True) as url:
-        engine = open_database(url)
-        try:
-            await migrate.upgrade(engine)
-            await _fences_side_by_side(SqlExecutionStore(engine), engine)
-        finally:
-            await engine.dispose()
+    bump is refused). Database servers only: SQLite runs one writing transaction at a time."""
+    await _fences_side_by_side(store, engine)
 
 
 async def _fences_side_by_side(store: SqlExecutionStore, engine) -> None:
@@ -648,7 +684,10 @@ async def _fences_side_by_side(store: SqlExecutionStore, engine) -> None:
     await store.commit(b.create_batch(timers=[timer_b := b.task("user_timer", fire_in=5)]))
 
     def fenced_delete(conn: sa.Connection, task_id: str) -> None:
-        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        if engine.is_mysql:
+            conn.execute(sa.text("SET SESSION innodb_lock_wait_timeout = 2"))
+        else:
+            conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
         _check_fence(conn, (1, held_range))
         conn.execute(t.timer_tasks.delete().where(t.timer_tasks.c.task_id == task_id))
 
@@ -695,7 +734,8 @@ async def test_outbox_queries_filter_by_shard_and_age(store):
     await store.commit(b.create_batch([b.task(created=30, n=2)], [b.task("user_timer", fire_in=5, n=2)]))
     later = T0 + timedelta(hours=1)
     assert [x.data["n"] for x in await store.due_timer_tasks(later, 10, [2])] == [2]
-    assert [x.data["n"] for x in await store.due_timer_tasks(later, 10, [1, 2])] == [1, 2]
+    # (Both fire at the same moment: either may come first.)
+    assert sorted(x.data["n"] for x in await store.due_timer_tasks(later, 10, [1, 2])) == [1, 2]
     assert await store.due_timer_tasks(later, 10, []) == []
     assert [x.data["n"] for x in await store.list_transfer_tasks(10, [1])] == [1]
     assert [x.data["n"] for x in await store.list_transfer_tasks(10, None, T0 + timedelta(seconds=20))] == [1]
@@ -756,3 +796,209 @@ async def test_batch_jobs_one_at_a_time_unique_ids_leases_and_stop(store):
     # Jobs that ended before a cutoff are forgotten; running ones never.
     assert await store.delete_batch_operations_closed_before(NS, T0 + lease * 10) == 1
     assert [j.job_id for j in await store.list_batch_operations(NS, None, 10)] == ["b"]
+
+
+# -- what every backend keeps exactly -------------------------------------------------------------
+
+
+async def test_ids_are_exact_case_and_trailing_spaces_count_up_to_1000_bytes(store, engine):
+    """Ids differing only in case, in a trailing space or in accents are different ids (MySQL's text
+    collations would take them for one), and an id of 1000 bytes of UTF-8 fits its keys."""
+    ids = ["Order-1", "order-1", "order-1 ", "ordér-1", "é" * 500, "x" * 1000]
+    runs = [Run(workflow_id) for workflow_id in ids]
+    for r in runs:
+        await store.commit(r.create_batch([r.task()]))
+    for r in runs:
+        current = await store.get_current(NS, r.workflow_id)
+        assert current is not None and current.run_id == r.run_id, r.workflow_id
+        record = await store.get_execution(NS, r.workflow_id, r.run_id)
+        assert record is not None and record.workflow_id == r.workflow_id
+    listed = await store.list_runs(NS, 100)
+    assert sorted(w for w, _ in listed) == sorted(ids)
+
+
+async def test_timestamps_keep_microseconds_and_payloads_pass_64_kib(store):
+    """Times come back to the microsecond; states and events far larger than 64 KiB (MySQL's BLOB
+    and TEXT) come back whole, as do JSON documents of that size."""
+    r = Run("wf-big")
+    timer = r.task("user_timer", fire_in=5.123457, blob="y" * 100_000)
+    batch = r.create_batch(timers=[timer])
+    state = bytes(range(256)) * 1200  # 300 KiB, every byte value
+    batch.workflows[0].record.state = state
+    big = HistoryEvent(event_id=r.state.next_event_id, event_type=E.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+    big.workflow_execution_signaled_event_attributes.signal_name = "s"
+    big.workflow_execution_signaled_event_attributes.input.payloads.add(data=b"\x00\xfe" * 200_000)
+    batch.workflows[0].events.append(big)
+    await store.commit(batch)
+
+    assert (await store.get_execution(NS, "wf-big", r.run_id)).state == state
+    [got] = await store.read_events(r.run_id, big.event_id, big.event_id + 1)
+    assert got.SerializeToString() == big.SerializeToString()
+    stored = await store.get_timer_task(timer.task_id)
+    assert stored.fire_at == timer.fire_at and stored.fire_at.microsecond == 123457
+    assert stored.data["blob"] == "y" * 100_000
+    visibility = await store.get_visibility(NS, r.run_id)
+    assert visibility["start_time"] == T0
+
+
+@pytest.mark.parametrize("engine", ["mysql"], indirect=True)
+async def test_mysql_columns_are_binary_text_microsecond_times_and_double_floats(store, engine):
+    """On MySQL and MariaDB every text column is UTF-8 in a binary column (exact comparisons, 1000-byte
+    ids within the index key limit), every time has microseconds and every float 64 bits: what the
+    types of odin.persistence.tables (Key, Str, Text, Blob, Double, UtcDateTime) give. A migration that
+    used SQLAlchemy's plain String, Text, LargeBinary, Float or DateTime fails here."""
+
+    def columns():
+        with engine.engine.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT table_name, column_name, data_type, datetime_precision FROM information_schema.columns "
+                    "WHERE table_schema = DATABASE() AND table_name <> 'alembic_version'"
+                )
+            ).all()
+
+    rows = await engine.run(columns)
+    assert len(rows) > 100
+    allowed = {"varbinary", "longblob", "int", "bigint", "tinyint", "double", "datetime"}
+    wrong = [(table, column, kind) for table, column, kind, precision in rows if kind not in allowed or (kind == "datetime" and precision != 6)]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("engine", ["mysql"], indirect=True)
+async def test_a_deadlock_victim_runs_again(store, engine):
+    """Two transactions that lock two shard rows in opposite orders deadlock; InnoDB rolls one back
+    (error 1213) and the store runs that one again, so both land."""
+    import threading
+
+    await store.init_cluster(4)
+    both_hold_one = threading.Barrier(2)
+    attempts: list[int] = []
+    h = t.history_shards.c
+
+    def bump_both(first: int, second: int):
+        def run(conn: sa.Connection) -> None:
+            attempts.append(first)
+            conn.execute(t.history_shards.update().where(h.shard_id == first).values(range_id=h.range_id + 1))
+            if len(attempts) <= 2:
+                both_hold_one.wait(timeout=10)
+            conn.execute(t.history_shards.update().where(h.shard_id == second).values(range_id=h.range_id + 1))
+
+        return run
+
+    await asyncio.gather(store._write(bump_both(0, 1)), store._write(bump_both(1, 0)))
+    assert len(attempts) == 3  # one of them twice
+    assert {k: v for k, v in (await store.shard_range_ids()).items() if k in (0, 1)} == {0: 2, 1: 2}
+
+
+def _end_other_connections(url: str) -> int:
+    """End every connection to the database but this one (as a restart or a failover would)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                return conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+            ids = conn.execute(
+                sa.text("SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()")
+            ).scalars().all()
+            for connection_id in ids:
+                conn.execute(sa.text(f"KILL {int(connection_id)}"))
+            return len(ids)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"], indirect=True)
+async def test_calls_carry_on_after_the_server_ended_their_connections(store, engine):
+    """Pooled connections the server ended (a restart, a failover, a KILL) are replaced: the next
+    reads and commits succeed without the caller seeing the loss."""
+    r = Run("wf-reconnect")
+    await store.commit(r.create_batch())
+    await asyncio.gather(*(store.get_current(NS, r.workflow_id) for _ in range(6)))  # several pooled connections
+    assert await asyncio.to_thread(_end_other_connections, engine.engine.url.render_as_string(hide_password=False)) >= 1
+    assert (await store.get_current(NS, r.workflow_id)).run_id == r.run_id
+    r.advance(lambda t: t.signal("x", None, "c", None, ""))
+    await store.commit(Batch(workflows=[r.update_write(1)]))
+    assert (await store.get_execution(NS, r.workflow_id, r.run_id)).db_version == 2
+
+
+# -- standalone activities ----------------------------------------------------------------------
+
+
+def _activity_row(activity_id: str, run_id: str, version: int, status: int = 1, at: datetime = T0, closed: datetime | None = None):
+    from odin.persistence.store import ActivityExecutionRecord
+
+    return ActivityExecutionRecord(
+        namespace_id=NS, activity_id=activity_id, run_id=run_id, shard_id=2, db_version=version, request_id=f"req-{run_id}",
+        status=status, activity_type="charge", task_queue="tq", start_time=at, close_time=closed, search_attributes=None,
+        state=b"{}",
+    )
+
+
+def _outbox(run_id: str, activity_id: str, timer: bool) -> OutboxTask:
+    kind = "standalone_activity_timeout" if timer else "standalone_activity_task"
+    return OutboxTask(uuid.uuid4().hex, 2, NS, activity_id, run_id, kind, {}, T0, T0 if timer else None)
+
+
+async def test_activity_executions_rows_cas_outbox_and_retention(store):
+    from odin.persistence.store import ActivityWrite
+
+    run1, run2 = str(uuid.uuid4()), str(uuid.uuid4())
+    # A start: the row and its outbox rows in one transaction; a second insert of the id conflicts.
+    await store.commit(Batch(
+        activities=[ActivityWrite(_activity_row("a", run1, 1), None)],
+        transfer_tasks=[_outbox(run1, "a", False)], timer_tasks=[_outbox(run1, "a", True)],
+    ))
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(Batch(activities=[ActivityWrite(_activity_row("a", run2, 1), None)]))
+    # A change under a stale version is refused and writes nothing.
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(Batch(activities=[ActivityWrite(_activity_row("a", run1, 3, status=2), 2)], timer_tasks=[_outbox(run1, "a", True)]))
+    assert await count(store.db, t.timer_tasks, t.timer_tasks.c.run_id == run1) == 1
+    # The close takes the run's outbox rows with it.
+    await store.commit(Batch(activities=[ActivityWrite(_activity_row("a", run1, 2, status=2, closed=T0), 1, closed_run_id=run1)]))
+    assert await count(store.db, t.timer_tasks, t.timer_tasks.c.run_id == run1) == 0
+    assert await count(store.db, t.transfer_tasks, t.transfer_tasks.c.run_id == run1) == 0
+    # A new run of the id replaces the row.
+    later = T0 + timedelta(minutes=1)
+    await store.commit(Batch(activities=[ActivityWrite(_activity_row("a", run2, 3, at=later), 2)], timer_tasks=[_outbox(run2, "a", True)]))
+    await store.commit(Batch(activities=[ActivityWrite(_activity_row("b", str(uuid.uuid4()), 1, at=T0, status=3, closed=T0), None)]))
+    row = await store.get_activity_execution(NS, "a")
+    assert (row.run_id, row.db_version, row.start_time) == (run2, 3, later)
+    assert [r.activity_id for r in await store.list_activity_executions(NS, 0, 10)] == ["a", "b"]  # newest first
+    assert [r.activity_id for r in await store.list_activity_executions(NS, 1, 10)] == ["b"]
+    # Retention forgets closed ones only; deleting a run that is not the id's row does nothing.
+    assert await store.delete_activity_executions_closed_before(NS, T0 + timedelta(days=1)) == 1
+    assert not await store.delete_activity_execution(NS, "a", run1)
+    assert await store.delete_activity_execution(NS, "a", run2)
+    assert await store.get_activity_execution(NS, "a") is None
+    assert await count(store.db, t.timer_tasks, t.timer_tasks.c.run_id == run2) == 0
+
+
+async def test_worker_deployment_rows_change_by_compare_and_swap(store):
+    from odin.persistence.store import DeploymentRecord
+
+    ns = f"ns-{uuid.uuid4().hex[:8]}"
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    first = DeploymentRecord(ns, "shop", '{"a":1}', 0, now, now)
+    await store.save_worker_deployment(first)
+    # A second creation of the same name loses, as a racing first poll would.
+    with pytest.raises(ConcurrentUpdate):
+        await store.save_worker_deployment(DeploymentRecord(ns, "shop", '{"b":2}', 0, now, now))
+    stored = await store.get_worker_deployment(ns, "shop")
+    assert (stored.data, stored.db_version) == ('{"a":1}', 1)
+    await store.save_worker_deployment(replace(stored, data='{"a":2}'))
+    with pytest.raises(ConcurrentUpdate):  # written from a stale read
+        await store.save_worker_deployment(replace(stored, data='{"a":3}'))
+    await store.save_worker_deployment(DeploymentRecord(ns, "api", "{}", 0, now, now))
+    assert [(r.name, r.data, r.db_version) for r in await store.list_worker_deployments(ns)] == [
+        ("api", "{}", 1), ("shop", '{"a":2}', 2),
+    ]
+    with pytest.raises(ConcurrentUpdate):
+        await store.delete_worker_deployment(ns, "shop", 1)
+    await store.delete_worker_deployment(ns, "shop", 2)
+    assert await store.get_worker_deployment(ns, "shop") is None

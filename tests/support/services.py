@@ -1,4 +1,4 @@
-"""The external services the tests use (PostgreSQL, Redis): their URLs, throw-away databases and
+"""The external services the tests use (PostgreSQL, MariaDB or MySQL, Redis): their URLs, throw-away databases and
 servers, and the skip (or, with ``ODIN_TEST_REQUIRE_SERVICES=1``, failure) when one is missing."""
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+# The databases of the contract suites (the "database_url" fixture's params; "mysql" is MariaDB here).
+ALL_DATABASES = ["sqlite", "postgres", "mysql"]
 REQUIRE_SERVICES = os.environ.get("ODIN_TEST_REQUIRE_SERVICES") == "1"
 POSTGRES_ADMIN_URL = os.environ.get("ODIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_ADMIN_URL = os.environ.get("ODIN_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("ODIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -143,6 +146,43 @@ def throwaway_postgres_database(migrated: bool = False) -> Iterator[str]:
         yield _postgres_url(name)
     finally:
         _drop_postgres_database(name)
+
+
+@contextlib.contextmanager
+def throwaway_mysql_database() -> Iterator[str]:
+    """Create a MariaDB / MySQL database for one test (run), yield its SQLAlchemy URL, drop it after."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(MYSQL_ADMIN_URL)
+    connect = dict(
+        host=admin_url.host or "127.0.0.1",
+        port=admin_url.port or 3306,
+        user=admin_url.username or "root",
+        password=admin_url.password or "",
+        connect_timeout=3,
+        autocommit=True,
+    )
+    name = f"odin_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = pymysql.connect(**connect)
+    except pymysql.err.OperationalError as exc:
+        skip_or_fail(f"MariaDB/MySQL is not reachable at {MYSQL_ADMIN_URL}: {exc}")
+    with admin, admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    url = admin_url.set(drivername="mysql+pymysql", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with pymysql.connect(**connect) as admin, admin.cursor() as cur:
+            # As PostgreSQL's DROP ... WITH (FORCE): end the connections still on it (a pool a
+            # failed test left open), whose metadata locks would hold the DROP up.
+            cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()", (name,))
+            for (connection_id,) in cur.fetchall():
+                with contextlib.suppress(pymysql.err.OperationalError):  # it ended meanwhile
+                    cur.execute(f"KILL {int(connection_id)}")
+            cur.execute("SET SESSION lock_wait_timeout = 60")
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def require_redis(url: str = REDIS_URL) -> None:

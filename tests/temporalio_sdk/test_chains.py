@@ -16,6 +16,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from tests.support.replay import assert_chain_replays
+from tests.support.services import ALL_DATABASES
+
+# Also on MariaDB: retries, cron and continue-as-new chains on every database.
+pytestmark = pytest.mark.parametrize("database_url", ALL_DATABASES, indirect=True)
 
 
 @workflow.defn

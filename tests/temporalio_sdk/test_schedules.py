@@ -38,7 +38,10 @@ from temporalio.worker import Worker
 from odin.clock import ManualClock, SkippingClock
 from odin.config import Settings
 from odin.server import OdinServer
-from tests.support.services import temporal_cli
+from tests.support.services import ALL_DATABASES, temporal_cli
+
+# Also on MariaDB: schedules (their own table, listed in id order) on every database.
+pytestmark = pytest.mark.parametrize("database_url", ALL_DATABASES, indirect=True)
 
 HOUR = timedelta(hours=1)
 

@@ -1,4 +1,4 @@
-"""Property tests of the list-filter parser and its SQL compilation."""
+"""Property tests of the list-filter parser and its SQL compilation (run on SQLite, PostgreSQL and MariaDB)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from temporalio.api.enums.v1 import IndexedValueType as T
 from odin.persistence import tables
 from odin.visibility import query as q
 from odin.visibility.sql import compile_query
+from tests.support.services import throwaway_mysql_database, throwaway_postgres_database
 
 NAMES = st.sampled_from(["WorkflowId", "WorkflowType", "CustomKeyword", "my.attr", "Weird Name", "and", "x_1", "`tick"]).filter(
     lambda n: "`" not in n
 )
 STRINGS = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
-) | st.sampled_from(["'; DROP TABLE visibility_records; --", "a'b", 'a"b', "back\\slash", "%_", "''", "\\'"])
+) | st.sampled_from(["'; DROP TABLE visibility_records; --", "a'b", 'a"b', "back\\slash", "%_", "''", "\\'", "ß", "É", "a "])
 NUMBERS = st.integers(-(10**12), 10**12) | st.floats(allow_nan=False, allow_infinity=False, width=64).filter(
     lambda f: math.isfinite(f)
 )
@@ -78,11 +79,20 @@ def test_garbage_only_raises_query_error(text):
         assert 0 <= err.position <= len(text)
 
 
-@pytest.fixture(scope="module")
-def sqlite_engine():
-    engine = sa.create_engine("sqlite://")
-    tables.metadata.create_all(engine, tables=[tables.visibility_records, tables.visibility_search_attributes])
-    return engine
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "mysql"])
+def sql_engine(request):
+    """The visibility tables on each database (created from their definitions, not migrated)."""
+    if request.param == "sqlite":
+        engine = sa.create_engine("sqlite://")
+        tables.metadata.create_all(engine, tables=[tables.visibility_records, tables.visibility_search_attributes])
+        yield engine
+        return
+    throwaway = throwaway_postgres_database if request.param == "postgres" else throwaway_mysql_database
+    with throwaway() as url:
+        engine = sa.create_engine(url)
+        tables.metadata.create_all(engine, tables=[tables.visibility_records, tables.visibility_search_attributes])
+        yield engine
+        engine.dispose()
 
 
 def _row(run_id: str, workflow_id: str) -> dict:
@@ -102,12 +112,15 @@ def _row(run_id: str, workflow_id: str) -> dict:
     )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(STRINGS)
 @example("P")  # LIKE alone ignores case on SQLite: 'plain' must not start with 'P'
-def test_values_are_bound_parameters_and_match_literally(sqlite_engine, value):
+@example("plain ")  # MySQL's PAD SPACE collations take 'plain ' for 'plain'
+@example("PLAIN")  # ... and its _ci ones 'PLAIN'
+@example("plaín")  # ... and its accent-insensitive ones 'plaín'
+def test_values_are_bound_parameters_and_match_literally(sql_engine, value):
     vr = tables.visibility_records
-    with sqlite_engine.begin() as conn:
+    with sql_engine.begin() as conn:
         conn.execute(vr.delete())
         conn.execute(vr.insert(), [_row("r1", value), _row("r2", value + "-other"), _row("r3", "plain")])
         for text, expected in (

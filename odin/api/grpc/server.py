@@ -20,6 +20,7 @@ from temporalio.api.operatorservice.v1 import service_pb2 as operator_pb2
 from temporalio.api.operatorservice.v1 import service_pb2_grpc as operator_grpc
 from temporalio.api.workflowservice.v1 import service_pb2, service_pb2_grpc
 
+from odin import tracing
 from odin.api.tls import ReloadingCredentials, TlsFiles
 from odin.errors import OdinError, infrastructure_error
 from odin.frontend import FrontendService
@@ -124,6 +125,14 @@ _RPCS: dict[Operation, Call] = {
     Operation.UnpauseActivityExecution: _plain("unpause_activity_execution"),
     Operation.ResetActivityExecution: _plain("reset_activity_execution"),
     Operation.UpdateActivityExecutionOptions: _plain("update_activity_execution_options"),
+    Operation.StartActivityExecution: _plain("start_activity_execution"),
+    Operation.DescribeActivityExecution: _timed("describe_activity_execution"),
+    Operation.PollActivityExecution: _timed("poll_activity_execution"),
+    Operation.ListActivityExecutions: _plain("list_activity_executions"),
+    Operation.CountActivityExecutions: _plain("count_activity_executions"),
+    Operation.RequestCancelActivityExecution: _plain("request_cancel_activity_execution"),
+    Operation.TerminateActivityExecution: _plain("terminate_activity_execution"),
+    Operation.DeleteActivityExecution: _plain("delete_activity_execution"),
     Operation.RecordWorkerHeartbeat: _plain("record_worker_heartbeat"),
     Operation.ListWorkers: _plain("list_workers"),
     Operation.CountWorkers: _plain("count_workers"),
@@ -132,6 +141,15 @@ _RPCS: dict[Operation, Call] = {
     Operation.DescribeBatchOperation: _plain("describe_batch_operation"),
     Operation.ListBatchOperations: _plain("list_batch_operations"),
     Operation.StopBatchOperation: _plain("stop_batch_operation"),
+    Operation.DescribeWorkerDeployment: _plain("describe_worker_deployment"),
+    Operation.ListWorkerDeployments: _plain("list_worker_deployments"),
+    Operation.DeleteWorkerDeployment: _plain("delete_worker_deployment"),
+    Operation.SetWorkerDeploymentCurrentVersion: _plain("set_worker_deployment_current_version"),
+    Operation.SetWorkerDeploymentRampingVersion: _plain("set_worker_deployment_ramping_version"),
+    Operation.DescribeWorkerDeploymentVersion: _plain("describe_worker_deployment_version"),
+    Operation.DeleteWorkerDeploymentVersion: _plain("delete_worker_deployment_version"),
+    Operation.UpdateWorkerDeploymentVersionMetadata: _plain("update_worker_deployment_version_metadata"),
+    Operation.UpdateWorkflowExecutionOptions: _plain("update_workflow_execution_options"),
 }
 
 
@@ -168,8 +186,16 @@ def _target(request) -> str:
     return ""
 
 
-def _method(name: Operation, call: Call):
+def _method(name: Operation, call: Call, service: str = SERVICE_NAME):
     async def handler(self, request, context: grpc.aio.ServicerContext):
+        if tracing.enabled:  # a span per call, continuing the caller's trace (odin/tracing.py)
+            metadata = dict(context.invocation_metadata() or ())
+            with tracing.rpc_span(service, name.value, request, metadata) as span:
+                span.set_attribute("odin.workflow_id", _target(request))
+                return await serve(self, request, context)
+        return await serve(self, request, context)
+
+    async def serve(self, request, context: grpc.aio.ServicerContext):
         remaining = context.time_remaining()
         timeout = DEFAULT_TIMEOUT if remaining is None else remaining
         metadata = dict(context.invocation_metadata() or ())
@@ -235,7 +261,9 @@ for _cls, _descriptor, _calls in (
     _served = {op.value: op for op in _calls}
     for _rpc in _descriptor.methods:
         _op = _served.get(_rpc.name)
-        setattr(_cls, _rpc.name, _method(_op, _calls[_op]) if _op else _unimplemented(_descriptor.name, _rpc.name))
+        setattr(
+            _cls, _rpc.name, _method(_op, _calls[_op], _descriptor.full_name) if _op else _unimplemented(_descriptor.name, _rpc.name)
+        )
 
 
 def build_grpc_server(

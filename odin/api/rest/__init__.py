@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 
+from odin import tracing
 from odin.api.rest import csrf, errors, paths, routes, ui
 from odin.api.rest.invoke import invoke
 from odin.api.rest.runtime import RuntimeHandle
@@ -43,6 +44,8 @@ def create_app(
     app.config.update(config or {})
     app.json.sort_keys = False  # keep the messages' field order
     app.extensions["odin"] = handle
+    tracing.configure("web")
+    tracing.instrument_flask(app)
     errors.register(app)
     csrf.protect(app)
     routes.register(app)

@@ -54,7 +54,7 @@ def invoke(
 
     def run(runtime) -> Awaitable[T]:
         frontend = runtime.frontend
-        return frontend.gate.serve(operation, authorization, namespace, lambda: call(frontend), target=target)
+        return frontend.gate.serve(operation, authorization, namespace, lambda: call(frontend), target=target, door="rest")
 
     handle = current_app.extensions["odin"]
     try:

@@ -54,6 +54,8 @@ PATH_PARAMS = {
     "activity_id": "Activity id within the workflow run.",
     "worker_instance_key": "The worker's instance key (from its heartbeats).",
     "job_id": "Batch operation job id; a \"/\" in it is sent as %2F.",
+    "deployment_name": "Worker deployment name.",
+    "build_id": "Build id of a version within its deployment.",
     "filename": "A file of the web UI's static assets.",
 }
 

@@ -27,6 +27,7 @@ from flask import (
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio.api.common.v1 import Payloads, WorkflowExecution
+from temporalio.api.deployment.v1 import WorkerDeploymentInfo
 from temporalio.api.enums.v1 import (
     BatchOperationState,
     EventType,
@@ -84,6 +85,7 @@ _NOTICES = {
 DONE = Param("done", "query", {"type": "string", "enum": list(_NOTICES)}, "The action just taken.", "")
 
 BATCH_DONE = Param("done", "query", {"type": "string", "enum": ["start", "stop"]}, "The action just taken.", "")
+DEPLOY_DONE = Param("done", "query", {"type": "string", "enum": ["current", "ramp"]}, "The action just taken.", "")
 _BATCH_NOTICES = {"start": "Batch started: it runs in the background.", "stop": "Batch stopped: what was done stays done."}
 
 SCHEDULE_DONE = Param(
@@ -392,6 +394,97 @@ def stop_batch(namespace: str, job_id: str):
     req = ws.StopBatchOperationRequest(namespace=namespace, job_id=job_id, reason="Stopped from the web UI", identity=IDENTITY)
     invoke(Operation.StopBatchOperation, namespace, lambda f: f.stop_batch_operation(req), target=job_id)
     return redirect(url_for(".batch", namespace=namespace, job_id=job_id, done="stop"), 303)
+
+
+@bp.get("/namespaces/<namespace>/deployments")
+@documented(Doc("Worker deployments of a namespace", TAG, Operation.ListWorkerDeployments, params=(DEPLOY_DONE,), responses=_PAGE))
+def deployments(namespace: str):
+    listed = invoke(
+        Operation.ListWorkerDeployments, namespace,
+        lambda f: f.list_worker_deployments(ws.ListWorkerDeploymentsRequest(namespace=namespace, page_size=100)),
+    )
+    shown = []
+    for summary in listed.worker_deployments:
+        info = _describe_deployment(namespace, summary.name)
+        routing = info.routing_config
+        versions = []
+        for v in info.version_summaries:
+            build_id = v.deployment_version.build_id or v.version.split(".", 1)[-1]
+            pinned = _count(
+                namespace,
+                f"TemporalWorkerDeploymentVersion = '{info.name}:{build_id}' AND "
+                "TemporalWorkflowVersioningBehavior = 'Pinned' AND ExecutionStatus = 'Running'",
+            )
+            current = routing.current_version == v.version
+            ramping = routing.ramping_version == v.version
+            versions.append({
+                "build_id": build_id,
+                "state": "current" if current else "ramping" if ramping else {1: "draining", 2: "drained"}.get(v.drainage_status, "inactive"),
+                "ramp": routing.ramping_version_percentage if ramping else (100.0 if current and not routing.ramping_version else None),
+                "pinned": pinned,
+                "created": to_json(v).get("createTime"),
+            })
+        shown.append({
+            "name": info.name,
+            "current": routing.current_version,
+            "ramping": routing.ramping_version,
+            "ramp": routing.ramping_version_percentage,
+            "modifier": info.last_modifier_identity,
+            "versions": versions,
+        })
+    return render_template(
+        "deployments.html",
+        namespace=namespace,
+        deployments=shown,
+        notice={"current": "The version is now current.", "ramp": "The ramp is set."}.get(DEPLOY_DONE.read() or ""),
+        can_route=session.allowed(Operation.SetWorkerDeploymentCurrentVersion, namespace),
+    )
+
+
+def _describe_deployment(namespace: str, name: str) -> WorkerDeploymentInfo:
+    req = ws.DescribeWorkerDeploymentRequest(namespace=namespace, deployment_name=name)
+    return invoke(Operation.DescribeWorkerDeployment, namespace, lambda f: f.describe_worker_deployment(req)).worker_deployment_info
+
+
+def _count(namespace: str, query: str) -> int:
+    req = ws.CountWorkflowExecutionsRequest(namespace=namespace, query=query)
+    return invoke(Operation.CountWorkflowExecutions, namespace, lambda f: f.count_workflow_executions(req)).count
+
+
+@bp.post("/namespaces/<namespace>/deployments/<deployment_name>/current")
+@documented(Doc(
+    "Make a version current (form)", TAG, Operation.SetWorkerDeploymentCurrentVersion,
+    body=_form({"build_id": {"type": "string"}}, run_id=False),
+    responses={303: Reply("Done; back to the deployments page.", media=HTML, headers=("Location",))},
+))
+def set_current_version(namespace: str, deployment_name: str):
+    csrf.check_form()
+    req = ws.SetWorkerDeploymentCurrentVersionRequest(
+        namespace=namespace, deployment_name=deployment_name, build_id=request.form.get("build_id", ""), identity=IDENTITY
+    )
+    invoke(Operation.SetWorkerDeploymentCurrentVersion, namespace, lambda f: f.set_worker_deployment_current_version(req), target=deployment_name)
+    return redirect(url_for(".deployments", namespace=namespace, done="current"), 303)
+
+
+@bp.post("/namespaces/<namespace>/deployments/<deployment_name>/ramp")
+@documented(Doc(
+    "Ramp new runs to a version (form)", TAG, Operation.SetWorkerDeploymentRampingVersion,
+    body=_form({"build_id": {"type": "string"}, "percentage": {"type": "number"}}, run_id=False),
+    responses={303: Reply("Done; back to the deployments page.", media=HTML, headers=("Location",))},
+))
+def set_ramping_version(namespace: str, deployment_name: str):
+    csrf.check_form()
+    raw = request.form.get("percentage", "").strip()
+    try:
+        percentage = float(raw)
+    except ValueError:
+        raise InvalidArgument(f"The ramp {raw!r} is not a percentage between 0 and 100.") from None
+    req = ws.SetWorkerDeploymentRampingVersionRequest(
+        namespace=namespace, deployment_name=deployment_name, build_id=request.form.get("build_id", ""),
+        percentage=percentage, identity=IDENTITY,
+    )
+    invoke(Operation.SetWorkerDeploymentRampingVersion, namespace, lambda f: f.set_worker_deployment_ramping_version(req), target=deployment_name)
+    return redirect(url_for(".deployments", namespace=namespace, done="ramp"), 303)
 
 
 @bp.get("/namespaces/<namespace>/task-queues")

@@ -5,9 +5,11 @@ Redis, where a temporalio worker runs the workflows the REST API starts."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -102,5 +104,29 @@ async def test_a_workflow_started_through_gunicorn_completes_on_a_worker_of_a_gr
         assert (await asyncio.to_thread(call, "GET", f"{web}/healthz"))[0] == 200
         assert time.monotonic() - began < 3, "the probe waited behind the long polls"
         assert [(await poll)[0] for poll in polls] == [202] * 4
+
+        # /metrics on any worker adds up both (PROMETHEUS_MULTIPROC_DIR, from the Procfile's gunicorn
+        # settings): all 9 REST starts are there, whichever process answered each.
+        for _ in range(4):
+            text = await asyncio.to_thread(_text, f"{web}/metrics")
+            starts = _samples(text, "service_requests_total", door="rest", operation="StartWorkflowExecution")
+            assert starts == 9, text
+        assert _samples(text, "service_errors_total", door="rest", operation="ListWorkflowExecutions", status="NOT_FOUND") == 1
     finally:
         await server.stop(grace=0.5)
+
+
+def _text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def _samples(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples that carry these labels."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total

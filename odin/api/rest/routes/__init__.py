@@ -17,7 +17,21 @@ def reply(message: Message, status: int = 200, headers: dict[str, str] | None = 
 
 
 def register(app: Flask) -> None:
-    from odin.api.rest.routes import activities, batches, namespaces, schedules, system, task_queues, workers, workflows
+    from odin.api.rest.routes import (
+        activities,
+        activity_executions,
+        batches,
+        deployments,
+        namespaces,
+        schedules,
+        system,
+        task_queues,
+        workers,
+        workflows,
+    )
 
-    for module in (system, namespaces, workflows, activities, schedules, batches, task_queues, workers):
+    for module in (
+        system, namespaces, workflows, activities, activity_executions, schedules, batches, deployments, task_queues,
+        workers,
+    ):
         app.register_blueprint(module.bp)

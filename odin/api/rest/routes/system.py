@@ -63,7 +63,7 @@ def readyz():
 @documented(Doc(
     "Prometheus metrics", TAG,
     responses={200: Reply("The metrics in Prometheus' text format.", media="text/plain")},
-    description="workflow_duration_seconds, workflow_replay_count, task_queue_latency_seconds, history_shard_ownership.",
+    description="Prometheus metrics of this process (every one is listed in docs/operations.md).",
 ))
 def metrics():
     registry = prometheus_client.REGISTRY
