@@ -8,9 +8,24 @@ from collections.abc import Iterator
 import pytest
 from temporalio.client import Client
 
-from odin.config import Settings, sqlite_url_for_path
+from odin.config import Settings
 from odin.server import OdinServer
-from tests.support.services import REDIS_URL, require_redis, throwaway_mysql_database, throwaway_postgres_database
+from tests.support.services import (
+    REDIS_URL,
+    migrated_sqlite_url,
+    remove_template_databases,
+    require_redis,
+    throwaway_mysql_database,
+    throwaway_postgres_database,
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def template_databases() -> Iterator[None]:
+    """The migrated databases tests copy (``migrated_sqlite_url``, ``throwaway_postgres_database(migrated=True)``)
+    are made on first use; each test process drops its own at the end."""
+    yield
+    remove_template_databases()
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +47,7 @@ def database_url(request, tmp_path) -> str:
     """The end-to-end matrix: SQLite and PostgreSQL. A module whose tests also run on MariaDB says so
     with ``pytestmark = pytest.mark.parametrize("database_url", ALL_DATABASES, indirect=True)``."""
     if request.param == "sqlite":
-        return sqlite_url_for_path(str(tmp_path / "odin.db"))
+        return migrated_sqlite_url(tmp_path / "odin.db")
     if request.param == "mysql":
         return request.getfixturevalue("mysql_url")
     return request.getfixturevalue("postgres_url")

@@ -70,12 +70,12 @@ def test_a_second_server_on_a_taken_port_fails_at_start_naming_the_flag(tmp_path
         assert first.stdout.readline().startswith("Odin dev server")
         # The gRPC port is taken: the second process must not share it (on another database).
         second = _dev(tmp_path, "second", grpc_port, _free_port())
+        # Only the HTTP port is taken (started alongside the second: each takes seconds to start).
+        third = _dev(tmp_path, "third", _free_port(), http_port)
         out, err = second.communicate(timeout=60)
         assert second.returncode == 1, (out, err)
         assert f"cannot listen on 127.0.0.1:{grpc_port} for gRPC" in err and "--grpc-port" in err, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-        # Only the HTTP port is taken.
-        third = _dev(tmp_path, "third", _free_port(), http_port)
         out, err = third.communicate(timeout=60)
         assert third.returncode == 1, (out, err)
         assert f"cannot listen on 127.0.0.1:{http_port} for HTTP" in err and "--http-port" in err, err

@@ -32,10 +32,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from odin.api.grpc.server import _OPERATOR_RPCS, _RPCS
-from odin.config import Settings, sqlite_url_for_path
+from odin.config import Settings
 from odin.operations import Operation
 from odin.security import auth
 from odin.server import OdinServer
+from tests.support.services import migrated_sqlite_url
 from tests.support.workflows import OneActivity, echo
 
 SECRET = "hs256-test-secret-that-is-long-enough-for-the-check"
@@ -86,7 +87,7 @@ async def server(tmp_path):
             }
         ),
     )
-    s = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0, auth=config))
+    s = OdinServer(Settings(database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0, auth=config))
     await s.start()
     yield s
     await s.stop(grace=0.5)
@@ -158,7 +159,7 @@ async def test_bad_tokens_are_unauthenticated_and_change_nothing(server, task_qu
 
 async def test_audience_and_issuer_are_checked_when_configured(tmp_path, task_queue):
     config = auth.AuthConfig(enabled=True, hs256_secret=SECRET, audience="odin", issuer="https://idp.example")
-    s = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "aud.db")), grpc_port=0, auth=config))
+    s = OdinServer(Settings(database_url=migrated_sqlite_url(tmp_path / "aud.db"), grpc_port=0, auth=config))
     await s.start()
     try:
         good = {"aud": "odin", "iss": "https://idp.example"}

@@ -10,14 +10,15 @@ import pytest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, TLSConfig
 
-from odin.config import Settings, sqlite_url_for_path
+from odin.config import Settings
 from odin.server import OdinServer
 from tests.support.certs import Authority
+from tests.support.services import migrated_sqlite_url
 
 
 async def _server(tmp_path, cert: str, key: str, client_ca: str | None) -> OdinServer:
     settings = Settings(
-        database_url=sqlite_url_for_path(str(tmp_path / "odin.db")),
+        database_url=migrated_sqlite_url(tmp_path / "odin.db"),
         grpc_port=0,
         tls_cert_file=cert,
         tls_key_file=key,
@@ -90,7 +91,7 @@ async def test_rotated_certificate_files_are_served_without_a_restart(tmp_path):
 async def test_a_client_ca_without_a_server_certificate_is_a_configuration_error(tmp_path):
     ca = Authority("ca")
     (tmp_path / "ca.pem").write_bytes(ca.pem)
-    settings = Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0,
+    settings = Settings(database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0,
                         tls_client_ca_file=str(tmp_path / "ca.pem"))
     with pytest.raises(ValueError, match="needs a server certificate"):
         await OdinServer(settings).start()

@@ -33,10 +33,10 @@ class Celery:
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
         self.reader.start()
 
-    def wait_for(self, text: str, timeout: float = 60) -> int:
-        """Wait until a line contains ``text``; how many lines there were then."""
+    def wait_for(self, *texts: str, timeout: float = 60, times: int = 1) -> int:
+        """Wait until ``times`` lines contain each of ``texts``; how many lines there were then."""
         deadline = time.monotonic() + timeout
-        while not any(text in line for line in list(self.lines)):
+        while sum(all(text in line for text in texts) for line in list(self.lines)) < times:
             assert time.monotonic() < deadline and self.proc.poll() is None, self.lines
             time.sleep(0.1)
         return len(self.lines)
@@ -68,17 +68,19 @@ def test_idle_worker_and_beat_log_no_sweeps_at_info(celery_env, tmp_path):
     worker = Celery("worker", "DEBUG", celery_env, tmp_path)
     worker.wait_for("ready.")
     beat = Celery("beat", "INFO", celery_env, tmp_path)
-    time.sleep(6)
+    worker.wait_for("odin.sweep_timers", "succeeded", timeout=30, times=5)  # a few sweeps' worth (every half second)
     beat_lines, debug_worker = beat.stop(), worker.stop()
     swept = [line for line in debug_worker if "odin.sweep_timers" in line and "succeeded" in line]
     assert len(swept) >= 5 and all("DEBUG" in line for line in swept), debug_worker[-40:]
     assert not [line for line in beat_lines if "Sending due task" in line], beat_lines
 
-    # At INFO, six seconds of sweeps every half second add not a line to what the worker says.
+    # At INFO, sweeps every half second add not a line to what the worker says. (The beat says at
+    # DEBUG when it sends them: after six sends and a second to run them, the worker has had work.)
     worker = Celery("worker", "INFO", celery_env, tmp_path)
     at_start = worker.wait_for("ready.")
-    beat = Celery("beat", "INFO", celery_env, tmp_path)
-    time.sleep(6)
+    beat = Celery("beat", "DEBUG", celery_env, tmp_path)
+    beat.wait_for("Sending due task", "(odin.sweep_timers)", timeout=30, times=6)
+    time.sleep(1)
     during = list(worker.lines)
     beat.stop()
     info_worker = worker.stop()

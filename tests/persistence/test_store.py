@@ -42,7 +42,7 @@ from odin.persistence.store import (
     _check_fence,
     open_database,
 )
-from tests.support.services import throwaway_mysql_database, throwaway_postgres_database
+from tests.support.services import migrated_sqlite_url, throwaway_mysql_database, throwaway_postgres_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NS = "8d5cbb39-6e0f-4a4e-9d7e-5d8f0c3f0a11"
@@ -72,9 +72,11 @@ def _empty_all_tables(db) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _database(kind: str, tmp_path, migrated_mysql_url: str | None = None):
+async def _database(kind: str, tmp_path, migrated_mysql_url: str | None = None, migrated: bool = False):
+    """``migrated``: SQLite and PostgreSQL databases are copies of one the migrations built."""
     if kind == "sqlite":
-        eng = open_database(sqlite_url_for_path(str(tmp_path / "odin.db")))
+        path = tmp_path / "odin.db"
+        eng = open_database(migrated_sqlite_url(path) if migrated else sqlite_url_for_path(str(path)))
         try:
             yield eng
         finally:
@@ -88,8 +90,11 @@ async def _database(kind: str, tmp_path, migrated_mysql_url: str | None = None):
         finally:
             await eng.dispose()
         return
-    throwaway = throwaway_postgres_database if kind == "postgres" else throwaway_mysql_database
-    with throwaway() as url:
+    if kind == "postgres":
+        databases = throwaway_postgres_database(migrated=migrated)
+    else:
+        databases = throwaway_mysql_database()
+    with databases as url:
         eng = open_database(url)
         try:
             yield eng
@@ -106,9 +111,10 @@ async def fresh_engine(request, tmp_path):
 
 @pytest.fixture(params=["sqlite", "postgres", "mysql"])
 async def engine(request, tmp_path):
-    """A database for one test: empty, or (MariaDB) migrated already with every table emptied."""
+    """A database for one test at the newest schema: a copy of a migrated one (SQLite,
+    PostgreSQL), or (MariaDB) one migrated already with every table emptied."""
     migrated = request.getfixturevalue("migrated_mysql_url") if request.param == "mysql" else None
-    async with _database(request.param, tmp_path, migrated) as eng:
+    async with _database(request.param, tmp_path, migrated, migrated=True) as eng:
         yield eng
 
 

@@ -13,7 +13,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import workflow
@@ -43,7 +43,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from odin.config import Settings
 from odin.server import OdinServer
-from tests.support.services import temporal_cli
+from tests.support.services import migrated_sqlite_url, temporal_cli
 from tests.temporalio_sdk.test_schedules import eventually
 
 RUNNING = BatchOperationState.BATCH_OPERATION_STATE_RUNNING
@@ -370,9 +370,12 @@ async def _done_at_least(client: Client, job_id: str, n: int) -> bool:
     return (await describe(client, job_id)).complete_operation_count >= n
 
 
-async def test_a_job_interrupted_mid_way_is_finished_by_the_next_process(database_url):
+async def test_a_job_interrupted_mid_way_is_finished_by_the_next_process(database_url, monkeypatch):
     """The process running a job goes away between two pages; a new one takes over once the lease
     lapses, redoes only the unfinished page, and each run is signalled exactly once."""
+    from odin.history import batches
+
+    monkeypatch.setattr(batches, "LEASE", timedelta(seconds=4))  # 10 s in production: a shorter wait here
     server = OdinServer(Settings(database_url=database_url, grpc_port=0))
     await server.start()
     client = await connect(server)
@@ -513,10 +516,9 @@ async def test_a_job_whose_query_stops_compiling_fails_and_jobs_of_two_namespace
 
 async def test_jobs_past_the_namespace_retention_are_forgotten(tmp_path):
     from odin.clock import ManualClock
-    from odin.config import sqlite_url_for_path
 
     clock = ManualClock(datetime.now(UTC))
-    server = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0), clock=clock)
+    server = OdinServer(Settings(database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0), clock=clock)
     await server.start()
     try:
         client = await connect(server)  # retention: one day

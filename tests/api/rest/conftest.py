@@ -13,19 +13,18 @@ import asyncio
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from rest_support import CONFIG, upgrade
+from rest_support import CONFIG
 from werkzeug.test import TestResponse
 
 from odin.api.rest import RuntimeHandle, create_app
-from odin.config import Settings, sqlite_url_for_path
+from odin.config import Settings
 from odin.server import OdinServer
+from tests.support.services import migrated_sqlite_url
 
 
 @pytest.fixture
 def migrated_url(tmp_path) -> str:
-    url = sqlite_url_for_path(str(tmp_path / "odin.db"))
-    asyncio.run(upgrade(url))
-    return url
+    return migrated_sqlite_url(tmp_path / "odin.db")
 
 
 @pytest.fixture
@@ -69,7 +68,7 @@ async def served(odin_server) -> Api:
 
 @pytest.fixture
 async def sqlite_server(tmp_path):
-    server = OdinServer(Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0, num_shards=4))
+    server = OdinServer(Settings(database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0, num_shards=4))
     await server.start()
     yield server
     await server.stop(grace=0.5)

@@ -17,9 +17,10 @@ from rest_workflows import Greet, shout
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from odin.config import Settings, sqlite_url_for_path
+from odin.config import Settings
 from odin.server import OdinServer
 from tests.distributed.cluster import Process
+from tests.support.services import migrated_sqlite_url
 
 
 async def test_odin_dev_serves_http_from_the_runtime_of_its_grpc_door(tmp_path, task_queue):
@@ -49,7 +50,7 @@ async def test_odin_dev_serves_http_from_the_runtime_of_its_grpc_door(tmp_path, 
 
 
 async def test_the_http_door_shares_the_server_runtime(tmp_path):
-    settings = Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0, http_port=0)
+    settings = Settings(database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0, http_port=0)
     server = OdinServer(settings, serve_http=True)
     await server.start()
     try:
@@ -73,7 +74,7 @@ def _raw(port: int, method: str, path: str, body=None, headers: dict | None = No
 
 async def test_raw_paths_and_chunked_bodies_on_the_dev_http_server(tmp_path):
     settings = Settings(
-        database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0, http_port=0, http_max_request_bytes=64 * 1024
+        database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0, http_port=0, http_max_request_bytes=64 * 1024
     )
     server = OdinServer(settings, serve_http=True)
     await server.start()

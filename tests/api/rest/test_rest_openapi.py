@@ -3,13 +3,10 @@ schemathesis run over every documented operation that finds no server error."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
-from rest_support import upgrade
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -19,7 +16,8 @@ from schemathesis.checks import (
 
 from odin.api.rest import create_app
 from odin.api.rest.openapi import openapi_path
-from odin.config import Settings, sqlite_url_for_path
+from odin.config import Settings
+from tests.support.services import migrated_sqlite_url
 
 
 def test_the_document_is_valid_openapi_3_1(http):
@@ -60,8 +58,7 @@ def openapi_path_params(path: str) -> list[str]:
 
 @pytest.fixture
 def fuzzed_app(tmp_path):
-    url = sqlite_url_for_path(str(tmp_path / "fuzz.db"))
-    asyncio.run(upgrade(url))
+    url = migrated_sqlite_url(tmp_path / "fuzz.db")
     app = create_app(Settings(database_url=url, num_shards=2), config={"ODIN_LONG_POLL_SECONDS": 0.2})
     yield app
     app.extensions["odin"].close()

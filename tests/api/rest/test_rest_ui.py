@@ -18,9 +18,9 @@ from rest_workflows import Counter, Echo, Greet, WaitForever
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.worker import Worker
 
-from odin.config import Settings, sqlite_url_for_path
+from odin.config import Settings
 from odin.server import OdinServer
-from tests.support.services import skip_or_fail
+from tests.support.services import migrated_sqlite_url, skip_or_fail
 
 NS = "/api/v1/namespaces/default"
 UI = "/namespaces/default"
@@ -150,7 +150,7 @@ def chrome(profile):
 @pytest.fixture
 async def dev_server(tmp_path):
     """``odin dev``'s shape: one runtime, gRPC and HTTP doors, on the test's loop."""
-    settings = Settings(database_url=sqlite_url_for_path(str(tmp_path / "odin.db")), grpc_port=0, http_port=0, num_shards=4)
+    settings = Settings(database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0, http_port=0, num_shards=4)
     server = OdinServer(settings, serve_http=True)
     await server.start()
     yield server

@@ -362,7 +362,8 @@ async def test_times_in_words_timeline_and_stack_trace(served_sqlite, sdk, task_
         assert "Stack for &lt;Task pending name=&#39;run (workflow: Steps, id: " in text
 
         await served_sqlite.post(f"{NS}/workflows/{workflow_id}/signal/proceed", json={})
-        page = await _page_until(served_sqlite, workflow_id, "Workflow Execution Completed")
+        # The page describes the run, then reads its history: it waits for both to show the end.
+        page = await _page_until(served_sqlite, workflow_id, "Workflow Execution Completed", 'class="badge completed"')
     assert 'data-refresh' not in page and 'id="stack-trace-button"' not in page
     took = page[page.index('id="took">') + len('id="took">'):]
     took = took[:took.index("<")]
