@@ -82,6 +82,12 @@ async def test_batch_operations_over_rest(served, odin_server):
     )
     assert error["message"].startswith("must provide required parameters: BatchType,Reason,Namespace")
     assert_error(await api.post(f"{ns}/batch-operations/bad", json={"reason": 5}), 400, "INVALID_ARGUMENT")
+    # An operation of the API Odin does not run as a batch (one without an identity field) is refused.
+    error = assert_error(
+        await api.post(f"{ns}/batch-operations/acts", json={"executions": [{"workflowId": "rb-1"}], "reason": "r", "deleteActivitiesOperation": {}}),
+        501, "UNIMPLEMENTED",
+    )
+    assert error["message"] == "Batch deletion of activities is not supported by this server."
     error = assert_error(
         await api.post(f"{ns}/batch-operations/term-1", json={"executions": [{"workflowId": "rb-1"}], "reason": "again", "terminationOperation": {}}),
         409, "ALREADY_EXISTS",

@@ -56,8 +56,10 @@ def start_batch_operation(namespace: str, job_id: str):
     req = from_json(json_body(), ws.StartBatchOperationRequest)
     req.namespace, req.job_id = namespace, job_id
     op = operation_of(req)
-    if op and not getattr(req, op).identity:
-        getattr(req, op).identity = IDENTITY
+    operation = getattr(req, op) if op else None
+    # (Some operations of the API, e.g. the activity ones Odin refuses, have no identity field.)
+    if operation is not None and "identity" in operation.DESCRIPTOR.fields_by_name and not operation.identity:
+        operation.identity = IDENTITY
     response = invoke(Operation.StartBatchOperation, namespace, lambda f: f.start_batch_operation(req), target=job_id)
     return reply(response, 201, {"Location": url_for(".describe_batch_operation", namespace=namespace, job_id=job_id)})
 
