@@ -114,7 +114,9 @@ class TaskQueues(Protocol):
     async def stats(self, namespace_id: str, queue: str, task_type: str) -> QueueStats: ...
 
     async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
-        """Remove and return every queued entry (used to move a dead sticky queue's tasks)."""
+        """Remove and return every queued entry (used to move a dead sticky queue's tasks); the
+        queue counts as dead from then on: ``has_recent_poller`` says no even if a poll of its
+        worker ends (and so records the poller) after the drain."""
 
     async def acquire_slot(self, namespace_id: str, key: str, limit: int, holder: str, lease: float) -> bool:
         """Take one of the ``limit`` slots of concurrency key ``key`` for ``holder`` (an activity

@@ -616,7 +616,8 @@ class RedisTaskQueues:
     # -- pollers and inspection ------------------------------------------------------------
 
     async def has_recent_poller(self, namespace_id: str, queue: str, task_type: str, within: float) -> bool:
-        """Whether a poll is waiting on the queue or ended less than ``within`` seconds ago. A yes
+        """Whether a poll is waiting on the queue or ended less than ``within`` seconds ago (never
+        for a queue ``drain`` declared dead: ``:pollers:closed``, kept ``POLLER_TTL`` seconds). A yes
         stays true until the latest poll seen plus ``within``, so it is remembered for that long,
         but at most ``RECENT_POLLER_CACHE`` seconds (another process may drain the queue meanwhile)."""
         keys = self._keys(namespace_id, queue, task_type)
@@ -625,9 +626,9 @@ class RedisTaskQueues:
             return True
         *_, pollers, polling, _, _ = keys
         async with self._redis.pipeline(transaction=False) as pipe:
-            waiting, seen = await pipe.zcount(polling, now, "+inf").hvals(pollers).execute()
+            waiting, seen, closed = await pipe.zcount(polling, now, "+inf").hvals(pollers).exists(f"{pollers}:closed").execute()
         latest = now if waiting > 0 else max((float(t) for t in seen), default=0.0)
-        if latest < now - within:
+        if closed or latest < now - within:
             self._recent.pop((keys, within), None)
             return False
         if len(self._recent) > 10_000:
@@ -651,6 +652,9 @@ class RedisTaskQueues:
 
     async def drain(self, namespace_id: str, queue: str, task_type: str) -> list[TaskEntry]:
         keys = self._keys(namespace_id, queue, task_type)
+        # Dead from now on, before the drain: a poll of its worker still ending (its clean-up records
+        # the poller) must not make the queue look alive to has_recent_poller.
+        await self._redis.set(f"{keys[-4]}:closed", 1, ex=POLLER_TTL)
         for cached in [k for k in self._recent if k[0] == keys]:
             del self._recent[cached]
         flat = await self._drain(keys=keys)

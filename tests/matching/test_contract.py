@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -84,6 +85,18 @@ async def test_drained_queue_has_no_recent_poller(queues):
     await queues.poll("ns", "sticky", WORKFLOW, 0.01, "worker-a")
     assert await queues.has_recent_poller("ns", "sticky", WORKFLOW, 10)
     await queues.drain("ns", "sticky", WORKFLOW)
+    assert not await queues.has_recent_poller("ns", "sticky", WORKFLOW, 10)
+
+
+async def test_a_poll_ending_after_the_drain_leaves_the_queue_dead(queues):
+    # ShutdownWorker drains the sticky queue while the worker's last poll still waits there; that
+    # poll ends (and is recorded) only afterwards, which must not make the queue look alive again.
+    poll = asyncio.create_task(queues.poll("ns", "sticky", WORKFLOW, 5.0, "worker-a"))
+    await asyncio.sleep(0.1)
+    await queues.drain("ns", "sticky", WORKFLOW)
+    poll.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await poll
     assert not await queues.has_recent_poller("ns", "sticky", WORKFLOW, 10)
 
 

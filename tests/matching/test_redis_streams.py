@@ -242,8 +242,11 @@ async def test_backlog_and_drain(make_redis_queues, redis_client, redis_prefix):
 
     await queues.ack("ns", "sticky", WORKFLOW, second)  # still acknowledged after the drain
     assert [e.task_id for e in await queues.drain("ns", "sticky", WORKFLOW)] == ["t2"]
-    # Nothing queued or handed out: a dead sticky queue leaves no keys behind.
-    assert [key async for key in redis_client.scan_iter(match=f"{redis_prefix}*sticky*")] == []
+    # Nothing queued or handed out: a dead sticky queue leaves no keys behind but the mark that it
+    # is dead, which expires.
+    left = [key async for key in redis_client.scan_iter(match=f"{redis_prefix}*sticky*")]
+    assert [k.decode() if isinstance(k, bytes) else k for k in left] == [f"{redis_prefix}{{ns:sticky:{WORKFLOW}}}:pollers:closed"]
+    assert 0 < await redis_client.ttl(left[0]) <= 300
 
 
 async def test_pollers(make_redis_queues, redis_client, redis_prefix):
