@@ -31,7 +31,7 @@ from odin.ids import new_id
 from odin.persistence.store import ActivityExecutionRecord
 from odin.visibility import query as visibility_query
 from odin.visibility import search_attributes
-from odin.visibility.match import matches
+from odin.visibility.match import attribute_names, matches
 from odin.visibility.search_attributes import settable_types, values_of
 
 # Longest PollActivityExecution / a DescribeActivityExecution long poll wait (Temporal's
@@ -384,18 +384,10 @@ def _parse_filter(text: str, custom: dict[str, int], count: bool):
     query = _parse(text)
     if query is None:
         return None
-    for name in _names(query.where):
+    for name in attribute_names(query.where):
         if name not in _ATTRIBUTES and name not in custom:
             raise InvalidArgument(f"invalid query: invalid search attribute: {name}")
     return query.where
-
-
-def _names(node) -> list[str]:
-    if node is None:
-        return []
-    if isinstance(node, visibility_query.And | visibility_query.Or):
-        return [n for item in node.items for n in _names(item)]
-    return [node.name]
 
 
 def _filter_values(record: ActivityExecutionRecord, custom: dict[str, int]) -> dict[str, list]:

@@ -28,7 +28,7 @@ from odin.history.schedules import (
 from odin.persistence.store import NamespaceRecord, ScheduleRecord
 from odin.visibility import query as visibility_query
 from odin.visibility import search_attributes
-from odin.visibility.match import matches
+from odin.visibility.match import attribute_names, matches
 from odin.visibility.search_attributes import SYSTEM_ATTRIBUTES, settable_types, values_of
 
 # Temporal runs a schedule as the workflow "temporal-sys-scheduler:<schedule id>"; its id checks
@@ -205,21 +205,13 @@ def _parse_filter(text: str, custom: dict[str, int]):
         raise InvalidArgument(f"invalid query: {exc}") from None
     if query.order_by or query.group_by:
         raise InvalidArgument("invalid query filter for schedules: ORDER BY and GROUP BY are not supported")
-    for name in _names(query.where):
+    for name in attribute_names(query.where):
         if name in _SCHEDULE_ATTRIBUTES or name in custom:
             continue
         if name in SYSTEM_ATTRIBUTES:
             raise InvalidArgument(f'invalid query filter for schedules: cannot filter on "{name}"')
         raise InvalidArgument(f"invalid query: invalid search attribute: {name}")
     return query.where
-
-
-def _names(node) -> list[str]:
-    if node is None:
-        return []
-    if isinstance(node, visibility_query.And | visibility_query.Or):
-        return [n for item in node.items for n in _names(item)]
-    return [node.name]
 
 
 def _filter_values(record: ScheduleRecord, custom: dict[str, int]) -> dict[str, list]:

@@ -52,3 +52,12 @@ def matches(node: visibility_query.Node, values: dict[str, list[Any]]) -> bool:
         found = any(isinstance(v, str) and v.startswith(node.prefix) for v in have)
         return found != node.negated
     return False
+
+
+def attribute_names(node: visibility_query.Node | None) -> list[str]:
+    """The search attribute names a filter's comparisons name, in order."""
+    if node is None:
+        return []
+    if isinstance(node, visibility_query.And | visibility_query.Or):
+        return [n for item in node.items for n in attribute_names(item)]
+    return [node.name]
