@@ -228,6 +228,9 @@ def _versioning(
 @click.option("--make-current", is_flag=True, help="Once polling, make this build the deployment's current version.")
 @click.option("--ramp", default=None, type=click.FloatRange(0, 100),
               help="Once polling, send this percentage of new runs to this build (the rest stay on the current one).")
+@click.option("--exit-when-drained", is_flag=True,
+              help="With a build id: stop (exit 0) once this version is drained: no longer current or ramping "
+                   "and no run pinned to it open. Checked every 30 seconds (ODIN_DRAIN_CHECK_SECONDS).")
 @click.option("--address", default=None, help="The server's gRPC address (default: the app's, from ODIN_ADDRESS).")
 @click.option("--namespace", default=None, help="The namespace (default: the app's, from ODIN_NAMESPACE).")
 def worker(
@@ -245,6 +248,7 @@ def worker(
     default_versioning: str,
     make_current: bool,
     ramp: float | None,
+    exit_when_drained: bool,
     address: str | None,
     namespace: str | None,
 ) -> None:
@@ -255,6 +259,9 @@ def worker(
     app = load_app(app_spec)
     app.address = address or app.address
     app.namespace = namespace or app.namespace
+    versioning = _versioning(app.name, build_id, deployment, default_versioning, make_current, ramp)
+    if exit_when_drained and not versioning:
+        raise click.UsageError("--exit-when-drained needs --build-id or --deployment")
     host = app.worker(
         queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
         concurrency=concurrency,
@@ -263,7 +270,8 @@ def worker(
         status_every=status_every,
         max_cached_workflows=max_cached_workflows,
         sticky_schedule_to_start=sticky_timeout,
-        **_versioning(app.name, build_id, deployment, default_versioning, make_current, ramp),
+        **versioning,
+        exit_when_drained=float(os.environ.get("ODIN_DRAIN_CHECK_SECONDS") or 30) if exit_when_drained else 0.0,
     )
     click.echo(f"odin worker for {app.name}: {app.address}, namespace {app.namespace}, queues {', '.join(host.queue_names())}")
     if host.build_id:
@@ -281,7 +289,7 @@ def worker(
         raise click.ClickException(str(exc)) from None
     except RuntimeError as exc:
         raise _worker_start_error(app, exc) from None
-    click.echo("odin worker: stopped")
+    click.echo(f"odin worker: stopped ({host.stop_reason})" if host.stop_reason else "odin worker: stopped")
 
 
 def _worker_start_error(app, exc: RuntimeError) -> click.ClickException:

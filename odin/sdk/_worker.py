@@ -11,6 +11,7 @@ start a deploy whose code would break runs in flight. A status line shows what i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -227,6 +228,7 @@ class WorkerOptions(TypedDict, total=False):
     deployment: str | None
     default_versioning: str
     promote: float | None
+    exit_when_drained: float
 
 
 @dataclass
@@ -253,6 +255,9 @@ class WorkerHost:
     deployment: str | None = None
     default_versioning: str = "pinned"
     promote: float | None = None
+    # With a build id: every this many seconds ask whether this version is drained (no longer
+    # current or ramping, no pinned run open) and, once it is, stop as on SIGTERM (0: never).
+    exit_when_drained: float = 0.0
 
     def __post_init__(self) -> None:
         self.counters = Counters()
@@ -261,6 +266,7 @@ class WorkerHost:
         self._running = WaitGroup()
         self._stopping: asyncio.Event | None = None
         self._stop_requested = False
+        self.stop_reason: str | None = None  # why it stopped by itself
         self._executor: ThreadPoolExecutor | None = None
 
     def queue_names(self) -> list[str]:
@@ -367,6 +373,14 @@ class WorkerHost:
         broken, checked = [], 0
         for wf in self.app.workflows.values():
             query = f"WorkflowType = '{wf.name}'"
+            if self.build_id:
+                # A versioned worker gets no task of a run pinned to another version: those need
+                # not replay through this code.
+                mine = f"{self.deployment_name()}:{self.build_id}".replace("'", "\\'")
+                query += (
+                    " AND (TemporalWorkflowVersioningBehavior IS NULL OR TemporalWorkflowVersioningBehavior != 'Pinned'"
+                    f" OR TemporalWorkerDeploymentVersion = '{mine}')"
+                )
             async for execution in client.list_workflows(query, limit=limit):
                 history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
                 result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
@@ -396,6 +410,8 @@ class WorkerHost:
             group.go(self._run_one(worker))
         if self.promote is not None and self.build_id:
             group.go(self.promote_version(self.promote))
+        if self.exit_when_drained > 0 and self.build_id:
+            group.go(self._stop_once_drained(self.exit_when_drained))
         status = asyncio.ensure_future(self._status_line()) if self.status_every else None
         stopper = asyncio.ensure_future(self._stop_when_asked(stopping))
         try:
@@ -408,6 +424,35 @@ class WorkerHost:
             await self._running.wait()
             if self._executor is not None:
                 self._executor.shutdown(wait=False)
+
+    async def _stop_once_drained(self, every: float) -> None:
+        """Stop once the server reports this worker's version drained: its runs are done and no
+        new run comes to it."""
+        from temporalio.api.deployment.v1 import WorkerDeploymentVersion as VersionRef
+        from temporalio.api.enums.v1 import VersionDrainageStatus
+        from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
+        from temporalio.service import RPCError
+
+        client = await self.app.client_async()
+        ref = VersionRef(deployment_name=self.deployment_name(), build_id=self.build_id or "")
+        request = ws.DescribeWorkerDeploymentVersionRequest(namespace=client.namespace, deployment_version=ref)
+        stopping = self._stopping
+        assert stopping is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), every)
+                return
+            try:
+                described = await client.workflow_service.describe_worker_deployment_version(request)
+            except RPCError as exc:
+                log.debug("deployment %s: cannot describe version %s: %s", ref.deployment_name, ref.build_id, exc)
+                continue
+            drainage = described.worker_deployment_version_info.drainage_info.status
+            if drainage == VersionDrainageStatus.VERSION_DRAINAGE_STATUS_DRAINED:
+                self.stop_reason = f"deployment {ref.deployment_name}: version {ref.build_id} is drained"
+                log.info("%s, stopping", self.stop_reason)
+                self.stop()
+                return
 
     async def _run_one(self, worker: temporalio.worker.Worker) -> None:
         self._running.add(1)

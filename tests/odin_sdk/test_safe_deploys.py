@@ -19,6 +19,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.service import RPCError
 
 from odin.cli import _versioning
+from odin.sdk import ReplayMismatch
 from tests.odin_sdk.test_versions_and_determinism import _wait_for_event
 from tests.support.odin_apps import point
 
@@ -51,8 +52,14 @@ async def test_a_release_beside_the_old_one_keeps_runs_on_the_build_that_started
         await _until_current(payments_v1.app, deployment, "r1")
         old = await payments_v1.payment.start_async(f"old-{uuid.uuid4().hex[:6]}")
         await _wait_for_event(old, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
+        # The new code cannot replay the old run: an unversioned worker's replay check refuses it...
+        with pytest.raises(ReplayMismatch, match=old.id):
+            await payments_broken.app.worker().check_replay(10)
+        # ...but the run is pinned to r1, so r2's workers never get it and their check passes it by.
         # The release: its workers start beside the old ones and make their build current.
-        async with payments_broken.app.worker(build_id="r2", deployment=deployment, promote=100, max_cached_workflows=0):
+        async with payments_broken.app.worker(
+            build_id="r2", deployment=deployment, promote=100, max_cached_workflows=0, replay_check=10
+        ):
             await _until_current(payments_v1.app, deployment, "r2")
             await old.signal_async("approve")
             assert (await old.result_async(timeout=30)).startswith("v1:old-")
@@ -140,10 +147,16 @@ async def test_a_killed_worker_of_the_old_build_resumes_its_pinned_runs_when_it_
         assert (await run.describe_async()).status.name == "RUNNING"
         types = [e.event_type for e in (await run.history_async()).events]
         assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED not in types and EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in types
-        proc = odin_worker()  # r1 comes back (not made current again)
+        # r1 comes back (not made current again), to stop by itself once its last run is done.
+        env["ODIN_DRAIN_CHECK_SECONDS"] = "0.5"
+        proc = odin_worker("--exit-when-drained")
         try:
             assert (await run.result_async(timeout=30)).startswith("v1:old-")
+            out, err = await asyncio.to_thread(proc.communicate, timeout=30)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(proc.communicate, timeout=30)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(proc.communicate, timeout=30)
+        assert proc.returncode == 0, err
+        assert out.endswith(f"odin worker: stopped (deployment {deployment}: version r1 is drained)\n"), (out, err)
     assert await _current(payments_v1.app, deployment) == f"{deployment}.r2"
