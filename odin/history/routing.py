@@ -37,9 +37,12 @@ class DeploymentRouting:
         self.store = store
         # namespace id -> (read at, (queue, type) -> deployment)
         self._cache: dict[str, tuple[float, dict[tuple[str, int], dep.Deployment]]] = {}
+        # Bumped by each forget(): a read that began before a change is not kept after it.
+        self._generation = 0
 
     def forget(self, namespace_id: str) -> None:
         """The namespace's deployments changed: read them again on the next task."""
+        self._generation += 1
         self._cache.pop(namespace_id, None)
 
     async def _queues(self, namespace_id: str) -> dict[tuple[str, int], dep.Deployment]:
@@ -47,13 +50,15 @@ class DeploymentRouting:
         now = monotonic()
         if cached is not None and now - cached[0] < ROUTING_TTL:
             return cached[1]
+        generation = self._generation
         found: dict[tuple[str, int], dep.Deployment] = {}
         for record in await self.store.list_worker_deployments(namespace_id):
             d = dep.Deployment.from_json(record.data)
             for v in d.versions.values():
                 for name, queue_type in v.task_queues:
                     found[(name, queue_type)] = d
-        self._cache[namespace_id] = (now, found)
+        if generation == self._generation:
+            self._cache[namespace_id] = (now, found)
         return found
 
     async def versions_of(self, namespace_id: str, queue: str, kind: str) -> list[tuple[str, str]]:
