@@ -13,7 +13,7 @@ import contextlib
 import json
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from temporalio import workflow
@@ -30,7 +30,8 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from odin.config import Settings, sqlite_url_for_path
 from odin.server import OdinServer
-from tests.support.services import REDIS_URL, require_redis, temporal_cli
+from tests.distributed.cluster import Cluster
+from tests.support.services import REDIS_URL, require_redis, temporal_cli, throwaway_postgres_database
 
 Status = WorkerDeploymentVersionStatus
 
@@ -43,17 +44,23 @@ class Pinned:
 
 
 @pytest.fixture(params=["sqlite+memory", "postgres+redis"])
-def shape(request, tmp_path) -> dict:
-    """Where a routing test's server keeps runs and queues: SQLite with in-memory queues, or
-    PostgreSQL with Redis streams (a key prefix of the test's own)."""
+def shape(request, tmp_path) -> Iterator[dict]:
+    """Where a routing test's server keeps runs and queues: SQLite with in-memory queues (the
+    server runs its own sweeps and timers), or PostgreSQL with Redis streams (a key prefix of the
+    test's own) with a real Celery worker and beat as the system workers, as deployed."""
     if request.param == "sqlite+memory":
-        return {"database_url": sqlite_url_for_path(str(tmp_path / "odin.db"))}
+        yield {"database_url": sqlite_url_for_path(str(tmp_path / "odin.db"))}
+        return
     require_redis()
-    return {
-        "database_url": request.getfixturevalue("postgres_url"),
-        "redis_url": REDIS_URL,
-        "redis_prefix": request.getfixturevalue("redis_prefix"),
-    }
+    prefix = request.getfixturevalue("redis_prefix")
+    with throwaway_postgres_database(migrated=True) as database_url:
+        system = Cluster(database_url, REDIS_URL, tmp_path, ODIN_REDIS_PREFIX=prefix)
+        try:
+            system.start_worker()
+            system.start_beat()
+            yield {"database_url": database_url, "redis_url": REDIS_URL, "redis_prefix": prefix}
+        finally:
+            system.shutdown()
 
 
 @contextlib.asynccontextmanager
@@ -413,10 +420,6 @@ async def first_task_done(client: Client, workflow_id: str) -> None:
     raise AssertionError(f"{workflow_id} never completed a workflow task")
 
 
-# On SQLite with in-memory queues only for now: in the PostgreSQL+Redis shape this test's server
-# runs no system workers (no sweeps, no Celery timers), and a routing race that the transfer sweep
-# or the sticky timeout resolves in a deployment hung it once in CI (open in the deployments issue).
-@pytest.mark.parametrize("shape", ["sqlite+memory"], indirect=True)
 async def test_pinned_runs_stay_on_their_version_auto_upgrade_runs_move(shape):
     async with odin(**shape) as (_, client):
         async with versioned_worker(client, "v1", PinnedV1, AutoV1):
