@@ -27,7 +27,7 @@ from temporalio.api.workflowservice.v1 import (
 )
 
 from odin.errors import InvalidArgument
-from odin.history import activities, chains, children, retry, updates
+from odin.history import activities, chains, children, deployments, retry, updates
 from odin.history.events import duration, optional_duration, seconds
 from odin.history.machine import (
     ACTIVITY_OUTCOMES,
@@ -114,27 +114,7 @@ def _record_version(s: MutableState, attrs: h.WorkflowTaskCompletedEventAttribut
         s.deployment = s.deployment_build = ""
         s.versioning_behavior = 0
     if (s.deployment, s.deployment_build, s.versioning_behavior) != before:
-        _version_search_attributes(s)
-
-
-_BEHAVIOR_NAMES = {1: "Pinned", 2: "AutoUpgrade"}
-VERSION_ATTRIBUTES = ("TemporalWorkerDeployment", "TemporalWorkerDeploymentVersion", "TemporalWorkflowVersioningBehavior")
-
-
-def _version_search_attributes(s: MutableState) -> None:
-    """Keep the run's deployment search attributes in step with its version and behaviour (a
-    change rewrites its visibility row, which is what counts a version's pinned runs)."""
-    attributes = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
-    values = (s.deployment, f"{s.deployment}:{s.deployment_build}", _BEHAVIOR_NAMES.get(s.versioning_behavior, ""))
-    for name, value in zip(VERSION_ATTRIBUTES, values, strict=True):
-        if value and s.deployment_build:
-            attributes.indexed_fields[name].CopyFrom(
-                Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(value).encode())
-            )
-        elif name in attributes.indexed_fields:
-            del attributes.indexed_fields[name]
-    if s.search_attributes is not None or attributes.indexed_fields:
-        s.search_attributes = pack(attributes)
+        deployments.version_search_attributes(s)
 
 
 def _apply(t: Transition, w: WorkflowTaskInfo, req: RespondWorkflowTaskCompletedRequest) -> None:
@@ -597,6 +577,8 @@ def _continue_as_new(t: Transition, a: cmd.ContinueAsNewWorkflowExecutionCommand
                 failure=a.failure if a.HasField("failure") else None,
                 parent=chains.parent_of(s),
                 reset_points=s.auto_reset_points,
+                # A pinned run's successor on the same queue stays on its version (as Temporal's).
+                pinned=s.pinned_version() if request.task_queue.name == s.task_queue else None,
             ),
             scheduled_by=s.scheduled_by,
         )

@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from temporalio.api.common.v1 import Payload, SearchAttributes
 from temporalio.api.deployment.v1 import WorkerDeploymentVersion
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.enums.v1 import VersioningBehavior
@@ -26,7 +27,7 @@ from odin.errors import FailedPrecondition, InvalidArgument, NotFound
 from odin.history.machine import Transition
 from odin.history.state import AUTO_UPGRADE as AUTO_UPGRADE_BEHAVIOR
 from odin.history.state import PINNED as PINNED_BEHAVIOR
-from odin.history.state import MutableState
+from odin.history.state import MutableState, pack, unpack
 
 UNVERSIONED = ""
 UNVERSIONED_NAME = "__unversioned__"
@@ -325,3 +326,23 @@ def versioning_info(s: MutableState) -> WorkflowExecutionVersioningInfo | None:
     if override is not None:
         info.versioning_override.CopyFrom(override)
     return info
+
+
+_BEHAVIOR_NAMES = {1: "Pinned", 2: "AutoUpgrade"}
+VERSION_ATTRIBUTES = ("TemporalWorkerDeployment", "TemporalWorkerDeploymentVersion", "TemporalWorkflowVersioningBehavior")
+
+
+def version_search_attributes(s: MutableState) -> None:
+    """Keep the run's deployment search attributes in step with its version and behaviour (a
+    change rewrites its visibility row, which is what counts a version's pinned runs)."""
+    attributes = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
+    values = (s.deployment, f"{s.deployment}:{s.deployment_build}", _BEHAVIOR_NAMES.get(s.versioning_behavior, ""))
+    for name, value in zip(VERSION_ATTRIBUTES, values, strict=True):
+        if value and s.deployment_build:
+            attributes.indexed_fields[name].CopyFrom(
+                Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(value).encode())
+            )
+        elif name in attributes.indexed_fields:
+            del attributes.indexed_fields[name]
+    if s.search_attributes is not None or attributes.indexed_fields:
+        s.search_attributes = pack(attributes)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from temporalio.api.common.v1 import Header, Payloads, WorkflowExecution
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion
 from temporalio.api.enums.v1 import ContinueAsNewInitiator, TaskQueueKind
 from temporalio.api.enums.v1 import EventType as E
 from temporalio.api.failure.v1 import Failure
@@ -13,10 +14,10 @@ from temporalio.api.history.v1 import message_pb2 as h
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import StartWorkflowExecutionRequest
 
-from odin.history import cron
+from odin.history import cron, deployments
 from odin.history.events import duration, optional_duration, reset_points, seconds, timestamp
 from odin.history.machine import Transition
-from odin.history.state import MutableState, ResetPoint, pack
+from odin.history.state import PINNED, MutableState, ResetPoint, pack
 from odin.history.tasks import TimerKind
 
 DEFAULT_WORKFLOW_TASK_TIMEOUT = 10.0
@@ -34,6 +35,9 @@ class ParentInfo:
     initiated_event_id: int
     root_workflow_id: str
     root_run_id: str
+    # The parent's pinned version (deployment, build id) when the child's queue belongs to it:
+    # the child starts pinned to it (WorkflowExecutionStarted's inherited_pinned_version).
+    pinned: tuple[str, str] | None = None
 
 
 @dataclass
@@ -61,6 +65,8 @@ class Continuation:
     parent: ParentInfo | None = None
     # The previous run's auto-reset points: the new run starts with them (prev_auto_reset_points).
     reset_points: list[ResetPoint] = field(default_factory=list)
+    # The previous run's pinned version, for a continue-as-new on the same queue.
+    pinned: tuple[str, str] | None = None
 
 
 def new_run(
@@ -93,6 +99,7 @@ def new_run(
     delay = seconds(request.workflow_start_delay)
     if request.cron_schedule and continuation is None:
         delay = cron.backoff(request.cron_schedule, ts, ts)
+    pinned = continuation.pinned if continuation is not None else parent.pinned if parent is not None else None
     if continuation is not None and continuation.parent is not None:
         parent = continuation.parent
     state = MutableState(
@@ -170,6 +177,11 @@ def new_run(
             attrs.last_completion_result.CopyFrom(request.last_completion_result)
         if request.HasField("continued_failure"):
             attrs.continued_failure.CopyFrom(request.continued_failure)
+    if pinned is not None:
+        attrs.inherited_pinned_version.CopyFrom(WorkerDeploymentVersion(deployment_name=pinned[0], build_id=pinned[1]))
+        state.deployment, state.deployment_build = pinned
+        state.versioning_behavior = PINNED
+        deployments.version_search_attributes(state)
     if expiration:
         attrs.workflow_execution_expiration_time.CopyFrom(timestamp(expiration))
     if delay:

@@ -25,6 +25,7 @@ from odin.errors import AlreadyExists, NotFound
 from odin.history import children
 from odin.history.machine import StaleTask, Transition
 from odin.history.start import ParentInfo
+from odin.history.state import MutableState
 from odin.persistence.store import OutboxTask
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ class TransferProcessor:
             initiated_event_id=iid,
             root_workflow_id=s.root_workflow_id or s.workflow_id,
             root_run_id=s.root_run_id or s.run_id,
+            pinned=await self._inherited_pin(s, ns.id, a.task_queue.name),
         )
         try:
             child_run_id = (await e.start_workflow(ns.id, ns.name, request, parent=parent)).run_id
@@ -159,6 +161,13 @@ class TransferProcessor:
             if latest is not None and not latest.running:
                 # The parent closed while its child was being started: its close policy applies now.
                 await self._apply_policy(ns.id, a.workflow_id, child_run_id, s.run_id, c.parent_close_policy)
+
+    async def _inherited_pin(self, parent: MutableState, namespace_id: str, queue: str) -> tuple[str, str] | None:
+        """A pinned parent's version when the child's task queue belongs to it (Temporal's rule)."""
+        pinned = parent.pinned_version()
+        if pinned is None or namespace_id != parent.namespace_id:
+            return None
+        return pinned if pinned in await self.engine.routing.versions_of(namespace_id, queue, "workflow") else None
 
     async def _child_closed(self, task: OutboxTask) -> None:
         d = task.data

@@ -456,6 +456,80 @@ async def test_pinned_runs_stay_on_their_version_auto_upgrade_runs_move(shape):
         assert [a.deployment_version.build_id for a in done] == ["v1", "v2"]
 
 
+class _Family:
+    """A pinned parent that, once told, starts a child and continues as new with its answer."""
+
+    build = ""
+
+    def __init__(self) -> None:
+        self.go = False
+
+    @workflow.run
+    async def run(self, kid: str) -> str:
+        if kid:  # the continue-as-new run
+            return f"{kid}+{self.build}"
+        await workflow.wait_condition(lambda: self.go)
+        kid = await workflow.execute_child_workflow("Kid", id=f"{workflow.info().workflow_id}-kid")
+        workflow.continue_as_new(kid)
+
+    @workflow.signal
+    def proceed(self) -> None:
+        self.go = True
+
+
+@workflow.defn(name="Family", versioning_behavior=VersioningBehavior.PINNED)
+class FamilyV1(_Family):
+    build = "v1"
+
+    @workflow.run
+    async def run(self, kid: str) -> str:
+        return await super().run(kid)
+
+
+@workflow.defn(name="Family", versioning_behavior=VersioningBehavior.PINNED)
+class FamilyV2(_Family):
+    build = "v2"
+
+    @workflow.run
+    async def run(self, kid: str) -> str:
+        return await super().run(kid)
+
+
+@workflow.defn(name="Kid", versioning_behavior=VersioningBehavior.PINNED)
+class KidV1:
+    @workflow.run
+    async def run(self) -> str:
+        return "kid:v1"
+
+
+@workflow.defn(name="Kid", versioning_behavior=VersioningBehavior.PINNED)
+class KidV2:
+    @workflow.run
+    async def run(self) -> str:
+        return "kid:v2"
+
+
+async def test_children_and_continue_as_new_of_a_pinned_run_inherit_its_version(shape):
+    async with odin(**shape) as (_, client):
+        async with versioned_worker(client, "v1", FamilyV1, KidV1):
+            await registered(client, "v1")
+            await set_current(client, "v1")
+            family = await client.start_workflow("Family", "", id="family", task_queue="rel-q")
+            await first_task_done(client, "family")
+            async with versioned_worker(client, "v2", FamilyV2, KidV2):
+                await registered(client, "v2")
+                await set_current(client, "v2")
+                await family.signal("proceed")
+                # The child and the next run started after v2 became current, on v1 all the same.
+                assert await client.get_workflow_handle("family").result() == "kid:v1+v1"
+        for workflow_id in ("family-kid", "family"):
+            events = [e async for e in client.get_workflow_handle(workflow_id).fetch_history_events()]
+            started = events[0].workflow_execution_started_event_attributes
+            assert (started.inherited_pinned_version.deployment_name, started.inherited_pinned_version.build_id) == ("rel", "v1")
+        first = [e async for e in client.get_workflow_handle("family", run_id=family.result_run_id).fetch_history_events()]
+        assert not first[0].workflow_execution_started_event_attributes.HasField("inherited_pinned_version")
+
+
 async def test_a_pinned_run_waits_for_its_version_to_come_back(shape):
     async with odin(**shape) as (_, client):
         async with versioned_worker(client, "v2", PinnedV2):

@@ -417,10 +417,12 @@ def deployments(namespace: str):
             )
             current = routing.current_version == v.version
             ramping = routing.ramping_version == v.version
+            # Share of new runs: the ramping version's percentage, the rest to the current one.
+            share = routing.ramping_version_percentage if routing.ramping_version else 0.0
             versions.append({
                 "build_id": build_id,
                 "state": "current" if current else "ramping" if ramping else {1: "draining", 2: "drained"}.get(v.drainage_status, "inactive"),
-                "ramp": routing.ramping_version_percentage if ramping else (100.0 if current and not routing.ramping_version else None),
+                "ramp": share if ramping else 100.0 - share if current else None,
                 "pinned": pinned,
                 "created": to_json(v).get("createTime"),
             })

@@ -1,6 +1,6 @@
 """The web UI's worker deployments page: each deployment's versions with their state, share of new
-runs and open pinned runs, and the make-current and ramp forms (Flask's test client on a server
-whose versioned temporalio workers registered two builds)."""
+runs and open pinned runs, and the make-current and ramp forms: through Flask's test client on a
+server whose versioned temporalio workers registered two builds, and in a headless Chromium."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 
 from temporalio import workflow
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion as VersionRef
+from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError
 from temporalio.worker import Worker, WorkerDeploymentConfig
-from test_rest_ui import csrf_token
+from test_rest_ui import chrome, csrf_token, dev_server  # noqa: F401  (dev_server is a fixture)
 
 UI = "/namespaces/default"
 
@@ -79,3 +81,72 @@ async def test_the_deployments_page_shows_versions_and_routes_new_runs(served_sq
         b2 = page.split('data-build="b2"')[1].split("</tr>")[0]
         assert "ramping" in b2 and "25%" in b2 and '<td class="pinned">0</td>' in b2
         assert '<strong class="ramping-version">web-shop.b2</strong>' in page
+
+
+async def test_ramp_and_make_current_in_a_browser(dev_server, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not fetch anything
+    base = f"http://127.0.0.1:{dev_server.endpoints.http_port}"
+    client = await Client.connect(f"127.0.0.1:{dev_server.endpoints.grpc_port}")
+    screenshots = (tmp_path / "deployments-ramping.png", tmp_path / "deployments-current.png")
+
+    def browse() -> None:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def row(build: str) -> str:
+            return driver.find_element(By.CSS_SELECTOR, f'tr[data-build="{build}"]').text
+
+        driver = chrome(tmp_path / "chrome-profile")
+        try:
+            wait = WebDriverWait(driver, 15)
+            driver.get(f"{base}/")
+            wait.until(ec.element_to_be_clickable((By.ID, "nav-deployments"))).click()
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, 'tr[data-build="b2"]')))
+            assert row("b1").split()[:4] == ["b1", "current", "100%", "1"]  # one pinned run open
+            assert row("b2").split()[:3] == ["b2", "inactive", "0"]
+            ramp = driver.find_element(By.CSS_SELECTOR, 'tr[data-build="b2"] input.ramp-input')
+            ramp.clear()
+            ramp.send_keys("25")
+            driver.find_element(By.CSS_SELECTOR, 'tr[data-build="b2"] button.set-ramp').click()
+            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.notice")))
+            assert driver.find_element(By.CSS_SELECTOR, "strong.ramping-version").text == "web-shop.b2"
+            assert row("b2").split()[:3] == ["b2", "ramping", "25%"] and row("b1").split()[:3] == ["b1", "current", "75%"]
+            driver.save_screenshot(str(screenshots[0]))
+            driver.find_element(By.CSS_SELECTOR, 'tr[data-build="b2"] button.make-current').click()
+            wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "p.notice"), "The version is now current."))
+            assert driver.find_element(By.CSS_SELECTOR, "strong.current-version").text == "web-shop.b2"
+            assert row("b2").split()[:3] == ["b2", "current", "100%"]
+            assert row("b1").split()[:2] == ["b1", "draining"]  # its pinned run is still open
+            driver.save_screenshot(str(screenshots[1]))
+        finally:
+            driver.quit()
+
+    async with _worker(client, "b2"):
+        await _registered(client, "b2")
+    async with _worker(client, "b1"):
+        await _registered(client, "b1")
+        await client.workflow_service.set_worker_deployment_current_version(
+            ws.SetWorkerDeploymentCurrentVersionRequest(namespace="default", deployment_name="web-shop", build_id="b1")
+        )
+        run = await client.start_workflow("UiPinned", id="ui-pinned-browser", task_queue="ui-deploy")
+        for _ in range(600):
+            if [e async for e in run.fetch_history_events() if e.HasField("workflow_task_completed_event_attributes")]:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(browse)
+        await run.terminate()
+    assert all(s.stat().st_size > 0 for s in screenshots)
+    print(f"screenshots: {screenshots}")
+
+
+async def _registered(client: Client, build: str) -> None:
+    request = ws.DescribeWorkerDeploymentVersionRequest(
+        namespace="default", deployment_version=VersionRef(deployment_name="web-shop", build_id=build)
+    )
+    for _ in range(600):
+        with contextlib.suppress(RPCError):
+            await client.workflow_service.describe_worker_deployment_version(request)
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{build} never registered")
