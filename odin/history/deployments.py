@@ -263,6 +263,7 @@ def set_versioning_override(t: Transition, override: VersioningOverride | None, 
         s.override_behavior, s.override_deployment, s.override_build = 0, "", ""
         attrs.unset_versioning_override = True
         t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED, attrs, bufferable=True)
+        version_search_attributes(s)
         return None
     if override.auto_upgrade or override.behavior == AUTO_UPGRADE_BEHAVIOR:
         s.override_behavior, s.override_deployment, s.override_build = AUTO_UPGRADE_BEHAVIOR, "", ""
@@ -285,6 +286,7 @@ def set_versioning_override(t: Transition, override: VersioningOverride | None, 
         )
     attrs.versioning_override.CopyFrom(result)
     t.append(E.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED, attrs, bufferable=True)
+    version_search_attributes(s)
     return result
 
 
@@ -333,12 +335,15 @@ VERSION_ATTRIBUTES = ("TemporalWorkerDeployment", "TemporalWorkerDeploymentVersi
 
 
 def version_search_attributes(s: MutableState) -> None:
-    """Keep the run's deployment search attributes in step with its version and behaviour (a
-    change rewrites its visibility row, which is what counts a version's pinned runs)."""
+    """Keep the run's deployment search attributes in step with its effective version and
+    behaviour (an override's, else its last workflow task's), as Temporal's are; a change rewrites
+    its visibility row, which is what counts a version's pinned runs."""
     attributes = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
-    values = (s.deployment, f"{s.deployment}:{s.deployment_build}", _BEHAVIOR_NAMES.get(s.versioning_behavior, ""))
+    deployment, build_id = s.pinned_version() if s.override_behavior == PINNED_BEHAVIOR else (s.deployment, s.deployment_build)
+    behavior = s.override_behavior or s.versioning_behavior
+    values = (deployment, f"{deployment}:{build_id}", _BEHAVIOR_NAMES.get(behavior, ""))
     for name, value in zip(VERSION_ATTRIBUTES, values, strict=True):
-        if value and s.deployment_build:
+        if value and build_id:
             attributes.indexed_fields[name].CopyFrom(
                 Payload(metadata={"encoding": b"json/plain", "type": b"Keyword"}, data=json.dumps(value).encode())
             )

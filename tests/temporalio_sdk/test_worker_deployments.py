@@ -644,6 +644,10 @@ async def test_a_versioning_override_pins_an_auto_upgrade_run(database_url):
             v1 = VersioningOverride(pinned=pinned_to(behavior=1, version=Version(deployment_name="rel", build_id="v1")))
             answer = await svc.update_workflow_execution_options(options("ov", v1))
             assert answer.workflow_execution_options.versioning_override.pinned.version == Version(deployment_name="rel", build_id="v1")
+            # Listed (and counted against v1's drainage) as pinned: the search attributes give the
+            # effective behaviour, as Temporal's do.
+            pinned_runs = client.list_workflows("TemporalWorkerDeploymentVersion = 'rel:v1' AND TemporalWorkflowVersioningBehavior = 'Pinned'")
+            assert [w.id async for w in pinned_runs] == ["ov"]
             async with versioned_worker(client, "v2", AutoV2):
                 await set_current(client, "v2")
                 await run.signal("proceed")
