@@ -21,10 +21,12 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from odin.errors import FailedPrecondition, InvalidArgument, NotFound, Unimplemented
 from odin.frontend.base import FrontendBase
 from odin.frontend.common import MAX_LIST_PAGE, check_id, offset_token, page_size
-from odin.frontend.versions import conflict_token
+from odin.frontend.versions import POLLER_TTL, conflict_token
 from odin.history import deployments as dep
 from odin.history import operations
 from odin.history.events import timestamp
+from odin.history.routing import versioned_queue
+from odin.matching import ACTIVITY, WORKFLOW
 from odin.persistence.store import DeploymentRecord, NamespaceRecord
 from odin.visibility import sql as visibility_sql
 
@@ -215,10 +217,13 @@ class DeploymentCalls(FrontendBase):
         self, req: ws.DeleteWorkerDeploymentVersionRequest
     ) -> ws.DeleteWorkerDeploymentVersionResponse:
         ns_id, name, build_id = await self._version_target(req)
+        record = await self.store.get_worker_deployment(ns_id, name)
+        v = None if record is None else dep.Deployment.from_json(record.data).versions.get(build_id)
+        polled = v is not None and await self._polled(ns_id, name, build_id, v.task_queues)
 
         def delete(d: dep.Deployment) -> None:
             dep.delete_version(d, build_id, req.skip_drainage)
-            if self.deployments.polled(ns_id, name, build_id):
+            if polled:
                 raise FailedPrecondition(f"version '{d.name}:{build_id}' cannot be deleted since it has active pollers")
 
         try:
@@ -227,6 +232,16 @@ class DeploymentCalls(FrontendBase):
             raise NotFound("Worker Deployment Version not found", NotFoundFailure()) from None
         self.deployments.forget(ns_id, name, build_id)
         return ws.DeleteWorkerDeploymentVersionResponse()
+
+    async def _polled(self, namespace_id: str, name: str, build_id: str, task_queues: list) -> bool:
+        """Whether any of the version's queues was polled within POLLER_TTL (by any process: the
+        queues keep their pollers in Redis)."""
+        for queue, queue_type in task_queues:
+            kind = WORKFLOW if queue_type == 1 else ACTIVITY
+            queues = self.engine.queues
+            if await queues.has_recent_poller(namespace_id, versioned_queue(queue, name, build_id), kind, POLLER_TTL):
+                return True
+        return False
 
     async def update_worker_deployment_version_metadata(
         self, req: ws.UpdateWorkerDeploymentVersionMetadataRequest

@@ -3,7 +3,6 @@ and what versioned pollers register (docs/architecture.md#worker-deployments).""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -44,8 +43,6 @@ class DeploymentRegistry:
         self.routing = routing  # told of every change, so this process routes by it at once
         # (namespace id, deployment, build id, queue, type) already registered by this process
         self._registered: set[tuple[str, str, str, str, int]] = set()
-        # (namespace id, deployment, build id) -> last poll (wall-clock seconds), this process's polls
-        self._version_polls: dict[tuple[str, str, str], float] = {}
 
     async def register_poller(self, namespace_id: str, options: WorkerDeploymentOptions, queue: str, kind: str) -> str:
         """A poll with deployment options: a VERSIONED worker creates its deployment and version
@@ -61,7 +58,6 @@ class DeploymentRegistry:
         check_id(build_id, "BuildId")
         if "." in name:
             raise InvalidArgument("deployment name cannot contain '.'")
-        self._version_polls[(namespace_id, name, build_id)] = time.time()
         key = (namespace_id, name, build_id, queue, QUEUE_TYPES[kind])
         if key not in self._registered:
             now = self.clock.now().timestamp()
@@ -70,11 +66,6 @@ class DeploymentRegistry:
             )
             self._registered.add(key)
         return versioned_queue(queue, name, build_id)
-
-    def polled(self, namespace_id: str, name: str, build_id: str) -> bool:
-        """Whether this process saw a poll of the version within POLLER_TTL."""
-        at = self._version_polls.get((namespace_id, name, build_id))
-        return at is not None and time.time() - at < POLLER_TTL
 
     def forget(self, namespace_id: str, name: str, build_id: str | None = None) -> None:
         """Drop what this process remembers of a deleted deployment or version."""

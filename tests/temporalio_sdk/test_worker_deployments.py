@@ -204,6 +204,30 @@ async def test_versions_registered_by_polls_and_routing_calls(database_url):
         )
 
 
+async def test_a_version_polled_through_another_server_is_not_deleted(postgres_url, redis_prefix):
+    """Two servers on one PostgreSQL and Redis: the one asked to delete a version sees the polls
+    its peer served."""
+    require_redis()
+    settings = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+    async with odin(postgres_url, **settings) as (_, client):
+        peer = OdinServer(Settings(database_url=postgres_url, grpc_port=0, **settings))
+        await peer.start()
+        try:
+            other = await Client.connect(f"127.0.0.1:{peer.endpoints.grpc_port}", namespace=client.namespace)
+            await run_versions(other, "split", "v1")  # polled through the peer only
+            request = ws.DeleteWorkerDeploymentVersionRequest(
+                namespace=client.namespace, deployment_version=Version(deployment_name="split", build_id="v1"), skip_drainage=True
+            )
+            await refused(
+                client.workflow_service.delete_worker_deployment_version(request),
+                RPCStatusCode.FAILED_PRECONDITION,
+                "version 'split:v1' cannot be deleted since it has active pollers",
+            )
+            assert await describe_version(client, "split", "v1")  # still there
+        finally:
+            await peer.stop(grace=0.5)
+
+
 async def test_bad_requests_are_refused_as_temporal_refuses_them(database_url):
     async with odin(database_url) as (_, client):
         svc, ns, name = client.workflow_service, client.namespace, "billing"
