@@ -339,7 +339,10 @@ def version_search_attributes(s: MutableState) -> None:
     behaviour (an override's, else its last workflow task's), as Temporal's are; a change rewrites
     its visibility row, which is what counts a version's pinned runs."""
     attributes = unpack(SearchAttributes, s.search_attributes) or SearchAttributes()
-    deployment, build_id = s.pinned_version() if s.override_behavior == PINNED_BEHAVIOR else (s.deployment, s.deployment_build)
+    if s.override_behavior == PINNED_BEHAVIOR:
+        deployment, build_id = s.override_deployment, s.override_build
+    else:
+        deployment, build_id = s.deployment, s.deployment_build
     behavior = s.override_behavior or s.versioning_behavior
     values = (deployment, f"{deployment}:{build_id}", _BEHAVIOR_NAMES.get(behavior, ""))
     for name, value in zip(VERSION_ATTRIBUTES, values, strict=True):
