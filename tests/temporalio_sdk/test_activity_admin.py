@@ -218,12 +218,19 @@ async def test_reset_sticky_task_queue_sends_the_next_task_to_the_normal_queue(c
     key = uuid.uuid4().hex[:8]
     async with _worker(client, task_queue):
         handle = await client.start_workflow(Waiter.run, 2, id=f"sticky-{key}", task_queue=task_queue)
+
+        async def completed_tasks(at_least: int):
+            for _ in range(600):
+                history = await handle.fetch_history()
+                if sum(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in history.events) >= at_least:
+                    return history
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"fewer than {at_least} workflow tasks completed")
+
+        # The first task done (the worker has the run cached), the signal's task goes to its sticky queue.
+        await completed_tasks(1)
         await handle.signal(Waiter.bump)
-        for _ in range(100):
-            history = await handle.fetch_history()
-            if sum(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in history.events) >= 2:
-                break
-            await asyncio.sleep(0.05)
+        history = await completed_tasks(2)
         scheduled = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED]
         assert scheduled[-1].workflow_task_scheduled_event_attributes.task_queue.kind == TaskQueueKind.TASK_QUEUE_KIND_STICKY
         await client.workflow_service.reset_sticky_task_queue(

@@ -209,7 +209,8 @@ async def test_a_version_polled_through_another_server_is_not_deleted(postgres_u
     its peer served."""
     require_redis()
     settings = {"redis_url": REDIS_URL, "redis_prefix": redis_prefix}
-    async with odin(postgres_url, **settings) as (_, client):
+    # Bounded below pytest's own timeout, so a hang fails with the await it hung in.
+    async with asyncio.timeout(60), odin(postgres_url, **settings) as (_, client):
         peer = OdinServer(Settings(database_url=postgres_url, grpc_port=0, **settings))
         await peer.start()
         try:
