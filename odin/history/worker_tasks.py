@@ -135,8 +135,11 @@ class WorkerTasks:
         first = s.last_completed_wft_started_event_id + 1 if sticky else 1
         events = await self.engine.read_events(s.run_id, first, s.next_event_id)
         response = workflow_task(s, w, events + transient_events(s, w))
-        for query_id, query in (await self.engine.queries.buffered(run_key(s.namespace_id, s.workflow_id, s.run_id))).items():
-            response.queries[query_id].CopyFrom(query)
+        # Queries are buffered only once a workflow task has completed (``query``): before that
+        # there are none to look up (a Redis round trip per run saved).
+        if s.completed_wft_count:
+            for query_id, query in (await self.engine.queries.buffered(run_key(s.namespace_id, s.workflow_id, s.run_id))).items():
+                response.queries[query_id].CopyFrom(query)
         return response
 
     def eager_workflow_task(self, t: Transition) -> PollWorkflowTaskQueueResponse:
