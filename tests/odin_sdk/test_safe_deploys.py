@@ -1,7 +1,8 @@
 """Safe deploys with worker deployments through the Odin SDK: a release's workers poll as their
 build beside the old ones and make their build current; a run started on the old build finishes
 there even though the new code would not replay it (no VersionGate), new runs take the new code,
-and the old build drains. Also the ``odin worker`` flags that name the build."""
+and the old build drains. Also the ``odin worker`` flags that name the build. On SQLite, and on
+PostgreSQL with Redis queues and a real Celery worker and beat as the system workers."""
 
 from __future__ import annotations
 
@@ -19,9 +20,37 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as ws
 from temporalio.service import RPCError
 
 from odin.cli import _versioning
+from odin.config import Settings
 from odin.sdk import ReplayMismatch
+from odin.server import OdinServer
+from tests.distributed.cluster import Cluster
 from tests.odin_sdk.test_versions_and_determinism import _wait_for_event
 from tests.support.odin_apps import point
+from tests.support.services import REDIS_URL, migrated_sqlite_url, require_redis, throwaway_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+async def odin(request, tmp_path):
+    """The server the apps point at (this module's own ``odin``): SQLite, or PostgreSQL and Redis
+    with the system workers as deployed."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            settings = Settings(database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0)
+        else:
+            require_redis()
+            prefix = request.getfixturevalue("redis_prefix")
+            database_url = stack.enter_context(throwaway_postgres_database(migrated=True))
+            system = Cluster(database_url, REDIS_URL, tmp_path, ODIN_REDIS_PREFIX=prefix)
+            stack.callback(system.shutdown)
+            await asyncio.to_thread(system.start_worker)
+            await asyncio.to_thread(system.start_beat)
+            settings = Settings(database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix, grpc_port=0)
+        server = OdinServer(settings)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop(grace=0.5)
 
 
 async def _current(app, deployment: str) -> str:
