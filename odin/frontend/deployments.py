@@ -25,8 +25,7 @@ from odin.frontend.versions import POLLER_TTL, conflict_token
 from odin.history import deployments as dep
 from odin.history import operations
 from odin.history.events import timestamp
-from odin.history.routing import versioned_queue
-from odin.matching import ACTIVITY, WORKFLOW
+from odin.history.routing import QUEUE_KINDS, versioned_queue
 from odin.persistence.store import DeploymentRecord, NamespaceRecord
 from odin.visibility import sql as visibility_sql
 
@@ -237,9 +236,8 @@ class DeploymentCalls(FrontendBase):
         """Whether any of the version's queues was polled within POLLER_TTL (by any process: the
         queues keep their pollers in Redis)."""
         for queue, queue_type in task_queues:
-            kind = WORKFLOW if queue_type == 1 else ACTIVITY
-            queues = self.engine.queues
-            if await queues.has_recent_poller(namespace_id, versioned_queue(queue, name, build_id), kind, POLLER_TTL):
+            polled = versioned_queue(queue, name, build_id)
+            if await self.engine.queues.has_recent_poller(namespace_id, polled, QUEUE_KINDS[queue_type], POLLER_TTL):
                 return True
         return False
 

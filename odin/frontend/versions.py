@@ -14,8 +14,7 @@ from odin.clock import Clock
 from odin.errors import ConcurrentUpdate, FailedPrecondition, InvalidArgument, NotFound
 from odin.frontend.common import check_id
 from odin.history import deployments as dep
-from odin.history.routing import DeploymentRouting, versioned_queue
-from odin.matching import ACTIVITY, WORKFLOW
+from odin.history.routing import QUEUE_TYPES, DeploymentRouting, versioned_queue
 from odin.persistence.store import DeploymentRecord, ExecutionStore
 
 T = TypeVar("T")
@@ -23,7 +22,6 @@ T = TypeVar("T")
 # Seconds a version counts as polled after its last poll (as a queue's pollers are listed).
 POLLER_TTL = 300.0
 _CAS_TRIES = 20
-QUEUE_TYPES = {WORKFLOW: 1, ACTIVITY: 2}  # temporal.api.enums.v1.TaskQueueType
 
 
 def conflict_token(record: DeploymentRecord) -> bytes:

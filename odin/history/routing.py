@@ -16,12 +16,14 @@ from __future__ import annotations
 from time import monotonic
 
 from odin.history import deployments as dep
+from odin.matching import ACTIVITY, WORKFLOW
 from odin.persistence.store import ExecutionStore
 
 # Seconds this process trusts its copy of a namespace's deployments (a change made by another
 # process reaches this one's routing within that time).
 ROUTING_TTL = 1.0
-_TYPES = {"workflow": 1, "activity": 2}  # temporal.api.enums.v1.TaskQueueType
+QUEUE_TYPES = {WORKFLOW: 1, ACTIVITY: 2}  # temporal.api.enums.v1.TaskQueueType, by task kind
+QUEUE_KINDS = {number: kind for kind, number in QUEUE_TYPES.items()}
 
 
 def versioned_queue(queue: str, deployment: str, build_id: str) -> str:
@@ -63,10 +65,10 @@ class DeploymentRouting:
 
     async def versions_of(self, namespace_id: str, queue: str, kind: str) -> list[tuple[str, str]]:
         """(deployment, build id) of each version whose workers poll ``queue``."""
-        d = (await self._queues(namespace_id)).get((queue, _TYPES[kind]))
+        d = (await self._queues(namespace_id)).get((queue, QUEUE_TYPES[kind]))
         if d is None:
             return []
-        return [(d.name, v.build_id) for v in d.versions.values() if [queue, _TYPES[kind]] in v.task_queues]
+        return [(d.name, v.build_id) for v in d.versions.values() if [queue, QUEUE_TYPES[kind]] in v.task_queues]
 
     async def route(self, namespace_id: str, queue: str, kind: str, workflow_id: str, data: dict) -> str:
         """The queue a task of ``queue`` goes to; ``data`` is its transfer data (``pin``: the run's
@@ -74,7 +76,7 @@ class DeploymentRouting:
         queues = await self._queues(namespace_id)
         if not queues:
             return queue
-        d = queues.get((queue, _TYPES[kind]))
+        d = queues.get((queue, QUEUE_TYPES[kind]))
         pin = data.get("pin")
         if pin is not None:
             name, build_id = pin
@@ -91,5 +93,5 @@ class DeploymentRouting:
         last = data.get("build")
         if last is None or "pin" in data:
             return True
-        d = (await self._queues(namespace_id)).get((queue, _TYPES["workflow"]))
+        d = (await self._queues(namespace_id)).get((queue, QUEUE_TYPES[WORKFLOW]))
         return d is None or d.name != last[0] or dep.target_build(d, workflow_id) == last[1]

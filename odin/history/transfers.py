@@ -26,6 +26,7 @@ from odin.history import children
 from odin.history.machine import StaleTask, Transition
 from odin.history.start import ParentInfo
 from odin.history.state import MutableState
+from odin.matching import WORKFLOW
 from odin.persistence.store import OutboxTask
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class TransferProcessor:
         pinned = parent.pinned_version()
         if pinned is None or namespace_id != parent.namespace_id:
             return None
-        return pinned if pinned in await self.engine.routing.versions_of(namespace_id, queue, "workflow") else None
+        return pinned if pinned in await self.engine.routing.versions_of(namespace_id, queue, WORKFLOW) else None
 
     async def _child_closed(self, task: OutboxTask) -> None:
         d = task.data
