@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -150,6 +152,24 @@ class Cluster:
 
     def dump(self) -> str:
         return "\n\n".join(f"=== {p.name} (rc={p.proc.poll()}) ===\n{p.output()}" for p in self.processes)
+
+
+@contextmanager
+def deployed_shape(workdir: Path, redis_prefix: str) -> Iterator[dict]:
+    """PostgreSQL (a migrated throw-away database) and the shared Redis under ``redis_prefix``, with
+    a real Celery worker and beat as the system workers, as deployed; yields the ``Settings``
+    fields of an in-process server of that shape."""
+    from tests.support.services import REDIS_URL, require_redis, throwaway_postgres_database
+
+    require_redis()
+    with throwaway_postgres_database(migrated=True) as database_url:
+        system = Cluster(database_url, REDIS_URL, workdir, ODIN_REDIS_PREFIX=redis_prefix)
+        try:
+            system.start_worker()
+            system.start_beat()
+            yield {"database_url": database_url, "redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+        finally:
+            system.shutdown()
 
 
 def wait_until(condition, within: float, every: float = 0.2, message: str = "condition") -> None:

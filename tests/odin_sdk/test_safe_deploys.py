@@ -23,10 +23,10 @@ from odin.cli import _versioning
 from odin.config import Settings
 from odin.sdk import ReplayMismatch
 from odin.server import OdinServer
-from tests.distributed.cluster import Cluster
+from tests.distributed.cluster import deployed_shape
 from tests.odin_sdk.test_versions_and_determinism import _wait_for_event
 from tests.support.odin_apps import point
-from tests.support.services import REDIS_URL, migrated_sqlite_url, require_redis, throwaway_postgres_database
+from tests.support.services import migrated_sqlite_url
 
 
 @pytest.fixture(params=["sqlite", "postgres+redis"])
@@ -37,14 +37,8 @@ async def odin(request, tmp_path):
         if request.param == "sqlite":
             settings = Settings(database_url=migrated_sqlite_url(tmp_path / "odin.db"), grpc_port=0)
         else:
-            require_redis()
-            prefix = request.getfixturevalue("redis_prefix")
-            database_url = stack.enter_context(throwaway_postgres_database(migrated=True))
-            system = Cluster(database_url, REDIS_URL, tmp_path, ODIN_REDIS_PREFIX=prefix)
-            stack.callback(system.shutdown)
-            await asyncio.to_thread(system.start_worker)
-            await asyncio.to_thread(system.start_beat)
-            settings = Settings(database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix, grpc_port=0)
+            shape = deployed_shape(tmp_path, request.getfixturevalue("redis_prefix"))
+            settings = Settings(**await asyncio.to_thread(stack.enter_context, shape), grpc_port=0)
         server = OdinServer(settings)
         await server.start()
         try:

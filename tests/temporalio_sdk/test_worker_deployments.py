@@ -30,8 +30,8 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from odin.config import Settings, sqlite_url_for_path
 from odin.server import OdinServer
-from tests.distributed.cluster import Cluster
-from tests.support.services import REDIS_URL, require_redis, temporal_cli, throwaway_postgres_database
+from tests.distributed.cluster import deployed_shape
+from tests.support.services import REDIS_URL, require_redis, temporal_cli
 
 Status = WorkerDeploymentVersionStatus
 
@@ -51,16 +51,8 @@ def shape(request, tmp_path) -> Iterator[dict]:
     if request.param == "sqlite+memory":
         yield {"database_url": sqlite_url_for_path(str(tmp_path / "odin.db"))}
         return
-    require_redis()
-    prefix = request.getfixturevalue("redis_prefix")
-    with throwaway_postgres_database(migrated=True) as database_url:
-        system = Cluster(database_url, REDIS_URL, tmp_path, ODIN_REDIS_PREFIX=prefix)
-        try:
-            system.start_worker()
-            system.start_beat()
-            yield {"database_url": database_url, "redis_url": REDIS_URL, "redis_prefix": prefix}
-        finally:
-            system.shutdown()
+    with deployed_shape(tmp_path, request.getfixturevalue("redis_prefix")) as settings:
+        yield settings
 
 
 @contextlib.asynccontextmanager

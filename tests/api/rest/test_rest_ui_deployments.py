@@ -46,6 +46,16 @@ async def _shown(api, build: str) -> None:
     raise AssertionError(f"{build} never shown")
 
 
+async def _started_pinned(client: Client, workflow_id: str):
+    """A UiPinned run whose first workflow task has completed (so it is pinned to its version)."""
+    run = await client.start_workflow("UiPinned", id=workflow_id, task_queue="ui-deploy")
+    for _ in range(600):
+        if [e async for e in run.fetch_history_events() if e.HasField("workflow_task_completed_event_attributes")]:
+            break
+        await asyncio.sleep(0.05)
+    return run
+
+
 async def test_the_deployments_page_shows_versions_and_routes_new_runs(served_sqlite, sqlite_server):
     api = served_sqlite
     client = await Client.connect(f"127.0.0.1:{sqlite_server.endpoints.grpc_port}")
@@ -59,11 +69,7 @@ async def test_the_deployments_page_shows_versions_and_routes_new_runs(served_sq
         token = csrf_token(page)
         made = await api.post(f"{UI}/deployments/web-shop/current", data={"csrf_token": token, "build_id": "b1"})
         assert made.status_code == 303, made.get_data(as_text=True)
-        run = await client.start_workflow("UiPinned", id="ui-pinned", task_queue="ui-deploy")
-        for _ in range(600):
-            if [e async for e in run.fetch_history_events() if e.HasField("workflow_task_completed_event_attributes")]:
-                break
-            await asyncio.sleep(0.05)
+        await _started_pinned(client, "ui-pinned")
         page = (await api.get(made.headers["Location"])).get_data(as_text=True)
         assert "The version is now current." in page
         b1 = page.split('data-build="b1"')[1].split("</tr>")[0]
@@ -129,11 +135,7 @@ async def test_ramp_and_make_current_in_a_browser(dev_server, tmp_path, monkeypa
         await client.workflow_service.set_worker_deployment_current_version(
             ws.SetWorkerDeploymentCurrentVersionRequest(namespace="default", deployment_name="web-shop", build_id="b1")
         )
-        run = await client.start_workflow("UiPinned", id="ui-pinned-browser", task_queue="ui-deploy")
-        for _ in range(600):
-            if [e async for e in run.fetch_history_events() if e.HasField("workflow_task_completed_event_attributes")]:
-                break
-            await asyncio.sleep(0.05)
+        run = await _started_pinned(client, "ui-pinned-browser")
         await asyncio.to_thread(browse)
         await run.terminate()
     assert all(s.stat().st_size > 0 for s in screenshots)
