@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -85,6 +86,14 @@ def _output(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
+def _temporalio_exit_abort(done: subprocess.CompletedProcess) -> bool:
+    """The temporalio client's known crash at interpreter exit (temporalio/sdk-python#300): a Rust
+    runtime thread releases the GIL while Python finalizes, and CPython aborts. It happens after the
+    script's last line ran, so the snippet's own work (and its expected output) is still checked."""
+    return (done.returncode == -signal.SIGABRT and "PyGILState_Release" in done.stderr
+            and "Python runtime state: finalizing" in done.stderr)
+
+
 def test_the_snippets_run_as_written(dev, tmp_path, capsys):
     grpc, http = dev
     work = tmp_path / "work"
@@ -118,7 +127,8 @@ def test_the_snippets_run_as_written(dev, tmp_path, capsys):
                     time.sleep(0.2)
             else:
                 done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=120)
-                assert done.returncode == 0, f"{s.where} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+                assert done.returncode == 0 or _temporalio_exit_abort(done), \
+                    f"{s.where} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
                 assert expect is None or expect in done.stdout, f"{s.where}: no {expect!r} in:\n{done.stdout}"
             ran.append(s)
     finally:
@@ -130,3 +140,15 @@ def test_the_snippets_run_as_written(dev, tmp_path, capsys):
     with capsys.disabled():
         print(f"\n{summary}")
     assert len(ran) >= 5, summary  # the README's own walk-through at least
+
+
+def test_only_the_temporalio_exit_abort_is_excused():
+    aborted = subprocess.run([sys.executable, "-c", "print('done'); import os; os.abort()"],
+                             capture_output=True, text=True, timeout=60)
+    assert aborted.returncode == -signal.SIGABRT
+    assert not _temporalio_exit_abort(aborted)
+    known = subprocess.CompletedProcess(aborted.args, -signal.SIGABRT, "done\n", (
+        "Fatal Python error: PyGILState_Release: thread state 0x7f371c001870 must be current when releasing\n"
+        "Python runtime state: finalizing (tstate=0x00007f372c576ef8)\n"))
+    assert _temporalio_exit_abort(known)
+    assert not _temporalio_exit_abort(subprocess.CompletedProcess(aborted.args, 1, "", known.stderr))
