@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
@@ -41,11 +42,19 @@ def attributes_of(event: HistoryEvent) -> Message:
 
 
 def timestamp(at: datetime | float) -> Timestamp:
-    ts = Timestamp()
-    if isinstance(at, (int, float)):
-        at = datetime.fromtimestamp(at, UTC)
-    ts.FromDatetime(at)
-    return ts
+    if isinstance(at, datetime):
+        ts = Timestamp()
+        ts.FromDatetime(at)
+        return ts
+    # Epoch seconds, to the microsecond as ``datetime.fromtimestamp`` rounds them (half to even),
+    # without building a datetime: every event's time goes through here.
+    fraction, whole = math.modf(at)
+    micros, secs = round(fraction * 1e6), int(whole)
+    if micros >= 1_000_000:
+        secs, micros = secs + 1, micros - 1_000_000
+    elif micros < 0:
+        secs, micros = secs - 1, micros + 1_000_000
+    return Timestamp(seconds=secs, nanos=micros * 1000)
 
 
 def duration(seconds: float) -> Duration:

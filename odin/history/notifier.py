@@ -6,11 +6,12 @@ import asyncio
 import collections
 import contextlib
 import contextvars
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
+
+import orjson
 
 from odin.aio import cancel_and_wait
 
@@ -39,12 +40,12 @@ class RunChange:
     running: bool
 
     def encode(self) -> bytes:
-        return json.dumps([self.next_event_id, self.running]).encode()
+        return orjson.dumps([self.next_event_id, self.running])
 
     @classmethod
     def decode(cls, data: bytes) -> RunChange | None:
         try:
-            next_event_id, running = json.loads(data)
+            next_event_id, running = orjson.loads(data)
             return cls(int(next_event_id), bool(running))
         except (ValueError, TypeError):
             return None

@@ -8,12 +8,11 @@ state that writes no history and turns the activity's outcome into the execution
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Header, Payloads, Priority, SearchAttributes
 from temporalio.api.enums.v1 import ActivityExecutionStatus as Status
@@ -105,11 +104,11 @@ class StandaloneActivity:
         return self.status == Status.ACTIVITY_EXECUTION_STATUS_RUNNING
 
     def to_bytes(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()
+        return orjson.dumps(self, option=orjson.OPT_NON_STR_KEYS)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StandaloneActivity:
-        raw: dict[str, Any] = json.loads(data)
+        raw: dict[str, Any] = orjson.loads(data)
         info = raw.pop("info")
         return cls(**raw, info=ActivityInfo(**{**info, "retry": RetryPolicyInfo(**info["retry"])}))
 

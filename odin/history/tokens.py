@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+import orjson
 
 from odin.errors import InvalidArgument
 
@@ -55,7 +56,7 @@ Token = WorkflowTaskToken | ActivityTaskToken | StandaloneActivityTaskToken | Qu
 
 
 def encode(token: Token) -> bytes:
-    return _VERSION + json.dumps({"k": _TAGS[type(token)], **asdict(token)}, separators=(",", ":")).encode()
+    return _VERSION + orjson.dumps({"k": _TAGS[type(token)], **vars(token)})
 
 
 def decode(data: bytes, expected: type | tuple[type, ...]) -> Token:
@@ -65,7 +66,7 @@ def decode(data: bytes, expected: type | tuple[type, ...]) -> Token:
     try:
         if data[:1] != _VERSION:
             raise ValueError("unknown token version")
-        raw = json.loads(data[1:])
+        raw = orjson.loads(data[1:])
         if not isinstance(raw, dict):
             raise ValueError("token body is not an object")
         token = _KINDS[raw.pop("k")](**raw)
