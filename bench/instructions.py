@@ -34,16 +34,14 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Processes, cleaning, connect, free_port, handle_interrupts  # noqa: E402
 from distributed import drop_redis_prefix  # noqa: E402
-from run import worker_slots  # noqa: E402
+from run import worker_options  # noqa: E402
 from workflows import OneActivity, echo  # noqa: E402
 
 
 async def _drive(port: int, workflows: int, concurrency: int, eager: bool) -> float:
     client = await connect(port, within=300)
     queue = f"instr-{uuid.uuid4().hex[:8]}"
-    slots = worker_slots(concurrency)
-    async with Worker(client, task_queue=queue, workflows=[OneActivity], activities=[echo],
-                      max_concurrent_workflow_tasks=slots, max_concurrent_activities=slots):
+    async with Worker(client, task_queue=queue, workflows=[OneActivity], activities=[echo], **worker_options(concurrency)):
         todo = iter(range(workflows))
 
         async def run() -> None:

@@ -49,12 +49,20 @@ def add_eager_start_option(parser: argparse.ArgumentParser) -> None:
                         help="clients ask for eager workflow start (request_eager_start=True)")
 
 
-def worker_slots(concurrency: int) -> int:
-    """Task slots of a benchmark worker: the concurrency, but at least 5 (the SDK's default number
-    of pollers). With a single workflow-task slot the SDK's sticky-queue poll can hold it while
-    the task waits on the normal queue: the Temporal dev server then answers that poll only
-    after its 60 s long-poll timeout."""
-    return max(concurrency, 5)
+# temporalio's default number of concurrent activity task polls.
+ACTIVITY_POLLS = 5
+
+
+def worker_options(concurrency: int) -> dict[str, int]:
+    """Task slots of a benchmark's temporalio worker. Workflow tasks: the concurrency, but at least
+    5 (the SDK's default number of pollers); with a single workflow-task slot the SDK's sticky-queue
+    poll can hold it while the task waits on the normal queue, and the Temporal dev server answers
+    that poll only after its 60 s long-poll timeout. Activities: as many, plus the slots the
+    waiting activity polls hold (the SDK takes a slot before it polls). With no more slots than
+    polls, a workflow task completion never finds a free one, so the SDK never asks for an
+    activity to start eagerly, as a worker with its default 100 slots does."""
+    slots = max(concurrency, 5)
+    return {"max_concurrent_workflow_tasks": slots, "max_concurrent_activities": slots + ACTIVITY_POLLS}
 
 
 async def measure_one_activity(clients: list[Client], workflows: int, concurrency: int,
@@ -77,8 +85,7 @@ async def measure_one_activity(clients: list[Client], workflows: int, concurrenc
             assert result == str(i)
 
     workers = [
-        Worker(c, task_queue=task_queue, workflows=[OneActivity], activities=[echo],
-               max_concurrent_workflow_tasks=worker_slots(concurrency), max_concurrent_activities=worker_slots(concurrency))
+        Worker(c, task_queue=task_queue, workflows=[OneActivity], activities=[echo], **worker_options(concurrency))
         for c in clients
     ]
     runs = [asyncio.create_task(w.run()) for w in workers]

@@ -25,7 +25,7 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sdk_app  # noqa: E402
-from run import OneActivity, connect, echo, figures, free_port, print_table  # noqa: E402
+from run import OneActivity, connect, echo, figures, free_port, print_table, worker_options  # noqa: E402
 
 
 async def measure(one, workflows: int, concurrency: int) -> dict:
@@ -52,8 +52,7 @@ async def temporalio_sdk(port: int, workflows: int, concurrency: int) -> dict:
     async def one(i: int) -> str:
         return await client.execute_workflow(OneActivity.run, str(i), id=f"{queue}-{i}", task_queue=queue)
 
-    async with Worker(client, task_queue=queue, workflows=[OneActivity], activities=[echo],
-                      max_concurrent_workflow_tasks=concurrency, max_concurrent_activities=concurrency):
+    async with Worker(client, task_queue=queue, workflows=[OneActivity], activities=[echo], **worker_options(concurrency)):
         return await measure(one, workflows, concurrency)
 
 

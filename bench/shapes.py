@@ -41,7 +41,7 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SELF, SERVERS, CpuMeter, connect, handle_interrupts, percentile, running_server, temporal_binary  # noqa: E402
-from run import measure_one_activity, worker_slots  # noqa: E402
+from run import measure_one_activity, worker_options  # noqa: E402
 from workflows import Child, OneActivity, Parent, SequentialActivities, SignalCounter, Sleeper, echo  # noqa: E402
 
 WORKFLOWS = [OneActivity, SequentialActivities, SignalCounter, Sleeper, Child, Parent]
@@ -65,9 +65,8 @@ def queue_name(shape: str) -> str:
 
 
 @asynccontextmanager
-async def worker(client: Client, task_queue: str, slots: int):
-    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=[echo],
-                      max_concurrent_workflow_tasks=slots, max_concurrent_activities=slots):
+async def worker(client: Client, task_queue: str, concurrency: int):
+    async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=[echo], **worker_options(concurrency)):
         yield
 
 
@@ -106,7 +105,7 @@ async def sequence(t: Target, args) -> dict:
     async def one(i: int) -> None:
         assert await t.client.execute_workflow(SequentialActivities.run, k, id=f"{tq}-{i}", task_queue=tq) == k
 
-    async with worker(t.client, tq, worker_slots(c)):
+    async with worker(t.client, tq, c):
         await one(-1)  # warm-up
         with t.meter() as meter:
             latencies, wall = await timed_many(one, n, c)
@@ -128,7 +127,7 @@ async def first_task_done(handle, within: float = 30) -> None:
 async def signals(t: Target, args) -> dict:
     n, c = args.signals, args.signal_concurrency
     tq = queue_name("signals")
-    async with worker(t.client, tq, worker_slots(c)):
+    async with worker(t.client, tq, c):
         warm = await t.client.start_workflow(SignalCounter.run, 1, id=f"{tq}-warm", task_queue=tq)
         await warm.signal(SignalCounter.ping)
         await warm.result()
