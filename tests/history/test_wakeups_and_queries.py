@@ -15,6 +15,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import QueryResultType
 from temporalio.api.query.v1 import WorkflowQuery, WorkflowQueryResult
 
+from odin.history import notifier
 from odin.history.notifier import InMemoryNotifier, RedisNotifier, RunChange
 from odin.history.queries import InMemoryQueryRouter, RedisQueryRouter
 from tests.support.services import REDIS_URL
@@ -175,3 +176,86 @@ async def test_buffered_queries_stay_on_their_run_until_taken_off(routers):
     await caller.discard(q2)
     assert await worker.buffered(run) == {}
     assert await caller.unbuffer(run, q2) is True
+
+
+# -- publishing only while another process listens -------------------------------------------
+
+
+@pytest.fixture
+async def two_processes(redis_prefix):
+    """Two Redis notifiers as two processes would have, and a raw subscriber on the wake-up channel
+    of key ``k`` (one that counts what is published, without registering as a listener)."""
+    a, b, raw = aioredis.from_url(REDIS_URL), aioredis.from_url(REDIS_URL), aioredis.from_url(REDIS_URL)
+    na, nb = RedisNotifier(a, redis_prefix), RedisNotifier(b, redis_prefix)
+    spy = raw.pubsub()
+    await spy.subscribe(f"{redis_prefix}wake:k")
+    assert (await spy.get_message(timeout=2.0))["type"] == "subscribe"
+    yield na, nb, spy
+    await spy.aclose()
+    for n in (na, nb):
+        await n.close()
+    for c in (a, b, raw):
+        await c.aclose()
+
+
+async def _published(spy, within: float) -> list[bytes]:
+    got, deadline = [], asyncio.get_running_loop().time() + within
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        message = await spy.get_message(timeout=left)
+        if message and message["type"] == "message":
+            got.append(message["data"])
+    return got
+
+
+async def test_a_commit_nobody_else_listens_for_is_not_published(two_processes):
+    waiting, notifying, spy = two_processes
+    # Only the notifying process waits on the key: the waiter is woken in the process, nothing is sent.
+    async with notifying.subscribe("k") as sub:
+        await notifying.notify("k", RunChange(3, True))
+        assert await sub.wait(1.0) and sub.change == RunChange(3, True)
+    assert await _published(spy, 0.3) == []
+    # Once another process listens, every wake-up is published (its view of the listeners read anew).
+    async with waiting.subscribe("k") as sub:
+        await asyncio.sleep(notifier.VIEW_MAX_AGE)
+        await notifying.notify("k", RunChange(5, True))
+        assert await sub.wait(2.0) and sub.change == RunChange(5, True)
+    assert await _published(spy, 0.3) == [RunChange(5, True).encode()]
+    # A listener that closes is forgotten at the publishers' next read.
+    await waiting.close()
+    await asyncio.sleep(notifier.VIEW_MAX_AGE)
+    await notifying.notify("k")
+    assert await _published(spy, 0.3) == []
+
+
+async def test_a_listener_registered_after_a_publisher_looked_still_wakes_up(two_processes):
+    waiting, notifying, spy = two_processes
+    await notifying.notify("k")  # the publisher reads the listeners now: none but itself
+    async with waiting.subscribe("k") as sub:
+        began = asyncio.get_running_loop().time()
+        await notifying.notify("k", RunChange(4, True))  # skipped: its view is fresh and lacks the listener
+        assert await _published(spy, 0.1) == []
+        # The new listener wakes its waiters once publishers can no longer be using such a view.
+        assert await sub.wait(notifier.LISTENER_SETTLE + 2.0)
+        assert sub.change is None  # no summary: the waiter re-reads the run
+        assert asyncio.get_running_loop().time() - began >= notifier.LISTENER_SETTLE - 0.2
+
+
+async def test_a_listener_redis_forgot_registers_again_and_wakes_its_waiters(two_processes, redis_prefix, monkeypatch):
+    monkeypatch.setattr(notifier, "LISTENER_RENEW", 0.2)
+    waiting, notifying, spy = two_processes
+    async with waiting.subscribe("k") as sub:
+        await asyncio.sleep(notifier.LISTENER_SETTLE + 0.3)
+        while await sub.wait(0.1):  # the wake-up of its first registration
+            pass
+        client = aioredis.from_url(REDIS_URL)
+        try:
+            await client.delete(f"{redis_prefix}wake-listeners")  # as a flush of Redis would
+        finally:
+            await client.aclose()
+        await notifying.notify("k", RunChange(6, True))  # nobody registered: not published
+        assert await _published(spy, 0.1) == []
+        assert await sub.wait(notifier.LISTENER_SETTLE + 2.0)
+        # Registered again: the publisher's next view has it.
+        await asyncio.sleep(notifier.VIEW_MAX_AGE)
+        await notifying.notify("k", RunChange(7, True))
+        assert await _published(spy, 1.0) == [RunChange(7, True).encode()]
