@@ -147,6 +147,40 @@ def _pg_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
 
 
+@functools.lru_cache(maxsize=128)
+def _pg_change_sql(events: int, delete_transfers: bool, delete_timers: bool, transfers: int, timers: int) -> str:
+    """One statement for the commonest change of a run: its compare-and-set plus its ``events``
+    new events and its outbox deletes and inserts, each applied only if the compare-and-set matched
+    a row (the statement then answers 1, else 0 and changes nothing)."""
+    matched = "EXISTS (SELECT FROM cas)"
+
+    def rows(row: str, n: int) -> str:
+        return "(VALUES " + ", ".join([row] * n) + ")"
+
+    outbox = "(%s, %s::int, %s, %s, %s, %s, %s, %s::timestamp)"
+    parts = [f"cas AS ({_PG_CAS_EXECUTION} RETURNING 1)"]
+    if events:
+        parts.append(
+            f"ev AS (INSERT INTO history_events ({', '.join(_PG_EVENT_COLUMNS)})"
+            f" SELECT * FROM {rows('(%s, %s::bigint, %s, %s::int, %s::bytea)', events)} AS v WHERE {matched})"
+        )
+    if delete_transfers:
+        parts.append(f"dtr AS (DELETE FROM transfer_tasks WHERE task_id = ANY(%s) AND {matched})")
+    if delete_timers:
+        parts.append(f"dti AS (DELETE FROM timer_tasks WHERE task_id = ANY(%s) AND {matched})")
+    if transfers:
+        parts.append(
+            f"tr AS (INSERT INTO transfer_tasks ({', '.join(_PG_OUTBOX_COLUMNS)}, created_at)"
+            f" SELECT * FROM {rows(outbox, transfers)} AS v WHERE {matched})"
+        )
+    if timers:
+        parts.append(
+            f"ti AS (INSERT INTO timer_tasks ({', '.join(_PG_OUTBOX_COLUMNS)}, fire_at)"
+            f" SELECT * FROM {rows(outbox, timers)} AS v WHERE {matched})"
+        )
+    return "WITH " + ", ".join(parts) + " SELECT count(*) FROM cas"
+
+
 def _pg_execute(conn: sa.Connection, sql: str, params: Any) -> int:
     """Run ``sql`` on the psycopg connection under ``conn`` (inside its transaction); returns the
     row count. A duplicate key is a ``ConcurrentUpdate``, as through SQLAlchemy; a dead connection
@@ -177,6 +211,15 @@ def _pg_run(conn: sa.Connection, sql: str, params: Any, outcome: Callable[[psyco
             conn.engine.pool._invalidate(conn.connection, exc)
             conn.invalidate(exc)
         raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=invalidated) from exc
+
+
+def _one_run_change(batch: Batch) -> bool:
+    """Whether a batch only changes one existing run (compare-and-set, events, no visibility, not
+    closing it) and its outbox: the shape of most commits, which PostgreSQL takes as one statement."""
+    if batch.fence is not None or batch.schedules or batch.activities or batch.current or len(batch.workflows) != 1:
+        return False
+    w = batch.workflows[0]
+    return w.expected_db_version is not None and w.visibility is None and not w.closed and not w.search_values
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -833,6 +876,9 @@ class SqlExecutionStore:
             raise ConcurrentUpdate(str(exc)) from exc
 
     def _commit(self, conn: sa.Connection, batch: Batch) -> None:
+        if self.is_postgres and _one_run_change(batch):
+            self._commit_change_pg(conn, batch)
+            return
         if batch.fence is not None:
             _check_fence(conn, batch.fence)
         for sw in batch.schedules:
@@ -862,6 +908,30 @@ class SqlExecutionStore:
             conn.execute(_INSERT_TRANSFER, [_transfer_row(x) for x in batch.transfer_tasks])
         if batch.timer_tasks:
             conn.execute(_INSERT_TIMER, [_timer_row(x) for x in batch.timer_tasks])
+
+    @staticmethod
+    def _commit_change_pg(conn: sa.Connection, batch: Batch) -> None:
+        """A batch that changes one run and its outbox only (``_one_run_change``), as one statement."""
+        [w] = batch.workflows
+        r = w.record
+        sql = _pg_change_sql(
+            len(w.events), bool(batch.delete_transfer_ids), bool(batch.delete_timer_ids),
+            len(batch.transfer_tasks), len(batch.timer_tasks),
+        )
+        params: list = [r.status, r.next_event_id, r.db_version, r.state, r.namespace_id, r.workflow_id, r.run_id, w.expected_db_version]
+        for e in w.events:
+            params += (r.run_id, e.event_id, r.namespace_id, e.event_type, e.SerializeToString())
+        if batch.delete_transfer_ids:
+            params.append(list(batch.delete_transfer_ids))
+        if batch.delete_timer_ids:
+            params.append(list(batch.delete_timer_ids))
+        if batch.transfer_tasks:
+            params += _pg_outbox_rows(batch.transfer_tasks, timers=False)
+        if batch.timer_tasks:
+            params += _pg_outbox_rows(batch.timer_tasks, timers=True)
+        row = _pg_fetchone(conn, sql, params)
+        if row is None or row[0] != 1:
+            raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
 
     @staticmethod
     def _commit_outbox_pg(conn: sa.Connection, batch: Batch) -> None:

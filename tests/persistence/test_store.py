@@ -370,6 +370,55 @@ async def test_stale_db_version_raises_and_writes_nothing(store, engine):
     assert (await store.get_current(NS, "wf-1")).status == Status.WORKFLOW_EXECUTION_STATUS_RUNNING
 
 
+async def test_a_change_of_one_run_and_its_outbox_lands_whole_or_not_at_all(store, engine):
+    """The commonest commit: a run's compare-and-set with its new events, outbox deletes and
+    inserts, no visibility change (on PostgreSQL, one statement). From a stale read none of it
+    lands; from the current one all of it does."""
+    run = Run()
+    old_transfer, old_timer = run.task(), run.task("run_timeout", fire_in=60)
+    await store.commit(run.create_batch([old_transfer], [old_timer]))
+    created_events = len(run.t.events)
+
+    def both(t):
+        t.signal("one", None, "client", None, "")
+        t.signal("two", None, "client", None, "")
+
+    run.advance(both)
+    new_transfer = run.task(created=1)
+    new_timer = run.task("user_timer", fire_in=5, timer_id="t", started_event_id=9)
+
+    def change(expected: int) -> Batch:
+        return Batch(
+            workflows=[WorkflowWrite(run.record(expected + 1), expected, events=list(run.t.events))],
+            transfer_tasks=[new_transfer],
+            timer_tasks=[new_timer],
+            delete_transfer_ids=[old_transfer.task_id],
+            delete_timer_ids=[old_timer.task_id],
+        )
+
+    with pytest.raises(ConcurrentUpdate):
+        await store.commit(change(5))
+    assert (await store.get_execution(NS, "wf-1", run.run_id)).db_version == 1
+    assert await count(engine, t.history_events, t.history_events.c.run_id == run.run_id) == created_events
+    assert [x.task_id for x in await store.list_transfer_tasks(10)] == [old_transfer.task_id]
+    assert [x.task_id for x in await store.due_timer_tasks(T0 + timedelta(hours=1), 10)] == [old_timer.task_id]
+
+    await store.commit(change(1))
+    record = await store.get_execution(NS, "wf-1", run.run_id)
+    assert (record.db_version, record.next_event_id, record.state) == (2, run.state.next_event_id, run.state.to_bytes())
+    events = await store.read_events(run.run_id, 1, record.next_event_id)
+    assert [e.event_id for e in events] == list(range(1, created_events + 3))
+    assert same_events(events[created_events:], run.t.events)
+    [transfer] = await store.list_transfer_tasks(10)
+    assert (transfer.task_id, transfer.kind, transfer.data, transfer.created_at) == (
+        new_transfer.task_id, new_transfer.kind, new_transfer.data, new_transfer.created_at
+    )
+    [timer] = await store.due_timer_tasks(T0 + timedelta(hours=1), 10)
+    assert (timer.task_id, timer.kind, timer.data, timer.fire_at, timer.shard_id, timer.workflow_id) == (
+        new_timer.task_id, new_timer.kind, new_timer.data, new_timer.fire_at, new_timer.shard_id, new_timer.workflow_id
+    )
+
+
 async def test_batches_committed_together_each_get_their_own_outcome(store, engine):
     """Concurrent commits share transactions (group commit), yet a conflict fails only its own
     batch: the others are durable, the stale one wrote nothing."""
