@@ -138,6 +138,13 @@ _PG_UPDATE_VISIBILITY = (
     + " WHERE namespace_id = %s AND run_id = %s"
 )
 _VISIBILITY_TIMES = frozenset(c.name for c in t.visibility_records.columns if isinstance(c.type, t.UtcDateTime))
+_PG_UPSERT_VISIBILITY = (
+    f"INSERT INTO visibility_records (namespace_id, run_id, {', '.join(_VISIBILITY_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * (len(_VISIBILITY_COLUMNS) + 2))})"
+    " ON CONFLICT (namespace_id, run_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _VISIBILITY_COLUMNS)
+)
+_PG_DELETE_SEARCH_VALUES = "DELETE FROM visibility_search_attributes WHERE namespace_id = %s AND run_id = %s"
 
 
 @functools.lru_cache(maxsize=256)
@@ -147,38 +154,30 @@ def _pg_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
 
 
-@functools.lru_cache(maxsize=128)
-def _pg_change_sql(events: int, delete_transfers: bool, delete_timers: bool, transfers: int, timers: int) -> str:
-    """One statement for the commonest change of a run: its compare-and-set plus its ``events``
-    new events and its outbox deletes and inserts, each applied only if the compare-and-set matched
-    a row (the statement then answers 1, else 0 and changes nothing)."""
-    matched = "EXISTS (SELECT FROM cas)"
+class _PgChange:
+    """The statements of one batch on PostgreSQL, sent as one: each a data-modifying CTE of a
+    single statement (they all see the snapshot it started from). ``check`` statements (compare-
+    and-set updates) must change exactly one row, or the batch raises ``ConcurrentUpdate`` (its
+    transaction is then rolled back, as when a statement fails)."""
 
-    def rows(row: str, n: int) -> str:
-        return "(VALUES " + ", ".join([row] * n) + ")"
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list = []
+        self.checks: list[tuple[str, str]] = []
 
-    outbox = "(%s, %s::int, %s, %s, %s, %s, %s, %s::timestamp)"
-    parts = [f"cas AS ({_PG_CAS_EXECUTION} RETURNING 1)"]
-    if events:
-        parts.append(
-            f"ev AS (INSERT INTO history_events ({', '.join(_PG_EVENT_COLUMNS)})"
-            f" SELECT * FROM {rows('(%s, %s::bigint, %s, %s::int, %s::bytea)', events)} AS v WHERE {matched})"
-        )
-    if delete_transfers:
-        parts.append(f"dtr AS (DELETE FROM transfer_tasks WHERE task_id = ANY(%s) AND {matched})")
-    if delete_timers:
-        parts.append(f"dti AS (DELETE FROM timer_tasks WHERE task_id = ANY(%s) AND {matched})")
-    if transfers:
-        parts.append(
-            f"tr AS (INSERT INTO transfer_tasks ({', '.join(_PG_OUTBOX_COLUMNS)}, created_at)"
-            f" SELECT * FROM {rows(outbox, transfers)} AS v WHERE {matched})"
-        )
-    if timers:
-        parts.append(
-            f"ti AS (INSERT INTO timer_tasks ({', '.join(_PG_OUTBOX_COLUMNS)}, fire_at)"
-            f" SELECT * FROM {rows(outbox, timers)} AS v WHERE {matched})"
-        )
-    return "WITH " + ", ".join(parts) + " SELECT count(*) FROM cas"
+    def add(self, sql: str, params: Any, check: str = "") -> None:
+        name = f"s{len(self.parts)}"
+        self.parts.append(f"{name} AS ({sql}{' RETURNING 1' if check else ''})")
+        self.params += params
+        if check:
+            self.checks.append((name, check))
+
+    def run(self, conn: sa.Connection) -> None:
+        counts = ", ".join(f"(SELECT count(*) FROM {name})" for name, _ in self.checks) or "1"
+        row = _pg_fetchone(conn, f"WITH {', '.join(self.parts)} SELECT {counts}", self.params)
+        for (_, conflict), changed in zip(self.checks, row or ()):
+            if changed != 1:
+                raise ConcurrentUpdate(conflict)
 
 
 def _pg_execute(conn: sa.Connection, sql: str, params: Any) -> int:
@@ -213,13 +212,12 @@ def _pg_run(conn: sa.Connection, sql: str, params: Any, outcome: Callable[[psyco
         raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=invalidated) from exc
 
 
-def _one_run_change(batch: Batch) -> bool:
-    """Whether a batch only changes one existing run (compare-and-set, events, no visibility, not
-    closing it) and its outbox: the shape of most commits, which PostgreSQL takes as one statement."""
-    if batch.fence is not None or batch.schedules or batch.activities or batch.current or len(batch.workflows) != 1:
-        return False
-    w = batch.workflows[0]
-    return w.expected_db_version is not None and w.visibility is None and not w.closed and not w.search_values
+def _one_statement(batch: Batch) -> bool:
+    """Whether PostgreSQL takes the batch as one statement: runs, their pointers and outboxes (not
+    fenced, no schedule or standalone activity, no typed search-attribute values to rewrite)."""
+    return batch.fence is None and not batch.schedules and not batch.activities and not any(
+        w.search_values for w in batch.workflows
+    )
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -227,13 +225,17 @@ def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _pg_write_visibility(conn: sa.Connection, r: ExecutionRecord, visibility: dict, new: bool) -> bool:
-    """Update (unless ``new``) or else insert a run's visibility row on PostgreSQL; returns
-    whether the row existed."""
-    values = [
+def _pg_visibility_values(visibility: dict) -> list:
+    return [
         _naive_utc(visibility[name]) if name in _VISIBILITY_TIMES and visibility[name] is not None else visibility[name]
         for name in _VISIBILITY_COLUMNS
     ]
+
+
+def _pg_write_visibility(conn: sa.Connection, r: ExecutionRecord, visibility: dict, new: bool) -> bool:
+    """Update (unless ``new``) or else insert a run's visibility row on PostgreSQL; returns
+    whether the row existed."""
+    values = _pg_visibility_values(visibility)
     if not new and _pg_execute(conn, _PG_UPDATE_VISIBILITY, (*values, r.namespace_id, r.run_id)) != 0:
         return True
     sql = _pg_insert("visibility_records", ("namespace_id", "run_id", *_VISIBILITY_COLUMNS), 1)
@@ -876,8 +878,8 @@ class SqlExecutionStore:
             raise ConcurrentUpdate(str(exc)) from exc
 
     def _commit(self, conn: sa.Connection, batch: Batch) -> None:
-        if self.is_postgres and _one_run_change(batch):
-            self._commit_change_pg(conn, batch)
+        if self.is_postgres and _one_statement(batch):
+            self._commit_pg(conn, batch)
             return
         if batch.fence is not None:
             _check_fence(conn, batch.fence)
@@ -910,28 +912,52 @@ class SqlExecutionStore:
             conn.execute(_INSERT_TIMER, [_timer_row(x) for x in batch.timer_tasks])
 
     @staticmethod
-    def _commit_change_pg(conn: sa.Connection, batch: Batch) -> None:
-        """A batch that changes one run and its outbox only (``_one_run_change``), as one statement."""
-        [w] = batch.workflows
-        r = w.record
-        sql = _pg_change_sql(
-            len(w.events), bool(batch.delete_transfer_ids), bool(batch.delete_timer_ids),
-            len(batch.transfer_tasks), len(batch.timer_tasks),
-        )
-        params: list = [r.status, r.next_event_id, r.db_version, r.state, r.namespace_id, r.workflow_id, r.run_id, w.expected_db_version]
-        for e in w.events:
-            params += (r.run_id, e.event_id, r.namespace_id, e.event_type, e.SerializeToString())
+    def _commit_pg(conn: sa.Connection, batch: Batch) -> None:
+        """``_commit`` on PostgreSQL for a batch ``_one_statement`` admits: the same writes, as one
+        statement (one round trip). A visibility row is upserted (``_pg_write_visibility``
+        updates, or inserts a missing one)."""
+        change = _PgChange()
+        for w in batch.workflows:
+            r = w.record
+            if w.expected_db_version is None:
+                columns = (r.namespace_id, r.workflow_id, r.run_id, r.shard_id, r.status, r.next_event_id, r.db_version, r.state)
+                change.add(_pg_insert("workflow_executions", _PG_EXECUTION_COLUMNS, 1), columns)
+            else:
+                cas = (r.status, r.next_event_id, r.db_version, r.state, r.namespace_id, r.workflow_id, r.run_id, w.expected_db_version)
+                change.add(_PG_CAS_EXECUTION, cas, f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
+            if w.events:
+                params: list = []
+                for e in w.events:
+                    params += (r.run_id, e.event_id, r.namespace_id, e.event_type, e.SerializeToString())
+                change.add(_pg_insert("history_events", _PG_EVENT_COLUMNS, len(w.events)), params)
+            if w.visibility is not None:
+                change.add(_PG_UPSERT_VISIBILITY, (r.namespace_id, r.run_id, *_pg_visibility_values(w.visibility)))
+                if w.expected_db_version is not None and w.had_search_values:
+                    change.add(_PG_DELETE_SEARCH_VALUES, (r.namespace_id, r.run_id))
+        for cw in batch.current:
+            c = cw.record
+            if cw.expected_run_id is None:
+                row = (c.namespace_id, c.workflow_id, c.run_id, c.first_execution_run_id, c.create_request_id, c.status)
+                change.add(_pg_insert("current_executions", _PG_CURRENT_COLUMNS, 1), row)
+            else:
+                move = (c.run_id, c.first_execution_run_id, c.create_request_id, c.status, c.namespace_id, c.workflow_id, cw.expected_run_id)
+                change.add(_PG_MOVE_CURRENT, move, f"current run of {c.workflow_id} changed concurrently")
         if batch.delete_transfer_ids:
-            params.append(list(batch.delete_transfer_ids))
+            change.add(_PG_DELETE_TRANSFERS, (list(batch.delete_transfer_ids),))
         if batch.delete_timer_ids:
-            params.append(list(batch.delete_timer_ids))
+            change.add(_PG_DELETE_TIMERS, (list(batch.delete_timer_ids),))
+        for w in batch.workflows:
+            if w.closed:
+                # Rows inserted by this same statement are not seen: the batch's new tasks stay.
+                change.add(_PG_DELETE_RUN_TRANSFERS, (w.record.run_id,))
+                change.add(_PG_DELETE_RUN_TIMERS, (w.record.run_id,))
         if batch.transfer_tasks:
-            params += _pg_outbox_rows(batch.transfer_tasks, timers=False)
+            sql = _pg_insert("transfer_tasks", (*_PG_OUTBOX_COLUMNS, "created_at"), len(batch.transfer_tasks))
+            change.add(sql, _pg_outbox_rows(batch.transfer_tasks, timers=False))
         if batch.timer_tasks:
-            params += _pg_outbox_rows(batch.timer_tasks, timers=True)
-        row = _pg_fetchone(conn, sql, params)
-        if row is None or row[0] != 1:
-            raise ConcurrentUpdate(f"workflow {r.workflow_id}/{r.run_id} changed concurrently")
+            sql = _pg_insert("timer_tasks", (*_PG_OUTBOX_COLUMNS, "fire_at"), len(batch.timer_tasks))
+            change.add(sql, _pg_outbox_rows(batch.timer_tasks, timers=True))
+        change.run(conn)
 
     @staticmethod
     def _commit_outbox_pg(conn: sa.Connection, batch: Batch) -> None:

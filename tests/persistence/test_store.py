@@ -522,11 +522,11 @@ def _events(n: int, first: int = 1) -> list[HistoryEvent]:
 async def test_a_writes_events_go_in_one_statement(store, engine, monkeypatch):
     """The events of one run's write are one INSERT statement. On PostgreSQL it is a multi-row
     INSERT sent straight on the psycopg connection, not an executemany (which psycopg would send
-    as one statement per row)."""
+    as one statement per row), inside the one statement that makes the whole change."""
     statements = []
 
     def seen(conn, cursor, statement, parameters, context, executemany):
-        if statement.startswith("INSERT INTO history_events"):
+        if "INSERT INTO history_events" in statement:
             statements.append(statement)
 
     if engine.is_postgres:
@@ -549,6 +549,7 @@ async def test_a_writes_events_go_in_one_statement(store, engine, monkeypatch):
     assert len(statements) == 1
     if engine.is_postgres:
         assert statements[0].count("(%s, %s, %s, %s, %s)") == 7  # one statement, seven rows
+        assert statements[0].startswith("WITH ") and "INSERT INTO workflow_executions" in statements[0]
     elif engine.is_mysql:
         assert statements[0].count("), (") == 6  # SQLAlchemy's multi-row VALUES
     assert [e.event_id for e in await store.read_events(run.run_id, 1, 8)] == list(range(1, 8))
