@@ -58,6 +58,9 @@ T = TypeVar("T")
 
 MAX_CONFLICT_RETRIES = 20
 STATE_CACHE_SIZE = 10_000
+# Workflow ids this process started or saw taken lately (LRU): their next start reads the
+# current-run pointer first instead of guessing the id is free.
+KNOWN_IDS_SIZE = 10_000
 # A sticky queue nobody polled for this long is treated as dead (Temporal uses 10 s).
 STICKY_POLLER_WINDOW = 10.0
 
@@ -106,6 +109,7 @@ class HistoryEngine:
         self.commits = 0
         # Last committed row of recently updated runs (LRU), the starting point of the next update.
         self._state_cache: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        self._known_ids: OrderedDict[tuple[str, str], None] = OrderedDict()
         # The newest events this process committed, for the reads that follow a change.
         self._event_cache = EventCache()
         # A run whose history reaches either limit is terminated (events, bytes).
@@ -541,8 +545,16 @@ class HistoryEngine:
         schedule's writes, committed in the same transaction as the run (or alone when the
         request id finds the run already started); a lost race on the schedule's row raises
         ``ScheduleConflict`` instead of being retried here."""
+        # A plain start of an id this process has not seen goes ahead as if the id were free (as
+        # it mostly is), without reading the current-run pointer: if the id is taken, the pointer's
+        # insert fails the commit and the next attempt reads it and applies the policies.
+        known = (namespace_id, req.workflow_id)
+        guess = signal is None and on_start is None and known not in self._known_ids
         for _ in range(MAX_CONFLICT_RETRIES):
-            current = await self.store.get_current(namespace_id, req.workflow_id)
+            if guess:
+                current = None
+            else:
+                current = await self.store.get_current(namespace_id, req.workflow_id)
             batch = Batch()
             terminated: Transition | None = None
             if current is not None:
@@ -630,11 +642,20 @@ class HistoryEngine:
             except ScheduleConflict:
                 raise
             except ConcurrentUpdate:
+                guess = False
+                self._know_id(known)
                 continue
+            self._know_id(known)
             self._remember(batch)
             await self._after_commit(batch, [t] + ([terminated] if terminated else []))
             return StartOutcome(run_id, True, t if eager else None)
         raise ResourceExhausted("Workflow id is busy: too many concurrent starts, try again.")
+
+    def _know_id(self, known: tuple[str, str]) -> None:
+        self._known_ids[known] = None
+        self._known_ids.move_to_end(known)
+        while len(self._known_ids) > KNOWN_IDS_SIZE:
+            self._known_ids.popitem(last=False)
 
     # -- resetting runs --------------------------------------------------------------------
 
