@@ -65,7 +65,9 @@ class _EventSubscription:
 
     async def wait(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self.event.wait(), max(timeout, 0))
+            # asyncio.timeout, not wait_for: no task of its own per wait (a long poll waits often).
+            async with asyncio.timeout(max(timeout, 0)):
+                await self.event.wait()
         except TimeoutError:
             return False
         self.event.clear()
@@ -254,7 +256,8 @@ class RedisNotifier:
                 confirmed = self._confirmed[key]
             try:
                 try:
-                    await asyncio.wait_for(confirmed.wait(), 2.0)
+                    async with asyncio.timeout(2.0):
+                        await confirmed.wait()
                 except TimeoutError:
                     pass  # the waiter's own deadline still bounds how long it sleeps
                 yield sub

@@ -64,7 +64,8 @@ class InMemoryQueryRouter:
         if pending is None:
             return None
         try:
-            return await asyncio.wait_for(asyncio.shield(pending[1]), max(timeout, 0))
+            async with asyncio.timeout(max(timeout, 0)):
+                return await asyncio.shield(pending[1])
         except TimeoutError:
             return None
 

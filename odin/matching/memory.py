@@ -150,7 +150,8 @@ class InMemoryTaskQueues:
         waiter = asyncio.get_running_loop().create_future()
         q.waiters.append(waiter)
         try:
-            entry = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            async with asyncio.timeout(timeout):
+                entry = await asyncio.shield(waiter)
         except TimeoutError:
             entry = self._abandon(q, waiter)
         except asyncio.CancelledError:
