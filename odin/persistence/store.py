@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 import sys
 import time
 import uuid
@@ -38,6 +39,8 @@ from odin.persistence import tables as t
 R = TypeVar("R")
 # Threads (and pooled connections) of a database server's store: PostgreSQL, MySQL, MariaDB.
 POSTGRES_THREADS = 16
+# Group commits in flight at once on a database server.
+MAX_GROUPS = 4
 # Every MySQL or MariaDB session Odin opens: errors instead of silently cut or zeroed values, UTC for
 # the few functions that use the session's zone. (Isolation: READ COMMITTED, set by SQLAlchemy.)
 MYSQL_INIT = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'"
@@ -157,8 +160,9 @@ def _pg_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
 class _PgChange:
     """The statements of one batch on PostgreSQL, sent as one: each a data-modifying CTE of a
     single statement (they all see the snapshot it started from). ``check`` statements (compare-
-    and-set updates) must change exactly one row, or the batch raises ``ConcurrentUpdate`` (its
-    transaction is then rolled back, as when a statement fails)."""
+    and-set updates) must change exactly one row: otherwise the statement fails (a cast of
+    ``odin-conflict:<row counts>`` to int, evaluated only then), so nothing of it lands, even in
+    autocommit, and the batch raises ``ConcurrentUpdate``."""
 
     def __init__(self) -> None:
         self.parts: list[str] = []
@@ -172,12 +176,104 @@ class _PgChange:
         if check:
             self.checks.append((name, check))
 
+    def sql(self) -> str:
+        if not self.checks:
+            return f"WITH {', '.join(self.parts)} SELECT 1"
+        counts = [f"(SELECT count(*) FROM {name})" for name, _ in self.checks]
+        held = " AND ".join(f"{c} = 1" for c in counts)
+        failed = f"CAST('{_CONFLICT}' || " + " || ',' || ".join(f"{c}::text" for c in counts) + " AS int)"
+        return f"WITH {', '.join(self.parts)} SELECT CASE WHEN {held} THEN 1 ELSE {failed} END"
+
+    def conflict(self, exc: psycopg.Error) -> ConcurrentUpdate | None:
+        """The conflict a failed statement reports (None if it failed for another reason)."""
+        found = re.search(_CONFLICT + r"([0-9,]+)", str(exc))
+        if found is None:
+            return None
+        counts = [int(n) for n in found.group(1).split(",")]
+        failing = [message for (_, message), n in zip(self.checks, counts) if n != 1]
+        return ConcurrentUpdate(failing[0] if failing else "changed concurrently")
+
     def run(self, conn: sa.Connection) -> None:
-        counts = ", ".join(f"(SELECT count(*) FROM {name})" for name, _ in self.checks) or "1"
-        row = _pg_fetchone(conn, f"WITH {', '.join(self.parts)} SELECT {counts}", self.params)
-        for (_, conflict), changed in zip(self.checks, row or ()):
-            if changed != 1:
-                raise ConcurrentUpdate(conflict)
+        _pg_run(conn, self.sql(), self.params, lambda cur: None, self.conflict)
+
+
+_CONFLICT = "odin-conflict:"
+
+
+class _LoopPostgres:
+    """Connections of the event loop to PostgreSQL, in autocommit, for changes that are one
+    statement (``_PgChange``): such a change commits in one round trip (no BEGIN, no COMMIT),
+    with no hand-off to a database thread. A connection found dead is replaced and the statement
+    sent once more (if the lost one had committed, the retry meets its compare-and-set and fails
+    as a conflict, as ``_retry_dead_connection`` explains)."""
+
+    def __init__(self, url: str, size: int):
+        self._url = url
+        self._size = size
+        self._idle: list[psycopg.AsyncConnection] = []
+        self._slots: asyncio.Semaphore | None = None
+
+    async def run(self, change: _PgChange) -> None:
+        sql, params = change.sql(), change.params
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._size)
+        async with self._slots:
+            for attempt in (1, 2):
+                pooled = bool(self._idle)
+                conn = self._idle.pop() if pooled else await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                try:
+                    await conn.execute(sql, params)
+                except psycopg.IntegrityError as exc:  # the statement failed whole; the connection is fine
+                    self._idle.append(conn)
+                    raise ConcurrentUpdate(str(exc)) from exc
+                except psycopg.Error as exc:
+                    conflict = change.conflict(exc)
+                    if conflict is not None:
+                        self._idle.append(conn)
+                        raise conflict from exc
+                    # Raised as SQLAlchemy raises it on the threads' path (odin.errors maps it).
+                    broken = conn.broken
+                    if broken:
+                        await _close_quietly(conn)
+                        if pooled and attempt == 1:
+                            continue
+                    else:
+                        self._idle.append(conn)
+                    raise sa.exc.DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=broken) from exc
+                except BaseException:  # cancelled or failed mid-statement: its state is unknown
+                    await _close_quietly(conn)
+                    raise
+                self._idle.append(conn)
+                return
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await _close_quietly(conn)
+
+
+async def _close_quietly(conn: psycopg.AsyncConnection) -> None:
+    try:
+        await conn.close()
+    except Exception:  # another loop's, or already gone: drop the socket
+        conn.pgconn.finish()
+
+
+def _disjoint(batches: list[Batch]) -> bool:
+    """Whether no two batches touch the same run or workflow id: only then may they share one
+    statement (its parts all see the snapshot it started from, so a second change of the same row
+    would not see the first)."""
+    seen: set[tuple[str, str]] = set()
+    for batch in batches:
+        keys = {(w.record.namespace_id, w.record.workflow_id) for w in batch.workflows}
+        keys |= {(c.record.namespace_id, c.record.workflow_id) for c in batch.current}
+        keys |= {("run", x.run_id) for x in (*batch.transfer_tasks, *batch.timer_tasks)}
+        keys |= {("run", w.record.run_id) for w in batch.workflows}
+        if keys & seen:
+            return False
+        seen |= keys
+    return True
 
 
 def _pg_execute(conn: sa.Connection, sql: str, params: Any) -> int:
@@ -192,7 +288,13 @@ def _pg_fetchone(conn: sa.Connection, sql: str, params: Any) -> tuple | None:
     return _pg_run(conn, sql, params, lambda cur: cur.fetchone())
 
 
-def _pg_run(conn: sa.Connection, sql: str, params: Any, outcome: Callable[[psycopg.Cursor], R]) -> R:
+def _pg_run(
+    conn: sa.Connection,
+    sql: str,
+    params: Any,
+    outcome: Callable[[psycopg.Cursor], R],
+    conflict: Callable[[psycopg.Error], ConcurrentUpdate | None] = lambda exc: None,
+) -> R:
     raw = conn.connection.driver_connection
     assert raw is not None  # a checked-out connection
     try:
@@ -202,6 +304,9 @@ def _pg_run(conn: sa.Connection, sql: str, params: Any, outcome: Callable[[psyco
     except psycopg.IntegrityError as exc:
         raise ConcurrentUpdate(str(exc)) from exc
     except psycopg.Error as exc:
+        lost = conflict(exc)
+        if lost is not None:
+            raise lost from exc
         # What SQLAlchemy does with a driver error: a lost connection invalidates the pool (the
         # server most likely ended the others too: each is replaced when next checked out) and
         # itself, and the error is raised as SQLAlchemy's.
@@ -556,6 +661,11 @@ class Database:
         if self.is_mysql:
             metrics.watch_pool("sql", self.reader.pool)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="odin-sql")
+        # Commits that are one statement go from the event loop (as many at once as group commits).
+        self.loop_postgres: _LoopPostgres | None = None
+        if self.is_postgres:
+            libpq = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+            self.loop_postgres = _LoopPostgres(libpq, MAX_GROUPS)
 
     async def run(self, fn: Callable[..., R], *args: Any) -> R:
         if tracing.enabled:  # a span per store call, its statements below it
@@ -563,6 +673,8 @@ class Database:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def dispose(self) -> None:
+        if self.loop_postgres is not None:
+            await self.loop_postgres.close()
         await self.run(self.engine.dispose)
         if self.is_mysql:
             await self.run(self.reader.dispose)
@@ -625,7 +737,7 @@ class SqlExecutionStore:
         # run at once (SQLite has one writer; a database server overlaps a few so none waits on another).
         self._pending: list[tuple[Batch, asyncio.Future]] = []
         self._in_flight = 0
-        self._max_groups = 1 if db.is_sqlite else 4
+        self._max_groups = 1 if db.is_sqlite else MAX_GROUPS
         self._group_loop: asyncio.AbstractEventLoop | None = None
 
     async def close(self) -> None:
@@ -825,7 +937,11 @@ class SqlExecutionStore:
         if not group:
             return
         self._in_flight += 1
-        task = asyncio.ensure_future(self.db.run(self._commit_group, [b for b, _ in group]))
+        batches = [b for b, _ in group]
+        if self.db.loop_postgres is not None and not tracing.enabled and all(_one_statement(b) for b in batches):
+            task = asyncio.ensure_future(self._commit_group_on_loop(batches))
+        else:
+            task = asyncio.ensure_future(self.db.run(self._commit_group, batches))
         task.add_done_callback(lambda finished: self._group_done(group, finished))
 
     def _group_done(self, group: list, finished: asyncio.Future) -> None:
@@ -845,6 +961,34 @@ class SqlExecutionStore:
                 done.set_exception(ConcurrentUpdate(str(outcome)) if isinstance(outcome, IntegrityError) else outcome)
         if self._pending:
             self._start_group()
+
+    async def _commit_group_on_loop(self, batches: list[Batch]) -> list[BaseException | None]:
+        """``_commit_group`` for batches PostgreSQL takes as one statement each, sent from the
+        event loop: the group as one statement if no two batches touch the same run, otherwise
+        (or if that fails) each batch in its own."""
+        assert self.db.loop_postgres is not None
+        metrics.commit_group_size.get().observe(len(batches))
+
+        async def commit(together: list[Batch]) -> None:
+            change = _PgChange()
+            for batch in together:
+                self._pg_change(change, batch)
+            await self.db.loop_postgres.run(change)  # type: ignore[union-attr]
+
+        if len(batches) > 1 and _disjoint(batches):
+            try:
+                await commit(batches)
+                return [None] * len(batches)
+            except Exception:
+                metrics.persistence_retries.get("group_split").inc()
+        outcomes: list[BaseException | None] = []
+        for batch in batches:
+            try:
+                await commit([batch])
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
     def _commit_group(self, batches: list[Batch]) -> list[BaseException | None]:
         """Commit the batches in one transaction or, if that fails, each in its own (runs in the
@@ -914,9 +1058,15 @@ class SqlExecutionStore:
     @staticmethod
     def _commit_pg(conn: sa.Connection, batch: Batch) -> None:
         """``_commit`` on PostgreSQL for a batch ``_one_statement`` admits: the same writes, as one
-        statement (one round trip). A visibility row is upserted (``_pg_write_visibility``
-        updates, or inserts a missing one)."""
+        statement (one round trip)."""
         change = _PgChange()
+        SqlExecutionStore._pg_change(change, batch)
+        change.run(conn)
+
+    @staticmethod
+    def _pg_change(change: _PgChange, batch: Batch) -> None:
+        """Add a batch's writes to ``change``, in ``_commit``'s order. A visibility row is upserted
+        (``_pg_write_visibility`` updates, or inserts a missing one)."""
         for w in batch.workflows:
             r = w.record
             if w.expected_db_version is None:
@@ -957,7 +1107,6 @@ class SqlExecutionStore:
         if batch.timer_tasks:
             sql = _pg_insert("timer_tasks", (*_PG_OUTBOX_COLUMNS, "fire_at"), len(batch.timer_tasks))
             change.add(sql, _pg_outbox_rows(batch.timer_tasks, timers=True))
-        change.run(conn)
 
     @staticmethod
     def _commit_outbox_pg(conn: sa.Connection, batch: Batch) -> None:

@@ -473,6 +473,27 @@ async def test_a_batch_is_atomic_across_workflows(store, engine):
     assert (await store.get_execution(NS, "wf-a", a.run_id)).db_version == 1
 
 
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)  # the event loop's connections are PostgreSQL's
+async def test_a_commit_from_the_event_loop_survives_its_connection_dying(store, engine):
+    """On PostgreSQL one-statement commits go over the event loop's own connections (autocommit):
+    one whose backend was terminated is replaced, and the commit lands once."""
+    first = Run("wf-1")
+    await store.commit(first.create_batch([first.task()]))
+    [conn] = store.db.loop_postgres._idle
+    admin = engine.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+    second = Run("wf-2")
+    await store.commit(second.create_batch([second.task()]))
+    assert (await store.get_current(NS, "wf-2")).run_id == second.run_id
+    assert await count(engine, t.history_events, t.history_events.c.run_id == second.run_id) == len(second.t.events)
+    assert await count(engine, t.transfer_tasks) == 2
+    [fresh] = store.db.loop_postgres._idle
+    assert fresh is not conn and not fresh.broken
+
+
 async def test_creating_an_existing_execution_row_is_a_conflict(store):
     run = Run()
     await store.commit(run.create_batch())
@@ -533,13 +554,18 @@ async def test_a_writes_events_go_in_one_statement(store, engine, monkeypatch):
         # A spy on psycopg's cursor: every statement still runs.
         import psycopg
 
-        execute = psycopg.Cursor.execute
+        execute, execute_async = psycopg.Cursor.execute, psycopg.AsyncCursor.execute
 
         def spy(self, query, params=None, **kwargs):
             seen(None, self, str(query), params, None, False)
             return execute(self, query, params, **kwargs)
 
+        async def spy_async(self, query, params=None, **kwargs):  # commits sent from the event loop
+            seen(None, self, str(query), params, None, False)
+            return await execute_async(self, query, params, **kwargs)
+
         monkeypatch.setattr(psycopg.Cursor, "execute", spy)
+        monkeypatch.setattr(psycopg.AsyncCursor, "execute", spy_async)
     sa.event.listen(engine.engine, "before_cursor_execute", seen)
     try:
         run = Run("wf-1")
