@@ -230,6 +230,7 @@ async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch
     handle = await client.create_schedule(schedule_id, Schedule(action=action, spec=spec))
 
     def browse() -> None:
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -256,8 +257,18 @@ async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch
             assert "Schedule paused." in driver.find_element(By.CSS_SELECTOR, "p.notice").text
 
             driver.find_element(By.ID, "trigger").click()
+
+            def recent_actions() -> str:
+                # Read once the reloaded page has the list (an element of the page before is stale).
+                for _ in range(10):
+                    try:
+                        return wait.until(ec.presence_of_element_located((By.ID, "recent-actions"))).text
+                    except StaleElementReferenceException:
+                        time.sleep(0.1)
+                raise AssertionError("the recent actions never settled")
+
             for _ in range(50):  # the worker completes the run; reload until the page says so
-                actions = driver.find_element(By.ID, "recent-actions").text
+                actions = recent_actions()
                 if "Completed" in actions:
                     break
                 time.sleep(0.2)
