@@ -230,7 +230,6 @@ async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch
     handle = await client.create_schedule(schedule_id, Schedule(action=action, spec=spec))
 
     def browse() -> None:
-        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -259,13 +258,12 @@ async def test_the_schedule_pages_in_a_browser(dev_server, tmp_path, monkeypatch
             driver.find_element(By.ID, "trigger").click()
 
             def recent_actions() -> str:
-                # Read once the reloaded page has the list (an element of the page before is stale).
-                for _ in range(10):
-                    try:
-                        return wait.until(ec.presence_of_element_located((By.ID, "recent-actions"))).text
-                    except StaleElementReferenceException:
-                        time.sleep(0.1)
-                raise AssertionError("the recent actions never settled")
+                # Read in the page's own script, in one step: an element found before the page (or
+                # its refresh of the list) replaced it would be stale by the time its text is read.
+                found = wait.until(lambda d: d.execute_script(
+                    "const list = document.getElementById('recent-actions'); return list ? [list.innerText] : null"
+                ))
+                return found[0]
 
             for _ in range(50):  # the worker completes the run; reload until the page says so
                 actions = recent_actions()

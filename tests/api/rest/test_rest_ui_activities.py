@@ -76,7 +76,10 @@ async def test_the_workers_page_and_pause_in_a_browser(dev_server, tmp_path, mon
             driver.get(f"{base}/")
             wait.until(ec.element_to_be_clickable((By.ID, "nav-workers"))).click()
             for _ in range(50):  # the worker's first heartbeat comes within a second
-                rows = driver.find_element(By.ID, "workers").text
+                # Read in the page's script, in one step (an element of the page a refresh replaced is stale).
+                rows = wait.until(lambda d: d.execute_script(
+                    "const table = document.getElementById('workers'); return table ? [table.innerText] : null"
+                ))[0]
                 if task_queue in rows:
                     break
                 driver.refresh()
